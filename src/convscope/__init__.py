@@ -1,0 +1,13 @@
+"""convscope: convolutional neural networks you can see through.
+
+Every op of the notes' CNN chapter (windows, filters, convolution, padding, stride,
+pooling, activations, fully-connected layers, softmax) with its backward written out
+explicitly, on a NumPy-only core.
+"""
+
+from . import errors, shapes
+from . import functional
+
+__version__ = "0.1.0"
+
+__all__ = ["errors", "shapes", "functional", "__version__"]

@@ -1,0 +1,600 @@
+"""Argument normalising, the output-size formula, and the shape checks behind every message.
+
+This module is the one place where convscope turns what a user wrote into what the math
+needs, and the one place that explains what went wrong when the two do not fit.
+
+Shared conventions (written once here and referenced from the ops and layers):
+
+* **Channels first.** Activations are ``(N, C, *spatial)``; a convolution weight (the notes'
+  filter bank, drawn there as ``k x k x m``) is ``(C_out, C_in // groups, *kernel)``; a bias is
+  ``(C_out,)``. The number of spatial axes is read from the weight (or the kernel size).
+* **int shorthand.** ``kernel_size``, ``stride`` and ``dilation`` take one int (used on every
+  spatial axis) or a tuple with one positive int per spatial axis.
+* **Padding forms.** ``padding`` takes an int ``p`` (``p`` zeros before and after on every axis),
+  a tuple of one int per axis, a tuple of ``(before, after)`` pairs per axis, ``"valid"`` (no
+  padding) or ``"same"``. ``"same"`` works for ANY stride with the TensorFlow/Keras rule: on each
+  axis the total padding is ``max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0)``, split as
+  ``total // 2`` before and the rest (the extra one) after, so the output has ``ceil(n/s)``
+  entries. For stride 1 this is PyTorch's ``"same"``; PyTorch refuses stride > 1.
+* **Dilation.** Dilation ``d`` spreads the kernel taps ``d`` apart (``d = 1``: no gaps), so a
+  size-``k`` kernel covers ``d*(k-1) + 1`` input entries.
+* **Groups.** ``groups = g`` splits the input channels into ``g`` groups of ``C_in / g`` and the
+  filters into ``g`` groups of ``C_out / g``; each filter sees only its own group.
+  ``groups == C_in`` is a depthwise convolution.
+* **Output size** per spatial axis (``p_before + p_after = 2p`` for symmetric padding)::
+
+      out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1
+
+  For ``d = 1`` and symmetric padding this is the notes' Key Equation 48, in both of its
+  forms: ``ceil((n - (k-1) + 2p) / s)`` and ``floor((n - k + 2p) / s + 1)``.
+
+Example:
+    >>> conv_output_size(10, 3)          # the notes' 1-D example: n - (k - 1)
+    8
+    >>> conv_output_size(64, 2, s=2)     # Key Equation 48 example: ceil(63 / 2)
+    32
+    >>> key_equation_48_ceil(64, 2, 0, 2), key_equation_48_floor(64, 2, 0, 2)
+    (32, 32)
+    >>> same_padding(7, 3, 2, 1)         # total 2: one before, one after -> ceil(7/2) = 4 outputs
+    (1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "ConvGeometry",
+    "PoolGeometry",
+    "as_float_array",
+    "check_same_dtype",
+    "conv_geometry",
+    "conv_output_size",
+    "key_equation_48_ceil",
+    "key_equation_48_floor",
+    "normalize_int",
+    "normalize_padding",
+    "normalize_tuple",
+    "pool_geometry",
+    "pool_output_size",
+    "same_padding",
+    "format_shape",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+_AXIS_LETTERS = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    """``(8, 3, 32, 32)`` as text, with the trailing comma of 1-tuples dropped."""
+    return "(" + ", ".join(str(int(v)) for v in shape) + ")"
+
+
+def _spatial_names(ndim: int) -> str:
+    letters = _AXIS_LETTERS.get(ndim, tuple(f"S{i}" for i in range(ndim)))
+    return ", ".join(letters)
+
+
+# ----------------------------------------------------------------------------------------
+# Scalars and tuples
+# ----------------------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def normalize_int(value: Any, name: str, op: str, minimum: int | None = None) -> int:
+    """One int argument, checked for type and lower bound.
+
+    >>> normalize_int(3, "groups", "conv", minimum=1)
+    3
+    """
+    if not _is_int(value):
+        raise ArgumentTypeError(
+            f"{op}: {name} must be an int; got {value!r} of type {type(value).__name__}."
+        )
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{op}: {name} must be an int >= {minimum}; got {value}.")
+    return value
+
+
+def normalize_tuple(
+    value: Any, ndim: int, name: str, op: str, minimum: int = 1
+) -> tuple[int, ...]:
+    """An int or a tuple of ``ndim`` ints, expanded to a tuple of ``ndim`` ints >= ``minimum``.
+
+    >>> normalize_tuple(2, 3, "stride", "conv")
+    (2, 2, 2)
+    >>> normalize_tuple((1, 2), 2, "dilation", "conv")
+    (1, 2)
+    """
+    what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    rule = f"{what} or a tuple of {ndim} such ints"
+    if _is_int(value):
+        values: tuple[Any, ...] = (int(value),) * ndim
+    elif isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        values = tuple(value)
+        if len(values) != ndim or not all(_is_int(v) for v in values):
+            raise ArgumentTypeError(
+                f"{op}: {name} must be {rule}; got {value!r}"
+                + (f" ({len(values)} entries for {ndim} spatial axes)." if len(values) != ndim else ".")
+            )
+        values = tuple(int(v) for v in values)
+    else:
+        raise ArgumentTypeError(
+            f"{op}: {name} must be {rule}; got {value!r} of type {type(value).__name__}."
+        )
+    if any(v < minimum for v in values):
+        raise ConfigError(f"{op}: {name} must be {rule}; got {value!r}.")
+    return values
+
+
+def normalize_padding(padding: Any, ndim: int, op: str) -> tuple[tuple[int, int], ...] | str:
+    """Any padding form, as ``"same"`` or a tuple of ``(before, after)`` pairs per axis.
+
+    ``"valid"`` becomes zero pairs; ``"same"`` stays a string because its pairs depend on the
+    input size (see :func:`same_padding`).
+
+    >>> normalize_padding(1, 2, "conv")
+    ((1, 1), (1, 1))
+    >>> normalize_padding((0, (1, 2)), 2, "conv")
+    ((0, 0), (1, 2))
+    >>> normalize_padding("valid", 1, "conv")
+    ((0, 0),)
+    """
+    rule = (
+        f"a non-negative int, a tuple of {ndim} non-negative ints, a tuple of {ndim} "
+        f"(before, after) pairs, 'valid' or 'same'"
+    )
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * ndim
+        if mode == "same":
+            return "same"
+        raise ConfigError(f"{op}: padding must be {rule}; got the string {padding!r}.")
+    if _is_int(padding):
+        entries: list[Any] = [int(padding)] * ndim
+    elif isinstance(padding, (tuple, list)):
+        entries = list(padding)
+        if len(entries) != ndim:
+            raise ConfigError(
+                f"{op}: padding must be {rule}; got {padding!r} with {len(entries)} entries "
+                f"for {ndim} spatial axes."
+            )
+    else:
+        raise ArgumentTypeError(
+            f"{op}: padding must be {rule}; got {padding!r} of type {type(padding).__name__}."
+        )
+    pairs = []
+    for entry in entries:
+        if _is_int(entry):
+            pair = (int(entry), int(entry))
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2 and all(_is_int(v) for v in entry):
+            pair = (int(entry[0]), int(entry[1]))
+        else:
+            raise ArgumentTypeError(f"{op}: padding must be {rule}; got {padding!r}.")
+        if pair[0] < 0 or pair[1] < 0:
+            raise ConfigError(
+                f"{op}: padding must be {rule}; got {padding!r}. Negative padding would crop "
+                f"the input; crop it explicitly instead."
+            )
+        pairs.append(pair)
+    return tuple(pairs)
+
+
+# ----------------------------------------------------------------------------------------
+# Output-size arithmetic (Key Equation 48)
+# ----------------------------------------------------------------------------------------
+def _pair(p: Any) -> tuple[int, int]:
+    if _is_int(p):
+        return int(p), int(p)
+    before, after = p
+    return int(before), int(after)
+
+
+def conv_output_size(n: int, k: int, p: Any = 0, s: int = 1, d: int = 1) -> int:
+    """Output size of a convolution along one axis.
+
+    ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``; ``p`` is an int
+    (symmetric) or a ``(before, after)`` pair. A result < 1 means the kernel does not fit.
+
+    >>> conv_output_size(10, 3), conv_output_size(4, 3, p=2), conv_output_size(7, 3, s=2)
+    (8, 6, 3)
+    """
+    before, after = _pair(p)
+    return (n + before + after - d * (k - 1) - 1) // s + 1
+
+
+def pool_output_size(
+    n: int, k: int, p: Any = 0, s: int | None = None, d: int = 1, ceil_mode: bool = False
+) -> int:
+    """Output size of a pooling window along one axis (stride defaults to the kernel size).
+
+    With ``ceil_mode`` the division rounds up, as in PyTorch, but a last window that would
+    start beyond the input and its left padding (start index >= n + p_before) is dropped.
+    Example: n=5, k=2, s=2 gives 2 windows (floor) or 3 (ceil: the third starts at index 4,
+    inside the input, and sees one real entry).
+
+    >>> pool_output_size(5, 2), pool_output_size(5, 2, ceil_mode=True)
+    (2, 3)
+    >>> pool_output_size(4, 2, ceil_mode=True)   # no partial window: same as floor
+    2
+    """
+    s = k if s is None else s
+    before, after = _pair(p)
+    span = n + before + after - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + before:
+        out -= 1
+    return out
+
+
+def key_equation_48_ceil(n: int, k: int, p: int = 0, s: int = 1) -> int:
+    """The notes' Key Equation 48, ceiling form: ``ceil((n - (k - 1) + 2p) / s)``.
+
+    >>> key_equation_48_ceil(64, 2, 0, 2)
+    32
+    """
+    return -(-(n - (k - 1) + 2 * p) // s)
+
+
+def key_equation_48_floor(n: int, k: int, p: int = 0, s: int = 1) -> int:
+    """The notes' Key Equation 48, floor form: ``floor((n - k + 2p) / s + 1)``.
+
+    It equals the ceiling form for every ``n - k + 2p >= 0`` (write ``n - k + 2p = q*s + r``
+    with ``0 <= r < s``: both give ``q + 1``).
+
+    >>> key_equation_48_floor(64, 2, 0, 2)
+    32
+    """
+    return (n - k + 2 * p) // s + 1
+
+
+def same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
+    """``(before, after)`` padding that gives ``ceil(n / s)`` outputs (TensorFlow/Keras rule).
+
+    Total ``max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0)``; the odd one goes after.
+
+    >>> same_padding(5, 3), same_padding(4, 4), same_padding(8, 3, s=2)
+    ((1, 1), (1, 2), (0, 1))
+    """
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+# ----------------------------------------------------------------------------------------
+# Arrays
+# ----------------------------------------------------------------------------------------
+def as_float_array(x: Any, name: str, op: str) -> np.ndarray:
+    """``x`` as a float32/float64 ndarray, or a :class:`DTypeError` saying why not.
+
+    Lists of floats are accepted (they become float64); integer, boolean, complex and
+    object data are refused rather than silently cast.
+    """
+    if not isinstance(x, np.ndarray):
+        if x is None or isinstance(x, (str, bytes, dict, set)):
+            raise ArgumentTypeError(
+                f"{op}: {name} must be a float32 or float64 NumPy array; got "
+                f"{type(x).__name__}."
+            )
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise ArgumentTypeError(
+                f"{op}: {name} must be a float32 or float64 NumPy array; got a "
+                f"{type(x).__name__} that NumPy cannot turn into one ({exc})."
+            ) from None
+    if x.dtype not in FLOAT_DTYPES:
+        kind = {
+            "i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",
+            "O": "object", "U": "string", "S": "bytes", "f": "float",
+        }.get(x.dtype.kind, x.dtype.kind)
+        hint = ""
+        if x.dtype.kind in "iub" or x.dtype == np.float16:
+            hint = f" Convert it first, e.g. {name}.astype(np.float32)."
+        raise DTypeError(
+            f"{op}: {name} must have dtype float32 or float64; got {kind} dtype "
+            f"{x.dtype}.{hint}"
+        )
+    return x
+
+
+def check_same_dtype(op: str, **arrays: np.ndarray | None) -> None:
+    """Raise :class:`DTypeError` unless all given arrays share one dtype (no silent casts)."""
+    present = {k: v for k, v in arrays.items() if v is not None}
+    dtypes = {v.dtype for v in present.values()}
+    if len(dtypes) > 1:
+        listing = ", ".join(f"{k} is {v.dtype}" for k, v in present.items())
+        raise DTypeError(
+            f"{op}: all arrays must have the same dtype; got {listing}. convscope never casts "
+            f"silently: convert one of them, e.g. with .astype(np.float32)."
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Geometry objects
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything a convolution needs to know about its shapes, in the notes' letters.
+
+    Attributes:
+        batch: N.  c_in, c_out: channels.  g: groups.
+        n: input size per spatial axis.  k: kernel size.  s: stride.  d: dilation.
+        p: ``(before, after)`` padding per axis.  out: output size per axis.
+        padding_mode: "zeros", "reflect", "replicate" or "circular".
+    """
+
+    batch: int
+    c_in: int
+    c_out: int
+    g: int
+    n: tuple[int, ...]
+    k: tuple[int, ...]
+    s: tuple[int, ...]
+    d: tuple[int, ...]
+    p: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+    padding_mode: str = "zeros"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.k)
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        return tuple(n + b + a for n, (b, a) in zip(self.n, self.p))
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.c_in, *self.n)
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.c_out, *self.out)
+
+    @property
+    def w_shape(self) -> tuple[int, ...]:
+        return (self.c_out, self.c_in // self.g, *self.k)
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """Shapes of a pooling op: batch N, channels c, and per axis n, k, s, d, p, out."""
+
+    batch: int
+    c: int
+    n: tuple[int, ...]
+    k: tuple[int, ...]
+    s: tuple[int, ...]
+    d: tuple[int, ...]
+    p: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+    ceil_mode: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.k)
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        return tuple(n + b + a for n, (b, a) in zip(self.n, self.p))
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (self.batch, self.c, *self.out)
+
+
+def _check_batched_input(x_shape: tuple[int, ...], ndim: int, op: str, name: str, source: str) -> None:
+    want = ndim + 2
+    if len(x_shape) == want:
+        return
+    layout = f"(N, C, {_spatial_names(ndim)})"
+    msg = (
+        f"{op}: {name} must have {want} axes {layout} for {source}; got shape "
+        f"{format_shape(x_shape)} with {len(x_shape)} axes."
+    )
+    if len(x_shape) == want - 1:
+        msg += f" If this is one unbatched sample, add the batch axis with {name}[None]."
+    raise ShapeError(msg)
+
+
+def _check_positive_sizes(x_shape: tuple[int, ...], op: str, name: str) -> None:
+    for axis, size in enumerate(x_shape[1:], start=1):
+        if size < 1:
+            raise ShapeError(
+                f"{op}: {name} must have at least one entry on every axis after the batch "
+                f"axis; got shape {format_shape(x_shape)} (axis {axis} is empty)."
+            )
+
+
+def _check_fits(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: int, s: int, what: str) -> None:
+    span = d * (k - 1) + 1
+    padded = n + pair[0] + pair[1]
+    if span <= padded:
+        return
+    pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
+    dil = f", dilation {d}: it spans d*(k-1)+1 = {span} entries" if d != 1 else ""
+    out = (padded - span) // s + 1
+    raise ShapeError(
+        f"{op}: {what} size {k}{dil} does not fit the padded input of size {padded} along "
+        f"spatial axis {axis} (n={n}, padding {pad_text}). The output size "
+        f"floor((n + p_before + p_after - d*(k-1) - 1)/s) + 1 = floor(({n} + {pad_text} - "
+        f"{span - 1} - 1)/{s}) + 1 would be {out}. Use a smaller {what}, more padding, or "
+        f"a larger input."
+    )
+
+
+def _resolve_padding(padding, n, k, s, d, op):
+    pairs = normalize_padding(padding, len(k), op)
+    if pairs == "same":
+        pairs = tuple(same_padding(ni, ki, si, di) for ni, ki, si, di in zip(n, k, s, d))
+    return pairs
+
+
+def conv_geometry(
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: str = "zeros",
+    op: str = "conv",
+) -> ConvGeometry:
+    """Validate a convolution's shapes and arguments and compute its geometry.
+
+    Raises:
+        ShapeError: wrong number of axes, channel mismatch (with a channels-last hint),
+            kernel larger than the padded input (with the arithmetic).
+        ConfigError: stride/dilation < 1, negative padding, groups not dividing the
+            channels, unknown padding mode, padding too large for reflect/circular.
+        ArgumentTypeError: an argument of the wrong Python type.
+
+    >>> g = conv_geometry((2, 3, 8, 8), (4, 3, 3, 3), padding="same", stride=2)
+    >>> g.out, g.p
+    ((4, 4), ((0, 1), (0, 1)))
+    """
+    x_shape = tuple(int(v) for v in x_shape)
+    w_shape = tuple(int(v) for v in w_shape)
+    if len(w_shape) < 3:
+        raise ShapeError(
+            f"{op}: weight must have at least 3 axes (C_out, C_in/groups, *kernel); got shape "
+            f"{format_shape(w_shape)}. For a 1-D filter of size k use shape (1, 1, k)."
+        )
+    ndim = len(w_shape) - 2
+    _check_batched_input(x_shape, ndim, op, "x", f"the {ndim}-D weight of shape {format_shape(w_shape)}")
+    _check_positive_sizes(x_shape, op, "x")
+    if any(v < 1 for v in w_shape):
+        raise ShapeError(
+            f"{op}: weight must have at least one entry on every axis; got shape "
+            f"{format_shape(w_shape)}."
+        )
+    g = normalize_int(groups, "groups", op, minimum=1)
+    s = normalize_tuple(stride, ndim, "stride", op)
+    d = normalize_tuple(dilation, ndim, "dilation", op)
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ConfigError(
+            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
+        )
+    c_out, c_per_group = w_shape[0], w_shape[1]
+    c_in = x_shape[1]
+    k = w_shape[2:]
+    n = x_shape[2:]
+    if c_out % g:
+        raise ConfigError(
+            f"{op}: groups={g} must divide the number of filters C_out={c_out} (weight shape "
+            f"{format_shape(w_shape)}); {c_out} % {g} = {c_out % g}."
+        )
+    if c_in != c_per_group * g:
+        if c_in % g:
+            raise ConfigError(
+                f"{op}: groups={g} must divide the input channels C_in={c_in} (x shape "
+                f"{format_shape(x_shape)}); {c_in} % {g} = {c_in % g}."
+            )
+        msg = (
+            f"{op} expected {c_per_group * g} input channels on axis 1 (weight shape "
+            f"{format_shape(w_shape)}, groups={g}: C_in = {c_per_group}*{g}) but x has shape "
+            f"{format_shape(x_shape)}."
+        )
+        if x_shape[-1] == c_per_group * g and ndim >= 1:
+            order = (0, len(x_shape) - 1, *range(1, len(x_shape) - 1))
+            msg += (
+                f" The last axis has {x_shape[-1]} entries: if the data is channels-last, move "
+                f"it with x.transpose{order}."
+            )
+        raise ShapeError(msg)
+    p = _resolve_padding(padding, n, k, s, d, op)
+    for axis in range(ndim):
+        before, after = p[axis]
+        if padding_mode == "reflect" and (before >= n[axis] or after >= n[axis]):
+            raise ConfigError(
+                f"{op}: reflect padding needs padding < input size on every axis; got padding "
+                f"({before}, {after}) for size {n[axis]} along spatial axis {axis}. Use "
+                f"padding_mode='replicate' or 'zeros', or a smaller padding."
+            )
+        if padding_mode == "circular" and (before > n[axis] or after > n[axis]):
+            raise ConfigError(
+                f"{op}: circular padding needs padding <= input size on every axis; got padding "
+                f"({before}, {after}) for size {n[axis]} along spatial axis {axis}."
+            )
+        _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "kernel")
+    out = tuple(conv_output_size(n[i], k[i], p[i], s[i], d[i]) for i in range(ndim))
+    return ConvGeometry(x_shape[0], c_in, c_out, g, n, k, s, d, p, out, padding_mode)
+
+
+def pool_geometry(
+    x_shape: Sequence[int],
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    op: str = "max_pool",
+    max_padding: str = "half_span",
+) -> PoolGeometry:
+    """Validate a pooling op's arguments and compute its geometry.
+
+    The number of spatial axes is ``len(kernel_size)`` when it is a tuple, else
+    ``x.ndim - 2``. Padding may be an int, one int per axis, or "valid"/"same" (stride 1
+    only for "same" here is not required: the TensorFlow rule applies). As in PyTorch,
+    padding on each side may be at most half the window: ``p <= (d*(k-1)+1) // 2`` for max
+    pooling (``max_padding="half_span"``) and ``p <= k // 2`` for average pooling
+    (``max_padding="half_kernel"``), so every window touches the input.
+
+    >>> pool_geometry((1, 1, 4, 4), 2).out
+    (2, 2)
+    """
+    x_shape = tuple(int(v) for v in x_shape)
+    if _is_int(kernel_size):
+        ndim = len(x_shape) - 2
+        if ndim < 1:
+            raise ShapeError(
+                f"{op}: x must have at least 3 axes (N, C, *spatial); got shape "
+                f"{format_shape(x_shape)} with {len(x_shape)} axes."
+            )
+    elif isinstance(kernel_size, (tuple, list)):
+        ndim = len(kernel_size)
+        if ndim < 1:
+            raise ConfigError(f"{op}: kernel_size must not be empty; got {kernel_size!r}.")
+    else:
+        raise ArgumentTypeError(
+            f"{op}: kernel_size must be a positive int or a tuple of positive ints; got "
+            f"{kernel_size!r} of type {type(kernel_size).__name__}."
+        )
+    _check_batched_input(x_shape, ndim, op, "x", f"a {ndim}-D window")
+    _check_positive_sizes(x_shape, op, "x")
+    k = normalize_tuple(kernel_size, ndim, "kernel_size", op)
+    s = k if stride is None else normalize_tuple(stride, ndim, "stride", op)
+    d = normalize_tuple(dilation, ndim, "dilation", op)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{op}: ceil_mode must be True or False; got {ceil_mode!r}.")
+    n = x_shape[2:]
+    p = _resolve_padding(padding, n, k, s, d, op)
+    for axis in range(ndim):
+        limit = (d[axis] * (k[axis] - 1) + 1) // 2 if max_padding == "half_span" else k[axis] // 2
+        if max(p[axis]) > limit:
+            raise ConfigError(
+                f"{op}: padding must be at most half the window on each side, here {limit} "
+                f"along spatial axis {axis} (kernel {k[axis]}, dilation {d[axis]}); got "
+                f"{p[axis]}. Larger padding would create windows that see only padding."
+            )
+        _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "window")
+    out = tuple(
+        pool_output_size(n[i], k[i], p[i], s[i], d[i], bool(ceil_mode)) for i in range(ndim)
+    )
+    return PoolGeometry(x_shape[0], x_shape[1], n, k, s, d, p, out, bool(ceil_mode))
