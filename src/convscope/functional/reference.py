@@ -9,8 +9,107 @@ reference) and then use it as the oracle for the fast path's chunking and odd sh
 
 from __future__ import annotations
 
+import itertools
+from typing import Any, Iterator
+
 import numpy as np
 
+from ..errors import ShapeError
+from ..shapes import as_float_array, check_same_dtype, conv_geometry, normalize_int
+from .windows import pad
+
 # ---- convolution (section owned by the conv tests) ----
+
+
+def reference_conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: str = "zeros",
+    flip: bool = False,
+) -> np.ndarray:
+    """Convolution (cross-correlation) by explicit loops: ``y_i = f . v_i + f_0`` per window.
+
+    Same arguments, shapes and errors as :func:`convscope.functional.conv`. For every sample,
+    every filter ``f`` (one output channel) and every output position ``i``, the window
+    ``v_i`` of the padded input is cut out (Key Equation 15, generalised to any number of
+    spatial axes with stride and dilation) and the generalised dot product ``f . v_i`` (sum of
+    the element-wise products, Definition 26) plus the bias ``f_0`` is written to ``y``.
+    ``flip=True`` reverses the filter on every spatial axis first (true convolution,
+    Clarification 17).
+
+    Example (the notes' 1-D example, section 9.1.4):
+        >>> x = np.array([[[1., 1, -1, -1, -1, 1, -1, 1, 1, 1]]])
+        >>> f = np.array([[[1., -1, 1]]])
+        >>> reference_conv(x, f)[0, 0]
+        array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
+    """
+    op = "reference_conv"
+    x = as_float_array(x, "x", op)
+    w = as_float_array(w, "w", op)
+    if b is not None:
+        b = as_float_array(b, "b", op)
+    check_same_dtype(op, x=x, w=w, b=b)
+    geom = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
+    if b is not None and b.shape != (geom.c_out,):
+        raise ShapeError(
+            f"{op}: b must have shape ({geom.c_out},), one bias per filter; got shape {b.shape}."
+        )
+    if flip:  # true convolution: reverse the filter on every spatial axis
+        w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * geom.ndim]
+    xp = pad(x, geom.p, geom.padding_mode)
+    c_in_per_group = geom.c_in // geom.g
+    c_out_per_group = geom.c_out // geom.g
+    y = np.zeros(geom.y_shape, dtype=x.dtype)
+    for sample in range(geom.batch):
+        for channel in range(geom.c_out):
+            f = w[channel]                                 # (C_in/groups, *k)
+            group = channel // c_out_per_group             # the input channels f sees
+            seen = slice(group * c_in_per_group, (group + 1) * c_in_per_group)
+            f_0 = b[channel] if b is not None else 0.0
+            for i in itertools.product(*(range(o) for o in geom.out)):
+                window = tuple(
+                    slice(o * s, o * s + d * (k - 1) + 1, d)
+                    for o, s, d, k in zip(i, geom.s, geom.d, geom.k)
+                )
+                v_i = xp[(sample, seen) + window]          # same shape as f
+                y[(sample, channel) + i] = np.sum(f * v_i) + f_0
+    return y
+
+
+def reference_conv_windows(
+    x: np.ndarray, k: int, stride: int = 1, padding: Any = 0, dilation: int = 1
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(i, v)`` for every window of a 1-D signal, in order (Key Equation 15).
+
+    ``i`` counts from 0 (the notes' ``v_{i+1}``); ``v`` is the window of the zero-padded
+    signal that the filter is dotted with to give output ``i``. ``padding`` is an int or a
+    ``(before, after)`` pair.
+
+    Example:
+        >>> for i, v in reference_conv_windows(np.array([1., 2., 3., 4.]), 3, padding=1):
+        ...     print(i, v)
+        0 [0. 1. 2.]
+        1 [1. 2. 3.]
+        2 [2. 3. 4.]
+        3 [3. 4. 0.]
+    """
+    op = "reference_conv_windows"
+    x = as_float_array(x, "x", op)
+    if x.ndim != 1:
+        raise ShapeError(f"{op}: x must be a 1-D signal; got shape {x.shape}.")
+    k = normalize_int(k, "k", op, minimum=1)
+    geom = conv_geometry(
+        (1, 1, x.shape[0]), (1, 1, k), stride, padding, dilation, 1, "zeros", op
+    )
+    xp = pad(x[None, None], geom.p)[0, 0]
+    (s,), (d,) = geom.s, geom.d
+    for i in range(geom.out[0]):
+        yield i, xp[i * s : i * s + d * (k - 1) + 1 : d]
+
 
 # ---- pooling (section owned by the pool implementation) ----
