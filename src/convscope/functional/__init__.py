@@ -5,3 +5,4 @@ gradients of the forward's array inputs, in order.
 """
 
 from .windows import get_workspace_budget, set_workspace_budget
+from .conv import conv, conv_backward

@@ -18,10 +18,13 @@ from typing import Iterator, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ResourceError
 
 __all__ = [
     "get_workspace_budget",
+    "get_array_limit",
+    "set_array_limit",
+    "check_allocation",
     "set_workspace_budget",
     "pad",
     "pad_backward",
@@ -53,6 +56,44 @@ def set_workspace_budget(nbytes: int) -> int:
         raise ConfigError(f"workspace budget must be a positive int of bytes; got {nbytes!r}.")
     old, _WORKSPACE_BUDGET = _WORKSPACE_BUDGET, int(nbytes)
     return old
+
+
+_ARRAY_LIMIT = 4 * 2**30
+
+
+def get_array_limit() -> int:
+    """Largest single array (bytes) an op may allocate; default 4 GiB."""
+    return _ARRAY_LIMIT
+
+
+def set_array_limit(nbytes: int) -> int:
+    """Set the largest array (bytes) an op may allocate; returns the previous value.
+
+    Ops refuse work whose output or padded input would exceed it with a
+    :class:`~convscope.errors.ResourceError` that shows the arithmetic, instead of
+    trying a huge allocation.
+    """
+    global _ARRAY_LIMIT
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
+        raise ConfigError(f"array limit must be a positive int of bytes; got {nbytes!r}.")
+    old, _ARRAY_LIMIT = _ARRAY_LIMIT, int(nbytes)
+    return old
+
+
+def check_allocation(shape: Sequence[int], dtype, what: str, op: str) -> None:
+    """Raise :class:`ResourceError` if an array of ``shape`` and ``dtype`` exceeds the limit."""
+    count = 1
+    for v in shape:
+        count *= int(v)
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes > _ARRAY_LIMIT:
+        dims = " x ".join(str(int(v)) for v in shape)
+        raise ResourceError(
+            f"{op}: the {what} would need {dims} x {np.dtype(dtype).itemsize} bytes = "
+            f"{nbytes / 2**30:.2f} GiB, over the array limit of {_ARRAY_LIMIT / 2**30:.2f} GiB. "
+            f"Use a smaller batch or input, or raise the limit with "
+            f"convscope.functional.windows.set_array_limit."
+        )
 
 
 _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}

@@ -1,0 +1,251 @@
+"""N-D convolution (the ML "convolution", i.e. cross-correlation) and its backward.
+
+The notes' recipe (Key Equation 15) made fast: every window ``v_i`` of the padded input is
+gathered into one column of a matrix (im2col), so all the dot products ``f . v_i`` of a whole
+filter bank become one matrix product. The backward reuses the same windows: the filter
+derivative (notes 9.4.5, Key Equation 68: ``dZ_i/dW_j = X_{i+j-1}``) contracts the upstream
+gradient with the windows, and the input derivative spreads it back through the windows
+(col2im: one strided slice-add per kernel tap).
+
+Work is chunked over the batch (and, for one huge sample, over output rows) so that the
+window matrix never exceeds the workspace budget (``set_workspace_budget``, 256 MiB by
+default): a 1x3x1024x1024 image with 64 3x3 filters runs without allocating gigabytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import ArgumentTypeError, ShapeError
+from ..shapes import ConvGeometry, as_float_array, check_same_dtype, conv_geometry, format_shape
+from .windows import (
+    check_allocation,
+    get_workspace_budget,
+    kernel_taps,
+    pad,
+    pad_backward,
+    tap_slices,
+)
+
+__all__ = ["conv", "conv_backward"]
+
+
+def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip):
+    x = as_float_array(x, "x", op)
+    w = as_float_array(w, "w", op)
+    if b is not None:
+        b = as_float_array(b, "b", op)
+    check_same_dtype(op, x=x, w=w, b=b)
+    if not isinstance(flip, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{op}: flip must be True or False; got {flip!r}.")
+    geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
+    if b is not None and b.shape != (geo.c_out,):
+        raise ShapeError(
+            f"{op}: bias b must have shape ({geo.c_out},), one offset f_0 per filter; got shape "
+            f"{format_shape(b.shape)}."
+        )
+    check_allocation(geo.y_shape, x.dtype, "output", op)
+    check_allocation((geo.batch, geo.c_in, *geo.padded), x.dtype, "padded input", op)
+    if flip:
+        # True convolution = cross-correlation with the kernel reversed on every spatial axis
+        # (notes, Clarification 17 and Notation 64).
+        w = np.flip(w, axis=tuple(range(2, w.ndim)))
+    return x, w, b, geo
+
+
+def _chunks(geo: ConvGeometry, itemsize: int) -> Iterator[tuple[slice, int, int]]:
+    """Yield (batch slice, first output row, number of rows) blocks under the budget.
+
+    A block's window matrix has ``C_in * prod(k)`` rows and one column per output position.
+    Whole samples are grouped while they fit; a single sample that does not fit is split
+    along its first spatial output axis.
+    """
+    rows = geo.out[0]
+    per_row = geo.c_in * int(np.prod(geo.k)) * int(np.prod(geo.out[1:], dtype=np.int64)) * itemsize
+    per_sample = per_row * rows
+    budget = get_workspace_budget()
+    if per_sample <= budget:
+        per = max(1, budget // max(1, per_sample))
+        for start in range(0, geo.batch, per):
+            yield slice(start, min(geo.batch, start + per)), 0, rows
+    else:
+        step = max(1, budget // max(1, per_row))
+        for i in range(geo.batch):
+            for r0 in range(0, rows, step):
+                yield slice(i, i + 1), r0, min(step, rows - r0)
+
+
+def _im2col(xp: np.ndarray, geo: ConvGeometry, bs: slice, r0: int, rc: int) -> np.ndarray:
+    """The window matrix of one block: shape (B, g, C_in/g * prod(k), L).
+
+    Column ``l`` of group ``q`` holds the window ``v_l`` (flattened channels-then-taps),
+    built by copying one strided slice per kernel tap.
+    """
+    out_count = (rc, *geo.out[1:])
+    out_start = (r0,) + (0,) * (geo.ndim - 1)
+    bsize = len(range(*bs.indices(xp.shape[0])))
+    ntaps = int(np.prod(geo.k))
+    cols = np.empty((bsize, geo.c_in, ntaps, *out_count), dtype=xp.dtype)
+    xb = xp[bs]
+    for t, tap in enumerate(kernel_taps(geo.k)):
+        cols[:, :, t] = xb[tap_slices(tap, geo.s, geo.d, out_start, out_count)]
+    length = int(np.prod(out_count))
+    return cols.reshape(bsize, geo.g, (geo.c_in // geo.g) * ntaps, length)
+
+
+def conv(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    flip: bool = False,
+) -> np.ndarray:
+    """Convolve a batch with a filter bank: ``y_i = f . v_i + f_0`` for every window ``v_i``.
+
+    This is the ML convolution of the notes (cross-correlation, Clarification 17): the
+    filter is not reversed. ``flip=True`` computes the true convolution of signal
+    processing (filter reversed on every spatial axis). Any number of spatial axes: 1-D
+    (sound), 2-D (images), 3-D (volumes) and more, read from ``w.ndim - 2``.
+
+    Args:
+        x: input ``(N, C_in, *spatial)``, float32 or float64.
+        w: filter bank ``(C_out, C_in // groups, *kernel)``, same dtype as ``x``.
+        b: offsets ``(C_out,)`` (the notes' ``f_0``, one per filter) or None.
+        stride: int or one int per spatial axis (default 1).
+        padding: int, per-axis ints, ``(before, after)`` pairs, "valid" or "same"
+            ("same" works for any stride; see :mod:`convscope.shapes`).
+        dilation: int or per-axis ints; spacing of the kernel taps (1 = no gaps).
+        groups: split channels into this many independent groups (``C_in`` = depthwise).
+        padding_mode: "zeros", "reflect", "replicate" or "circular" (as PyTorch).
+        flip: compute the true convolution instead of cross-correlation.
+
+    Returns:
+        ``y`` of shape ``(N, C_out, *out)`` and the dtype of ``x``.
+
+    Shape:
+        Per spatial axis ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``;
+        for ``d = 1`` and symmetric padding this is the notes' Key Equation 48.
+
+    Raises:
+        ShapeError: wrong number of axes, channel mismatch, kernel larger than the padded
+            input, bias of the wrong shape.
+        ConfigError: invalid stride, dilation, padding, groups or padding_mode.
+        DTypeError: non-float arrays or mixed dtypes.
+        ResourceError: the output would exceed the array limit.
+
+    Example:
+        The notes' 1-D example (9.1.4): looking for a "bright spot" ``[+1 -1 +1]``.
+
+        >>> x = np.array([[[1, 1, -1, -1, -1, 1, -1, 1, 1, 1]]], dtype=float)
+        >>> f = np.array([[[1, -1, 1]]], dtype=float)
+        >>> conv(x, f)[0, 0]
+        array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
+        >>> conv(x, f, padding=1, stride=2)[0, 0]
+        array([ 0., -1.,  1., -1., -1.])
+
+    Notes:
+        Chunked over the batch (then output rows) so the window matrix stays under the
+        workspace budget; results do not depend on the chunking.
+    """
+    x, w, b, geo = _prepare("conv", x, w, b, stride, padding, dilation, groups, padding_mode, flip)
+    xp = pad(x, geo.p, geo.padding_mode)
+    y = np.empty(geo.y_shape, dtype=x.dtype)
+    g = geo.g
+    wmat = w.reshape(g, geo.c_out // g, -1)
+    for bs, r0, rc in _chunks(geo, x.dtype.itemsize):
+        cols = _im2col(xp, geo, bs, r0, rc)
+        block = np.matmul(wmat, cols)  # (B, g, C_out/g, L): every f . v_i of the block
+        y[bs, :, r0 : r0 + rc] = block.reshape(block.shape[0], geo.c_out, rc, *geo.out[1:])
+        del cols, block
+    if b is not None:
+        y += b.reshape((1, -1) + (1,) * geo.ndim)
+    return y
+
+
+def conv_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    flip: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of a convolution: ``(dx, dw, db)`` from the upstream gradient ``dy``.
+
+    ``db`` is ``dy`` summed over the batch and spatial axes (each offset ``f_0`` adds to every
+    output of its filter); ``dw`` contracts ``dy`` with the windows (notes 9.4.5, Key Equation
+    68: ``dZ_i/dW_j = X_{i+j-1}``, summed over windows and batch: weight sharing); ``dx``
+    spreads ``dy`` back through the same windows, weighted by the filter, and folds the
+    padding's share back onto the input (dropped for zero padding, added to the copied
+    entries for the other modes).
+
+    Args:
+        dy: d(loss)/d(y), shape ``(N, C_out, *out)``.
+        x, w: the forward's input and filter bank.
+        stride, padding, dilation, groups, padding_mode, flip: as in :func:`conv`.
+
+    Returns:
+        ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``(C_out,)``; ``db`` is returned
+        whether or not the forward used a bias.
+
+    Raises:
+        ShapeError: ``dy`` does not have the forward's output shape; as :func:`conv`.
+        DTypeError, ConfigError: as :func:`conv`.
+
+    Example:
+        The notes' 9.31: 4 weights, 6 inputs, 3 outputs. With ``dy = [1, 0, 0]`` the filter
+        gradient is the first window ``(X_1 .. X_4)``.
+
+        >>> x = np.arange(1.0, 7.0).reshape(1, 1, 6)
+        >>> w = np.zeros((1, 1, 4))
+        >>> dx, dw, db = conv_backward(np.array([[[1.0, 0.0, 0.0]]]), x, w)
+        >>> dw[0, 0], db
+        (array([1., 2., 3., 4.]), array([1.]))
+    """
+    op = "conv_backward"
+    x, wk, _, geo = _prepare(op, x, w, None, stride, padding, dilation, groups, padding_mode, flip)
+    dy = as_float_array(dy, "dy", op)
+    check_same_dtype(op, dy=dy, x=x)
+    if dy.shape != geo.y_shape:
+        raise ShapeError(
+            f"{op}: dy must have the forward output's shape {format_shape(geo.y_shape)} (from x "
+            f"{format_shape(x.shape)} and w {format_shape(w.shape)}); got {format_shape(dy.shape)}."
+        )
+    g = geo.g
+    cog = geo.c_out // g
+    ntaps = int(np.prod(geo.k))
+    xp = pad(x, geo.p, geo.padding_mode)
+    dxp = np.zeros(xp.shape, dtype=x.dtype)
+    wmat = wk.reshape(g, cog, -1)
+    wmat_t = wmat.transpose(0, 2, 1)
+    dwmat = np.zeros(wmat.shape, dtype=x.dtype)
+    db = dy.sum(axis=(0, *range(2, dy.ndim)))
+    for bs, r0, rc in _chunks(geo, x.dtype.itemsize):
+        cols = _im2col(xp, geo, bs, r0, rc)
+        bsize = cols.shape[0]
+        dyb = dy[bs, :, r0 : r0 + rc].reshape(bsize, g, cog, -1)
+        # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
+        dwmat += np.matmul(dyb, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        # Input derivative: each window receives W^T dy_i, added back where it was read.
+        dcols = np.matmul(wmat_t, dyb, out=cols)
+        dcols = dcols.reshape(bsize, geo.c_in, ntaps, rc, *geo.out[1:])
+        dxb = dxp[bs]
+        out_start = (r0,) + (0,) * (geo.ndim - 1)
+        out_count = (rc, *geo.out[1:])
+        for t, tap in enumerate(kernel_taps(geo.k)):
+            dxb[tap_slices(tap, geo.s, geo.d, out_start, out_count)] += dcols[:, :, t]
+        del cols, dcols
+    dx = pad_backward(dxp, geo.p, geo.padding_mode)
+    dw = dwmat.reshape(wk.shape)
+    if flip:
+        dw = np.flip(dw, axis=tuple(range(2, dw.ndim)))
+    return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
