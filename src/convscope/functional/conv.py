@@ -160,9 +160,14 @@ def conv(
     wmat = w.reshape(g, geo.c_out // g, -1)
     for bs, r0, rc in _chunks(geo, x.dtype.itemsize):
         cols = _im2col(xp, geo, bs, r0, rc)
-        block = np.matmul(wmat, cols)  # (B, g, C_out/g, L): every f . v_i of the block
-        y[bs, :, r0 : r0 + rc] = block.reshape(block.shape[0], geo.c_out, rc, *geo.out[1:])
-        del cols, block
+        bsize = cols.shape[0]
+        if rc == geo.out[0]:
+            # Whole samples: write every f . v_i straight into y (no temporary).
+            np.matmul(wmat, cols, out=y[bs].reshape(bsize, g, geo.c_out // g, -1))
+        else:
+            block = np.matmul(wmat, cols)  # (B, g, C_out/g, L)
+            y[bs, :, r0 : r0 + rc] = block.reshape(bsize, geo.c_out, rc, *geo.out[1:])
+        del cols
     if b is not None:
         y += b.reshape((1, -1) + (1,) * geo.ndim)
     return y
