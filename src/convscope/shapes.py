@@ -439,6 +439,25 @@ def _check_fits(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: in
     )
 
 
+def _check_fits_ceil(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: int, s: int) -> None:
+    # PyTorch's ceil_mode rule: the window may overhang the padded input as long as the
+    # rounded-up output size ceil((n + p_before + p_after - d*(k-1) - 1)/s) + 1 is >= 1.
+    span = d * (k - 1) + 1
+    padded = n + pair[0] + pair[1]
+    if padded - span + s - 1 >= 0:
+        return
+    pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
+    dil = f", dilation {d}: it spans d*(k-1)+1 = {span} entries" if d != 1 else ""
+    out = -(-(padded - span) // s) + 1
+    raise ShapeError(
+        f"{op}: window size {k}{dil} does not fit the padded input of size {padded} along "
+        f"spatial axis {axis} (n={n}, padding {pad_text}), even with ceil_mode. The output size "
+        f"ceil((n + p_before + p_after - d*(k-1) - 1)/s) + 1 = ceil(({n} + {pad_text} - "
+        f"{span - 1} - 1)/{s}) + 1 would be {out}. Use a smaller window, more padding, or a "
+        f"larger input."
+    )
+
+
 def _resolve_padding(padding, n, k, s, d, op):
     pairs = normalize_padding(padding, len(k), op)
     if pairs == "same":
@@ -593,7 +612,10 @@ def pool_geometry(
                 f"along spatial axis {axis} (kernel {k[axis]}, dilation {d[axis]}); got "
                 f"{p[axis]}. Larger padding would create windows that see only padding."
             )
-        _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "window")
+        if ceil_mode:
+            _check_fits_ceil(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis])
+        else:
+            _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "window")
     out = tuple(
         pool_output_size(n[i], k[i], p[i], s[i], d[i], bool(ceil_mode)) for i in range(ndim)
     )
