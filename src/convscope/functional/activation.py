@@ -1,0 +1,497 @@
+"""Activation functions and their derivatives: relu, leaky_relu, sigmoid, tanh, softmax.
+
+Each activation is a pair ``op(x)`` / ``op_backward(dy, x)``. Elementwise activations act
+on every entry on its own, so their Jacobian is diagonal (notes 9.4.4, Concept 65): the
+backward is ``dx = dy * f'(x)`` entry by entry. :func:`relu_jacobian` builds that diagonal
+matrix explicitly for a 1-D input, as the notes draw it (Key Equation 66, example 9.26).
+Softmax and log-softmax mix the entries along one axis, so their backward is the full
+vector-Jacobian product along that axis.
+
+All functions accept float32 or float64 arrays of any shape, keep the input dtype (no
+float64 upcast of float32 input), never modify their arguments, and let NaN and Inf
+propagate as NumPy does. Bad input raises a :mod:`convscope.errors` error.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..shapes import as_float_array, check_same_dtype, format_shape
+
+__all__ = [
+    "relu",
+    "relu_backward",
+    "relu_jacobian",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "softmax",
+    "softmax_backward",
+    "log_softmax",
+    "log_softmax_backward",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Shared validation
+# ----------------------------------------------------------------------------------------
+def _grad_pair(dy: Any, x: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
+    """``dy`` and ``x`` as float arrays of one dtype and one shape (what every backward needs)."""
+    x = as_float_array(x, "x", op)
+    dy = as_float_array(dy, "dy", op)
+    check_same_dtype(op, dy=dy, x=x)
+    if dy.shape != x.shape:
+        raise ShapeError(
+            f"{op}: dy must have the shape of x, {format_shape(x.shape)} (the gradient of the "
+            f"loss with respect to the output, which has the input's shape); got dy of shape "
+            f"{format_shape(dy.shape)}."
+        )
+    return dy, x
+
+
+def _slope(negative_slope: Any, op: str) -> float:
+    if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(negative_slope, numbers.Real):
+        raise ArgumentTypeError(
+            f"{op}: negative_slope must be a real number (the slope used for x <= 0); got "
+            f"{negative_slope!r} of type {type(negative_slope).__name__}."
+        )
+    return float(negative_slope)
+
+
+def _axis(axis: Any, x: np.ndarray, op: str) -> int:
+    """``axis`` as an index in ``[0, x.ndim)``; negative values count from the end."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise ArgumentTypeError(
+            f"{op}: axis must be an int; got {axis!r} of type {type(axis).__name__}."
+        )
+    if x.ndim == 0:
+        raise ShapeError(
+            f"{op}: x must have at least one axis to normalise over; got a 0-d array. "
+            f"Wrap a single value as a 1-D array, e.g. np.atleast_1d(x)."
+        )
+    axis = int(axis)
+    if not -x.ndim <= axis < x.ndim:
+        raise ConfigError(
+            f"{op}: axis must be in [{-x.ndim}, {x.ndim - 1}] for x of shape "
+            f"{format_shape(x.shape)}; got axis={axis}."
+        )
+    return axis % x.ndim
+
+
+# ----------------------------------------------------------------------------------------
+# ReLU (notes 9.4.4)
+# ----------------------------------------------------------------------------------------
+def relu(x: np.ndarray) -> np.ndarray:
+    """Rectified linear unit, ``max(x, 0)`` entry by entry (notes 9.25).
+
+    Args:
+        x: float32 or float64 array of any shape (the pre-activation Z).
+
+    Returns:
+        A new array A = ReLU(Z) of x's shape and dtype.
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+
+    Example:
+        >>> import numpy as np
+        >>> relu(np.array([-2.0, -0.5, 0.0, 1.5, 3.0]))
+        array([0. , 0. , 0. , 1.5, 3. ])
+    """
+    x = as_float_array(x, "x", "relu")
+    # np.maximum propagates NaN (NaN stays NaN), as PyTorch's relu does.
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`relu`: ``dx = dy`` where ``x > 0``, else ``0``.
+
+    Args:
+        dy: gradient of the loss with respect to relu(x); same shape and dtype as x.
+        x: the input that was given to :func:`relu`.
+
+    Returns:
+        A new array dx, the gradient of the loss with respect to x.
+
+    Raises:
+        ShapeError: dy and x have different shapes.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+
+    Notes:
+        Implements the notes' Key Equation 66: the Jacobian dA/dZ is diagonal with entries
+        1 where Z_i > 0 and 0 otherwise, so multiplying by it keeps or zeroes each entry of
+        dy. At the kink x == 0 the derivative is taken as 0 (the notes' "otherwise", and
+        PyTorch's choice). Like PyTorch, a NaN in x passes its gradient through.
+
+    Example:
+        >>> import numpy as np
+        >>> relu_backward(np.array([5.0, 6.0, 7.0, 8.0]), np.array([1.0, 2.0, -3.0, 0.0]))
+        array([5., 6., 0., 0.])
+    """
+    dy, x = _grad_pair(dy, x, "relu_backward")
+    # Key Eq. 66: diag(1 if Z_i > 0 else 0) applied to dy; "x <= 0" (not "not x > 0") keeps
+    # PyTorch's behaviour for NaN inputs.
+    return np.where(x <= 0, dy.dtype.type(0), dy)
+
+
+def relu_jacobian(z: np.ndarray) -> np.ndarray:
+    """The (m x m) Jacobian dA/dZ of ReLU for a length-m vector Z (notes Key Equation 66).
+
+    Args:
+        z: 1-D float32 or float64 array, the pre-activation Z of length m.
+
+    Returns:
+        The diagonal matrix with ``1`` at (i, i) where ``z[i] > 0`` and ``0`` everywhere
+        else, in z's dtype. Multiplying it by an upstream gradient gives
+        :func:`relu_backward` (which never builds the matrix).
+
+    Raises:
+        ShapeError: z is not 1-D.
+        DTypeError: z is not float32 / float64.
+
+    Example:
+        The notes' example 9.26, where only Z_3 is negative:
+
+        >>> import numpy as np
+        >>> relu_jacobian(np.array([0.5, 2.0, -1.0, 3.0]))
+        array([[1., 0., 0., 0.],
+               [0., 1., 0., 0.],
+               [0., 0., 0., 0.],
+               [0., 0., 0., 1.]])
+    """
+    z = as_float_array(z, "z", "relu_jacobian")
+    if z.ndim != 1:
+        raise ShapeError(
+            f"relu_jacobian: z must be a 1-D vector of length m (the Jacobian is m x m); got "
+            f"shape {format_shape(z.shape)}. Flatten it first, e.g. z.reshape(-1)."
+        )
+    return np.diag((z > 0).astype(z.dtype))
+
+
+# ----------------------------------------------------------------------------------------
+# Leaky ReLU
+# ----------------------------------------------------------------------------------------
+def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """Leaky ReLU: ``x`` where ``x > 0``, else ``negative_slope * x``.
+
+    Args:
+        x: float32 or float64 array of any shape.
+        negative_slope: slope for x <= 0 (default 0.01, as PyTorch).
+
+    Returns:
+        A new array of x's shape and dtype.
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+        ArgumentTypeError: negative_slope is not a real number.
+
+    Example:
+        >>> import numpy as np
+        >>> leaky_relu(np.array([-2.0, 0.0, 3.0]), negative_slope=0.5)
+        array([-1.,  0.,  3.])
+    """
+    x = as_float_array(x, "x", "leaky_relu")
+    slope = x.dtype.type(_slope(negative_slope, "leaky_relu"))
+    return np.where(x > 0, x, x * slope)
+
+
+def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
+    """Gradient of :func:`leaky_relu`: ``dx = dy`` where ``x > 0``, else ``negative_slope * dy``.
+
+    Args:
+        dy: gradient of the loss with respect to leaky_relu(x); x's shape and dtype.
+        x: the input that was given to :func:`leaky_relu`.
+        negative_slope: the same slope as in the forward (default 0.01).
+
+    Returns:
+        A new array dx. At the kink x == 0 the slope of the left piece is used (as PyTorch).
+
+    Raises:
+        ShapeError: dy and x have different shapes.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+        ArgumentTypeError: negative_slope is not a real number.
+
+    Example:
+        >>> import numpy as np
+        >>> leaky_relu_backward(np.array([4.0, 4.0, 4.0]), np.array([-2.0, 0.0, 3.0]), 0.5)
+        array([2., 2., 4.])
+    """
+    dy, x = _grad_pair(dy, x, "leaky_relu_backward")
+    slope = x.dtype.type(_slope(negative_slope, "leaky_relu_backward"))
+    # Diagonal Jacobian as in Key Eq. 66, with negative_slope instead of 0 on the left piece.
+    return np.where(x > 0, dy, dy * slope)
+
+
+# ----------------------------------------------------------------------------------------
+# Sigmoid and tanh
+# ----------------------------------------------------------------------------------------
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, computed without overflow.
+
+    Args:
+        x: float32 or float64 array of any shape.
+
+    Returns:
+        A new array of values in [0, 1], x's shape and dtype.
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+
+    Notes:
+        With ``e = exp(-|x|)`` (always in (0, 1], so it never overflows) the value is
+        ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)`` for x < 0. The naive formula
+        overflows in exp(-x) for large negative x; this form also keeps full relative
+        precision of tiny results (sigmoid(-40) is about 4.2e-18, not 0).
+
+    Example:
+        >>> import numpy as np
+        >>> sigmoid(np.array([0.0, np.log(3.0), -np.log(3.0)]))
+        array([0.5 , 0.75, 0.25])
+        >>> float(sigmoid(np.array([-1000.0]))[0]), float(sigmoid(np.array([1000.0]))[0])
+        (0.0, 1.0)
+    """
+    x = as_float_array(x, "x", "sigmoid")
+    e = np.exp(-np.abs(x))
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`sigmoid`: ``dx = dy * s * (1 - s)`` with ``s = sigmoid(x)``.
+
+    Args:
+        dy: gradient of the loss with respect to sigmoid(x); x's shape and dtype.
+        x: the input that was given to :func:`sigmoid`.
+
+    Returns:
+        A new array dx.
+
+    Raises:
+        ShapeError: dy and x have different shapes.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+
+    Notes:
+        ``s * (1 - s)`` is evaluated as ``e / (1 + e)**2`` with ``e = exp(-|x|)``: the same
+        value, but for large x it does not cancel to 0 in ``1 - s``.
+
+    Example:
+        >>> import numpy as np
+        >>> sigmoid_backward(np.array([1.0, 1.0]), np.array([0.0, np.log(3.0)]))
+        array([0.25  , 0.1875])
+    """
+    dy, x = _grad_pair(dy, x, "sigmoid_backward")
+    e = np.exp(-np.abs(x))
+    one = x.dtype.type(1)
+    # Diagonal Jacobian (notes 9.24) with f'(x) = s(1 - s) = e / (1 + e)^2.
+    return dy * (e / ((one + e) * (one + e)))
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Hyperbolic tangent entry by entry (values in [-1, 1]).
+
+    Args:
+        x: float32 or float64 array of any shape.
+
+    Returns:
+        A new array of x's shape and dtype.
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+
+    Example:
+        >>> import numpy as np
+        >>> tanh(np.array([0.0, np.log(3.0), -1000.0]))
+        array([ 0. ,  0.8, -1. ])
+    """
+    x = as_float_array(x, "x", "tanh")
+    return np.tanh(x)
+
+
+def tanh_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`tanh`: ``dx = dy * (1 - tanh(x)**2)``.
+
+    Args:
+        dy: gradient of the loss with respect to tanh(x); x's shape and dtype.
+        x: the input that was given to :func:`tanh`.
+
+    Returns:
+        A new array dx.
+
+    Raises:
+        ShapeError: dy and x have different shapes.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+
+    Notes:
+        ``1 - tanh(x)**2 = 1 / cosh(x)**2`` is evaluated as ``4e / (1 + e)**2`` with
+        ``e = exp(-2|x|)``, which neither overflows nor cancels to 0 for large |x|.
+
+    Example:
+        >>> import numpy as np
+        >>> tanh_backward(np.array([1.0, 2.0]), np.array([0.0, np.log(3.0)]))
+        array([1.  , 0.72])
+    """
+    dy, x = _grad_pair(dy, x, "tanh_backward")
+    e = np.exp(-2 * np.abs(x))
+    one = x.dtype.type(1)
+    # Diagonal Jacobian (notes 9.24) with f'(x) = sech(x)^2.
+    return dy * ((4 * e) / ((one + e) * (one + e)))
+
+
+# ----------------------------------------------------------------------------------------
+# Softmax and log-softmax (along one axis)
+# ----------------------------------------------------------------------------------------
+def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x - max(x, axis)``: the same softmax, but exp() of it never overflows."""
+    return x - np.max(x, axis=axis, keepdims=True)
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along ``axis``: ``exp(x_i) / sum_j exp(x_j)``, so each slice sums to 1.
+
+    Args:
+        x: float32 or float64 array with at least one axis, e.g. logits (N, C).
+        axis: the axis to normalise over (default -1, the last).
+
+    Returns:
+        A new array of x's shape and dtype with entries in [0, 1].
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+        ShapeError: x is 0-d.
+        ConfigError: axis is out of range.  ArgumentTypeError: axis is not an int.
+
+    Notes:
+        The maximum of each slice is subtracted before exp(), which changes nothing
+        mathematically (the factor exp(-max) cancels) but keeps exp() from overflowing.
+        A slice containing +Inf or NaN gives NaN, as in PyTorch.
+
+    Example:
+        >>> import numpy as np
+        >>> softmax(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]]))
+        array([[0.25, 0.75],
+               [0.5 , 0.5 ]])
+    """
+    x = as_float_array(x, "x", "softmax")
+    axis = _axis(axis, x, "softmax")
+    if x.size == 0:
+        return np.empty_like(x)
+    e = np.exp(_shifted(x, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Gradient of :func:`softmax`: ``dx = y * (dy - sum(dy * y, axis))`` with ``y = softmax(x)``.
+
+    Args:
+        dy: gradient of the loss with respect to softmax(x); x's shape and dtype.
+        x: the input that was given to :func:`softmax`.
+        axis: the same axis as in the forward (default -1).
+
+    Returns:
+        A new array dx.
+
+    Raises:
+        ShapeError: dy and x have different shapes, or x is 0-d.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+        ConfigError: axis is out of range.
+
+    Notes:
+        The Jacobian of one slice is ``diag(y) - y y^T`` (not diagonal: every output
+        depends on every input of its slice); the formula above is its product with dy.
+
+    Example:
+        With y = softmax(x) = [0.25, 0.75] and dy = [1, 0]: sum(dy * y) = 0.25, so
+        dx = [0.25 * 0.75, 0.75 * -0.25]. A constant dy gives dx = 0, because the outputs
+        always sum to 1:
+
+        >>> import numpy as np
+        >>> x = np.array([0.0, np.log(3.0)])
+        >>> softmax_backward(np.array([1.0, 0.0]), x)
+        array([ 0.1875, -0.1875])
+        >>> softmax_backward(np.array([2.0, 2.0]), x)
+        array([0., 0.])
+    """
+    dy, x = _grad_pair(dy, x, "softmax_backward")
+    axis = _axis(axis, x, "softmax_backward")
+    if x.size == 0:
+        return np.empty_like(x)
+    e = np.exp(_shifted(x, axis))
+    y = e / np.sum(e, axis=axis, keepdims=True)
+    return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Logarithm of :func:`softmax`: ``x_i - log(sum_j exp(x_j))``, computed stably.
+
+    Args:
+        x: float32 or float64 array with at least one axis, e.g. logits (N, C).
+        axis: the axis to normalise over (default -1, the last).
+
+    Returns:
+        A new array of x's shape and dtype (all entries <= 0).
+
+    Raises:
+        DTypeError: x is not float32 / float64.
+        ShapeError: x is 0-d.
+        ConfigError: axis is out of range.  ArgumentTypeError: axis is not an int.
+
+    Notes:
+        Uses the log-sum-exp trick: with ``m = max(x)``,
+        ``log(sum exp(x_j)) = m + log(sum exp(x_j - m))``. This stays finite for logits
+        like 1000 (where exp overflows) and keeps tiny probabilities as large negative
+        numbers instead of log(0) = -inf.
+
+    Example:
+        >>> import numpy as np
+        >>> np.exp(log_softmax(np.array([0.0, np.log(3.0)])))
+        array([0.25, 0.75])
+        >>> log_softmax(np.array([1000.0, 0.0]))
+        array([    0., -1000.])
+    """
+    x = as_float_array(x, "x", "log_softmax")
+    axis = _axis(axis, x, "log_softmax")
+    if x.size == 0:
+        return np.empty_like(x)
+    z = _shifted(x, axis)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def log_softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Gradient of :func:`log_softmax`: ``dx = dy - softmax(x) * sum(dy, axis)``.
+
+    Args:
+        dy: gradient of the loss with respect to log_softmax(x); x's shape and dtype.
+        x: the input that was given to :func:`log_softmax`.
+        axis: the same axis as in the forward (default -1).
+
+    Returns:
+        A new array dx.
+
+    Raises:
+        ShapeError: dy and x have different shapes, or x is 0-d.
+        DTypeError: a non-float array, or dy and x of different dtypes.
+        ConfigError: axis is out of range.
+
+    Notes:
+        The Jacobian of one slice is ``I - 1 y^T`` with ``y = softmax(x)``; with a one-hot
+        ``-dy`` this gives the familiar cross-entropy gradient ``softmax - onehot``.
+
+    Example:
+        >>> import numpy as np
+        >>> log_softmax_backward(np.array([-1.0, 0.0]), np.array([0.0, np.log(3.0)]))
+        array([-0.75,  0.75])
+    """
+    dy, x = _grad_pair(dy, x, "log_softmax_backward")
+    axis = _axis(axis, x, "log_softmax_backward")
+    if x.size == 0:
+        return np.empty_like(x)
+    e = np.exp(_shifted(x, axis))
+    y = e / np.sum(e, axis=axis, keepdims=True)
+    return dy - y * np.sum(dy, axis=axis, keepdims=True)
