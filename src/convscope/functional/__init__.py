@@ -5,4 +5,22 @@ gradients of the forward's array inputs, in order.
 """
 
 from .windows import get_workspace_budget, set_workspace_budget
+from .activation import (
+    leaky_relu,
+    leaky_relu_backward,
+    log_softmax,
+    log_softmax_backward,
+    relu,
+    relu_backward,
+    relu_jacobian,
+    sigmoid,
+    sigmoid_backward,
+    softmax,
+    softmax_backward,
+    tanh,
+    tanh_backward,
+)
+from .flatten import flatten, flatten_backward
+from .linear import linear, linear_backward
+from .loss import cross_entropy, cross_entropy_backward, squared_loss, squared_loss_backward
 from .conv import conv, conv_backward
