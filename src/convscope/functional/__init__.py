@@ -24,3 +24,12 @@ from .flatten import flatten, flatten_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward, squared_loss, squared_loss_backward
 from .conv import conv, conv_backward
+from .pool import (
+    avg_pool,
+    avg_pool_backward,
+    binomial_filter,
+    blur_pool,
+    blur_pool_backward,
+    max_pool,
+    max_pool_backward,
+)

@@ -1,0 +1,695 @@
+"""Pooling over any number of spatial axes: max, average and anti-aliased (blur) pooling.
+
+Each op slides a window over every channel separately (notes, Concept 52: the number of
+channels is the same before and after) and reduces it to one number. The window geometry
+(kernel ``k``, stride ``s``, padding ``p``, dilation ``d``, ``ceil_mode``) is shared with
+convolution and explained once in :mod:`convscope.shapes`.
+
+How it is computed: instead of materialising every window, the ops loop over the kernel
+*taps* (the offsets ``j`` inside a window). For one tap, the input entries it reads across
+all windows form a single strided slice of the input, so a max pool is a running
+``np.maximum`` over ``prod(k)`` slices and an average pool a running sum. Taps that fall in
+the padding are clipped away per output block rather than padding the input, so no padded
+copy is made. The backward passes add ``dy`` back through the same slices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+from ..shapes import (
+    PADDING_MODES,
+    PoolGeometry,
+    as_float_array,
+    check_same_dtype,
+    format_shape,
+    normalize_int,
+    normalize_tuple,
+    pool_geometry,
+)
+from . import windows
+
+__all__ = [
+    "max_pool",
+    "max_pool_backward",
+    "avg_pool",
+    "avg_pool_backward",
+    "blur_pool",
+    "blur_pool_backward",
+    "binomial_filter",
+]
+
+# Output entries per block of rows: keeps the per-tap temporaries (a comparison mask, the
+# running max and argmax) small enough to stay in cache while the taps stream over them.
+_BLOCK_ELEMENTS = 1 << 16
+
+
+# ----------------------------------------------------------------------------------------
+# Geometry helpers
+# ----------------------------------------------------------------------------------------
+def _axis_plan(n: int, k: int, s: int, d: int, before: int, out: int) -> list:
+    """Per tap ``j`` on one axis: ``(output slice, input slice)`` of the windows where the
+    tap lands inside the input (not in the padding or the ceil_mode overhang), or None."""
+    plan = []
+    for j in range(k):
+        off = j * d - before  # input index read by output 0
+        lo = max(0, -(off // s))  # first o with o*s + off >= 0
+        hi = min(out - 1, (n - 1 - off) // s)  # last o with o*s + off <= n - 1
+        if lo > hi:
+            plan.append(None)
+        else:
+            start = lo * s + off
+            plan.append((slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)))
+    return plan
+
+
+def _taps(g: PoolGeometry) -> Iterator[tuple[int, tuple[slice, ...], tuple[slice, ...], bool]]:
+    """Every kernel tap in window order: ``(tap number, output slices, input slices, full)``.
+
+    Taps that never land inside the input are skipped (their number is still counted);
+    ``full`` says the tap is inside the input for every window.
+    """
+    plans = [
+        _axis_plan(g.n[i], g.k[i], g.s[i], g.d[i], g.p[i][0], g.out[i]) for i in range(g.ndim)
+    ]
+    for t, parts in enumerate(itertools.product(*plans)):
+        if any(part is None for part in parts):
+            continue
+        out_sl = (slice(None),) + tuple(part[0] for part in parts)
+        in_sl = (slice(None),) + tuple(part[1] for part in parts)
+        full = all(part[0] == slice(0, o) for part, o in zip(parts, g.out))
+        yield t, out_sl, in_sl, full
+
+
+def _first_inside_tap(g: PoolGeometry, op: str) -> np.ndarray:
+    """Number of the first tap (in window order) of each window that lands inside the input.
+
+    This is where PyTorch's argmax starts; it is also the check that no window sees only
+    padding (possible with dilation and ceil_mode, where PyTorch returns -inf and an index
+    outside the input; we refuse instead).
+    """
+    first = []
+    for i in range(g.ndim):
+        o = np.arange(g.out[i])[:, None]
+        pos = o * g.s[i] + np.arange(g.k[i])[None, :] * g.d[i] - g.p[i][0]
+        inside = (pos >= 0) & (pos < g.n[i])
+        empty = ~inside.any(axis=1)
+        if empty.any():
+            bad = int(np.argmax(empty))
+            raise ConfigError(
+                f"{op}: every window must cover at least one input entry; along spatial axis "
+                f"{i} the window of output {bad} reads positions "
+                f"{pos[bad].tolist()} of an input of size {g.n[i]} (kernel {g.k[i]}, dilation "
+                f"{g.d[i]}, stride {g.s[i]}, padding {g.p[i]}, ceil_mode={g.ceil_mode}): its "
+                f"taps jump over the input. Use a smaller dilation or padding, or "
+                f"ceil_mode=False."
+            )
+        first.append(np.argmax(inside, axis=1))
+    tap = np.zeros(g.out, dtype=np.int64)
+    for i in range(g.ndim):
+        shape = [1] * g.ndim
+        shape[i] = g.out[i]
+        tap = tap * g.k[i] + first[i].reshape(shape)
+    return tap
+
+
+def _max_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, op) -> PoolGeometry:
+    # PyTorch 2.13 allows padding up to half the kernel size, k // 2, for max pooling too
+    # (dilation does not enlarge the limit: max_pool2d(k=3, d=2, p=2) is refused).
+    return pool_geometry(
+        x_shape, kernel_size, stride, padding, dilation, ceil_mode, op, max_padding="half_kernel"
+    )
+
+
+def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op) -> PoolGeometry:
+    g = pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode, op, max_padding="half_kernel")
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise ConfigError(f"{op}: count_include_pad must be True or False; got {count_include_pad!r}.")
+    if g.ndim == 3 and any(n < k for n, k in zip(g.n, g.k)):
+        # PyTorch's avg_pool3d (unlike 1-D and 2-D) refuses inputs smaller than the kernel,
+        # padding or not; we refuse the same so a 3-D model stays portable.
+        raise ShapeError(
+            f"{op}: a 3-D average pool needs an input at least as large as the kernel on "
+            f"every spatial axis (PyTorch's avg_pool3d rule, padding not counted); got spatial "
+            f"size {format_shape(g.n)} for kernel {format_shape(g.k)}."
+        )
+    return g
+
+
+def _check_dy(dy: Any, x: np.ndarray, g_shape: tuple[int, ...], op: str) -> np.ndarray:
+    dy = as_float_array(dy, "dy", op)
+    check_same_dtype(op, dy=dy, x=x)
+    if dy.shape != tuple(g_shape):
+        raise ShapeError(
+            f"{op}: dy must have the shape of the forward output, {format_shape(g_shape)} for x "
+            f"of shape {format_shape(x.shape)}; got {format_shape(dy.shape)}."
+        )
+    return dy
+
+
+def _rows(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
+    """``x`` as ``(N*C, *n)``: pooling treats every channel of every sample alike."""
+    return x.reshape((g.batch * g.c,) + tuple(g.n))
+
+
+def _blocks(rows: int, per_row: int) -> Iterator[slice]:
+    step = max(1, _BLOCK_ELEMENTS // max(1, per_row))
+    for start in range(0, rows, step):
+        yield slice(start, min(rows, start + step))
+
+
+def _non_overlapping(g: PoolGeometry) -> bool:
+    """True when no input entry is read by two (window, tap) pairs."""
+    return all(s >= d * (k - 1) + 1 for s, d, k in zip(g.s, g.d, g.k))
+
+
+# ----------------------------------------------------------------------------------------
+# Max pooling
+# ----------------------------------------------------------------------------------------
+def _argmax_block(xb: np.ndarray, g: PoolGeometry, taps: list, first: np.ndarray, nan_aware: bool):
+    """Running max and argmax (tap number) of a block of rows; ties go to the first tap."""
+    shape = (xb.shape[0],) + tuple(g.out)
+    m = np.full(shape, -np.inf, dtype=xb.dtype)
+    idx = np.empty(shape, dtype=first.dtype)
+    idx[...] = first
+    upd = np.empty(shape, dtype=bool)
+    for t, out_sl, in_sl, _ in taps:
+        v = xb[in_sl]
+        mv, iv, uv = m[out_sl], idx[out_sl], upd[out_sl]
+        np.greater(v, mv, out=uv)  # strict '>': an equal later value keeps the earlier tap
+        if nan_aware:  # PyTorch: (v > max) || isnan(v), so the last NaN of a window wins
+            uv |= np.isnan(v)
+        np.copyto(iv, t, where=uv)
+        np.maximum(mv, v, out=mv)  # NaN propagates like PyTorch's max
+    return m, idx
+
+
+def _max_with_taps(x: np.ndarray, g: PoolGeometry, op: str):
+    """Yield ``(row block, max, tap-number argmax)`` over blocks of ``(N*C, *n)`` rows."""
+    first = _first_inside_tap(g, op)
+    ntaps = math.prod(g.k)
+    first = first.astype(np.min_scalar_type(max(ntaps - 1, 0)))
+    taps = list(_taps(g))
+    xr = _rows(x, g)
+    for rows in _blocks(xr.shape[0], math.prod(g.out)):
+        xb = xr[rows]
+        m, idx = _argmax_block(xb, g, taps, first, nan_aware=False)
+        if np.isnan(m).any():  # a NaN somewhere: redo this block with PyTorch's NaN rule
+            m, idx = _argmax_block(xb, g, taps, first, nan_aware=True)
+        yield rows, m, idx
+
+
+def max_pool(
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    """Max pooling: the largest entry of each window, per channel (notes 9.2.2, Key Eq. 48).
+
+    Args:
+        x: ``(N, C, *spatial)`` float32 or float64 array.
+        kernel_size: window size, an int (same on every spatial axis) or one int per axis.
+            A tuple fixes the number of spatial axes; an int uses ``x.ndim - 2``.
+        stride: step between windows, int or tuple; defaults to ``kernel_size``.
+        padding: int, one int per axis, ``(before, after)`` pairs, ``"valid"`` or ``"same"``
+            (see :mod:`convscope.shapes`). At most ``k // 2`` on each side, as in PyTorch.
+            The padding counts as minus infinity, so it is never the maximum.
+        dilation: spacing between the taps of a window (1: adjacent), int or tuple.
+        ceil_mode: round the output size up instead of down, keeping a last, partial window
+            if it starts inside the input or its left padding (PyTorch's rule). Its
+            missing entries count as minus infinity.
+        return_indices: also return, for every output, the flat index of the chosen entry in
+            its input plane (``i_1*n_2*...*n_r + ... + i_r``, as PyTorch's ``return_indices``).
+
+    Returns:
+        ``y`` of shape ``(N, C, *out)`` and dtype of ``x``; with ``return_indices`` the pair
+        ``(y, indices)`` where ``indices`` is int64 of the same shape.
+
+    Shape:
+        Per spatial axis, ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``
+        (``ceil`` instead of ``floor`` with ``ceil_mode``, then one less if the last window
+        would start at or beyond ``n + p_before``).
+
+    Raises:
+        ShapeError: ``x`` without batch and channel axes, or a window larger than the padded
+            input (the arithmetic is in the message).
+        ConfigError: stride/dilation/kernel < 1, padding negative or above ``k // 2``, or a
+            dilated window that sees only padding.
+        DTypeError: ``x`` not float32/float64.
+
+    Example:
+        The notes' 2x2, stride-2 example (9.12):
+
+        >>> x = np.array([[1., 3., -9., -22.], [44., -10., -11., -1.],
+        ...               [0., 10., 4., -3.], [11., 9., 321., 99.]])[None, None]
+        >>> max_pool(x, 2)[0, 0]
+        array([[ 44.,  -1.],
+               [ 11., 321.]])
+
+        ``ceil_mode`` keeps the partial last window; padding is minus infinity:
+
+        >>> v = np.array([[[1., 2., 3., 4., 5.]]])
+        >>> max_pool(v, 2)[0, 0], max_pool(v, 2, ceil_mode=True)[0, 0]
+        (array([2., 4.]), array([2., 4., 5.]))
+        >>> max_pool(np.array([[[-1., -2., -3.]]]), 2, padding=1)[0, 0]
+        array([-1., -2.])
+
+        Ties go to the first entry of the window (indices are positions in the input):
+
+        >>> max_pool(np.array([[[3., 3., 1., 1.]]]), 2, return_indices=True)[1][0, 0]
+        array([0, 2])
+
+    Notes:
+        The gradient (see :func:`max_pool_backward`) flows only to the chosen maximum
+        (notes 9.4.6, Key Equation 69); of tied entries the first in window order (row-major
+        over the kernel) is chosen, as PyTorch does. NaN counts as the maximum (the output
+        is NaN and, as in PyTorch, the last NaN of the window is the chosen index). Unlike
+        PyTorch, a dilated ``ceil_mode`` window that jumps over the whole input is an error
+        (PyTorch returns -inf with an index outside the input).
+    """
+    op = "max_pool"
+    x = as_float_array(x, "x", op)
+    g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    if not isinstance(return_indices, (bool, np.bool_)):
+        raise ConfigError(f"{op}: return_indices must be True or False; got {return_indices!r}.")
+    if not return_indices:
+        _first_inside_tap(g, op)  # validation only
+        xr = _rows(x, g)
+        y = np.empty((xr.shape[0],) + tuple(g.out), dtype=x.dtype)
+        taps = list(_taps(g))
+        for rows in _blocks(xr.shape[0], math.prod(g.out)):
+            yb, xb = y[rows], xr[rows]
+            started = False
+            for _, out_sl, in_sl, full in taps:
+                if not started:
+                    if full:
+                        np.copyto(yb, xb[in_sl])
+                    else:
+                        yb.fill(-np.inf)
+                        np.maximum(yb[out_sl], xb[in_sl], out=yb[out_sl])
+                    started = True
+                else:
+                    np.maximum(yb[out_sl], xb[in_sl], out=yb[out_sl])
+        return y.reshape(g.y_shape)
+    # Flat index in the input plane: the window's origin plus the tap's offset.
+    plane = [math.prod(g.n[i + 1 :]) for i in range(g.ndim)]
+    base = np.zeros(g.out, dtype=np.int64)
+    offset = np.zeros(g.k, dtype=np.int64)
+    for i in range(g.ndim):
+        shape = [1] * g.ndim
+        shape[i] = -1
+        base = base + ((np.arange(g.out[i]) * g.s[i] - g.p[i][0]) * plane[i]).reshape(shape)
+        offset = offset + (np.arange(g.k[i]) * g.d[i] * plane[i]).reshape(shape)
+    offset = offset.reshape(-1)
+    y = np.empty((g.batch * g.c,) + tuple(g.out), dtype=x.dtype)
+    indices = np.empty(y.shape, dtype=np.int64)
+    for rows, m, idx in _max_with_taps(x, g, op):
+        y[rows] = m
+        np.add(base, offset[idx], out=indices[rows])
+    return y.reshape(g.y_shape), indices.reshape(g.y_shape)
+
+
+def max_pool_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """Gradient of :func:`max_pool` with respect to ``x``.
+
+    Args:
+        dy: upstream gradient, shaped like ``max_pool``'s output.
+        x: the forward input. The other arguments are the forward's.
+
+    Returns:
+        ``dx`` shaped like ``x``: each window's ``dy`` added to its maximum entry (the first
+        of tied maxima); entries that are no window's maximum get 0.
+
+    Raises:
+        ShapeError: ``dy`` not shaped like the forward output. Also everything
+            :func:`max_pool` raises. DTypeError: ``dy`` and ``x`` of different dtypes.
+
+    Example:
+        The notes' example (9.12) with ``dy = 1``: each window's derivative is one-hot at its
+        maximum (notes 9.35, Key Equation 69).
+
+        >>> x = np.array([[1., 3., -9., -22.], [44., -10., -11., -1.],
+        ...               [0., 10., 4., -3.], [11., 9., 321., 99.]])[None, None]
+        >>> max_pool_backward(np.ones((1, 1, 2, 2)), x, 2)[0, 0]
+        array([[0., 0., 0., 0.],
+               [1., 0., 0., 1.],
+               [0., 0., 0., 0.],
+               [1., 0., 1., 0.]])
+    """
+    op = "max_pool_backward"
+    x = as_float_array(x, "x", op)
+    g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    dy = _check_dy(dy, x, g.y_shape, op)
+    # Notes 9.4.6: d maxpool / d a_i is 1 for the (first) maximum of the window, else 0.
+    dyr = dy.reshape((g.batch * g.c,) + tuple(g.out))
+    dx = np.zeros((g.batch * g.c,) + tuple(g.n), dtype=x.dtype)
+    taps = list(_taps(g))
+    disjoint = _non_overlapping(g)
+    mask = None
+    for rows, _, idx in _max_with_taps(x, g, op):
+        dxb, dyb = dx[rows], dyr[rows]
+        if mask is None or mask.shape != idx.shape:
+            mask = np.empty(idx.shape, dtype=bool)
+        for t, out_sl, in_sl, _ in taps:
+            mv = mask[out_sl]
+            np.equal(idx[out_sl], t, out=mv)
+            target = dxb[in_sl]
+            if disjoint:  # every input entry belongs to one window: plain writes suffice
+                np.copyto(target, dyb[out_sl], where=mv)
+            else:
+                np.add(target, dyb[out_sl], out=target, where=mv)
+    return dx.reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------------------
+# Average pooling
+# ----------------------------------------------------------------------------------------
+def _avg_divisor(g: PoolGeometry, count_include_pad: bool, dtype) -> np.ndarray:
+    """PyTorch's divisor per output: the window clipped to the padded input (padding counts,
+    the ceil_mode overhang beyond it does not), or to the input alone without
+    ``count_include_pad``. Separable, so built as an outer product over the axes."""
+    div = np.ones(g.out, dtype=np.int64)
+    for i in range(g.ndim):
+        start = np.arange(g.out[i]) * g.s[i] - g.p[i][0]
+        end = np.minimum(start + g.k[i], g.n[i] + g.p[i][1])
+        if count_include_pad:
+            size = end - start
+        else:
+            size = np.minimum(end, g.n[i]) - np.maximum(start, 0)
+        shape = [1] * g.ndim
+        shape[i] = -1
+        div = div * size.reshape(shape)
+    return div.astype(dtype)
+
+
+def avg_pool(
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Average pooling: the mean of each window, per channel.
+
+    Args:
+        x: ``(N, C, *spatial)`` float32 or float64 array.
+        kernel_size: window size, int or one int per spatial axis (a tuple fixes the number
+            of spatial axes; an int uses ``x.ndim - 2``).
+        stride: step between windows, int or tuple; defaults to ``kernel_size``.
+        padding: int, one int per axis, ``(before, after)`` pairs, ``"valid"`` or ``"same"``;
+            at most ``k // 2`` per side (PyTorch's rule). The padding is zeros.
+        ceil_mode: round the output size up (see :func:`max_pool`). The part of a last
+            window that hangs beyond the padded input is ignored, also by the divisor.
+        count_include_pad: divide by the number of window entries inside the padded input
+            (True, PyTorch's default) or only by those inside the input itself (False).
+
+    Returns:
+        ``y`` of shape ``(N, C, *out)`` (output size as in :func:`max_pool`, dilation 1),
+        dtype of ``x``.
+
+    Raises:
+        ShapeError, ConfigError, DTypeError: as :func:`max_pool`. A 3-D pool also needs an
+        input at least as large as the kernel (PyTorch's avg_pool3d refuses smaller ones).
+
+    Example:
+        >>> v = np.array([[[1., 2., 3., 4.]]])
+        >>> avg_pool(v, 2)[0, 0]
+        array([1.5, 3.5])
+        >>> avg_pool(v, 2, padding=1)[0, 0]          # zeros: (0+1)/2, (2+3)/2, (4+0)/2
+        array([0.5, 2.5, 2. ])
+        >>> avg_pool(v, 2, padding=1, count_include_pad=False)[0, 0]
+        array([1. , 2.5, 4. ])
+
+        With ``ceil_mode`` the last window [4, pad, overhang] counts the padding but not the
+        overhang: (0+1+2)/3, (2+3+4)/3, (4+0)/2.
+
+        >>> avg_pool(v, 3, stride=2, padding=1, ceil_mode=True)[0, 0]
+        array([1., 3., 2.])
+    """
+    op = "avg_pool"
+    x = as_float_array(x, "x", op)
+    g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
+    xr = _rows(x, g)
+    y = np.zeros((xr.shape[0],) + tuple(g.out), dtype=x.dtype)
+    taps = list(_taps(g))
+    for rows in _blocks(xr.shape[0], math.prod(g.out)):
+        yb, xb = y[rows], xr[rows]
+        for _, out_sl, in_sl, _ in taps:  # row-major tap order, as PyTorch sums
+            target = yb[out_sl]
+            np.add(target, xb[in_sl], out=target)
+    y /= _avg_divisor(g, bool(count_include_pad), x.dtype)
+    return y.reshape(g.y_shape)
+
+
+def avg_pool_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Gradient of :func:`avg_pool` with respect to ``x``.
+
+    Each window's ``dy`` divided by its divisor is added to every input entry of the window
+    (the padding's share is dropped). Arguments as :func:`avg_pool`.
+
+    Example:
+        >>> avg_pool_backward(np.array([[[2., 4.]]]), np.zeros((1, 1, 4)), 2)[0, 0]
+        array([1., 1., 2., 2.])
+    """
+    op = "avg_pool_backward"
+    x = as_float_array(x, "x", op)
+    g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
+    dy = _check_dy(dy, x, g.y_shape, op)
+    share = dy.reshape((g.batch * g.c,) + tuple(g.out)) / _avg_divisor(
+        g, bool(count_include_pad), x.dtype
+    )
+    dx = np.zeros((g.batch * g.c,) + tuple(g.n), dtype=x.dtype)
+    for _, out_sl, in_sl, _ in _taps(g):
+        target = dx[in_sl]
+        np.add(target, share[out_sl], out=target)
+    return dx.reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------------------
+# Anti-aliased (blur) pooling
+# ----------------------------------------------------------------------------------------
+def binomial_filter(filter_size: int, ndim: int) -> np.ndarray:
+    """The binomial low-pass filter of blur pooling: a row of Pascal's triangle per axis.
+
+    The 1-D filter of size ``f`` is row ``f - 1`` of Pascal's triangle, ``C(f-1, i)``; the
+    ``ndim``-D filter is the outer product of ``ndim`` copies, normalised to sum 1.
+
+    Args:
+        filter_size: 1 to 7.
+        ndim: number of spatial axes (>= 1).
+
+    Returns:
+        float64 array of shape ``(filter_size,) * ndim``.
+
+    Example:
+        >>> binomial_filter(3, 1) * 4
+        array([1., 2., 1.])
+        >>> binomial_filter(4, 1) * 8
+        array([1., 3., 3., 1.])
+        >>> binomial_filter(3, 2) * 16
+        array([[1., 2., 1.],
+               [2., 4., 2.],
+               [1., 2., 1.]])
+    """
+    op = "binomial_filter"
+    f = _check_filter_size(filter_size, op)
+    ndim = normalize_int(ndim, "ndim", op, minimum=1)
+    row = _binomial_row(f)
+    w = row
+    for _ in range(ndim - 1):
+        w = np.multiply.outer(w, row)
+    return w
+
+
+def _binomial_row(f: int) -> np.ndarray:
+    row = np.array([math.comb(f - 1, i) for i in range(f)], dtype=np.float64)
+    return row / row.sum()
+
+
+def _check_filter_size(filter_size: Any, op: str) -> int:
+    f = normalize_int(filter_size, "filter_size", op, minimum=1)
+    if f > 7:
+        raise ConfigError(
+            f"{op}: filter_size must be between 1 and 7 (rows of Pascal's triangle used as "
+            f"low-pass filters); got {f}."
+        )
+    return f
+
+
+def _blur_geometry(x: np.ndarray, filter_size, stride, padding_mode, op):
+    if x.ndim < 3:
+        raise ShapeError(
+            f"{op}: x must have at least 3 axes (N, C, *spatial); got shape "
+            f"{format_shape(x.shape)} with {x.ndim} axes."
+        )
+    ndim = x.ndim - 2
+    if any(v < 1 for v in x.shape[1:]):
+        raise ShapeError(
+            f"{op}: x must have at least one entry on every axis after the batch axis; got "
+            f"shape {format_shape(x.shape)}."
+        )
+    f = _check_filter_size(filter_size, op)
+    s = normalize_tuple(stride, ndim, "stride", op)
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ConfigError(
+            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
+        )
+    before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
+    n = x.shape[2:]
+    for axis, size in enumerate(n):
+        if padding_mode == "reflect" and after >= size:
+            raise ShapeError(
+                f"{op}: reflect padding of ({before}, {after}) for filter_size {f} needs a "
+                f"spatial size of at least {after + 1}; got x of shape {format_shape(x.shape)} "
+                f"(size {size} along spatial axis {axis}). Reflection cannot mirror more "
+                f"entries than the input has: use padding_mode='replicate' or 'zeros', a "
+                f"smaller filter_size, or a larger input."
+            )
+        if padding_mode == "circular" and after > size:
+            raise ShapeError(
+                f"{op}: circular padding of ({before}, {after}) for filter_size {f} needs a "
+                f"spatial size of at least {after}; got x of shape {format_shape(x.shape)} "
+                f"(size {size} along spatial axis {axis}). Use padding_mode='replicate' or "
+                f"'zeros', or a smaller filter_size."
+            )
+    out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
+    return f, s, ((before, after),) * ndim, out
+
+
+def _axis_index(ndim_total: int, axis: int, sl: slice) -> tuple[slice, ...]:
+    index = [slice(None)] * ndim_total
+    index[axis] = sl
+    return tuple(index)
+
+
+def blur_pool(
+    x: np.ndarray, filter_size: int = 4, stride: Any = 2, padding_mode: str = "reflect"
+) -> np.ndarray:
+    """Anti-aliased downsampling: low-pass filter each channel, then keep every s-th entry.
+
+    The fix for the shift sensitivity of strided pooling cited in notes 9.2.6 (Zhang 2019,
+    "Making Convolutional Networks Shift-Invariant Again", arXiv 1904.11486), written from
+    its description: a fixed binomial filter (:func:`binomial_filter`) is applied to every
+    channel separately, with ``floor((f-1)/2)`` entries of padding before and
+    ``ceil((f-1)/2)`` after on each spatial axis, and the result is subsampled by the
+    stride. Place it after a stride-1 max pool (or ReLU) in place of a strided one.
+
+    Args:
+        x: ``(N, C, *spatial)`` float32 or float64 array; every axis after the first two is
+            spatial.
+        filter_size: 1 to 7 (1: plain subsampling, 2: box, 3: [1 2 1]/4, 4: [1 3 3 1]/8 ...).
+        stride: subsampling step, int or one int per spatial axis.
+        padding_mode: "reflect" (default), "replicate", "zeros" or "circular".
+
+    Returns:
+        ``y`` of shape ``(N, C, *out)`` with ``out = ceil(n / s)`` per axis, dtype of ``x``.
+
+    Raises:
+        ShapeError: ``x`` with fewer than 3 axes, or too small for reflect (circular)
+            padding: each spatial size must exceed (be at least) ``ceil((f-1)/2)``.
+        ConfigError: filter_size outside 1..7, stride < 1, unknown padding_mode.
+
+    Example:
+        A one-entry spike, filter [1 2 1]/4, stride 2: the spike is spread over two outputs
+        instead of being kept or dropped depending on its position.
+
+        >>> x = np.array([[[0., 0., 0., 4., 0., 0., 0., 0.]]])
+        >>> blur_pool(x, filter_size=3)[0, 0]
+        array([0., 1., 1., 0.])
+
+    Notes:
+        Computed separably, one spatial axis at a time: per axis, the sum over the filter's
+        taps of weight times a strided slice of the padded input, so a ``f**r`` filter
+        costs ``f*r`` slice passes.
+    """
+    op = "blur_pool"
+    x = as_float_array(x, "x", op)
+    f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
+    w = _binomial_row(f).astype(x.dtype)
+    ndim = x.ndim - 2
+    y = np.empty(x.shape[:2] + out, dtype=x.dtype)
+    per_sample = 3 * x.dtype.itemsize * x.shape[1] * math.prod(n + f - 1 for n in x.shape[2:])
+    for rows in windows.batch_chunks(x.shape[0], per_sample):
+        a = windows.pad(x[rows], pairs, padding_mode)
+        for axis in range(ndim):
+            ax = axis + 2
+            acc = None
+            for j in range(f):
+                v = a[_axis_index(a.ndim, ax, slice(j, j + (out[axis] - 1) * s[axis] + 1, s[axis]))]
+                if acc is None:
+                    acc = v * w[j]
+                else:
+                    acc += v * w[j]
+            a = acc
+        y[rows] = a
+    return y
+
+
+def blur_pool_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    filter_size: int = 4,
+    stride: Any = 2,
+    padding_mode: str = "reflect",
+) -> np.ndarray:
+    """Gradient of :func:`blur_pool` with respect to ``x`` (its adjoint).
+
+    Per axis, in reverse order, every filter tap adds weight times ``dy`` back onto its
+    strided slice; then the padding's gradient is folded onto the input entries it copied
+    (:func:`convscope.functional.windows.pad_backward`). Arguments as :func:`blur_pool`.
+
+    Example:
+        >>> dx = blur_pool_backward(np.array([[[4., 0.]]]), np.zeros((1, 1, 4)), 3, 2, "zeros")
+        >>> dx[0, 0]                                  # [1 2 1]/4 around position 0, times 4
+        array([2., 1., 0., 0.])
+    """
+    op = "blur_pool_backward"
+    x = as_float_array(x, "x", op)
+    f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
+    dy = _check_dy(dy, x, x.shape[:2] + out, op)
+    w = _binomial_row(f).astype(x.dtype)
+    ndim = x.ndim - 2
+    padded = tuple(n + f - 1 for n in x.shape[2:])
+    dx = np.empty(x.shape, dtype=x.dtype)
+    per_sample = 3 * x.dtype.itemsize * x.shape[1] * math.prod(padded)
+    for rows in windows.batch_chunks(x.shape[0], per_sample):
+        grad = dy[rows]
+        for axis in reversed(range(ndim)):
+            ax = axis + 2
+            shape = list(grad.shape)
+            shape[ax] = padded[axis]
+            spread = np.zeros(shape, dtype=x.dtype)
+            for j in range(f):
+                target = spread[
+                    _axis_index(spread.ndim, ax, slice(j, j + (out[axis] - 1) * s[axis] + 1, s[axis]))
+                ]
+                target += grad * w[j]
+            grad = spread
+        dx[rows] = windows.pad_backward(grad, pairs, padding_mode)
+    return dx
