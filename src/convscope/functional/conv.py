@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ArgumentTypeError, ShapeError
 from ..shapes import ConvGeometry, as_float_array, check_same_dtype, conv_geometry, format_shape
@@ -55,44 +56,123 @@ def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip)
     return x, w, b, geo
 
 
-def _chunks(geo: ConvGeometry, itemsize: int) -> Iterator[tuple[slice, int, int]]:
-    """Yield (batch slice, first output row, number of rows) blocks under the budget.
+class _Plan:
+    """How one convolution lays out its window matrix.
 
-    A block's window matrix has ``C_in * prod(k)`` rows and one column per output position.
-    Whole samples are grouped while they fit; a single sample that does not fit is split
-    along its first spatial output axis.
+    The window matrix of a block of ``B`` samples has shape ``(C_in * prod(k), B * L)``: one
+    row per (channel, kernel tap), one column per window ``v_i``, all samples side by side,
+    so a whole filter bank is ONE matrix product per group (no per-sample small products).
+
+    Two layouts of the ``L`` columns of a sample:
+
+    * **flat** (stride 1 on every axis): the padded plane is read as one long vector; the
+      window of output ``o`` starts at flat index ``sum(o_i * P_i)`` (``P_i`` = the padded
+      plane's row strides) and kernel tap ``j`` adds ``sum(j_i * d_i * P_i)``. Each tap is
+      then ONE contiguous slice, which makes gathering windows (and the backward's
+      slice-adds) fast. The price: columns for positions that wrap past the right edge are
+      computed and thrown away (``L`` = last valid flat index + 1, a few percent more).
+    * **strided** (any stride): one strided slice per tap and ``L = prod(out)``.
     """
-    rows = geo.out[0]
-    per_row = geo.c_in * int(np.prod(geo.k)) * int(np.prod(geo.out[1:], dtype=np.int64)) * itemsize
-    per_sample = per_row * rows
-    budget = get_workspace_budget()
-    if per_sample <= budget:
-        per = max(1, budget // max(1, per_sample))
-        for start in range(0, geo.batch, per):
-            yield slice(start, min(geo.batch, start + per)), 0, rows
-    else:
-        step = max(1, budget // max(1, per_row))
+
+    def __init__(self, geo: ConvGeometry, itemsize: int):
+        self.geo = geo
+        self.itemsize = itemsize
+        self.ntaps = int(np.prod(geo.k))
+        self.flat = all(v == 1 for v in geo.s)
+        if self.flat:
+            padded = geo.padded
+            self.plane = [int(np.prod(padded[i + 1 :], dtype=np.int64)) for i in range(geo.ndim)]
+            self.offsets = [
+                sum(j * d * ps for j, d, ps in zip(tap, geo.d, self.plane))
+                for tap in kernel_taps(geo.k)
+            ]
+
+    def strides(self, rc: int) -> list[int]:
+        """Element strides of the virtual output grid of a block with ``rc`` rows."""
+        if self.flat:
+            return self.plane
+        count = (rc, *self.geo.out[1:])
+        return [int(np.prod(count[i + 1 :], dtype=np.int64)) for i in range(self.geo.ndim)]
+
+    def length(self, rc: int) -> int:
+        """Columns per sample of a block with ``rc`` output rows."""
+        count = (rc, *self.geo.out[1:])
+        if self.flat:
+            return sum((c - 1) * ps for c, ps in zip(count, self.plane)) + 1
+        return int(np.prod(count, dtype=np.int64))
+
+    def chunks(self) -> Iterator[tuple[slice, int, int]]:
+        """Yield (batch slice, first output row, number of rows) blocks under the budget.
+
+        Whole samples are grouped while their window matrix fits the workspace budget; a
+        single sample that does not fit is split along its first spatial output axis.
+        """
+        geo = self.geo
+        rows = geo.out[0]
+        row_bytes = geo.c_in * self.ntaps * self.itemsize
+        per_sample = row_bytes * self.length(rows)
+        budget = get_workspace_budget()
+        if per_sample <= budget:
+            per = max(1, budget // max(1, per_sample))
+            for start in range(0, geo.batch, per):
+                yield slice(start, min(geo.batch, start + per)), 0, rows
+            return
+        step = max(1, rows * budget // per_sample)
         for i in range(geo.batch):
             for r0 in range(0, rows, step):
                 yield slice(i, i + 1), r0, min(step, rows - r0)
 
+    def im2col(self, xp: np.ndarray, bs: slice, r0: int, rc: int) -> np.ndarray:
+        """The window matrix of one block, shape ``(C_in, prod(k), B, L)``.
 
-def _im2col(xp: np.ndarray, geo: ConvGeometry, bs: slice, r0: int, rc: int) -> np.ndarray:
-    """The window matrix of one block: shape (B, g, C_in/g * prod(k), L).
+        Entry ``[c, t, b, l]`` is channel ``c`` of window ``l`` of sample ``b`` at kernel tap
+        ``t`` (the notes' ``v_i``, one tap at a time).
+        """
+        geo = self.geo
+        xb = xp[bs]
+        bsize = xb.shape[0]
+        length = self.length(rc)
+        cols = np.empty((geo.c_in, self.ntaps, bsize, length), dtype=xp.dtype)
+        if self.flat:
+            xf = xb.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
+            base = r0 * self.plane[0]
+            for t, off in enumerate(self.offsets):
+                cols[:, t] = xf[:, :, base + off : base + off + length]
+        else:
+            out_count = (rc, *geo.out[1:])
+            out_start = (r0,) + (0,) * (geo.ndim - 1)
+            view = cols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
+            order = (1, 0, *range(2, geo.ndim + 2))
+            for t, tap in enumerate(kernel_taps(geo.k)):
+                view[:, t] = xb[tap_slices(tap, geo.s, geo.d, out_start, out_count)].transpose(order)
+        return cols
 
-    Column ``l`` of group ``q`` holds the window ``v_l`` (flattened channels-then-taps),
-    built by copying one strided slice per kernel tap.
-    """
-    out_count = (rc, *geo.out[1:])
-    out_start = (r0,) + (0,) * (geo.ndim - 1)
-    bsize = len(range(*bs.indices(xp.shape[0])))
-    ntaps = int(np.prod(geo.k))
-    cols = np.empty((bsize, geo.c_in, ntaps, *out_count), dtype=xp.dtype)
-    xb = xp[bs]
-    for t, tap in enumerate(kernel_taps(geo.k)):
-        cols[:, :, t] = xb[tap_slices(tap, geo.s, geo.d, out_start, out_count)]
-    length = int(np.prod(out_count))
-    return cols.reshape(bsize, geo.g, (geo.c_in // geo.g) * ntaps, length)
+    def col2im(self, dxp: np.ndarray, dcols: np.ndarray, bs: slice, r0: int, rc: int) -> None:
+        """Add every window's gradient back where the window was read (adjoint of im2col)."""
+        geo = self.geo
+        dxb = dxp[bs]
+        bsize = dxb.shape[0]
+        length = self.length(rc)
+        if self.flat:
+            df = dxb.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
+            base = r0 * self.plane[0]
+            for t, off in enumerate(self.offsets):
+                df[:, :, base + off : base + off + length] += dcols[:, t]
+        else:
+            out_count = (rc, *geo.out[1:])
+            out_start = (r0,) + (0,) * (geo.ndim - 1)
+            view = dcols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
+            order = (1, 0, *range(2, geo.ndim + 2))
+            for t, tap in enumerate(kernel_taps(geo.k)):
+                dxb[tap_slices(tap, geo.s, geo.d, out_start, out_count)] += view[:, t].transpose(order)
+
+    def grid(self, flat: np.ndarray, rc: int) -> np.ndarray:
+        """View the valid outputs of a block ``(C, B, L)`` as ``(C, B, rc, *out[1:])``."""
+        geo = self.geo
+        st = flat.strides
+        shape = flat.shape[:2] + (rc, *geo.out[1:])
+        strides = st[:2] + tuple(v * self.itemsize for v in self.strides(rc))
+        return as_strided(flat, shape=shape, strides=strides, writeable=flat.flags.writeable)
 
 
 def conv(
@@ -156,20 +236,23 @@ def conv(
     x, w, b, geo = _prepare("conv", x, w, b, stride, padding, dilation, groups, padding_mode, flip)
     xp = pad(x, geo.p, geo.padding_mode)
     y = np.empty(geo.y_shape, dtype=x.dtype)
+    plan = _Plan(geo, x.dtype.itemsize)
     g = geo.g
     wmat = w.reshape(g, geo.c_out // g, -1)
-    for bs, r0, rc in _chunks(geo, x.dtype.itemsize):
-        cols = _im2col(xp, geo, bs, r0, rc)
-        bsize = cols.shape[0]
-        if rc == geo.out[0]:
-            # Whole samples: write every f . v_i straight into y (no temporary).
-            np.matmul(wmat, cols, out=y[bs].reshape(bsize, g, geo.c_out // g, -1))
-        else:
-            block = np.matmul(wmat, cols)  # (B, g, C_out/g, L)
-            y[bs, :, r0 : r0 + rc] = block.reshape(bsize, geo.c_out, rc, *geo.out[1:])
+    order = (1, 0, *range(2, geo.ndim + 2))
+    bias = None if b is None else b.reshape((1, -1) + (1,) * geo.ndim)
+    for bs, r0, rc in plan.chunks():
+        cols = plan.im2col(xp, bs, r0, rc)
+        bsize, length = cols.shape[2], cols.shape[3]
+        # Every dot product f . v_i of the block, all filters of a group at once.
+        block = np.matmul(wmat, cols.reshape(g, -1, bsize * length))
         del cols
-    if b is not None:
-        y += b.reshape((1, -1) + (1,) * geo.ndim)
+        valid = plan.grid(block.reshape(geo.c_out, bsize, length), rc).transpose(order)
+        if bias is None:
+            y[bs, :, r0 : r0 + rc] = valid
+        else:  # + f_0, fused into the copy out of the window-matrix layout
+            np.add(valid, bias, out=y[bs, :, r0 : r0 + rc])
+        del block, valid
     return y
 
 
@@ -227,28 +310,32 @@ def conv_backward(
         )
     g = geo.g
     cog = geo.c_out // g
-    ntaps = int(np.prod(geo.k))
+    plan = _Plan(geo, x.dtype.itemsize)
     xp = pad(x, geo.p, geo.padding_mode)
     dxp = np.zeros(xp.shape, dtype=x.dtype)
     wmat = wk.reshape(g, cog, -1)
     wmat_t = wmat.transpose(0, 2, 1)
     dwmat = np.zeros(wmat.shape, dtype=x.dtype)
     db = dy.sum(axis=(0, *range(2, dy.ndim)))
-    for bs, r0, rc in _chunks(geo, x.dtype.itemsize):
-        cols = _im2col(xp, geo, bs, r0, rc)
-        bsize = cols.shape[0]
-        dyb = dy[bs, :, r0 : r0 + rc].reshape(bsize, g, cog, -1)
+    order = (1, 0, *range(2, geo.ndim + 2))
+    for bs, r0, rc in plan.chunks():
+        cols = plan.im2col(xp, bs, r0, rc)
+        bsize, length = cols.shape[2], cols.shape[3]
+        dyb = dy[bs, :, r0 : r0 + rc].transpose(order)  # (C_out, B, rc, ...)
+        if plan.flat:
+            # Gradient of the thrown-away wrap-around columns is zero.
+            dyv = np.zeros((geo.c_out, bsize, length), dtype=x.dtype)
+            plan.grid(dyv, rc)[...] = dyb
+        else:
+            dyv = np.ascontiguousarray(dyb).reshape(geo.c_out, bsize, length)
+        dyg = dyv.reshape(g, cog, bsize * length)
+        colsg = cols.reshape(g, -1, bsize * length)
         # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
-        dwmat += np.matmul(dyb, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+        dwmat += np.matmul(dyg, colsg.transpose(0, 2, 1))
         # Input derivative: each window receives W^T dy_i, added back where it was read.
-        dcols = np.matmul(wmat_t, dyb, out=cols)
-        dcols = dcols.reshape(bsize, geo.c_in, ntaps, rc, *geo.out[1:])
-        dxb = dxp[bs]
-        out_start = (r0,) + (0,) * (geo.ndim - 1)
-        out_count = (rc, *geo.out[1:])
-        for t, tap in enumerate(kernel_taps(geo.k)):
-            dxb[tap_slices(tap, geo.s, geo.d, out_start, out_count)] += dcols[:, :, t]
-        del cols, dcols
+        dcols = np.matmul(wmat_t, dyg, out=colsg)
+        plan.col2im(dxp, dcols.reshape(cols.shape), bs, r0, rc)
+        del cols, dcols, dyv
     dx = pad_backward(dxp, geo.p, geo.padding_mode)
     dw = dwmat.reshape(wk.shape)
     if flip:
