@@ -227,7 +227,7 @@ def conv(
         >>> conv(x, f)[0, 0]
         array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
         >>> conv(x, f, padding=1, stride=2)[0, 0]
-        array([ 0., -1.,  1., -1., -1.])
+        array([0., 1., 1., 3., 1.])
 
     Notes:
         Chunked over the batch (then output rows) so the window matrix stays under the
