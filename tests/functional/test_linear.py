@@ -117,7 +117,7 @@ def test_single_sample_without_batch_axis_gets_a_hint():
 def test_weight_and_bias_shapes():
     with pytest.raises(ShapeError, match=r"w must be 2-D.*\(out_features, in_features\); got shape \(4\)\."):
         linear(np.ones((2, 4)), np.ones(4))
-    with pytest.raises(ShapeError, match=r"b must have shape \(out_features,\) = \(3,\).*\(3, 4\).*\(4\)"):
+    with pytest.raises(ShapeError, match=r"b must have shape \(out_features,\) = \(3\).*\(3, 4\).*\(4\)"):
         linear(np.ones((2, 4)), np.ones((3, 4)), np.ones(4))
 
 

@@ -85,7 +85,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
     _check_x_w(x, w, op)
     if b is not None and b.shape != (w.shape[0],):
         raise ShapeError(
-            f"{op}: b must have shape (out_features,) = ({w.shape[0]},) to match w of shape "
+            f"{op}: b must have shape (out_features,) = {format_shape(w.shape[:1])} to match w of shape "
             f"{format_shape(w.shape)}; got shape {format_shape(b.shape)}."
         )
     y = x @ w.T

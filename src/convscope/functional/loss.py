@@ -159,7 +159,7 @@ def _check_classification(logits: Any, targets: Any, op: str) -> tuple[np.ndarra
                     "or targets.astype(logits.dtype) as probabilities."
                 )
             raise ShapeError(
-                f"{op}: integer targets are class indices and must have shape (N,) = ({n},) for "
+                f"{op}: integer targets are class indices and must have shape (N,) = {format_shape((n,))} for "
                 f"logits of shape {format_shape(logits.shape)}; got shape "
                 f"{format_shape(targets.shape)}.{hint}"
             )
