@@ -104,9 +104,10 @@ def flatten_backward(dy: np.ndarray, x_shape: Any) -> np.ndarray:
         )
     shape = tuple(int(v) for v in shape)
     if not any(dy.shape == _flat_shape(shape, start) for start in range(len(shape))):
+        example = _flat_shape(shape, min(1, len(shape) - 1))
         raise ShapeError(
             f"{op}: dy of shape {format_shape(dy.shape)} is not the flattened form of "
-            f"x_shape {format_shape(shape)}; expected e.g. {format_shape(_flat_shape(shape, min(1, len(shape) - 1)))} "
+            f"x_shape {format_shape(shape)}; expected e.g. {format_shape(example)} "
             f"(flatten with start_dim=1). Pass the shape of the array that was flattened."
         )
     return dy.reshape(shape).copy()

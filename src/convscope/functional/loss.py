@@ -159,8 +159,8 @@ def _check_classification(logits: Any, targets: Any, op: str) -> tuple[np.ndarra
                     "or targets.astype(logits.dtype) as probabilities."
                 )
             raise ShapeError(
-                f"{op}: integer targets are class indices and must have shape (N,) = {format_shape((n,))} for "
-                f"logits of shape {format_shape(logits.shape)}; got shape "
+                f"{op}: integer targets are class indices and must have shape (N,) = "
+                f"{format_shape((n,))} for logits of shape {format_shape(logits.shape)}; got shape "
                 f"{format_shape(targets.shape)}.{hint}"
             )
         if n and (targets.min() < 0 or targets.max() >= c):
