@@ -255,6 +255,11 @@ class OneCycleLR(LRScheduler):
     ``cycle_momentum`` is True, as in PyTorch (where it is also the default). Call
     :meth:`step` once per batch.
 
+    The values equal PyTorch's, except one: with ``anneal_strategy="linear"``, the value
+    after the final step (step ``total_steps``, which no optimizer step uses in a normal
+    loop) stays at the minimum, where PyTorch continues the line below it (negative for
+    short cycles, which convscope's optimizers refuse).
+
     Args:
         optimizer: a convscope optimizer.
         max_lr (float): the peak learning rate, > 0.
@@ -403,6 +408,10 @@ class OneCycleLR(LRScheduler):
         for i, (end_step, lr0, lr1, m0, m1) in enumerate(phases):
             if step <= end_step or i == len(phases) - 1:
                 pct = (step - start_step) / (end_step - start_step)
+                if self.anneal_strategy == "linear":
+                    # Deliberate deviation: at step total_steps PyTorch extrapolates the line
+                    # past its end (a negative lr or a momentum >= 1 for short cycles).
+                    pct = min(pct, 1.0)
                 lr = self._anneal(values[lr0], values[lr1], pct)
                 momentum = self._anneal(values[m0], values[m1], pct)
                 break
