@@ -7,7 +7,9 @@ explicitly, on a NumPy-only core.
 
 from . import errors, shapes
 from . import functional
+from . import nn
+from .nn.summary import summary
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "shapes", "functional", "__version__"]
+__all__ = ["errors", "shapes", "functional", "nn", "summary", "__version__"]

@@ -1,0 +1,57 @@
+"""Stateful layers built on :mod:`convscope.functional`: the notes' modules, trainable.
+
+Every layer has ``forward(x) -> y`` (also ``layer(x)``) and ``backward(dy) -> dx``, which
+adds the parameter gradients to ``param.grad``; containers chain them (notes 9.3-9.4).
+
+Example:
+    The notes' typical architecture (9.3): conv-relu-pool blocks, flatten, fully connected.
+
+    >>> import numpy as np
+    >>> from convscope import nn
+    >>> model = nn.Sequential(
+    ...     nn.Conv2d(1, 6, 5, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+    ...     nn.Flatten(), nn.Linear(6 * 12 * 12, 10, rng=1),
+    ... )
+    >>> x = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    >>> loss = nn.CrossEntropyLoss()
+    >>> value = loss(model(x), np.array([3, 7]))
+    >>> dx = model.backward(loss.backward())
+    >>> dx.shape, model[0].weight.grad.shape
+    ((2, 1, 28, 28), (6, 1, 5, 5))
+"""
+
+from . import init
+from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .container import Residual, Sequential
+from .conv import Conv1d, Conv2d, Conv3d, ConvNd
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Linear
+from .loss import CrossEntropyLoss, MSELoss
+from .module import LoadResult, Module
+from .norm import BatchNorm1d, BatchNorm2d
+from .parameter import Parameter
+from .pool import (
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    BlurPool1d,
+    BlurPool2d,
+    BlurPool3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
+from .spec import from_spec, register, to_spec
+from .summary import Summary, summary
+
+__all__ = [
+    "Parameter", "Module", "LoadResult", "init",
+    "Conv1d", "Conv2d", "Conv3d", "ConvNd",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "BlurPool1d", "BlurPool2d", "BlurPool3d",
+    "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
+    "BatchNorm1d", "BatchNorm2d", "Sequential", "Residual",
+    "CrossEntropyLoss", "MSELoss",
+    "to_spec", "from_spec", "register", "summary", "Summary",
+]

@@ -1,0 +1,173 @@
+"""Activation layers: element-wise non-linearities (and softmax) with their derivatives.
+
+Each is a separate module (no ``activation=`` argument fused into conv, as in the notes'
+conv -> ReLU -> pool blocks, Concept 60). Any input shape is accepted; the math is in
+:mod:`convscope.functional`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ArgumentTypeError, ShapeError
+from ..shapes import format_shape, normalize_int
+from .module import Module
+from .spec import register
+
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
+
+
+class _Elementwise(Module):
+    """y = f(x) entry by entry; backward uses the saved x."""
+
+    def _f(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _df(self, dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = self._check_input(x)
+        y = self._f(x)
+        self._save(x=x)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        saved = self._pop_saved()
+        x = saved["x"]
+        return self._df(self._check_dy(dy, x.shape, x.dtype), x)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(v) for v in input_shape)
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+
+@register
+class ReLU(_Elementwise):
+    """Rectified linear unit: ``y = max(x, 0)``; derivative 1 where ``x > 0``, else 0.
+
+    Example:
+        >>> relu = ReLU()
+        >>> relu(np.array([-1.0, 0.0, 2.0]))
+        array([0., 0., 2.])
+        >>> relu.backward(np.array([5.0, 5.0, 5.0]))
+        array([0., 0., 5.])
+    """
+
+    def _f(self, x):
+        return F.relu(x)
+
+    def _df(self, dy, x):
+        return F.relu_backward(dy, x)
+
+
+@register
+class LeakyReLU(_Elementwise):
+    """``y = x`` where ``x > 0``, else ``negative_slope * x``.
+
+    Args:
+        negative_slope: slope for negative inputs (default 0.01, as PyTorch).
+
+    Example:
+        >>> LeakyReLU(0.1)(np.array([-2.0, 3.0]))
+        array([-0.2,  3. ])
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if isinstance(negative_slope, (bool, np.bool_)) or not isinstance(negative_slope, numbers.Real):
+            raise ArgumentTypeError(
+                f"LeakyReLU: negative_slope must be a real number; got {negative_slope!r}."
+            )
+        self.negative_slope = float(negative_slope)
+
+    def _f(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def _df(self, dy, x):
+        return F.leaky_relu_backward(dy, x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return "" if self.negative_slope == 0.01 else f"negative_slope={self.negative_slope}"
+
+    def config(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
+
+
+@register
+class Sigmoid(_Elementwise):
+    """Logistic function ``y = 1 / (1 + exp(-x))``; derivative ``y (1 - y)``.
+
+    Example:
+        >>> Sigmoid()(np.array([0.0]))
+        array([0.5])
+    """
+
+    def _f(self, x):
+        return F.sigmoid(x)
+
+    def _df(self, dy, x):
+        return F.sigmoid_backward(dy, x)
+
+
+@register
+class Tanh(_Elementwise):
+    """Hyperbolic tangent; derivative ``1 - tanh(x)^2``.
+
+    Example:
+        >>> Tanh()(np.array([0.0]))
+        array([0.])
+    """
+
+    def _f(self, x):
+        return F.tanh(x)
+
+    def _df(self, dy, x):
+        return F.tanh_backward(dy, x)
+
+
+@register
+class Softmax(_Elementwise):
+    """Softmax along ``dim``: ``y_j = exp(x_j) / sum_k exp(x_k)`` (the notes' last layer).
+
+    For training a classifier prefer raw scores with :class:`CrossEntropyLoss`, which fuses
+    the softmax in a numerically stable way; use ``Softmax`` to turn scores into
+    probabilities for prediction.
+
+    Args:
+        dim: the axis that sums to one (default -1).
+
+    Example:
+        >>> Softmax()(np.array([[0.0, np.log(3.0)]]))
+        array([[0.25, 0.75]])
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = normalize_int(dim, "dim", "Softmax")
+
+    def _axis(self, x: np.ndarray) -> int:
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ShapeError(
+                f"Softmax: dim={self.dim} must index an axis of x; got x of shape "
+                f"{format_shape(x.shape)} with {x.ndim} axes."
+            )
+        return self.dim
+
+    def _f(self, x):
+        return F.softmax(x, axis=self._axis(x))
+
+    def _df(self, dy, x):
+        return F.softmax_backward(dy, x, axis=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+    def config(self) -> dict[str, Any]:
+        return {"dim": self.dim}

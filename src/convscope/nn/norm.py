@@ -1,0 +1,228 @@
+"""Batch normalisation: standardise each channel over the batch, then scale and shift.
+
+The math is written here as a forward/backward pair of private functions (the functional
+core has no batch-norm op); the module keeps the running statistics.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..shapes import format_shape, normalize_int
+from . import init
+from .conv import _check_bool, channel_mismatch
+from .module import Module
+from .parameter import Parameter
+from .spec import register
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
+
+
+def _batch_norm(x, mean, var, gamma, beta, eps, axes):
+    """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics."""
+    shape = [1] * x.ndim
+    shape[1] = x.shape[1]
+    invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
+    xhat = (x - mean.reshape(shape)) * invstd
+    y = xhat if gamma is None else xhat * gamma.reshape(shape) + beta.reshape(shape)
+    return y, xhat, invstd
+
+
+def _batch_norm_backward(dy, xhat, invstd, gamma, axes, batch_stats):
+    """(dx, dgamma, dbeta). With batch statistics the mean and variance depend on x too.
+
+    Chain rule through xhat = (x - mean(x)) / sqrt(var(x) + eps) over the m entries of a
+    channel: dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)).
+    """
+    dgamma = np.sum(dy * xhat, axis=axes)
+    dbeta = np.sum(dy, axis=axes)
+    dxhat = dy if gamma is None else dy * gamma.reshape(invstd.shape)
+    if not batch_stats:  # running statistics are constants: a per-channel affine map
+        return dxhat * invstd, dgamma, dbeta
+    m = xhat.size // xhat.shape[1]
+    sum_dxhat = np.sum(dxhat, axis=axes, keepdims=True)
+    sum_dxhat_xhat = np.sum(dxhat * xhat, axis=axes, keepdims=True)
+    dx = (invstd / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+    return dx, dgamma, dbeta
+
+
+class _BatchNorm(Module):
+    """Shared logic of BatchNorm1d/2d (see :class:`BatchNorm2d`)."""
+
+    _allowed_ndims: tuple[int, ...] = ()
+    _layout = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, *,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        op = type(self).__name__
+        self.num_features = normalize_int(num_features, "num_features", op, minimum=1)
+        if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real) or eps <= 0:
+            raise ConfigError(f"{op}: eps must be a positive number; got {eps!r}.")
+        self.eps = float(eps)
+        if momentum is not None:
+            if isinstance(momentum, (bool, np.bool_)) or not isinstance(momentum, numbers.Real):
+                raise ArgumentTypeError(f"{op}: momentum must be a float or None; got {momentum!r}.")
+            if not 0.0 <= float(momentum) <= 1.0:
+                raise ConfigError(
+                    f"{op}: momentum must be between 0 and 1 (the weight of the newest batch in "
+                    f"the running statistics), or None for a cumulative average; got {momentum}."
+                )
+            momentum = float(momentum)
+        self.momentum = momentum
+        self.affine = _check_bool(affine, "affine", op)
+        self.track_running_stats = _check_bool(track_running_stats, "track_running_stats", op)
+        self.dtype = init.check_dtype(dtype, op)
+        c = self.num_features
+        self.weight = Parameter(init.ones((c,), self.dtype)) if self.affine else None
+        self.bias = Parameter(init.zeros((c,), self.dtype)) if self.affine else None
+        tracked = self.track_running_stats
+        self.register_buffer("running_mean", init.zeros((c,), self.dtype) if tracked else None)
+        self.register_buffer("running_var", init.ones((c,), self.dtype) if tracked else None)
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if tracked else None)
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        op = type(self).__name__
+        if len(shape) not in self._allowed_ndims:
+            raise ShapeError(
+                f"{op} expects x of shape {self._layout}; got shape {format_shape(shape)} with "
+                f"{len(shape)} axes."
+            )
+        if shape[1] != self.num_features:
+            raise channel_mismatch(op, self.num_features, shape, 1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalise with batch statistics (training) or running statistics (eval)."""
+        op = type(self).__name__
+        x = self._check_input(x)
+        self._check_shape(x.shape)
+        axes = (0,) + tuple(range(2, x.ndim))
+        batch_stats = self.training or not self.track_running_stats
+        if batch_stats:
+            m = x.size // x.shape[1]
+            if m < 2:
+                raise ShapeError(
+                    f"{op}: training needs more than one value per channel to estimate a "
+                    f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
+                    f"call model.eval()."
+                )
+            mean = x.mean(axis=axes)
+            var = x.var(axis=axes)  # biased: the normalisation uses the batch's own spread
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked += 1
+                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                          else self.momentum)
+                # the running variance is the unbiased estimate, as PyTorch
+                self.running_mean *= 1.0 - factor
+                self.running_mean += factor * mean
+                self.running_var *= 1.0 - factor
+                self.running_var += factor * var * (m / (m - 1))
+        else:
+            mean, var = self.running_mean, self.running_var
+        gamma = self.weight.data if self.affine else None
+        beta = self.bias.data if self.affine else None
+        y, xhat, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps, axes)
+        self._save(xhat=xhat, invstd=invstd, gamma=gamma, axes=axes, batch_stats=batch_stats)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dLoss/dx (through the batch statistics in training mode); adds weight/bias grads."""
+        saved = self._pop_saved()
+        xhat = saved["xhat"]
+        dy = self._check_dy(dy, xhat.shape, xhat.dtype)
+        dx, dgamma, dbeta = _batch_norm_backward(
+            dy, xhat, saved["invstd"], saved["gamma"], saved["axes"], saved["batch_stats"]
+        )
+        if self.affine:
+            self.weight.accumulate(dgamma, "weight")
+            self.bias.accumulate(dbeta, "bias")
+        return dx
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(int(v) for v in input_shape)
+        self._check_shape(shape)
+        return shape
+
+    def extra_repr(self) -> str:
+        parts = [str(self.num_features)]
+        if self.eps != 1e-5:
+            parts.append(f"eps={self.eps}")
+        if self.momentum != 0.1:
+            parts.append(f"momentum={self.momentum}")
+        if not self.affine:
+            parts.append("affine=False")
+        if not self.track_running_stats:
+            parts.append("track_running_stats=False")
+        if self.dtype != np.float32:
+            parts.append(f"dtype={self.dtype}")
+        return ", ".join(parts)
+
+    def config(self) -> dict[str, Any]:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats,
+                "dtype": self.dtype.name}
+
+
+@register
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of ``(N, C)`` features or ``(N, C, L)`` sequences; see BatchNorm2d.
+
+    Example:
+        >>> bn = BatchNorm1d(2, dtype=np.float64)
+        >>> y = bn(np.array([[1.0, 10.0], [3.0, 30.0]]))
+        >>> np.round(y, 4)
+        array([[-1., -1.],
+               [ 1.,  1.]])
+        >>> bn.running_mean, bn.running_var
+        (array([0.2, 2. ]), array([ 1.1, 20.9]))
+    """
+
+    _allowed_ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+@register
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of feature maps: each channel standardised over ``(N, H, W)``.
+
+    ``y = weight * (x - mean) / sqrt(var + eps) + bias`` per channel. In training mode the
+    mean and (biased) variance come from the batch, and the running statistics move towards
+    them: ``running = (1 - momentum) * running + momentum * batch``, with the UNBIASED batch
+    variance (``m / (m - 1)`` times the biased one, ``m = N*H*W``), exactly as PyTorch. In
+    eval mode the running statistics are used. ``momentum=None`` gives a cumulative average.
+
+    Args:
+        num_features: channels ``C``.
+        eps: added to the variance before the square root (default 1e-5).
+        momentum: weight of the newest batch in the running statistics (default 0.1).
+        affine: learn ``weight`` (init 1) and ``bias`` (init 0) per channel (default True).
+        track_running_stats: keep running statistics (default True); if False, batch
+            statistics are used in eval mode too.
+        dtype: float32 (default) or float64.
+
+    Shape:
+        ``(N, C, H, W) -> (N, C, H, W)``.
+
+    Raises:
+        ShapeError: wrong number of axes or channels; a single value per channel in training.
+
+    Notes:
+        backward in training mode differentiates through the batch mean and variance
+        (every output of a channel depends on every input of that channel); in eval mode the
+        layer is a fixed per-channel affine map.
+
+    Example:
+        >>> bn = BatchNorm2d(3)
+        >>> bn(np.zeros((2, 3, 4, 4), dtype=np.float32)).shape
+        (2, 3, 4, 4)
+        >>> sorted(bn.state_dict())
+        ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']
+    """
+
+    _allowed_ndims = (4,)
+    _layout = "(N, C, H, W)"
