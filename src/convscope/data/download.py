@@ -1,0 +1,437 @@
+"""Download the standard dataset files into a cache folder, each verified by SHA-256.
+
+Only the Python standard library is used (``urllib``). Every download
+
+* tries the mirrors in order (:data:`MIRRORS`, or the ``mirrors`` argument) with a
+  timeout per connection,
+* refuses to read more than a known ceiling of bytes (the ``Content-Length`` is checked
+  first, then the running count),
+* streams into a temporary file beside the target, verifies the SHA-256, fsyncs and
+  only then renames it into place, so the cache never holds a partial or unverified
+  file under its real name.
+
+Which bytes are hashed: for Fashion-MNIST and CIFAR-10 the file as published (the
+widely published SHA-256 of ``fashion-mnist/*.gz`` and of ``cifar-10-binary.tar.gz``);
+for MNIST the *decompressed* IDX content, because mirrors re-compress the files (the
+gzip bytes differ, the content does not) and the decompressed hashes are the widely
+published ones. Decompression for that check is capped at the known size.
+
+Files already present in the cache are used without re-hashing: they only ever get
+there after verification. Delete the folder to force a fresh download.
+
+The cache folder is, in order of precedence: the ``cache_dir`` argument, the
+environment variable ``CONVSCOPE_CACHE``, ``~/.cache/convscope``. Each dataset gets a
+sub-folder named after it (``mnist``, ``fashion-mnist``, ``cifar10``).
+
+Example:
+    >>> [f.name for f in files_for("mnist", "test")]
+    ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ..errors import ArgumentTypeError, ConfigError, DataError
+from .formats import _STREAM_ERRORS, open_data_file
+
+__all__ = [
+    "ENV_CACHE",
+    "MIRRORS",
+    "REMOTE_FILES",
+    "RemoteFile",
+    "default_cache_dir",
+    "dataset_cache_dir",
+    "files_for",
+    "download_file",
+    "download_dataset",
+]
+
+#: Environment variable that overrides the default cache folder.
+ENV_CACHE = "CONVSCOPE_CACHE"
+
+#: Base URLs tried in order for each dataset; a file's URL is base + file name.
+MIRRORS: dict[str, tuple[str, ...]] = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/",),
+}
+
+_MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One standard file of a dataset and how to verify it.
+
+    Attributes:
+        name: file name on the mirrors and in the cache.
+        sha256: expected SHA-256 (lowercase hex).
+        hashed: ``"file"`` (the bytes as downloaded) or ``"content"`` (the bytes after
+            gzip/xz decompression; plain files are hashed as they are).
+        max_bytes: the largest download accepted.
+        max_content_bytes: for ``"content"``, the largest decompressed size accepted.
+        splits: the splits that need this file.
+    """
+
+    name: str
+    sha256: str
+    hashed: str
+    max_bytes: int
+    max_content_bytes: int | None = None
+    splits: tuple[str, ...] = ("train", "test")
+
+
+def _idx_files(hashes: Mapping[str, str], hashed: str) -> tuple[RemoteFile, ...]:
+    # Decompressed sizes of the four MNIST-format files (Fashion-MNIST has the same).
+    sizes = {
+        "train-images-idx3-ubyte.gz": 47_040_016,
+        "train-labels-idx1-ubyte.gz": 60_008,
+        "t10k-images-idx3-ubyte.gz": 7_840_016,
+        "t10k-labels-idx1-ubyte.gz": 10_008,
+    }
+    return tuple(
+        RemoteFile(
+            name=name,
+            sha256=hashes[name],
+            hashed=hashed,
+            # gzip never grows data by more than a few bytes per 64 KiB block.
+            max_bytes=size + _MIB,
+            max_content_bytes=size if hashed == "content" else None,
+            splits=("train",) if name.startswith("train") else ("test",),
+        )
+        for name, size in sizes.items()
+    )
+
+
+#: The standard files of each dataset with their expected SHA-256.
+REMOTE_FILES: dict[str, tuple[RemoteFile, ...]] = {
+    # Decompressed-content hashes of the original MNIST files (widely published; also
+    # listed in the project's shared/data/mnist/SOURCE.md).
+    "mnist": _idx_files(
+        {
+            "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        "content",
+    ),
+    # SHA-256 of the published .gz files (the same files whose MD5 the Fashion-MNIST
+    # README lists).
+    "fashion-mnist": _idx_files(
+        {
+            "train-images-idx3-ubyte.gz": "08dc20ab1689590a0bcd66e874647b6ee8464e2d501b5a3f1f78831db19a3fdc",
+            "train-labels-idx1-ubyte.gz": "b0197879cbda89f3dc7b894f9fd52b858e68ea4182b6947c9d8c2b67e5f18dcc",
+            "t10k-images-idx3-ubyte.gz": "78dcbbfb5a27efaf1b6c1d616caca68560be8766c5bffcb2791df9273a534229",
+            "t10k-labels-idx1-ubyte.gz": "42bd18137a62d5998cdeae52bf3a0676ac6b706f5cf8439b47bb5b151ae3dccf",
+        },
+        "file",
+    ),
+    # The official binary archive (170,052,171 bytes).
+    "cifar10": (
+        RemoteFile(
+            name="cifar-10-binary.tar.gz",
+            sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+            hashed="file",
+            max_bytes=170_052_171,
+        ),
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    """The cache folder: ``$CONVSCOPE_CACHE`` if set, else ``~/.cache/convscope``.
+
+    Example:
+        >>> default_cache_dir().name in ("convscope", Path(os.environ.get(ENV_CACHE, "x")).name)
+        True
+    """
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "convscope"
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"dataset name must be a str; got {type(name).__name__}.")
+    if name not in REMOTE_FILES:
+        raise ConfigError(
+            f"expected a downloadable dataset name, one of {sorted(REMOTE_FILES)}; got {name!r}."
+        )
+    return name
+
+
+def dataset_cache_dir(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The folder that holds (or will hold) ``name``'s downloaded files.
+
+    Example:
+        >>> dataset_cache_dir("mnist", "/tmp/c").as_posix()
+        '/tmp/c/mnist'
+    """
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return root / _check_name(name)
+
+
+def files_for(name: str, split: str | None = None) -> tuple[RemoteFile, ...]:
+    """The standard files of dataset ``name`` that ``split`` needs (all when None).
+
+    Example:
+        >>> [f.name for f in files_for("cifar10", "train")]
+        ['cifar-10-binary.tar.gz']
+    """
+    files = REMOTE_FILES[_check_name(name)]
+    if split is None:
+        return files
+    if split not in ("train", "test"):
+        raise ConfigError(f"split must be 'train' or 'test'; got {split!r}.")
+    return tuple(f for f in files if split in f.splits)
+
+
+def _check_sha256(value: object, what: str) -> str:
+    text = str(value).lower() if isinstance(value, str) else None
+    if text is None or len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ConfigError(f"{what} must be a SHA-256 as 64 hex digits; got {value!r}.")
+    return text
+
+
+def _content_sha256(path: Path, cap: int | None) -> str:
+    """SHA-256 of the decompressed content of ``path``, reading at most ``cap`` bytes."""
+    digest = hashlib.sha256()
+    total = 0
+    with open_data_file(path) as stream:
+        try:
+            while True:
+                chunk = stream.read(_MIB)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if cap is not None and total > cap:
+                    raise DataError(
+                        f"decompressed content exceeds {cap} bytes, the size of the standard "
+                        f"file; refusing to decompress further (wrong file or a bomb)."
+                    )
+                digest.update(chunk)
+        except _STREAM_ERRORS as exc:
+            raise DataError(
+                f"the downloaded file does not decompress ({type(exc).__name__}: {exc})."
+            ) from None
+    return digest.hexdigest()
+
+
+def _fetch(url: str, tmp: Path, max_bytes: int, timeout: float) -> str:
+    """Stream ``url`` into ``tmp`` (at most ``max_bytes``); return the file's SHA-256."""
+    request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
+    digest = hashlib.sha256()
+    total = 0
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            raise DataError(
+                f"the server announces {int(length)} bytes, more than the {max_bytes} the "
+                f"standard file can have"
+            )
+        with open(tmp, "wb") as out:
+            while True:
+                chunk = response.read(_MIB)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DataError(
+                        f"the server sent more than {max_bytes} bytes, more than the standard "
+                        f"file can have; stopped reading"
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer within the timeout of {timeout:g} s"
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return f"no answer within the timeout of {timeout:g} s"
+        return f"cannot connect ({reason})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def download_file(
+    urls: Sequence[str],
+    dest: str | Path,
+    *,
+    sha256: str,
+    hashed: str = "file",
+    max_bytes: int,
+    max_content_bytes: int | None = None,
+    timeout: float = 30.0,
+    quiet: bool = True,
+) -> Path:
+    """Download one file from the first mirror that serves it correctly; verify; rename.
+
+    Args:
+        urls: full URLs, tried in order.
+        dest: the final path; its folder is created if needed.
+        sha256: the expected SHA-256 (hex).
+        hashed: ``"file"`` to hash the downloaded bytes, ``"content"`` to hash them after
+            gzip/xz decompression.
+        max_bytes: the largest download accepted (checked against Content-Length and while
+            reading).
+        max_content_bytes: for ``"content"``, the largest decompressed size accepted.
+        timeout: seconds to wait for a connection or for data, per mirror.
+        quiet: when False, print one line per attempt to stderr.
+
+    Returns:
+        ``dest`` as a Path; the file there has the expected hash.
+
+    Raises:
+        DataError: every mirror failed (unreachable, HTTP error, too large, hash
+            mismatch); the message lists each URL with its reason and suggests
+            ``--data-dir``.
+        ConfigError: malformed ``sha256`` or ``hashed``, or no URLs.
+
+    Example:
+        >>> import tempfile, pathlib, hashlib
+        >>> src = pathlib.Path(tempfile.mkdtemp()) / "f.bin"
+        >>> _ = src.write_bytes(b"abc")
+        >>> out = download_file([src.as_uri()], src.parent / "copy.bin",
+        ...                     sha256=hashlib.sha256(b"abc").hexdigest(), max_bytes=10)
+        >>> out.read_bytes()
+        b'abc'
+    """
+    expected = _check_sha256(sha256, "sha256")
+    if hashed not in ("file", "content"):
+        raise ConfigError(f"hashed must be 'file' or 'content'; got {hashed!r}.")
+    if isinstance(urls, str):
+        urls = [urls]
+    if not urls:
+        raise ConfigError("download_file needs at least one URL; got none.")
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds; got {timeout!r}.")
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    for url in urls:
+        if not quiet:
+            print(f"convscope: downloading {url} -> {dest}", file=sys.stderr, flush=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            got = _fetch(url, tmp, max_bytes, timeout)
+            if hashed == "content":
+                got = _content_sha256(tmp, max_content_bytes)
+            if got != expected:
+                what = "decompressed content" if hashed == "content" else "file"
+                raise DataError(
+                    f"SHA-256 mismatch of the {what}: expected {expected}, got {got} (a "
+                    f"corrupt download or a different file on this mirror)"
+                )
+            os.replace(tmp, dest)
+            return dest
+        except DataError as exc:
+            failures.append(f"  {url}: {str(exc).rstrip('.')}")
+        except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as exc:
+            failures.append(f"  {url}: {_reason(exc, timeout)}")
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    raise DataError(
+        f"could not download {dest.name} from any mirror:\n" + "\n".join(failures) + "\n"
+        f"If this machine is offline, fetch the file elsewhere (from one of the URLs above) "
+        f"into a folder and pass it with --data-dir DIR (data_dir=DIR in Python)."
+    )
+
+
+def download_dataset(
+    name: str,
+    split: str | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    quiet: bool = False,
+) -> Path:
+    """Make sure the standard files of ``name`` (for ``split``) are in the cache.
+
+    Args:
+        name: ``"mnist"``, ``"fashion-mnist"`` or ``"cifar10"``.
+        split: ``"train"``, ``"test"`` or None for every file.
+        cache_dir: the cache root (default: see the module docstring).
+        mirrors: base URLs to try instead of ``MIRRORS[name]`` (``file://`` works too).
+        checksums: ``{file name: sha256}`` replacing the built-in hashes for those files
+            (same kind of hash as the built-in one: see :data:`REMOTE_FILES`).
+        timeout: seconds per connection attempt.
+        quiet: when False, announce each download on stderr.
+
+    Returns:
+        The dataset's cache folder, holding every file the split needs.
+
+    Raises:
+        DataError: a file could not be downloaded and verified from any mirror.
+        ConfigError: unknown name or split, malformed checksums or mirrors.
+
+    Example:
+        >>> download_dataset("mnist", cache_dir="/tmp/x", mirrors=[], quiet=True)
+        Traceback (most recent call last):
+        ...
+        convscope.errors.ConfigError: mirrors must be a non-empty list of base URLs; got [].
+    """
+    files = files_for(name, split)
+    bases = MIRRORS[name] if mirrors is None else mirrors
+    if isinstance(bases, str):
+        bases = [bases]
+    if not bases or not all(isinstance(b, str) and b for b in bases):
+        raise ConfigError(f"mirrors must be a non-empty list of base URLs; got {mirrors!r}.")
+    overrides = dict(checksums or {})
+    known = {f.name for f in REMOTE_FILES[name]}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(
+            f"checksums names files {unknown} that {name} does not have; its files are "
+            f"{sorted(known)}."
+        )
+    folder = dataset_cache_dir(name, cache_dir)
+    for spec in files:
+        if spec.name in overrides:
+            spec = replace(spec, sha256=_check_sha256(overrides[spec.name], f"checksums[{spec.name!r}]"))
+        dest = folder / spec.name
+        if dest.is_file():
+            continue
+        urls = [b if b.endswith("/") else b + "/" for b in bases]
+        download_file(
+            [b + spec.name for b in urls],
+            dest,
+            sha256=spec.sha256,
+            hashed=spec.hashed,
+            max_bytes=spec.max_bytes,
+            max_content_bytes=spec.max_content_bytes,
+            timeout=timeout,
+            quiet=quiet,
+        )
+    return folder
