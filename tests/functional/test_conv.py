@@ -445,3 +445,23 @@ def test_nan_in_dy_propagates():
     dx, dw, db = conv_backward(dy, x, w)
     assert np.isnan(dx[0, 0]).tolist() == [False, True, True, False, False]
     assert np.isnan(dw).all() and np.isnan(db).all()
+
+
+def test_impossible_output_is_refused_before_allocating():
+    # A 10^6 x 10^6 image (a broadcast view: no memory) with 64 filters would need ~238,000 GiB.
+    from convscope.errors import ResourceError
+
+    x = np.broadcast_to(np.zeros(1, dtype=np.float32), (1, 1, 10**6, 10**6))
+    w = np.ones((64, 1, 3, 3), dtype=np.float32)
+    with pytest.raises(ResourceError) as info:
+        conv(x, w, padding=1)
+    assert "GiB" in str(info.value) and "64" in str(info.value)
+    assert isinstance(info.value, MemoryError)
+
+
+def test_empty_batch():
+    x, w = np.zeros((0, 2, 5, 5)), np.ones((3, 2, 3, 3))
+    y = conv(x, w, np.ones(3), padding=1)
+    assert y.shape == (0, 3, 5, 5)
+    dx, dw, db = conv_backward(np.zeros(y.shape), x, w, padding=1)
+    assert dx.shape == x.shape and not dw.any() and not db.any()
