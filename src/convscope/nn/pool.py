@@ -169,7 +169,12 @@ class _BlurPoolNd(Module):
         op = type(self).__name__
         self.channels = normalize_int(channels, "channels", op, minimum=1)
         self.filter_size = normalize_int(filter_size, "filter_size", op, minimum=1)
-        self.stride = normalize_int(stride, "stride", op, minimum=1)
+        if self.filter_size > 7:
+            raise ConfigError(
+                f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
+                f"[1 2 1], ... up to 7 taps); got {self.filter_size}."
+            )
+        self.stride = normalize_tuple(stride, self.ndim, "stride", op)
         if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
             raise ConfigError(
                 f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got "
@@ -225,7 +230,7 @@ class _BlurPoolNd(Module):
         parts = [str(self.channels)]
         if self.filter_size != 4:
             parts.append(f"filter_size={self.filter_size}")
-        if self.stride != 2:
+        if self.stride != (2,) * self.ndim:
             parts.append(f"stride={self.stride}")
         if self.padding_mode != "reflect":
             parts.append(f"padding_mode={self.padding_mode!r}")
@@ -233,7 +238,7 @@ class _BlurPoolNd(Module):
 
     def config(self) -> dict[str, Any]:
         return {"channels": self.channels, "filter_size": self.filter_size,
-                "stride": self.stride, "padding_mode": self.padding_mode}
+                "stride": list(self.stride), "padding_mode": self.padding_mode}
 
 
 @register
@@ -381,16 +386,18 @@ class BlurPool2d(_BlurPoolNd):
     Args:
         channels: number of channels ``C`` (checked against the input).
         filter_size: taps of the binomial filter per axis (default 4: ``[1, 3, 3, 1] / 8``).
-        stride: subsampling step (default 2), one int for every axis.
+        stride: subsampling step, int or one int per spatial axis (default 2).
         padding_mode: how the input is extended by ``filter_size - 1`` cells per axis
             (``filter_size // 2``-ish before, the odd one after): "reflect" (default),
             "replicate", "zeros" or "circular".
 
     Shape:
-        ``(N, C, H, W)`` or ``(C, H, W)`` -> ``(N, C, ceil(H / s), ceil(W / s))``.
+        ``(N, C, H, W)`` or ``(C, H, W)`` -> ``(N, C, ceil(H / sH), ceil(W / sW))``.
 
     Raises:
-        ConfigError: invalid arguments.  ShapeError: wrong axes or channel count.
+        ConfigError: invalid arguments (filter_size outside 1..7, stride < 1, unknown
+            padding_mode).
+        ShapeError: wrong axes or channel count; an input too small for reflect padding.
 
     Example:
         >>> BlurPool2d(3).output_shape((8, 3, 32, 32))

@@ -250,7 +250,7 @@ class _Walker:
             rf, jump = _grow(rf, jump, module.kernel_size, module.stride, module.dilation)
         elif isinstance(module, _BlurPoolNd):
             nd = module.ndim
-            rf, jump = _grow(rf, jump, (module.filter_size,) * nd, (module.stride,) * nd, (1,) * nd)
+            rf, jump = _grow(rf, jump, (module.filter_size,) * nd, module.stride, (1,) * nd)
         elif isinstance(module, Linear):
             w = f"{module.out_features}*{module.in_features}"
             formula = f"{w}+{module.out_features} = {params:,}" if module.bias is not None else f"{w} = {params:,}"
