@@ -52,38 +52,23 @@ _BLOCK_ELEMENTS = 1 << 16
 # ----------------------------------------------------------------------------------------
 # Geometry helpers
 # ----------------------------------------------------------------------------------------
-def _axis_plan(n: int, k: int, s: int, d: int, before: int, out: int) -> list:
-    """Per tap ``j`` on one axis: ``(output slice, input slice)`` of the windows where the
-    tap lands inside the input (not in the padding or the ceil_mode overhang), or None."""
-    plan = []
-    for j in range(k):
-        off = j * d - before  # input index read by output 0
-        lo = max(0, -(off // s))  # first o with o*s + off >= 0
-        hi = min(out - 1, (n - 1 - off) // s)  # last o with o*s + off <= n - 1
-        if lo > hi:
-            plan.append(None)
-        else:
-            start = lo * s + off
-            plan.append((slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)))
-    return plan
+def _pad_pairs(g: PoolGeometry) -> list[tuple[int, int]]:
+    """Padding per axis, the ceil_mode overhang of the last window included in ``after``."""
+    pairs = []
+    for i in range(g.ndim):
+        reach = (g.out[i] - 1) * g.s[i] + g.d[i] * (g.k[i] - 1) + 1
+        before, after = g.p[i]
+        pairs.append((before, max(after, reach - g.n[i] - before)))
+    return pairs
 
 
-def _taps(g: PoolGeometry) -> Iterator[tuple[int, tuple[slice, ...], tuple[slice, ...], bool]]:
-    """Every kernel tap in window order: ``(tap number, output slices, input slices, full)``.
-
-    Taps that never land inside the input are skipped (their number is still counted);
-    ``full`` says the tap is inside the input for every window.
-    """
-    plans = [
-        _axis_plan(g.n[i], g.k[i], g.s[i], g.d[i], g.p[i][0], g.out[i]) for i in range(g.ndim)
+def _tap_slices(g: PoolGeometry) -> list[tuple[int, tuple[slice, ...]]]:
+    """Every kernel tap in window order: its number and its slice of the padded input."""
+    origin = (0,) * g.ndim
+    return [
+        (t, windows.tap_slices(tap, g.s, g.d, origin, g.out))
+        for t, tap in enumerate(windows.kernel_taps(g.k))
     ]
-    for t, parts in enumerate(itertools.product(*plans)):
-        if any(part is None for part in parts):
-            continue
-        out_sl = (slice(None),) + tuple(part[0] for part in parts)
-        in_sl = (slice(None),) + tuple(part[1] for part in parts)
-        full = all(part[0] == slice(0, o) for part, o in zip(parts, g.out))
-        yield t, out_sl, in_sl, full
 
 
 def _first_inside_tap(g: PoolGeometry, op: str) -> np.ndarray:
@@ -153,14 +138,16 @@ def _check_dy(dy: Any, x: np.ndarray, g_shape: tuple[int, ...], op: str) -> np.n
 
 
 def _rows(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
-    """``x`` as ``(N*C, *n)``: pooling treats every channel of every sample alike."""
-    return x.reshape((g.batch * g.c,) + tuple(g.n))
+    """``x`` as ``(N*C, 1, *n)``: pooling treats every channel of every sample alike, so
+    blocks of rows can be cut across the batch and channel axes together."""
+    return x.reshape((g.batch * g.c, 1) + tuple(g.n))
 
 
-def _blocks(rows: int, per_row: int) -> Iterator[slice]:
-    step = max(1, _BLOCK_ELEMENTS // max(1, per_row))
-    for start in range(0, rows, step):
-        yield slice(start, min(rows, start + step))
+def _blocks(rows: int, g: PoolGeometry) -> tuple[int, list[slice]]:
+    """Consecutive row blocks of about ``_BLOCK_ELEMENTS`` outputs (at least one row): the
+    per-tap buffers of one block stay in cache while the taps stream over them."""
+    step = max(1, min(rows, _BLOCK_ELEMENTS // max(1, math.prod(g.out))))
+    return step, [slice(r, min(rows, r + step)) for r in range(0, rows, step)]
 
 
 def _non_overlapping(g: PoolGeometry) -> bool:
@@ -168,40 +155,70 @@ def _non_overlapping(g: PoolGeometry) -> bool:
     return all(s >= d * (k - 1) + 1 for s, d, k in zip(g.s, g.d, g.k))
 
 
+def _inner(pairs: Sequence[tuple[int, int]], n: Sequence[int]) -> tuple[slice, ...]:
+    return (slice(None), slice(None)) + tuple(slice(b, b + size) for (b, _), size in zip(pairs, n))
+
+
 # ----------------------------------------------------------------------------------------
 # Max pooling
 # ----------------------------------------------------------------------------------------
-def _argmax_block(xb: np.ndarray, g: PoolGeometry, taps: list, first: np.ndarray, nan_aware: bool):
-    """Running max and argmax (tap number) of a block of rows; ties go to the first tap."""
-    shape = (xb.shape[0],) + tuple(g.out)
-    m = np.full(shape, -np.inf, dtype=xb.dtype)
-    idx = np.empty(shape, dtype=first.dtype)
-    idx[...] = first
-    upd = np.empty(shape, dtype=bool)
-    for t, out_sl, in_sl, _ in taps:
-        v = xb[in_sl]
-        mv, iv, uv = m[out_sl], idx[out_sl], upd[out_sl]
-        np.greater(v, mv, out=uv)  # strict '>': an equal later value keeps the earlier tap
-        if nan_aware:  # PyTorch: (v > max) || isnan(v), so the last NaN of a window wins
-            uv |= np.isnan(v)
-        np.copyto(iv, t, where=uv)
-        np.maximum(mv, v, out=mv)  # NaN propagates like PyTorch's max
-    return m, idx
+class _Argmax:
+    """Running max and argmax over the taps of a max pool, block by block.
 
+    Each tap's slice of the (-inf padded) input is first copied into a contiguous buffer:
+    elementwise NumPy on strided views is several times slower than a copy followed by
+    contiguous operations. The argmax is the tap number (window order); it starts at each
+    window's first tap inside the input, as in PyTorch, so a window of -inf entries points
+    at its first real entry.
+    """
 
-def _max_with_taps(x: np.ndarray, g: PoolGeometry, op: str):
-    """Yield ``(row block, max, tap-number argmax)`` over blocks of ``(N*C, *n)`` rows."""
-    first = _first_inside_tap(g, op)
-    ntaps = math.prod(g.k)
-    first = first.astype(np.min_scalar_type(max(ntaps - 1, 0)))
-    taps = list(_taps(g))
-    xr = _rows(x, g)
-    for rows in _blocks(xr.shape[0], math.prod(g.out)):
-        xb = xr[rows]
-        m, idx = _argmax_block(xb, g, taps, first, nan_aware=False)
+    def __init__(self, x: np.ndarray, g: PoolGeometry, op: str):
+        self.g = g
+        self.x = _rows(x, g)
+        self.pairs = _pad_pairs(g)
+        self.taps = _tap_slices(g)
+        ntaps = math.prod(g.k)
+        self.itype = np.min_scalar_type(max(ntaps - 1, 0)).type
+        self.first = _first_inside_tap(g, op).astype(self.itype)
+        self.step, self.blocks = _blocks(self.x.shape[0], g)
+        shape = (self.step, 1) + tuple(g.out)
+        self._v = np.empty(shape, dtype=x.dtype)
+        self._upd = np.empty(shape, dtype=bool)
+        self._tmp = np.empty(shape, dtype=self.itype)
+
+    def block(self, rows: slice, m: np.ndarray, idx: np.ndarray) -> None:
+        """Fill ``m`` (max) and ``idx`` (tap number) for the rows ``rows``."""
+        xp = windows.pad(self.x[rows], self.pairs, value=-np.inf)
+        self._run(xp, m, idx, nan_aware=False)
         if np.isnan(m).any():  # a NaN somewhere: redo this block with PyTorch's NaN rule
-            m, idx = _argmax_block(xb, g, taps, first, nan_aware=True)
-        yield rows, m, idx
+            self._run(xp, m, idx, nan_aware=True)
+
+    def _run(self, xp: np.ndarray, m: np.ndarray, idx: np.ndarray, nan_aware: bool) -> None:
+        count = m.shape[0]
+        v, upd, tmp = self._v[:count], self._upd[:count], self._tmp[:count]
+        m.fill(-np.inf)
+        idx[...] = self.first
+        for t, sl in self.taps:
+            np.copyto(v, xp[sl])
+            np.greater(v, m, out=upd)  # strict '>': an equal later value keeps the earlier tap
+            if nan_aware:  # PyTorch: (v > max) || isnan(v), so the last NaN of a window wins
+                upd |= np.isnan(v)
+            # idx <= t always (taps come in order), so "idx = t where upd" is a maximum.
+            np.multiply(upd, self.itype(t), out=tmp)
+            np.maximum(idx, tmp, out=idx)
+            np.maximum(m, v, out=m)  # NaN propagates like PyTorch's max
+
+
+def _select(dy: np.ndarray, mask: np.ndarray, bits: np.ndarray | None, out: np.ndarray) -> None:
+    """``out = dy where mask else +0.0``. ``dy * mask`` when ``bits`` is None (``dy`` known
+    finite); otherwise exactly, as bit masks, so an infinite or NaN ``dy`` of a window does
+    not leak ``0 * inf = nan`` into the entries that are not its maximum."""
+    if bits is None:
+        np.multiply(dy, mask, out=out)
+        return
+    utype = bits.dtype.type
+    np.multiply(mask, utype(np.iinfo(utype).max), out=bits)
+    np.bitwise_and(dy.view(utype), bits, out=out.view(utype))
 
 
 def max_pool(
@@ -283,23 +300,7 @@ def max_pool(
         raise ConfigError(f"{op}: return_indices must be True or False; got {return_indices!r}.")
     if not return_indices:
         _first_inside_tap(g, op)  # validation only
-        xr = _rows(x, g)
-        y = np.empty((xr.shape[0],) + tuple(g.out), dtype=x.dtype)
-        taps = list(_taps(g))
-        for rows in _blocks(xr.shape[0], math.prod(g.out)):
-            yb, xb = y[rows], xr[rows]
-            started = False
-            for _, out_sl, in_sl, full in taps:
-                if not started:
-                    if full:
-                        np.copyto(yb, xb[in_sl])
-                    else:
-                        yb.fill(-np.inf)
-                        np.maximum(yb[out_sl], xb[in_sl], out=yb[out_sl])
-                    started = True
-                else:
-                    np.maximum(yb[out_sl], xb[in_sl], out=yb[out_sl])
-        return y.reshape(g.y_shape)
+        return _tap_reduce(x, g, -np.inf, np.maximum)
     # Flat index in the input plane: the window's origin plus the tap's offset.
     plane = [math.prod(g.n[i + 1 :]) for i in range(g.ndim)]
     base = np.zeros(g.out, dtype=np.int64)
@@ -310,12 +311,61 @@ def max_pool(
         base = base + ((np.arange(g.out[i]) * g.s[i] - g.p[i][0]) * plane[i]).reshape(shape)
         offset = offset + (np.arange(g.k[i]) * g.d[i] * plane[i]).reshape(shape)
     offset = offset.reshape(-1)
-    y = np.empty((g.batch * g.c,) + tuple(g.out), dtype=x.dtype)
+    argmax = _Argmax(x, g, op)
+    y = np.empty((g.batch * g.c, 1) + tuple(g.out), dtype=x.dtype)
     indices = np.empty(y.shape, dtype=np.int64)
-    for rows, m, idx in _max_with_taps(x, g, op):
-        y[rows] = m
-        np.add(base, offset[idx], out=indices[rows])
+    idx = np.empty((argmax.step, 1) + tuple(g.out), dtype=argmax.itype)
+    for rows in argmax.blocks:
+        ib = idx[: rows.stop - rows.start]
+        argmax.block(rows, y[rows], ib)
+        np.add(base, offset[ib], out=indices[rows])
     return y.reshape(g.y_shape), indices.reshape(g.y_shape)
+
+
+def _tap_reduce(x: np.ndarray, g: PoolGeometry, pad_value: float, combine) -> np.ndarray:
+    """``combine`` (np.maximum or np.add) over the taps of every window, padding = pad_value."""
+    xr = _rows(x, g)
+    pairs = _pad_pairs(g)
+    taps = _tap_slices(g)
+    step, blocks = _blocks(xr.shape[0], g)
+    y = np.empty((xr.shape[0], 1) + tuple(g.out), dtype=x.dtype)
+    buf = np.empty((step, 1) + tuple(g.out), dtype=x.dtype)
+    for rows in blocks:
+        xp = windows.pad(xr[rows], pairs, value=pad_value)
+        yb, v = y[rows], buf[: rows.stop - rows.start]
+        np.copyto(yb, xp[taps[0][1]])
+        for _, sl in taps[1:]:  # window order, as PyTorch sums
+            np.copyto(v, xp[sl])  # contiguous copy first: strided ufuncs are slow
+            combine(yb, v, out=yb)
+    return y.reshape(g.y_shape)
+
+
+def _tap_scatter(x: np.ndarray, g: PoolGeometry, blocks: list, contribution) -> np.ndarray:
+    """The adjoint of a tap loop: add ``contribution(t, rows, buffer)`` (a contiguous
+    ``(rows, 1, *out)`` array) onto tap ``t``'s slice of the padded input, then drop the
+    padding. Where windows do not overlap, each entry is written once: a copy suffices."""
+    rows_total = g.batch * g.c
+    pairs = _pad_pairs(g)
+    padded = tuple(n + b + a for n, (b, a) in zip(g.n, pairs))
+    no_pad = not any(b or a for b, a in pairs)
+    disjoint = _non_overlapping(g)
+    taps = _tap_slices(g)
+    dx = np.zeros((rows_total, 1) + tuple(g.n), dtype=x.dtype)
+    step = max(r.stop - r.start for r in blocks) if blocks else 1
+    buf = np.empty((step, 1) + tuple(g.out), dtype=x.dtype)
+    for rows in blocks:
+        count = rows.stop - rows.start
+        dxp = dx[rows] if no_pad else np.zeros((count, 1) + padded, dtype=x.dtype)
+        for t, sl in taps:
+            c = contribution(t, rows, buf[:count])
+            target = dxp[sl]
+            if disjoint:
+                np.copyto(target, c)
+            else:
+                np.add(target, c, out=target)
+        if not no_pad:
+            dx[rows] = dxp[_inner(pairs, g.n)]
+    return dx.reshape(x.shape)
 
 
 def max_pool_backward(
@@ -357,25 +407,29 @@ def max_pool_backward(
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     dy = _check_dy(dy, x, g.y_shape, op)
-    # Notes 9.4.6: d maxpool / d a_i is 1 for the (first) maximum of the window, else 0.
-    dyr = dy.reshape((g.batch * g.c,) + tuple(g.out))
-    dx = np.zeros((g.batch * g.c,) + tuple(g.n), dtype=x.dtype)
-    taps = list(_taps(g))
-    disjoint = _non_overlapping(g)
-    mask = None
-    for rows, _, idx in _max_with_taps(x, g, op):
-        dxb, dyb = dx[rows], dyr[rows]
-        if mask is None or mask.shape != idx.shape:
-            mask = np.empty(idx.shape, dtype=bool)
-        for t, out_sl, in_sl, _ in taps:
-            mv = mask[out_sl]
-            np.equal(idx[out_sl], t, out=mv)
-            target = dxb[in_sl]
-            if disjoint:  # every input entry belongs to one window: plain writes suffice
-                np.copyto(target, dyb[out_sl], where=mv)
-            else:
-                np.add(target, dyb[out_sl], out=target, where=mv)
-    return dx.reshape(x.shape)
+    # Notes 9.4.6 (Key Equation 69): d maxpool / d a_i is 1 for the (first) maximum of the
+    # window, else 0, so each tap receives dy where it is its window's argmax.
+    argmax = _Argmax(x, g, op)
+    dyr = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
+    shape = (argmax.step, 1) + tuple(g.out)
+    m = np.empty(shape, dtype=x.dtype)
+    idx = np.empty(shape, dtype=argmax.itype)
+    mask = np.empty(shape, dtype=bool)
+    bits = None
+    if not np.isfinite(dy).all():
+        bits = np.empty(shape, dtype=np.uint32 if x.dtype == np.float32 else np.uint64)
+    current = [None]
+
+    def contribution(t: int, rows: slice, out: np.ndarray) -> np.ndarray:
+        count = rows.stop - rows.start
+        if current[0] != rows:  # argmax of this block, computed once for all its taps
+            argmax.block(rows, m[:count], idx[:count])
+            current[0] = rows
+        np.equal(idx[:count], argmax.itype(t), out=mask[:count])
+        _select(dyr[rows], mask[:count], None if bits is None else bits[:count], out)
+        return out
+
+    return _tap_scatter(x, g, argmax.blocks, contribution)
 
 
 # ----------------------------------------------------------------------------------------
@@ -447,16 +501,9 @@ def avg_pool(
     op = "avg_pool"
     x = as_float_array(x, "x", op)
     g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
-    xr = _rows(x, g)
-    y = np.zeros((xr.shape[0],) + tuple(g.out), dtype=x.dtype)
-    taps = list(_taps(g))
-    for rows in _blocks(xr.shape[0], math.prod(g.out)):
-        yb, xb = y[rows], xr[rows]
-        for _, out_sl, in_sl, _ in taps:  # row-major tap order, as PyTorch sums
-            target = yb[out_sl]
-            np.add(target, xb[in_sl], out=target)
+    y = _tap_reduce(x, g, 0.0, np.add)
     y /= _avg_divisor(g, bool(count_include_pad), x.dtype)
-    return y.reshape(g.y_shape)
+    return y
 
 
 def avg_pool_backward(
@@ -481,14 +528,12 @@ def avg_pool_backward(
     x = as_float_array(x, "x", op)
     g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
     dy = _check_dy(dy, x, g.y_shape, op)
-    share = dy.reshape((g.batch * g.c,) + tuple(g.out)) / _avg_divisor(
+    # Each window's mean spreads its gradient evenly: dy / divisor to every entry.
+    share = dy.reshape((g.batch * g.c, 1) + tuple(g.out)) / _avg_divisor(
         g, bool(count_include_pad), x.dtype
     )
-    dx = np.zeros((g.batch * g.c,) + tuple(g.n), dtype=x.dtype)
-    for _, out_sl, in_sl, _ in _taps(g):
-        target = dx[in_sl]
-        np.add(target, share[out_sl], out=target)
-    return dx.reshape(x.shape)
+    _, blocks = _blocks(g.batch * g.c, g)
+    return _tap_scatter(x, g, blocks, lambda t, rows, out: share[rows])
 
 
 # ----------------------------------------------------------------------------------------
