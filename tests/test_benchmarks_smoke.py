@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not add the root
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _env, _timing, bench_ops  # noqa: E402
+from benchmarks import _env, _timing, bench_ops, breakdown  # noqa: E402
 from convscope import functional as F  # noqa: E402
 from convscope.shapes import conv_output_size  # noqa: E402
 
@@ -108,7 +108,22 @@ def test_unknown_case_name_is_rejected_with_the_valid_names():
         bench_ops._select("A,Z")
 
 
-@pytest.mark.parametrize("module", [_env, _timing, bench_ops], ids=lambda m: m.__name__)
+def test_breakdown_parts_add_up_and_the_module_is_restored():
+    import importlib
+
+    mod = importlib.import_module("convscope.functional.conv")
+    before = dict(vars(mod))
+    methods = {k: dict(vars(v)) for k, v in before.items() if isinstance(v, type) and v.__module__ == mod.__name__}
+    result = breakdown.breakdown(TINY[0], repeats=1)
+    for part in ("fwd", "bwd"):
+        parts = result[part]["parts_ms"]
+        assert "np.matmul" in parts and result[part]["calls"]["np.matmul"] >= 1
+        assert sum(parts.values()) <= result[part]["total_ms"] * 1.05
+    assert {k: v for k, v in vars(mod).items() if k in before} == before
+    assert {k: dict(vars(getattr(mod, k))) for k in methods} == methods
+
+
+@pytest.mark.parametrize("module", [_env, _timing, bench_ops, breakdown], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
