@@ -368,10 +368,20 @@ def _layouts(a):
         yield "broadcast", broadcast
 
 
-@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
-def test_any_layout_gives_the_same_result(mode):
+LAYOUT_KWARGS = [
+    {"padding": (1, 2), "stride": (1, 2), "padding_mode": "zeros", "groups": 2},
+    {"padding": (1, 2), "stride": (1, 2), "padding_mode": "reflect", "groups": 2},
+    {"padding": ((0, 2), 1), "padding_mode": "replicate", "groups": 2},
+    {"padding": (2, 1), "stride": 2, "padding_mode": "circular", "groups": 2},
+    {"groups": 2},  # no padding, stride 1: the input itself is read as windows
+    {"dilation": (2, 1), "flip": True, "groups": 2},
+    {"stride": (2, 1), "groups": 2},
+]
+
+
+@pytest.mark.parametrize("kw", LAYOUT_KWARGS)
+def test_any_layout_gives_the_same_result(kw):
     rng = np.random.default_rng(18)
-    kw = {"padding": (1, 2), "stride": (1, 2), "padding_mode": mode, "groups": 2}
     x, w, b = _case(rng, (2, 4, 5, 6), (4, 2, 3, 3))
     y = conv(x, w, b, **kw)
     dy = rng.standard_normal(y.shape)
