@@ -113,3 +113,100 @@ def reference_conv_windows(
 
 
 # ---- pooling (section owned by the pool implementation) ----
+
+from ..errors import ConfigError as _ConfigError  # noqa: E402  (pooling section imports)
+from ..shapes import pool_geometry as _pool_geometry  # noqa: E402
+
+
+def _window_positions(o, g):
+    """Input positions of the window of output ``o``, in window order; None for padding."""
+    for j in itertools.product(*(range(k) for k in g.k)):
+        pos = tuple(oi * si + ji * di - pi[0] for oi, ji, si, di, pi in zip(o, j, g.s, g.d, g.p))
+        inside = all(0 <= q < n for q, n in zip(pos, g.n))
+        yield pos if inside else None
+
+
+def reference_max_pool(
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    """Max pooling by explicit loops: for every output, scan its window and keep the largest.
+
+    Same arguments and results as :func:`convscope.functional.max_pool`. Padding entries are
+    minus infinity, so they are skipped; the scan starts at the window's first input entry
+    and replaces the current maximum only by a strictly larger value (ties keep the first)
+    or by NaN (PyTorch's rule).
+
+    >>> x = np.array([[1., 3., -9., -22.], [44., -10., -11., -1.],
+    ...               [0., 10., 4., -3.], [11., 9., 321., 99.]])[None, None]
+    >>> reference_max_pool(x, 2)[0, 0]                   # notes (9.12)
+    array([[ 44.,  -1.],
+           [ 11., 321.]])
+    """
+    op = "reference_max_pool"
+    x = as_float_array(x, "x", op)
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op, "half_kernel")
+    y = np.empty(g.y_shape, dtype=x.dtype)
+    indices = np.empty(g.y_shape, dtype=np.int64)
+    for b in range(g.batch):
+        for c in range(g.c):
+            for o in itertools.product(*(range(v) for v in g.out)):
+                best, best_pos = -np.inf, None
+                for pos in _window_positions(o, g):
+                    if pos is None:  # padding: minus infinity, never the maximum
+                        continue
+                    value = x[(b, c) + pos]
+                    if best_pos is None:
+                        best_pos = pos
+                    if value > best or np.isnan(value):
+                        best, best_pos = value, pos
+                if best_pos is None:
+                    raise _ConfigError(
+                        f"{op}: the window of output {o} covers no input entry (its dilated "
+                        f"taps jump over the input); every window must see at least one."
+                    )
+                y[(b, c) + o] = best
+                indices[(b, c) + o] = np.ravel_multi_index(best_pos, g.n)
+    return (y, indices) if return_indices else y
+
+
+def reference_avg_pool(
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> np.ndarray:
+    """Average pooling by explicit loops: for every output, sum its window and divide.
+
+    Same arguments and results as :func:`convscope.functional.avg_pool`. The divisor is the
+    number of window entries inside the padded input (``count_include_pad``; the ceil_mode
+    overhang beyond the padding never counts) or inside the input itself.
+
+    >>> reference_avg_pool(np.array([[[1., 2., 3., 4.]]]), 3, 2, 1, ceil_mode=True)[0, 0]
+    array([1., 3., 2.])
+    """
+    op = "reference_avg_pool"
+    x = as_float_array(x, "x", op)
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op, "half_kernel")
+    y = np.empty(g.y_shape, dtype=x.dtype)
+    for b in range(g.batch):
+        for c in range(g.c):
+            for o in itertools.product(*(range(v) for v in g.out)):
+                total = x.dtype.type(0)
+                for pos in _window_positions(o, g):
+                    if pos is not None:  # padding adds zero
+                        total += x[(b, c) + pos]
+                divisor = 1
+                for oi, si, ki, ni, (before, after) in zip(o, g.s, g.k, g.n, g.p):
+                    start = oi * si - before
+                    end = min(start + ki, ni + after)  # the overhang past the padding is dropped
+                    divisor *= (end - start) if count_include_pad else (min(end, ni) - max(start, 0))
+                y[(b, c) + o] = total / divisor
+    return y
