@@ -5,6 +5,7 @@ input layouts, memory, and NaN propagation."""
 from __future__ import annotations
 
 import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ GRAD_CASES = [
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, bias", [c[1:] for c in GRAD_CASES], ids=[c[0] for c in GRAD_CASES])
 def test_conv_backward_gradcheck(x_shape, w_shape, kwargs, bias):
-    rng = np.random.default_rng(abs(hash((x_shape, w_shape))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((x_shape, w_shape, kwargs)).encode()))
     x, w, b = _case(rng, x_shape, w_shape, bias)
     y = conv(x, w, b, **kwargs)
     dy = rng.standard_normal(y.shape)
