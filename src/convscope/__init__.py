@@ -10,6 +10,10 @@ from . import functional
 from . import nn
 from .nn.summary import summary
 
+from . import io
+from .io import load, save
+
 __version__ = "0.1.0"
 
 __all__ = ["errors", "shapes", "functional", "nn", "summary", "__version__"]
+__all__ += ["io", "save", "load"]
