@@ -7,7 +7,7 @@ import pytest
 
 from convscope import nn
 from convscope.errors import ArgumentTypeError, ShapeError, StateError
-from convscope.testing import assert_close, max_relative_error
+from convscope.testing import assert_close
 
 
 def lenet(dtype=np.float32, seed=0):

@@ -8,7 +8,7 @@ conv -> ReLU -> pool blocks, Concept 60). Any input shape is accepted; the math 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

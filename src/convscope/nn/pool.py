@@ -18,7 +18,14 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ConfigError
-from ..shapes import PADDING_MODES, normalize_int, normalize_padding, normalize_tuple, pool_geometry
+from ..shapes import (
+    PADDING_MODES,
+    conv_geometry,
+    normalize_int,
+    normalize_padding,
+    normalize_tuple,
+    pool_geometry,
+)
 from .conv import _check_bool, _jsonable, channel_mismatch, padding_for_display
 from .module import Module, add_batch_axis
 from .spec import register
@@ -212,8 +219,6 @@ class _BlurPoolNd(Module):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """``ceil(n / stride)`` per spatial axis (the blur keeps the size before subsampling)."""
-        from ..shapes import conv_geometry
-
         op = type(self).__name__
         shape = tuple(int(v) for v in input_shape)
         unbatched = len(shape) == self.ndim + 1

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConvscopeError, ShapeError
+from ..errors import ArgumentTypeError, ConvscopeError
 from ..shapes import conv_geometry, format_shape
 from .activation import Softmax
 from .container import Residual, Sequential
