@@ -5,8 +5,15 @@ Each feature is a function returning a result object; its fields hold the number
 
 * :func:`trace_conv` - every window ``v_i``, ``f . v_i + f_0`` and ``y_i`` (Key Equation 15).
 * :func:`trace_pool` - every receptive field with its max and one-hot derivative (or mean, blur).
-* :func:`explain_shape`, :func:`explain_params` - output sizes (Key Equation 48, both forms)
-  and parameter counts (weight sharing versus a fully-connected layer).
+* :func:`explain_shape`, :func:`explain_model_shapes`, :func:`explain_params` - output sizes
+  (Key Equation 48, both forms), the shape walk through a model, parameter counts (weight
+  sharing versus a fully-connected layer).
+* :func:`conv_weight_jacobian`, :func:`relu_jacobian`, :func:`maxpool_jacobian`,
+  :func:`chain_9_32` - the derivatives of section 9.4 as matrices, and the chain (9.32).
+* :func:`conv_as_matrix`, :func:`compose`, :func:`filter_bank_demo` - convolution is linear
+  (9.1.14) and the filter-bank story (9.1.11-9.1.12).
+* :func:`receptive_field` - receptive field and jump per layer, the input region of a pixel.
+* :func:`shift_consistency`, :func:`per_shift_probability` - Concept 59 measured (Zhang 2019).
 * :func:`parse_array` - ``"1 1 -1"``, ``"[[1,3],[4,5]]"``, ``.npy`` or image files as arrays.
 
 Example:
@@ -19,19 +26,34 @@ Example:
 from .parse import parse_array
 from .trace import ConvStep, ConvTrace, trace_conv
 from .pool_trace import PoolStep, PoolTrace, trace_pool
-from .derive import AxisSize, ParamsExplanation, ShapeExplanation, explain_params, explain_shape
+from .derive import (
+    AxisSize,
+    ModelShapes,
+    ParamsExplanation,
+    ShapeExplanation,
+    explain_model_shapes,
+    explain_params,
+    explain_shape,
+)
+from .jacobian import Chain932, Jacobian, chain_9_32, conv_weight_jacobian, maxpool_jacobian, relu_jacobian
+from .linear_view import (
+    Composition,
+    ConvMatrix,
+    FilterBankDemo,
+    compose,
+    conv_as_matrix,
+    filter_bank_demo,
+)
+from .receptive import ReceptiveField, ReceptiveRow, receptive_field
 
 __all__ = [
     "parse_array",
-    "trace_conv",
-    "ConvTrace",
-    "ConvStep",
-    "trace_pool",
-    "PoolTrace",
-    "PoolStep",
-    "explain_shape",
-    "ShapeExplanation",
-    "AxisSize",
-    "explain_params",
-    "ParamsExplanation",
+    "trace_conv", "ConvTrace", "ConvStep",
+    "trace_pool", "PoolTrace", "PoolStep",
+    "explain_shape", "ShapeExplanation", "AxisSize",
+    "explain_model_shapes", "ModelShapes",
+    "explain_params", "ParamsExplanation",
+    "conv_weight_jacobian", "relu_jacobian", "maxpool_jacobian", "chain_9_32", "Jacobian", "Chain932",
+    "conv_as_matrix", "ConvMatrix", "compose", "Composition", "filter_bank_demo", "FilterBankDemo",
+    "receptive_field", "ReceptiveField", "ReceptiveRow",
 ]

@@ -38,6 +38,8 @@ __all__ = [
     "ParamsExplanation",
     "explain_shape",
     "explain_params",
+    "explain_model_shapes",
+    "ModelShapes",
     "axis_size",
 ]
 
@@ -409,3 +411,99 @@ def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padd
         extra += f", groups {g}"
     return ParamsExplanation(shape, out_shape, k, g, weights, c_out if bias else 0,
                              n_in * n_out, n_out if bias else 0, extra)
+
+
+@dataclass(frozen=True)
+class ModelShapes:
+    """The shape walk of an input through a model, layer by layer.
+
+    Attributes:
+        input_shape: the batched input shape.  batch_added: a batch axis of 1 was added.
+        rows: ``(index, name, layer, in_shape, out_shape or None, derivation lines)`` per
+            layer walked.
+        fits: every layer fits.  failure: ``(index, layer, reason)`` of the first that does
+            not, else None.
+    """
+
+    input_shape: tuple[int, ...]
+    batch_added: bool
+    rows: tuple[tuple[int, str, str, tuple[int, ...], tuple[int, ...] | None, tuple[str, ...]], ...]
+    fits: bool
+    failure: tuple[int, str, str] | None
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        """The model's output shape (None when a layer does not fit)."""
+        return self.rows[-1][4] if self.fits and self.rows else (self.input_shape if self.fits else None)
+
+    def text(self) -> str:
+        """The walk as printed by ``convscope explain shape --model``."""
+        note = " (one sample: batch axis of 1 added)" if self.batch_added else ""
+        lines = [f"Shape walk for input {_shape(self.input_shape)}{note}"]
+        for index, name, layer, in_shape, out_shape, derivation in self.rows:
+            arrow = _shape(out_shape) if out_shape is not None else "does not fit"
+            lines.append(f"{index}  {name}: {layer}  {_shape(in_shape)} -> {arrow}")
+            lines += ["     " + ln for ln in derivation]
+        if self.failure is not None:
+            index, layer, reason = self.failure
+            lines.append(f"stopped at layer {index} ({layer}): {reason}")
+        else:
+            lines.append(f"output {_shape(self.output_shape)}")
+        return "\n".join(lines)
+
+    __str__ = text
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(v) for v in shape) + ")"
+
+
+def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
+    """Walk an input shape through every layer, with Key Equation 48 for each window layer.
+
+    Args:
+        model: a :class:`convscope.nn.Module` (Sequential and Residual are unfolded).
+        input_shape: with or without the batch axis (as :func:`convscope.summary`).
+
+    Returns:
+        A :class:`ModelShapes`. The walk stops at the first layer that does not fit, with
+        the reason (the layer's own error message), instead of raising.
+
+    Raises:
+        ArgumentTypeError: ``model`` is not a Module or ``input_shape`` not a shape.
+
+    Example:
+        >>> from convscope import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.MaxPool2d(2), nn.Conv2d(2, 2, 5, rng=1))
+        >>> walk = explain_model_shapes(model, (1, 10, 10))
+        >>> [row[4] for row in walk.rows]
+        [(1, 2, 8, 8), (1, 2, 4, 4), None]
+        >>> walk.failure[:2]
+        (3, 'Conv2d(2, 2, kernel_size=(5, 5))')
+    """
+    from ._layers import batched_input_shape, one_line, walk_layers
+
+    shape, added = batched_input_shape(model, input_shape, "explain_model_shapes")
+    layers = walk_layers(model, shape)
+    rows = []
+    failure = None
+    for layer in layers:
+        derivation: tuple[str, ...] = ()
+        if layer.kind == "window":
+            if not hasattr(layer.module, "filter_size"):
+                axes = [axis_size(n, k, p, s, d, layer.ceil_mode, axis=i + 1)
+                        for i, (n, k, p, s, d) in enumerate(zip(layer.in_shape[2:], layer.k, layer.p,
+                                                                layer.s, layer.d))]
+                derivation = tuple(
+                    f"axis {i + 1}: " + ("; ".join(ln.strip() for ln in a.lines if "ceil_mode" in ln or "dropped" in ln)
+                                         if layer.ceil_mode else a.lines[2 if a.d != 1 else 1].strip())
+                    for i, a in enumerate(axes))
+            else:
+                derivation = tuple(f"axis {i + 1}: blur keeps the size, then keeps every s-th entry: "
+                                   f"ceil({n} / {s}) = {-(-n // s)}"
+                                   for i, (n, s) in enumerate(zip(layer.in_shape[2:], layer.s)))
+        rows.append((layer.index, layer.name, one_line(layer.module), layer.in_shape,
+                     layer.out_shape, derivation))
+        if layer.error is not None:
+            failure = (layer.index, one_line(layer.module), layer.error)
+    return ModelShapes(shape, added, tuple(rows), failure is None, failure)
