@@ -17,3 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = ["errors", "shapes", "functional", "nn", "summary", "__version__"]
 __all__ += ["io", "save", "load"]
+
+from . import data
+
+__all__ += ["data"]

@@ -455,7 +455,10 @@ def load_cifar10(data_dir: str | Path, split: str = "train") -> Dataset:
                 )
             parts = [read_cifar_binary(p, max_records=CIFAR_BATCH_RECORDS) for p in paths]  # type: ignore[arg-type]
             meta = folder / "batches.meta.txt"
-            text = meta.read_text(errors="replace")[:65536] if meta.is_file() else None
+            text = None
+            if meta.is_file():
+                with open(meta, "rb") as f:  # a class list is tiny; never read more than 64 KiB
+                    text = f.read(1 << 16).decode("utf-8", errors="replace")
             classes = _cifar_classes(text, str(meta))
             break
     else:
