@@ -28,6 +28,17 @@ from convscope.shapes import same_padding  # noqa: E402
 from convscope.testing import assert_close  # noqa: E402
 
 TORCH_CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """The twins are tiny: one torch thread avoids oversubscribing a busy 2-core machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 MODES = ("zeros", "reflect", "replicate", "circular")
 TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
