@@ -45,6 +45,7 @@ from .linear_view import (
     filter_bank_demo,
 )
 from .receptive import ReceptiveField, ReceptiveRow, receptive_field
+from .shift import ShiftConsistency, ShiftCurve, per_shift_probability, shift_consistency, shift_images
 
 __all__ = [
     "parse_array",
@@ -56,4 +57,5 @@ __all__ = [
     "conv_weight_jacobian", "relu_jacobian", "maxpool_jacobian", "chain_9_32", "Jacobian", "Chain932",
     "conv_as_matrix", "ConvMatrix", "compose", "Composition", "filter_bank_demo", "FilterBankDemo",
     "receptive_field", "ReceptiveField", "ReceptiveRow",
+    "shift_consistency", "ShiftConsistency", "per_shift_probability", "ShiftCurve", "shift_images",
 ]
