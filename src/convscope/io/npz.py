@@ -294,7 +294,9 @@ def save_checkpoint(
     op = "save_checkpoint"
     target = _save_path(path, op)
     if not isinstance(arrays, Mapping):
-        raise ArgumentTypeError(f"{op}: arrays must be a dict of name -> ndarray; got {type(arrays).__name__}.")
+        raise ArgumentTypeError(
+            f"{op}: arrays must be a dict of name -> ndarray; got {type(arrays).__name__}."
+        )
     if not isinstance(format, str) or not format.startswith("convscope-"):
         raise ConfigError(f"{op}: format must be a str starting with 'convscope-'; got {format!r}.")
     checked = {_check_name(k, op): _check_array(k, v, op) for k, v in arrays.items()}
@@ -374,7 +376,9 @@ class _Reader:
             try:
                 zf = zipfile.ZipFile(f, "r")
             except zipfile.BadZipFile as exc:
-                raise self.fail(f"the zip archive is truncated or corrupted ({exc}); the file has {size} bytes") from None
+                raise self.fail(
+                    f"the zip archive is truncated or corrupted ({exc}); the file has {size} bytes"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - zipfile raises many kinds on garbage
                 raise self.fail(f"the zip archive is corrupted ({type(exc).__name__}: {exc})") from None
             with zf:

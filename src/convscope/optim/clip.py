@@ -106,7 +106,8 @@ def clip_grad_norm_(
         total = max(norms)
     else:
         norms = [
-            float(np.linalg.norm(g.reshape(-1).astype(np.float64, copy=False), ord=norm_type)) if g.size else 0.0
+            float(np.linalg.norm(g.reshape(-1).astype(np.float64, copy=False), ord=norm_type))
+            if g.size else 0.0
             for g in grads
         ]
         total = float(np.linalg.norm(np.array(norms), ord=norm_type))

@@ -316,7 +316,9 @@ class Optimizer:
         """
         op = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict):
-            raise ArgumentTypeError(f"{op}: expected a dict from state_dict(); got {type(state_dict).__name__}.")
+            raise ArgumentTypeError(
+                f"{op}: expected a dict from state_dict(); got {type(state_dict).__name__}."
+            )
         expected_keys = {"optimizer", "hyperparameters", "param_names", "counters", "arrays"}
         if set(state_dict) != expected_keys:
             raise ConfigError(

@@ -114,7 +114,9 @@ class LRScheduler:
         """
         op = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict):
-            raise ArgumentTypeError(f"{op}: expected a dict from state_dict(); got {type(state_dict).__name__}.")
+            raise ArgumentTypeError(
+                f"{op}: expected a dict from state_dict(); got {type(state_dict).__name__}."
+            )
         keys = {"scheduler", "config", "last_epoch", "base_lr", "last_lr"} | set(self._extra_state())
         if set(state_dict) != keys:
             raise ConfigError(f"{op}: expected the keys {sorted(keys)}; got {sorted(map(str, state_dict))}.")
@@ -344,7 +346,9 @@ class OneCycleLR(LRScheduler):
             "cycle_momentum": check_bool(config["cycle_momentum"], "cycle_momentum", op),
             "base_momentum": check_real(config["base_momentum"], "base_momentum", op, minimum=0.0, below=1.0),
             "max_momentum": check_real(config["max_momentum"], "max_momentum", op, minimum=0.0, below=1.0),
-            "div_factor": check_real(config["div_factor"], "div_factor", op, minimum=0.0, minimum_inclusive=False),
+            "div_factor": check_real(
+                config["div_factor"], "div_factor", op, minimum=0.0, minimum_inclusive=False
+            ),
             "final_div_factor": check_real(
                 config["final_div_factor"], "final_div_factor", op, minimum=0.0, minimum_inclusive=False
             ),
@@ -439,5 +443,7 @@ class OneCycleLR(LRScheduler):
     def _load_extra(self, extra: dict[str, Any]) -> None:
         momentum = extra["last_momentum"]
         if self.cycle_momentum:
-            momentum = check_real(momentum, "last_momentum", "OneCycleLR.load_state_dict", minimum=0.0, below=1.0)
+            momentum = check_real(
+                momentum, "last_momentum", "OneCycleLR.load_state_dict", minimum=0.0, below=1.0
+            )
             self._set_momentum(momentum)
