@@ -466,6 +466,8 @@ REF_CASES = [
     ((2, 1, 9, 9), dict(kernel_size=2)),
     ((1, 2, 3, 5, 4), dict(kernel_size=(2, 3, 2), stride=(2, 1, 3), padding=(1, 1, 0), ceil_mode=True)),
     ((1, 1, 3, 3, 4, 2), dict(kernel_size=(2, 2, 3, 1), stride=(1, 2, 2, 1), padding=(1, 0, 1, 0))),
+    ((2, 2, 7, 6), dict(kernel_size=3, stride=2, padding=((1, 0), (0, 1)), ceil_mode=True)),
+    ((2, 2, 7, 6), dict(kernel_size=(3, 2), stride=2, padding="same")),
 ]
 
 
