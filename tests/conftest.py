@@ -25,3 +25,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"staged real data not found at {SHARED_DATA} (only CI and developers have it)")
     return SHARED_DATA
+
+
+try:  # The PyTorch reference runs single-threaded: on a 2-core machine it is faster and steadier.
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - the test extra installs torch
+    pass

@@ -428,7 +428,7 @@ def _check_fits(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: in
     if span <= padded:
         return
     pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
-    dil = f", dilation {d}: it spans d*(k-1)+1 = {span} entries" if d != 1 else ""
+    dil = f" (dilation {d}: it spans d*(k-1)+1 = {span} entries)" if d != 1 else ""
     out = (padded - span) // s + 1
     raise ShapeError(
         f"{op}: {what} size {k}{dil} does not fit the padded input of size {padded} along "
@@ -447,7 +447,7 @@ def _check_fits_ceil(op: str, axis: int, n: int, k: int, pair: tuple[int, int], 
     if padded - span + s - 1 >= 0:
         return
     pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
-    dil = f", dilation {d}: it spans d*(k-1)+1 = {span} entries" if d != 1 else ""
+    dil = f" (dilation {d}: it spans d*(k-1)+1 = {span} entries)" if d != 1 else ""
     out = -(-(padded - span) // s) + 1
     raise ShapeError(
         f"{op}: window size {k}{dil} does not fit the padded input of size {padded} along "

@@ -104,12 +104,14 @@ class _Plan:
     def chunks(self) -> Iterator[tuple[slice, int, int]]:
         """Yield (batch slice, first output row, number of rows) blocks under the budget.
 
-        Whole samples are grouped while their window matrix fits the workspace budget; a
-        single sample that does not fit is split along its first spatial output axis.
+        Whole samples are grouped while their window matrix (and the matrix product's result
+        for it) fits the workspace budget; a single sample that does not fit is split along
+        its first spatial output axis.
         """
         geo = self.geo
         rows = geo.out[0]
-        row_bytes = geo.c_in * self.ntaps * self.itemsize
+        # Per column: the window matrix row block plus the filter bank's result for it.
+        row_bytes = (geo.c_in * self.ntaps + geo.c_out) * self.itemsize
         per_sample = row_bytes * self.length(rows)
         budget = get_workspace_budget()
         if per_sample <= budget:
@@ -173,6 +175,19 @@ class _Plan:
         shape = flat.shape[:2] + (rc, *geo.out[1:])
         strides = st[:2] + tuple(v * self.itemsize for v in self.strides(rc))
         return as_strided(flat, shape=shape, strides=strides, writeable=flat.flags.writeable)
+
+
+def _group_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a[q] @ b[q]`` for every group ``q``, as 2-D products.
+
+    NumPy's stacked matmul falls back to a slow non-BLAS loop for some layouts (a transposed
+    second operand was measured 9x slower); one BLAS call per group avoids that.
+    """
+    if out is None:
+        out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+    for q in range(a.shape[0]):
+        np.matmul(a[q], b[q], out=out[q])
+    return out
 
 
 def conv(
@@ -245,7 +260,7 @@ def conv(
         cols = plan.im2col(xp, bs, r0, rc)
         bsize, length = cols.shape[2], cols.shape[3]
         # Every dot product f . v_i of the block, all filters of a group at once.
-        block = np.matmul(wmat, cols.reshape(g, -1, bsize * length))
+        block = _group_matmul(wmat, cols.reshape(g, -1, bsize * length))
         del cols
         valid = plan.grid(block.reshape(geo.c_out, bsize, length), rc).transpose(order)
         if bias is None:
@@ -331,9 +346,9 @@ def conv_backward(
         dyg = dyv.reshape(g, cog, bsize * length)
         colsg = cols.reshape(g, -1, bsize * length)
         # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
-        dwmat += np.matmul(dyg, colsg.transpose(0, 2, 1))
+        dwmat += _group_matmul(dyg, colsg.transpose(0, 2, 1))
         # Input derivative: each window receives W^T dy_i, added back where it was read.
-        dcols = np.matmul(wmat_t, dyg, out=colsg)
+        dcols = _group_matmul(wmat_t, dyg, out=colsg)
         plan.col2im(dxp, dcols.reshape(cols.shape), bs, r0, rc)
         del cols, dcols, dyv
     dx = pad_backward(dxp, geo.p, geo.padding_mode)
