@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..functional.windows import pad
+from ..nn.flatten import Flatten
 from ._layers import Layer, batched_input_shape, one_line, walk_layers
 
 __all__ = ["ReceptiveRow", "ReceptiveField", "receptive_field"]
@@ -48,9 +49,10 @@ class ReceptiveRow:
     Attributes:
         index: 1-based layer number (0 for the input).  name, layer: path and repr.
         out_shape: the layer's (batched) output shape.
-        rf, jump, start: per spatial axis; None once every output sees the whole input
-            (or after a layer whose effect on positions is unknown, see ``note``).
-        note: "whole input" or "unknown layer" when ``rf`` is None, else "".
+        rf, jump, start: per spatial axis; ``rf`` None once every output sees the whole
+            input (or after a layer whose effect on positions is unknown); ``jump`` and
+            ``start`` None also after Flatten (each entry keeps its field, the layout is gone).
+        note: "whole input", "unknown layer" or "flattened" when those are None, else "".
     """
 
     index: int
@@ -155,6 +157,13 @@ def _forward(layer: Layer, rf, jump, start):
     """rf, jump, start after ``layer`` (None: whole input / unknown)."""
     if rf is None:
         return rf, jump, start, "whole input"
+    if isinstance(layer.module, Flatten):
+        # each flattened entry still sees its position's field; the layout is gone
+        return rf, None, None, "flattened"
+    if jump is None:
+        if layer.kind == "pointwise":
+            return rf, None, None, "flattened"
+        return None, None, None, "whole input" if layer.kind == "global" else "unknown layer"
     if layer.kind == "window":
         rf = tuple(r + d * (k - 1) * j for r, j, k, d in zip(rf, jump, layer.k, layer.d))
         start = tuple(st - b * j for st, j, (b, _) in zip(start, jump, layer.p))
@@ -167,8 +176,8 @@ def _forward(layer: Layer, rf, jump, start):
         r2, j2, s2 = rf, jump, start
         for lay in inner:
             r2, j2, s2, note = _forward(lay, r2, j2, s2)
-            if r2 is None:
-                return None, None, None, note
+            if r2 is None or j2 is None:
+                return None, None, None, "unknown layer"
         first = tuple(min(a, b) for a, b in zip(start, s2))
         last = tuple(max(a + r - 1, b + q - 1) for a, r, b, q in zip(start, rf, s2, r2))
         return tuple(b - a + 1 for a, b in zip(first, last)), jump, first, ""
@@ -256,20 +265,19 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     for lay in layers:
         # rows for layers inside a Residual block use the block's own running state
         if lay in top:
-            rf, jump, start, note = _forward(lay, rf, jump, start) if rf is not None else (None, None, None, note)
+            rf, jump, start, note = _forward(lay, rf, jump, start)
             row = ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, rf, jump, start,
-                               note if rf is None else "")
+                               note if rf is None or jump is None else "")
         else:
             prev = rows[-1]
-            r2, j2, s2, n2 = _forward(lay, prev.rf, prev.jump, prev.start) if prev.rf is not None \
-                else (None, None, None, prev.note)
+            r2, j2, s2, n2 = _forward(lay, prev.rf, prev.jump, prev.start)
             row = ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, r2, j2, s2,
-                               n2 if r2 is None else "")
+                               n2 if r2 is None or j2 is None else "")
         rows.append(row)
         state[lay.index] = row
     if pixel is None and layer is None:
         return ReceptiveField(shape, tuple(rows), None, None, None, None)
-    spatial_top = [lay for lay in top if rows[lay.index].rf is not None]
+    spatial_top = [lay for lay in top if rows[lay.index].jump is not None]
     if layer is None:
         if not spatial_top:
             raise ConfigError(f"{op}: no layer of this model keeps a spatial receptive field.")
@@ -282,7 +290,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
         if chosen not in top:
             raise ConfigError(f"{op}: layer {chosen.label} is inside a Residual block; choose the "
                               f"Residual's own row or a layer outside it.")
-        if rows[chosen.index].rf is None:
+        if rows[chosen.index].jump is None:
             raise ConfigError(f"{op}: layer {chosen.label} has no spatial receptive field "
                               f"({rows[chosen.index].note}); choose an earlier layer.")
     out_spatial = chosen.out_shape[2:]
