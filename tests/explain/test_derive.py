@@ -1,6 +1,5 @@
 """explain_shape, explain_params, explain_model_shapes: Key Equation 48 and weight sharing."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -22,7 +22,7 @@ from ..nn.dropout import Dropout
 from ..nn.flatten import Flatten
 from ..nn.linear import Linear
 from ..nn.norm import BatchNorm2d, _BatchNorm
-from ..nn.pool import _AvgPoolNd, _BlurPoolNd, _MaxPoolNd, _WindowPoolNd
+from ..nn.pool import _BlurPoolNd, _WindowPoolNd
 from ..shapes import normalize_padding, same_padding
 
 __all__ = ["Layer", "walk_layers", "batched_input_shape", "one_line"]

@@ -23,17 +23,16 @@ Example (the notes' example 9.31: 4 weights, 6 inputs, 3 outputs):
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import functional as F
 from ..errors import ArgumentTypeError, ShapeError
 from ..shapes import conv_geometry, format_shape, normalize_int, normalize_tuple
-from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape
+from ._text import fmt_array, fmt_grid, fmt_num
 from .parse import as_explain_array
 from .trace import positions, window_slices
 
