@@ -25,7 +25,6 @@ from convscope.functional import (
     max_pool_backward,
 )
 from convscope.functional.reference import reference_avg_pool, reference_max_pool
-from convscope.functional.windows import get_workspace_budget, set_workspace_budget
 from convscope.testing import assert_close, gradcheck, tolerance
 
 NOTES_9_12 = np.array(
@@ -43,10 +42,11 @@ def _distinct(rng, shape, dtype=np.float64):
     return (rng.permutation(size).reshape(shape) * 0.05 - size * 0.025).astype(dtype)
 
 
-@pytest.fixture
-def small_blocks(monkeypatch):
-    """Force many row blocks (a few outputs each) so block boundaries are exercised."""
-    monkeypatch.setattr(pool_module, "_BLOCK_ELEMENTS", 7)
+@pytest.fixture(params=[7, 50])
+def small_blocks(monkeypatch, request):
+    """Force many row blocks (one row each, or a few with a short last block) so block
+    boundaries are exercised."""
+    monkeypatch.setattr(pool_module, "_BLOCK_ELEMENTS", request.param)
 
 
 # ----------------------------------------------------------------------------------------
@@ -528,18 +528,17 @@ def test_backward_does_not_modify_arguments_and_accepts_views():
         np.testing.assert_array_equal(dy, dy_copy)
 
 
-def test_blur_pool_chunked_under_a_small_budget_matches_unchunked():
-    rng = _rng("budget")
+def test_blur_pool_in_row_blocks_matches_one_block(monkeypatch):
+    rng = _rng("blocks")
     x = rng.standard_normal((5, 2, 9, 8)).astype(np.float32)
     dy = rng.standard_normal((5, 2, 5, 4)).astype(np.float32)
     y, dx = blur_pool(x), blur_pool_backward(dy, x)
-    old = set_workspace_budget(1024)  # less than one sample: one sample per chunk
-    try:
-        assert get_workspace_budget() == 1024
-        np.testing.assert_array_equal(blur_pool(x), y)
-        np.testing.assert_array_equal(blur_pool_backward(dy, x), dx)
-    finally:
-        set_workspace_budget(old)
+    monkeypatch.setattr(pool_module, "_BLUR_BLOCK_ELEMENTS", 150)  # 1 row (of 10 x 11 padded) per block
+    np.testing.assert_array_equal(blur_pool(x), y)
+    np.testing.assert_array_equal(blur_pool_backward(dy, x), dx)
+    monkeypatch.setattr(pool_module, "_BLUR_BLOCK_ELEMENTS", 330)  # 3 rows: a short last block
+    np.testing.assert_array_equal(blur_pool(x), y)
+    np.testing.assert_array_equal(blur_pool_backward(dy, x), dx)
 
 
 def test_empty_batch():
