@@ -68,7 +68,12 @@ class Layer:
 
 
 def one_line(module: Module) -> str:
-    """The module's repr on one line (containers shortened to ``Name(...)``)."""
+    """The module's repr on one line (containers shortened to ``Name(...)``).
+
+    >>> from convscope import nn
+    >>> one_line(nn.Sequential(nn.ReLU())), one_line(nn.ReLU())
+    ('Sequential(...)', 'ReLU()')
+    """
     text = repr(module)
     return text if "\n" not in text else f"{type(module).__name__}(...)"
 
@@ -115,6 +120,11 @@ def walk_layers(model: Module, shape: tuple[int, ...]) -> list[Layer]:
 
     A layer that does not fit gets ``error`` set (its ``output_shape`` message) and ends
     the walk.
+
+    >>> from convscope import nn
+    >>> layers = walk_layers(nn.Sequential(nn.Conv1d(1, 2, 3, rng=0), nn.ReLU()), (1, 1, 8))
+    >>> [(lay.index, lay.kind, lay.k, lay.out_shape) for lay in layers]
+    [(1, 'window', (3,), (1, 2, 6)), (2, 'pointwise', (), (1, 2, 6))]
     """
     layers: list[Layer] = []
     counter = [0]
@@ -173,6 +183,10 @@ def batched_input_shape(model: Any, input_shape: Any, op: str) -> tuple[tuple[in
     """``input_shape`` with a batch axis (added when the first shape-fixing layer needs one more).
 
     Same rule as :func:`convscope.summary`.
+
+    >>> from convscope import nn
+    >>> batched_input_shape(nn.Conv2d(1, 2, 3, rng=0), (1, 28, 28), "demo")
+    ((1, 1, 28, 28), True)
     """
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"{op}: model must be a convscope Module; got {type(model).__name__}.")

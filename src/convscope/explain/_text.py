@@ -1,6 +1,6 @@
 """How ``explain`` writes numbers, arrays, indices and arithmetic (one place for the look).
 
-Numbers that are whole print without a decimal point (``-1``, ``321``), others with four
+Numbers that are whole print without a decimal point (``-1``, ``321``), others with six
 significant digits; arrays print as nested lists (``[[44, -1], [11, 321]]``), the form the
 notes and the ``convscope explain`` command use. Output indices follow the notes: they
 start at 1 (``y_6``, ``y_{2,3}``); slices of the input follow Python, as Key Equation 15
@@ -8,7 +8,7 @@ does (``x[5:8]``).
 
 Example:
     >>> fmt_num(3.0), fmt_num(-0.0), fmt_num(0.123456), fmt_num(float("-inf"))
-    ('3', '0', '0.1235', '-inf')
+    ('3', '0', '0.123456', '-inf')
     >>> fmt_array(np.array([[44., -1.], [11., 321.]]))
     '[[44, -1], [11, 321]]'
     >>> label("y", (5,)), label("v", (1, 2))
@@ -36,11 +36,11 @@ __all__ = [
 ]
 
 
-def fmt_num(value: Any, digits: int = 4) -> str:
+def fmt_num(value: Any, digits: int = 6) -> str:
     """One number: whole numbers without a decimal point, others with ``digits`` significant digits.
 
-    >>> fmt_num(2.5), fmt_num(1e-7), fmt_num(12345678.0)
-    ('2.5', '1e-07', '12345678')
+    >>> fmt_num(2.5), fmt_num(1 / 3), fmt_num(1e-7), fmt_num(12345678.0)
+    ('2.5', '0.333333', '1e-07', '12345678')
     """
     v = float(value)
     if math.isnan(v):
@@ -52,12 +52,12 @@ def fmt_num(value: Any, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def _signed(value: Any, digits: int = 4) -> str:
+def _signed(value: Any, digits: int = 6) -> str:
     text = fmt_num(value, digits)
     return f"({text})" if text.startswith("-") else text
 
 
-def fmt_array(a: Any, digits: int = 4) -> str:
+def fmt_array(a: Any, digits: int = 6) -> str:
     """An array of any rank as one line of nested lists.
 
     >>> fmt_array(np.array([1., 0.5, -2.]))
@@ -69,7 +69,7 @@ def fmt_array(a: Any, digits: int = 4) -> str:
     return "[" + ", ".join(fmt_array(row, digits) for row in a) + "]"
 
 
-def fmt_grid(a: Any, indent: str = "  ", digits: int = 4) -> str:
+def fmt_grid(a: Any, indent: str = "  ", digits: int = 6) -> str:
     """A 1-D or 2-D array as aligned rows (3-D and more: one block per leading index).
 
     >>> print(fmt_grid(np.array([[1., 3.], [44., -10.]])))
@@ -116,7 +116,7 @@ def label(name: str, index: Sequence[int]) -> str:
     return f"{name}_{{{','.join(str(i) for i in idx)}}}"
 
 
-def products(f: np.ndarray, v: np.ndarray, digits: int = 4, limit: int | None = None) -> str:
+def products(f: np.ndarray, v: np.ndarray, digits: int = 6, limit: int | None = None) -> str:
     """The generalised dot product written out term by term: ``f1*v1 + f2*v2 + ...``.
 
     With ``limit``, at most that many terms are written and the rest summarised.

@@ -313,8 +313,8 @@ class ParamsExplanation:
         )
         positions = math.prod(self.out_shape[1:])
         lines.append(
-            f"  the same {plural(self.conv_weights, 'weight')} of each filter bank are reused "
-            f"at all {positions} output positions (weight sharing, Definition 42)"
+            f"  each filter's {plural(self.conv_weights // c_out, 'weight')} are reused at all "
+            f"{positions} output positions (weight sharing, Definition 42)"
         )
         lines.append(
             f"Fully-connected layer, same input and output: {n_in} * {n_out} weights + "
@@ -323,8 +323,9 @@ class ParamsExplanation:
         )
         if self.conv_params:
             ratio = self.fc_params / self.conv_params
+            shown = f"{ratio:,.0f}" if ratio >= 100 else fmt_num(ratio, 3)
             lines.append(
-                f"The fully-connected layer needs {fmt_num(ratio, 3)} times as many parameters "
+                f"The fully-connected layer needs {shown} times as many parameters "
                 f"({self.fc_params - self.conv_params} more)."
             )
         return "\n".join(lines)

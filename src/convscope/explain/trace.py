@@ -84,7 +84,11 @@ def window_slices(index: Sequence[int], s: Sequence[int], d: Sequence[int],
 
 
 def positions(out: Sequence[int]):
-    """Every output position, row-major (the order the notes shift the window)."""
+    """Every output position, row-major (the order the notes shift the window).
+
+    >>> list(positions((2, 2)))
+    [(0, 0), (0, 1), (1, 0), (1, 1)]
+    """
     return itertools.product(*(range(o) for o in out))
 
 
