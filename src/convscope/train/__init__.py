@@ -1,0 +1,36 @@
+"""Training (notes 9.4): the fit loop, metrics, history, callbacks and resume checkpoints.
+
+* :func:`fit` trains a model and returns a :class:`History`; :func:`evaluate` and
+  :func:`predict` score it and give probabilities (:mod:`.loop`, which also documents
+  what makes a run repeat bit for bit and how ``resume`` works).
+* :class:`Callback`, :class:`EarlyStopping`, :class:`ModelCheckpoint`,
+  :class:`LambdaCallback` (:mod:`.callbacks`).
+* :func:`accuracy`, :func:`top_k_accuracy`, :func:`confusion_matrix` (:mod:`.metrics`).
+* :func:`save_training_checkpoint` / :func:`load_training_checkpoint` (:mod:`.checkpoint`).
+"""
+
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from .checkpoint import TrainingCheckpoint, load_training_checkpoint, save_training_checkpoint
+from .history import History
+from .loop import Run, blas_threads, evaluate, fit, predict
+from .metrics import accuracy, confusion_matrix, correct_count, top_k_accuracy
+
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "Run",
+    "History",
+    "blas_threads",
+    "Callback",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LambdaCallback",
+    "accuracy",
+    "top_k_accuracy",
+    "confusion_matrix",
+    "correct_count",
+    "TrainingCheckpoint",
+    "save_training_checkpoint",
+    "load_training_checkpoint",
+]

@@ -1,0 +1,141 @@
+"""History: one record per epoch of a training run, JSON in and out.
+
+Each record is a flat dict of plain numbers::
+
+    {"epoch": 3, "train_loss": 0.081, "train_accuracy": 0.975, "val_loss": 0.094,
+     "val_accuracy": 0.969, "lr": 0.0021, "seconds": 1.84, "train_seconds": 1.71,
+     "images_per_second": 840.3}
+
+(``train_accuracy`` / ``val_*`` only when they exist: no accuracy for a regression, no
+validation without ``val=``.) ``history["val_loss"]`` gives one column as a list.
+
+Example:
+    >>> h = History()
+    >>> h.append({"epoch": 1, "train_loss": 0.5})
+    >>> h.append({"epoch": 2, "train_loss": 0.25})
+    >>> h["train_loss"], len(h), h.last["epoch"]
+    ([0.5, 0.25], 2, 2)
+    >>> History.from_json(h.to_json())["train_loss"]
+    [0.5, 0.25]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+
+__all__ = ["History"]
+
+
+class History:
+    """Per-epoch metrics of a run (see the module docstring).
+
+    Attributes:
+        records: list of per-epoch dicts, oldest first.
+        info: run-level facts (``stopped_early``, ``stop_reason``, ``resumed_from`` ...).
+    """
+
+    def __init__(self, records: list[dict[str, Any]] | None = None, info: dict[str, Any] | None = None) -> None:
+        self.records: list[dict[str, Any]] = [dict(r) for r in (records or [])]
+        self.info: dict[str, Any] = dict(info or {})
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one epoch's record (numbers are stored as Python floats / ints)."""
+        clean = {}
+        for key, value in record.items():
+            if isinstance(value, bool) or value is None or isinstance(value, str):
+                clean[key] = value
+            elif isinstance(value, int) or (hasattr(value, "dtype") and value.dtype.kind in "iu"):
+                clean[key] = int(value)
+            else:
+                clean[key] = float(value)
+        self.records.append(clean)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        """The column ``key`` over all epochs (None where an epoch lacks it).
+
+        Raises:
+            KeyError: no epoch has ``key``; the message lists the keys there are.
+        """
+        if not any(key in r for r in self.records):
+            raise KeyError(f"History has no {key!r}; it has {self.keys()}.")
+        return [r.get(key) for r in self.records]
+
+    def keys(self) -> list[str]:
+        """Every metric name recorded, in first-seen order."""
+        seen: dict[str, None] = {}
+        for r in self.records:
+            seen.update(dict.fromkeys(r))
+        return list(seen)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """The newest record ({} before the first epoch)."""
+        return dict(self.records[-1]) if self.records else {}
+
+    def best(self, key: str, mode: str = "min") -> dict[str, Any]:
+        """The record with the smallest (``mode="min"``) or largest ``key``.
+
+        >>> History([{"epoch": 1, "val_loss": 0.3}, {"epoch": 2, "val_loss": 0.2}]).best("val_loss")["epoch"]
+        2
+        """
+        if mode not in ("min", "max"):
+            raise ConfigError(f"History.best: mode must be 'min' or 'max'; got {mode!r}.")
+        rows = [r for r in self.records if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
+        if not rows:
+            raise KeyError(f"History has no numeric {key!r}; it has {self.keys()}.")
+        pick = min if mode == "min" else max
+        return dict(pick(rows, key=lambda r: r[key]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"epochs": [records...], "info": {...}}``, JSON-safe."""
+        return {"epochs": [dict(r) for r in self.records], "info": dict(self.info)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "History":
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ConfigError: not a dict with a list of dicts under ``"epochs"``.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("epochs"), list) or not all(
+            isinstance(r, dict) for r in data["epochs"]
+        ):
+            raise ConfigError(
+                "History.from_dict expects {'epochs': [dict, ...], 'info': {...}} as written by "
+                f"to_dict(); got {type(data).__name__}."
+            )
+        return cls(data["epochs"], data.get("info") or {})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "History":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path`` (via a temporary file and rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "History":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs, keys={self.keys()})"

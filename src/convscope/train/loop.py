@@ -1,0 +1,648 @@
+"""The training loop (notes 9.4): forward, loss, backward, step, over and over.
+
+:func:`fit` trains a model by mini-batch gradient descent and returns a
+:class:`~convscope.train.history.History`; :func:`evaluate` scores a model on data;
+:func:`predict` gives class probabilities. One step of :func:`fit` is exactly the notes'
+data flow::
+
+    model.zero_grad()
+    output = model(x)                       # each module keeps what its backward needs
+    value = loss(output, y)                 # a float; stop if NaN/Inf (names the layer)
+    model.backward(loss.backward())         # dLoss/d(parameter) into every .grad
+    check every .grad is finite             # else stop, naming the layer
+    optimizer.step(); scheduler.step()      # (the scheduler per batch or per epoch)
+
+Determinism. ``fit(seed=s)`` draws two independent streams from
+``numpy.random.SeedSequence(s)``: one for the training DataLoader (shuffle order and the
+randomness of ``transform``: shifts, crops, flips) and one that reseeds the generator of
+every module that has one (Dropout masks). The initial weights come from the model's
+construction: build it with a seed too (``build_model(name, seed=s)``, or ``rng=`` for
+each layer; ``convscope train --seed S`` does both). Then the whole run repeats bit for
+bit, limited by:
+
+* the same machine (CPU kind) and the same NumPy / BLAS build: the BLAS kernel picked
+  for the CPU fixes the order of floating-point additions in every matrix product;
+* the same number of BLAS threads (``threads=``, ``--threads``): how a product is split
+  over threads may change rounding;
+* the same inputs in the same order: the same data files, batch size, epochs, transforms.
+
+Resume. ``fit(..., resume=path)`` reads a checkpoint written by
+:class:`~convscope.train.callbacks.ModelCheckpoint` (weights, optimizer buffers, scheduler
+position, the DataLoader's generator, module generators, history, callback states) and
+continues from the epoch after it up to ``epochs`` (the total, not a further count): the
+weights after resuming at N and training to N+M equal those of an uninterrupted run of
+N+M epochs, bit for bit, within the limits above. Build the model, optimizer and
+scheduler exactly as for the original run, and pass the same data and settings.
+
+Example:
+    >>> import numpy as np
+    >>> from convscope import nn, optim
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > x[:, 1]).astype(np.int64)          # a linearly separable toy task
+    >>> model = nn.Sequential(nn.Linear(2, 2, rng=0))
+    >>> history = fit(model, nn.CrossEntropyLoss(), optim.SGD(model.named_parameters(), lr=0.5),
+    ...               (x, y), epochs=20, batch_size=16, seed=0, progress=False)
+    >>> len(history), history.last["train_accuracy"] > 0.9
+    (20, True)
+    >>> round(evaluate(model, nn.CrossEntropyLoss(), (x, y))["accuracy"], 2) > 0.9
+    True
+    >>> predict(model, x[:2]).sum(axis=1).round(6)        # probabilities per row
+    array([1., 1.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..data import DataLoader
+from ..errors import (
+    ArgumentTypeError,
+    ConfigError,
+    DTypeError,
+    MissingDependencyError,
+    NumericalError,
+)
+from ..functional import softmax
+from ..nn import Module, Softmax
+from ..optim import clip_grad_norm_
+from .callbacks import Callback
+from .checkpoint import (
+    load_training_checkpoint,
+    module_generators,
+    restore_run,
+    save_training_checkpoint,
+)
+from .history import History
+from .metrics import correct_count, is_classification
+from .progress import EpochProgress
+
+__all__ = ["fit", "evaluate", "predict", "Run", "blas_threads"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """Limit the BLAS library (OpenBLAS/MKL behind NumPy's matmul) to ``threads`` threads.
+
+    ``None`` changes nothing. Uses ``threadpoolctl`` (installed with scikit-learn, part of
+    ``convscope[train]``). Small models often train faster on one thread: their matrix
+    products are too small to share, and idle threads spin while another process holds a
+    core.
+
+    Raises:
+        ConfigError: ``threads`` is not a positive int.
+        MissingDependencyError: threadpoolctl is missing.
+    """
+    if threads is None:
+        yield
+        return
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ConfigError(f"threads must be a positive int or None; got {threads!r}.")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise MissingDependencyError(
+            "limiting the BLAS threads needs threadpoolctl (pip install threadpoolctl, or "
+            'pip install "convscope[train]"); or leave threads unset.'
+        ) from None
+    with threadpool_limits(limits=int(threads), user_api="blas"):
+        yield
+
+
+def _model_dtype(model: Module) -> np.dtype | None:
+    for param in model.parameters():
+        return param.data.dtype
+    return None
+
+
+def _as_batch(x: Any, dtype: np.dtype | None, op: str) -> np.ndarray:
+    """A batch as the model's float dtype (float data only: ints would be unscaled pixels)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise DTypeError(
+            f"{op}: images must be floats on the scale the model was trained on (e.g. [0, 1]); "
+            f"got dtype {x.dtype}. Divide integer pixels by their maximum first."
+        )
+    if dtype is not None and x.dtype != dtype:
+        x = x.astype(dtype)
+    return x
+
+
+def _loader(data: Any, batch_size: int, *, shuffle: bool, drop_last: bool, rng: Any,
+            transform: Any, name: str) -> DataLoader:
+    if isinstance(data, DataLoader):
+        if transform is not None:
+            raise ConfigError(
+                f"{name} is a DataLoader, which brings its own transform; give the transform to "
+                f"the DataLoader, not to fit/evaluate."
+            )
+        return data
+    try:
+        return DataLoader(data, batch_size, shuffle=shuffle, drop_last=drop_last, rng=rng,
+                          transform=transform)
+    except ArgumentTypeError as exc:
+        raise ArgumentTypeError(
+            f"{name} must be a Dataset, a pair of arrays (x, y) or a DataLoader: {exc}"
+        ) from None
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"fit: {name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def _one_line(module: Module) -> str:
+    text = repr(module)
+    return text if "\n" not in text else f"{type(module).__name__}(...)"
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class Run:
+    """The state of one :func:`fit` call, as callbacks and checkpoints see it.
+
+    Attributes:
+        model, loss, optimizer, scheduler: as given to fit.
+        loader: the training :class:`~convscope.data.DataLoader`.
+        callbacks: the callbacks, in order.
+        history: the :class:`History` so far.
+        epoch: epochs completed; ``epochs``: the target.
+        seed: fit's seed.
+        stop_training: set True (by a callback) to stop after this epoch;
+            ``stop_reason`` says why.
+    """
+
+    def __init__(self, model: Module, loss: Any, optimizer: Any, scheduler: Any, loader: DataLoader,
+                 callbacks: Sequence[Callback], epochs: int, seed: int | None) -> None:
+        self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
+        self.loader = loader
+        self.callbacks = list(callbacks)
+        self.epochs = epochs
+        self.seed = seed
+        self.epoch = 0
+        self.history = History()
+        self.stop_training = False
+        self.stop_reason = ""
+        self._requests: list[tuple[Path, Callable[[Path], None] | None]] = []
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write a resume checkpoint of the current state now; returns the path written."""
+        return save_training_checkpoint(path, self)
+
+    def request_checkpoint(self, path: str | Path, on_written: Callable[[Path], None] | None = None) -> None:
+        """Ask for a checkpoint at the end of this epoch, after every callback has run."""
+        self._requests.append((Path(path), on_written))
+
+    def _write_requested(self) -> None:
+        requests, self._requests = self._requests, []
+        for path, on_written in requests:
+            written = self.save_checkpoint(path)
+            if on_written is not None:
+                on_written(written)
+
+
+# ----------------------------------------------------------------------------- NaN / Inf
+
+
+def _nonfinite_text(a: np.ndarray) -> str:
+    nan = int(np.count_nonzero(np.isnan(a)))
+    inf = int(np.count_nonzero(np.isinf(a)))
+    return f"{nan} NaN and {inf} Inf of {a.size} entries"
+
+
+def _largest(a: np.ndarray) -> str:
+    finite = a[np.isfinite(a)]
+    return f"{float(np.abs(finite).max()):.3g}" if finite.size else "none finite"
+
+
+def _find_first_nonfinite_layer(model: Module, x: np.ndarray) -> tuple[str, Module, np.ndarray, np.ndarray] | None:
+    """Run ``model(x)`` once, watching every leaf module; the first with non-finite output.
+
+    Buffers (batch-norm statistics) and module generators are put back afterwards, so the
+    diagnosis leaves no trace in the model.
+    """
+    leaves = [(n, m) for n, m in model.named_modules() if next(m.children(), None) is None]
+    found: list[tuple[str, Module, np.ndarray, np.ndarray]] = []
+    buffers = [(v, np.array(v, copy=True)) for _, v in model.named_buffers() if isinstance(v, np.ndarray)]
+    gens = [(g.bit_generator, g.bit_generator.state) for g in module_generators(model).values()]
+
+    def watch(name: str, module: Module) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            y = type(module).forward(module, *args, **kwargs)
+            if not found and isinstance(y, np.ndarray) and y.dtype.kind == "f" and not np.isfinite(y).all():
+                found.append((name, module, np.asarray(args[0]), y))
+            return y
+        return forward
+
+    for name, module in leaves:
+        module.forward = watch(name, module)  # type: ignore[method-assign]
+    try:
+        model(x)
+    except Exception:  # noqa: BLE001 - the diagnosis must not hide the original problem
+        pass
+    finally:
+        for _, module in leaves:
+            vars(module).pop("forward", None)
+        for live, saved in buffers:
+            np.copyto(live, saved)
+        for bitgen, state in gens:
+            bitgen.state = state
+    return found[0] if found else None
+
+
+def _loss_error(model: Module, x: np.ndarray, value: float, where: str, advice: str) -> NumericalError:
+    head = f"{where}: the loss is {value}."
+    if not np.isfinite(x).all():
+        return NumericalError(
+            f"{head} The input batch itself holds {_nonfinite_text(x)}; check the data files and "
+            f"the transforms."
+        )
+    hit = _find_first_nonfinite_layer(model, x)
+    if hit is None:
+        return NumericalError(
+            f"{head} Every layer's output is finite, so the loss itself overflowed (its input: "
+            f"largest |value| {_largest(np.asarray(model(x)))}). {advice}"
+        )
+    name, module, inp, out = hit
+    params = [
+        f"{pname} {('holds ' + _nonfinite_text(p.data)) if not np.isfinite(p.data).all() else 'largest |value| ' + _largest(p.data)}"
+        for pname, p in module._own_parameters()
+    ]
+    detail = f" Its parameters: {'; '.join(params)}." if params else ""
+    return NumericalError(
+        f"{head} The first layer whose output is not finite is layer {name!r} "
+        f"({_one_line(module)}): its input was finite (largest |value| {_largest(inp)}), its output "
+        f"holds {_nonfinite_text(out)}.{detail} {advice}"
+    )
+
+
+def _gradient_error(params: list[tuple[str, Any]], owners: dict[str, tuple[str, Module]],
+                    value: float, where: str, advice: str) -> NumericalError | None:
+    bad = [(name, p) for name, p in params if not np.isfinite(p.grad).all()]
+    if not bad:
+        return None
+    # backward runs from the output to the input: the last layer with a bad gradient is
+    # where the blow-up started
+    name, p = bad[-1]
+    layer, module = owners[name]
+    others = [n for n, _ in bad[:-1]]
+    also = f" Also non-finite: {', '.join(others)}." if others else ""
+    return NumericalError(
+        f"{where}: the gradient of parameter {name!r} of layer {layer!r} ({_one_line(module)}) "
+        f"holds {_nonfinite_text(p.grad)} although the loss {value:.6g} is finite; the backward "
+        f"pass overflowed there.{also} {advice}"
+    )
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: Module,
+    loss: Any,
+    optimizer: Any,
+    train: Any,
+    val: Any = None,
+    *,
+    epochs: int = 1,
+    batch_size: int | None = None,
+    seed: int | None = None,
+    callbacks: Sequence[Callback] = (),
+    scheduler: Any = None,
+    scheduler_interval: str = "epoch",
+    resume: str | Path | None = None,
+    progress: bool | str = True,
+    transform: Any = None,
+    eval_transform: Any = None,
+    shuffle: bool = True,
+    drop_last: bool = False,
+    clip_grad_norm: float | None = None,
+    check_finite: bool = True,
+    eval_batch_size: int = 256,
+    threads: int | None = None,
+) -> History:
+    """Train ``model`` by mini-batch gradient descent; returns the per-epoch History.
+
+    Args:
+        model: a :class:`~convscope.nn.Module` giving raw scores (N, classes) for a
+            classifier, or any output ``loss`` accepts.
+        loss: a loss module (``loss(output, y) -> float``, ``loss.backward() -> dLoss/doutput``),
+            e.g. :class:`~convscope.nn.CrossEntropyLoss`.
+        optimizer: a :mod:`convscope.optim` optimizer over the model's parameters.
+        train: a :class:`~convscope.data.Dataset`, a pair of arrays ``(x, y)``, or a
+            :class:`~convscope.data.DataLoader` (used as it is: its batch size, order and
+            transform; ``seed`` then only reseeds the module generators).
+        val: validation data in the same forms (scored after every epoch, in eval mode,
+            adding ``val_loss`` / ``val_accuracy`` to the history).
+        epochs: the total number of epochs (with ``resume``: the total including the
+            epochs already done).
+        batch_size: images per step (default 32; not with a DataLoader).
+        seed: makes shuffling, augmentation and dropout repeatable (see the module doc).
+        callbacks: :class:`~convscope.train.callbacks.Callback` objects, run in order.
+        scheduler: a learning-rate schedule over ``optimizer`` (e.g. ``CosineAnnealingLR``).
+        scheduler_interval: ``"epoch"`` (default) or ``"batch"``: when ``scheduler.step()`` runs.
+        resume: a checkpoint written by ``ModelCheckpoint``: continue that run.
+        progress: True: a tqdm bar (plain lines without tqdm); ``"plain"``; False: silent.
+        transform: batch transform of the training images (``t(x, rng)``), e.g. random
+            shifts and normalisation; applied with the loader's seeded generator.
+        eval_transform: transform of the validation images (e.g. the same normalisation).
+        shuffle, drop_last: of the training DataLoader.
+        clip_grad_norm: clip the gradients' joint 2-norm to this value before each step.
+        check_finite: stop with :class:`~convscope.errors.NumericalError` when the loss or
+            a gradient is NaN/Inf (default True; the check reads every gradient once).
+        eval_batch_size: batch size for validation.
+        threads: BLAS threads during training (None: leave as is); see :func:`blas_threads`.
+
+    Returns:
+        :class:`~convscope.train.history.History`: one record per epoch (``epoch``,
+        ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``lr``,
+        ``seconds``, ``train_seconds``, ``images_per_second``).
+
+    Raises:
+        NumericalError: the loss or a gradient became NaN/Inf; the message names the
+            epoch, the batch and the layer, and what to try.
+        ConfigError: invalid settings, or a ``resume`` checkpoint that does not match
+            (other architecture, optimizer, schedule or data size) or already has more
+            than ``epochs`` epochs.
+        CheckpointError: a damaged or foreign ``resume`` file.
+        ShapeError, DTypeError: data that does not fit the model.
+    """
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"fit: model must be a convscope Module; got {type(model).__name__}.")
+    if not (callable(loss) and hasattr(loss, "backward")):
+        raise ArgumentTypeError(
+            f"fit: loss must be a loss module such as nn.CrossEntropyLoss(); got {type(loss).__name__}."
+        )
+    for attr in ("step", "zero_grad", "state_dict", "load_state_dict"):
+        if not hasattr(optimizer, attr):
+            raise ArgumentTypeError(
+                f"fit: optimizer must be a convscope.optim optimizer (SGD, Adam, AdamW); got "
+                f"{type(optimizer).__name__}, which has no {attr}()."
+            )
+    epochs = _check_positive_int(epochs, "epochs")
+    eval_batch_size = _check_positive_int(eval_batch_size, "eval_batch_size")
+    if isinstance(train, DataLoader):
+        if batch_size is not None and batch_size != train.batch_size:
+            raise ConfigError(
+                f"fit: train is a DataLoader with batch_size {train.batch_size}; batch_size="
+                f"{batch_size} would be ignored. Leave batch_size unset."
+            )
+        batch_size = train.batch_size
+    batch_size = _check_positive_int(32 if batch_size is None else batch_size, "batch_size")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ConfigError(f"fit: seed must be a non-negative int or None; got {seed!r}.")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ConfigError(f"fit: scheduler_interval must be 'epoch' or 'batch'; got {scheduler_interval!r}.")
+    if scheduler is not None and not (hasattr(scheduler, "step") and hasattr(scheduler, "state_dict")):
+        raise ArgumentTypeError(f"fit: scheduler must be a convscope.optim schedule; got {type(scheduler).__name__}.")
+    if clip_grad_norm is not None and (
+        isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, numbers.Real) or not clip_grad_norm > 0
+    ):
+        raise ConfigError(f"fit: clip_grad_norm must be a positive number or None; got {clip_grad_norm!r}.")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ArgumentTypeError(
+                f"fit: every callback must subclass convscope.train.Callback; got {type(cb).__name__}."
+            )
+
+    # Two independent streams from one seed: the data (order, augmentation), the modules.
+    data_rng = module_seeds = None
+    if seed is not None:
+        data_seq, module_seq = np.random.SeedSequence(int(seed)).spawn(2)
+        data_rng = np.random.default_rng(data_seq)
+        module_seeds = module_seq
+    loader = _loader(train, batch_size, shuffle=bool(shuffle), drop_last=bool(drop_last), rng=data_rng,
+                     transform=transform, name="fit: train")
+    if len(loader) == 0:
+        raise ConfigError(
+            f"fit: the training data gives no batches ({loader.num_samples} samples, batch_size "
+            f"{loader.batch_size}, drop_last={loader.drop_last})."
+        )
+    val_loader = None
+    if val is not None:
+        val_loader = _loader(val, eval_batch_size, shuffle=False, drop_last=False, rng=np.random.default_rng(0),
+                             transform=eval_transform, name="fit: val")
+    if module_seeds is not None:
+        gens = module_generators(model)
+        for (name, _), child in zip(sorted(gens.items()), module_seeds.spawn(len(gens))):
+            module = dict(model.named_modules())[name]
+            module.generator = np.random.default_rng(child)
+
+    run = Run(model, loss, optimizer, scheduler, loader, callbacks, epochs, None if seed is None else int(seed))
+    if resume is not None:
+        ckpt = load_training_checkpoint(resume)
+        if ckpt.epoch > epochs:
+            raise ConfigError(
+                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} epochs but epochs={epochs}; "
+                f"epochs is the total, so pass epochs > {ckpt.epoch} to train further."
+            )
+        restore_run(run, ckpt)
+        run.history.info.setdefault("resumed", []).append({"path": str(resume), "epoch": ckpt.epoch})
+    with blas_threads(threads):
+        _run_epochs(run, val_loader, progress, scheduler_interval, clip_grad_norm, bool(check_finite))
+    return run.history
+
+
+def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval: str,
+                clip: float | None, check_finite: bool) -> None:
+    model, optimizer, scheduler = run.model, run.optimizer, run.scheduler
+    dtype = _model_dtype(model)
+    params = list(model.named_parameters())
+    modules = dict(model.named_modules())
+    owners = {}
+    for pname, _ in params:
+        layer = pname.rpartition(".")[0]
+        owners[pname] = (layer, modules.get(layer, model))
+    for cb in run.callbacks:
+        cb.on_train_begin(run)
+    while run.epoch < run.epochs and not run.stop_training:
+        epoch = run.epoch + 1
+        for cb in run.callbacks:
+            cb.on_epoch_begin(run, epoch)
+        model.train()
+        lr = getattr(optimizer, "lr", None)
+        bar = EpochProgress(progress, epoch, run.epochs, len(run.loader))
+        total, correct, seen, classification = 0.0, 0, 0, None
+        start = time.perf_counter()
+        try:
+            for b, (x, y) in enumerate(run.loader, start=1):
+                where = f"training stopped at epoch {epoch}, batch {b}"
+                x = _as_batch(x, dtype, "fit")
+                model.zero_grad()
+                optimizer.zero_grad()
+                output = model(x)
+                value = run.loss(output, y)
+                advice = (
+                    f"Lower the learning rate (now {getattr(optimizer, 'lr', '?')}), clip the gradients "
+                    f"(clip_grad_norm=1.0, --clip), or check the data."
+                )
+                if check_finite and not math.isfinite(value):
+                    raise _loss_error(model, x, value, where, advice)
+                model.backward(run.loss.backward())
+                if check_finite:
+                    error = _gradient_error(params, owners, value, where, advice)
+                    if error is not None:
+                        raise error
+                if clip is not None:
+                    clip_grad_norm_([p for _, p in params], clip)
+                optimizer.step()
+                if scheduler is not None and interval == "batch":
+                    scheduler.step()
+                n = int(x.shape[0])
+                total += value * n
+                seen += n
+                if classification is None:
+                    classification = is_classification(output, y)
+                logs: dict[str, Any] = {"loss": value, "size": n}
+                if classification:
+                    logs["correct"] = correct_count(output, y)
+                    correct += logs["correct"]
+                bar.update(n, total / seen, correct / seen if classification else None,
+                           seen / max(time.perf_counter() - start, 1e-9))
+                for cb in run.callbacks:
+                    cb.on_batch_end(run, b, logs)
+        except BaseException:
+            bar.close()
+            raise
+        train_seconds = time.perf_counter() - start
+        if scheduler is not None and interval == "epoch":
+            scheduler.step()
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
+        if classification:
+            record["train_accuracy"] = correct / seen
+        extra = ""
+        if val_loader is not None:
+            scores = evaluate(model, run.loss, val_loader)
+            record["val_loss"] = scores["loss"]
+            extra = f"val_loss {scores['loss']:.4f}"
+            if "accuracy" in scores:
+                record["val_accuracy"] = scores["accuracy"]
+                extra += f" val_acc {scores['accuracy']:.4f}"
+        if lr is not None:
+            record["lr"] = lr
+        record["seconds"] = time.perf_counter() - start
+        record["train_seconds"] = train_seconds
+        record["images_per_second"] = seen / max(train_seconds, 1e-9)
+        bar.close(f"{extra} {record['seconds']:.1f}s".strip())
+        run.history.append(record)
+        run.epoch = epoch
+        for cb in run.callbacks:
+            cb.on_epoch_end(run, epoch, run.history.last)
+        run._write_requested()
+    if run.stop_training:
+        run.history.info["stopped_early"] = True
+        run.history.info["stop_reason"] = run.stop_reason
+    for cb in run.callbacks:
+        cb.on_train_end(run)
+
+
+# ----------------------------------------------------------------------------- evaluate / predict
+
+
+def evaluate(model: Module, loss: Any, data: Any, *, batch_size: int = 256, transform: Any = None) -> dict[str, Any]:
+    """Score ``model`` on ``data`` in eval mode (Dropout off, BatchNorm running statistics).
+
+    Args:
+        model, loss: as for :func:`fit`.
+        data: a Dataset, a pair ``(x, y)`` or a DataLoader.
+        batch_size: images per forward pass (memory, not results).
+        transform: batch transform of the images (e.g. the training normalisation).
+
+    Returns:
+        ``{"loss": mean loss, "accuracy": fraction correct (classifiers only),
+        "samples": N}``. The model's train/eval mode is restored afterwards.
+    """
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"evaluate: model must be a convscope Module; got {type(model).__name__}.")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    loader = _loader(data, batch_size, shuffle=False, drop_last=False, rng=np.random.default_rng(0),
+                     transform=transform, name="evaluate: data")
+    dtype = _model_dtype(model)
+    was_training = model.training
+    model.eval()
+    total, correct, seen, classification = 0.0, 0, 0, None
+    try:
+        for x, y in loader:
+            x = _as_batch(x, dtype, "evaluate")
+            output = model(x)
+            n = int(x.shape[0])
+            total += float(loss(output, y)) * n
+            seen += n
+            if classification is None:
+                classification = is_classification(output, y)
+            if classification:
+                correct += correct_count(output, y)
+    finally:
+        model.train(bool(was_training))
+    if seen == 0:
+        raise ConfigError("evaluate: the data holds no samples.")
+    result: dict[str, Any] = {"loss": total / seen}
+    if classification:
+        result["accuracy"] = correct / seen
+    result["samples"] = seen
+    return result
+
+
+def _ends_with_softmax(model: Module) -> bool:
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    return bool(leaves) and isinstance(leaves[-1], Softmax)
+
+
+def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = None,
+            probabilities: bool = True) -> np.ndarray:
+    """Class probabilities (N, classes) for the images ``x``, in eval mode.
+
+    The model's raw scores go through a softmax (unless its last layer already is a
+    :class:`~convscope.nn.Softmax`); ``probabilities=False`` returns the raw outputs.
+
+    Args:
+        x: images (N, C, *spatial) as floats on the training scale, or a Dataset (its
+            labels are ignored).
+        batch_size: images per forward pass.
+        transform: batch transform (e.g. the training normalisation).
+
+    Raises:
+        DTypeError: integer images (scale them to floats first).
+    """
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"predict: model must be a convscope Module; got {type(model).__name__}.")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    dtype = _model_dtype(model)
+    if hasattr(x, "batch") and hasattr(x, "__len__"):
+        batches: Any = (b for b, _ in DataLoader(x, batch_size, rng=np.random.default_rng(0)))
+    else:
+        arr = np.asarray(x)
+        if arr.ndim == 0:
+            raise ArgumentTypeError(f"predict: x must be a batch of images (N, C, ...); got a scalar.")
+        batches = (arr[i : i + batch_size] for i in range(0, arr.shape[0], batch_size))
+    gen = np.random.default_rng(0)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        for xb in batches:
+            xb = _as_batch(xb, dtype, "predict")
+            if transform is not None:
+                xb = transform(xb, gen)
+            outputs.append(np.asarray(model(xb)))
+    finally:
+        model.train(bool(was_training))
+    if not outputs:
+        raise ConfigError("predict: x holds no images.")
+    out = np.concatenate(outputs, axis=0)
+    if probabilities and out.ndim == 2 and not _ends_with_softmax(model):
+        out = softmax(out, axis=-1)
+    return out
