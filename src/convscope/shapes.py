@@ -564,16 +564,16 @@ def pool_geometry(
     dilation: Any = 1,
     ceil_mode: bool = False,
     op: str = "max_pool",
-    max_padding: str = "half_span",
+    max_padding: str = "half_kernel",
 ) -> PoolGeometry:
     """Validate a pooling op's arguments and compute its geometry.
 
     The number of spatial axes is ``len(kernel_size)`` when it is a tuple, else
-    ``x.ndim - 2``. Padding may be an int, one int per axis, or "valid"/"same" (stride 1
-    only for "same" here is not required: the TensorFlow rule applies). As in PyTorch,
-    padding on each side may be at most half the window: ``p <= (d*(k-1)+1) // 2`` for max
-    pooling (``max_padding="half_span"``) and ``p <= k // 2`` for average pooling
-    (``max_padding="half_kernel"``), so every window touches the input.
+    ``x.ndim - 2``. Padding may be an int, one int per axis, pairs, or "valid"/"same" ("same"
+    follows the TensorFlow rule for any stride). As in PyTorch 2.13, padding on each side may
+    be at most half the kernel, ``p <= k // 2`` for max and average pooling alike (dilation
+    does not raise the limit); ``max_padding="half_span"`` allows ``p <= (d*(k-1)+1) // 2``
+    instead (what ONNX accepts).
 
     >>> pool_geometry((1, 1, 4, 4), 2).out
     (2, 2)

@@ -41,7 +41,7 @@ class _WindowPoolNd(Module):
     """Shared by max and average pooling: window arguments, saving, shapes and repr."""
 
     ndim: int = 0
-    _max_padding = "half_span"
+    _max_padding = "half_kernel"  # as functional.max_pool and PyTorch 2.13
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                  ceil_mode: bool = False) -> None:
