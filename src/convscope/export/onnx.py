@@ -1,0 +1,530 @@
+"""ONNX export: a convscope model as a graph of standard ONNX operators.
+
+:func:`to_onnx` walks the model and writes one ONNX node (or a short fixed chain of nodes)
+per module, with the weights as initializers, so the file runs in ONNX Runtime or any other
+ONNX engine. The graph computes what the model computes in evaluation mode (Dropout is the
+identity, BatchNorm uses its running statistics); the batch axis is dynamic, every other
+axis is fixed by ``input_shape``.
+
+How each module becomes ONNX (opset 17, or 19 when a circular padding needs ``Pad`` with
+``mode="wrap"``):
+
+=====================  ================================================================
+convscope              ONNX
+=====================  ================================================================
+Conv1d/2d/3d, ConvNd   ``Conv`` with explicit ``pads``; ``padding="same"`` is resolved to
+                       explicit ``(before, after)`` pads FOR THE GIVEN ``input_shape``
+                       (convscope's rule, see :func:`convscope.shapes.same_padding`), so
+                       the file is only valid for that spatial size. ``padding_mode``
+                       reflect / replicate / circular becomes a ``Pad`` node (mode
+                       ``reflect`` / ``edge`` / ``wrap``) before a ``Conv`` without pads.
+                       ``flip=True`` (true convolution) exports the reversed filters.
+MaxPool*               ``MaxPool`` (dilations, pads). ``ceil_mode`` is written as the
+                       explicit extra end padding that gives convscope's (PyTorch's)
+                       output size, because ONNX's shape inference and ONNX Runtime do not
+                       agree on ceil-mode windows that start in the padding; pads that
+                       ONNX Runtime refuses (not smaller than the kernel, possible with
+                       dilation) become a ``Pad`` node filled with ``-inf``.
+AvgPool*               ``AveragePool`` with ``count_include_pad``; a ceil-mode window
+                       that overhangs the padding is exported as a zero ``Pad`` node and
+                       ``AveragePool(count_include_pad=0)``, which divides by the cells
+                       inside the padded input exactly as PyTorch and convscope do.
+BlurPool*              a fixed depthwise ``Conv`` (the binomial filter, ``group=C``)
+                       after a ``Pad`` node of the layer's padding mode (or the ``Conv``'s
+                       own pads for ``"zeros"``).
+ReLU, LeakyReLU,       ``Relu``, ``LeakyRelu(alpha)``, ``Sigmoid``, ``Tanh``,
+Sigmoid, Tanh,         ``Softmax(axis)``
+Softmax
+Flatten                ``Flatten(axis=1)``, or ``Reshape`` for another ``start_dim``
+Linear                 ``Gemm(transB=1)`` on 2-D input, else ``MatMul`` + ``Add``
+Dropout                ``Identity``
+BatchNorm1d/2d         ``BatchNormalization`` with the running statistics; without
+                       running statistics (``track_running_stats=False``) the batch
+                       statistics are computed in the graph (``ReduceMean`` ...)
+Sequential, Residual   the chain of their children; Residual adds ``Add(x, block(x))``
+=====================  ================================================================
+
+The graph is float32 (ONNX Runtime's CPU kernels for Conv and pooling are float32 only); a
+float64 model is exported with its parameters rounded to float32.
+
+``onnx`` (and ``onnxruntime`` to run the file) are optional: install them with
+``pip install "convscope[onnx]"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import nn
+from ..errors import ArgumentTypeError, ConfigError, ConvscopeError, MissingDependencyError, ShapeError
+from ..functional import binomial_filter
+from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..nn.conv import _ConvNd
+from ..nn.norm import _BatchNorm
+from ..nn.pool import _AvgPoolNd, _BlurPoolNd, _MaxPoolNd
+from ..shapes import conv_geometry, format_shape, pool_geometry
+
+__all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
+
+#: The opset written when nothing needs a newer one.
+DEFAULT_OPSET = 17
+#: ``Pad`` with ``mode="wrap"`` (circular padding) exists from opset 19 on.
+WRAP_OPSET = 19
+
+ONNX_EXTRA = 'pip install "convscope[onnx]"'
+
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def import_onnx(what: str = "to_onnx") -> Any:
+    """The ``onnx`` module, or a :class:`MissingDependencyError` naming the extra."""
+    try:
+        import onnx
+        import onnx.checker  # noqa: F401  (submodules used below)
+        import onnx.helper  # noqa: F401
+        import onnx.numpy_helper  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the optional package 'onnx', which could not be imported ({exc}). "
+            f"Install the extra with: {ONNX_EXTRA}"
+        ) from None
+    return onnx
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
+    rule = "a tuple of positive ints: the shape of ONE sample without the batch axis, e.g. (1, 28, 28)"
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)):
+        raise ArgumentTypeError(
+            f"to_onnx: input_shape must be {rule}; got {input_shape!r} of type "
+            f"{type(input_shape).__name__}."
+        )
+    if len(input_shape) == 0:
+        raise ConfigError(f"to_onnx: input_shape must be {rule}; got an empty shape.")
+    dims = []
+    for v in input_shape:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"to_onnx: input_shape must be {rule}; got {input_shape!r}.")
+        dims.append(int(v))
+    return tuple(dims)
+
+
+def _needs_wrap(model: nn.Module) -> bool:
+    for module in model.modules():
+        if isinstance(module, (_ConvNd, _BlurPoolNd)) and module.padding_mode == "circular":
+            if isinstance(module, _BlurPoolNd):
+                if module.filter_size > 1:
+                    return True
+            elif module.padding == "same" or any(b or a for b, a in module.padding):
+                return True
+    return False
+
+
+class _Graph:
+    """Collects nodes and initializers with unique, readable names."""
+
+    def __init__(self, onnx: Any, opset: int) -> None:
+        self.onnx = onnx
+        self.opset = opset
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._used: set[str] = set()
+
+    def name(self, hint: str) -> str:
+        base = hint or "t"
+        name, i = base, 1
+        while name in self._used:
+            name = f"{base}_{i}"
+            i += 1
+        self._used.add(name)
+        return name
+
+    def const(self, hint: str, array: np.ndarray) -> str:
+        name = self.name(hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def node(self, op_type: str, inputs: list[str], hint: str, **attrs: Any) -> str:
+        out = self.name(hint)
+        self.nodes.append(
+            self.onnx.helper.make_node(op_type, inputs, [out], name=self.name(f"{hint}/{op_type}"), **attrs)
+        )
+        return out
+
+    def pad(self, x: str, pairs: Any, mode: str, hint: str, value: float | None = None) -> str:
+        """A ``Pad`` node over the spatial axes (axes 0 and 1, batch and channels, untouched)."""
+        pads = np.array([0, 0] + [b for b, _ in pairs] + [0, 0] + [a for _, a in pairs], dtype=np.int64)
+        inputs = [x, self.const(f"{hint}.pads", pads)]
+        if value is not None:
+            inputs.append(self.const(f"{hint}.value", np.array(value, dtype=np.float32)))
+        return self.node("Pad", inputs, f"{hint}.padded", mode=mode)
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.asarray(array, dtype=np.float32)
+
+
+def _label(path: str, module: nn.Module) -> str:
+    return path or type(module).__name__.lower()
+
+
+class _Exporter:
+    """Turns modules into nodes; each handler returns ``(output name, output shape)``."""
+
+    def __init__(self, graph: _Graph) -> None:
+        self.g = graph
+        self.batch_kept = True
+        self.handlers: dict[type, Callable[[Any, str, str, tuple[int, ...]], tuple[str, tuple[int, ...]]]] = {}
+        for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvNd):
+            self.handlers[cls] = self._conv
+        for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
+            self.handlers[cls] = self._max_pool
+        for cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d):
+            self.handlers[cls] = self._avg_pool
+        for cls in (nn.BlurPool1d, nn.BlurPool2d, nn.BlurPool3d):
+            self.handlers[cls] = self._blur_pool
+        for cls in (nn.BatchNorm1d, nn.BatchNorm2d):
+            self.handlers[cls] = self._batch_norm
+        self.handlers.update({
+            nn.Sequential: self._sequential, nn.Residual: self._residual,
+            ReLU: self._simple("Relu"), Sigmoid: self._simple("Sigmoid"), Tanh: self._simple("Tanh"),
+            LeakyReLU: self._leaky_relu, Softmax: self._softmax, nn.Flatten: self._flatten,
+            nn.Linear: self._linear, nn.Dropout: self._simple("Identity"),
+        })
+
+    def emit(self, module: nn.Module, path: str, x: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+        handler = self.handlers.get(type(module))
+        if handler is None:
+            supported = sorted({cls.__name__ for cls in self.handlers})
+            where = f"at {path!r} " if path else ""
+            raise ConfigError(
+                f"to_onnx: the module {where}of type {type(module).__name__} has no ONNX mapping. "
+                f"Supported module types: {', '.join(supported)}. Rebuild the model from these "
+                f"layers (a subclass counts as a different type, because it may compute something else)."
+            )
+        return handler(module, path, x, shape)
+
+    # ---------------------------------------------------------------- containers
+    def _sequential(self, m: nn.Sequential, path: str, x: str, shape):
+        for name, child in m.named_children():
+            x, shape = self.emit(child, f"{path}.{name}" if path else name, x, shape)
+        return x, shape
+
+    def _residual(self, m: nn.Residual, path: str, x: str, shape):
+        fx, out = self.emit(m.block, f"{path}.block" if path else "block", x, shape)
+        if out != shape:
+            m.output_shape(shape)  # raises the explanatory ShapeError
+        return self.g.node("Add", [x, fx], _label(path, m)), shape
+
+    # ---------------------------------------------------------------- convolution
+    def _conv(self, m: _ConvNd, path: str, x: str, shape):
+        op = type(m).__name__
+        w = m.weight.data
+        geo = conv_geometry(shape, w.shape, m.stride, m.padding, m.dilation, m.groups, m.padding_mode, op)
+        if m.flip:  # true convolution = cross-correlation with every filter reversed
+            w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * m.ndim]
+        label = _label(path, m)
+        pairs = geo.p
+        if m.padding_mode != "zeros" and any(b or a for b, a in pairs):
+            x = self.g.pad(x, pairs, _PAD_MODES[m.padding_mode], label)
+            pairs = ((0, 0),) * m.ndim
+        inputs = [x, self.g.const(f"{label}.weight", _f32(w))]
+        if m.bias is not None:
+            inputs.append(self.g.const(f"{label}.bias", _f32(m.bias.data)))
+        y = self.g.node(
+            "Conv", inputs, label, kernel_shape=list(geo.k), strides=list(geo.s),
+            dilations=list(geo.d), group=geo.g,
+            pads=[b for b, _ in pairs] + [a for _, a in pairs],
+        )
+        return y, geo.y_shape
+
+    # ---------------------------------------------------------------- pooling
+    def _max_pool(self, m: _MaxPoolNd, path: str, x: str, shape):
+        op = type(m).__name__
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, op, "half_span")
+        label = _label(path, m)
+        begin, end = _window_pads(geo)
+        if all(b < k and e < k for b, e, k in zip(begin, end, geo.k)):
+            pads = begin + end
+        else:  # ONNX Runtime wants pads < kernel: pad with -inf, which never wins a max
+            x = self.g.pad(x, list(zip(begin, end)), "constant", label, value=-np.inf)
+            pads = [0] * (2 * geo.ndim)
+        y = self.g.node(
+            "MaxPool", [x], label, kernel_shape=list(geo.k), strides=list(geo.s),
+            dilations=list(geo.d), pads=pads, ceil_mode=0,
+        )
+        return y, geo.y_shape
+
+    def _avg_pool(self, m: _AvgPoolNd, path: str, x: str, shape):
+        op = type(m).__name__
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op, "half_kernel")
+        label = _label(path, m)
+        begin, end = _window_pads(geo)
+        overhang = any(e > a for e, (_, a) in zip(end, geo.p))
+        attrs = dict(kernel_shape=list(geo.k), strides=list(geo.s), ceil_mode=0)
+        if m.count_include_pad and overhang:
+            # The padding counts in the divisor but the overhang beyond it does not (PyTorch's
+            # rule): make the padding real zeros, then let the overhang be uncounted padding.
+            x = self.g.pad(x, geo.p, "constant", label)
+            extra = [e - a for e, (_, a) in zip(end, geo.p)]
+            y = self.g.node("AveragePool", [x], label, pads=[0] * geo.ndim + extra,
+                            count_include_pad=0, **attrs)
+        else:
+            y = self.g.node("AveragePool", [x], label, pads=begin + end,
+                            count_include_pad=int(m.count_include_pad), **attrs)
+        return y, geo.y_shape
+
+    def _blur_pool(self, m: _BlurPoolNd, path: str, x: str, shape):
+        out = m.output_shape(shape)  # validates channels and the padding against the size
+        label = _label(path, m)
+        f = m.filter_size
+        w = np.broadcast_to(binomial_filter(f, m.ndim), (m.channels, 1) + (f,) * m.ndim)
+        pairs = m.padding
+        if m.padding_mode != "zeros" and f > 1:
+            x = self.g.pad(x, pairs, _PAD_MODES[m.padding_mode], label)
+            pairs = ((0, 0),) * m.ndim
+        y = self.g.node(
+            "Conv", [x, self.g.const(f"{label}.filter", _f32(w))], label,
+            kernel_shape=[f] * m.ndim, strides=list(m.stride), group=m.channels,
+            pads=[b for b, _ in pairs] + [a for _, a in pairs],
+        )
+        return y, out
+
+    # ---------------------------------------------------------------- element-wise and reshapes
+    def _simple(self, op_type: str):
+        def handler(m: nn.Module, path: str, x: str, shape):
+            return self.g.node(op_type, [x], _label(path, m)), m.output_shape(shape)
+        return handler
+
+    def _leaky_relu(self, m: LeakyReLU, path: str, x: str, shape):
+        return self.g.node("LeakyRelu", [x], _label(path, m), alpha=m.negative_slope), shape
+
+    def _softmax(self, m: Softmax, path: str, x: str, shape):
+        if not -len(shape) <= m.dim < len(shape):
+            raise ShapeError(
+                f"to_onnx: Softmax at {path!r} has dim={m.dim} but its input has shape "
+                f"{format_shape(shape)} with {len(shape)} axes."
+            )
+        return self.g.node("Softmax", [x], _label(path, m), axis=m.dim), shape
+
+    def _flatten(self, m: nn.Flatten, path: str, x: str, shape):
+        out = m.output_shape(shape)
+        start = m.start_dim % len(shape)
+        label = _label(path, m)
+        if start == 0:
+            self.batch_kept = False
+        if start == 1:
+            return self.g.node("Flatten", [x], label, axis=1), out
+        # Flatten(axis) would merge the leading axes too; keep them (0 = copy that axis)
+        target = np.array([0] * start + [-1], dtype=np.int64)
+        return self.g.node("Reshape", [x, self.g.const(f"{label}.shape", target)], label), out
+
+    def _linear(self, m: nn.Linear, path: str, x: str, shape):
+        out = m.output_shape(shape)
+        label = _label(path, m)
+        w = _f32(m.weight.data)
+        if len(shape) == 2:
+            inputs = [x, self.g.const(f"{label}.weight", w)]
+            if m.bias is not None:
+                inputs.append(self.g.const(f"{label}.bias", _f32(m.bias.data)))
+            return self.g.node("Gemm", inputs, label, transB=1), out
+        y = self.g.node("MatMul", [x, self.g.const(f"{label}.weight_t", w.T)], f"{label}.matmul")
+        if m.bias is not None:
+            y = self.g.node("Add", [y, self.g.const(f"{label}.bias", _f32(m.bias.data))], label)
+        return y, out
+
+    def _batch_norm(self, m: _BatchNorm, path: str, x: str, shape):
+        out = m.output_shape(shape)
+        label = _label(path, m)
+        c = m.num_features
+        gamma = _f32(m.weight.data) if m.affine else np.ones(c, np.float32)
+        beta = _f32(m.bias.data) if m.affine else np.zeros(c, np.float32)
+        if m.track_running_stats:
+            inputs = [x] + [
+                self.g.const(f"{label}.{name}", value)
+                for name, value in (("weight", gamma), ("bias", beta),
+                                    ("running_mean", _f32(m.running_mean)),
+                                    ("running_var", _f32(m.running_var)))
+            ]
+            return self.g.node("BatchNormalization", inputs, label, epsilon=m.eps), out
+        # No running statistics: the layer normalises with the batch's own mean and
+        # (biased) variance in every mode, so the graph computes them.
+        axes = [0] + list(range(2, len(shape)))
+        per_channel = (c,) + (1,) * (len(shape) - 2)
+        mean = self._reduce_mean(x, axes, f"{label}.mean")
+        centred = self.g.node("Sub", [x, mean], f"{label}.centred")
+        square = self.g.node("Mul", [centred, centred], f"{label}.square")
+        var = self._reduce_mean(square, axes, f"{label}.var")
+        eps = self.g.const(f"{label}.eps", np.array(m.eps, dtype=np.float32))
+        std = self.g.node("Sqrt", [self.g.node("Add", [var, eps], f"{label}.var_eps")], f"{label}.std")
+        xhat = self.g.node("Div", [centred, std], f"{label}.xhat")
+        scaled = self.g.node("Mul", [xhat, self.g.const(f"{label}.weight", gamma.reshape(per_channel))],
+                             f"{label}.scaled")
+        y = self.g.node("Add", [scaled, self.g.const(f"{label}.bias", beta.reshape(per_channel))], label)
+        return y, out
+
+    def _reduce_mean(self, x: str, axes: list[int], hint: str) -> str:
+        if self.g.opset >= 18:  # the axes moved from an attribute to an input in opset 18
+            axes_name = self.g.const(f"{hint}.axes", np.array(axes, dtype=np.int64))
+            return self.g.node("ReduceMean", [x, axes_name], hint, keepdims=1)
+        return self.g.node("ReduceMean", [x], hint, axes=axes, keepdims=1)
+
+
+def _window_pads(geo: Any) -> tuple[list[int], list[int]]:
+    """Begin pads and the end pads that give convscope's output size in floor mode.
+
+    In ceil mode the last window may run past the end padding; padding the end further
+    (with cells a max ignores or an average does not count) makes floor mode produce the
+    same windows, so no runtime's reading of ``ceil_mode`` matters.
+    """
+    begin = [b for b, _ in geo.p]
+    end = []
+    for n, k, s, d, (b, a), out in zip(geo.n, geo.k, geo.s, geo.d, geo.p, geo.out):
+        needed = (out - 1) * s + d * (k - 1) + 1 - n - b
+        end.append(max(a, needed))
+    return begin, end
+
+
+def to_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    input_shape: tuple[int, ...],
+    *,
+    opset: int | None = None,
+    check: bool = True,
+) -> Path:
+    """Write ``model`` as an ONNX file that computes its evaluation-mode forward.
+
+    Args:
+        model: a convscope module (usually a ``Sequential``) built from the layers of
+            :mod:`convscope.nn`; see the module docstring for the mapping of each one.
+        path: the ``.onnx`` file to write (replaced atomically: a reader never sees half
+            a file).
+        input_shape: the shape of ONE sample without the batch axis, e.g. ``(1, 28, 28)``.
+            The batch axis of the graph is dynamic (named ``"batch"``); the other axes are
+            fixed, because ``padding="same"`` and pooling windows are resolved for them.
+        opset: ONNX opset to write; default 17, or 19 when a circular padding needs
+            ``Pad(mode="wrap")``.
+        check: run ``onnx.checker.check_model`` with full shape inference on the result
+            (default True).
+
+    Returns:
+        The path written.
+
+    Raises:
+        MissingDependencyError: ``onnx`` is not installed.
+        ConfigError: a module type without an ONNX mapping (named with its position),
+            an opset below what the model needs, a bad ``input_shape``.
+        ShapeError: ``input_shape`` does not fit the model (the model's own message).
+
+    Example:
+        >>> import tempfile, os, onnx
+        >>> from convscope import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, padding="same", rng=0), nn.ReLU(),
+        ...                       nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 10, rng=1))
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     file = to_onnx(model, os.path.join(tmp, "model.onnx"), (1, 8, 8))
+        ...     proto = onnx.load(file)
+        >>> [node.op_type for node in proto.graph.node]
+        ['Conv', 'Relu', 'MaxPool', 'Flatten', 'Gemm']
+        >>> [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+        ['batch', 1, 8, 8]
+    """
+    onnx = import_onnx()
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(
+            f"to_onnx: model must be a convscope Module (e.g. nn.Sequential(...)); got "
+            f"{type(model).__name__}."
+        )
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"to_onnx: path must be a str or os.PathLike; got {type(path).__name__}.")
+    dims = _check_input_shape(input_shape)
+    needed = WRAP_OPSET if _needs_wrap(model) else DEFAULT_OPSET
+    newest = onnx.defs.onnx_opset_version()
+    if opset is None:
+        opset = needed
+    elif isinstance(opset, (bool, np.bool_)) or not isinstance(opset, (int, np.integer)):
+        raise ArgumentTypeError(f"to_onnx: opset must be an int; got {opset!r}.")
+    elif not needed <= opset <= newest:
+        why = (" (Pad with mode='wrap' for circular padding needs opset 19)"
+               if needed == WRAP_OPSET else "")
+        raise ConfigError(
+            f"to_onnx: opset must be between {needed} and {newest} for this model{why} with the "
+            f"installed onnx {onnx.__version__}; got {opset}."
+        )
+    shape = (1, *dims)
+    try:
+        model.output_shape(shape)
+    except ShapeError as exc:
+        raise ShapeError(
+            f"to_onnx: the model does not accept samples of input_shape {format_shape(dims)} "
+            f"(input_shape excludes the batch axis): {exc}"
+        ) from None
+
+    graph = _Graph(onnx, int(opset))
+    graph.name("input")
+    exporter = _Exporter(graph)
+    y, out = exporter.emit(model, "", "input", shape)
+    if y == "input":  # an empty model: the output is the input
+        y = graph.node("Identity", ["input"], "output")
+    else:  # the last tensor is produced once and consumed nowhere: give it the public name
+        for node in graph.nodes:
+            if y in node.output:
+                node.output[list(node.output).index(y)] = "output"
+        y = "output"
+    helper = onnx.helper
+    # Flatten(start_dim=0) merges the batch axis into the features: its size is then unknown
+    out_dims: list[Any] = ["batch", *out[1:]] if exporter.batch_kept else ["flat", *out[1:]]
+    proto = helper.make_model(
+        helper.make_graph(
+            graph.nodes,
+            "convscope",
+            [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *dims])],
+            [helper.make_tensor_value_info(y, onnx.TensorProto.FLOAT, out_dims)],
+            initializer=graph.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", int(opset))],
+        producer_name="convscope",
+        doc_string=f"convscope model exported in evaluation mode:\n{model!r}",
+    )
+    proto.ir_version = min(proto.ir_version, _max_ir_version(onnx, int(opset)))
+    if check:
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except onnx.checker.ValidationError as exc:  # a bug here, not the user's input
+            raise ConvscopeError(f"to_onnx: the exported graph failed onnx's checker: {exc}") from exc
+    return _write_atomically(proto.SerializeToString(), Path(path))
+
+
+def _max_ir_version(onnx: Any, opset: int) -> int:
+    """The IR version that goes with ``opset`` (older runtimes refuse newer IR versions)."""
+    for entry in onnx.helper.VERSION_TABLE:
+        # rows: (release, ir_version, ai.onnx opset, ai.onnx.ml opset, ...)
+        if entry[2] == opset:
+            return int(entry[1])
+    return onnx.IR_VERSION
+
+
+def _write_atomically(data: bytes, path: Path) -> Path:
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"to_onnx: the folder of path {str(path)!r} does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path

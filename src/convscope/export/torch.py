@@ -1,0 +1,674 @@
+"""PyTorch export and import: the same network as a ``torch.nn.Module``, and back.
+
+:func:`to_torch` builds a ``torch.nn.Sequential`` of PyTorch's own layers with the model's
+weights, so the model can be trained further on GPUs or many machines; :func:`from_torch`
+turns a ``torch.nn.Sequential`` of the supported layers into a convscope model.
+
+Mapping (convscope -> PyTorch):
+
+* Conv1d/2d/3d (and ConvNd with 1-3 spatial axes) -> ``torch.nn.Conv1d/2d/3d`` with the
+  same stride, dilation, groups, bias and ``padding_mode``. Symmetric padding and
+  ``padding="same"`` with stride 1 are the layer's own ``padding``; padding PyTorch's conv
+  layers do not take (``(before, after)`` pairs that differ) becomes a
+  ``nn.Sequential(pad layer, conv)`` with one of ``torch.nn.ZeroPad*d``,
+  ``ReflectionPad*d``, ``ReplicationPad*d``, ``CircularPad*d``; ``"same"`` with a stride
+  above 1 (convscope's TensorFlow rule, size dependent) becomes
+  ``nn.Sequential(SamePad(...), conv)``. ``flip=True`` (true convolution) is exported as a
+  plain conv whose filters are reversed along every spatial axis.
+* MaxPool*/AvgPool* -> ``torch.nn.MaxPool*d`` / ``AvgPool*d``; padding those layers refuse
+  (unequal ``(before, after)``, ``"same"``, max-pool padding above half the kernel) uses
+  :class:`Pool` (below).
+* ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten, Linear, Dropout, BatchNorm1d/2d ->
+  the PyTorch layer of the same name and arguments (with the running statistics).
+* Sequential -> ``torch.nn.Sequential``; Residual and BlurPool* -> :class:`Residual`,
+  :class:`BlurPool`.
+
+Where PyTorch has no layer this module defines tiny ``torch.nn.Module`` classes, importable
+from here once torch is installed: ``BlurPool`` (the binomial filter as a fixed depthwise
+convolution after padding), ``Residual`` (``x + block(x)``), ``SamePad`` (convscope's
+``"same"`` padding for any stride) and ``Pool`` (max or average pooling with arbitrary
+``(before, after)`` padding, PyTorch's ceil-mode and divisor rules).
+
+``from_torch`` reverses all of this, and also accepts a padding layer directly before a
+conv (it becomes the conv's padding). The modules' training/eval mode is carried over.
+
+``torch`` is optional: install it with ``pip install "convscope[torch]"``.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .. import nn
+from ..errors import ArgumentTypeError, ConfigError, DTypeError, MissingDependencyError
+from ..functional import binomial_filter
+from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..shapes import pool_output_size, same_padding
+
+__all__ = ["to_torch", "from_torch"]
+
+TORCH_EXTRA = 'pip install "convscope[torch]"'
+
+_CUSTOM = ("BlurPool", "Residual", "SamePad", "Pool")
+_TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+                   "circular": "circular"}
+
+
+def import_torch(what: str = "to_torch") -> Any:
+    """The ``torch`` module, or a :class:`MissingDependencyError` naming the extra."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the optional package 'torch', which could not be imported ({exc}). "
+            f"Install the extra with: {TORCH_EXTRA}"
+        ) from None
+    return torch
+
+
+def __getattr__(name: str) -> Any:
+    # The custom torch layers exist only once torch is imported (torch is optional).
+    if name in _CUSTOM:
+        return getattr(_layers(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _torch_pads(pairs: Any) -> list[int]:
+    """``(before, after)`` per spatial axis in ``torch.nn.functional.pad``'s order (last axis first)."""
+    flat: list[int] = []
+    for before, after in reversed(list(pairs)):
+        flat += [int(before), int(after)]
+    return flat
+
+
+@functools.lru_cache(maxsize=None)
+def _layers() -> SimpleNamespace:
+    """Define the custom torch layers (once, on first use)."""
+    torch = import_torch("convscope.export.torch")
+    F = torch.nn.functional
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+    max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+    avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+    class BlurPool(torch.nn.Module):
+        """convscope's BlurPool: pad, blur each channel with the binomial filter, subsample.
+
+        ``filter_size - 1`` cells of padding per axis (the odd one after), then a depthwise
+        convolution with the fixed filter (a buffer, not a parameter) and the stride.
+        """
+
+        def __init__(self, channels: int, filter_size: int = 4, stride: Any = 2,
+                     padding_mode: str = "reflect", ndim: int = 2) -> None:
+            super().__init__()
+            self.channels = int(channels)
+            self.filter_size = int(filter_size)
+            self.ndim = int(ndim)
+            self.stride = (int(stride),) * self.ndim if isinstance(stride, int) else tuple(stride)
+            self.padding_mode = padding_mode
+            filt = binomial_filter(self.filter_size, self.ndim)
+            weight = np.broadcast_to(filt, (self.channels, 1) + filt.shape).astype(np.float32)
+            self.register_buffer("filter", torch.from_numpy(weight.copy()), persistent=False)
+
+        def forward(self, x: Any) -> Any:
+            total = self.filter_size - 1
+            if total:
+                pads = _torch_pads([(total // 2, total - total // 2)] * self.ndim)
+                x = F.pad(x, pads, mode=_TORCH_PAD_MODE[self.padding_mode])
+            return conv[self.ndim](x, self.filter, stride=self.stride, groups=self.channels)
+
+        def extra_repr(self) -> str:
+            return (f"{self.channels}, filter_size={self.filter_size}, stride={self.stride}, "
+                    f"padding_mode={self.padding_mode!r}, ndim={self.ndim}")
+
+    class Residual(torch.nn.Module):
+        """A skip connection: ``x + block(x)``."""
+
+        def __init__(self, block: Any) -> None:
+            super().__init__()
+            self.block = block
+
+        def forward(self, x: Any) -> Any:
+            return x + self.block(x)
+
+    class SamePad(torch.nn.Module):
+        """convscope's ``padding="same"`` for any stride: ``ceil(n / s)`` outputs per axis.
+
+        Total padding ``max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0)`` per axis, the odd one
+        after (see :func:`convscope.shapes.same_padding`), computed from each input's size.
+        """
+
+        def __init__(self, kernel_size: Any, stride: Any, dilation: Any,
+                     padding_mode: str = "zeros") -> None:
+            super().__init__()
+            self.kernel_size = tuple(kernel_size)
+            self.stride = tuple(stride)
+            self.dilation = tuple(dilation)
+            self.padding_mode = padding_mode
+
+        def forward(self, x: Any) -> Any:
+            pairs = [same_padding(int(n), k, s, d) for n, k, s, d in
+                     zip(x.shape[2:], self.kernel_size, self.stride, self.dilation)]
+            return F.pad(x, _torch_pads(pairs), mode=_TORCH_PAD_MODE[self.padding_mode])
+
+        def extra_repr(self) -> str:
+            return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                    f"dilation={self.dilation}, padding_mode={self.padding_mode!r}")
+
+    class Pool(torch.nn.Module):
+        """Max or average pooling with any ``(before, after)`` padding or ``"same"``.
+
+        Output size and windows follow PyTorch (and convscope): in ceil mode a last window
+        that starts inside the input or its left padding is kept. Max pooling pads with
+        ``-inf``; average pooling divides by the cells inside the padded input
+        (``count_include_pad=True``) or inside the input only (False).
+        """
+
+        def __init__(self, kind: str, kernel_size: Any, stride: Any, padding: Any,
+                     dilation: Any = None, ceil_mode: bool = False,
+                     count_include_pad: bool = True) -> None:
+            super().__init__()
+            if kind not in ("max", "avg"):
+                raise ConfigError(f"Pool: kind must be 'max' or 'avg'; got {kind!r}.")
+            self.kind = kind
+            self.kernel_size = tuple(kernel_size)
+            nd = len(self.kernel_size)
+            self.stride = tuple(stride)
+            self.padding = padding if padding == "same" else tuple(tuple(p) for p in padding)
+            self.dilation = (1,) * nd if dilation is None else tuple(dilation)
+            self.ceil_mode = bool(ceil_mode)
+            self.count_include_pad = bool(count_include_pad)
+
+        def forward(self, x: Any) -> Any:
+            nd = len(self.kernel_size)
+            n = [int(v) for v in x.shape[2:]]
+            geometry = list(zip(n, self.kernel_size, self.stride, self.dilation))
+            pairs = ([same_padding(*g) for g in geometry] if self.padding == "same"
+                     else list(self.padding))
+            padded = []
+            for (size, k, s, d), p in zip(geometry, pairs):
+                out = pool_output_size(size, k, p, s, d, self.ceil_mode)
+                # pad the end far enough that floor mode yields exactly `out` windows
+                padded.append((p[0], max(p[1], (out - 1) * s + d * (k - 1) + 1 - size - p[0])))
+            if self.kind == "max":
+                xp = F.pad(x, _torch_pads(padded), value=float("-inf"))
+                return max_pool[nd](xp, self.kernel_size, self.stride, 0, self.dilation)
+            xp = F.pad(x, _torch_pads(padded))
+            counted = pairs if self.count_include_pad else [(0, 0)] * nd
+            mask = F.pad(x.new_ones((1, 1, *n)), _torch_pads(counted))
+            mask = F.pad(mask, _torch_pads([(b - cb, a - ca) for (b, a), (cb, ca) in zip(padded, counted)]))
+            # mean over the window = window sum / number of cells that count
+            return avg_pool[nd](xp, self.kernel_size, self.stride) / avg_pool[nd](mask, self.kernel_size, self.stride)
+
+        def extra_repr(self) -> str:
+            text = (f"{self.kind!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                    f"padding={self.padding!r}")
+            if self.kind == "max":
+                text += f", dilation={self.dilation}"
+            else:
+                text += f", count_include_pad={self.count_include_pad}"
+            return text + f", ceil_mode={self.ceil_mode}"
+
+    classes = dict(BlurPool=BlurPool, Residual=Residual, SamePad=SamePad, Pool=Pool)
+    for name, cls in classes.items():  # so pickling finds them as convscope.export.torch.<name>
+        cls.__module__ = __name__
+        cls.__qualname__ = name
+    return SimpleNamespace(torch=torch, **classes)
+
+
+# ------------------------------------------------------------------------------ to_torch
+def _np_dtype_of(model: nn.Module) -> np.dtype:
+    dtypes = {p.data.dtype for p in model.parameters()}
+    dtypes |= {b.dtype for b in model.buffers() if b.dtype.kind == "f"}
+    if len(dtypes) > 1:
+        raise DTypeError(
+            f"to_torch: every parameter must have one dtype; got {sorted(d.name for d in dtypes)}. "
+            f"Convert the model with model.to(np.float32) first."
+        )
+    return dtypes.pop() if dtypes else np.dtype(np.float32)
+
+
+def _symmetric(padding: Any) -> bool:
+    return padding != "same" and all(b == a for b, a in padding)
+
+
+class _ToTorch:
+    def __init__(self, layers: SimpleNamespace, dtype: np.dtype) -> None:
+        self.L = layers
+        self.torch = layers.torch
+        self.dtype = {np.dtype(np.float32): self.torch.float32, np.dtype(np.float64): self.torch.float64}[dtype]
+        tn = self.torch.nn
+        self.table = {
+            nn.Sequential: self._sequential, nn.Residual: self._residual,
+            ReLU: lambda m, p: tn.ReLU(), Sigmoid: lambda m, p: tn.Sigmoid(),
+            Tanh: lambda m, p: tn.Tanh(),
+            LeakyReLU: lambda m, p: tn.LeakyReLU(m.negative_slope),
+            Softmax: lambda m, p: tn.Softmax(dim=m.dim),
+            nn.Flatten: lambda m, p: tn.Flatten(m.start_dim, -1),
+            nn.Dropout: lambda m, p: tn.Dropout(m.p),
+            nn.Linear: self._linear,
+        }
+        for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvNd):
+            self.table[cls] = self._conv
+        for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
+            self.table[cls] = self._max_pool
+        for cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d):
+            self.table[cls] = self._avg_pool
+        for cls in (nn.BlurPool1d, nn.BlurPool2d, nn.BlurPool3d):
+            self.table[cls] = self._blur_pool
+        for cls in (nn.BatchNorm1d, nn.BatchNorm2d):
+            self.table[cls] = self._batch_norm
+
+    def convert(self, m: nn.Module, path: str) -> Any:
+        handler = self.table.get(type(m))
+        if handler is None:
+            supported = sorted({cls.__name__ for cls in self.table})
+            where = f"at {path!r} " if path else ""
+            raise ConfigError(
+                f"to_torch: the module {where}of type {type(m).__name__} has no PyTorch "
+                f"mapping. Supported module types: {', '.join(supported)}."
+            )
+        return handler(m, path)
+
+    def _copy(self, target: Any, array: np.ndarray) -> None:
+        with self.torch.no_grad():
+            target.copy_(self.torch.from_numpy(np.array(array, order="C", copy=True)))
+
+    def _sequential(self, m: nn.Sequential, path: str) -> Any:
+        return self.torch.nn.Sequential(*(
+            self.convert(child, f"{path}.{name}" if path else name) for name, child in m.named_children()
+        ))
+
+    def _residual(self, m: nn.Residual, path: str) -> Any:
+        return self.L.Residual(self.convert(m.block, f"{path}.block" if path else "block"))
+
+    def _conv(self, m: Any, path: str) -> Any:
+        tn = self.torch.nn
+        if m.ndim not in (1, 2, 3):
+            raise ConfigError(
+                f"to_torch: {type(m).__name__} at {path!r} has {m.ndim} spatial axes; PyTorch has "
+                f"convolution layers for 1, 2 and 3 only (Conv1d/2d/3d)."
+            )
+        pad_layer = None
+        if m.padding == "same" and all(s == 1 for s in m.stride):
+            padding, mode = "same", m.padding_mode
+        elif m.padding == "same":
+            pad_layer = self.L.SamePad(m.kernel_size, m.stride, m.dilation, m.padding_mode)
+            padding, mode = 0, "zeros"
+        elif _symmetric(m.padding):
+            padding, mode = tuple(b for b, _ in m.padding), m.padding_mode
+        else:
+            kind = {"zeros": "ZeroPad", "reflect": "ReflectionPad", "replicate": "ReplicationPad",
+                    "circular": "CircularPad"}[m.padding_mode]
+            pad_layer = getattr(tn, f"{kind}{m.ndim}d")(tuple(_torch_pads(m.padding)))
+            padding, mode = 0, "zeros"
+        conv = getattr(tn, f"Conv{m.ndim}d")(
+            m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=padding,
+            dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=mode,
+            dtype=self.dtype,
+        )
+        w = m.weight.data
+        if m.flip:  # true convolution = PyTorch's cross-correlation with reversed filters
+            w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * m.ndim]
+        self._copy(conv.weight, w)
+        if m.bias is not None:
+            self._copy(conv.bias, m.bias.data)
+        return conv if pad_layer is None else tn.Sequential(pad_layer, conv)
+
+    def _max_pool(self, m: Any, path: str) -> Any:
+        if _symmetric(m.padding) and all(b <= k // 2 for (b, _), k in zip(m.padding, m.kernel_size)):
+            return getattr(self.torch.nn, f"MaxPool{m.ndim}d")(
+                m.kernel_size, m.stride, tuple(b for b, _ in m.padding), m.dilation,
+                ceil_mode=m.ceil_mode,
+            )
+        return self.L.Pool("max", m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+
+    def _avg_pool(self, m: Any, path: str) -> Any:
+        if _symmetric(m.padding):
+            return getattr(self.torch.nn, f"AvgPool{m.ndim}d")(
+                m.kernel_size, m.stride, tuple(b for b, _ in m.padding), ceil_mode=m.ceil_mode,
+                count_include_pad=m.count_include_pad,
+            )
+        return self.L.Pool("avg", m.kernel_size, m.stride, m.padding, None, m.ceil_mode,
+                           m.count_include_pad)
+
+    def _blur_pool(self, m: Any, path: str) -> Any:
+        return self.L.BlurPool(m.channels, m.filter_size, m.stride, m.padding_mode, m.ndim).to(self.dtype)
+
+    def _linear(self, m: nn.Linear, path: str) -> Any:
+        layer = self.torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
+                                     dtype=self.dtype)
+        self._copy(layer.weight, m.weight.data)
+        if m.bias is not None:
+            self._copy(layer.bias, m.bias.data)
+        return layer
+
+    def _batch_norm(self, m: Any, path: str) -> Any:
+        layer = getattr(self.torch.nn, type(m).__name__)(
+            m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
+            track_running_stats=m.track_running_stats, dtype=self.dtype,
+        )
+        if m.affine:
+            self._copy(layer.weight, m.weight.data)
+            self._copy(layer.bias, m.bias.data)
+        if m.track_running_stats:
+            self._copy(layer.running_mean, m.running_mean)
+            self._copy(layer.running_var, m.running_var)
+            self._copy(layer.num_batches_tracked, np.asarray(m.num_batches_tracked, dtype=np.int64))
+        return layer
+
+
+def to_torch(model: nn.Module) -> Any:
+    """A ``torch.nn.Module`` that computes what ``model`` computes, with the same weights.
+
+    Args:
+        model: a convscope module built from the layers of :mod:`convscope.nn` (mapping in
+            the module docstring).
+
+    Returns:
+        A ``torch.nn.Sequential`` (or the single layer), in the model's dtype (float32 or
+        float64) and training/eval mode; parameters are copies, not shared memory.
+
+    Raises:
+        MissingDependencyError: torch is not installed.
+        ConfigError: a module without a PyTorch counterpart (named with its position), such
+            as ConvNd with 4 spatial axes.
+        DTypeError: parameters of mixed dtypes.
+
+    Example:
+        >>> import torch
+        >>> from convscope import nn
+        >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.ReLU(),
+        ...                       nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 2 * 2, 3, rng=1))
+        >>> net = to_torch(model)
+        >>> net
+        Sequential(
+          (0): Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+          (1): ReLU()
+          (2): MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False)
+          (3): Flatten(start_dim=1, end_dim=-1)
+          (4): Linear(in_features=8, out_features=3, bias=True)
+        )
+        >>> x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
+        >>> bool(np.allclose(net(torch.from_numpy(x)).detach().numpy(), model(x), atol=1e-6))
+        True
+    """
+    import_torch("to_torch")
+    layers = _layers()
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(
+            f"to_torch: model must be a convscope Module (e.g. nn.Sequential(...)); got "
+            f"{type(model).__name__}."
+        )
+    module = _ToTorch(layers, _np_dtype_of(model)).convert(model, "")
+    module.train(model.training)
+    return module
+
+
+# ------------------------------------------------------------------------------ from_torch
+class _FromTorch:
+    def __init__(self, layers: SimpleNamespace) -> None:
+        self.L = layers
+        self.torch = layers.torch
+        tn = self.torch.nn
+        self.pad_types = {}
+        for nd in (1, 2, 3):
+            self.pad_types[getattr(tn, f"ZeroPad{nd}d")] = ("zeros", nd)
+            self.pad_types[getattr(tn, f"ConstantPad{nd}d")] = ("zeros", nd)
+            self.pad_types[getattr(tn, f"ReflectionPad{nd}d")] = ("reflect", nd)
+            self.pad_types[getattr(tn, f"ReplicationPad{nd}d")] = ("replicate", nd)
+            self.pad_types[getattr(tn, f"CircularPad{nd}d")] = ("circular", nd)
+        self.table: dict[type, Any] = {
+            tn.Sequential: self._sequential, layers.Residual: self._residual,
+            layers.BlurPool: self._blur_pool, layers.Pool: self._pool,
+            tn.ReLU: lambda t, p: ReLU(), tn.Sigmoid: lambda t, p: Sigmoid(), tn.Tanh: lambda t, p: Tanh(),
+            tn.LeakyReLU: lambda t, p: LeakyReLU(t.negative_slope),
+            tn.Softmax: self._softmax, tn.Flatten: self._flatten, tn.Linear: self._linear,
+            tn.Dropout: lambda t, p: nn.Dropout(t.p),
+            tn.BatchNorm1d: self._batch_norm, tn.BatchNorm2d: self._batch_norm,
+        }
+        for nd in (1, 2, 3):
+            self.table[getattr(tn, f"Conv{nd}d")] = self._conv
+            self.table[getattr(tn, f"MaxPool{nd}d")] = self._max_pool
+            self.table[getattr(tn, f"AvgPool{nd}d")] = self._avg_pool
+
+    def supported(self) -> str:
+        names = {cls.__name__ for cls in self.table} | {cls.__name__ for cls in self.pad_types}
+        return ", ".join(sorted(names))
+
+    def unsupported(self, layer: Any, path: str, why: str = "") -> ConfigError:
+        cls = type(layer)
+        return ConfigError(
+            f"from_torch: layer {path!r} ({cls.__module__}.{cls.__qualname__}) is not supported"
+            f"{why}. Supported layer types: {self.supported()}."
+        )
+
+    def convert(self, layer: Any, path: str) -> nn.Module:
+        if type(layer) in self.pad_types:
+            raise self.unsupported(
+                layer, path, ": a padding layer is supported only directly before a Conv layer of "
+                "the same dimension inside a Sequential, where it becomes the conv's padding")
+        handler = self.table.get(type(layer))
+        if handler is None:
+            raise self.unsupported(layer, path)
+        return handler(layer, path)
+
+    def _sequential(self, seq: Any, path: str) -> nn.Module:
+        items = list(seq.named_children())
+        out: list[nn.Module] = []
+        i = 0
+        while i < len(items):
+            name, layer = items[i]
+            where = f"{path}.{name}" if path else name
+            nxt = items[i + 1][1] if i + 1 < len(items) else None
+            if type(layer) in self.pad_types or type(layer) is self.L.SamePad:
+                if nxt is None or type(nxt) not in (
+                    self.torch.nn.Conv1d, self.torch.nn.Conv2d, self.torch.nn.Conv3d
+                ):
+                    raise self.unsupported(
+                        layer, where, ": a padding layer is supported only directly before a "
+                        "Conv layer, where it becomes the conv's padding")
+                out.append(self._conv(nxt, f"{path}.{items[i + 1][0]}" if path else items[i + 1][0],
+                                      pad=layer, pad_path=where))
+                i += 2
+                continue
+            out.append(self.convert(layer, where))
+            i += 1
+        if path and len(items) == 2 and len(out) == 1:  # nested Sequential(pad, conv), as to_torch writes it
+            return out[0]
+        return nn.Sequential(*out)
+
+    def _residual(self, layer: Any, path: str) -> nn.Module:
+        return nn.Residual(self.convert(layer.block, f"{path}.block"))
+
+    def _dtype(self, layer: Any, path: str) -> Any:
+        dtypes = {p.dtype for p in layer.parameters()}
+        if not dtypes:
+            return np.float32
+        names = {self.torch.float32: np.float32, self.torch.float64: np.float64}
+        if len(dtypes) > 1 or next(iter(dtypes)) not in names:
+            raise DTypeError(
+                f"from_torch: layer {path!r} has parameters of dtype "
+                f"{sorted(str(d) for d in dtypes)}; convscope takes float32 or float64. Convert "
+                f"the module with module.float() or module.double() first."
+            )
+        return names[next(iter(dtypes))]
+
+    @staticmethod
+    def _np(tensor: Any) -> np.ndarray:
+        return tensor.detach().cpu().numpy().copy()
+
+    def _conv(self, layer: Any, path: str, pad: Any = None, pad_path: str = "") -> nn.Module:
+        nd = len(layer.kernel_size)
+        if layer.transposed:  # pragma: no cover - ConvTranspose has its own types, kept for safety
+            raise self.unsupported(layer, path)
+        padding: Any = layer.padding
+        mode = layer.padding_mode
+        if not isinstance(padding, str):
+            padding = tuple((int(p), int(p)) for p in padding)
+        if pad is not None:
+            padding, mode = self._fuse_pad(pad, pad_path, layer, path, nd, padding, mode)
+        cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nd]
+        conv = cls(
+            layer.in_channels, layer.out_channels, tuple(layer.kernel_size), stride=tuple(layer.stride),
+            padding=padding, dilation=tuple(layer.dilation), groups=layer.groups,
+            bias=layer.bias is not None, padding_mode=mode, dtype=self._dtype(layer, path),
+        )
+        conv.weight.data[...] = self._np(layer.weight)
+        if layer.bias is not None:
+            conv.bias.data[...] = self._np(layer.bias)
+        return conv
+
+    def _fuse_pad(self, pad: Any, pad_path: str, conv: Any, conv_path: str, nd: int,
+                  padding: Any, mode: str) -> tuple[Any, str]:
+        no_own_padding = padding == "valid" or (padding != "same" and not any(b or a for b, a in padding))
+        if type(pad) is self.L.SamePad:
+            if not no_own_padding or mode != "zeros":
+                raise self.unsupported(pad, pad_path, f": the conv after it ({conv_path!r}) pads too")
+            if (tuple(pad.kernel_size), tuple(pad.stride), tuple(pad.dilation)) != (
+                tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.dilation)
+            ):
+                raise self.unsupported(
+                    pad, pad_path, f": its kernel_size/stride/dilation differ from those of the conv "
+                    f"after it ({conv_path!r})")
+            return "same", pad.padding_mode
+        pad_mode, pad_nd = self.pad_types[type(pad)]
+        if pad_nd != nd:
+            raise self.unsupported(pad, pad_path, f": it pads {pad_nd} axes but the conv after it "
+                                               f"({conv_path!r}) has {nd}")
+        if pad_mode == "zeros" and float(pad.value) != 0.0:
+            raise self.unsupported(pad, pad_path, f": constant padding with value {pad.value} (only 0 "
+                                               f"is a convolution padding)")
+        flat = [int(v) for v in pad.padding]
+        if any(v < 0 for v in flat):
+            raise self.unsupported(pad, pad_path, ": negative padding (cropping)")
+        pairs = tuple((flat[2 * (nd - 1 - i)], flat[2 * (nd - 1 - i) + 1]) for i in range(nd))
+        if no_own_padding:
+            return pairs, pad_mode
+        if pad_mode == "zeros" and mode == "zeros" and padding != "same":
+            return tuple((b + pb, a + pa) for (b, a), (pb, pa) in zip(padding, pairs)), "zeros"
+        raise self.unsupported(pad, pad_path, f": the conv after it ({conv_path!r}) also pads, "
+                                           f"with padding_mode {mode!r}")
+
+    @staticmethod
+    def _tuple(value: Any, nd: int) -> tuple[int, ...]:
+        return tuple(int(v) for v in value) if isinstance(value, (tuple, list)) else (int(value),) * nd
+
+    def _max_pool(self, layer: Any, path: str) -> nn.Module:
+        if layer.return_indices:
+            raise self.unsupported(layer, path, " with return_indices=True")
+        nd = int(type(layer).__name__[-2])
+        cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[nd]
+        k = self._tuple(layer.kernel_size, nd)
+        return cls(k, self._tuple(layer.stride if layer.stride is not None else k, nd),
+                   self._tuple(layer.padding, nd), self._tuple(layer.dilation, nd), bool(layer.ceil_mode))
+
+    def _avg_pool(self, layer: Any, path: str) -> nn.Module:
+        if getattr(layer, "divisor_override", None) is not None:
+            raise self.unsupported(layer, path, f" with divisor_override={layer.divisor_override}")
+        nd = int(type(layer).__name__[-2])
+        cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
+        k = self._tuple(layer.kernel_size, nd)
+        return cls(k, self._tuple(layer.stride if layer.stride is not None else k, nd),
+                   self._tuple(layer.padding, nd), bool(layer.ceil_mode), bool(layer.count_include_pad))
+
+    def _pool(self, layer: Any, path: str) -> nn.Module:
+        nd = len(layer.kernel_size)
+        if layer.kind == "max":
+            cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[nd]
+            return cls(layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode)
+        cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
+        return cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+                   layer.count_include_pad)
+
+    def _blur_pool(self, layer: Any, path: str) -> nn.Module:
+        cls = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}.get(layer.ndim)
+        if cls is None:
+            raise self.unsupported(layer, path, f" with {layer.ndim} spatial axes")
+        return cls(layer.channels, layer.filter_size, layer.stride, layer.padding_mode)
+
+    def _softmax(self, layer: Any, path: str) -> nn.Module:
+        if layer.dim is None:
+            raise self.unsupported(layer, path, " with dim=None (name the axis: nn.Softmax(dim=1))")
+        return Softmax(layer.dim)
+
+    def _flatten(self, layer: Any, path: str) -> nn.Module:
+        if layer.end_dim != -1:
+            raise self.unsupported(layer, path, f" with end_dim={layer.end_dim} (only -1, the last axis)")
+        return nn.Flatten(layer.start_dim)
+
+    def _linear(self, layer: Any, path: str) -> nn.Module:
+        fc = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                       dtype=self._dtype(layer, path))
+        fc.weight.data[...] = self._np(layer.weight)
+        if layer.bias is not None:
+            fc.bias.data[...] = self._np(layer.bias)
+        return fc
+
+    def _batch_norm(self, layer: Any, path: str) -> nn.Module:
+        cls = {"BatchNorm1d": nn.BatchNorm1d, "BatchNorm2d": nn.BatchNorm2d}[type(layer).__name__]
+        dtype = self._dtype(layer, path)
+        if not layer.affine and layer.running_mean is not None:
+            dtype = {self.torch.float32: np.float32, self.torch.float64: np.float64}.get(
+                layer.running_mean.dtype, np.float32)
+        bn = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+                 track_running_stats=layer.track_running_stats, dtype=dtype)
+        if layer.affine:
+            bn.weight.data[...] = self._np(layer.weight)
+            bn.bias.data[...] = self._np(layer.bias)
+        if layer.track_running_stats:
+            bn.running_mean[...] = self._np(layer.running_mean)
+            bn.running_var[...] = self._np(layer.running_var)
+            bn.num_batches_tracked[...] = int(layer.num_batches_tracked)
+        return bn
+
+
+def from_torch(module: Any) -> nn.Module:
+    """A convscope model that computes what a PyTorch ``nn.Sequential`` computes.
+
+    Args:
+        module: a ``torch.nn.Sequential`` (nested ones allowed) of the supported layers:
+            ``Conv1d/2d/3d`` (any padding, ``padding_mode``, dilation, groups),
+            ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``,
+            ``Tanh``, ``Softmax``, ``Flatten``, ``Linear``, ``Dropout``,
+            ``BatchNorm1d/2d``, the padding layers directly before a conv, and the layers of
+            this module (``BlurPool``, ``Residual``, ``SamePad`` before a conv, ``Pool``).
+            A single supported layer works too.
+
+    Returns:
+        A convscope ``Sequential`` (or the single layer) with copies of the weights and
+        running statistics, in the module's dtype and training/eval mode.
+
+    Raises:
+        MissingDependencyError: torch is not installed.
+        ConfigError: an unsupported layer, named with its position (``"features.3"``) and
+            type, and the list of supported types.
+        DTypeError: parameters that are not float32 or float64.
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten())
+        >>> from_torch(net)
+        Sequential(
+          (0): Conv2d(1, 2, kernel_size=(3, 3))
+          (1): ReLU()
+          (2): Flatten()
+        )
+        >>> from_torch(torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.GELU()))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        convscope.errors.ConfigError: from_torch: layer '1' (torch.nn.modules.activation.GELU) is not supported. Supported layer types: ...
+    """
+    import_torch("from_torch")
+    layers = _layers()
+    if not isinstance(module, layers.torch.nn.Module):
+        raise ArgumentTypeError(
+            f"from_torch: module must be a torch.nn.Module (usually torch.nn.Sequential); got "
+            f"{type(module).__name__}."
+        )
+    model = _FromTorch(layers).convert(module, "")
+    model.train(bool(module.training))
+    return model
