@@ -249,7 +249,8 @@ def _find_first_nonfinite_layer(model: Module, x: np.ndarray) -> tuple[str, Modu
     for name, module in leaves:
         module.forward = watch(name, module)  # type: ignore[method-assign]
     try:
-        model(x)
+        with np.errstate(all="ignore"):  # the overflow is what we are looking for
+            model(x)
     except Exception:  # noqa: BLE001 - the diagnosis must not hide the original problem
         pass
     finally:
@@ -354,7 +355,8 @@ def fit(
         scheduler: a learning-rate schedule over ``optimizer`` (e.g. ``CosineAnnealingLR``).
         scheduler_interval: ``"epoch"`` (default) or ``"batch"``: when ``scheduler.step()`` runs.
         resume: a checkpoint written by ``ModelCheckpoint``: continue that run.
-        progress: True: a tqdm bar (plain lines without tqdm); ``"plain"``; False: silent.
+        progress: True: a tqdm bar (plain lines without tqdm); ``"plain"``: about ten
+            lines per epoch; ``"epochs"``: one line per epoch; False: silent.
         transform: batch transform of the training images (``t(x, rng)``), e.g. random
             shifts and normalisation; applied with the loader's seeded generator.
         eval_transform: transform of the validation images (e.g. the same normalisation).
@@ -411,6 +413,8 @@ def fit(
         isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, numbers.Real) or not clip_grad_norm > 0
     ):
         raise ConfigError(f"fit: clip_grad_norm must be a positive number or None; got {clip_grad_norm!r}.")
+    if progress not in (True, False, None, "plain", "epochs", "tqdm"):
+        raise ConfigError(f"fit: progress must be True, False, 'plain', 'epochs' or 'tqdm'; got {progress!r}.")
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):

@@ -104,6 +104,9 @@ def accuracy(scores: Any, target: Any) -> float:
 def top_k_accuracy(scores: Any, target: Any, k: int = 5) -> float:
     """Fraction of rows whose target class is among the ``k`` largest scores.
 
+    Ties rank as ``argmax`` does (the lower class index first), so ``k=1`` gives
+    :func:`accuracy`.
+
     Raises:
         ConfigError: ``k`` not in ``1..C``.
     """
@@ -114,9 +117,11 @@ def top_k_accuracy(scores: Any, target: Any, k: int = 5) -> float:
         raise ConfigError(f"top_k_accuracy: k must lie in 1..{scores.shape[1]} (the classes); got {k}.")
     if labels.size == 0:
         raise ShapeError("top_k_accuracy: no samples.")
-    target_score = scores[np.arange(labels.size), labels]
-    # rank = number of classes scoring strictly higher than the target class
-    rank = np.count_nonzero(scores > target_score[:, None], axis=1)
+    target_score = scores[np.arange(labels.size), labels][:, None]
+    # rank = classes ahead of the target: higher scores, and equal scores at a lower index
+    # (argmax's tie rule, so top-1 accuracy equals accuracy)
+    lower = np.arange(scores.shape[1])[None, :] < labels[:, None]
+    rank = np.count_nonzero((scores > target_score) | ((scores == target_score) & lower), axis=1)
     return float(np.mean(rank < k))
 
 

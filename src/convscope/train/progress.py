@@ -3,7 +3,8 @@
 ``progress=True`` gives a tqdm bar per epoch with the running loss, accuracy and images
 per second; when tqdm is not installed (it comes with ``pip install "convscope[train]"``)
 the same numbers are printed as plain lines, about ten per epoch. ``progress="plain"``
-asks for the plain lines, ``progress=False`` shows nothing. Everything goes to standard
+asks for the plain lines, ``progress="epochs"`` for one line per epoch (for logs), and
+``progress=False`` shows nothing. Everything goes to standard
 error, so standard output stays free for results.
 
 Example:
@@ -45,7 +46,8 @@ class EpochProgress:
     """Progress of one epoch.
 
     Args:
-        mode: True (tqdm if installed, else plain), ``"plain"``, ``"tqdm"`` or False.
+        mode: True (tqdm if installed, else plain), ``"plain"``, ``"tqdm"``, ``"epochs"``
+            (only the line at the end of the epoch) or False.
         epoch: 1-based epoch number; ``epochs``: the total.
         total: batches in the epoch.
         stream: where to write (default ``sys.stderr``).
@@ -59,6 +61,7 @@ class EpochProgress:
         self.text = ""
         self._bar = None
         self._plain = False
+        self._epoch_line_only = mode == "epochs"
         self._next_line = 0
         if mode is True or mode == "tqdm":
             try:
@@ -77,12 +80,12 @@ class EpochProgress:
                     total=self.total, desc=self.prefix, unit="batch", leave=True,
                     file=self.stream, dynamic_ncols=True, mininterval=0.2,
                 )
-        elif mode == "plain":
+        elif mode in ("plain", "epochs"):
             self._plain = True
         elif mode not in (False, None):
             from ..errors import ConfigError
 
-            raise ConfigError(f"progress must be True, False, 'plain' or 'tqdm'; got {mode!r}.")
+            raise ConfigError(f"progress must be True, False, 'plain', 'epochs' or 'tqdm'; got {mode!r}.")
 
     def update(self, images: int, loss: float | None, accuracy: float | None,
                images_per_second: float | None) -> None:
@@ -94,7 +97,7 @@ class EpochProgress:
         if self._bar is not None:
             self._bar.set_postfix_str(self.text, refresh=False)
             self._bar.update(1)
-        elif self.done >= self._next_line and self.done < self.total:
+        elif not self._epoch_line_only and self._next_line <= self.done < self.total:
             # about ten lines per epoch
             self._next_line = self.done + max(1, self.total // 10)
             print(f"{self.prefix} [{self.done}/{self.total}] {self.text}", file=self.stream, flush=True)
