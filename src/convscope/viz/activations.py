@@ -1,0 +1,261 @@
+"""One input walked through a model layer by layer: what every layer received and produced.
+
+:func:`forward_layers` runs the model on ONE sample, layer by layer (Sequential and Residual
+unfolded, numbered as :func:`convscope.summary` and :func:`convscope.explain.receptive_field`
+number them), in evaluation mode, and keeps each layer's input and output. The pictures and
+the HTML explainer draw from it.
+
+:func:`prepare_input` turns an image into the batch of one the model takes: ``(H, W)`` for a
+one-channel 2-D model, ``(C, *spatial)`` or ``(1, C, *spatial)``, cast to the model's dtype
+(the cast is done here on purpose, because pictures explain a model on a picture a user
+gives, often float64 from a file).
+
+Example:
+    >>> from convscope import nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3, rng=1))
+    >>> x, acts = forward_layers(model, np.ones((6, 6)))
+    >>> x.shape, [(a.index, type(a.module).__name__, a.y.shape) for a in acts]
+    ((1, 1, 6, 6), [(1, 'Conv2d', (1, 2, 4, 4)), (2, 'ReLU', (1, 2, 4, 4)), (3, 'Flatten', (1, 32)), (4, 'Linear', (1, 3))])
+    >>> bool(np.array_equal(acts[-1].y, model(x)))
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentTypeError, DTypeError, ShapeError
+from ..explain._layers import Layer, walk_layers
+from ..nn import Module
+from ..nn.container import Residual, Sequential
+from ..nn.conv import _ConvNd
+from ..nn.linear import Linear
+from ..nn.norm import BatchNorm2d
+from ..nn.pool import _BlurPoolNd, _WindowPoolNd
+from ..shapes import format_shape
+
+__all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers", "find_layer"]
+
+
+@dataclass(frozen=True, eq=False)
+class LayerActivation:
+    """One layer's input and output for the walked sample.
+
+    Attributes:
+        index: 1-based layer number (as ``convscope.summary``).
+        name: dotted path (``"features.0"``).
+        module: the layer.
+        layer: its geometry (window size, stride, padding ... for window layers).
+        x: what it received, batch of 1.
+        y: what it produced, batch of 1.
+        nested: True for layers inside a Residual block (their output is not the next
+            top-level layer's input).
+    """
+
+    index: int
+    name: str
+    module: Module
+    layer: Layer
+    x: np.ndarray
+    y: np.ndarray
+    nested: bool
+
+    @property
+    def spatial(self) -> bool:
+        """True when the output still has channels and spatial axes, ``(1, C, *spatial)``."""
+        return self.y.ndim >= 3
+
+
+def numbered_layers(model: Module) -> list[tuple[int, str, Module]]:
+    """``(index, name, module)`` of every layer, numbered as :func:`convscope.summary` does.
+
+    Sequential is unfolded; a Residual's block layers come first, then the Residual itself.
+
+    >>> from convscope import nn
+    >>> [(i, n) for i, n, _ in numbered_layers(nn.Sequential(nn.Conv1d(1, 1, 1, rng=0), nn.ReLU()))]
+    [(1, '0'), (2, '1')]
+    """
+    out: list[tuple[int, str, Module]] = []
+
+    def visit(module: Module, name: str) -> None:
+        if isinstance(module, Sequential):
+            for child_name, child in module.named_children():
+                visit(child, f"{name}.{child_name}" if name else child_name)
+            return
+        if isinstance(module, Residual):
+            visit(module.block, f"{name}.block" if name else "block")
+        out.append((len(out) + 1, name or "(model)", module))
+
+    visit(model, "")
+    return out
+
+
+def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
+               op: str) -> tuple[int, str, Module]:
+    """The layer ``layer`` (1-based number or dotted name; None: the first of ``kinds``).
+
+    Raises:
+        ArgumentTypeError: ``model`` is not a Module.
+        ConfigError: no such layer, or it is not one of ``kinds`` (the message lists those there are).
+
+    >>> from convscope import nn
+    >>> m = nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1, rng=0))
+    >>> find_layer(m, None, (nn.Conv1d,), "convolution", "demo")[:2]
+    (2, '1')
+    """
+    from ..errors import ConfigError
+
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"{op}: model must be a convscope Module; got {type(model).__name__}.")
+    layers = numbered_layers(model)
+    matching = [row for row in layers if isinstance(row[2], kinds)]
+    listing = ", ".join(f"{i} ({n})" for i, n, _ in matching) or "none"
+    if layer is None:
+        if not matching:
+            raise ConfigError(f"{op}: the model has no {what} layer; its layers are "
+                              f"{', '.join(type(m).__name__ for _, _, m in layers)}.")
+        return matching[0]
+    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+        found = [row for row in layers if row[0] == int(layer)]
+    elif isinstance(layer, str):
+        found = [row for row in layers if row[1] == layer or (layer.isdigit() and row[0] == int(layer))]
+    else:
+        raise ArgumentTypeError(f"{op}: layer must be a 1-based layer number or a dotted name; got {layer!r}.")
+    if not found or not isinstance(found[0][2], kinds):
+        got = f"layer {layer!r} is {type(found[0][2]).__name__}" if found else f"there is no layer {layer!r}"
+        raise ConfigError(f"{op}: layer must name a {what} layer (number as in convscope summary, or "
+                          f"dotted name); {got}. The {what} layers are: {listing}.")
+    return found[0]
+
+
+def model_dtype(model: Module) -> np.dtype:
+    """The dtype of the model's first parameter (float32 when it has none).
+
+    >>> from convscope import nn
+    >>> model_dtype(nn.Conv1d(1, 1, 2, rng=0, dtype=np.float64)), model_dtype(nn.ReLU())
+    (dtype('float64'), dtype('float32'))
+    """
+    for param in model.parameters():
+        return param.data.dtype
+    return np.dtype(np.float32)
+
+
+def _first_layer_rank(model: Module) -> tuple[int | None, int | None]:
+    """(axes with batch, input channels) the first shape-fixing layer wants, when it says."""
+    for module in model.modules():
+        if isinstance(module, _ConvNd):
+            return module.ndim + 2, module.in_channels
+        if isinstance(module, (_WindowPoolNd, _BlurPoolNd)):
+            return module.ndim + 2, None
+        if isinstance(module, BatchNorm2d):
+            return 4, module.num_features
+        if isinstance(module, Linear):
+            return 2, None
+    return None, None
+
+
+def prepare_input(model: Module, x: Any, op: str = "prepare_input") -> np.ndarray:
+    """One sample as the batch ``(1, C, *spatial)`` the model takes, in the model's dtype.
+
+    Args:
+        model: a :class:`convscope.nn.Module`.
+        x: ``(1, C, *spatial)``, ``(C, *spatial)``, or ``(*spatial)`` when the model's first
+            layer takes one channel (a grayscale image ``(H, W)``).
+        op: the caller's name for error messages.
+
+    Raises:
+        ArgumentTypeError: ``model`` is not a Module.
+        DTypeError: non-real data.
+        ShapeError: more than one sample, or a shape the model's first layer cannot take.
+
+    >>> from convscope import nn
+    >>> prepare_input(nn.Conv2d(1, 2, 3, rng=0), np.zeros((5, 5))).shape
+    (1, 1, 5, 5)
+    """
+    if not isinstance(model, Module):
+        raise ArgumentTypeError(f"{op}: model must be a convscope Module; got {type(model).__name__}.")
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise DTypeError(f"{op}: x must hold real numbers (an image); got dtype {a.dtype}.")
+    rank, channels = _first_layer_rank(model)
+    if rank is not None:
+        if a.ndim == rank - 2 and channels == 1 and rank >= 3:
+            a = a[None, None]
+        elif a.ndim == rank - 1:
+            a = a[None]
+        if a.ndim != rank:
+            want = f"(C, {', '.join('HW'[-(rank - 2):]) if rank <= 4 else '*spatial'})"
+            raise ShapeError(
+                f"{op}: the model's first layer takes inputs with {rank} axes (1, C, *spatial); x has "
+                f"shape {format_shape(np.shape(x))}. Pass one sample {want}"
+                + (" or a grayscale (H, W) image." if channels == 1 and rank >= 3 else ".")
+            )
+        if channels is not None and a.shape[1] != channels:
+            hint = (" For an RGB picture and a one-channel model, average the colours first "
+                    "(x.mean(axis=0))." if channels == 1 and a.shape[1] == 3 else "")
+            raise ShapeError(
+                f"{op}: the model's first layer takes {channels} input channel(s) on axis 1; x as a "
+                f"batch has shape {format_shape(a.shape)}.{hint}"
+            )
+    elif a.ndim == 0:
+        raise ShapeError(f"{op}: x must be one sample with a batch axis of 1; got a scalar.")
+    if a.shape[0] != 1:
+        raise ShapeError(f"{op}: pictures explain ONE sample; x has a batch of {a.shape[0]} "
+                         f"(shape {format_shape(a.shape)}). Pass x[:1].")
+    return np.ascontiguousarray(a, dtype=model_dtype(model))
+
+
+def forward_layers(model: Module, x: Any, op: str = "forward_layers") -> tuple[np.ndarray, list[LayerActivation]]:
+    """Run ``model`` on one sample layer by layer, keeping every layer's input and output.
+
+    The model runs in evaluation mode (Dropout off, BatchNorm on running statistics); its
+    own mode is restored afterwards. Like any forward, this replaces what the layers saved
+    for a backward.
+
+    Args:
+        model: a Module; Sequential and Residual are unfolded.
+        x: one sample (see :func:`prepare_input`).
+        op: the caller's name for error messages.
+
+    Returns:
+        ``(x as the batch of one, [LayerActivation per layer])``.
+
+    Raises:
+        ShapeError: a layer does not fit (the message names it, as :func:`convscope.summary`).
+    """
+    xb = prepare_input(model, x, op)
+    layers = walk_layers(model, xb.shape)
+    bad = [lay for lay in layers if lay.error is not None]
+    if bad:
+        raise ShapeError(f"{op}: layer {bad[0].label} does not fit its input of shape "
+                         f"{format_shape(bad[0].in_shape)}: {bad[0].error}")
+    by_index = {lay.index: lay for lay in layers}
+    records: list[LayerActivation] = []
+    counter = [0]
+
+    def visit(module: Module, name: str, a: np.ndarray, nested: bool) -> np.ndarray:
+        if isinstance(module, Sequential):
+            for child_name, child in module.named_children():
+                a = visit(child, f"{name}.{child_name}" if name else child_name, a, nested)
+            return a
+        if isinstance(module, Residual):
+            fx = visit(module.block, f"{name}.block" if name else "block", a, True)
+            out = a + fx
+        else:
+            out = module(a)
+        counter[0] += 1
+        records.append(LayerActivation(counter[0], name or "(model)", module, by_index[counter[0]],
+                                       a, out, nested))
+        return out
+
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        visit(model, "", xb, False)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    return xb, records
