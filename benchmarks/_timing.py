@@ -206,7 +206,7 @@ def matmul_peak(sizes: Sequence[int] = (1024, 2048, 3072), repeats: int = 5, see
     return {"gflops": by_size[best], "size": int(best), "by_size": by_size}
 
 
-def core_check(loops: int = 40, size: int = 1 << 20, repeats: int = 5) -> dict:
+def core_check(loops: int = 40, size: int = 1 << 20, repeats: int = 7) -> dict:
     """Are two cores free? Time a GIL-free NumPy loop on one Python thread, then on two.
 
     Each thread runs the same ``np.exp`` loop (ufuncs release the GIL), so with two free
@@ -233,7 +233,7 @@ def core_check(loops: int = 40, size: int = 1 << 20, repeats: int = 5) -> dict:
             t.join()
         return time.perf_counter() - t0
 
-    work(outs[0])
+    one(), two()  # warm-up: page faults, thread creation, clock ramp-up
     t_one = float(np.median([one() for _ in range(repeats)]))
     t_two = float(np.median([two() for _ in range(repeats)]))
     speedup = 2.0 * t_one / t_two
