@@ -21,3 +21,7 @@ __all__ += ["io", "save", "load"]
 from . import data
 
 __all__ += ["data"]
+
+from . import train
+
+__all__ += ["train"]

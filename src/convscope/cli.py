@@ -286,6 +286,14 @@ def _write_curves(path: Path, history: Any, test: dict) -> bool:
 _PROGRESS = {"bar": True, "lines": "plain", "epochs": "epochs", "none": False}
 
 
+def _has_threadpoolctl() -> bool:
+    try:
+        import threadpoolctl  # noqa: F401  (installed with scikit-learn)
+    except ImportError:
+        return False
+    return True
+
+
 def run_train(args: argparse.Namespace) -> int:
     from . import nn
     from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift, load_dataset
@@ -303,6 +311,8 @@ def run_train(args: argparse.Namespace) -> int:
     lr = args.lr or recipe.lr
     opt_name = args.optimizer or recipe.optimizer
     threads = args.threads or recipe.threads
+    if args.threads is None and threads is not None and not _has_threadpoolctl():
+        threads = None  # the recipe's thread count is a speed hint, not a requirement
     val_fraction = args.val_fraction or 0.0
 
     load_opts: dict[str, Any] = {"data_dir": args.data_dir, "download": not args.no_download}
