@@ -60,7 +60,7 @@ __all__ = ["main", "build_parser", "subcommand", "SUBCOMMANDS", "PLUGIN_MODULES"
 SUBCOMMANDS: list[Callable[[Any], None]] = []
 
 #: Modules imported before the parser is built, so their ``@subcommand`` builders register.
-PLUGIN_MODULES: list[str] = []
+PLUGIN_MODULES: list[str] = ["convscope.cli_explain"]
 
 
 def subcommand(builder: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -645,4 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the package's module, not this __main__ copy: plugins register their subcommands
+    # with convscope.cli (a second module object under ``python -m convscope.cli``).
+    from convscope.cli import main as _package_main
+
+    sys.exit(_package_main())
