@@ -286,6 +286,13 @@ def _write_curves(path: Path, history: Any, test: dict) -> bool:
 _PROGRESS = {"bar": True, "lines": "plain", "epochs": "epochs", "none": False}
 
 
+def _is_builtin(dataset: str) -> bool:
+    from .data import DATASET_NAMES
+
+    key = str(dataset).strip().lower()
+    return key in DATASET_NAMES or key in ("cifar-10", "cifar_10", "fashion_mnist", "fashionmnist")
+
+
 def _has_threadpoolctl() -> bool:
     try:
         import threadpoolctl  # noqa: F401  (installed with scikit-learn)
@@ -380,7 +387,9 @@ def run_train(args: argparse.Namespace) -> int:
     if val is not None:
         metrics["val_accuracy"] = history.last.get("val_accuracy")
     metadata = {
-        "dataset": dataset if isinstance(dataset, str) and not Path(dataset).is_dir() else str(Path(dataset).resolve()),
+        # a built-in name stays a name (load_dataset prefers names over folders); a folder is
+        # recorded as an absolute path so evaluate works from anywhere
+        "dataset": dataset if _is_builtin(dataset) else str(Path(dataset).resolve()),
         "classes": list(train.classes),
         "image_shape": list(train.image_shape),
         "normalize": {"mean": list(mean), "std": list(std)},
