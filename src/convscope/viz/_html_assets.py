@@ -22,8 +22,8 @@ header { padding: 14px 22px; background: #fff; border-bottom: 1px solid var(--li
 header h1 { margin: 0 0 4px; font-size: 20px; }
 header p { margin: 2px 0; color: var(--muted); }
 .wrap { display: flex; gap: 18px; padding: 16px 22px; align-items: flex-start; }
-main { flex: 1 1 60%; min-width: 0; }
-aside { flex: 0 0 40%; max-width: 560px; position: sticky; top: 10px; max-height: calc(100vh - 20px); overflow: auto;
+main { flex: 1 1 0; min-width: 0; }
+aside { flex: 0 0 38%; max-width: 560px; position: sticky; top: 10px; max-height: calc(100vh - 20px); overflow: auto;
         background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
 section.card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; margin-bottom: 14px; }
 section.card.nested { margin-left: 26px; border-left: 4px solid #c9d6e8; }
@@ -34,6 +34,7 @@ section.card.nested { margin-left: 26px; border-left: 4px solid #c9d6e8; }
 pre { background: #f3f5f7; border-radius: 6px; padding: 6px 8px; font-size: 12px; overflow-x: auto; margin: 6px 0; }
 .maps { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
 figure { margin: 0; text-align: center; font-size: 11px; color: var(--muted); }
+figure .rf-host { display: block; }
 figure img { display: block; image-rendering: pixelated; border: 1px solid var(--line); }
 img.fmap { cursor: crosshair; }
 img.fmap:hover { outline: 2px solid var(--accent); }
@@ -42,7 +43,7 @@ img.fmap:hover { outline: 2px solid var(--accent); }
 .filters img { image-rendering: pixelated; border: 1px solid var(--line); display: block; }
 details > summary { cursor: pointer; color: var(--accent); font-size: 13px; margin-top: 6px; }
 .note { background: #fff7e0; border: 1px solid #f0d68a; border-radius: 6px; padding: 6px 10px; margin: 6px 0; font-size: 13px; }
-.rf-host { position: relative; display: inline-block; }
+.rf-host { position: relative; display: inline-block; width: max-content; }
 .rf-box { position: absolute; border: 2px solid #e8590c; background: rgba(232, 89, 12, 0.15); pointer-events: none; display: none; }
 .rf-pix { position: absolute; border: 2px solid #2f9e44; pointer-events: none; display: none; }
 table.grid { border-collapse: collapse; margin: 2px 8px 6px 0; font: 11px/1.2 ui-monospace, Menlo, Consolas, monospace; }
@@ -214,7 +215,7 @@ function convArithmetic(l, c, pos, lib) {
 
 function showPixel(img, index, c, pos) {
   var l = LAYERS[index], lib = valueAt(l, c, pos);
-  var h = "<h3 id='pixel-title'>Layer " + l.index + " (" + esc(l.name) + "): " + esc(l.repr) + "</h3>";
+  var h = "<h3 id='pixel-title'>Layer " + l.index + esc(l.name) + ": " + esc(l.repr) + "</h3>";
   h += "<p>channel " + (c + 1) + " of " + l.out_shape[1] + ", pixel " + tuple(pos) + " (0-based; the notes' y<sub>" + pos.map(function (p) { return p + 1; }).join(",") + "</sub>)";
   if (lib !== null) h += " = <b id='pixel-value' data-value='" + lib + "'>" + fmt(lib) + "</b>";
   h += "</p>";

@@ -37,7 +37,8 @@ from ..nn.norm import BatchNorm2d
 from ..nn.pool import _BlurPoolNd, _WindowPoolNd
 from ..shapes import format_shape
 
-__all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers", "find_layer"]
+__all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers", "find_layer",
+           "name_suffix"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +68,16 @@ class LayerActivation:
     def spatial(self) -> bool:
         """True when the output still has channels and spatial axes, ``(1, C, *spatial)``."""
         return self.y.ndim >= 3
+
+
+def name_suffix(name: str) -> str:
+    """`` (features.3)`` after a layer number for a dotted name; nothing for a plain position
+    such as ``"3"`` (beside "layer 4" it would read as a second layer number).
+
+    >>> name_suffix("features.3"), name_suffix("3")
+    (' (features.3)', '')
+    """
+    return "" if not name or name.isdigit() else f" ({name})"
 
 
 def numbered_layers(model: Module) -> list[tuple[int, str, Module]]:

@@ -53,7 +53,7 @@ from ..nn.activation import Softmax
 from ..nn.conv import _ConvNd
 from ..nn.summary import summary
 from ._html_assets import CSS, JS
-from .activations import LayerActivation, forward_layers
+from .activations import LayerActivation, forward_layers, name_suffix as _name_text
 from .image import colorize, data_uri, value_range
 
 __all__ = ["explain_model_html"]
@@ -76,7 +76,7 @@ def _scale(shape: Sequence[int], target: int) -> tuple[int, int]:
     h, w = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     zoom = max(1, round(target / max(h, w)))
     if len(shape) == 1:
-        return w * zoom, max(12, zoom)
+        return w * zoom, max(16, min(zoom, 32))
     return w * zoom, h * zoom
 
 
@@ -122,11 +122,11 @@ def _input_html(xb: np.ndarray, target: int, with_rf: bool) -> str:
         rgb = (x if lo >= 0 and hi <= 1 else (x - lo) / ((hi - lo) or 1.0)).transpose(1, 2, 0)
         rgb8 = np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
         parts.append(f'<figure><div class="rf-host">{_img(rgb8, x.shape[1:], target, "inmap", title="input (RGB)")}'
-                     f'{box}</div>RGB</figure>')
+                     f'{box}</div><figcaption>RGB</figcaption></figure>')
     for c in range(x.shape[0] if (x.shape[0] != 3 or not with_rf) else 0):
         rgb8 = colorize(x[c], "gray")
         parts.append(f'<figure><div class="rf-host">{_img(rgb8, x.shape[1:], target, "inmap", title=f"input channel {c + 1}")}'
-                     f'{box}</div>channel {c + 1}</figure>')
+                     f'{box}</div><figcaption>channel {c + 1}</figcaption></figure>')
     return '<div class="maps">' + "".join(parts) + "</div>"
 
 
@@ -141,7 +141,7 @@ def _feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[in
         attrs = f' data-layer="{act.index}" data-channel="{c}"'
         parts.append(f'<figure><div class="rf-host">'
                      f'{_img(rgb, y.shape[1:], _MAP_PX, "fmap", attrs, f"layer {act.index} channel {c + 1}")}'
-                     f'<div class="rf-pix"></div></div>{c + 1}</figure>')
+                     f'<div class="rf-pix"></div></div><figcaption>{c + 1}</figcaption></figure>')
     scale = (f"colour scale {'blue (negative) - white (0) - red (positive)' if cmap == 'diverging' else 'dark (low) to yellow (high)'}"
              f", {lo:.4g} .. {hi:.4g} for every channel of this layer")
     note = (f'<p class="note">Showing the first {len(shown)} of {y.shape[0]} channels (max_channels).</p>'
@@ -253,7 +253,7 @@ def _playground() -> str:
 
 
 def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[Any] | None = None,
-                       max_channels: int = 32, max_layers: int = 60, max_numbers: int = 500_000,
+                       max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
                        title: str | None = None, input_note: str | None = None) -> Path:
     """Write a self-contained HTML page that walks ``x`` through ``model`` layer by layer.
 
@@ -305,7 +305,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     for act in shown_acts:
         row, rf = rows[act.index], rf_rows[act.index]
         entry: dict[str, Any] = {
-            "index": act.index, "name": act.name, "repr": one_line(act.module), "nested": act.nested,
+            "index": act.index, "name": _name_text(act.name), "repr": one_line(act.module), "nested": act.nested,
             "in_shape": list(act.x.shape), "out_shape": list(act.y.shape),
             "rf": None if rf.rf is None or rf.jump is None else list(rf.rf),
             "jump": None if rf.jump is None else list(rf.jump),
@@ -347,7 +347,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         nested = " nested" if act.nested else ""
         where = ' <span class="muted">(inside a Residual block)</span>' if act.nested else ""
         cards.append(f'<section class="card layer{nested}" id="layer-{act.index}" data-layer="{act.index}">'
-                     f'<h2><span class="idx">Layer {act.index}</span> {html.escape(act.name)}: '
+                     f'<h2><span class="idx">Layer {act.index}</span>{html.escape(_name_text(act.name))}: '
                      f'{html.escape(one_line(act.module))}{where}</h2>{"".join(body)}</section>')
         layer_data.append(entry)
     if capped:

@@ -1,4 +1,4 @@
-"""Pictures as PNG files (matplotlib, Agg): filters, feature maps, gradients, curves, demos.
+"""Pictures of a model as PNG files (matplotlib, Agg): filters, feature maps, weight gradients.
 
 Every function draws one figure, writes it to ``path`` (parent folders are created; the
 format is PNG whatever the suffix) and returns the path as a :class:`pathlib.Path`.
@@ -9,16 +9,11 @@ format is PNG whatever the suffix) and returns the path as a :class:`pathlib.Pat
 * :func:`plot_feature_maps` - every channel of every layer's output for one input image.
 * :func:`plot_weight_gradients` - dLoss/dW of every layer with weights (after a backward, or
   computed here from ``x`` and ``target``).
-* :func:`plot_curves` - loss and accuracy per epoch from a training History.
-* :func:`plot_shift_curve` - the correct-class probability against the shift (Concept 59,
-  Zhang 2019's Figure 1), for one model or several side by side.
-* :func:`plot_filter_bank_demo` - the notes' filter-bank story (9.1.11-9.1.12) in pictures.
 
-Signed arrays (filters, gradients, convolution outputs) use a blue-white-red scale
-symmetric around 0, so white always means 0; non-negative maps use viridis.
-
-matplotlib is imported only when a picture is drawn, through its object-oriented API (no
-``pyplot``, so no global backend is switched and nothing opens a window); without it a
+Training and shift curves are in :mod:`convscope.viz.curves`, the filter-bank demo in
+:mod:`convscope.viz.demo`. Signed arrays (filters, gradients, convolution outputs) use a
+blue-white-red scale symmetric around 0, so white always means 0; non-negative maps (after
+a ReLU) use viridis. matplotlib is imported only when a picture is drawn; without it a
 :class:`~convscope.errors.MissingDependencyError` says to install ``convscope[train]``.
 
 Example:
@@ -32,134 +27,28 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConfigError, DataError, MissingDependencyError, StateError
+from ..errors import ArgumentTypeError, ConfigError, StateError
 from ..nn import Module
 from ..nn.conv import _ConvNd
-from ..nn.linear import Linear
 from ..nn.flatten import Flatten
-from .activations import find_layer, forward_layers, numbered_layers
+from ..nn.linear import Linear
+from ._mpl import WIDTH as _WIDTH
+from ._mpl import as_2d as _as_2d
+from ._mpl import check_positive as _check_positive
+from ._mpl import draw_mosaic as _draw_mosaic
+from ._mpl import figure as _figure
+from ._mpl import mosaic as _mosaic
+from ._mpl import out_path as _out_path
+from ._mpl import save as _save
+from ._mpl import tiled_size as _tiled_size
+from .activations import find_layer, forward_layers, name_suffix as _name_text, numbered_layers
 
-__all__ = [
-    "plot_filters",
-    "plot_feature_maps",
-    "plot_weight_gradients",
-    "plot_curves",
-    "plot_shift_curve",
-    "plot_filter_bank_demo",
-]
-
-_WIDTH = 12.0  # figure width in inches
-_DPI = 100
-
-
-def _figure(width: float, height: float):
-    """A matplotlib Figure (Agg canvas), or MissingDependencyError."""
-    try:
-        from matplotlib.figure import Figure
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-    except ImportError:
-        raise MissingDependencyError(
-            "convscope.viz: drawing PNG pictures needs matplotlib; install it with "
-            "pip install 'convscope[train]'. (The HTML explainer needs no matplotlib.)"
-        ) from None
-    fig = Figure(figsize=(width, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _cmap(name: str):
-    from matplotlib import colormaps
-
-    cmap = colormaps[name].copy()
-    cmap.set_bad("#d9d9d9")   # gaps between tiles of a mosaic
-    return cmap
-
-
-def _out_path(path: Any, op: str) -> Path:
-    if not isinstance(path, (str, Path)) or not str(path):
-        raise ArgumentTypeError(f"{op}: path must be a file name (str or Path); got {path!r}.")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    return p
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=_DPI)
-    return path
-
-
-def _as_2d(a: np.ndarray) -> tuple[np.ndarray, str]:
-    """A tile to draw: 1-D as one row, 2-D as is, 3-D as its middle slice (with a note)."""
-    if a.ndim == 1:
-        return a[None], ""
-    if a.ndim == 2:
-        return a, ""
-    mid = a.shape[0] // 2
-    return _as_2d(a[mid])[0], f"middle slice {mid} of the first spatial axis shown"
-
-
-def _mosaic(tiles: Sequence[np.ndarray], columns: int, gap: int = 1) -> np.ndarray:
-    """Tiles of one shape laid out row-major, separated by NaN gaps (drawn grey)."""
-    h, w = tiles[0].shape
-    rows = math.ceil(len(tiles) / columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), np.nan)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, columns)
-        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = t
-    return out
-
-
-def _signed_scale(a: np.ndarray) -> tuple[str, float, float]:
-    """Colour map and limits: symmetric blue-white-red when ``a`` has negatives, else viridis."""
-    finite = a[np.isfinite(a)]
-    if finite.size == 0:
-        return "RdBu_r", -1.0, 1.0
-    if finite.min() < 0:
-        m = float(np.abs(finite).max()) or 1.0
-        return "RdBu_r", -m, m
-    hi = float(finite.max())
-    return "viridis", 0.0, hi if hi > 0 else 1.0
-
-
-def _check_positive(value: Any, name: str, op: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{op}: {name} must be a positive int; got {value!r}.")
-    return int(value)
-
-
-def _draw_mosaic(fig, ax, mosaic: np.ndarray, title: str, xlabel: str = "", ylabel: str = "",
-                 aspect: str = "equal", width_in: float | None = None) -> None:
-    """Draw a mosaic left-aligned in its axes, with its colour bar right beside the image.
-
-    ``width_in`` is the drawn width of the image in inches when known (aspect "equal"):
-    the colour bar then sits just right of the image instead of at the far edge.
-    """
-    name, lo, hi = _signed_scale(mosaic)
-    im = ax.imshow(mosaic, cmap=_cmap(name), vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
-    ax.set_anchor("W")
-    ax.set_title(title, fontsize=9, loc="left")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    if width_in:
-        cax = ax.inset_axes([1 + 0.08 / width_in, 0.0, 0.12 / width_in, 1.0])
-        fig.colorbar(im, cax=cax)
-        cax.tick_params(labelsize=7)
-    else:
-        fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, panchor=False)
-
-
-def _tiled_size(mosaic: np.ndarray, tiles_across: int, tile_in: float, usable: float) -> tuple[float, float]:
-    """(width, height) in inches of a mosaic whose tiles are drawn ``tile_in`` wide (capped)."""
-    width = min(tiles_across * tile_in, usable)
-    return width, width * mosaic.shape[0] / mosaic.shape[1]
+__all__ = ["plot_filters", "plot_feature_maps", "plot_weight_gradients"]
 
 
 def _filter_grid(w: np.ndarray, max_filters: int, max_channels: int) -> tuple[np.ndarray, int, str, str]:
@@ -233,12 +122,6 @@ def plot_filters(model: Module, path: Any, layer: Any = None, max_filters: int =
                  ylabel="filters (one per row)" if w.shape[1] > 1 else "", width_in=width)
     fig.tight_layout()
     return _save(fig, p)
-
-
-def _name_text(name: str) -> str:
-    """`` (features.3)`` for a dotted name; nothing for a plain position like ``3`` (it would
-    read as a second layer number)."""
-    return "" if not name or name.isdigit() else f" ({name})"
 
 
 def _one_line(module: Module) -> str:
@@ -385,196 +268,3 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
     return _save(fig, p)
 
 
-def _history_columns(history: Any, op: str) -> dict[str, list[Any]]:
-    """``{metric: [per epoch]}`` from a History, its ``to_dict()``, a list of records or columns."""
-    records = None
-    if hasattr(history, "records") and isinstance(history.records, list):
-        records = history.records
-    elif isinstance(history, Mapping) and isinstance(history.get("epochs"), list):
-        records = history["epochs"]
-    elif isinstance(history, (list, tuple)) and all(isinstance(r, Mapping) for r in history):
-        records = list(history)
-    elif isinstance(history, Mapping) and all(isinstance(v, (list, tuple)) for v in history.values()):
-        lengths = {len(v) for v in history.values()}
-        if len(lengths) != 1:
-            raise DataError(f"{op}: every column of history must have one entry per epoch; got "
-                            f"lengths {sorted(lengths)}.")
-        return {k: list(v) for k, v in history.items()}
-    if records is None:
-        raise ArgumentTypeError(
-            f"{op}: history must be a convscope.train.History, its to_dict(), a list of per-epoch "
-            f"dicts or a dict of per-epoch lists; got {type(history).__name__}."
-        )
-    keys: dict[str, None] = {}
-    for r in records:
-        keys.update(dict.fromkeys(r))
-    return {k: [r.get(k) for r in records] for k in keys}
-
-
-def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None) -> Path:
-    """Draw loss and accuracy per epoch (training and validation) from a training history.
-
-    Args:
-        history: a :class:`convscope.train.History` (what ``fit`` returns), its
-            ``to_dict()``, a list of per-epoch dicts, or a dict of per-epoch lists. Keys
-            used: ``epoch``, ``train_loss``, ``val_loss``, ``train_accuracy``, ``val_accuracy``.
-        path: the PNG file to write.
-        test: optional ``{"loss": ..., "accuracy": ...}`` drawn as dashed lines.
-
-    Returns:
-        ``path`` as a Path.
-
-    Raises:
-        DataError: the history has no loss column or no epochs.
-        MissingDependencyError: matplotlib is not installed.
-    """
-    op = "plot_curves"
-    cols = _history_columns(history, op)
-    losses = [k for k in ("train_loss", "val_loss", "loss") if k in cols]
-    if not losses or not cols[losses[0]]:
-        raise DataError(f"{op}: the history needs at least one epoch with train_loss (or val_loss); "
-                        f"it has keys {sorted(cols)}.")
-    n = len(cols[losses[0]])
-    epochs = cols.get("epoch") or list(range(1, n + 1))
-    accs = [k for k in ("train_accuracy", "val_accuracy", "accuracy") if k in cols]
-    p = _out_path(path, op)
-    fig = _figure(10.0 if accs else 6.0, 4.0)
-    axes = [fig.add_subplot(1, 2 if accs else 1, 1)]
-    if accs:
-        axes.append(fig.add_subplot(1, 2, 2))
-    label = {"train_loss": "train", "val_loss": "validation", "loss": "loss",
-             "train_accuracy": "train", "val_accuracy": "validation", "accuracy": "accuracy"}
-    for ax, keys, what in zip(axes, (losses, accs), ("loss", "accuracy")):
-        for k in keys:
-            ys = [np.nan if v is None else float(v) for v in cols[k]]
-            ax.plot(epochs, ys, marker="o", label=label[k])
-        if test and what in test:
-            ax.axhline(float(test[what]), color="gray", linestyle="--", label=f"test {float(test[what]):.4g}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(what)
-        ax.set_title(f"{what} per epoch")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return _save(fig, p)
-
-
-def plot_shift_curve(curves: Any, path: Any, title: str | None = None) -> Path:
-    """Draw the correct-class probability against the input shift (Concept 59).
-
-    Args:
-        curves: a :class:`convscope.explain.ShiftCurve` (from ``per_shift_probability``), or a
-            dict ``{label: ShiftCurve}`` to compare models (e.g. MaxPool versus BlurPool).
-        path: the PNG file to write.
-        title: the figure title (default names the shift mode and the class).
-
-    Returns:
-        ``path`` as a Path.
-
-    Raises:
-        ArgumentTypeError: not ShiftCurve(s).  MissingDependencyError: no matplotlib.
-
-    Notes:
-        A shift that is the same on every axis (diagonal, as in Zhang 2019's Figure 1) is
-        plotted at that value; other shifts are numbered in order and labelled below the axis.
-        Shifts where the top-1 class is wrong are marked with a cross.
-    """
-    from ..explain import ShiftCurve
-
-    op = "plot_shift_curve"
-    items = {"": curves} if isinstance(curves, ShiftCurve) else curves
-    if not isinstance(items, Mapping) or not items or not all(isinstance(c, ShiftCurve) for c in items.values()):
-        raise ArgumentTypeError(f"{op}: curves must be a ShiftCurve or a dict of them; got "
-                                f"{type(curves).__name__}.")
-    p = _out_path(path, op)
-    fig = _figure(8.0, 4.5)
-    ax = fig.add_subplot(1, 1, 1)
-    ticks = None
-    for name, c in items.items():
-        shifts = np.asarray(c.shifts)
-        if shifts.shape[1] == 1 or np.all(shifts == shifts[:, :1]):
-            xs = shifts[:, 0].astype(float)
-        else:
-            xs = np.arange(len(shifts), dtype=float)
-            ticks = (xs, [str(tuple(int(v) for v in s)) for s in shifts])
-        ax.plot(xs, c.probabilities, marker="o", label=name or None)
-        wrong = np.asarray(c.predicted) != c.label
-        if wrong.any():
-            ax.plot(xs[wrong], np.asarray(c.probabilities)[wrong], "x", color="black", markersize=8)
-    if ticks is not None:
-        ax.set_xticks(ticks[0], ticks[1], rotation=60, fontsize=7)
-    first = next(iter(items.values()))
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("shift (pixels on every axis)" if ticks is None else "shift")
-    ax.set_ylabel(f"P(correct class {first.label})")
-    ax.set_title(title or f"Correct-class probability per shift ({first.mode} shifts); x = wrong top-1")
-    ax.grid(True, alpha=0.3)
-    if any(items):
-        ax.legend()
-    fig.tight_layout()
-    return _save(fig, p)
-
-
-def plot_filter_bank_demo(path: Any, demo: Any = None) -> Path:
-    """Draw the notes' filter-bank story (9.1.11-9.1.12) from :func:`convscope.explain.filter_bank_demo`.
-
-    Top row: the image (hollow and filled squares marked), the vertical- and horizontal-line
-    filters and the two channels they make ("vertical detection", "horizontal detection").
-    Bottom row: the two slices of the tensor filter, its response on the channels (where it
-    fires is circled), the composed single "donut" filter and its response on the image.
-
-    Args:
-        path: the PNG file to write.
-        demo: a :class:`convscope.explain.FilterBankDemo` (default: a fresh one).
-
-    Returns:
-        ``path`` as a Path.
-    """
-    from ..explain import FilterBankDemo, filter_bank_demo
-
-    op = "plot_filter_bank_demo"
-    demo = filter_bank_demo() if demo is None else demo
-    if not isinstance(demo, FilterBankDemo):
-        raise ArgumentTypeError(f"{op}: demo must be a FilterBankDemo; got {type(demo).__name__}.")
-    p = _out_path(path, op)
-    fig = _figure(16.0, 7.0)
-    panels = [
-        (demo.image, "image (+1 ink, -1 background)", "gray"),
-        (demo.vertical_filter, "vertical-line filter", "RdBu_r"),
-        (demo.horizontal_filter, "horizontal-line filter", "RdBu_r"),
-        (demo.channels[0], "channel 1: vertical detection", "RdBu_r"),
-        (demo.channels[1], "channel 2: horizontal detection", "RdBu_r"),
-        (demo.tensor_filter[0], "tensor filter, slice on channel 1", "RdBu_r"),
-        (demo.tensor_filter[1], "tensor filter, slice on channel 2", "RdBu_r"),
-        (demo.response, f"tensor-filter response (f_0 = {demo.offset:g})", "RdBu_r"),
-        (demo.donut, "composed 'donut' filter (7x7)", "RdBu_r"),
-        (demo.donut_response, "donut filter on the image (same)", "RdBu_r"),
-    ]
-    for i, (a, title, cmap) in enumerate(panels):
-        ax = fig.add_subplot(2, 5, i + 1)
-        a = np.asarray(a, dtype=np.float64)
-        m = float(np.abs(a).max()) or 1.0
-        im = ax.imshow(a, cmap=cmap, vmin=-m, vmax=m, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        if i == 0:
-            for (r, c), label, color, dy in ((demo.hollow_square, "hollow square", "tab:green", -4.3),
-                                             (demo.filled_square, "filled square", "tab:orange", 4.9)):
-                ax.add_patch(_rectangle(c - 3.5, r - 3.5, 7, 7, color))
-                ax.text(c, r + dy, label, color=color, ha="center", va="center", fontsize=8,
-                        bbox={"facecolor": "black", "edgecolor": "none", "pad": 1})
-        if i in (7, 9):
-            rows, cols = np.nonzero(demo.fires)
-            ax.plot(cols, rows, "o", markersize=12, markerfacecolor="none", markeredgecolor="tab:green")
-    fig.suptitle("Filter bank (notes 9.1.11-9.1.12): two line detectors, one tensor filter that fires "
-                 "only on the hollow square, and the single filter they compose to", fontsize=11)
-    fig.tight_layout()
-    return _save(fig, p)
-
-
-def _rectangle(x: float, y: float, w: float, h: float, color: str):
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x, y), w, h, fill=False, edgecolor=color, linewidth=1.5)
