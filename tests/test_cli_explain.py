@@ -244,6 +244,8 @@ def test_demo_finds_only_the_hollow_square(capsys, tmp_path):
     assert status == 0
     assert "fires (response > 0) at [(11, 12)]: only the hollow square" in out
     assert "largest |donut response - two-layer response| = 0" in out
+    png = tmp_path / "pictures" / "filter_bank_demo.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in out
 
 
 # ------------------------------------------------------------------------------- shift
@@ -266,7 +268,7 @@ def test_antialiased_twin_replaces_strided_max_pooling():
 def test_shift_of_a_saved_model_matches_the_api(capsys, tmp_path):
     from convscope import save
     from convscope.data import Normalize, load_dataset
-    from convscope.explain import shift_consistency
+    from convscope.explain import per_shift_probability, shift_consistency
     from convscope.models import build_model
     from convscope.train import predict
 
@@ -282,7 +284,13 @@ def test_shift_of_a_saved_model_matches_the_api(capsys, tmp_path):
     assert f"consistency: {100 * expected.consistency:.2f}% of pairs" in out
     assert f"accuracy: {100 * expected.accuracy:.2f}% unshifted" in out
     assert "random shifts in [-2, 2] per axis, crops of a canvas padded with zeros" in out
-    assert "probability of the correct class per diagonal shift (crop, mean of 3 images)" in out
+    assert "probability of the correct class per diagonal shift (crop shifts, mean of the first 3 test images)" in out
+    curves = [per_shift_probability(lambda x: predict(model, x, transform=Normalize(0.3, 0.4)), img, int(lab),
+                                    range(-2, 3), mode="crop").probabilities
+              for img, lab in zip(test.images[:3], test.labels[:3])]
+    mean = np.mean(curves, axis=0)
+    table = out.split("mean of the first 3 test images)")[1].splitlines()[2:7]
+    assert [float(line.split()[1]) for line in table] == pytest.approx(mean, abs=6e-5)
 
 
 def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
@@ -298,6 +306,7 @@ def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
     for mode in ("crop", "circular"):
         png = tmp_path / f"shift_curve_{mode}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"wrote {png} (the curve of test image 0" in out
     blur = load(tmp_path / "blurpool.npz")
     assert any(type(m).__name__ == "BlurPool2d" for _, m in blur.named_modules())
     assert not any(type(m).__name__ == "BlurPool2d" for _, m in load(tmp_path / "maxpool.npz").named_modules())

@@ -445,38 +445,29 @@ def add_demo(sub: Any) -> None:
         description="On a generated image, a filter bank of two 3x3 filters (vertical and horizontal "
         "lines) gives two channels; one tensor filter across both finds only the hollow square; "
         "compose() turns the two layers into one 7x7 'donut' filter (9.1.11-9.1.14). Prints the "
-        "numbers; with --out also saves the pictures (PNG) when convscope.viz can draw them.",
+        "numbers; with --out also saves them as a picture (PNG, convscope.viz).",
     )
     p.add_argument("--out", metavar="DIR", help="folder for the pictures")
     p.set_defaults(handler=run_demo)
 
 
-def _viz_function(name: str) -> Callable[..., Any] | None:
-    """``convscope.viz.<name>`` when the viz package provides it, else None."""
-    try:
-        import convscope.viz as viz
-    except ImportError:
-        return None
-    return getattr(viz, name, None)
-
-
 def run_demo(args: argparse.Namespace) -> int:
+    from .errors import MissingDependencyError
     from .explain import filter_bank_demo
 
     demo = filter_bank_demo()
     print(demo.text())
     if args.out is not None:
-        draw = _viz_function("save_filter_bank_demo")
-        if draw is None:
-            print(f"pictures not written: this convscope.viz has no save_filter_bank_demo; the arrays "
-                  f"are printed above (image {demo.image.shape}, channels {demo.channels.shape}, "
-                  f"response {demo.response.shape}, donut {demo.donut.shape}).", file=sys.stderr)
-            return 0
+        from .viz import plot_filter_bank_demo
+
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        written = draw(demo, out)
-        names = ", ".join(str(Path(p).name) for p in written) if written else "pictures"
-        print(f"wrote {names} to {out}")
+        try:
+            path = plot_filter_bank_demo(out / "filter_bank_demo.png", demo)
+        except MissingDependencyError as exc:
+            print(f"convscope explain demo: picture not written: {exc}", file=sys.stderr)
+            return 0
+        print(f"wrote {path}")
     return 0
 
 
@@ -506,6 +497,8 @@ def add_shift(sub: Any) -> None:
     p.add_argument("--seed", metavar="S", help="seed of the shifts and of training (default 0)")
     p.add_argument("--curve-images", metavar="N",
                    help="images averaged in the per-shift probability curve (default 100)")
+    p.add_argument("--curve-image", metavar="I",
+                   help="the test image whose per-shift curve is drawn in the PNG (default 0)")
     p.add_argument("--out", metavar="DIR", help="save the curve (PNG) and the trained models here")
     p.add_argument("--train-compare", action="store_true",
                    help="train a MaxPool model and its MaxPool(stride 1) + BlurPool twin with the same "
@@ -548,6 +541,17 @@ def antialiased(model: Any, input_shape: Sequence[int], filter_size: int = 4) ->
 
     Raises:
         ConfigError: the model has no strided max pooling, or the twin's output shape differs.
+
+    Example:
+        >>> from convscope.models import build_model
+        >>> twin = antialiased(build_model("digits", seed=0), (1, 8, 8))
+        >>> twin[2]
+        Sequential(
+          (0): MaxPool2d(kernel_size=(2, 2), stride=(1, 1))
+          (1): BlurPool2d(32)
+        )
+        >>> twin.output_shape((1, 1, 8, 8))
+        (1, 10)
     """
     from . import nn
     from .nn.pool import MaxPool1d, MaxPool2d, MaxPool3d
@@ -614,50 +618,11 @@ def _train_with_recipe(model: Any, train: Any, recipe: Any, epochs: int, seed: i
     return norm, history
 
 
-def _mean_curve(predict: Callable[[Any], Any], images: Any, labels: Any, shifts: Sequence[int],
-                mode: str) -> Any:
-    import numpy as np
-
-    from .explain import per_shift_probability
-
-    curves = [per_shift_probability(predict, img, int(lab), shifts, mode=mode).probabilities
-              for img, lab in zip(images, labels)]
-    return np.mean(curves, axis=0)
-
-
-def _save_curve(path: Path, shifts: Sequence[int], curves: dict[str, Any], mode: str,
-                n_images: int) -> bool:
-    """The per-shift curves as a PNG via convscope.viz (matplotlib); False when unavailable."""
-    draw = _viz_function("save_shift_curve")
-    if draw is not None:
-        draw(path, list(shifts), curves, title=f"correct-class probability, {mode} shifts "
-                                               f"(mean of {n_images} images)")
-        return True
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, values in curves.items():
-        ax.plot(list(shifts), values, marker="o", label=label)
-    ax.set(xlabel="diagonal shift (pixels)", ylabel="probability of the correct class",
-           title=f"Per-shift probability, {mode} shifts (mean of {n_images} test images)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
 def run_shift(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .data import load_dataset
-    from .explain import shift_consistency
+    from .explain import per_shift_probability, shift_consistency
     from .models import build_model, check_fits, default_arch, recipe_for
     from .train import predict
 
@@ -742,22 +707,39 @@ def run_shift(args: argparse.Namespace) -> int:
         print(f"{row[0][:44]:44} {100 * row[1]:>8.2f}%{cells}")
 
     curve_n = min(_count(args.curve_images, "--curve-images", 1, 100), len(images))
+    pick = _count(args.curve_image, "--curve-image", 0, 0)
+    if pick >= len(images):
+        raise ConfigError(f"--curve-image must be the index of one of the {len(images)} test images "
+                          f"measured; got {pick}.")
     shifts = list(range(-max_shift, max_shift + 1))
     for mode in modes:
-        curves = {}
+        means, picked = {}, {}
         for label, model, norm in entries:
-            curves[label] = _mean_curve(lambda x, m=model, t=norm: predict(m, x, transform=t),
-                                        images[:curve_n], labels[:curve_n], shifts, mode)
-        print(f"\nprobability of the correct class per diagonal shift ({mode}, mean of {curve_n} images)")
-        print(f"{'shift':>6}" + "".join(f" {label[:28]:>28}" for label in curves))
+            def predict_fn(x: Any, model: Any = model, norm: Any = norm) -> Any:
+                return predict(model, x, transform=norm)
+
+            curves = [per_shift_probability(predict_fn, img, int(lab), shifts, mode=mode)
+                      for img, lab in zip(images[:curve_n], labels[:curve_n])]
+            means[label] = np.mean([c.probabilities for c in curves], axis=0)
+            picked[label] = (curves[pick] if pick < curve_n else
+                             per_shift_probability(predict_fn, images[pick], int(labels[pick]), shifts, mode=mode))
+        print(f"\nprobability of the correct class per diagonal shift ({mode} shifts, mean of the first "
+              f"{curve_n} test images)")
+        print(f"{'shift':>6}" + "".join(f" {label[:30]:>30}" for label in means))
         for i, s in enumerate(shifts):
-            print(f"{s:>6}" + "".join(f" {values[i]:>28.4f}" for values in curves.values()))
+            print(f"{s:>6}" + "".join(f" {values[i]:>30.4f}" for values in means.values()))
         if args.out is not None:
+            from .errors import MissingDependencyError
+            from .viz import plot_shift_curve
+
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            path = out_dir / f"shift_curve_{mode}.png"
-            if _save_curve(path, shifts, curves, mode, curve_n):
-                print(f"wrote {path}")
-            else:
-                print(f"{path} not written: matplotlib is not installed.", file=sys.stderr)
+            title = (f"test image {pick} (class {int(labels[pick])}): probability of the correct class "
+                     f"per diagonal {mode} shift")
+            try:
+                path = plot_shift_curve(picked, out_dir / f"shift_curve_{mode}.png", title=title)
+            except MissingDependencyError as exc:
+                print(f"convscope explain shift: curve not written: {exc}", file=sys.stderr)
+                continue
+            print(f"wrote {path} (the curve of test image {pick}, as Zhang 2019's Figure 1)")
     return 0
