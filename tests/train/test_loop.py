@@ -112,6 +112,16 @@ def test_nan_diagnosis_leaves_batch_norm_statistics_untouched():
     np.testing.assert_array_equal(after["0.weight"], before["0.weight"])
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_an_overflowing_loss_with_finite_layers_blames_the_loss():
+    x = np.ones((4, 3), dtype=np.float32)
+    t = np.zeros((4, 1), dtype=np.float32)
+    model = nn.Sequential(nn.Linear(3, 1, rng=0))
+    model[0].weight.data[:] = 1e20  # output 3e20 is finite; its square is not (float32)
+    with pytest.raises(NumericalError, match="Every layer's output is finite, so the loss itself overflowed"):
+        fit(model, nn.MSELoss(), _sgd(model), (x, t), epochs=1, batch_size=4, progress=False)
+
+
 def test_nan_in_the_data_is_blamed_on_the_data():
     x, y = toy_images(16, seed=0)
     x[3, 0, 2, 2] = np.nan

@@ -68,7 +68,6 @@ from ..errors import (
     ConfigError,
     DTypeError,
     MissingDependencyError,
-    NumericalError,
 )
 from ..functional import softmax
 from ..nn import Module, Softmax
@@ -80,6 +79,7 @@ from .checkpoint import (
     restore_run,
     save_training_checkpoint,
 )
+from .diagnose import gradient_error, loss_error
 from .history import History
 from .metrics import correct_count, is_classification
 from .progress import EpochProgress
@@ -162,11 +162,6 @@ def _check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _one_line(module: Module) -> str:
-    text = repr(module)
-    return text if "\n" not in text else f"{type(module).__name__}(...)"
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -211,100 +206,6 @@ class Run:
             written = self.save_checkpoint(path)
             if on_written is not None:
                 on_written(written)
-
-
-# ----------------------------------------------------------------------------- NaN / Inf
-
-
-def _nonfinite_text(a: np.ndarray) -> str:
-    nan = int(np.count_nonzero(np.isnan(a)))
-    inf = int(np.count_nonzero(np.isinf(a)))
-    return f"{nan} NaN and {inf} Inf of {a.size} entries"
-
-
-def _largest(a: np.ndarray) -> str:
-    finite = a[np.isfinite(a)]
-    return f"{float(np.abs(finite).max()):.3g}" if finite.size else "none finite"
-
-
-def _find_first_nonfinite_layer(model: Module, x: np.ndarray) -> tuple[str, Module, np.ndarray, np.ndarray] | None:
-    """Run ``model(x)`` once, watching every leaf module; the first with non-finite output.
-
-    Buffers (batch-norm statistics) and module generators are put back afterwards, so the
-    diagnosis leaves no trace in the model.
-    """
-    leaves = [(n, m) for n, m in model.named_modules() if next(m.children(), None) is None]
-    found: list[tuple[str, Module, np.ndarray, np.ndarray]] = []
-    buffers = [(v, np.array(v, copy=True)) for _, v in model.named_buffers() if isinstance(v, np.ndarray)]
-    gens = [(g.bit_generator, g.bit_generator.state) for g in module_generators(model).values()]
-
-    def watch(name: str, module: Module) -> Callable[..., Any]:
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            y = type(module).forward(module, *args, **kwargs)
-            if not found and isinstance(y, np.ndarray) and y.dtype.kind == "f" and not np.isfinite(y).all():
-                found.append((name, module, np.asarray(args[0]), y))
-            return y
-        return forward
-
-    for name, module in leaves:
-        module.forward = watch(name, module)  # type: ignore[method-assign]
-    try:
-        with np.errstate(all="ignore"):  # the overflow is what we are looking for
-            model(x)
-    except Exception:  # noqa: BLE001 - the diagnosis must not hide the original problem
-        pass
-    finally:
-        for _, module in leaves:
-            vars(module).pop("forward", None)
-        for live, saved in buffers:
-            np.copyto(live, saved)
-        for bitgen, state in gens:
-            bitgen.state = state
-    return found[0] if found else None
-
-
-def _loss_error(model: Module, x: np.ndarray, value: float, where: str, advice: str) -> NumericalError:
-    head = f"{where}: the loss is {value}."
-    if not np.isfinite(x).all():
-        return NumericalError(
-            f"{head} The input batch itself holds {_nonfinite_text(x)}; check the data files and "
-            f"the transforms."
-        )
-    hit = _find_first_nonfinite_layer(model, x)
-    if hit is None:
-        return NumericalError(
-            f"{head} Every layer's output is finite, so the loss itself overflowed (its input: "
-            f"largest |value| {_largest(np.asarray(model(x)))}). {advice}"
-        )
-    name, module, inp, out = hit
-    params = [
-        f"{pname} {('holds ' + _nonfinite_text(p.data)) if not np.isfinite(p.data).all() else 'largest |value| ' + _largest(p.data)}"
-        for pname, p in module._own_parameters()
-    ]
-    detail = f" Its parameters: {'; '.join(params)}." if params else ""
-    return NumericalError(
-        f"{head} The first layer whose output is not finite is layer {name!r} "
-        f"({_one_line(module)}): its input was finite (largest |value| {_largest(inp)}), its output "
-        f"holds {_nonfinite_text(out)}.{detail} {advice}"
-    )
-
-
-def _gradient_error(params: list[tuple[str, Any]], owners: dict[str, tuple[str, Module]],
-                    value: float, where: str, advice: str) -> NumericalError | None:
-    bad = [(name, p) for name, p in params if not np.isfinite(p.grad).all()]
-    if not bad:
-        return None
-    # backward runs from the output to the input: the last layer with a bad gradient is
-    # where the blow-up started
-    name, p = bad[-1]
-    layer, module = owners[name]
-    others = [n for n, _ in bad[:-1]]
-    also = f" Also non-finite: {', '.join(others)}." if others else ""
-    return NumericalError(
-        f"{where}: the gradient of parameter {name!r} of layer {layer!r} ({_one_line(module)}) "
-        f"holds {_nonfinite_text(p.grad)} although the loss {value:.6g} is finite; the backward "
-        f"pass overflowed there.{also} {advice}"
-    )
 
 
 # ----------------------------------------------------------------------------- fit
@@ -494,10 +395,10 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
                     f"(clip_grad_norm=1.0, --clip), or check the data."
                 )
                 if check_finite and not math.isfinite(value):
-                    raise _loss_error(model, x, value, where, advice)
+                    raise loss_error(model, x, value, where, advice)
                 model.backward(run.loss.backward())
                 if check_finite:
-                    error = _gradient_error(params, owners, value, where, advice)
+                    error = gradient_error(params, owners, value, where, advice)
                     if error is not None:
                         raise error
                 if clip is not None:
