@@ -24,8 +24,7 @@ the flattened features is computed, not hard-coded), so ``"lenet"`` also accepts
 and ``"cifar"`` accepts 1x28x28; an image too small for the blocks stops with a
 :class:`~convscope.errors.ShapeError` that shows the arithmetic.
 
-Recipes (:data:`RECIPES`, used by ``convscope train`` when no option overrides them);
-measured results are in BENCHMARKS.md:
+Recipes (:data:`RECIPES`, used by ``convscope train`` when no option overrides them):
 
 ==================  ======  ======  =====  =========  ====================  ===================
 dataset             arch    epochs  batch  optimizer  lr schedule           augmentation
@@ -41,7 +40,12 @@ an image folder     chosen by image shape (see :func:`default_arch`), 20 epochs,
 
 Every recipe normalises the inputs with the training split's per-channel mean and
 standard deviation (``Dataset.channel_stats``) and holds out nothing for validation
-(the test split is scored once, at the end).
+(the test split is scored once, at the end; ``--val-fraction`` holds out a share).
+
+Measured on the project's 2-core machine (2026-11-25, seed 0, other jobs running):
+``convscope train`` (digits) 0.9833 test accuracy, 5-19 s of training, 9-31 s wall
+including start-up; ``convscope train --dataset mnist --data-dir ...`` 0.9938 in 225 s
+of training (10 epochs, about 2,700 images/s). The CIFAR-10 recipe is not measured yet.
 
 Example:
     >>> model = build_model("digits", seed=0)
@@ -72,6 +76,7 @@ __all__ = [
     "Architecture",
     "Recipe",
     "build_model",
+    "check_fits",
     "default_arch",
     "recipe_for",
 ]
