@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from convscope import nn
-from convscope.errors import ConfigError, ShapeError
+from convscope.errors import ConvscopeError
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -146,9 +146,9 @@ def build_model(seed: int, ndims=(1, 2, 2, 3), max_layers: int = 5, allow_dropou
         layer = _layer(d, d.choice(KINDS), ndim, shape, allow_dropout)
         if layer is None:
             continue
-        try:
-            new_shape = layer.output_shape(shape)
-        except (ShapeError, ConfigError):  # does not fit this input: draw another
+        try:  # a forward, not just output_shape: it also applies rules on the values' positions
+            new_shape = layer.eval()(np.zeros(shape, dtype=np.float32)).shape
+        except ConvscopeError:  # does not fit this input: draw another
             continue
         layers.append(layer)
         shape = new_shape

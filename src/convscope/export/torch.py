@@ -198,7 +198,8 @@ def _layers() -> SimpleNamespace:
                 return max_pool[nd](xp, self.kernel_size, self.stride, 0, self.dilation)
             xp = F.pad(x, _torch_pads(padded))
             counted = pairs if self.count_include_pad else [(0, 0)] * nd
-            mask = F.pad(x.new_ones((1, 1, *n)), _torch_pads(counted))
+            # ones where a cell counts in the divisor (the input, and the padding if included)
+            mask = x.new_ones((1, 1, *(size + cb + ca for size, (cb, ca) in zip(n, counted))))
             mask = F.pad(mask, _torch_pads([(b - cb, a - ca) for (b, a), (cb, ca) in zip(padded, counted)]))
             # mean over the window = window sum / number of cells that count
             return avg_pool[nd](xp, self.kernel_size, self.stride) / avg_pool[nd](mask, self.kernel_size, self.stride)
