@@ -244,8 +244,10 @@ def test_demo_finds_only_the_hollow_square(capsys, tmp_path):
     assert status == 0
     assert "fires (response > 0) at [(11, 12)]: only the hollow square" in out
     assert "largest |donut response - two-layer response| = 0" in out
-    png = tmp_path / "pictures" / "filter_bank_demo.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {png}" in out
+    written = out.splitlines()[-1]
+    assert written.startswith("wrote filter_bank.png, ") and written.endswith(str(tmp_path / "pictures"))
+    for name in written[len("wrote "):].split(" to ")[0].split(", "):
+        assert (tmp_path / "pictures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # ------------------------------------------------------------------------------- shift
@@ -305,8 +307,10 @@ def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
     assert "consistency (crop)" in summary and "consistency (circular)" in summary
     for mode in ("crop", "circular"):
         png = tmp_path / f"shift_curve_{mode}.png"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"wrote {png} (the curve of test image 0" in out
+        one = tmp_path / f"shift_curve_{mode}_image0.png"
+        for path in (png, one):
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"wrote {png} (mean of 2 images) and {one} (test image 0" in out
     blur = load(tmp_path / "blurpool.npz")
     assert any(type(m).__name__ == "BlurPool2d" for _, m in blur.named_modules())
     assert not any(type(m).__name__ == "BlurPool2d" for _, m in load(tmp_path / "maxpool.npz").named_modules())

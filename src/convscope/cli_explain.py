@@ -445,7 +445,7 @@ def add_demo(sub: Any) -> None:
         description="On a generated image, a filter bank of two 3x3 filters (vertical and horizontal "
         "lines) gives two channels; one tensor filter across both finds only the hollow square; "
         "compose() turns the two layers into one 7x7 'donut' filter (9.1.11-9.1.14). Prints the "
-        "numbers; with --out also saves them as a picture (PNG, convscope.viz).",
+        "numbers; with --out also saves the pictures (PNG, convscope.viz).",
     )
     p.add_argument("--out", metavar="DIR", help="folder for the pictures")
     p.set_defaults(handler=run_demo)
@@ -458,16 +458,14 @@ def run_demo(args: argparse.Namespace) -> int:
     demo = filter_bank_demo()
     print(demo.text())
     if args.out is not None:
-        from .viz import plot_filter_bank_demo
+        from .viz import save_filter_bank_demo
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         try:
-            path = plot_filter_bank_demo(out / "filter_bank_demo.png", demo)
+            written = save_filter_bank_demo(demo, Path(args.out))
         except MissingDependencyError as exc:
-            print(f"convscope explain demo: picture not written: {exc}", file=sys.stderr)
+            print(f"convscope explain demo: pictures not written: {exc}", file=sys.stderr)
             return 0
-        print(f"wrote {path}")
+        print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
 
 
@@ -730,16 +728,22 @@ def run_shift(args: argparse.Namespace) -> int:
             print(f"{s:>6}" + "".join(f" {values[i]:>30.4f}" for values in means.values()))
         if args.out is not None:
             from .errors import MissingDependencyError
-            from .viz import plot_shift_curve
+            from .viz import plot_shift_curve, save_shift_curve
 
             out_dir = Path(args.out)
             out_dir.mkdir(parents=True, exist_ok=True)
-            title = (f"test image {pick} (class {int(labels[pick])}): probability of the correct class "
-                     f"per diagonal {mode} shift")
             try:
-                path = plot_shift_curve(picked, out_dir / f"shift_curve_{mode}.png", title=title)
+                mean_path = save_shift_curve(
+                    out_dir / f"shift_curve_{mode}.png", shifts, means,
+                    title=f"probability of the correct class per diagonal {mode} shift (mean of "
+                          f"{curve_n} test images)")
+                one_path = plot_shift_curve(
+                    picked, out_dir / f"shift_curve_{mode}_image{pick}.png",
+                    title=f"test image {pick} (class {int(labels[pick])}): probability of the correct "
+                          f"class per diagonal {mode} shift")
             except MissingDependencyError as exc:
-                print(f"convscope explain shift: curve not written: {exc}", file=sys.stderr)
+                print(f"convscope explain shift: curves not written: {exc}", file=sys.stderr)
                 continue
-            print(f"wrote {path} (the curve of test image {pick}, as Zhang 2019's Figure 1)")
+            print(f"wrote {mean_path} (mean of {curve_n} images) and {one_path} (test image {pick}, as "
+                  f"Zhang 2019's Figure 1)")
     return 0
