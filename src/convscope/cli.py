@@ -60,7 +60,7 @@ __all__ = ["main", "build_parser", "subcommand", "SUBCOMMANDS", "PLUGIN_MODULES"
 SUBCOMMANDS: list[Callable[[Any], None]] = []
 
 #: Modules imported before the parser is built, so their ``@subcommand`` builders register.
-PLUGIN_MODULES: list[str] = ["convscope.cli_explain", "convscope.viz.cli"]
+PLUGIN_MODULES: list[str] = ["convscope.cli_explain", "convscope.viz.cli", "convscope.export.cli"]
 
 
 def subcommand(builder: Callable[[Any], None]) -> Callable[[Any], None]:
