@@ -12,14 +12,13 @@ WALKTHROUGH = Path(__file__).resolve().parents[2] / "docs" / "notes-walkthrough.
 
 
 def test_walkthrough_runs_with_its_printed_output():
-    old = np.get_printoptions()
-    try:
+    # NumPy's default print options, whatever an earlier test in this process changed.
+    with np.printoptions(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+                         nanstr="nan", infstr="inf", sign="-", floatmode="maxprec", legacy=False):
         result = doctest.testfile(
             str(WALKTHROUGH), module_relative=False, encoding="utf-8", verbose=False,
             optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, report=True,
         )
-    finally:
-        np.set_printoptions(**old)
     # Guard against a file that silently stops being executed (e.g. a broken prompt format).
     assert result.attempted >= 90, f"only {result.attempted} examples found in {WALKTHROUGH}"
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed (see the report above)"
