@@ -108,6 +108,9 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
                op: str) -> tuple[int, str, Module]:
     """The layer ``layer`` (1-based number or dotted name; None: the first of ``kinds``).
 
+    A string is looked up as a dotted name first (``"3"`` is the child named 3 of a
+    Sequential), then, if no layer has that name, as a layer number.
+
     Raises:
         ArgumentTypeError: ``model`` is not a Module.
         ConfigError: no such layer, or it is not one of ``kinds`` (the message lists those there are).
@@ -123,7 +126,7 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
         raise ArgumentTypeError(f"{op}: model must be a convscope Module; got {type(model).__name__}.")
     layers = numbered_layers(model)
     matching = [row for row in layers if isinstance(row[2], kinds)]
-    listing = ", ".join(f"{i} ({n})" for i, n, _ in matching) or "none"
+    listing = ", ".join(f"{i}{name_suffix(n)}" for i, n, _ in matching) or "none"
     if layer is None:
         if not matching:
             raise ConfigError(f"{op}: the model has no {what} layer; its layers are "
@@ -132,7 +135,10 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
     if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
         found = [row for row in layers if row[0] == int(layer)]
     elif isinstance(layer, str):
-        found = [row for row in layers if row[1] == layer or (layer.isdigit() and row[0] == int(layer))]
+        # a dotted name first; a string of digits that names no layer is a layer number
+        found = [row for row in layers if row[1] == layer]
+        if not found and layer.isdigit():
+            found = [row for row in layers if row[0] == int(layer)]
     else:
         raise ArgumentTypeError(f"{op}: layer must be a 1-based layer number or a dotted name; got {layer!r}.")
     if not found or not isinstance(found[0][2], kinds):
