@@ -343,6 +343,9 @@ def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
     (["jacobian", "--example", "chain", "--w2", "1 2"], "w2 must have one weight per output"),
     (["shift"], "give a MODEL"),
     (["shift", "--train-compare", "--mode", "sideways"], "--mode expects crop, circular or both"),
+    (["shift", "--train-compare", "--epochs", "0"], "--epochs expects an integer >= 1"),
+    (["shift", "--train-compare", "--progress", "loud"], "--progress expects bar, lines, epochs or none"),
+    (["shift", "--train-compare", "--images", "5", "--curve-image", "7"], "--curve-image must be the index"),
 ])
 def test_bad_input_gives_exit_2_and_one_line(capsys, argv, words):
     status, out, err = run(capsys, *argv)

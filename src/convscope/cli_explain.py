@@ -480,7 +480,7 @@ def add_shift(sub: Any) -> None:
         "(crops of a zero-padded canvas, and circular shifts), the share of images whose top-1 class "
         "is the same for both, reported with the accuracy. With --train-compare, trains the "
         "dataset's recipe twice, with MaxPool and with MaxPool(stride 1) + BlurPool, and compares "
-        "them; also prints the correct-class probability per shift (and saves it as a PNG with --out).",
+        "them; also prints the correct-class probability per shift (saved as PNG curves with --out).",
     )
     p.add_argument("model", metavar="MODEL", nargs="?", help="a model.npz written by convscope train")
     p.add_argument("--dataset", metavar="NAME|PATH",
@@ -513,7 +513,7 @@ def add_shift(sub: Any) -> None:
 
 
 def _pool_description(model: Any) -> str:
-    """``"2 MaxPool2d (stride 2)"`` / ``"2 BlurPool2d after MaxPool2d(stride 1)"``: what pools."""
+    """What pools in ``model``: ``"MaxPool2d(stride 2,2), MaxPool2d(stride 2,2)"``, ``"... ; 2 BlurPool"``."""
     from .nn.pool import _BlurPoolNd, _WindowPoolNd
 
     pools, blurs = [], 0
@@ -531,11 +531,13 @@ def _pool_description(model: Any) -> str:
 
 
 def antialiased(model: Any, input_shape: Sequence[int], filter_size: int = 4) -> Any:
-    """A copy of ``model`` (untrained layers shared: build a fresh one first) in which every
-    max pooling of stride ``s > 1`` becomes ``MaxPool(k, stride 1)`` + ``BlurPool(s)`` (Zhang 2019).
+    """The anti-aliased twin of ``model``: every max pooling of stride ``s > 1`` becomes
+    ``MaxPool(k, stride 1)`` followed by ``BlurPool(stride s)`` (Zhang 2019, notes 9.2.6).
 
-    Only :class:`~convscope.nn.Sequential` containers are rebuilt; other layers are reused
-    as they are. The output shape must stay the same, so the layers after it still fit.
+    :class:`~convscope.nn.Sequential` containers are rebuilt; every other layer is the same
+    object in both models, so give this function a freshly built model (same seed, same
+    initial weights) when both are to be trained. The output shape must stay the same, so
+    the layers after each pooling still fit.
 
     Raises:
         ConfigError: the model has no strided max pooling, or the twin's output shape differs.
@@ -629,17 +631,31 @@ def run_shift(args: argparse.Namespace) -> int:
                           "--train-compare to train a MaxPool model and its BlurPool twin.")
     if args.mode not in ("crop", "circular", "both"):
         raise ConfigError(f"--mode expects crop, circular or both; got {args.mode!r}.")
+    # Every option is checked before anything is loaded or trained.
     seed = _count(args.seed, "--seed", 0, 0)
     pairs = _count(args.pairs, "--pairs", 1, 1)
+    n_images = _count(args.images, "--images", 1, 0)
+    curve_n = _count(args.curve_images, "--curve-images", 1, 100)
+    pick = _count(args.curve_image, "--curve-image", 0, 0)
+    max_shift_arg = _count(args.max_shift, "--max-shift", 0, -1)
+    train_images = _count(args.train_images, "--train-images", 1, 0)
+    epochs_arg = _count(args.epochs, "--epochs", 1, 0)
+    filter_size = _count(args.blur_filter, "--blur-filter", 1, 4)
+    progress = {"bar": True, "lines": "plain", "epochs": "epochs", "none": False}.get(args.progress)
+    if progress is None:
+        raise ConfigError(f"--progress expects bar, lines, epochs or none; got {args.progress!r}.")
     model_file, metadata = (None, {}) if args.model is None else _load_model(args.model)
     dataset = args.dataset or metadata.get("dataset") or "digits"
     load = {"data_dir": args.data_dir, "download": not args.no_download}
     test = load_dataset(dataset, split="test", **load)
-    n_images = _count(args.images, "--images", 1, len(test))
-    test = test.subset(np.arange(min(n_images, len(test))))
+    test = test.subset(np.arange(min(n_images or len(test), len(test))))
     images, labels = test.images, test.labels
+    if pick >= len(images):
+        raise ConfigError(f"--curve-image must be the index of one of the {len(images)} test images "
+                          f"measured; got {pick}.")
+    curve_n = min(curve_n, len(images))
     height = test.image_shape[1] if len(test.image_shape) > 1 else test.image_shape[0]
-    max_shift = _count(args.max_shift, "--max-shift", 0, max(1, height // 8))
+    max_shift = max_shift_arg if max_shift_arg >= 0 else max(1, height // 8)
 
     # (label, model, normalisation) for every model measured.
     entries: list[tuple[str, Any, Any]] = []
@@ -650,15 +666,11 @@ def run_shift(args: argparse.Namespace) -> int:
         from .io import save
 
         train = load_dataset(dataset, split="train", **load)
-        if args.train_images is not None:
-            train = train.subset(np.arange(min(_count(args.train_images, "--train-images", 1, 1), len(train))))
+        if train_images:
+            train = train.subset(np.arange(min(train_images, len(train))))
         recipe = recipe_for(dataset)
         arch = args.arch or metadata.get("arch") or recipe.arch or default_arch(train.image_shape)
-        epochs = _count(args.epochs, "--epochs", 1, recipe.epochs)
-        filter_size = _count(args.blur_filter, "--blur-filter", 1, 4)
-        progress = {"bar": True, "lines": "plain", "epochs": "epochs", "none": False}.get(args.progress)
-        if progress is None:
-            raise ConfigError(f"--progress expects bar, lines, epochs or none; got {args.progress!r}.")
+        epochs = epochs_arg or recipe.epochs
         base = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
         twin = antialiased(build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes,
                                        seed=seed), train.image_shape, filter_size)
@@ -704,11 +716,6 @@ def run_shift(args: argparse.Namespace) -> int:
         cells = "".join(f" {100 * row[2 + 3 * i]:>23.2f}%" for i in range(len(modes)))
         print(f"{row[0][:44]:44} {100 * row[1]:>8.2f}%{cells}")
 
-    curve_n = min(_count(args.curve_images, "--curve-images", 1, 100), len(images))
-    pick = _count(args.curve_image, "--curve-image", 0, 0)
-    if pick >= len(images):
-        raise ConfigError(f"--curve-image must be the index of one of the {len(images)} test images "
-                          f"measured; got {pick}.")
     shifts = list(range(-max_shift, max_shift + 1))
     for mode in modes:
         means, picked = {}, {}
