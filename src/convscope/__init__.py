@@ -25,3 +25,7 @@ __all__ += ["data"]
 from . import train
 
 __all__ += ["train"]
+
+from . import export  # onnx and torch are imported only when an export function runs
+
+__all__ += ["export"]

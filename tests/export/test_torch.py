@@ -21,7 +21,7 @@ from convscope.errors import (  # noqa: E402
     MissingDependencyError,
 )
 from convscope.export import from_torch, to_torch  # noqa: E402
-from convscope.export import torch as export_torch  # noqa: E402
+from convscope.export import torch_layers  # noqa: E402
 from convscope.testing import assert_close, tolerance  # noqa: E402
 
 from ._helpers import CASES, build_model, models, note  # noqa: E402
@@ -149,7 +149,7 @@ def test_mapping_uses_torch_layers_and_flipped_weights():
     assert type(net[2][0]).__name__ == "SamePad"
     assert (net[3].padding, net[3].padding_mode) == ("same", "replicate")
     np.testing.assert_array_equal(net[0].weight.detach().numpy(), model[0].weight.data[:, :, ::-1, ::-1])
-    assert type(net[4]) is export_torch.Pool  # the custom layers are importable from the module
+    assert type(net[4]) is torch_layers.Pool  # the custom layers are importable
 
 
 def test_weights_are_copies_not_shared_memory():

@@ -98,7 +98,7 @@ def run_export(args: argparse.Namespace) -> int:
         module = to_torch(model)
         buffer = io.BytesIO()
         torch.save(module, buffer)
-        _write_atomically(buffer.getvalue(), out)
+        _write_atomically(buffer.getvalue(), out, "export")
         print(f"wrote {out} (PyTorch {type(module).__name__} in eval mode, "
               f"{sum(p.numel() for p in module.parameters())} parameters); load it with "
               f"torch.load({str(out)!r}, weights_only=False)")

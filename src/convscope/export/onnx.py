@@ -509,11 +509,12 @@ def _max_ir_version(onnx: Any, opset: int) -> int:
     return onnx.IR_VERSION
 
 
-def _write_atomically(data: bytes, path: Path) -> Path:
+def _write_atomically(data: bytes, path: Path, op: str = "to_onnx") -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = path.expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ConfigError(f"to_onnx: the folder of path {str(path)!r} does not exist; create it first.")
+        raise ConfigError(f"{op}: the folder of path {str(path)!r} does not exist; create it first.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:

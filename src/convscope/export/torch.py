@@ -16,15 +16,14 @@ Mapping (convscope -> PyTorch):
   ``nn.Sequential(SamePad(...), conv)``. ``flip=True`` (true convolution) is exported as a
   plain conv whose filters are reversed along every spatial axis.
 * MaxPool*/AvgPool* -> ``torch.nn.MaxPool*d`` / ``AvgPool*d``; padding those layers refuse
-  (unequal ``(before, after)``, ``"same"``, max-pool padding above half the kernel) uses
-  :class:`Pool` (below).
+  (unequal ``(before, after)``, ``"same"``) uses ``Pool`` (below).
 * ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten, Linear, Dropout, BatchNorm1d/2d ->
   the PyTorch layer of the same name and arguments (with the running statistics).
-* Sequential -> ``torch.nn.Sequential``; Residual and BlurPool* -> :class:`Residual`,
-  :class:`BlurPool`.
+* Sequential -> ``torch.nn.Sequential``; Residual and BlurPool* -> ``Residual``,
+  ``BlurPool`` (below).
 
-Where PyTorch has no layer this module defines tiny ``torch.nn.Module`` classes, importable
-from here once torch is installed: ``BlurPool`` (the binomial filter as a fixed depthwise
+Where PyTorch has no layer, :mod:`convscope.export.torch_layers` defines tiny
+``torch.nn.Module`` classes: ``BlurPool`` (the binomial filter as a fixed depthwise
 convolution after padding), ``Residual`` (``x + block(x)``), ``SamePad`` (convscope's
 ``"same"`` padding for any stride) and ``Pool`` (max or average pooling with arbitrary
 ``(before, after)`` padding, PyTorch's ceil-mode and divisor rules).
@@ -37,188 +36,18 @@ conv (it becomes the conv's padding). The modules' training/eval mode is carried
 
 from __future__ import annotations
 
-import functools
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from .. import nn
-from ..errors import ArgumentTypeError, ConfigError, DTypeError, MissingDependencyError
-from ..functional import binomial_filter
+from ..errors import ArgumentTypeError, ConfigError, DTypeError
 from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from ..shapes import pool_output_size, same_padding
+from .torch_layers import _torch_pads, import_torch
+from .torch_layers import layers as _layers
 
 __all__ = ["to_torch", "from_torch"]
-
-TORCH_EXTRA = 'pip install "convscope[torch]"'
-
-_CUSTOM = ("BlurPool", "Residual", "SamePad", "Pool")
-_TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
-                   "circular": "circular"}
-
-
-def import_torch(what: str = "to_torch") -> Any:
-    """The ``torch`` module, or a :class:`MissingDependencyError` naming the extra."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the optional package 'torch', which could not be imported ({exc}). "
-            f"Install the extra with: {TORCH_EXTRA}"
-        ) from None
-    return torch
-
-
-def __getattr__(name: str) -> Any:
-    # The custom torch layers exist only once torch is imported (torch is optional).
-    if name in _CUSTOM:
-        return getattr(_layers(), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _torch_pads(pairs: Any) -> list[int]:
-    """``(before, after)`` per spatial axis in ``torch.nn.functional.pad``'s order (last axis first)."""
-    flat: list[int] = []
-    for before, after in reversed(list(pairs)):
-        flat += [int(before), int(after)]
-    return flat
-
-
-@functools.lru_cache(maxsize=None)
-def _layers() -> SimpleNamespace:
-    """Define the custom torch layers (once, on first use)."""
-    torch = import_torch("convscope.export.torch")
-    F = torch.nn.functional
-    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-    max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
-    avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-
-    class BlurPool(torch.nn.Module):
-        """convscope's BlurPool: pad, blur each channel with the binomial filter, subsample.
-
-        ``filter_size - 1`` cells of padding per axis (the odd one after), then a depthwise
-        convolution with the fixed filter (a buffer, not a parameter) and the stride.
-        """
-
-        def __init__(self, channels: int, filter_size: int = 4, stride: Any = 2,
-                     padding_mode: str = "reflect", ndim: int = 2) -> None:
-            super().__init__()
-            self.channels = int(channels)
-            self.filter_size = int(filter_size)
-            self.ndim = int(ndim)
-            self.stride = (int(stride),) * self.ndim if isinstance(stride, int) else tuple(stride)
-            self.padding_mode = padding_mode
-            filt = binomial_filter(self.filter_size, self.ndim)
-            weight = np.broadcast_to(filt, (self.channels, 1) + filt.shape).astype(np.float32)
-            self.register_buffer("filter", torch.from_numpy(weight.copy()), persistent=False)
-
-        def forward(self, x: Any) -> Any:
-            total = self.filter_size - 1
-            if total:
-                pads = _torch_pads([(total // 2, total - total // 2)] * self.ndim)
-                x = F.pad(x, pads, mode=_TORCH_PAD_MODE[self.padding_mode])
-            return conv[self.ndim](x, self.filter, stride=self.stride, groups=self.channels)
-
-        def extra_repr(self) -> str:
-            return (f"{self.channels}, filter_size={self.filter_size}, stride={self.stride}, "
-                    f"padding_mode={self.padding_mode!r}, ndim={self.ndim}")
-
-    class Residual(torch.nn.Module):
-        """A skip connection: ``x + block(x)``."""
-
-        def __init__(self, block: Any) -> None:
-            super().__init__()
-            self.block = block
-
-        def forward(self, x: Any) -> Any:
-            return x + self.block(x)
-
-    class SamePad(torch.nn.Module):
-        """convscope's ``padding="same"`` for any stride: ``ceil(n / s)`` outputs per axis.
-
-        Total padding ``max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0)`` per axis, the odd one
-        after (see :func:`convscope.shapes.same_padding`), computed from each input's size.
-        """
-
-        def __init__(self, kernel_size: Any, stride: Any, dilation: Any,
-                     padding_mode: str = "zeros") -> None:
-            super().__init__()
-            self.kernel_size = tuple(kernel_size)
-            self.stride = tuple(stride)
-            self.dilation = tuple(dilation)
-            self.padding_mode = padding_mode
-
-        def forward(self, x: Any) -> Any:
-            pairs = [same_padding(int(n), k, s, d) for n, k, s, d in
-                     zip(x.shape[2:], self.kernel_size, self.stride, self.dilation)]
-            return F.pad(x, _torch_pads(pairs), mode=_TORCH_PAD_MODE[self.padding_mode])
-
-        def extra_repr(self) -> str:
-            return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
-                    f"dilation={self.dilation}, padding_mode={self.padding_mode!r}")
-
-    class Pool(torch.nn.Module):
-        """Max or average pooling with any ``(before, after)`` padding or ``"same"``.
-
-        Output size and windows follow PyTorch (and convscope): in ceil mode a last window
-        that starts inside the input or its left padding is kept. Max pooling pads with
-        ``-inf``; average pooling divides by the cells inside the padded input
-        (``count_include_pad=True``) or inside the input only (False).
-        """
-
-        def __init__(self, kind: str, kernel_size: Any, stride: Any, padding: Any,
-                     dilation: Any = None, ceil_mode: bool = False,
-                     count_include_pad: bool = True) -> None:
-            super().__init__()
-            if kind not in ("max", "avg"):
-                raise ConfigError(f"Pool: kind must be 'max' or 'avg'; got {kind!r}.")
-            self.kind = kind
-            self.kernel_size = tuple(kernel_size)
-            nd = len(self.kernel_size)
-            self.stride = tuple(stride)
-            self.padding = padding if padding == "same" else tuple(tuple(p) for p in padding)
-            self.dilation = (1,) * nd if dilation is None else tuple(dilation)
-            self.ceil_mode = bool(ceil_mode)
-            self.count_include_pad = bool(count_include_pad)
-
-        def forward(self, x: Any) -> Any:
-            nd = len(self.kernel_size)
-            n = [int(v) for v in x.shape[2:]]
-            geometry = list(zip(n, self.kernel_size, self.stride, self.dilation))
-            pairs = ([same_padding(*g) for g in geometry] if self.padding == "same"
-                     else list(self.padding))
-            padded = []
-            for (size, k, s, d), p in zip(geometry, pairs):
-                out = pool_output_size(size, k, p, s, d, self.ceil_mode)
-                # pad the end far enough that floor mode yields exactly `out` windows
-                padded.append((p[0], max(p[1], (out - 1) * s + d * (k - 1) + 1 - size - p[0])))
-            if self.kind == "max":
-                xp = F.pad(x, _torch_pads(padded), value=float("-inf"))
-                return max_pool[nd](xp, self.kernel_size, self.stride, 0, self.dilation)
-            xp = F.pad(x, _torch_pads(padded))
-            counted = pairs if self.count_include_pad else [(0, 0)] * nd
-            # ones where a cell counts in the divisor (the input, and the padding if included)
-            mask = x.new_ones((1, 1, *(size + cb + ca for size, (cb, ca) in zip(n, counted))))
-            mask = F.pad(mask, _torch_pads([(b - cb, a - ca) for (b, a), (cb, ca) in zip(padded, counted)]))
-            # mean over the window = window sum / number of cells that count
-            return avg_pool[nd](xp, self.kernel_size, self.stride) / avg_pool[nd](mask, self.kernel_size, self.stride)
-
-        def extra_repr(self) -> str:
-            text = (f"{self.kind!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                    f"padding={self.padding!r}")
-            if self.kind == "max":
-                text += f", dilation={self.dilation}"
-            else:
-                text += f", count_include_pad={self.count_include_pad}"
-            return text + f", ceil_mode={self.ceil_mode}"
-
-    classes = dict(BlurPool=BlurPool, Residual=Residual, SamePad=SamePad, Pool=Pool)
-    for name, cls in classes.items():  # so pickling finds them as convscope.export.torch.<name>
-        cls.__module__ = __name__
-        cls.__qualname__ = name
-    return SimpleNamespace(torch=torch, **classes)
-
 
 # ------------------------------------------------------------------------------ to_torch
 def _np_dtype_of(model: nn.Module) -> np.dtype:
@@ -636,8 +465,8 @@ def from_torch(module: Any) -> nn.Module:
             ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``,
             ``Tanh``, ``Softmax``, ``Flatten``, ``Linear``, ``Dropout``,
             ``BatchNorm1d/2d``, the padding layers directly before a conv, and the layers of
-            this module (``BlurPool``, ``Residual``, ``SamePad`` before a conv, ``Pool``).
-            A single supported layer works too.
+            :mod:`convscope.export.torch_layers` (``BlurPool``, ``Residual``, ``Pool``, and
+            ``SamePad`` before a conv). A single supported layer works too.
 
     Returns:
         A convscope ``Sequential`` (or the single layer) with copies of the weights and
