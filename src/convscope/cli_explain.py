@@ -661,7 +661,8 @@ def run_shift(args: argparse.Namespace) -> int:
     entries: list[tuple[str, Any, Any]] = []
     if model_file is not None:
         check_fits(model_file, test.image_shape, test.num_classes, f"the {test.name!r}")
-        entries.append((f"{args.model} ({_pool_description(model_file)})", model_file, _normalizer(metadata)))
+        print(f"{args.model}: pooling {_pool_description(model_file)}")
+        entries.append((Path(args.model).name, model_file, _normalizer(metadata)))
     if args.train_compare:
         from .io import save
 
