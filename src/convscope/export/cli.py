@@ -59,7 +59,8 @@ def add_export(subparsers: Any) -> None:
         "with the same weights. Needs the extra convscope[onnx] or convscope[torch].",
     )
     p.add_argument("model", metavar="MODEL",
-                   help="a model file from convscope train, or digits, lenet, cifar (untrained, seed 0)")
+                   help="a model file from convscope train, or digits, lenet, cifar "
+                   "(untrained, seed 0)")
     p.add_argument("--format", required=True, choices=("onnx", "torch"), help="what to write")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
     p.add_argument("--input-shape", type=_sample_shape, metavar="C,H,W",
@@ -137,4 +138,5 @@ def _check_with_onnxruntime(model: Any, path: Path, shape: tuple[int, ...]) -> N
             f"{path}: {exc}"
         ) from exc
     diff = float(np.abs(got.astype(np.float64) - model(x.astype(dtype))).max())
-    print(f"onnxruntime check on 2 random samples: largest |difference| from convscope = {diff:.3g}")
+    print(f"onnxruntime check on 2 random samples: largest |difference| from convscope = "
+          f"{diff:.3g}")

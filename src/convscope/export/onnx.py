@@ -61,7 +61,13 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import nn
-from ..errors import ArgumentTypeError, ConfigError, ConvscopeError, MissingDependencyError, ShapeError
+from ..errors import (
+    ArgumentTypeError,
+    ConfigError,
+    ConvscopeError,
+    MissingDependencyError,
+    ShapeError,
+)
 from ..functional import binomial_filter
 from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from ..nn.conv import _ConvNd
@@ -97,7 +103,8 @@ def import_onnx(what: str = "to_onnx") -> Any:
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
-    rule = "a tuple of positive ints: the shape of ONE sample without the batch axis, e.g. (1, 28, 28)"
+    rule = ("a tuple of positive ints: the shape of ONE sample without the batch axis, e.g. "
+            "(1, 28, 28)")
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, (tuple, list)):
         raise ArgumentTypeError(
             f"to_onnx: input_shape must be {rule}; got {input_shape!r} of type "
@@ -145,19 +152,22 @@ class _Graph:
 
     def const(self, hint: str, array: np.ndarray) -> str:
         name = self.name(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        tensor = self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers.append(tensor)
         return name
 
     def node(self, op_type: str, inputs: list[str], hint: str, **attrs: Any) -> str:
         out = self.name(hint)
         self.nodes.append(
-            self.onnx.helper.make_node(op_type, inputs, [out], name=self.name(f"{hint}/{op_type}"), **attrs)
+            self.onnx.helper.make_node(op_type, inputs, [out], name=self.name(f"{hint}/{op_type}"),
+                                       **attrs)
         )
         return out
 
     def pad(self, x: str, pairs: Any, mode: str, hint: str, value: float | None = None) -> str:
         """A ``Pad`` node over the spatial axes (axes 0 and 1, batch and channels, untouched)."""
-        pads = np.array([0, 0] + [b for b, _ in pairs] + [0, 0] + [a for _, a in pairs], dtype=np.int64)
+        begin, end = [b for b, _ in pairs], [a for _, a in pairs]
+        pads = np.array([0, 0] + begin + [0, 0] + end, dtype=np.int64)
         inputs = [x, self.const(f"{hint}.pads", pads)]
         if value is not None:
             inputs.append(self.const(f"{hint}.value", np.array(value, dtype=np.float32)))
@@ -178,7 +188,7 @@ class _Exporter:
     def __init__(self, graph: _Graph) -> None:
         self.g = graph
         self.batch_kept = True
-        self.handlers: dict[type, Callable[[Any, str, str, tuple[int, ...]], tuple[str, tuple[int, ...]]]] = {}
+        self.handlers: dict[type, Callable[..., tuple[str, tuple[int, ...]]]] = {}
         for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvNd):
             self.handlers[cls] = self._conv
         for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
@@ -191,12 +201,14 @@ class _Exporter:
             self.handlers[cls] = self._batch_norm
         self.handlers.update({
             nn.Sequential: self._sequential, nn.Residual: self._residual,
-            ReLU: self._simple("Relu"), Sigmoid: self._simple("Sigmoid"), Tanh: self._simple("Tanh"),
+            ReLU: self._simple("Relu"), Sigmoid: self._simple("Sigmoid"),
+            Tanh: self._simple("Tanh"),
             LeakyReLU: self._leaky_relu, Softmax: self._softmax, nn.Flatten: self._flatten,
             nn.Linear: self._linear, nn.Dropout: self._simple("Identity"),
         })
 
-    def emit(self, module: nn.Module, path: str, x: str, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+    def emit(self, module: nn.Module, path: str, x: str,
+             shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
         handler = self.handlers.get(type(module))
         if handler is None:
             supported = sorted({cls.__name__ for cls in self.handlers})
@@ -204,7 +216,8 @@ class _Exporter:
             raise ConfigError(
                 f"to_onnx: the module {where}of type {type(module).__name__} has no ONNX mapping. "
                 f"Supported module types: {', '.join(supported)}. Rebuild the model from these "
-                f"layers (a subclass counts as a different type, because it may compute something else)."
+                f"layers (a subclass counts as a different type, because it may compute something "
+                f"else)."
             )
         return handler(module, path, x, shape)
 
@@ -224,7 +237,8 @@ class _Exporter:
     def _conv(self, m: _ConvNd, path: str, x: str, shape):
         op = type(m).__name__
         w = m.weight.data
-        geo = conv_geometry(shape, w.shape, m.stride, m.padding, m.dilation, m.groups, m.padding_mode, op)
+        geo = conv_geometry(shape, w.shape, m.stride, m.padding, m.dilation, m.groups,
+                            m.padding_mode, op)
         if m.flip:  # true convolution = cross-correlation with every filter reversed
             w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * m.ndim]
         label = _label(path, m)
@@ -245,7 +259,8 @@ class _Exporter:
     # ---------------------------------------------------------------- pooling
     def _max_pool(self, m: _MaxPoolNd, path: str, x: str, shape):
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, op, "half_span")
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                            op, "half_span")
         label = _label(path, m)
         begin, end = _window_pads(geo)
         if all(b < k and e < k for b, e, k in zip(begin, end, geo.k)):
@@ -261,7 +276,8 @@ class _Exporter:
 
     def _avg_pool(self, m: _AvgPoolNd, path: str, x: str, shape):
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op, "half_kernel")
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op,
+                            "half_kernel")
         label = _label(path, m)
         begin, end = _window_pads(geo)
         overhang = any(e > a for e, (_, a) in zip(end, geo.p))
@@ -360,11 +376,13 @@ class _Exporter:
         square = self.g.node("Mul", [centred, centred], f"{label}.square")
         var = self._reduce_mean(square, axes, f"{label}.var")
         eps = self.g.const(f"{label}.eps", np.array(m.eps, dtype=np.float32))
-        std = self.g.node("Sqrt", [self.g.node("Add", [var, eps], f"{label}.var_eps")], f"{label}.std")
+        var_eps = self.g.node("Add", [var, eps], f"{label}.var_eps")
+        std = self.g.node("Sqrt", [var_eps], f"{label}.std")
         xhat = self.g.node("Div", [centred, std], f"{label}.xhat")
-        scaled = self.g.node("Mul", [xhat, self.g.const(f"{label}.weight", gamma.reshape(per_channel))],
-                             f"{label}.scaled")
-        y = self.g.node("Add", [scaled, self.g.const(f"{label}.bias", beta.reshape(per_channel))], label)
+        gamma_name = self.g.const(f"{label}.weight", gamma.reshape(per_channel))
+        beta_name = self.g.const(f"{label}.bias", beta.reshape(per_channel))
+        scaled = self.g.node("Mul", [xhat, gamma_name], f"{label}.scaled")
+        y = self.g.node("Add", [scaled, beta_name], label)
         return y, out
 
     def _reduce_mean(self, x: str, axes: list[int], hint: str) -> str:
@@ -441,7 +459,9 @@ def to_onnx(
             f"{type(model).__name__}."
         )
     if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError(f"to_onnx: path must be a str or os.PathLike; got {type(path).__name__}.")
+        raise ArgumentTypeError(
+            f"to_onnx: path must be a str or os.PathLike; got {type(path).__name__}."
+        )
     dims = _check_input_shape(input_shape)
     needed = WRAP_OPSET if _needs_wrap(model) else DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
@@ -496,7 +516,9 @@ def to_onnx(
         try:
             onnx.checker.check_model(proto, full_check=True)
         except onnx.checker.ValidationError as exc:  # a bug here, not the user's input
-            raise ConvscopeError(f"to_onnx: the exported graph failed onnx's checker: {exc}") from exc
+            raise ConvscopeError(
+                f"to_onnx: the exported graph failed onnx's checker: {exc}"
+            ) from exc
     return _write_atomically(proto.SerializeToString(), Path(path))
 
 
@@ -514,7 +536,9 @@ def _write_atomically(data: bytes, path: Path, op: str = "to_onnx") -> Path:
     path = path.expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ConfigError(f"{op}: the folder of path {str(path)!r} does not exist; create it first.")
+        raise ConfigError(
+            f"{op}: the folder of path {str(path)!r} does not exist; create it first."
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -58,7 +58,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _torch_pads(pairs: Any) -> list[int]:
-    """``(before, after)`` per spatial axis in ``torch.nn.functional.pad``'s order (last axis first)."""
+    """Pairs per spatial axis in ``torch.nn.functional.pad``'s order (last axis first)."""
     flat: list[int] = []
     for before, after in reversed(list(pairs)):
         flat += [int(before), int(after)]
@@ -180,9 +180,12 @@ def layers() -> SimpleNamespace:
             counted = pairs if self.count_include_pad else [(0, 0)] * nd
             # ones where a cell counts in the divisor (the input, and the padding if included)
             mask = x.new_ones((1, 1, *(size + cb + ca for size, (cb, ca) in zip(n, counted))))
-            mask = F.pad(mask, _torch_pads([(b - cb, a - ca) for (b, a), (cb, ca) in zip(padded, counted)]))
+            rest = [(b - cb, a - ca) for (b, a), (cb, ca) in zip(padded, counted)]
+            mask = F.pad(mask, _torch_pads(rest))
             # mean over the window = window sum / number of cells that count
-            return avg_pool[nd](xp, self.kernel_size, self.stride) / avg_pool[nd](mask, self.kernel_size, self.stride)
+            pool = avg_pool[nd]
+            counts = pool(mask, self.kernel_size, self.stride)
+            return pool(xp, self.kernel_size, self.stride) / counts
 
         def extra_repr(self) -> str:
             text = (f"{self.kind!r}, kernel_size={self.kernel_size}, stride={self.stride}, "
