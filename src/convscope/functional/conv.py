@@ -56,36 +56,55 @@ def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip)
     return x, w, b, geo
 
 
+# Chunk sizing (measured on the benchmark suite, see benchmarks/): a window matrix of about
+# this many bytes (plus its product) stays in the caches between the copy that builds it and
+# the matrix product that reads it; whole-batch matrices (tens of MiB) measured up to 2.6x
+# slower on (64, 32, 32, 32) -> 64. Below ``_MIN_COLUMNS`` columns the products get
+# inefficient, so small-image chunks take more samples.
+_CHUNK_BYTES = 4 << 20
+_MIN_COLUMNS = 2048
+
+
 class _Plan:
-    """How one convolution lays out its window matrix.
+    """How one convolution lays out its window matrices and splits the work into chunks.
 
-    The window matrix of a block of ``B`` samples has shape ``(C_in * prod(k), B * L)``: one
-    row per (channel, kernel tap), one column per window ``v_i``, all samples side by side,
-    so a whole filter bank is ONE matrix product per group (no per-sample small products).
+    A window matrix has one row per (input channel, kernel tap) and one column per window
+    ``v_i``, so a whole filter bank is one matrix product per group. Two layouts:
 
-    Two layouts of the ``L`` columns of a sample:
+    * **flat** (stride 1 on every axis; shape ``(C_in, taps, B, L)``): the padded plane is
+      read as one long vector; the window of output ``o`` starts at flat index
+      ``sum(o_i * P_i)`` (``P_i`` = the padded plane's row strides) and kernel tap ``j`` adds
+      ``sum(j_i * d_i * P_i)``. Each tap is then ONE contiguous slice, which makes gathering
+      windows (and the backward's slice-adds) fast. The price: columns for positions that
+      wrap past the right edge are computed and thrown away (``L`` = last valid flat index
+      + 1). The ``B`` samples of a chunk sit side by side: ONE product per group and chunk,
+      then one pass that copies the valid columns into ``y`` (adding the bias).
+    * **strided** (any stride; ``(C_in, taps, B, *out)``): one strided slice per tap, no
+      thrown-away columns, samples side by side as in flat.
 
-    * **flat** (stride 1 on every axis): the padded plane is read as one long vector; the
-      window of output ``o`` starts at flat index ``sum(o_i * P_i)`` (``P_i`` = the padded
-      plane's row strides) and kernel tap ``j`` adds ``sum(j_i * d_i * P_i)``. Each tap is
-      then ONE contiguous slice, which makes gathering windows (and the backward's
-      slice-adds) fast. The price: columns for positions that wrap past the right edge are
-      computed and thrown away (``L`` = last valid flat index + 1, a few percent more).
-    * **strided** (any stride): one strided slice per tap and ``L = prod(out)``.
+    Chunks: samples are grouped (and padded) together; each group is cut into blocks of
+    output rows. A block's window matrix (with the product's result for it) is kept near
+    ``_CHUNK_BYTES`` so it stays in the caches, and never above the workspace budget.
     """
 
-    def __init__(self, geo: ConvGeometry, itemsize: int):
+    def __init__(self, geo: ConvGeometry, itemsize: int, layout: str | None = None):
         self.geo = geo
         self.itemsize = itemsize
-        self.ntaps = int(np.prod(geo.k))
-        self.flat = all(v == 1 for v in geo.s)
+        self.taps = list(kernel_taps(geo.k))
+        self.ntaps = len(self.taps)
+        self.rows_k = geo.c_in * self.ntaps  # rows of the window matrix
+        if layout is None:
+            layout = "flat" if all(v == 1 for v in geo.s) else "strided"
+        self.layout = layout
+        self.flat = layout == "flat"
         if self.flat:
             padded = geo.padded
             self.plane = [int(np.prod(padded[i + 1 :], dtype=np.int64)) for i in range(geo.ndim)]
             self.offsets = [
-                sum(j * d * ps for j, d, ps in zip(tap, geo.d, self.plane))
-                for tap in kernel_taps(geo.k)
+                sum(j * d * ps for j, d, ps in zip(tap, geo.d, self.plane)) for tap in self.taps
             ]
+        self.order = (1, 0, *range(2, geo.ndim + 2))
+        self._split()
 
     def strides(self, rc: int) -> list[int]:
         """Element strides of the virtual output grid of a block with ``rc`` rows."""
@@ -101,72 +120,89 @@ class _Plan:
             return sum((c - 1) * ps for c, ps in zip(count, self.plane)) + 1
         return int(np.prod(count, dtype=np.int64))
 
-    def chunks(self) -> Iterator[tuple[slice, int, int]]:
-        """Yield (batch slice, first output row, number of rows) blocks under the budget.
-
-        Whole samples are grouped while their window matrix (and the matrix product's result
-        for it) fits the workspace budget; a single sample that does not fit is split along
-        its first spatial output axis.
-        """
+    def _split(self) -> None:
+        """Choose the sample groups and row blocks (see the class docstring)."""
         geo = self.geo
         rows = geo.out[0]
-        # Per column: the window matrix row block plus the filter bank's result for it.
-        row_bytes = (geo.c_in * self.ntaps + geo.c_out) * self.itemsize
-        per_sample = row_bytes * self.length(rows)
-        budget = get_workspace_budget()
-        if per_sample <= budget:
-            per = max(1, budget // max(1, per_sample))
-            for start in range(0, geo.batch, per):
-                yield slice(start, min(geo.batch, start + per)), 0, rows
-            return
-        step = max(1, rows * budget // per_sample)
-        for i in range(geo.batch):
-            for r0 in range(0, rows, step):
-                yield slice(i, i + 1), r0, min(step, rows - r0)
+        column_bytes = (self.rows_k + geo.c_out) * self.itemsize
+        budget_cols = max(1, get_workspace_budget() // column_bytes)
+        want = min(max(_MIN_COLUMNS, _CHUNK_BYTES // column_bytes), budget_cols)
+        per_sample = self.length(rows)
+        if geo.batch == 0:
+            self.per, self.step = 1, rows
+        elif per_sample <= max(want, min(2 * want, budget_cols)):
+            per = max(1, want // per_sample)
+            count = -(-geo.batch // per)
+            self.per, self.step = -(-geo.batch // count), rows  # balanced groups
+        else:
+            step = max(1, min(rows, rows * want // per_sample))
+            while step > 1 and self.length(step) > budget_cols:
+                step -= 1
+            count = -(-rows // step)
+            self.per, self.step = 1, -(-rows // count)
+        self.max_cols = self.per * self.length(self.step)
 
-    def im2col(self, xp: np.ndarray, bs: slice, r0: int, rc: int) -> np.ndarray:
-        """The window matrix of one block, shape ``(C_in, prod(k), B, L)``.
+    def groups(self) -> Iterator[slice]:
+        """Consecutive sample groups (each padded and processed together)."""
+        for start in range(0, self.geo.batch, self.per):
+            yield slice(start, min(self.geo.batch, start + self.per))
+
+    def blocks(self) -> Iterator[tuple[int, int]]:
+        """``(first output row, number of rows)`` of every block of a group."""
+        rows = self.geo.out[0]
+        for r0 in range(0, rows, self.step):
+            yield r0, min(self.step, rows - r0)
+
+    def workspace(self, rows: int, dtype) -> np.ndarray:
+        """A flat buffer for ``rows`` rows of the largest block's columns."""
+        return np.empty(rows * self.max_cols, dtype=dtype)
+
+    def _tap_views(self, a: np.ndarray, r0: int, rc: int):
+        """Per kernel tap, the padded-input slice it reads for rows ``r0 .. r0+rc``."""
+        geo = self.geo
+        out_count = (rc, *geo.out[1:])
+        out_start = (r0,) + (0,) * (geo.ndim - 1)
+        return out_count, [a[tap_slices(tap, geo.s, geo.d, out_start, out_count)] for tap in self.taps]
+
+    def im2col(self, xp: np.ndarray, r0: int, rc: int, buf: np.ndarray) -> np.ndarray:
+        """The window matrices of rows ``r0 .. r0+rc`` of the padded group ``xp`` (written
+        into ``buf``), shape ``(C_in, taps, B, L)``.
 
         Entry ``[c, t, b, l]`` is channel ``c`` of window ``l`` of sample ``b`` at kernel tap
         ``t`` (the notes' ``v_i``, one tap at a time).
         """
         geo = self.geo
-        xb = xp[bs]
-        bsize = xb.shape[0]
+        bsize = xp.shape[0]
         length = self.length(rc)
-        cols = np.empty((geo.c_in, self.ntaps, bsize, length), dtype=xp.dtype)
+        size = self.rows_k * bsize * length
+        cols = buf[:size].reshape(geo.c_in, self.ntaps, bsize, length)
         if self.flat:
-            xf = xb.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
+            xf = xp.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
             base = r0 * self.plane[0]
             for t, off in enumerate(self.offsets):
                 cols[:, t] = xf[:, :, base + off : base + off + length]
         else:
-            out_count = (rc, *geo.out[1:])
-            out_start = (r0,) + (0,) * (geo.ndim - 1)
-            view = cols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
-            order = (1, 0, *range(2, geo.ndim + 2))
-            for t, tap in enumerate(kernel_taps(geo.k)):
-                view[:, t] = xb[tap_slices(tap, geo.s, geo.d, out_start, out_count)].transpose(order)
+            out_count, views = self._tap_views(xp, r0, rc)
+            target = cols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
+            for t, v in enumerate(views):
+                target[:, t] = v.transpose(self.order)
         return cols
 
-    def col2im(self, dxp: np.ndarray, dcols: np.ndarray, bs: slice, r0: int, rc: int) -> None:
+    def col2im(self, dxp: np.ndarray, dcols: np.ndarray, r0: int, rc: int) -> None:
         """Add every window's gradient back where the window was read (adjoint of im2col)."""
         geo = self.geo
-        dxb = dxp[bs]
-        bsize = dxb.shape[0]
+        bsize = dxp.shape[0]
         length = self.length(rc)
         if self.flat:
-            df = dxb.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
+            df = dxp.reshape(bsize, geo.c_in, -1).transpose(1, 0, 2)
             base = r0 * self.plane[0]
             for t, off in enumerate(self.offsets):
                 df[:, :, base + off : base + off + length] += dcols[:, t]
-        else:
-            out_count = (rc, *geo.out[1:])
-            out_start = (r0,) + (0,) * (geo.ndim - 1)
-            view = dcols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
-            order = (1, 0, *range(2, geo.ndim + 2))
-            for t, tap in enumerate(kernel_taps(geo.k)):
-                dxb[tap_slices(tap, geo.s, geo.d, out_start, out_count)] += view[:, t].transpose(order)
+            return
+        out_count, views = self._tap_views(dxp, r0, rc)
+        source = dcols.reshape(geo.c_in, self.ntaps, bsize, *out_count)
+        for t, v in enumerate(views):
+            v += source[:, t].transpose(self.order)
 
     def grid(self, flat: np.ndarray, rc: int) -> np.ndarray:
         """View the valid outputs of a block ``(C, B, L)`` as ``(C, B, rc, *out[1:])``."""
@@ -188,6 +224,87 @@ def _group_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -
     for q in range(a.shape[0]):
         np.matmul(a[q], b[q], out=out[q])
     return out
+
+
+class _Context:
+    """What :func:`_conv_backward_ctx` needs from the forward (validated arrays, geometry)."""
+
+    __slots__ = ("x", "w", "geo", "plan", "flip", "w_shape")
+
+    def __init__(self, x, w, geo, plan, flip, w_shape):
+        self.x, self.w, self.geo, self.plan, self.flip, self.w_shape = x, w, geo, plan, flip, w_shape
+
+
+def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry, plan: _Plan) -> np.ndarray:
+    """The forward of validated arrays (``w`` already flipped if asked for)."""
+    y = np.empty(geo.y_shape, dtype=x.dtype)
+    g = geo.g
+    cog = geo.c_out // g
+    wmat = w.reshape(g, cog, -1)
+    bias = None if b is None else b.reshape((-1, 1) + (1,) * geo.ndim)
+    ws_cols = plan.workspace(plan.rows_k, x.dtype)
+    ws_out = plan.workspace(geo.c_out, x.dtype)
+    for bs in plan.groups():
+        xp = pad(x[bs], geo.p, geo.padding_mode)
+        for r0, rc in plan.blocks():
+            cols = plan.im2col(xp, r0, rc, ws_cols)
+            bsize, length = cols.shape[2], cols.shape[3]
+            # Every dot product f . v_i of the block, all filters of a group at once.
+            block = ws_out[: geo.c_out * bsize * length].reshape(g, cog, bsize * length)
+            _group_matmul(wmat, cols.reshape(g, -1, bsize * length), out=block)
+            valid = plan.grid(block.reshape(geo.c_out, bsize, length), rc)
+            target = y[bs, :, r0 : r0 + rc].transpose(plan.order)
+            if bias is None:
+                np.copyto(target, valid)
+            else:  # + f_0, fused into the copy out of the window-matrix layout
+                np.add(valid, bias, out=target)
+    return y
+
+
+def _backward(dy: np.ndarray, ctx: _Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The backward of validated arrays; ``dw`` is for the flipped filter if ``ctx.flip``."""
+    x, wk, geo, plan = ctx.x, ctx.w, ctx.geo, ctx.plan
+    g = geo.g
+    cog = geo.c_out // g
+    dx = np.empty(x.shape, dtype=x.dtype)
+    wmat_t = wk.reshape(g, cog, -1).transpose(0, 2, 1)
+    dwmat = np.zeros((g, cog, wmat_t.shape[1]), dtype=x.dtype)
+    dw_part = np.empty_like(dwmat)
+    db = dy.sum(axis=(0, *range(2, dy.ndim)))
+    ws_cols = plan.workspace(plan.rows_k, x.dtype)
+    ws_dy = plan.workspace(geo.c_out, x.dtype)
+    for bs in plan.groups():
+        xb = x[bs]
+        xp = pad(xb, geo.p, geo.padding_mode)
+        if xp is xb:  # no padding: accumulate straight into dx
+            dxp = dx[bs]
+            dxp.fill(0)
+        else:
+            dxp = np.zeros(xp.shape, dtype=x.dtype)
+        for r0, rc in plan.blocks():
+            cols = plan.im2col(xp, r0, rc, ws_cols)
+            bsize, length = cols.shape[2], cols.shape[3]
+            dyv = ws_dy[: geo.c_out * bsize * length].reshape(geo.c_out, bsize, length)
+            dyb = dy[bs, :, r0 : r0 + rc].transpose(plan.order)  # (C_out, B, rc, ...)
+            if plan.flat:
+                # Gradient of the thrown-away wrap-around columns is zero.
+                dyv.fill(0)
+                plan.grid(dyv, rc)[...] = dyb
+            else:
+                dyv.reshape(dyb.shape)[...] = dyb
+            dyg = dyv.reshape(g, cog, bsize * length)
+            colsg = cols.reshape(g, -1, bsize * length)
+            # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
+            dwmat += _group_matmul(dyg, colsg.transpose(0, 2, 1), out=dw_part)
+            # Input derivative: each window receives W^T dy_i, added back where it was read.
+            dcols = _group_matmul(wmat_t, dyg, out=colsg)
+            plan.col2im(dxp, dcols.reshape(cols.shape), r0, rc)
+        if xp is not xb:
+            dx[bs] = pad_backward(dxp, geo.p, geo.padding_mode)
+    dw = dwmat.reshape(ctx.w_shape)
+    if ctx.flip:
+        dw = np.flip(dw, axis=tuple(range(2, dw.ndim)))
+    return dx, np.ascontiguousarray(dw), db
 
 
 def conv(
@@ -249,26 +366,7 @@ def conv(
         workspace budget; results do not depend on the chunking.
     """
     x, w, b, geo = _prepare("conv", x, w, b, stride, padding, dilation, groups, padding_mode, flip)
-    xp = pad(x, geo.p, geo.padding_mode)
-    y = np.empty(geo.y_shape, dtype=x.dtype)
-    plan = _Plan(geo, x.dtype.itemsize)
-    g = geo.g
-    wmat = w.reshape(g, geo.c_out // g, -1)
-    order = (1, 0, *range(2, geo.ndim + 2))
-    bias = None if b is None else b.reshape((1, -1) + (1,) * geo.ndim)
-    for bs, r0, rc in plan.chunks():
-        cols = plan.im2col(xp, bs, r0, rc)
-        bsize, length = cols.shape[2], cols.shape[3]
-        # Every dot product f . v_i of the block, all filters of a group at once.
-        block = _group_matmul(wmat, cols.reshape(g, -1, bsize * length))
-        del cols
-        valid = plan.grid(block.reshape(geo.c_out, bsize, length), rc).transpose(order)
-        if bias is None:
-            y[bs, :, r0 : r0 + rc] = valid
-        else:  # + f_0, fused into the copy out of the window-matrix layout
-            np.add(valid, bias, out=y[bs, :, r0 : r0 + rc])
-        del block, valid
-    return y
+    return _forward(x, w, b, geo, _Plan(geo, x.dtype.itemsize))
 
 
 def conv_backward(
@@ -323,36 +421,5 @@ def conv_backward(
             f"{op}: dy must have the forward output's shape {format_shape(geo.y_shape)} (from x "
             f"{format_shape(x.shape)} and w {format_shape(w.shape)}); got {format_shape(dy.shape)}."
         )
-    g = geo.g
-    cog = geo.c_out // g
-    plan = _Plan(geo, x.dtype.itemsize)
-    xp = pad(x, geo.p, geo.padding_mode)
-    dxp = np.zeros(xp.shape, dtype=x.dtype)
-    wmat = wk.reshape(g, cog, -1)
-    wmat_t = wmat.transpose(0, 2, 1)
-    dwmat = np.zeros(wmat.shape, dtype=x.dtype)
-    db = dy.sum(axis=(0, *range(2, dy.ndim)))
-    order = (1, 0, *range(2, geo.ndim + 2))
-    for bs, r0, rc in plan.chunks():
-        cols = plan.im2col(xp, bs, r0, rc)
-        bsize, length = cols.shape[2], cols.shape[3]
-        dyb = dy[bs, :, r0 : r0 + rc].transpose(order)  # (C_out, B, rc, ...)
-        if plan.flat:
-            # Gradient of the thrown-away wrap-around columns is zero.
-            dyv = np.zeros((geo.c_out, bsize, length), dtype=x.dtype)
-            plan.grid(dyv, rc)[...] = dyb
-        else:
-            dyv = np.ascontiguousarray(dyb).reshape(geo.c_out, bsize, length)
-        dyg = dyv.reshape(g, cog, bsize * length)
-        colsg = cols.reshape(g, -1, bsize * length)
-        # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
-        dwmat += _group_matmul(dyg, colsg.transpose(0, 2, 1))
-        # Input derivative: each window receives W^T dy_i, added back where it was read.
-        dcols = _group_matmul(wmat_t, dyg, out=colsg)
-        plan.col2im(dxp, dcols.reshape(cols.shape), bs, r0, rc)
-        del cols, dcols, dyv
-    dx = pad_backward(dxp, geo.p, geo.padding_mode)
-    dw = dwmat.reshape(wk.shape)
-    if flip:
-        dw = np.flip(dw, axis=tuple(range(2, dw.ndim)))
-    return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
+    ctx = _Context(x, wk, geo, _Plan(geo, x.dtype.itemsize), bool(flip), wk.shape)
+    return _backward(dy, ctx)
