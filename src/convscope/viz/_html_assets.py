@@ -35,12 +35,12 @@ pre { background: #f3f5f7; border-radius: 6px; padding: 6px 8px; font-size: 12px
 .maps { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
 figure { margin: 0; text-align: center; font-size: 11px; color: var(--muted); }
 figure .rf-host { display: block; }
-figure img { display: block; image-rendering: pixelated; border: 1px solid var(--line); }
+figure img { display: block; image-rendering: pixelated; outline: 1px solid var(--line); }
 img.fmap { cursor: crosshair; }
 img.fmap:hover { outline: 2px solid var(--accent); }
 .filters { display: grid; gap: 3px; margin-top: 4px; align-items: center; }
 .filters span { font-size: 10px; color: var(--muted); text-align: right; padding-right: 3px; }
-.filters img { image-rendering: pixelated; border: 1px solid var(--line); display: block; }
+.filters img { image-rendering: pixelated; outline: 1px solid var(--line); display: block; }
 details > summary { cursor: pointer; color: var(--accent); font-size: 13px; margin-top: 6px; }
 .note { background: #fff7e0; border: 1px solid #f0d68a; border-radius: 6px; padding: 6px 10px; margin: 6px 0; font-size: 13px; }
 .rf-host { position: relative; display: inline-block; width: max-content; }
@@ -106,9 +106,11 @@ function paren(v) { var t = fmt(v); return t.charAt(0) === "-" ? "(" + t + ")" :
 function tuple(a) { return "(" + a.join(", ") + (a.length === 1 ? "," : "") + ")"; }
 
 function pixelOf(img, ev) {
+  // the content box: the picture without any border, scaled from W x H pixels
   var r = img.getBoundingClientRect(), W = img.naturalWidth, H = img.naturalHeight;
-  var col = Math.min(W - 1, Math.max(0, Math.floor((ev.clientX - r.left) / r.width * W)));
-  var row = Math.min(H - 1, Math.max(0, Math.floor((ev.clientY - r.top) / r.height * H)));
+  var x = ev.clientX - r.left - img.clientLeft, y = ev.clientY - r.top - img.clientTop;
+  var col = Math.min(W - 1, Math.max(0, Math.floor(x / img.clientWidth * W)));
+  var row = Math.min(H - 1, Math.max(0, Math.floor(y / img.clientHeight * H)));
   return D.spatial_ndim === 1 ? [col] : [row, col];
 }
 function valueAt(l, c, pos) {
@@ -119,12 +121,17 @@ function valueAt(l, c, pos) {
   return arr(l.values.data)[ci * prod(sp) + flat(pos, sp)];
 }
 
+// [first, last, span first, span last] per axis: the exact box of the input entries that can
+// influence the pixel (embedded per axis), and the simple span start + i*jump .. + rf - 1,
+// which also counts padding
 function region(l, pos) {
-  if (!l.rf || !l.jump) return null;
-  var n = D.input_shape.slice(2), out = [];
+  if (!l.field) return null;
+  var out = [];
   for (var a = 0; a < pos.length; a++) {
-    var first = l.start[a] + pos[a] * l.jump[a], last = first + l.rf[a] - 1;
-    out.push([Math.max(0, first), Math.min(n[a] - 1, last), first, last]);
+    var first = l.field[a][0][pos[a]], last = l.field[a][1][pos[a]];
+    if (first < 0) return "padding";
+    var span = l.start ? l.start[a] + pos[a] * l.jump[a] : first;
+    out.push([first, last, span, l.rf ? span + l.rf[a] - 1 : last]);
   }
   return out;
 }
@@ -220,12 +227,16 @@ function showPixel(img, index, c, pos) {
   if (lib !== null) h += " = <b id='pixel-value' data-value='" + lib + "'>" + fmt(lib) + "</b>";
   h += "</p>";
   var reg = region(l, pos);
-  if (reg) {
+  if (reg === "padding") {
+    h += "<p id='rf-text' data-region='none'>This pixel's windows lie entirely in the zero padding: no input entry reaches it.</p>";
+    reg = null;
+  } else if (reg) {
     var txt = reg.map(function (r) { return r[0] + ":" + (r[1] + 1); }).join(", ");
     var axes = D.spatial_ndim === 1 ? ["entries"] : ["rows", "columns"];
     h += "<p>Receptive field on the input: <b id='rf-text' data-region='" + txt + "'>x[..., " + txt + "]</b> (" +
-      reg.map(function (r, a) { return axes[a] + " " + r[0] + ".." + r[1]; }).join(", ") + "; field " +
-      l.rf.join("x") + ", jump " + l.jump.join("x") + (reg.some(function (r) { return r[2] < 0 || r[3] > r[1]; }) ? "; part of it lies in the padding" : "") + ")</p>";
+      reg.map(function (r, a) { return axes[a] + " " + r[0] + ".." + r[1]; }).join(", ") +
+      (l.rf && l.jump ? "; field " + l.rf.join("x") + ", jump " + l.jump.join("x") : "") +
+      (reg.some(function (r) { return r[2] < r[0] || r[3] > r[1]; }) ? "; the rest of the field lies in the padding" : "") + ")</p>";
   } else {
     h += "<p id='rf-text' data-region=''>This pixel sees the whole input (after Flatten or Linear).</p>";
   }

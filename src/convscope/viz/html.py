@@ -54,6 +54,7 @@ from ..nn.conv import _ConvNd
 from ..nn.summary import summary
 from ._html_assets import CSS, JS
 from .activations import LayerActivation, forward_layers, name_suffix as _name_text
+from .fields import receptive_boxes
 from .image import colorize, data_uri, value_range
 
 __all__ = ["explain_model_html"]
@@ -227,7 +228,7 @@ def _probabilities(acts: list[LayerActivation], class_names: Any) -> str:
     top = int(np.argmax(probs))
     bars = []
     for i, (name, p) in enumerate(zip(names, probs)):
-        bars.append(f'<div class="bar{" top" if i == top else ""}" data-class="{i}" data-p="{p!r}">'
+        bars.append(f'<div class="bar{" top" if i == top else ""}" data-class="{i}" data-p="{float(p)!r}">'
                     f'<span class="lab" title="{html.escape(name)}">{html.escape(name)}</span>'
                     f'<span class="track"><span class="fill" style="width:{100 * p:.2f}%;display:block"></span></span>'
                     f'<span class="num">{p:.4f}</span></div>')
@@ -296,6 +297,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     rows = {r.index: r for r in summary(model, xb.shape).rows}
     derivations = {r[0]: r[5] for r in explain_model_shapes(model, xb.shape).rows}
     rf_rows = {r.index: r for r in receptive_field(model, xb.shape).rows}
+    boxes = receptive_boxes(acts, xb.shape[2:])
     budget = _Budget(int(max_numbers))
     shown_acts = acts[:max_layers]
     cards, layer_data, notes = [], [], []
@@ -310,6 +312,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
             "rf": None if rf.rf is None or rf.jump is None else list(rf.rf),
             "jump": None if rf.jump is None else list(rf.jump),
             "start": None if rf.start is None else list(rf.start),
+            "field": None if boxes[act.index] is None else [[f.tolist(), last.tolist()] for f, last in boxes[act.index]],
             "values": None, "conv": None,
         }
         body = []

@@ -1,0 +1,165 @@
+"""The HTML explainer as a file: self-contained, its embedded numbers right, its caps stated.
+
+The browser half (clicks, the page's own arithmetic, the playground) is tests/viz/test_browser.py.
+"""
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from convscope import nn
+from convscope.errors import ArgumentTypeError, ConfigError
+from convscope.explain import receptive_field, trace_conv
+from convscope.functional import softmax
+from convscope.viz import explain_model_html, forward_layers
+
+
+def _model(dtype=np.float32):
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, rng=0, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2, padding_mode="reflect", rng=1, dtype=dtype),
+        nn.Conv2d(4, 2, 2, stride=2, rng=2, dtype=dtype),
+        nn.Flatten(), nn.Linear(2 * 2 * 2, 3, rng=3, dtype=dtype),
+    )
+
+
+def _x(shape=(8, 8), seed=0):
+    return np.random.default_rng(seed).random(shape)
+
+
+def _data(text):
+    blob = re.search(r'<script type="application/json" id="convscope-data">(.*?)</script>', text, re.S).group(1)
+    return json.loads(blob.replace("<\\/", "</"))
+
+
+def _decode(entry):
+    dtype = "<f8" if entry["dtype"] == "f8" else "<f4"
+    return np.frombuffer(base64.b64decode(entry["b64"]), dtype=dtype).reshape(entry["shape"]).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    path = explain_model_html(_model(), _x(), tmp_path_factory.mktemp("html") / "report.html",
+                              class_names=["cat", "dog", "<b>bird</b>"])
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_self_contained_every_image_inline_and_decodable(page):
+    Image = pytest.importorskip("PIL.Image", reason="Pillow decodes the inline PNGs")
+    _, text = page
+    assert not re.search(r"(src|href)\s*=\s*\"(https?:)?//", text)
+    assert "<link" not in text and not re.search(r"<script[^>]+src=", text)
+    assert "@import" not in text and "url(" not in text
+    srcs = re.findall(r'<img[^>]*src="([^"]+)"', text)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:
+        with Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))) as img:
+            img.load()
+            assert img.size[0] > 0 and img.size[1] > 0
+    # every channel of every spatial layer: 4 + 4 + 4 + 4 + 2 maps
+    assert len(re.findall(r'<img class="fmap"', text)) == 18
+    assert len(re.findall(r'<section class="card layer', text)) == 7
+
+
+def test_embedded_numbers_reproduce_every_convolution_output(page):
+    _, text = page
+    data = _data(text)
+    model = _model()
+    _, acts = forward_layers(model, _x())
+    eps = np.finfo(np.float32).eps
+    convs = [lay for lay in data["layers"] if lay["conv"] is not None]
+    assert [lay["index"] for lay in convs] == [1, 4, 5]
+    for lay in convs:
+        cv, act = lay["conv"], acts[lay["index"] - 1]
+        xp, w, y = _decode(cv["padded"]), _decode(cv["weights"]), _decode(lay["values"]["data"])
+        np.testing.assert_array_equal(y, act.y[0, lay["values"]["channels"]])   # the library's values, bit-exact
+        gsize, per_group = cv["c_in"] // cv["groups"], cv["c_out"] // cv["groups"]
+        (kh, kw), (sh, sw), (dh, dw) = cv["k"], cv["s"], cv["d"]
+        for ci, c in enumerate(cv["channels"]):
+            g = c // per_group
+            for i, j in np.ndindex(*y.shape[1:]):
+                v = xp[g * gsize:(g + 1) * gsize, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                terms = w[ci] * v
+                value = terms.sum() + cv["bias"][ci]
+                bound = (terms.size + 1) * eps * (np.abs(terms).sum() + abs(cv["bias"][ci]))
+                assert abs(value - y[ci, i, j]) <= bound, (lay["index"], c, i, j)
+    # and the page's window arithmetic is explain.trace_conv's (layer 4: reflect padding, dilation, groups)
+    act = acts[3]
+    m = act.module
+    t = trace_conv(act.x[0, 2:4].astype(np.float64), m.weight.data[3].astype(np.float64), b=float(m.bias.data[3]),
+                   padding=2, dilation=2, padding_mode="reflect", channels=True)
+    assert abs(t.step((1, 2)).y - act.y[0, 3, 1, 2]) < 1e-5
+
+
+def test_receptive_fields_match_explain(page):
+    _, text = page
+    data = _data(text)
+    model = _model()
+    rf = receptive_field(model, (1, 1, 8, 8))
+    for lay in data["layers"]:
+        row = rf.rows[lay["index"]]
+        assert lay["rf"] == (None if row.rf is None or row.jump is None else list(row.rf))
+        assert (lay["field"] is None) == (row.jump is None)
+        if lay["field"] is None:
+            continue
+        for pixel in np.ndindex(*lay["out_shape"][2:]):
+            exact = receptive_field(model, (1, 1, 8, 8), pixel=pixel, layer=lay["index"]).region
+            box = [(lay["field"][a][0][p], lay["field"][a][1][p]) for a, p in enumerate(pixel)]
+            assert box == [(sl.start, sl.stop - 1) for sl in exact], (lay["index"], pixel)
+
+
+def test_probabilities_and_escaping(page):
+    _, text = page
+    model = _model()
+    p = softmax(model.eval()(_x().astype(np.float32)[None, None]).astype(np.float64), axis=1)[0]
+    top = int(re.search(r'id="prediction" data-class="(\d+)"', text).group(1))
+    assert top == int(np.argmax(p))
+    shown = [float(v) for v in re.findall(r'class="bar[^"]*" data-class="\d+" data-p="([^"]+)"', text)]
+    np.testing.assert_allclose(shown, p, rtol=1e-6)
+    assert "&lt;b&gt;bird&lt;/b&gt;" in text and "<b>bird</b>" not in text
+    assert "softmax is applied here" in text
+
+
+def test_softmax_model_output_used_as_is(tmp_path):
+    model = nn.Sequential(nn.Conv1d(1, 2, 3, rng=0), nn.Flatten(), nn.Linear(12, 4, rng=1), nn.Softmax(dim=1))
+    text = explain_model_html(model, _x((1, 8)), tmp_path / "p.html").read_text()
+    assert "the model's own Softmax output" in text
+    data = _data(text)
+    assert data["spatial_ndim"] == 1 and data["layers"][0]["conv"]["k"] == [3]
+
+
+def test_caps_are_applied_and_stated(tmp_path):
+    text = explain_model_html(_model(), _x(), tmp_path / "c.html", max_channels=1, max_layers=3,
+                              max_numbers=100).read_text()
+    assert len(re.findall(r'<img class="fmap"', text)) == 3
+    assert len(re.findall(r'<section class="card layer', text)) == 3
+    assert "Only the first 3 of 7 layers are shown" in text
+    assert "only the first 1 channels are drawn" in text
+    assert "not embedded" in text
+    data = _data(text)
+    assert data["layers"][0]["conv"]["padded"] is None          # 1x10x10 padded input > 100 numbers
+    assert "Class probabilities" in text                          # still there after a layer cap
+
+
+def test_float64_model_embeds_float64(tmp_path):
+    text = explain_model_html(_model(np.float64), _x(), tmp_path / "d.html").read_text()
+    data = _data(text)
+    assert data["dtype"] == "float64" and data["layers"][0]["conv"]["padded"]["dtype"] == "f8"
+    assert data["eps"] == np.finfo(np.float64).eps
+
+
+def test_rejects_with_reasons(tmp_path):
+    with pytest.raises(ConfigError, match="class_names must name the model's 3 outputs; got 2"):
+        explain_model_html(_model(), _x(), tmp_path / "e.html", class_names=["a", "b"])
+    with pytest.raises(ConfigError, match="1-D and 2-D inputs"):
+        explain_model_html(nn.Conv3d(1, 1, 2, rng=0), np.zeros((3, 3, 3)), tmp_path / "e.html")
+    with pytest.raises(ConfigError, match="max_channels must be a positive int"):
+        explain_model_html(_model(), _x(), tmp_path / "e.html", max_channels=0)
+    with pytest.raises(ArgumentTypeError, match="path must be a file name"):
+        explain_model_html(_model(), _x(), None)
+    assert not (tmp_path / "e.html").exists()
+
