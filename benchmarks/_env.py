@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-wait", type=float,
         help="seconds to wait for other processes to go quiet before each measurement (default 30, quick 10; 0: never)",
     )
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall",
+        help="time 1-thread settings by wall clock (default) or by process CPU time (for a busy machine)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="time convscope alone")
     parser.add_argument("--thread-control", choices=["threadpoolctl", "env"], help=argparse.SUPPRESS)
     return parser

@@ -1,7 +1,8 @@
 """Timing machinery for the benchmarks: repeats and statistics, machine load, matmul peak.
 
-Everything here measures wall-clock time with ``time.perf_counter`` and knows nothing about
-convscope or PyTorch; :mod:`benchmarks.bench_ops` feeds it callables.
+Everything here measures wall-clock time with ``time.perf_counter`` (or, on request, this
+process's CPU time, see :data:`CLOCKS`) and knows nothing about convscope or PyTorch;
+:mod:`benchmarks.bench_ops` feeds it callables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 __all__ = [
     "geometric_mean",
     "summarize",
+    "CLOCKS",
     "time_once",
     "CpuMonitor",
     "wait_quiet",
@@ -65,10 +67,18 @@ def summarize(seconds: Sequence[float]) -> dict:
     }
 
 
-def time_once(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+#: ``wall``: elapsed time (the measurement). ``cpu``: CPU time of the whole process (all its
+#: threads). At one thread on a machine shared with other work, CPU time leaves out the time
+#: the process waited for a core, so it still estimates the single-thread cost; it is
+#: meaningless at several threads, where idle pool threads spin.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_once(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds one call of ``fn`` takes on ``clock``."""
+    t0 = clock()
     fn()  # the result is dropped (and freed) inside the timed region, for both libraries
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 class CpuMonitor:
@@ -126,6 +136,7 @@ def measure(
     max_repeats: int,
     rounds: int,
     settle_s: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Time each callable, interleaving them in ``rounds`` blocks (order alternating).
 
@@ -138,7 +149,7 @@ def measure(
     counts = {}
     for name, fn in fns.items():
         fn()
-        estimate = time_once(fn)
+        estimate = time_once(fn, clock)
         wanted = math.ceil(target_s / max(estimate, 1e-7))
         counts[name] = max(min_repeats, min(max_repeats, wanted))
     rounds = max(1, min(rounds, min(counts.values())))
@@ -153,14 +164,16 @@ def measure(
                     time.sleep(settle_s)
                 share = counts[name] // rounds + (1 if r < counts[name] % rounds else 0)
                 for _ in range(share):
-                    samples[name].append(time_once(fns[name]))
+                    samples[name].append(time_once(fns[name], clock))
     finally:
         if enabled:
             gc.enable()
     return samples
 
 
-def measure_guarded(fns, min_repeats, target_s, max_repeats, rounds, settle_s, quiet, max_wait_s, retries):
+def measure_guarded(
+    fns, min_repeats, target_s, max_repeats, rounds, settle_s, quiet, max_wait_s, retries, clock=time.perf_counter
+):
     """:func:`measure`, waiting for a quiet machine first and retrying when others ran.
 
     Returns the samples of the attempt with the least foreign CPU load, and a dict with
@@ -174,7 +187,7 @@ def measure_guarded(fns, min_repeats, target_s, max_repeats, rounds, settle_s, q
         if max_wait_s > 0:
             waited += wait_quiet(quiet, max_wait_s)
         start = CpuMonitor.snapshot()
-        samples = measure(fns, min_repeats, target_s, max_repeats, rounds, settle_s)
+        samples = measure(fns, min_repeats, target_s, max_repeats, rounds, settle_s, clock)
         load = CpuMonitor.other_load(start, CpuMonitor.snapshot())
         if best is None or (load is not None and best[1] is not None and load < best[1]):
             best = (samples, load)
@@ -188,7 +201,9 @@ def measure_guarded(fns, min_repeats, target_s, max_repeats, rounds, settle_s, q
 # --------------------------------------------------------------------------------------
 
 
-def matmul_peak(sizes: Sequence[int] = (1024, 2048, 3072), repeats: int = 5, seed: int = 0) -> dict:
+def matmul_peak(
+    sizes: Sequence[int] = (1024, 2048, 3072), repeats: int = 5, seed: int = 0, clock: Callable[[], float] = time.perf_counter
+) -> dict:
     """Measured float32 ``np.matmul`` rate on square matrices, best size's median (GFLOP/s).
 
     Runs under whatever thread limit is active.
@@ -200,7 +215,7 @@ def matmul_peak(sizes: Sequence[int] = (1024, 2048, 3072), repeats: int = 5, see
         b = rng.standard_normal((n, n), dtype=np.float32)
         out = np.empty((n, n), dtype=np.float32)
         np.matmul(a, b, out=out)
-        times = [time_once(lambda: np.matmul(a, b, out=out)) for _ in range(max(1, repeats))]
+        times = [time_once(lambda: np.matmul(a, b, out=out), clock) for _ in range(max(1, repeats))]
         by_size[str(n)] = 2.0 * n**3 / float(np.median(times)) / 1e9
     best = max(by_size, key=by_size.get)
     return {"gflops": by_size[best], "size": int(best), "by_size": by_size}
