@@ -38,7 +38,8 @@ class Tracer:
     (2, [('inner', 1), ('outer', 1)])
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.perf_counter) -> None:
+        self.clock = clock
         self._stack: list[float] = []
         self.exclusive: dict[str, float] = defaultdict(float)
         self.calls: Counter = Counter()
@@ -46,11 +47,11 @@ class Tracer:
     def wrap(self, name: str, fn):
         def timed(*args, **kwargs):
             self._stack.append(0.0)
-            t0 = time.perf_counter()
+            t0 = self.clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - t0
+                elapsed = self.clock() - t0
                 children = self._stack.pop()
                 self.exclusive[name] += elapsed - children
                 self.calls[name] += 1
@@ -110,7 +111,7 @@ def traced_conv_module(tracer: Tracer):
             setattr(cls, attr, fn)
 
 
-def breakdown(case, repeats: int = 5) -> dict:
+def breakdown(case, repeats: int = 5, clock=time.perf_counter) -> dict:
     """Exclusive time per part (ms per call, averaged over ``repeats``) of conv and conv_backward."""
     import numpy as np
 
@@ -119,7 +120,7 @@ def breakdown(case, repeats: int = 5) -> dict:
     w = rng.standard_normal(case.w_shape, dtype=np.float32)
     b = rng.standard_normal(case.c_out, dtype=np.float32)
     dy = rng.standard_normal(case.y_shape, dtype=np.float32)
-    tracer = Tracer()
+    tracer = Tracer(clock)
     out = {}
     with traced_conv_module(tracer) as mod:
         conv, conv_backward = mod.conv, mod.conv_backward
@@ -129,10 +130,10 @@ def breakdown(case, repeats: int = 5) -> dict:
         ):
             call()  # warm-up: first-touch of buffers
             tracer.reset()
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(repeats):
                 call()
-            total = (time.perf_counter() - t0) / repeats * 1e3
+            total = (clock() - t0) / repeats * 1e3
             parts = {k: v / repeats * 1e3 for k, v in sorted(tracer.exclusive.items(), key=lambda kv: -kv[1])}
             calls = {k: tracer.calls[k] // repeats for k in parts}
             out[label] = {"total_ms": total, "parts_ms": parts, "calls": calls}
@@ -156,10 +157,15 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="comma-separated conv case names (default: every conv case)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--clock", choices=["wall", "cpu"], default="wall",
+        help="wall clock, or process CPU time (meaningful at 1 thread on a busy machine)",
+    )
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
 
+    from ._timing import CLOCKS
     from .bench_ops import SUITE, SUITE_BY_NAME
 
     names = args.only.split(",") if args.only else [c.name for c in SUITE if c.op == "conv"]
@@ -167,7 +173,7 @@ def main(argv=None) -> int:
     with threadpool_limits(limits=args.threads):
         for name in names:
             case = SUITE_BY_NAME[name.strip()]
-            _print(case, breakdown(case, args.repeats))
+            _print(case, breakdown(case, args.repeats, CLOCKS[args.clock]))
     return 0
 
 
