@@ -6,7 +6,6 @@ when one is absent. Chromium runs headless, sandbox-free, with a fresh profile a
 background networking, and loads the page from a file:// URL.
 """
 
-import os
 import shutil
 import tempfile
 

@@ -14,8 +14,11 @@ Example:
     >>> from convscope import nn
     >>> model = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3, rng=1))
     >>> x, acts = forward_layers(model, np.ones((6, 6)))
-    >>> x.shape, [(a.index, type(a.module).__name__, a.y.shape) for a in acts]
-    ((1, 1, 6, 6), [(1, 'Conv2d', (1, 2, 4, 4)), (2, 'ReLU', (1, 2, 4, 4)), (3, 'Flatten', (1, 32)), (4, 'Linear', (1, 3))])
+    >>> x.shape
+    (1, 1, 6, 6)
+    >>> [(a.index, type(a.module).__name__, a.y.shape) for a in acts]   # doctest: +NORMALIZE_WHITESPACE
+    [(1, 'Conv2d', (1, 2, 4, 4)), (2, 'ReLU', (1, 2, 4, 4)), (3, 'Flatten', (1, 32)),
+     (4, 'Linear', (1, 3))]
     >>> bool(np.array_equal(acts[-1].y, model(x)))
     True
 """
@@ -37,8 +40,8 @@ from ..nn.norm import BatchNorm2d
 from ..nn.pool import _BlurPoolNd, _WindowPoolNd
 from ..shapes import format_shape
 
-__all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers", "find_layer",
-           "name_suffix"]
+__all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers",
+           "find_layer", "name_suffix"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,7 +143,8 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
         if not found and layer.isdigit():
             found = [row for row in layers if row[0] == int(layer)]
     else:
-        raise ArgumentTypeError(f"{op}: layer must be a 1-based layer number or a dotted name; got {layer!r}.")
+        raise ArgumentTypeError(f"{op}: layer must be a 1-based layer number or a dotted name; "
+                                f"got {layer!r}.")
     if not found or not isinstance(found[0][2], kinds):
         got = f"layer {layer!r} is {type(found[0][2]).__name__}" if found else f"there is no layer {layer!r}"
         raise ConfigError(f"{op}: layer must name a {what} layer (number as in convscope summary, or "
@@ -225,7 +229,8 @@ def prepare_input(model: Module, x: Any, op: str = "prepare_input") -> np.ndarra
     return np.ascontiguousarray(a, dtype=model_dtype(model))
 
 
-def forward_layers(model: Module, x: Any, op: str = "forward_layers") -> tuple[np.ndarray, list[LayerActivation]]:
+def forward_layers(model: Module, x: Any,
+                   op: str = "forward_layers") -> tuple[np.ndarray, list[LayerActivation]]:
     """Run ``model`` on one sample layer by layer, keeping every layer's input and output.
 
     The model runs in evaluation mode (Dropout off, BatchNorm on running statistics); its

@@ -76,10 +76,12 @@ def add_filters(sub: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
     p.add_argument("--layer", metavar="N|NAME",
-                   help="layer number as in convscope summary, or dotted name (default: the first convolution)")
+                   help="layer number as in convscope summary, or dotted name (default: the first "
+                   "convolution)")
     p.add_argument("--out", metavar="FILE.png", default="filters.png", help="default: filters.png")
     p.add_argument("--max-filters", type=int, default=64, metavar="N", help="rows drawn at most (default 64)")
-    p.add_argument("--max-channels", type=int, default=16, metavar="N", help="columns drawn at most (default 16)")
+    p.add_argument("--max-channels", type=int, default=16, metavar="N",
+                   help="columns drawn at most (default 16)")
     p.set_defaults(handler=run_filters)
 
 
@@ -131,7 +133,8 @@ def add_model(sub: Any) -> None:
         "window, filter and dot product that made it; a playground shows the output-size formula.",
     )
     p.add_argument("model", metavar="MODEL", help=_MODEL_HELP)
-    p.add_argument("--input", required=True, metavar="IMAGE", help="an image file (PNG, JPEG, ...) or .npy array")
+    p.add_argument("--input", required=True, metavar="IMAGE",
+                   help="an image file (PNG, JPEG, ...) or .npy array")
     p.add_argument("--out", metavar="FILE.html", default="report.html", help="default: report.html")
     p.add_argument("--max-channels", type=int, default=64, metavar="N",
                    help="feature maps per layer at most (default 64; the page says when some are left out)")

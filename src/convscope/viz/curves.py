@@ -77,6 +77,8 @@ def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None
         DataError: the history has no loss column or no epochs.
         MissingDependencyError: matplotlib is not installed.
     """
+    from matplotlib.ticker import MaxNLocator
+
     op = "plot_curves"
     cols = _history_columns(history, op)
     losses = [k for k in ("train_loss", "val_loss", "loss") if k in cols]
@@ -100,6 +102,7 @@ def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None
         if test and what in test:
             ax.axhline(float(test[what]), color="gray", linestyle="--", label=f"test {float(test[what]):.4g}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(what)
         ax.set_title(f"{what} per epoch")
         ax.grid(True, alpha=0.3)
@@ -150,7 +153,8 @@ def plot_shift_curve(curves: Any, path: Any, title: str | None = None) -> Path:
 
     op = "plot_shift_curve"
     items = {"": curves} if isinstance(curves, ShiftCurve) else curves
-    if not isinstance(items, Mapping) or not items or not all(isinstance(c, ShiftCurve) for c in items.values()):
+    if (not isinstance(items, Mapping) or not items
+            or not all(isinstance(c, ShiftCurve) for c in items.values())):
         raise ArgumentTypeError(f"{op}: curves must be a ShiftCurve or a dict of them; got "
                                 f"{type(curves).__name__}.")
     p = _out_path(path, op)

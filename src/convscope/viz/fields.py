@@ -23,8 +23,8 @@ Example:
     >>> model = nn.Sequential(nn.Conv1d(1, 1, 3, padding=2, dilation=2, rng=0))
     >>> _, acts = forward_layers(model, np.zeros((1, 6)))
     >>> boxes = receptive_boxes(acts, (6,))
-    >>> boxes[1][0]          # output i reads x[i-2], x[i], x[i+2] where they exist
-    (array([0, 1, 0, 1, 2, 3]), array([2, 3, 4, 5, 5, 5]))
+    >>> boxes[1][0]          # output i reads x[i-2], x[i], x[i+2]; the rest is zero padding
+    (array([0, 1, 0, 1, 2, 3]), array([2, 3, 4, 5, 4, 5]))
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def _union(a: Box, b: Box) -> Box:
     return first, np.maximum(la, lb)
 
 
-def receptive_boxes(acts: Sequence[LayerActivation], input_spatial: Sequence[int]) -> dict[int, list[Box] | None]:
+def receptive_boxes(acts: Sequence[LayerActivation],
+                    input_spatial: Sequence[int]) -> dict[int, list[Box] | None]:
     """``{layer index: [(first, last) per spatial axis] or None}`` for every walked layer.
 
     Args:

@@ -183,7 +183,8 @@ def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None
     for act in acts:
         if isinstance(act.module, Flatten):
             continue
-        add(act.y, f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}", 0.75)
+        title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}"
+        add(act.y, title, 0.75)
     heights = [h + 0.45 for _, _, h, _ in panels]
     fig = _figure(_WIDTH, sum(heights) + 0.2)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
@@ -246,7 +247,8 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
     for index, name, m in layers:
         g = np.asarray(m.weight.grad, dtype=np.float64)
         norm = float(np.linalg.norm(g))
-        title = f"layer {index}{_name_text(name)}: {_one_line(m)}\ndL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}"
+        title = (f"layer {index}{_name_text(name)}: {_one_line(m)}\n"
+                 f"dL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}")
         if isinstance(m, _ConvNd):
             mosaic, columns, xlabel, _ = _filter_grid(g, max_filters, max_channels)
             width, height = _tiled_size(mosaic, columns, 0.45, usable)

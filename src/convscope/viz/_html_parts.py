@@ -1,0 +1,228 @@
+"""Pieces of the HTML explainer page: pictures, per-layer blocks, probabilities, playground.
+
+Used by :func:`convscope.viz.html.explain_model_html`; each function returns an HTML
+fragment (or the JSON-safe numbers the page's script computes with).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import functional as F
+from ..errors import ConfigError
+from ..explain.derive import axis_size
+from ..functional.windows import pad
+from ..nn.activation import Softmax
+from ..nn.conv import _ConvNd
+from .activations import LayerActivation
+from .image import colorize, data_uri, value_range
+
+MAP_PX = 96        # displayed size of the longer side of a feature map
+INPUT_PX = 224     # displayed size of the input in the side panel
+FILTER_PX = 30     # displayed size of one filter tile
+MAX_FILTER_ROWS = 16
+MAX_FILTER_COLS = 8
+
+
+def positive(value: Any, name: str) -> int:
+    """``value`` as an int >= 1, or ConfigError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"explain_model_html: {name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def scale(shape: Sequence[int], target: int) -> tuple[int, int]:
+    """Displayed (width, height) in CSS pixels: whole-number zoom, longer side about ``target``."""
+    h, w = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
+    zoom = max(1, round(target / max(h, w)))
+    if len(shape) == 1:
+        return w * zoom, max(16, min(zoom, 32))
+    return w * zoom, h * zoom
+
+
+def b64(a: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
+    """A JSON-safe, bit-exact array: little-endian bytes in base64."""
+    code = "f8" if np.dtype(dtype) == np.float64 else "f4"
+    raw = np.ascontiguousarray(a, dtype="<" + code).tobytes()
+    return {"dtype": code, "shape": list(a.shape), "b64": base64.b64encode(raw).decode("ascii")}
+
+
+class Budget:
+    """How many numbers may still be embedded."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, count: int) -> bool:
+        if count > self.left:
+            return False
+        self.left -= count
+        return True
+
+
+def img(rgb: np.ndarray, shape: Sequence[int], target: int, cls: str = "", attrs: str = "",
+         title: str = "") -> str:
+    w, h = scale(shape, target)
+    c = f' class="{cls}"' if cls else ""
+    t = f' title="{html.escape(title)}"' if title else ""
+    return f'<img{c} src="{data_uri(rgb)}" width="{w}" height="{h}" alt="{html.escape(title)}"{t}{attrs}>'
+
+
+def map_cmap(a: np.ndarray) -> str:
+    """Blue-white-red when ``a`` has negative entries, else the sequential scale."""
+    return "diverging" if np.nanmin(a) < 0 else "sequential"
+
+
+def input_html(xb: np.ndarray, target: int, with_rf: bool) -> str:
+    """The input's channels (and an RGB composite for 3 channels), optionally with overlays."""
+    parts = []
+    x = np.asarray(xb[0], dtype=np.float64)
+    box = '<div class="rf-box"></div>' if with_rf else ""
+    if x.shape[0] == 3 and x.ndim == 3:
+        lo, hi = float(x.min()), float(x.max())
+        rgb = (x if lo >= 0 and hi <= 1 else (x - lo) / ((hi - lo) or 1.0)).transpose(1, 2, 0)
+        rgb8 = np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+        picture = img(rgb8, x.shape[1:], target, "inmap", title="input (RGB)")
+        parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
+                     f'<figcaption>RGB</figcaption></figure>')
+    for c in range(x.shape[0] if (x.shape[0] != 3 or not with_rf) else 0):
+        rgb8 = colorize(x[c], "gray")
+        picture = img(rgb8, x.shape[1:], target, "inmap", title=f"input channel {c + 1}")
+        parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
+                     f'<figcaption>channel {c + 1}</figcaption></figure>')
+    return '<div class="maps">' + "".join(parts) + "</div>"
+
+
+def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int]]:
+    """Clickable maps of the first ``max_channels`` channels (one colour scale), and their indices."""
+    y = np.asarray(act.y[0], dtype=np.float64)
+    shown = list(range(min(y.shape[0], max_channels)))
+    cmap = map_cmap(y)
+    lo, hi = value_range(y, cmap)
+    parts = []
+    for c in shown:
+        rgb = colorize(y[c], cmap, lo, hi)
+        attrs = f' data-layer="{act.index}" data-channel="{c}"'
+        parts.append(f'<figure><div class="rf-host">'
+                     f'{img(rgb, y.shape[1:], MAP_PX, "fmap", attrs, f"layer {act.index} channel {c + 1}")}'
+                     f'<div class="rf-pix"></div></div><figcaption>{c + 1}</figcaption></figure>')
+    colours = ("blue (negative) - white (0) - red (positive)" if cmap == "diverging"
+               else "dark (low) to yellow (high)")
+    legend = f"colour scale {colours}, {lo:.4g} .. {hi:.4g} for every channel of this layer"
+    note = (f'<p class="note">Showing the first {len(shown)} of {y.shape[0]} channels (max_channels).</p>'
+            if len(shown) < y.shape[0] else "")
+    return (f'<p class="meta">{legend}. Click a pixel.</p>{note}<div class="maps">{"".join(parts)}</div>',
+            shown)
+
+
+def filters_html(module: _ConvNd) -> str:
+    """The filter bank as a grid of small pictures: one row per filter, one column per input channel."""
+    w = np.asarray(module.weight.data, dtype=np.float64)
+    c_out, c_in = w.shape[:2]
+    rows, cols = min(c_out, MAX_FILTER_ROWS), min(c_in, MAX_FILTER_COLS)
+    lo, hi = value_range(w, "diverging")
+    k = w.shape[2:]
+    if len(k) > 2:
+        return '<p class="muted">(filters of 3-D convolutions are not drawn)</p>'
+    cells = [f'<span></span>'] + [f'<span style="text-align:center">in {c + 1}</span>' for c in range(cols)]
+    for f in range(rows):
+        cells.append(f"<span>filter {f + 1}</span>")
+        for c in range(cols):
+            cells.append(img(colorize(w[f, c], "diverging", lo, hi), k, FILTER_PX,
+                              title=f"filter {f + 1}, input channel {c + 1}"))
+    cut = []
+    if rows < c_out:
+        cut.append(f"first {rows} of {c_out} filters")
+    if cols < c_in:
+        cut.append(f"first {cols} of {c_in} input channels")
+    note = f' <span class="muted">(showing {", ".join(cut)})</span>' if cut else ""
+    return (f'<details open><summary>Filters: weight {tuple(w.shape)} = (filters, input channels'
+            f'{", " + " x ".join("k" * len(k)) if k else ""}); blue negative, white 0, red positive, '
+            f'|w| up to {hi:.4g}{note}</summary>'
+            f'<div class="filters" style="grid-template-columns: 70px repeat({cols}, max-content)">'
+            f'{"".join(cells)}</div></details>')
+
+
+def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -> list[str]:
+    """The output-size derivation of a layer: both forms of Key Equation 48 per axis for windows."""
+    lay = act.layer
+    if lay.kind == "window" and not hasattr(act.module, "filter_size"):
+        lines: list[str] = []
+        for i, (n, k, p, s, d) in enumerate(zip(lay.in_shape[2:], lay.k, lay.p, lay.s, lay.d)):
+            lines += list(axis_size(n, k, p, s, d, lay.ceil_mode, axis=i + 1).lines)
+        return lines
+    return list(derivations.get(act.index, ()))
+
+
+def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
+    """What the page's script needs to redo a convolution: geometry, padded input, shown filters."""
+    m = act.module
+    lay = act.layer
+    x_in = np.asarray(act.x)
+    xp = pad(x_in, lay.p, lay.padding_mode)[0]
+    w = m.weight.data[shown]
+    data: dict[str, Any] = {
+        "k": list(lay.k), "s": list(lay.s), "d": list(lay.d), "p_before": [b for b, _ in lay.p],
+        "n": list(x_in.shape[2:]), "groups": int(m.groups), "c_in": int(m.in_channels),
+        "c_out": int(m.out_channels), "padding_mode": lay.padding_mode, "channels": shown,
+        "padded": None, "weights": None, "bias": None, "note": None,
+    }
+    if not budget.take(xp.size + w.size):
+        data["note"] = (f"The numbers of this layer ({xp.size + w.size:,}) are not embedded: the page's "
+                        f"cap on embedded numbers (max_numbers) is reached. Pictures only.")
+        return data
+    data["padded"] = b64(xp, dtype)
+    data["padded_shape"] = list(xp.shape)
+    data["weights"] = b64(w, dtype)
+    data["bias"] = None if m.bias is None else [float(v) for v in m.bias.data[shown]]
+    return data
+
+
+def probabilities(acts: list[LayerActivation], class_names: Any) -> str:
+    """The class probabilities as bars (softmax of the scores unless the model ends in Softmax)."""
+    y = np.asarray(acts[-1].y)
+    if y.ndim != 2:
+        return (f'<p class="muted">The model output has shape {tuple(y.shape)}, not (1, classes): '
+                f"no class probabilities to show.</p>")
+    if isinstance(acts[-1].module, Softmax):
+        probs, how = np.asarray(y[0], dtype=np.float64), "the model's own Softmax output"
+    else:
+        probs = np.asarray(F.softmax(np.asarray(y, dtype=np.float64), axis=1)[0])
+        how = "softmax of the final scores (the model outputs scores; the softmax is applied here)"
+    names = [str(i) for i in range(probs.size)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != probs.size:
+        raise ConfigError(f"explain_model_html: class_names must name the model's {probs.size} outputs; "
+                          f"got {len(names)} names.")
+    top = int(np.argmax(probs))
+    bars = []
+    for i, (name, p) in enumerate(zip(names, probs)):
+        fill = f'<span class="fill" style="width:{100 * p:.2f}%;display:block"></span>'
+        bars.append(f'<div class="bar{" top" if i == top else ""}" data-class="{i}" data-p="{float(p)!r}">'
+                    f'<span class="lab" title="{html.escape(name)}">{html.escape(name)}</span>'
+                    f'<span class="track">{fill}</span><span class="num">{p:.4f}</span></div>')
+    return (f'<p class="meta">{how}: p_j = exp(z_j) / sum_i exp(z_i). Prediction: '
+            f'<b id="prediction" data-class="{top}">{html.escape(names[top])}</b> with probability '
+            f'{probs[top]:.4f}.</p><div class="bars">{"".join(bars)}</div>')
+
+
+def playground() -> str:
+    """Inputs for n, k, p, s, d; the script fills in both forms of Key Equation 48 and a drawing."""
+    fields = (("n", "input size n", 1, 7), ("k", "kernel k", 1, 3), ("p", "padding p", 0, 1),
+              ("s", "stride s", 1, 2), ("d", "dilation d", 1, 1))
+    inputs = "".join(f'<label>{label} <input id="pg-{key}" type="number" min="{lo}" value="{v}"></label>'
+                     for key, label, lo, v in fields)
+    examples = (("64,2,0,2,1", "notes: n=64, k=2, s=2"), ("5,3,1,1,1", "notes 9.1.18: 5x5, k=3, p=1"),
+                ("10,3,0,1,1", "notes 1-D: n=10, k=3"), ("9,3,0,1,2", "dilation 2"))
+    presets = "".join(f'<button type="button" data-preset="{v}">{html.escape(t)}</button> '
+                      for v, t in examples)
+    return ('<section class="card" id="playground"><h2>Playground: output size (Key Equation 48)</h2>'
+            '<p class="meta">One spatial axis of a convolution or pooling window. Change the numbers; both '
+            'forms of Key Equation 48 are computed (with dilation the window spans d(k-1)+1 entries, used '
+            f'for k).</p><div class="pg-inputs">{inputs}</div><div>{presets}</div>'
+            '<p>output size: <b id="pg-out" data-value="">?</b></p><div id="pg-result"></div>'
+            '<div id="pg-diagram"></div></section>')
