@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import as_float_array, check_same_dtype, format_shape
+from .windows import check_allocation
 
 __all__ = [
     "relu",
@@ -42,9 +43,21 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # Shared validation
 # ----------------------------------------------------------------------------------------
+def _float_input(x: Any, name: str, op: str) -> np.ndarray:
+    """``x`` as a float array whose same-sized result fits the array limit.
+
+    A zero-stride view (``np.broadcast_to``) can describe trillions of entries without
+    memory; refusing it here, with the arithmetic, beats a raw MemoryError or minutes of
+    looping.
+    """
+    x = as_float_array(x, name, op)
+    check_allocation(x.shape, x.dtype, f"output (the shape of {name})", op)
+    return x
+
+
 def _grad_pair(dy: Any, x: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
     """``dy`` and ``x`` as float arrays of one dtype and one shape (what every backward needs)."""
-    x = as_float_array(x, "x", op)
+    x = _float_input(x, "x", op)
     dy = as_float_array(dy, "dy", op)
     check_same_dtype(op, dy=dy, x=x)
     if dy.shape != x.shape:
@@ -105,7 +118,7 @@ def relu(x: np.ndarray) -> np.ndarray:
         >>> relu(np.array([-2.0, -0.5, 0.0, 1.5, 3.0]))
         array([0. , 0. , 0. , 1.5, 3. ])
     """
-    x = as_float_array(x, "x", "relu")
+    x = _float_input(x, "x", "relu")
     # np.maximum propagates NaN (NaN stays NaN), as PyTorch's relu does.
     return np.maximum(x, x.dtype.type(0))
 
@@ -172,6 +185,7 @@ def relu_jacobian(z: np.ndarray) -> np.ndarray:
             f"relu_jacobian: z must be a 1-D vector of length m (the Jacobian is m x m); got "
             f"shape {format_shape(z.shape)}. Flatten it first, e.g. z.reshape(-1)."
         )
+    check_allocation((z.shape[0], z.shape[0]), z.dtype, "m x m Jacobian of z", "relu_jacobian")
     return np.diag((z > 0).astype(z.dtype))
 
 
@@ -197,7 +211,7 @@ def leaky_relu(x: np.ndarray, negative_slope: float = 0.01) -> np.ndarray:
         >>> leaky_relu(np.array([-2.0, 0.0, 3.0]), negative_slope=0.5)
         array([-1.,  0.,  3.])
     """
-    x = as_float_array(x, "x", "leaky_relu")
+    x = _float_input(x, "x", "leaky_relu")
     slope = x.dtype.type(_slope(negative_slope, "leaky_relu"))
     return np.where(x > 0, x, x * slope)
 
@@ -257,7 +271,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         >>> float(sigmoid(np.array([-1000.0]))[0]), float(sigmoid(np.array([1000.0]))[0])
         (0.0, 1.0)
     """
-    x = as_float_array(x, "x", "sigmoid")
+    x = _float_input(x, "x", "sigmoid")
     e = np.exp(-np.abs(x))
     one = x.dtype.type(1)
     return np.where(x >= 0, one / (one + e), e / (one + e))
@@ -310,7 +324,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
         >>> tanh(np.array([0.0, np.log(3.0), -1000.0]))
         array([ 0. ,  0.8, -1. ])
     """
-    x = as_float_array(x, "x", "tanh")
+    x = _float_input(x, "x", "tanh")
     return np.tanh(x)
 
 
@@ -378,7 +392,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
         array([[0.25, 0.75],
                [0.5 , 0.5 ]])
     """
-    x = as_float_array(x, "x", "softmax")
+    x = _float_input(x, "x", "softmax")
     axis = _axis(axis, x, "softmax")
     if x.size == 0:
         return np.empty_like(x)
@@ -455,7 +469,7 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
         >>> log_softmax(np.array([1000.0, 0.0]))
         array([    0., -1000.])
     """
-    x = as_float_array(x, "x", "log_softmax")
+    x = _float_input(x, "x", "log_softmax")
     axis = _axis(axis, x, "log_softmax")
     if x.size == 0:
         return np.empty_like(x)
