@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import as_float_array, format_shape
+from .windows import check_allocation
 
 __all__ = ["flatten", "flatten_backward"]
 
@@ -49,6 +50,8 @@ def flatten(x: np.ndarray, start_dim: int = 1) -> np.ndarray:
         (12,)
     """
     x = as_float_array(x, "x", "flatten")
+    # The result is a copy of x: a zero-stride view (np.broadcast_to) may not fit in memory.
+    check_allocation(x.shape, x.dtype, "flattened copy of x", "flatten")
     if isinstance(start_dim, (bool, np.bool_)) or not isinstance(start_dim, numbers.Integral):
         raise ArgumentTypeError(
             f"flatten: start_dim must be an int; got {start_dim!r} of type {type(start_dim).__name__}."
@@ -110,4 +113,5 @@ def flatten_backward(dy: np.ndarray, x_shape: Any) -> np.ndarray:
             f"x_shape {format_shape(shape)}; expected e.g. {format_shape(example)} "
             f"(flatten with start_dim=1). Pass the shape of the array that was flattened."
         )
+    check_allocation(dy.shape, dy.dtype, "copy of dy", op)
     return dy.reshape(shape).copy()
