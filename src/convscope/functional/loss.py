@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, DTypeError, ShapeError
 from ..shapes import as_float_array, check_same_dtype, format_shape
+from .windows import check_allocation
 
 __all__ = ["squared_loss", "squared_loss_backward", "cross_entropy", "cross_entropy_backward"]
 
@@ -25,6 +26,8 @@ def _check_regression(y_pred: Any, y: Any, op: str) -> tuple[np.ndarray, np.ndar
     y_pred = as_float_array(y_pred, "y_pred", op)
     y = as_float_array(y, "y", op)
     check_same_dtype(op, y_pred=y_pred, y=y)
+    # y_pred - y is materialised; zero-stride views may describe more than memory holds.
+    check_allocation(y_pred.shape, y_pred.dtype, "difference y_pred - y", op)
     if y_pred.ndim == 0:
         raise ShapeError(
             f"{op}: y_pred must have a batch axis, shape (N, ...); got a 0-d array. For one "
@@ -127,6 +130,8 @@ def _check_classification(logits: Any, targets: Any, op: str) -> tuple[np.ndarra
             f"got shape {format_shape(logits.shape)}.{hint}"
         )
     n, c = logits.shape
+    # The log-probabilities have the shape of logits (a zero-stride view may not fit).
+    check_allocation(logits.shape, logits.dtype, "log-probabilities (the shape of logits)", op)
     if n == 0:
         raise ShapeError(
             f"{op}: the batch is empty (logits has shape {format_shape(logits.shape)}); the mean "
