@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..shapes import as_float_array, check_same_dtype, format_shape
+from .windows import check_allocation
 
 __all__ = ["linear", "linear_backward"]
 
@@ -88,6 +89,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
             f"{op}: b must have shape (out_features,) = {format_shape(w.shape[:1])} to match w of shape "
             f"{format_shape(w.shape)}; got shape {format_shape(b.shape)}."
         )
+    check_allocation((x.shape[0], w.shape[0]), x.dtype, "output y (N, out_features)", op)
     y = x @ w.T
     if b is not None:
         y += b
@@ -144,6 +146,11 @@ def linear_backward(
             f"{format_shape(expected)} for x of shape {format_shape(x.shape)} and w of shape "
             f"{format_shape(w.shape)}; got dy of shape {format_shape(dy.shape)}."
         )
+    # dy has the shape of y, which linear refuses over the limit; a zero-stride dy that
+    # large would mean trillions of multiply-adds.
+    check_allocation(dy.shape, dy.dtype, "output gradient dy (N, out_features)", op)
+    check_allocation(x.shape, x.dtype, "gradient dx (the shape of x)", op)
+    check_allocation(w.shape, w.dtype, "gradient dw (the shape of w)", op)
     dx = dy @ w
     dw = dy.T @ x
     db = np.sum(dy, axis=0)
