@@ -131,6 +131,13 @@ def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_includ
     return g
 
 
+def _check_sizes(g: PoolGeometry, dtype, op: str) -> None:
+    """Refuse outputs or padded inputs over the array limit (zero-stride views of huge
+    shapes, huge padding) with the arithmetic, before any allocation."""
+    windows.check_allocation(g.y_shape, dtype, "output", op)
+    windows.check_allocation((g.batch, g.c, *g.padded), dtype, "padded input", op)
+
+
 def _check_dy(dy: Any, x: np.ndarray, g_shape: tuple[int, ...], op: str) -> np.ndarray:
     dy = as_float_array(dy, "dy", op)
     check_same_dtype(op, dy=dy, x=x)
@@ -304,6 +311,7 @@ def max_pool(
     op = "max_pool"
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    _check_sizes(g, x.dtype, op)
     if not isinstance(return_indices, (bool, np.bool_)):
         raise ConfigError(f"{op}: return_indices must be True or False; got {return_indices!r}.")
     if not return_indices:
@@ -409,6 +417,7 @@ def max_pool_backward(
     op = "max_pool_backward"
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    _check_sizes(g, x.dtype, op)
     dy = _check_dy(dy, x, g.y_shape, op)
     # Notes 9.4.6 (Key Equation 69): d maxpool / d a_i is 1 for the (first) maximum of the
     # window, else 0: each window's dy is added at its argmax (np.add.at sums the dy of
@@ -502,6 +511,7 @@ def avg_pool(
     op = "avg_pool"
     x = as_float_array(x, "x", op)
     g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
+    _check_sizes(g, x.dtype, op)
     y = _tap_reduce(x, g, 0.0, np.add)
     y /= _avg_divisor(g, bool(count_include_pad), x.dtype)
     return y
@@ -528,6 +538,7 @@ def avg_pool_backward(
     op = "avg_pool_backward"
     x = as_float_array(x, "x", op)
     g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
+    _check_sizes(g, x.dtype, op)
     dy = _check_dy(dy, x, g.y_shape, op)
     # Each window's mean spreads its gradient evenly: dy / divisor to every entry.
     share = dy.reshape((g.batch * g.c, 1) + tuple(g.out)) / _avg_divisor(
@@ -565,11 +576,20 @@ def binomial_filter(filter_size: int, ndim: int) -> np.ndarray:
     op = "binomial_filter"
     f = _check_filter_size(filter_size, op)
     ndim = normalize_int(ndim, "ndim", op, minimum=1)
+    if ndim > _MAX_SPATIAL_AXES:
+        raise ConfigError(
+            f"{op}: ndim must be between 1 and {_MAX_SPATIAL_AXES} (a NumPy array has at most "
+            f"64 axes, two of them batch and channels); got {ndim}."
+        )
+    windows.check_allocation((f,) * ndim, np.float64, f"{ndim}-D filter", op)
     row = _binomial_row(f)
     w = row
     for _ in range(ndim - 1):
         w = np.multiply.outer(w, row)
     return w
+
+
+_MAX_SPATIAL_AXES = 62
 
 
 def _binomial_row(f: int) -> np.ndarray:
@@ -624,6 +644,11 @@ def _blur_geometry(x: np.ndarray, filter_size, stride, padding_mode, op):
                 f"'zeros', or a smaller filter_size."
             )
     out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
+    windows.check_allocation(x.shape[:2] + out, x.dtype, "output", op)
+    windows.check_allocation(x.shape[:2] + tuple(v + f - 1 for v in n), x.dtype, "padded input", op)
+    # A stride beyond the padded size keeps one window per axis, exactly as the padded size
+    # itself does; clamping it keeps the residue split (one row per residue mod s) small.
+    s = tuple(min(si, size + f - 1) for size, si in zip(n, s))
     return f, s, ((before, after),) * ndim, out
 
 
