@@ -196,11 +196,24 @@ def normalize_padding(padding: Any, ndim: int, op: str) -> tuple[tuple[int, int]
 # ----------------------------------------------------------------------------------------
 # Output-size arithmetic (Key Equation 48)
 # ----------------------------------------------------------------------------------------
-def _pair(p: Any) -> tuple[int, int]:
-    if _is_int(p):
+def _pair(p: Any, op: str = "conv_output_size") -> tuple[int, int]:
+    if _is_int(p) and p >= 0:
         return int(p), int(p)
-    before, after = p
-    return int(before), int(after)
+    if isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) and v >= 0 for v in p):
+        return int(p[0]), int(p[1])
+    raise (ConfigError if _is_int(p) else ArgumentTypeError)(
+        f"{op}: p must be a non-negative int or a (before, after) pair of them; got {p!r}."
+    )
+
+
+def _sizes(op: str, n: Any, k: Any, s: Any, d: Any = 1) -> tuple[int, int, int, int]:
+    """The ints of the output-size arithmetic, checked: n >= 0 and k, s, d >= 1."""
+    return (
+        normalize_int(n, "n", op, minimum=0),
+        normalize_int(k, "k", op, minimum=1),
+        normalize_int(s, "s", op, minimum=1),
+        normalize_int(d, "d", op, minimum=1),
+    )
 
 
 def conv_output_size(n: int, k: int, p: Any = 0, s: int = 1, d: int = 1) -> int:
@@ -212,7 +225,8 @@ def conv_output_size(n: int, k: int, p: Any = 0, s: int = 1, d: int = 1) -> int:
     >>> conv_output_size(10, 3), conv_output_size(4, 3, p=2), conv_output_size(7, 3, s=2)
     (8, 6, 3)
     """
-    before, after = _pair(p)
+    n, k, s, d = _sizes("conv_output_size", n, k, s, d)
+    before, after = _pair(p, "conv_output_size")
     return (n + before + after - d * (k - 1) - 1) // s + 1
 
 
@@ -231,8 +245,8 @@ def pool_output_size(
     >>> pool_output_size(4, 2, ceil_mode=True)   # no partial window: same as floor
     2
     """
-    s = k if s is None else s
-    before, after = _pair(p)
+    n, k, s, d = _sizes("pool_output_size", n, k, k if s is None else s, d)
+    before, after = _pair(p, "pool_output_size")
     span = n + before + after - d * (k - 1) - 1
     if not ceil_mode:
         return span // s + 1
@@ -248,6 +262,8 @@ def key_equation_48_ceil(n: int, k: int, p: int = 0, s: int = 1) -> int:
     >>> key_equation_48_ceil(64, 2, 0, 2)
     32
     """
+    n, k, s, _ = _sizes("key_equation_48_ceil", n, k, s)
+    p = normalize_int(p, "p", "key_equation_48_ceil", minimum=0)
     return -(-(n - (k - 1) + 2 * p) // s)
 
 
@@ -260,6 +276,8 @@ def key_equation_48_floor(n: int, k: int, p: int = 0, s: int = 1) -> int:
     >>> key_equation_48_floor(64, 2, 0, 2)
     32
     """
+    n, k, s, _ = _sizes("key_equation_48_floor", n, k, s)
+    p = normalize_int(p, "p", "key_equation_48_floor", minimum=0)
     return (n - k + 2 * p) // s + 1
 
 
@@ -271,6 +289,7 @@ def same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     >>> same_padding(5, 3), same_padding(4, 4), same_padding(8, 3, s=2)
     ((1, 1), (1, 2), (0, 1))
     """
+    n, k, s, d = _sizes("same_padding", n, k, s, d)
     out = -(-n // s)
     total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
     return total // 2, total - total // 2
@@ -399,6 +418,19 @@ class PoolGeometry:
         return (self.batch, self.c, *self.out)
 
 
+def _as_shape(value: Any, name: str, op: str) -> tuple[int, ...]:
+    """A shape argument as a tuple of non-negative ints, or an error naming it."""
+    try:
+        items = tuple(value) if not isinstance(value, (str, bytes)) else None
+    except TypeError:
+        items = None
+    if items is None or not all(_is_int(v) and v >= 0 for v in items):
+        raise ArgumentTypeError(
+            f"{op}: {name} must be a shape, a tuple of non-negative ints; got {value!r}."
+        )
+    return tuple(int(v) for v in items)
+
+
 def _check_batched_input(x_shape: tuple[int, ...], ndim: int, op: str, name: str, source: str) -> None:
     want = ndim + 2
     if len(x_shape) == want:
@@ -488,8 +520,8 @@ def conv_geometry(
     >>> g.out, g.p
     ((4, 4), ((0, 1), (0, 1)))
     """
-    x_shape = tuple(int(v) for v in x_shape)
-    w_shape = tuple(int(v) for v in w_shape)
+    x_shape = _as_shape(x_shape, "x_shape", op)
+    w_shape = _as_shape(w_shape, "w_shape", op)
     if len(w_shape) < 3:
         raise ShapeError(
             f"{op}: weight must have at least 3 axes (C_out, C_in/groups, *kernel); got shape "
@@ -578,7 +610,7 @@ def pool_geometry(
     >>> pool_geometry((1, 1, 4, 4), 2).out
     (2, 2)
     """
-    x_shape = tuple(int(v) for v in x_shape)
+    x_shape = _as_shape(x_shape, "x_shape", op)
     if _is_int(kernel_size):
         ndim = len(x_shape) - 2
         if ndim < 1:
