@@ -246,6 +246,8 @@ def pool_output_size(
     2
     """
     n, k, s, d = _sizes("pool_output_size", n, k, k if s is None else s, d)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ArgumentTypeError(f"pool_output_size: ceil_mode must be True or False; got {ceil_mode!r}.")
     before, after = _pair(p, "pool_output_size")
     span = n + before + after - d * (k - 1) - 1
     if not ceil_mode:
