@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, DTypeError, ShapeError
 from ..shapes import (
     PADDING_MODES,
     PoolGeometry,
@@ -420,26 +420,90 @@ def max_pool_backward(
     _check_sizes(g, x.dtype, op)
     dy = _check_dy(dy, x, g.y_shape, op)
     # Notes 9.4.6 (Key Equation 69): d maxpool / d a_i is 1 for the (first) maximum of the
-    # window, else 0: each window's dy is added at its argmax (np.add.at sums the dy of
-    # overlapping windows that share a maximum).
+    # window, else 0: each window's dy goes to its argmax.
+    _, idx = _max_and_argmax(x, g, op, values=False)
+    return _argmax_scatter(dy, idx, g, x.shape)
+
+
+def _max_and_argmax(x: np.ndarray, g: PoolGeometry, op: str, values: bool = True):
+    """``(y, idx)`` as ``(N*C, 1, *out)`` arrays: every window's max (None unless
+    ``values``) and the tap number (window order) of its first maximum."""
     argmax = _Argmax(x, g, op)
-    base, offset = _index_tables(g)
-    plane = math.prod(g.n)
-    dyr = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
-    dx = np.zeros(g.batch * g.c * plane, dtype=x.dtype)
-    shape = (argmax.step, 1) + tuple(g.out)
-    m = np.empty(shape, dtype=x.dtype)
+    shape = (g.batch * g.c, 1) + tuple(g.out)
+    y = np.empty(shape, dtype=x.dtype) if values else None
+    m = None if values else np.empty((argmax.step, 1) + tuple(g.out), dtype=x.dtype)
     idx = np.empty(shape, dtype=argmax.itype)
-    flat = np.empty(shape, dtype=np.int64)
     for rows in argmax.blocks:
         count = rows.stop - rows.start
-        argmax.block(rows, m[:count], idx[:count])
+        argmax.block(rows, y[rows] if values else m[:count], idx[rows])
+    return y, idx
+
+
+def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -> np.ndarray:
+    """``dx``: each window's ``dy`` added at the input entry its tap ``idx`` points to
+    (``np.add.at`` at flat indices sums the shares of overlapping windows).
+
+    Measured on (64, 32, 32, 32), 2x2 / stride 2: 3.4 ms, against 11 ms for copying ``dy``
+    where ``idx == tap`` into each tap's (strided) slice of ``dx``.
+    """
+    dyr = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
+    rows = dyr.shape[0]
+    base, offset = _index_tables(g)
+    plane = math.prod(g.n)
+    dx = np.zeros(rows * plane, dtype=dy.dtype)
+    step, blocks = _blocks(rows, g)
+    flat = np.empty((step, 1) + tuple(g.out), dtype=np.int64)
+    for rb in blocks:
+        count = rb.stop - rb.start
         fb = flat[:count]
-        np.take(offset, idx[:count], out=fb)
+        np.take(offset, idx[rb], out=fb)
         fb += base
-        fb += (np.arange(rows.start, rows.stop, dtype=np.int64) * plane).reshape((count,) + (1,) * (g.ndim + 1))
-        np.add.at(dx, fb.reshape(-1), dyr[rows].reshape(-1))
-    return dx.reshape(x.shape)
+        fb += (np.arange(rb.start, rb.stop, dtype=np.int64) * plane).reshape((count,) + (1,) * (g.ndim + 1))
+        np.add.at(dx, fb.reshape(-1), dyr[rb].reshape(-1))
+    return dx.reshape(x_shape)
+
+
+class _MaxPoolContext:
+    """What :func:`_max_pool_backward_ctx` needs: the geometry, input shape and dtype, and
+    the forward's argmax (one small integer per output)."""
+
+    __slots__ = ("g", "idx", "x_shape", "dtype")
+
+    def __init__(self, g, idx, x_shape, dtype):
+        self.g, self.idx, self.x_shape, self.dtype = g, idx, x_shape, dtype
+
+
+def _max_pool_forward(
+    x: np.ndarray,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> tuple[np.ndarray, _MaxPoolContext]:
+    """:func:`max_pool` that also keeps each window's argmax for
+    :func:`_max_pool_backward_ctx` (for ``nn.MaxPool*`` in training: the backward then
+    does not search the windows again)."""
+    op = "max_pool"
+    x = as_float_array(x, "x", op)
+    g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    _check_sizes(g, x.dtype, op)
+    y, idx = _max_and_argmax(x, g, op)
+    return y.reshape(g.y_shape), _MaxPoolContext(g, idx, x.shape, x.dtype)
+
+
+def _max_pool_backward_ctx(dy: np.ndarray, ctx: _MaxPoolContext) -> np.ndarray:
+    """:func:`max_pool_backward` from the context of :func:`_max_pool_forward`."""
+    op = "max_pool_backward"
+    dy = as_float_array(dy, "dy", op)
+    if dy.dtype != ctx.dtype:
+        raise DTypeError(f"{op}: dy must have the dtype of x ({ctx.dtype}); got {dy.dtype}.")
+    if dy.shape != tuple(ctx.g.y_shape):
+        raise ShapeError(
+            f"{op}: dy must have the shape of the forward output, {format_shape(ctx.g.y_shape)}; "
+            f"got {format_shape(dy.shape)}."
+        )
+    return _argmax_scatter(dy, ctx.idx, ctx.g, ctx.x_shape)
 
 
 # ----------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from ..errors import ConfigError
 from ..shapes import (
     PADDING_MODES,
@@ -103,16 +104,24 @@ class _MaxPoolNd(_WindowPoolNd):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Max over every window of every channel."""
         x, unbatched = self._batched(x)
-        y = F.max_pool(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if self.training:  # keep each window's argmax: backward need not search again
+            y, ctx = _max_pool_forward(x, *args)
+            self._save(x=x, ctx=ctx, unbatched=unbatched, y_shape=y.shape)
+            return y[0] if unbatched else y
+        y = F.max_pool(x, *args)
         return self._finish(x, y, unbatched)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Route each dy entry to the arg-max of its window (notes 9.2.5)."""
         saved, dy = self._dy(dy)
-        dx = F.max_pool_backward(
-            dy, saved["x"], self.kernel_size, self.stride, self.padding, self.dilation,
-            self.ceil_mode,
-        )
+        if "ctx" in saved:
+            dx = _max_pool_backward_ctx(dy, saved["ctx"])
+        else:
+            dx = F.max_pool_backward(
+                dy, saved["x"], self.kernel_size, self.stride, self.padding, self.dilation,
+                self.ceil_mode,
+            )
         return dx[0] if saved["unbatched"] else dx
 
     def extra_repr(self) -> str:

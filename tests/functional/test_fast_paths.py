@@ -1,0 +1,153 @@
+"""The private fast paths of convolution and pooling give exactly what the public ops give.
+
+Each test forces one path that the public functions would pick only for some shapes
+(chunk sizes, window-matrix layouts, the max-pool argmax kept by the forward for the
+layers), so every path is exercised on small inputs whatever the shapes of the other tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zlib
+
+import numpy as np
+import pytest
+
+from convscope import nn
+from convscope.functional import conv, conv_backward, max_pool, max_pool_backward
+from convscope.functional.pool import _max_pool_backward_ctx, _max_pool_forward
+from convscope.functional.reference import reference_conv
+from convscope.testing import assert_close
+
+conv_module = importlib.import_module("convscope.functional.conv")
+
+
+def _rng(*key) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+# ----------------------------------------------------------------------------------------
+# Max pooling: the argmax kept by the forward (nn.MaxPool* in training mode)
+# ----------------------------------------------------------------------------------------
+POOL_CASES = [
+    # (x shape, kwargs)
+    ((2, 3, 8, 8), dict(kernel_size=2)),
+    ((2, 3, 9, 7), dict(kernel_size=3, stride=2, padding=1)),
+    ((1, 2, 11), dict(kernel_size=3, stride=2, dilation=2, padding=1, ceil_mode=True)),
+    ((2, 1, 5, 6, 4), dict(kernel_size=(2, 3, 2), stride=(1, 2, 2))),
+    ((3, 2, 10, 10), dict(kernel_size=3, stride=1, padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, kwargs", POOL_CASES)
+def test_max_pool_context_path_equals_public(x_shape, kwargs, dtype):
+    rng = _rng("pool", x_shape, dtype)
+    # Few distinct values: many ties, so the tie rule (first tap in window order) is tested.
+    x = rng.integers(-3, 3, x_shape).astype(dtype)
+    y, ctx = _max_pool_forward(x, **kwargs)
+    np.testing.assert_array_equal(y, max_pool(x, **kwargs))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, **kwargs))
+
+
+def test_max_pool_context_path_nan_and_inf():
+    x = np.array([[[1.0, np.nan, 3.0, np.inf, -np.inf, -np.inf, 2.0, np.nan]]])
+    y, ctx = _max_pool_forward(x, 2)
+    np.testing.assert_array_equal(y, max_pool(x, 2))
+    dy = np.array([[[1.0, 2.0, 3.0, 4.0]]])
+    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, 2))
+
+
+def test_max_pool_context_rejects_wrong_dy():
+    _, ctx = _max_pool_forward(np.zeros((1, 1, 4, 4), np.float32), 2)
+    with pytest.raises(ValueError, match="shape"):
+        _max_pool_backward_ctx(np.zeros((1, 1, 3, 3), np.float32), ctx)
+    with pytest.raises(TypeError, match="dtype"):
+        _max_pool_backward_ctx(np.zeros((1, 1, 2, 2), np.float64), ctx)
+
+
+def test_maxpool_layer_training_and_eval_give_the_same_gradient():
+    rng = _rng("layer")
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    dy = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    layer = nn.MaxPool2d(3, stride=2, padding=1)
+    y_train = layer(x)
+    dx_train = layer.backward(dy)
+    layer.eval()
+    y_eval = layer(x)
+    dx_eval = layer.backward(dy)
+    np.testing.assert_array_equal(y_train, y_eval)
+    np.testing.assert_array_equal(dx_train, dx_eval)
+
+
+# ----------------------------------------------------------------------------------------
+# Convolution: layouts and chunk sizes
+# ----------------------------------------------------------------------------------------
+CONV_CASES = [
+    # (x shape, w shape, kwargs)
+    ((3, 2, 9, 8), (4, 2, 3, 3), dict(padding=1)),
+    ((2, 4, 10, 9), (6, 2, 3, 2), dict(stride=(2, 3), padding=(1, 0), groups=2)),
+    ((2, 2, 13), (3, 2, 4), dict(stride=2, dilation=2, padding=3, padding_mode="reflect")),
+    ((2, 2, 6, 5, 4), (2, 2, 3, 2, 2), dict(padding=1, flip=True)),
+    ((2, 3, 7, 7), (2, 3, 3, 3), dict(stride=2, padding="same", padding_mode="circular")),
+]
+
+
+@pytest.fixture
+def chunking():
+    """Yields a setter for the chunk size (bytes) and minimum columns; restores both."""
+    old = (conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS)
+
+    def set_chunks(nbytes, min_columns):
+        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = nbytes, min_columns
+
+    try:
+        yield set_chunks
+    finally:
+        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = old
+
+
+@pytest.mark.parametrize("layout", ["flat", "strided"])
+@pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
+def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk):
+    if layout == "flat" and any(s != 1 for s in np.broadcast_to(kwargs.get("stride", 1), len(x_shape) - 2)):
+        pytest.skip("the flat layout is for stride 1")
+    chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
+    plan_cls = conv_module._Plan
+    monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
+    conv_module._PLANS.clear()
+    try:
+        rng = _rng("conv", x_shape, w_shape, layout, chunk)
+        x = rng.standard_normal(x_shape)
+        w = rng.standard_normal(w_shape)
+        b = rng.standard_normal(w_shape[0])
+        y = conv(x, w, b, **kwargs)
+        assert_close(y, reference_conv(x, w, b, **kwargs), kind="forward", context=f"{layout} {chunk}")
+        dy = rng.standard_normal(y.shape)
+        conv_module._PLANS.clear()
+        monkeypatch.setattr(conv_module, "_Plan", plan_cls)
+        expected = conv_backward(dy, x, w, **kwargs)  # the default plan
+        monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
+        conv_module._PLANS.clear()
+        for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs), expected):
+            assert_close(got, want, kind="backward", context=f"{layout} {chunk}: {name}")
+    finally:
+        conv_module._PLANS.clear()
+
+
+def test_plan_cache_follows_the_budget(chunking):
+    from convscope.functional.windows import get_workspace_budget, set_workspace_budget
+
+    x = np.ones((4, 2, 16, 16))
+    w = np.ones((3, 2, 3, 3))
+    y = conv(x, w, padding=1)
+    old = set_workspace_budget(1)  # one output row per block from now on
+    try:
+        assert get_workspace_budget() == 1
+        np.testing.assert_allclose(conv(x, w, padding=1), y)
+        geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
+        assert conv_module._plan_for(geo, 8).step == 1
+    finally:
+        set_workspace_budget(old)
