@@ -36,6 +36,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError, StateError
+from ..functional.windows import check_allocation
 from ..shapes import as_float_array, format_shape
 from .init import check_dtype
 from .parameter import Parameter
@@ -140,6 +141,9 @@ class Module:
         """``x`` as a float array with this module's dtype (no silent casts)."""
         op = op or type(self).__name__
         x = as_float_array(x, "x", op)
+        # Layers allocate arrays of the input's size (outputs, masks, statistics); a
+        # zero-stride view (np.broadcast_to) of trillions of entries is refused here.
+        check_allocation(x.shape, x.dtype, "input x (forward makes arrays of its size)", op)
         if self.dtype is not None and x.dtype != self.dtype:
             raise DTypeError(
                 f"{op}: x must have the module's dtype {self.dtype}; got {x.dtype}. convscope "

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
+from ..functional.windows import check_allocation
 from ..shapes import as_float_array, format_shape
 
 __all__ = ["Parameter"]
@@ -50,6 +51,7 @@ class Parameter:
 
     def __init__(self, data: Any) -> None:
         self.data = as_float_array(data, "data", "Parameter")
+        check_allocation(self.data.shape, self.data.dtype, "gradient (the shape of data)", "Parameter")
         self.grad = np.zeros_like(self.data)
 
     @property
