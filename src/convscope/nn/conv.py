@@ -9,11 +9,13 @@ argument. The math is :func:`convscope.functional.conv` and its backward; argume
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from .. import functional as F
+from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import (
     PADDING_MODES,
@@ -67,6 +69,9 @@ def channel_mismatch(op: str, expected: int, x_shape: tuple[int, ...], axis: int
     return ShapeError(msg)
 
 
+_MAX_SPATIAL_AXES = 62
+
+
 class _ConvNd(Module):
     """The N-D convolution layer behind Conv1d/2d/3d and ConvNd (see :class:`Conv2d`)."""
 
@@ -90,6 +95,11 @@ class _ConvNd(Module):
         super().__init__()
         op = type(self).__name__
         self.ndim = normalize_int(ndim, "ndim", op, minimum=1)
+        if self.ndim > _MAX_SPATIAL_AXES:
+            raise ConfigError(
+                f"{op}: ndim must be between 1 and {_MAX_SPATIAL_AXES} (a NumPy array has at most "
+                f"64 axes, two of them batch and channels); got {self.ndim}."
+            )
         self.in_channels = normalize_int(in_channels, "in_channels", op, minimum=1)
         self.out_channels = normalize_int(out_channels, "out_channels", op, minimum=1)
         self.kernel_size = normalize_tuple(kernel_size, self.ndim, "kernel_size", op)
@@ -114,7 +124,10 @@ class _ConvNd(Module):
         self.dtype = init.check_dtype(dtype, op)
         generator = init.as_generator(rng, op)
         c_per_group = self.in_channels // self.groups
-        fan_in = c_per_group * int(np.prod(self.kernel_size))
+        w_shape = (self.out_channels, c_per_group, *self.kernel_size)
+        check_allocation(w_shape, self.dtype,
+                         "weight (out_channels, in_channels // groups, *kernel_size)", op)
+        fan_in = c_per_group * math.prod(self.kernel_size)  # Python ints: no int64 overflow
         # PyTorch's default init (see convscope.nn.init): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
         self.weight = Parameter(
             init.fan_in_uniform(

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ShapeError
+from ..functional.windows import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
 from .conv import _check_bool
@@ -62,6 +63,8 @@ class Linear(Module):
         has_bias = _check_bool(bias, "bias", "Linear")
         self.dtype = init.check_dtype(dtype, "Linear")
         generator = init.as_generator(rng, "Linear")
+        check_allocation((self.out_features, self.in_features), self.dtype,
+                         "weight (out_features, in_features)", "Linear")
         self.weight = Parameter(init.fan_in_uniform(
             (self.out_features, self.in_features), self.in_features, generator, self.dtype))
         self.bias = (

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..functional.windows import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
 from .conv import _check_bool, channel_mismatch
@@ -79,6 +80,7 @@ class _BatchNorm(Module):
         self.track_running_stats = _check_bool(track_running_stats, "track_running_stats", op)
         self.dtype = init.check_dtype(dtype, op)
         c = self.num_features
+        check_allocation((c,), self.dtype, "per-channel weight (num_features,)", op)
         self.weight = Parameter(init.ones((c,), self.dtype)) if self.affine else None
         self.bias = Parameter(init.zeros((c,), self.dtype)) if self.affine else None
         tracked = self.track_running_stats
