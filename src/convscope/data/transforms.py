@@ -24,6 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..functional.windows import check_allocation
 from ..shapes import as_float_array, format_shape
 
 __all__ = ["Transform", "Normalize", "RandomCrop", "RandomShift", "RandomHorizontalFlip", "Compose"]
@@ -46,6 +47,8 @@ def _check_batch(x: Any, op: str) -> np.ndarray:
             f"{op}: expected a batch of images of shape (N, C, H, W); got shape "
             f"{format_shape(x.shape)}. For one image use x[None]."
         )
+    # Every transform returns a new batch; a zero-stride view may describe more than fits.
+    check_allocation(x.shape, x.dtype, "transformed batch (the shape of x)", op)
     return x
 
 
@@ -95,8 +98,14 @@ class Normalize(Transform):
 
     def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
         super().__init__()
-        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
-        self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        try:
+            self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+            self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(
+                f"Normalize: mean and std must be real numbers or 1-D sequences of them; got "
+                f"mean={mean!r}, std={std!r}."
+            ) from None
         if self.mean.ndim != 1 or self.std.ndim != 1:
             raise ConfigError(f"Normalize: mean and std must be numbers or 1-D sequences; got {mean!r}, {std!r}.")
         if not np.all(np.isfinite(self.mean)) or not np.all(self.std > 0) or not np.all(np.isfinite(self.std)):
@@ -159,7 +168,12 @@ class RandomCrop(Transform):
         if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
             raise ConfigError(f"{type(self).__name__}: padding must be an int >= 0; got {padding!r}.")
         if size is not None:
-            size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+            if isinstance(size, (int, np.integer)):
+                size = (size, size)
+            elif isinstance(size, (tuple, list)):
+                size = tuple(size)
+            else:
+                raise ConfigError(f"RandomCrop: size must be a positive int or (height, width); got {size!r}.")
             if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
                 raise ConfigError(f"RandomCrop: size must be a positive int or (height, width); got {size!r}.")
             size = (int(size[0]), int(size[1]))
@@ -175,6 +189,7 @@ class RandomCrop(Transform):
                 f"{type(self).__name__}: crop size {oh}x{ow} is larger than the padded input "
                 f"{h + 2 * p}x{w + 2 * p} (input {h}x{w}, padding {p})."
             )
+        check_allocation((n, c, h + 2 * p, w + 2 * p), x.dtype, "padded batch", type(self).__name__)
         gen = self._generator(rng)
         top = gen.integers(0, h + 2 * p - oh + 1, size=n)
         left = gen.integers(0, w + 2 * p - ow + 1, size=n)
@@ -239,7 +254,12 @@ class Compose(Transform):
 
     def __init__(self, transforms: Sequence[Any]) -> None:
         super().__init__()
-        transforms = list(transforms)
+        try:
+            transforms = list(transforms)
+        except TypeError:
+            raise ArgumentTypeError(
+                f"Compose: transforms must be a list of callables; got {type(transforms).__name__}."
+            ) from None
         for t in transforms:
             if not callable(t):
                 raise ArgumentTypeError(f"Compose: every transform must be callable; got {type(t).__name__}.")
