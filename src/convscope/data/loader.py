@@ -116,7 +116,13 @@ class DataLoader:
             self._fetch = data.batch
             self._n = len(data)
         elif isinstance(data, (tuple, list)) and len(data) == 2:
-            x, y = (np.asarray(a) for a in data)
+            try:
+                x, y = (np.asarray(a) for a in data)
+            except (TypeError, ValueError) as exc:
+                raise ArgumentTypeError(
+                    f"DataLoader: data must be a Dataset or a pair of arrays (x, y); NumPy cannot "
+                    f"make arrays of the pair given ({exc})."
+                ) from None
             if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
                 raise ShapeError(
                     f"DataLoader: x and y must have the same first axis (one row per sample); "
@@ -135,6 +141,13 @@ class DataLoader:
             raise ConfigError(f"DataLoader: batch_size must be >= 1; got {batch_size}.")
         if seed is not None and rng is not None:
             raise ConfigError("DataLoader: give seed or rng, not both.")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ArgumentTypeError(f"DataLoader: {name} must be True or False; got {flag!r}.")
+        if seed is not None and (
+            isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ConfigError(f"DataLoader: seed must be a non-negative int or None; got {seed!r}.")
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise ArgumentTypeError(
                 f"DataLoader: rng must be a numpy.random.Generator; got {type(rng).__name__}. "
@@ -193,6 +206,12 @@ class DataLoader:
             x, y = self._fetch(idx)
             if self.transform is not None:
                 x = self.transform(x, self.rng)
+                if not isinstance(x, np.ndarray) or x.ndim == 0 or x.shape[0] != len(idx):
+                    raise ArgumentTypeError(
+                        f"DataLoader: transform must return the batch as an array with "
+                        f"{len(idx)} rows; it returned {type(x).__name__}"
+                        + (f" of shape {x.shape}." if isinstance(x, np.ndarray) else ".")
+                    )
             self._batch = b + 1
             yield x, y
         self._epoch += 1
