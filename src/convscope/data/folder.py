@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, MissingDependencyError
+from .formats import _as_data_path
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image_folder"]
 
@@ -65,7 +66,11 @@ def _pillow() -> Any:
 
 
 def _class_folders(root: Path) -> list[Path]:
-    if not root.is_dir():
+    try:
+        is_dir = root.is_dir()
+    except OSError as exc:  # e.g. a name longer than the system allows
+        raise DataError(f"read_image_folder: cannot look up {str(root)[:200]!r}: {exc.strerror or exc}.") from None
+    if not is_dir:
         what = "is not a folder" if root.exists() else "does not exist"
         raise DataError(f"expected an image folder (one sub-folder per class) at {root}, but it {what}.")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -148,17 +153,24 @@ def read_image_folder(
         MissingDependencyError: Pillow is not installed.
     """
     image_module = _pillow()
-    root = Path(root)
+    root = _as_data_path(root, "read_image_folder")
+    if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
+        raise ConfigError(f"max_pixels must be a positive int; got {max_pixels!r}.")
     if image_size is not None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
+        if isinstance(image_size, (int, np.integer)):
+            size: tuple = (image_size, image_size)
+        elif isinstance(image_size, (tuple, list)):
+            size = tuple(image_size)
+        else:
+            size = ()
+        if len(size) != 2 or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size
+        ) or size[0] * size[1] > max_pixels:
             raise ConfigError(
-                f"image_size must be a positive int or (height, width) of positive ints; "
-                f"got {image_size!r}."
+                f"image_size must be a positive int or (height, width) of positive ints, at "
+                f"most max_pixels={max_pixels} pixels in all; got {image_size!r}."
             )
         image_size = (int(size[0]), int(size[1]))
-    if not isinstance(max_pixels, int) or max_pixels <= 0:
-        raise ConfigError(f"max_pixels must be a positive int; got {max_pixels!r}.")
     images: list[np.ndarray] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, int]] | None = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import os
 import posixpath
 import tarfile
 import zlib
@@ -41,7 +42,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ArgumentTypeError, DataError
+from ..shapes import normalize_int
 
 __all__ = [
     "IDX_DTYPES",
@@ -70,6 +72,8 @@ DEFAULT_MAX_BYTES = 1 << 30
 _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 _CHUNK = 1 << 22
+# Read buffers start at most this large (64 MiB: every MNIST/CIFAR file fits) and double.
+_FIRST_BUFFER = 1 << 26
 # Errors a damaged compressed stream raises while it is being read.
 _STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
 
@@ -80,6 +84,26 @@ def _compression(head: bytes) -> str:
     if head.startswith(_XZ_MAGIC):
         return "xz"
     return "none"
+
+
+def _as_data_path(path: object, op: str = "data file") -> Path:
+    """``path`` as a Path, or an ArgumentTypeError naming it (None, numbers, bytes, "",
+    text with a NUL character: the operating system could not even look them up)."""
+    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
+        text = os.fspath(path)
+        if isinstance(text, str) and text and "\0" not in text:
+            return Path(text)
+    raise ArgumentTypeError(
+        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
+    )
+
+
+def _is_file(path: Path, op: str) -> bool:
+    """``path.is_file()``, with the system's refusals (a name too long, ...) as DataError."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise DataError(f"{op}: cannot look up {str(path)[:200]!r}: {exc.strerror or exc}.") from None
 
 
 @contextmanager
@@ -106,8 +130,8 @@ def open_data_file(path: str | Path) -> Iterator[BinaryIO]:
         ...     f.read()
         b'hello'
     """
-    path = Path(path)
-    if not path.is_file():
+    path = _as_data_path(path)
+    if not _is_file(path, "data file"):
         what = "is not a regular file" if path.exists() else "does not exist"
         raise DataError(f"expected a data file at {path}, but it {what}.")
     try:
@@ -136,14 +160,19 @@ def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
     """Read at most ``n`` bytes into a fresh uint8 buffer; return (buffer, bytes read).
 
     The buffer comes from ``np.empty``, whose pages are only committed as they are
-    written, so a lying size costs nothing until data actually arrives.
+    written, so a lying size costs nothing until data actually arrives. Beyond
+    ``_FIRST_BUFFER`` bytes it grows by doubling as data arrives: a huge ``n`` (a generous
+    limit) must not reserve more address space than the system has.
     """
-    buf = np.empty(n, dtype=np.uint8)
-    view = memoryview(buf)
+    buf = np.empty(min(n, _FIRST_BUFFER), dtype=np.uint8)
     pos = 0
     try:
         while pos < n:
-            got = stream.readinto(view[pos : pos + _CHUNK])
+            if pos == buf.size:
+                grown = np.empty(min(n, 2 * buf.size), dtype=np.uint8)
+                grown[:pos] = buf
+                buf = grown
+            got = stream.readinto(memoryview(buf)[pos : min(buf.size, pos + _CHUNK)])
             if not got:
                 break
             pos += got
@@ -202,7 +231,8 @@ def read_idx(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndar
         >>> read_idx(path).shape
         (2, 2, 2)
     """
-    path = Path(path)
+    max_bytes = normalize_int(max_bytes, "max_bytes", "read_idx", minimum=1)
+    path = _as_data_path(path, "read_idx")
     what = f"IDX file {path}"
     with open_data_file(path) as stream:
         head, got = _read_up_to(stream, 4, what)
@@ -330,7 +360,9 @@ def read_cifar_binary(
         >>> images.shape, labels.tolist()
         ((2, 3, 32, 32), [9, 1])
     """
-    path = Path(path)
+    max_records = normalize_int(max_records, "max_records", "read_cifar_binary", minimum=1)
+    num_classes = normalize_int(num_classes, "num_classes", "read_cifar_binary", minimum=1)
+    path = _as_data_path(path, "read_cifar_binary")
     what = f"CIFAR-10 file {path}"
     cap = max_records * CIFAR_RECORD_BYTES
     with open_data_file(path) as stream:
@@ -385,8 +417,10 @@ def read_cifar_tar(
         >>> batches["test_batch.bin"][1]
         array([4])
     """
-    path = Path(path)
-    if not path.is_file():
+    max_records = normalize_int(max_records, "max_records", "read_cifar_tar", minimum=1)
+    num_classes = normalize_int(num_classes, "num_classes", "read_cifar_tar", minimum=1)
+    path = _as_data_path(path, "read_cifar_tar")
+    if not _is_file(path, "read_cifar_tar"):
         raise DataError(f"expected the CIFAR-10 archive at {path}, but it does not exist.")
     wanted = set(names)
     member_cap = max_records * CIFAR_RECORD_BYTES
