@@ -62,6 +62,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import ArgumentTypeError, CheckpointError, ConfigError, DTypeError
+from ..functional.windows import check_allocation
 
 __all__ = [
     "FORMAT_VERSION",
@@ -85,6 +86,9 @@ _HEADER_KEY = "__convscope__"
 _HEADER_MEMBER = _HEADER_KEY + ".npy"
 _ALLOWED_KINDS = "biufc"  # bool, signed and unsigned ints, floats, complex
 _MAX_NAME_LENGTH = 1000
+_MAX_FILE_NAME = 200  # bytes; the temporary ".<name>.<pid>.<hex>.tmp" must stay under 255
+_MAX_HEADER_DEPTH = 100
+_MAX_INT_BITS = 4096  # about 1233 digits, well under Python's 4300-digit str() limit
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
@@ -97,19 +101,35 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 def _as_path(path: Any, op: str) -> Path:
     if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
         text = os.fspath(path)
-        if isinstance(text, str) and text:
+        if isinstance(text, str) and text and "\0" not in text:
             return Path(text)
-    raise ArgumentTypeError(f"{op}: path must be a non-empty str or pathlib.Path; got {path!r}.")
+    raise ArgumentTypeError(
+        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
+    )
+
+
+def _exists(check: Callable[[], bool], p: Path, op: str) -> bool:
+    """``check()`` (p.exists, p.is_dir, ...), with the system's refusals as a clean error."""
+    try:
+        return check()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ConfigError(f"{op}: cannot use the path {str(p)[:200]!r}: {exc.strerror or exc}.") from None
 
 
 def _save_path(path: Any, op: str) -> Path:
     p = _as_path(path, op)
     if not p.name.endswith(".npz"):
         p = p.with_name(p.name + ".npz")
-    if p.is_dir():
+    if len(os.fsencode(p.name)) > _MAX_FILE_NAME:
+        raise ConfigError(
+            f"{op}: the file name {p.name[:40]!r}... has {len(os.fsencode(p.name))} bytes; at most "
+            f"{_MAX_FILE_NAME} are allowed (file systems allow 255, and the temporary file "
+            f"written beside it first needs room for a suffix)."
+        )
+    if _exists(p.is_dir, p, op):
         raise ConfigError(f"{op}: {p} is a directory; give the path of the file to write.")
     directory = p.parent
-    if not directory.is_dir():
+    if not _exists(directory.is_dir, directory, op):
         raise ConfigError(
             f"{op}: the directory {directory} of {p.name!r} does not exist; create it first "
             "(os.makedirs) or choose another path."
@@ -119,11 +139,11 @@ def _save_path(path: Any, op: str) -> Path:
 
 def _load_path(path: Any, op: str) -> Path:
     p = _as_path(path, op)
-    if p.exists():
+    if _exists(p.exists, p, op):
         return p
     if not p.name.endswith(".npz"):
         alt = p.with_name(p.name + ".npz")
-        if alt.exists():
+        if _exists(alt.exists, alt, op):
             return alt
         raise CheckpointNotFoundError(
             f"{op}: no such file: {str(p)!r} (also tried {str(alt)!r}). Check the path; a "
@@ -164,16 +184,30 @@ def _check_array(name: str, value: Any, op: str) -> np.ndarray:
             "float and complex arrays (no object, string or structured dtypes, which would need "
             "pickle or could not be verified). Put text and other metadata in the header."
         )
+    if not array.flags.c_contiguous:
+        # The digest reads a contiguous copy; a zero-stride view (np.broadcast_to) of
+        # trillions of entries must be refused, not copied.
+        check_allocation(array.shape, array.dtype, f"contiguous copy of array {name!r}", op)
     return array
 
 
-def _jsonable(value: Any, where: str, op: str) -> Any:
+def _jsonable(value: Any, where: str, op: str, depth: int = 0) -> Any:
     """``value`` as plain JSON types (NumPy scalars become Python scalars, tuples lists)."""
+    if depth > _MAX_HEADER_DEPTH:
+        raise ArgumentTypeError(
+            f"{op}: {where[:200]}... is nested more than {_MAX_HEADER_DEPTH} levels deep (or "
+            f"contains itself); the header must be finite JSON data."
+        )
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return value.item()
     if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            raise ArgumentTypeError(
+                f"{op}: {where[:200]} is an int of {value.bit_length()} bits; JSON headers hold "
+                f"ints of at most {_MAX_INT_BITS} bits (Python refuses to print longer ones)."
+            )
         return int(value)
     if isinstance(value, float):
         return float(value)
@@ -186,10 +220,10 @@ def _jsonable(value: Any, where: str, op: str) -> Any:
                     "keys must be str (JSON would turn it into a string and the header would not "
                     "load back equal)."
                 )
-            out[key] = _jsonable(item, f"{where}[{key!r}]", op)
+            out[key] = _jsonable(item, f"{where}[{key!r}]", op, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [_jsonable(item, f"{where}[{i}]", op) for i, item in enumerate(value)]
+        return [_jsonable(item, f"{where}[{i}]", op, depth + 1) for i, item in enumerate(value)]
     hint = " Put arrays in the arrays dict, not in the header." if isinstance(value, np.ndarray) else ""
     raise ArgumentTypeError(
         f"{op}: {where} is a {type(value).__name__}; the header must be JSON data (dict with str "
@@ -538,6 +572,10 @@ def load_checkpoint(
             message says to upgrade convscope), or another format than ``format``.
     """
     op = "load_checkpoint"
+    if format is not None and (not isinstance(format, str) or not format.startswith("convscope-")):
+        raise ConfigError(
+            f"{op}: format must be None or a str starting with 'convscope-'; got {format!r}."
+        )
     p = _load_path(path, op)
     arrays, header, _ = _Reader(p, op).read(format)
     return arrays, header
