@@ -165,7 +165,7 @@ def read_image_folder(
             size = ()
         if len(size) != 2 or not all(
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size
-        ) or size[0] * size[1] > max_pixels:
+        ) or int(size[0]) * int(size[1]) > max_pixels:
             raise ConfigError(
                 f"image_size must be a positive int or (height, width) of positive ints, at "
                 f"most max_pixels={max_pixels} pixels in all; got {image_size!r}."
