@@ -47,8 +47,11 @@ def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip)
             f"{op}: bias b must have shape ({geo.c_out},), one offset f_0 per filter; got shape "
             f"{format_shape(b.shape)}."
         )
-    check_allocation(geo.y_shape, x.dtype, "output", op)
-    check_allocation((geo.batch, geo.c_in, *geo.padded), x.dtype, "padded input", op)
+    # The geometry in the message: a huge padding or a huge x is what a user must spot.
+    check_allocation(geo.y_shape, x.dtype, f"output ({geo.c_out} filters; stride={geo.s}, "
+                     f"padding={geo.p}, dilation={geo.d})", op)
+    check_allocation((geo.batch, geo.c_in, *geo.padded), x.dtype,
+                     f"input x padded by padding={geo.p}", op)
     if flip:
         # True convolution = cross-correlation with the kernel reversed on every spatial axis
         # (notes, Clarification 17 and Notation 64).
