@@ -23,6 +23,7 @@ Example (the notes' example 9.31: 4 weights, 6 inputs, 3 outputs):
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ArgumentTypeError, ShapeError
+from ..errors import ArgumentTypeError, ResourceError, ShapeError
+from ..functional.windows import check_allocation
 from ..shapes import conv_geometry, format_shape, normalize_int, normalize_tuple
 from ._text import fmt_array, fmt_grid, fmt_num
 from .parse import as_explain_array
@@ -104,6 +106,9 @@ class Jacobian:
     __str__ = text
 
 
+_MAX_ENTRIES = 10**6  # entries of a symbolic Jacobian (built in a Python loop, for printing)
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
@@ -153,6 +158,15 @@ def conv_weight_jacobian(x: Any, k: Any, stride: Any = 1, padding: Any = 0,
     kk = normalize_tuple(k, ndim, "k", op)
     geo = conv_geometry((1, 1, *n), (1, 1, *kk), stride, padding, dilation, 1, "zeros", op)
     padded = tuple(v + b + a for v, (b, a) in zip(n, geo.p))
+    # Built entry by entry (a symbol per entry) for reading: a teaching-sized matrix only.
+    entries = math.prod(kk) * math.prod(geo.out)
+    if entries > _MAX_ENTRIES:
+        raise ResourceError(
+            f"{op}: the Jacobian would have {math.prod(kk)} taps x {math.prod(geo.out)} outputs "
+            f"= {entries} entries (output size {format_shape(geo.out)} for input "
+            f"{format_shape(n)}, padding {geo.p}, stride {geo.s}); explain builds at most "
+            f"{_MAX_ENTRIES}. Use a smaller input, padding or kernel."
+        )
     # 1-based index of every padded entry in X = A^0 (0 marks the zero padding, 9.14):
     inside = np.zeros(padded, dtype=bool)
     inside[tuple(slice(b, b + v) for v, (b, _) in zip(n, geo.p))] = True
@@ -236,6 +250,7 @@ def maxpool_jacobian(a: Any, kernel_size: Any = None, stride: Any = None) -> Jac
     k = a.shape if kernel_size is None else normalize_tuple(kernel_size, a.ndim, "kernel_size", op)
     y, idx = F.max_pool(a[None, None], k, stride, return_indices=True)
     flat = idx.reshape(-1)
+    check_allocation((a.size, flat.size), np.float64, "Jacobian (a.size x windows)", op)
     matrix = np.zeros((a.size, flat.size))
     matrix[flat, np.arange(flat.size)] = 1.0
     return Jacobian("d maxpool/da", matrix, None, "input a_j", "window output",
