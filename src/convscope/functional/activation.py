@@ -154,7 +154,8 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     # (np.where measured 5x slower on a random sign pattern).
     keep = np.less_equal(x, 0)
     np.logical_not(keep, out=keep)
-    dx = np.multiply(dy, keep)
+    with np.errstate(invalid="ignore"):
+        dx = np.multiply(dy, keep)
     # inf * 0 at a zeroed entry must give 0, as the Jacobian says; a NaN anywhere makes the
     # sum NaN (one cheap pass), and then the exact, slower selection runs.
     if np.isnan(np.add.reduce(dx, axis=None)):
