@@ -108,12 +108,12 @@ def chunking():
         conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = old
 
 
-@pytest.mark.parametrize("layout", ["flat", "strided"])
+@pytest.mark.parametrize("layout", ["flat", "batch_last", "strided"])
 @pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
 def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk):
-    if layout == "flat" and any(s != 1 for s in np.broadcast_to(kwargs.get("stride", 1), len(x_shape) - 2)):
-        pytest.skip("the flat layout is for stride 1")
+    if layout != "strided" and any(s != 1 for s in np.broadcast_to(kwargs.get("stride", 1), len(x_shape) - 2)):
+        pytest.skip("the flat and batch-last layouts are for stride 1")
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
     plan_cls = conv_module._Plan
     monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
@@ -135,6 +135,20 @@ def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape,
             assert_close(got, want, kind="backward", context=f"{layout} {chunk}: {name}")
     finally:
         conv_module._PLANS.clear()
+
+
+def test_layout_choice():
+    """Batch-last where flat would waste many columns on small images; else flat/strided."""
+
+    def layout(x_shape, w_shape, **kwargs):
+        x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+        geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
+        return conv_module._Plan(geo, 4).layout
+
+    assert layout((64, 6, 14, 14), (16, 6, 5, 5)) == "batch_last"  # LeNet's 2nd layer: 36% waste
+    assert layout((64, 32, 32, 32), (64, 32, 3, 3), padding=1) == "flat"  # 6% waste
+    assert layout((64, 1, 28, 28), (6, 1, 5, 5), padding=2) == "flat"  # 25 rows only
+    assert layout((32, 64, 16, 16), (128, 64, 3, 3), stride=2, padding=1) == "strided"
 
 
 def test_plan_cache_follows_the_budget(chunking):
