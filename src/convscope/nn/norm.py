@@ -23,13 +23,23 @@ from .spec import register
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
+def _channel_sum(a: np.ndarray) -> np.ndarray:
+    """Per-channel sum over every axis but axis 1 (pairwise along the contiguous run)."""
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    return flat.sum(axis=2).sum(axis=0)
+
+
 def _batch_norm(x, mean, var, gamma, beta, eps, axes):
     """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics."""
     shape = [1] * x.ndim
     shape[1] = x.shape[1]
     invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
-    xhat = (x - mean.reshape(shape)) * invstd
-    y = xhat if gamma is None else xhat * gamma.reshape(shape) + beta.reshape(shape)
+    xhat = np.subtract(x, np.asarray(mean, dtype=x.dtype).reshape(shape))
+    xhat *= invstd
+    if gamma is None:
+        return xhat, xhat, invstd
+    y = np.multiply(xhat, gamma.reshape(shape))
+    y += beta.reshape(shape)
     return y, xhat, invstd
 
 
@@ -37,17 +47,21 @@ def _batch_norm_backward(dy, xhat, invstd, gamma, axes, batch_stats):
     """(dx, dgamma, dbeta). With batch statistics the mean and variance depend on x too.
 
     Chain rule through xhat = (x - mean(x)) / sqrt(var(x) + eps) over the m entries of a
-    channel: dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)).
+    channel: dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)), with
+    dxhat = gamma * dy, so sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma:
+    dx = gamma * invstd * (dy - dbeta / m - xhat * dgamma / m).
     """
-    dgamma = np.sum(dy * xhat, axis=axes)
-    dbeta = np.sum(dy, axis=axes)
-    dxhat = dy if gamma is None else dy * gamma.reshape(invstd.shape)
+    dgamma = _channel_sum(dy * xhat)
+    dbeta = _channel_sum(dy)
+    scale = invstd if gamma is None else invstd * gamma.reshape(invstd.shape)
     if not batch_stats:  # running statistics are constants: a per-channel affine map
-        return dxhat * invstd, dgamma, dbeta
+        return dy * scale, dgamma, dbeta
     m = xhat.size // xhat.shape[1]
-    sum_dxhat = np.sum(dxhat, axis=axes, keepdims=True)
-    sum_dxhat_xhat = np.sum(dxhat * xhat, axis=axes, keepdims=True)
-    dx = (invstd / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+    shape = invstd.shape
+    dx = np.multiply(xhat, (-dgamma / m).astype(xhat.dtype).reshape(shape))
+    dx += dy
+    dx += (-dbeta / m).astype(xhat.dtype).reshape(shape)
+    dx *= scale
     return dx, dgamma, dbeta
 
 
@@ -113,8 +127,11 @@ class _BatchNorm(Module):
                     f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
                     f"call model.eval()."
                 )
-            mean = x.mean(axis=axes)
-            var = x.var(axis=axes)  # biased: the normalisation uses the batch's own spread
+            mean = _channel_sum(x) / m
+            centred = x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
+            centred *= centred
+            var = _channel_sum(centred) / m  # biased: the normalisation uses the batch's own spread
+            del centred
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
                 factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
