@@ -165,3 +165,28 @@ def test_plan_cache_follows_the_budget(chunking):
         assert conv_module._plan_for(geo, 8).step == 1
     finally:
         set_workspace_budget(old)
+
+
+# ----------------------------------------------------------------------------------------
+# Remembered geometries and tables never skip validation
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [2.0, True, np.float64(2.0)])
+def test_remembered_geometry_still_refuses_bad_arguments(bad):
+    x = np.ones((1, 1, 6, 6))
+    w = np.ones((1, 1, 3, 3))
+    conv(x, w, stride=2)
+    max_pool(x, 2, stride=2)
+    with pytest.raises(TypeError, match="stride"):
+        conv(x, w, stride=bad)
+    with pytest.raises(TypeError, match="stride"):
+        max_pool(x, 2, stride=bad)
+
+
+def test_remembered_pool_tables_are_read_only():
+    import convscope.functional.pool as pool_module
+
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    max_pool_backward(np.ones((1, 1, 2, 2)), x, 2)
+    for (kind, _), value in list(pool_module._CACHE.items()):
+        arrays = [v for v in (value if isinstance(value, tuple) else ()) if isinstance(v, np.ndarray)]
+        assert all(not a.flags.writeable for a in arrays), kind

@@ -33,6 +33,23 @@ from .windows import (
 __all__ = ["conv", "conv_backward"]
 
 
+_GEOMETRIES: dict = {}
+
+
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, op) -> ConvGeometry:
+    """:func:`conv_geometry`, remembered (a layer calls the same geometry every step;
+    working it out took ~40 us, a tenth of a LeNet layer's forward)."""
+    # repr, not the values: 2.0 == 2 and True == 1 hash alike but must still be refused.
+    key = repr((x_shape, w_shape, stride, padding, dilation, groups, padding_mode, op))
+    geo = _GEOMETRIES.get(key)
+    if geo is None:
+        geo = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, op)
+        if len(_GEOMETRIES) >= 1024:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = geo
+    return geo
+
+
 def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip):
     x = as_float_array(x, "x", op)
     w = as_float_array(w, "w", op)
@@ -41,7 +58,7 @@ def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip)
     check_same_dtype(op, x=x, w=w, b=b)
     if not isinstance(flip, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: flip must be True or False; got {flip!r}.")
-    geo = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
+    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
     if b is not None and b.shape != (geo.c_out,):
         raise ShapeError(
             f"{op}: bias b must have shape ({geo.c_out},), one offset f_0 per filter; got shape "
