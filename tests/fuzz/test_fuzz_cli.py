@@ -28,6 +28,9 @@ from ._harness import judge
 
 cli = pytest.importorskip("convscope.cli")
 
+# NaN, Inf and huge values are fed in on purpose; the warnings they raise are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 CATEGORY = "cli"
 
 BAD_INTS = ["0", "-1", "abc", "1.5", "", "nan", "1e400", "99999999999999999999999"]

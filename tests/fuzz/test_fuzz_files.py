@@ -49,6 +49,9 @@ from ._harness import (
     scalar_malformations,
 )
 
+# NaN, Inf and huge values are fed in on purpose; the warnings they raise are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 CATEGORY = "files"
 
 

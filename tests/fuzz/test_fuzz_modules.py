@@ -35,6 +35,9 @@ from ._harness import (
     string_malformations,
 )
 
+# NaN, Inf and huge values are fed in on purpose; the warnings they raise are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
 CATEGORY = "modules"
 
 
