@@ -208,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time 1-thread settings by wall clock (default) or by process CPU time (for a busy machine)",
     )
     parser.add_argument("--no-torch", action="store_true", help="time convscope alone")
+    parser.add_argument(
+        "--no-train", action="store_true",
+        help="skip the training-step rows (benchmarks.bench_train; run only without --only)",
+    )
+    parser.add_argument(
+        "--no-memory", action="store_true",
+        help="skip the peak-memory rows (benchmarks.bench_memory; run only without --only)",
+    )
     parser.add_argument("--thread-control", choices=["threadpoolctl", "env"], help=argparse.SUPPRESS)
     return parser
 

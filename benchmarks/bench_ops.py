@@ -662,16 +662,53 @@ def main(argv: Sequence[str] | None = None) -> int:
             log=lambda msg: print(msg, flush=True),
         )
         results["settings"]["quick"] = bool(quick)
+        if not args.only and not args.no_train:  # the whole suite: training-step rows too
+            from .bench_train import run_train
+
+            results["train"] = run_train(
+                threads=args.threads,
+                min_repeats=3 if quick else 7,
+                target_s=0.5 if quick else 2.0,
+                rounds=2 if quick else 3,
+                use_torch=not args.no_torch,
+                clock=args.clock,
+                max_wait_s=args.max_wait if args.max_wait is not None else (5.0 if quick else 30.0),
+                log=lambda msg: print(msg, flush=True),
+            )
+        if not args.only and not args.no_memory:  # and the peak-memory rows
+            from .bench_memory import run_memory
+
+            results["memory"] = run_memory(libraries=("convscope",) if args.no_torch else ("convscope", "torch"))
         path = Path(args.json) if args.json else _env.default_json_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
         print(f"\nwrote {path}")
     print()
     print(format_tables(results))
+    extra = _extra_markdown(results)
+    if extra:
+        print()
+        print(extra)
     if args.markdown:
-        Path(args.markdown).write_text(format_markdown(results))
+        Path(args.markdown).write_text(format_markdown(results) + ("\n" + extra if extra else ""))
         print(f"wrote {args.markdown}")
     return 0
+
+
+def _extra_markdown(results: dict) -> str:
+    """The training-step and memory tables (benchmarks.bench_train / bench_memory), if run."""
+    parts = []
+    if "train" in results:
+        from .bench_train import format_train
+
+        parts.append("### Training step (images/s ratio convscope / PyTorch; >= 1: convscope faster)\n")
+        parts.append(format_train(results["train"]))
+    if "memory" in results:
+        from .bench_memory import format_memory
+
+        parts.append("### Peak memory (extra RSS over the process before the work, fresh subprocess)\n")
+        parts.append(format_memory(results["memory"]))
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -160,8 +160,8 @@ def run_train(
 ) -> dict:
     """Time a training step of every case at every thread count; JSON-ready dict.
 
-    ``clock`` is "wall" or "cpu" (this process's CPU time: meaningful at one thread on a
-    machine that other processes keep busy).
+    ``clock`` is "wall" or "cpu" (this process's CPU time, used for the one-thread rows
+    only: meaningful at one thread on a machine that other processes keep busy).
     """
     from threadpoolctl import threadpool_limits
 
@@ -190,12 +190,14 @@ def run_train(
                 samples, load = measure_guarded(
                     fns, min_repeats, target_s, 500, rounds,
                     settle_s=0.1 if n > 1 and len(fns) > 1 else 0.0,
-                    quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries, clock=CLOCKS[clock],
+                    quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries,
+                    clock=CLOCKS[clock if n == 1 else "wall"],
                 )
                 cs = summarize(samples["convscope"])
                 pt = summarize(samples["torch"]) if "torch" in samples else None
                 row = {
                     "case": case.name, "arch": case.arch, "batch": case.batch, "threads": n,
+                    "clock": clock if n == 1 else "wall",
                     "convscope": cs, "torch": pt,
                     "convscope_images_s": case.batch / cs["median_ms"] * 1e3,
                     "torch_images_s": case.batch / pt["median_ms"] * 1e3 if pt else None,
@@ -223,17 +225,17 @@ def _row_text(row: dict) -> str:
 
 def format_train(results: dict) -> str:
     """Markdown table of the training rows (images/s ratio: convscope / PyTorch)."""
-    out = ["| threads | model | batch | convscope ms | PyTorch ms | convscope img/s | PyTorch img/s | ratio |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    out = ["| threads | model | batch | convscope ms | PyTorch ms | convscope img/s | PyTorch img/s | ratio | clock |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for n, block in results["threads"].items():
         for r in block["rows"]:
             pt = r["torch"]
             out.append(
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | "
                 f"{pt['median_ms']:.2f} | {r['convscope_images_s']:.0f} | {r['torch_images_s']:.0f} | "
-                f"{r['ratio']:.2f} |" if pt else
+                f"{r['ratio']:.2f} | {r.get('clock', 'wall')} |" if pt else
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | - | "
-                f"{r['convscope_images_s']:.0f} | - | - |"
+                f"{r['convscope_images_s']:.0f} | - | - | {r.get('clock', 'wall')} |"
             )
     return "\n".join(out) + "\n"
 
