@@ -221,12 +221,14 @@ def matmul_peak(
     return {"gflops": by_size[best], "size": int(best), "by_size": by_size}
 
 
-def core_check(loops: int = 40, size: int = 1 << 20, repeats: int = 7) -> dict:
+def core_check(loops: int = 640, size: int = 1 << 16, repeats: int = 7) -> dict:
     """Are two cores free? Time a GIL-free NumPy loop on one Python thread, then on two.
 
     Each thread runs the same ``np.exp`` loop (ufuncs release the GIL), so with two free
     cores two threads take as long as one: ``speedup = 2 * t_one / t_two`` is near 2.
-    It drops towards 1 when the host takes the second vCPU (PERF-NOTES.md).
+    It drops towards 1 when the host takes the second vCPU (PERF-NOTES.md). The arrays are
+    small enough (256 KiB each) to stay in each core's L2 cache: with 4 MiB arrays the loop
+    is bound by shared memory bandwidth and two threads look slow on an idle 16-core machine.
     """
     rng = np.random.default_rng(1)
     a = rng.standard_normal(size, dtype=np.float32)

@@ -344,7 +344,7 @@ def run_benchmarks(
     use_torch: bool = True,
     peak_sizes: Sequence[int] = (1024, 2048, 3072),
     peak_repeats: int = 5,
-    core_loops: int = 40,
+    core_loops: int = 640,
     quiet_threshold: float = 0.15,
     max_wait_s: float = 30.0,
     retries: int = 2,
