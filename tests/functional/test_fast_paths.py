@@ -190,3 +190,42 @@ def test_remembered_pool_tables_are_read_only():
     for (kind, _), value in list(pool_module._CACHE.items()):
         arrays = [v for v in (value if isinstance(value, tuple) else ()) if isinstance(v, np.ndarray)]
         assert all(not a.flags.writeable for a in arrays), kind
+
+
+# ----------------------------------------------------------------------------------------
+# Blur pooling: matrix products (small planes) and tap passes (large planes)
+# ----------------------------------------------------------------------------------------
+BLUR_CASES = [
+    # (x shape, filter_size, stride, padding_mode)
+    ((2, 3, 9), 4, 2, "reflect"),
+    ((2, 2, 8, 7), 3, 2, "zeros"),
+    ((1, 2, 6, 10), 5, (2, 3), "replicate"),
+    ((1, 1, 5, 4, 6), 2, 2, "circular"),
+    ((2, 1, 7, 7), 1, 3, "reflect"),
+]
+
+
+@pytest.mark.parametrize("x_shape, f, s, mode", BLUR_CASES)
+def test_blur_pool_matrix_path_equals_tap_path(monkeypatch, x_shape, f, s, mode):
+    import convscope.functional.pool as pool_module
+    from convscope.functional import blur_pool, blur_pool_backward
+
+    rng = _rng("blur", x_shape, f, s, mode)
+    x = rng.standard_normal(x_shape)
+    y = blur_pool(x, f, s, mode)  # planes <= _BLUR_MATRIX_MAX: matrices
+    dy = rng.standard_normal(y.shape)
+    dx = blur_pool_backward(dy, x, f, s, mode)
+    monkeypatch.setattr(pool_module, "_BLUR_MATRIX_MAX", 0)  # force the tap passes
+    assert_close(y, blur_pool(x, f, s, mode), kind="forward", context="matrix vs taps")
+    assert_close(dx, blur_pool_backward(dy, x, f, s, mode), kind="backward", context="matrix vs taps")
+
+
+def test_blur_pool_large_plane_uses_taps_and_matches_small_tiles():
+    import convscope.functional.pool as pool_module
+    from convscope.functional import blur_pool
+
+    x = _rng("large").standard_normal((1, 1, pool_module._BLUR_MATRIX_MAX + 6, 5))
+    # Rows far from the edges only see their neighbourhood: compare with a cropped input.
+    y = blur_pool(x, 3, 2, "zeros")
+    y_crop = blur_pool(x[:, :, :20], 3, 2, "zeros")
+    assert_close(y[:, :, 1:9], y_crop[:, :, 1:9], kind="forward")

@@ -793,6 +793,9 @@ def blur_pool(
     op = "blur_pool"
     x = as_float_array(x, "x", op)
     f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
+    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX:  # small planes: one matrix product per axis
+        mats = [_blur_matrix(n, f, si, padding_mode, x.dtype) for n, si in zip(x.shape[2:], s)]
+        return _separable(x, mats).reshape(x.shape[:2] + out)
     w = _binomial_row(f).astype(x.dtype)  # dyadic weights: exact in float32 too
     ndim = x.ndim - 2
     xr = x.reshape((-1, 1) + x.shape[2:])
@@ -809,6 +812,58 @@ def blur_pool(
             a = acc
         y[rows] = a
     return y.reshape(x.shape[:2] + out)
+
+
+# Planes up to this size per axis are blurred by matrix products: the padding, the filter
+# and the subsampling of one axis form one (n, out) matrix (mostly zeros, but BLAS runs it
+# far faster than NumPy runs the filter's taps: (64, 32, 32, 32), f=4: 3.3 ms against
+# 10.9 ms forward). Its cost grows with n per output, so larger planes use the tap passes.
+_BLUR_MATRIX_MAX = 64
+
+
+def _blur_matrix(n: int, f: int, s: int, padding_mode: str, dtype) -> np.ndarray:
+    """``M`` of shape ``(n, out)`` with ``x @ M`` = pad, filter (binomial, size ``f``) and
+    subsample by ``s`` along one axis of length ``n``; its transpose is the adjoint.
+
+    >>> _blur_matrix(4, 3, 2, "zeros", np.float64) * 4   # [1 2 1]/4, padding (1, 1)
+    array([[2., 0.],
+           [1., 1.],
+           [0., 2.],
+           [0., 1.]])
+    """
+
+    def make():
+        before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
+        out = (n - 1) // s + 1
+        # Padding is linear: padding the identity gives x_padded = x @ P.
+        padding = windows.pad(np.eye(n)[None, None], [(0, 0), (before, after)], padding_mode)[0, 0]
+        filt = np.zeros((n + f - 1, out))
+        row = _binomial_row(f)
+        for q in range(out):
+            filt[q * s : q * s + f, q] = row
+        m = (padding @ filt).astype(dtype)  # sums of dyadic weights: exact in float32
+        m.flags.writeable = False
+        return m
+
+    return _cached("blur", (n, f, s, padding_mode, np.dtype(dtype).str), make)
+
+
+def _separable(x: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+    """Contract spatial axis ``k`` of ``x`` ``(N, C, *n)`` with ``mats[k]`` ``(n_k, out_k)``,
+    for every axis (last first): ``(N*C, *out)``."""
+    a = x.reshape((-1,) + x.shape[2:])
+    rows = a.shape[0]
+    sizes = list(x.shape[2:])
+    for k in reversed(range(len(mats))):
+        m = mats[k]
+        before = rows * math.prod(sizes[:k])
+        after = math.prod(sizes[k + 1 :])
+        if after == 1:
+            a = a.reshape(-1, sizes[k]) @ m
+        else:  # (before, n_k, after) -> (before, out_k, after), one small product each
+            a = np.matmul(m.T, a.reshape(before, sizes[k], after))
+        sizes[k] = m.shape[1]
+    return a.reshape((rows,) + tuple(sizes))
 
 
 def _blur_blocks(rows: int, n: Sequence[int], f: int) -> list[slice]:
@@ -871,6 +926,9 @@ def blur_pool_backward(
     x = as_float_array(x, "x", op)
     f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
     dy = _check_dy(dy, x, x.shape[:2] + out, op)
+    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX:  # the adjoint: the transposed matrices
+        mats = [_blur_matrix(n, f, si, padding_mode, x.dtype).T for n, si in zip(x.shape[2:], s)]
+        return _separable(dy, mats).reshape(x.shape)
     w = _binomial_row(f).astype(x.dtype)
     ndim = x.ndim - 2
     padded = tuple(n + f - 1 for n in x.shape[2:])
