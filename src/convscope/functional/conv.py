@@ -123,6 +123,8 @@ class _Plan:
         self.taps = list(kernel_taps(geo.k))
         self.ntaps = len(self.taps)
         self.rows_k = geo.c_in * self.ntaps  # rows of the window matrix
+        self.row_outputs = int(np.prod(geo.out[1:], dtype=np.int64))  # outputs per output row
+        self._indices: dict = {}  # (r0, rc) -> every tap's slices (see _tap_views)
         unit = all(v == 1 for v in geo.s)
         self.order = (1, 0, *range(2, geo.ndim + 2))  # (B, C, ...) <-> (C, B, ...)
         self.to_last = (*range(1, geo.ndim + 2), 0)  # (B, C, *sp) -> (C, *sp, B)
@@ -171,7 +173,7 @@ class _Plan:
         count = (rc, *self.geo.out[1:])
         if self.flat:
             return sum((c - 1) * ps for c, ps in zip(count, self.plane)) + 1
-        return int(np.prod(count, dtype=np.int64))
+        return rc * self.row_outputs
 
     def _split(self) -> None:
         """Choose the sample groups and row blocks (see the class docstring)."""
@@ -249,14 +251,17 @@ class _Plan:
     def _tap_views(self, a: np.ndarray, r0: int, rc: int):
         """Per kernel tap, the slice of a padded group it reads for rows ``r0 .. r0+rc``:
         ``(C, rc, *out[1:], B)`` batch-last, ``(B, C, rc, *out[1:])`` strided."""
-        geo = self.geo
-        out_count = (rc, *geo.out[1:])
-        out_start = (r0,) + (0,) * (geo.ndim - 1)
-        views = []
-        for tap in self.taps:
-            index = tap_slices(tap, geo.s, geo.d, out_start, out_count)
-            views.append(a[index[1:] + (slice(None),)] if self.batch_last else a[index])
-        return out_count, views
+        key = (r0, rc)
+        indices = self._indices.get(key)
+        if indices is None:  # the same few blocks every call: build their slices once
+            geo = self.geo
+            out_start = (r0,) + (0,) * (geo.ndim - 1)
+            out_count = (rc, *geo.out[1:])
+            indices = [tap_slices(tap, geo.s, geo.d, out_start, out_count) for tap in self.taps]
+            if self.batch_last:
+                indices = [index[1:] + (slice(None),) for index in indices]
+            self._indices[key] = indices
+        return (rc, *self.geo.out[1:]), [a[index] for index in indices]
 
     def im2col(self, src: np.ndarray, r0: int, rc: int, buf: np.ndarray) -> np.ndarray:
         """The window matrix of rows ``r0 .. r0+rc`` of a padded group (from :meth:`source`,
