@@ -351,6 +351,7 @@ def run_benchmarks(
     clock: str = "wall",
     thread_control: str | None = None,
     log: Callable[[str], None] | None = None,
+    on_block: Callable[[dict], None] | None = None,
 ) -> dict:
     """Time every case at every thread count; return a JSON-ready results dict.
 
@@ -454,6 +455,8 @@ def run_benchmarks(
                 "rows": rows,
                 "geomean": _geomeans(rows),
             }
+            if on_block is not None:  # e.g. save what is done, in case a later block is cut short
+                on_block(results)
     if check_cores:
         results["core_check"]["after"] = core_check(loops=core_loops)
         say(_core_line("after", results["core_check"]["after"]))
@@ -645,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         cases = _select(args.only)
         quick = args.quick
+        path = Path(args.json) if args.json else _env.default_json_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
         results = run_benchmarks(
             cases,
             args.threads,
@@ -660,6 +665,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             clock=args.clock,
             thread_control=args.thread_control,
             log=lambda msg: print(msg, flush=True),
+            on_block=lambda partial: path.write_text(json.dumps(partial, indent=1) + "\n"),
         )
         results["settings"]["quick"] = bool(quick)
         if not args.only and not args.no_train:  # the whole suite: training-step rows too
@@ -679,8 +685,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench_memory import run_memory
 
             results["memory"] = run_memory(libraries=("convscope",) if args.no_torch else ("convscope", "torch"))
-        path = Path(args.json) if args.json else _env.default_json_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
         print(f"\nwrote {path}")
     print()
