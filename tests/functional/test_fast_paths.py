@@ -108,12 +108,17 @@ def chunking():
         conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = old
 
 
-@pytest.mark.parametrize("layout", ["flat", "batch_last", "strided"])
+def _layout_cases():
+    """Every case with every layout it allows (flat and batch-last need stride 1)."""
+    for x_shape, w_shape, kwargs in CONV_CASES:
+        unit = all(s == 1 for s in np.broadcast_to(kwargs.get("stride", 1), len(x_shape) - 2))
+        for layout in ("flat", "batch_last", "strided") if unit else ("strided",):
+            yield x_shape, w_shape, kwargs, layout
+
+
 @pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
-@pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, layout", list(_layout_cases()))
 def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk):
-    if layout != "strided" and any(s != 1 for s in np.broadcast_to(kwargs.get("stride", 1), len(x_shape) - 2)):
-        pytest.skip("the flat and batch-last layouts are for stride 1")
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
     plan_cls = conv_module._Plan
     monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
