@@ -99,7 +99,11 @@ def run_child(module: str, argv: list[str], threads: int | None = None) -> int:
 def _lscpu() -> dict:
     try:
         text = subprocess.run(
-            ["lscpu"], capture_output=True, text=True, timeout=10, env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")}
+            ["lscpu"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}

@@ -193,7 +193,8 @@ def measure_guarded(
             best = (samples, load)
         if load is None or load < quiet:
             break
-    return best[0], {"other_load": best[1], "attempts": attempts, "waited_s": waited, "quiet": bool(best[1] is None or best[1] < quiet)}
+    quiet_enough = bool(best[1] is None or best[1] < quiet)
+    return best[0], {"other_load": best[1], "attempts": attempts, "waited_s": waited, "quiet": quiet_enough}
 
 
 # --------------------------------------------------------------------------------------
@@ -202,7 +203,10 @@ def measure_guarded(
 
 
 def matmul_peak(
-    sizes: Sequence[int] = (1024, 2048, 3072), repeats: int = 5, seed: int = 0, clock: Callable[[], float] = time.perf_counter
+    sizes: Sequence[int] = (1024, 2048, 3072),
+    repeats: int = 5,
+    seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict:
     """Measured float32 ``np.matmul`` rate on square matrices, best size's median (GFLOP/s).
 

@@ -429,7 +429,8 @@ def run_benchmarks(
             for case in cases:
                 work = workloads[case.name]
                 if work is None:
-                    rows.append({"case": case.name, "label": case.label, "op": case.op, "skipped": "op not in convscope.functional yet"})
+                    skipped = "op not in convscope.functional yet"
+                    rows.append({"case": case.name, "label": case.label, "op": case.op, "skipped": skipped})
                     say(f"  {case.name}: skipped (convscope.functional lacks {case.op})")
                     continue
                 agreement = _agreement(work)
@@ -531,7 +532,8 @@ def _core_line(when: str, check: dict) -> str:
 
 
 _COLUMNS = (
-    "case", "shape", "pass", "convscope ms", "PyTorch ms", "ratio", "GFLOP/s", "% peak", "PyTorch GFLOP/s", "agree", "other load",
+    "case", "shape", "pass", "convscope ms", "PyTorch ms", "ratio",
+    "GFLOP/s", "% peak", "PyTorch GFLOP/s", "agree", "other load",
 )
 
 
@@ -576,7 +578,9 @@ def format_tables(results: dict) -> str:
     """Plain-text tables, one per thread count, with geometric means and the core check."""
     out = []
     blas = ", ".join(
-        f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture', '?')})" for b in results["blas"] if b.get("user_api") == "blas"
+        f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture', '?')})"
+        for b in results["blas"]
+        if b.get("user_api") == "blas"
     )
     out.append(
         f"{results['machine']['cpu_model']}, {results['machine']['cpus']} CPUs; numpy {results['libraries']['numpy']}"
@@ -595,7 +599,8 @@ def format_tables(results: dict) -> str:
         table = [list(_COLUMNS)] + [_cells(r) for r in block["rows"]]
         widths = [max(len(line[i]) for line in table) for i in range(len(_COLUMNS))]
         for line in table:
-            out.append("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
+            cells = (cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+            out.append("  ".join(cells))
         out.extend(_geomean_lines(block))
     return "\n".join(out)
 
