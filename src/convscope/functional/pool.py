@@ -793,7 +793,10 @@ def blur_pool(
     op = "blur_pool"
     x = as_float_array(x, "x", op)
     f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
-    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX:  # small planes: one matrix product per axis
+    # Small planes: one matrix product per axis. Its zeros would turn a NaN or Inf into NaN
+    # in every output of the row (0 * NaN = NaN), so non-finite inputs take the tap loop,
+    # where a NaN reaches exactly the outputs whose windows hold it.
+    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX and np.isfinite(x).all():
         mats = [_blur_matrix(n, f, si, padding_mode, x.dtype) for n, si in zip(x.shape[2:], s)]
         return _separable(x, mats).reshape(x.shape[:2] + out)
     w = _binomial_row(f).astype(x.dtype)  # dyadic weights: exact in float32 too
@@ -926,7 +929,7 @@ def blur_pool_backward(
     x = as_float_array(x, "x", op)
     f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
     dy = _check_dy(dy, x, x.shape[:2] + out, op)
-    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX:  # the adjoint: the transposed matrices
+    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX and np.isfinite(dy).all():  # the transposed matrices
         mats = [_blur_matrix(n, f, si, padding_mode, x.dtype).T for n, si in zip(x.shape[2:], s)]
         return _separable(dy, mats).reshape(x.shape)
     w = _binomial_row(f).astype(x.dtype)
