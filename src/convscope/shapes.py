@@ -41,7 +41,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
