@@ -312,13 +312,21 @@ def _threads(n: int, torch, control: str):
         limiter = threadpool_limits(limits=n)
     else:  # the launcher already set *_NUM_THREADS for this process
         limiter = nullcontext()
+    import convscope
+
     old = torch.get_num_threads() if torch is not None else None
+    old_cs = convscope.get_num_threads()
     with limiter:
         if torch is not None:
             torch.set_num_threads(n)
+        # convscope's own threads (batch chunks side by side, BLAS at 1 thread each); needs
+        # threadpoolctl, so without it convscope runs serially next to BLAS's n threads.
+        if n > 1 and control == "threadpoolctl":
+            convscope.set_num_threads(n)
         try:
             yield
         finally:
+            convscope.set_num_threads(old_cs)
             if torch is not None:
                 torch.set_num_threads(old)
 

@@ -165,6 +165,8 @@ def run_train(
     """
     from threadpoolctl import threadpool_limits
 
+    import convscope
+
     torch = None
     if use_torch:
         try:
@@ -177,7 +179,7 @@ def run_train(
         results["core_check"]["before"] = core_check()
     for n in threads:
         rows = []
-        with threadpool_limits(limits=n):
+        with threadpool_limits(limits=n), convscope.num_threads(n):
             if torch is not None:
                 torch.set_num_threads(n)
             for case in cases:

@@ -12,11 +12,14 @@ from .nn.summary import summary
 
 from . import io
 from .io import load, save
+from . import parallel
+from .parallel import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = ["errors", "shapes", "functional", "nn", "summary", "__version__"]
 __all__ += ["io", "save", "load"]
+__all__ += ["parallel", "set_num_threads", "get_num_threads", "num_threads"]
 
 from . import data
 

@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 
+import convscope
 from convscope import nn
 from convscope.functional import conv, conv_backward, max_pool, max_pool_backward
 from convscope.functional.pool import _max_pool_backward_ctx, _max_pool_forward
@@ -116,13 +117,22 @@ def _layout_cases():
             yield x_shape, w_shape, kwargs, layout
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, layout", list(_layout_cases()))
-def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk):
+def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk, threads):
+    """Every layout, chunking and thread count (2: sample groups, or the row blocks of a
+    single group, shared out to two threads) agrees with the plain loops."""
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
     plan_cls = conv_module._Plan
-    monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
+
+    def forced(geo, itemsize, threads=1):
+        return plan_cls(geo, itemsize, layout, threads=threads)
+
+    monkeypatch.setattr(conv_module, "_Plan", forced)
     conv_module._PLANS.clear()
+    previous = convscope.get_num_threads()
+    convscope.set_num_threads(threads)
     try:
         rng = _rng("conv", x_shape, w_shape, layout, chunk)
         x = rng.standard_normal(x_shape)
@@ -134,11 +144,12 @@ def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape,
         conv_module._PLANS.clear()
         monkeypatch.setattr(conv_module, "_Plan", plan_cls)
         expected = conv_backward(dy, x, w, **kwargs)  # the default plan
-        monkeypatch.setattr(conv_module, "_Plan", lambda geo, itemsize: plan_cls(geo, itemsize, layout))
+        monkeypatch.setattr(conv_module, "_Plan", forced)
         conv_module._PLANS.clear()
         for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs), expected):
             assert_close(got, want, kind="backward", context=f"{layout} {chunk}: {name}")
     finally:
+        convscope.set_num_threads(previous)
         conv_module._PLANS.clear()
 
 

@@ -14,11 +14,13 @@ default): a 1x3x1024x1024 image with 64 3x3 filters runs without allocating giga
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import parallel
 from ..errors import ArgumentTypeError, ShapeError
 from ..shapes import ConvGeometry, as_float_array, check_same_dtype, conv_geometry, format_shape
 from .windows import (
@@ -117,9 +119,10 @@ class _Plan:
     ``_CHUNK_BYTES`` so it stays in the caches, and never above the workspace budget.
     """
 
-    def __init__(self, geo: ConvGeometry, itemsize: int, layout: str | None = None):
+    def __init__(self, geo: ConvGeometry, itemsize: int, layout: str | None = None, threads: int = 1):
         self.geo = geo
         self.itemsize = itemsize
+        self.threads = threads
         self.taps = list(kernel_taps(geo.k))
         self.ntaps = len(self.taps)
         self.rows_k = geo.c_in * self.ntaps  # rows of the window matrix
@@ -188,6 +191,8 @@ class _Plan:
         elif per_sample <= max(want, min(2 * want, budget_cols)):
             per = max(1, want // per_sample)
             count = -(-geo.batch // per)
+            if self.threads > 1:  # a whole number of groups per thread
+                count = min(geo.batch, -(-count // self.threads) * self.threads)
             self.per, self.step = -(-geo.batch // count), rows  # balanced groups
         else:
             step = max(1, min(rows, rows * want // per_sample))
@@ -395,52 +400,99 @@ _PLANS: dict = {}
 
 def _plan_for(geo: ConvGeometry, itemsize: int) -> _Plan:
     """The plan of ``geo`` (cached: models call the same geometries every step)."""
-    key = (geo, itemsize, get_workspace_budget(), _CHUNK_BYTES, _MIN_COLUMNS)
+    threads = parallel.workers()
+    key = (geo, itemsize, get_workspace_budget(), _CHUNK_BYTES, _MIN_COLUMNS, threads)
     plan = _PLANS.get(key)
     if plan is None:
         if len(_PLANS) >= 256:
             _PLANS.clear()
-        plan = _PLANS[key] = _Plan(geo, itemsize)
+        plan = _PLANS[key] = _Plan(geo, itemsize, threads=threads)
     return plan
 
 
 def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeometry, plan: _Plan) -> np.ndarray:
-    """The forward of validated arrays (``w`` already flipped if asked for)."""
+    """The forward of validated arrays (``w`` already flipped if asked for).
+
+    With :func:`convscope.set_num_threads` above 1 the sample groups (or, for a single
+    group, its row blocks) are shared out to that many threads (:mod:`convscope.parallel`).
+    """
     y = np.empty(geo.y_shape, dtype=x.dtype)
+    groups = list(plan.groups())
+    blocks = list(plan.blocks())
+    threads = parallel.workers()
+    if threads > 1 and len(groups) > 1:
+        runs = parallel.split_evenly(groups, threads)
+        parallel.run_parallel([partial(_forward_part, x, w, b, y, plan, run, blocks) for run in runs])
+    elif threads > 1 and len(blocks) > 1:
+        runs = parallel.split_evenly(blocks, threads)
+        parallel.run_parallel([partial(_forward_part, x, w, b, y, plan, groups, run) for run in runs])
+    else:
+        _forward_part(x, w, b, y, plan, groups, blocks)
+    return y
+
+
+def _forward_part(x, w, b, y, plan: _Plan, groups, blocks) -> None:
+    """Write the outputs of the given sample groups and row blocks into ``y``."""
+    geo = plan.geo
     g = geo.g
     cog = geo.c_out // g
     wmat = w.reshape(g, cog, -1)
     ws_cols = plan.workspace(plan.rows_k, x.dtype)
     ws_out = plan.workspace(geo.c_out, x.dtype)
-    for bs in plan.groups():
+    for bs in groups:
         src = plan.source(x[bs])
         bsize = bs.stop - bs.start
-        for r0, rc in plan.blocks():
+        for r0, rc in blocks:
             cols = plan.im2col(src, r0, rc, ws_cols)
             columns = bsize * plan.length(rc)
             # Every dot product f . v_i of the block, all filters of a group at once.
             block = ws_out[: geo.c_out * columns].reshape(g, cog, columns)
             _group_matmul(wmat, cols.reshape(g, -1, columns), out=block)
             plan.outputs(block, y[bs, :, r0 : r0 + rc], b)
-    return y
 
 
 def _backward(dy: np.ndarray, ctx: _Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The backward of validated arrays; ``dw`` is for the flipped filter if ``ctx.flip``."""
+    """The backward of validated arrays; ``dw`` is for the flipped filter if ``ctx.flip``.
+
+    Sample groups are shared out to :func:`convscope.get_num_threads` threads; each adds
+    its own partial filter gradient, summed here in a fixed order.
+    """
+    x, geo, plan = ctx.x, ctx.geo, ctx.plan
+    dx = np.empty(x.shape, dtype=x.dtype)
+    groups = list(plan.groups())
+    threads = parallel.workers()
+    if threads > 1 and len(groups) > 1:
+        runs = parallel.split_evenly(groups, threads)
+        parts = parallel.run_parallel([partial(_backward_part, dy, ctx, dx, run) for run in runs])
+    else:
+        parts = [_backward_part(dy, ctx, dx, groups)]
+    dwmat, db = parts[0]
+    for dw_more, db_more in parts[1:]:
+        dwmat += dw_more
+        db += db_more
+    dw = dwmat.reshape(ctx.w_shape)
+    if ctx.flip:
+        dw = np.flip(dw, axis=tuple(range(2, dw.ndim)))
+    return dx, np.ascontiguousarray(dw), db
+
+
+def _backward_part(dy: np.ndarray, ctx: _Context, dx: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
+    """Write ``dx`` of the given sample groups; return their share of ``(dw, db)``."""
     x, wk, geo, plan = ctx.x, ctx.w, ctx.geo, ctx.plan
     g = geo.g
     cog = geo.c_out // g
-    dx = np.empty(x.shape, dtype=x.dtype)
     wmat_t = wk.reshape(g, cog, -1).transpose(0, 2, 1)
     dwmat = np.zeros((g, cog, wmat_t.shape[1]), dtype=x.dtype)
     dw_part = np.empty_like(dwmat)
-    db = dy.sum(axis=(0, *range(2, dy.ndim)))
+    sum_axes = (0, *range(2, dy.ndim))
+    db = np.zeros(geo.c_out, dtype=x.dtype)
     ws_cols = plan.workspace(plan.rows_k, x.dtype)
     ws_dy = plan.workspace(geo.c_out, x.dtype)
-    for bs in plan.groups():
+    for bs in groups:
         src = plan.source(x[bs])
         dsrc = plan.grad_source(src)
         bsize = bs.stop - bs.start
+        db += dy[bs].sum(axis=sum_axes)
         for r0, rc in plan.blocks():
             cols = plan.im2col(src, r0, rc, ws_cols)
             columns = bsize * plan.length(rc)
@@ -452,10 +504,7 @@ def _backward(dy: np.ndarray, ctx: _Context) -> tuple[np.ndarray, np.ndarray, np
             dcols = _group_matmul(wmat_t, dyg, out=colsg)
             plan.col2im(dsrc, dcols.reshape(cols.shape), r0, rc)
         dx[bs] = plan.grad_input(dsrc)
-    dw = dwmat.reshape(ctx.w_shape)
-    if ctx.flip:
-        dw = np.flip(dw, axis=tuple(range(2, dw.ndim)))
-    return dx, np.ascontiguousarray(dw), db
+    return dwmat, db
 
 
 def conv(

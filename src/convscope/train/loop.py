@@ -92,7 +92,7 @@ __all__ = ["fit", "evaluate", "predict", "Run", "blas_threads"]
 
 @contextlib.contextmanager
 def blas_threads(threads: int | None) -> Iterator[None]:
-    """Limit the BLAS library (OpenBLAS/MKL behind NumPy's matmul) to ``threads`` threads.
+    """Use ``threads`` threads: BLAS (OpenBLAS/MKL behind NumPy's matmul) and convscope's own.
 
     ``None`` changes nothing. Uses ``threadpoolctl`` (installed with scikit-learn, part of
     ``convscope[train]``). Small models often train faster on one thread: their matrix
@@ -115,7 +115,11 @@ def blas_threads(threads: int | None) -> Iterator[None]:
             "limiting the BLAS threads needs threadpoolctl (pip install threadpoolctl, or "
             'pip install "convscope[train]"); or leave threads unset.'
         ) from None
-    with threadpool_limits(limits=int(threads), user_api="blas"):
+    from ..parallel import num_threads
+
+    # BLAS gets the threads between layers; inside a convolution convscope's own threads
+    # take the batch chunks (BLAS held to one thread each): convscope.set_num_threads.
+    with threadpool_limits(limits=int(threads), user_api="blas"), num_threads(int(threads)):
         yield
 
 

@@ -1,0 +1,100 @@
+"""convscope's own threads (convscope.parallel): settings, BLAS hand-back, errors, results."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import convscope
+from convscope import parallel
+from convscope.errors import ConfigError
+from convscope.functional import conv, conv_backward
+from convscope.testing import assert_close
+
+threadpoolctl = pytest.importorskip("threadpoolctl", reason="convscope threads need threadpoolctl")
+
+
+@pytest.fixture(autouse=True)
+def _serial_after():
+    before = convscope.get_num_threads()
+    yield
+    convscope.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+def test_bad_thread_counts_are_refused(bad):
+    with pytest.raises(ConfigError, match="positive int"):
+        convscope.set_num_threads(bad)
+    with pytest.raises(ConfigError, match="positive int"):
+        with convscope.num_threads(bad):
+            pass
+
+
+def test_context_restores_the_previous_count():
+    convscope.set_num_threads(1)
+    with convscope.num_threads(3):
+        assert convscope.get_num_threads() == 3
+    assert convscope.get_num_threads() == 1
+
+
+def test_tasks_run_on_several_threads_with_blas_held_to_one():
+    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+    before = [lib.get_num_threads() for lib in blas.lib_controllers]
+    seen = []
+    barrier = threading.Barrier(2, timeout=10)  # both tasks must be running at the same time
+
+    def task():
+        barrier.wait()
+        seen.append((threading.get_ident(), [lib.get_num_threads() for lib in blas.lib_controllers]))
+        return len(seen)
+
+    with convscope.num_threads(2):
+        results = parallel.run_parallel([task, task])
+    assert sorted(results) == [1, 2]
+    assert len({ident for ident, _ in seen}) == 2
+    assert all(all(n == 1 for n in counts) for _, counts in seen)
+    assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
+
+
+def test_an_error_in_a_task_is_raised_after_all_tasks_stop():
+    finished = []
+
+    def slow():
+        threading.Event().wait(0.05)
+        finished.append("slow")
+
+    def boom():
+        raise ConfigError("boom")
+
+    with convscope.num_threads(2):
+        with pytest.raises(ConfigError, match="boom"):
+            parallel.run_parallel([boom, slow])
+    assert finished == ["slow"]
+
+
+def test_nested_regions_run_serially():
+    def inner():
+        return parallel.workers()
+
+    with convscope.num_threads(2):
+        assert parallel.run_parallel([inner, inner]) == [1, 1]
+        assert parallel.workers() == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_conv_matches_serial(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((9, 3, 11, 10)).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    y = conv(x, w, b, padding=1)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    grads = conv_backward(dy, x, w, padding=1)
+    with convscope.num_threads(2):
+        y2 = conv(x, w, b, padding=1)
+        grads2 = conv_backward(dy, x, w, padding=1)
+    assert_close(y2, y, dtype=dtype)  # same sums, blocked differently by BLAS: rounding only
+    for got, want in zip(grads2, grads):
+        assert_close(got, want, dtype=dtype, kind="backward")
