@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,26 @@ def test_errors_and_repr():
     assert repr(nn.BatchNorm1d(4, momentum=None, affine=False)) == "BatchNorm1d(4, momentum=None, affine=False)"
     assert [n for n, _ in nn.BatchNorm2d(2).named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
     assert list(nn.BatchNorm2d(2, track_running_stats=False).named_buffers()) == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, dtype):
+    """A batch far above the cache-sized chunk, with a large mean (cancellation check)."""
+    norm = importlib.import_module("convscope.nn.norm")
+    rng = np.random.default_rng(9)
+    shape = (40, 8, 32, 32)
+    assert shape[0] * 8 * 32 * 32 * np.dtype(dtype).itemsize > 4 * norm._CHUNK_BYTES
+    ours = nn.BatchNorm2d(8, dtype=dtype)
+    ours.weight.data[...] = rng.uniform(0.5, 1.5, 8)
+    theirs = torch.nn.BatchNorm2d(8).to(torch.float64 if dtype == np.float64 else torch.float32)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.data))
+    x = (rng.standard_normal(shape) * 3 + 50).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    xt = torch.from_numpy(x).requires_grad_(True)
+    yt = theirs(xt)
+    yt.backward(torch.from_numpy(dy))
+    assert_close(ours(x), yt.detach().numpy(), kind="backward", context="forward")
+    assert_close(ours.backward(dy), xt.grad.numpy(), kind="backward", context="dx")
+    assert_close(ours.weight.grad, theirs.weight.grad.numpy(), kind="backward", context="dweight")
+    assert_close(ours.running_var, theirs.running_var.numpy(), context="running_var")

@@ -29,39 +29,89 @@ def _channel_sum(a: np.ndarray) -> np.ndarray:
     return flat.sum(axis=2).sum(axis=0)
 
 
-def _batch_norm(x, mean, var, gamma, beta, eps, axes):
-    """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics."""
-    shape = [1] * x.ndim
-    shape[1] = x.shape[1]
-    invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(shape)
-    xhat = np.subtract(x, np.asarray(mean, dtype=x.dtype).reshape(shape))
-    xhat *= invstd
-    if gamma is None:
-        return xhat, xhat, invstd
-    y = np.multiply(xhat, gamma.reshape(shape))
-    y += beta.reshape(shape)
-    return y, xhat, invstd
+# Per-sample chunks of about this many bytes keep the temporaries of the fused passes below
+# in the L2 cache (measured: the whole-batch formulation, one full-size temporary per step,
+# took ~2x as long on the CIFAR net's 128x32x32x32 activations).
+_CHUNK_BYTES = 256 << 10
 
 
-def _batch_norm_backward(dy, xhat, invstd, gamma, axes, batch_stats):
+def _chunks(x: np.ndarray):
+    """Slices of the batch axis, each about ``_CHUNK_BYTES`` of ``x``."""
+    per_sample = max(1, x[:1].nbytes)
+    step = max(1, _CHUNK_BYTES // per_sample)
+    for start in range(0, x.shape[0], step):
+        yield slice(start, start + step)
+
+
+def _per_channel(v, x: np.ndarray) -> np.ndarray:
+    """A per-channel vector shaped to broadcast against ``x`` ``(N, C, ...)``."""
+    return np.asarray(v, dtype=x.dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def _batch_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and biased variance, the variance from the centred values
+    (two passes, the second through cache-sized chunks: no full-size temporary)."""
+    m = x.size // x.shape[1]
+    mean = _channel_sum(x) / m
+    mean_b = _per_channel(mean, x)
+    sq = np.zeros(x.shape[1], dtype=x.dtype)
+    for ch in _chunks(x):
+        centred = np.subtract(x[ch], mean_b)
+        centred *= centred
+        sq += _channel_sum(centred)
+    return mean, sq / m
+
+
+def _batch_norm(x, mean, var, gamma, beta, eps):
+    """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics,
+    as ``y = x * a + c`` (``a = gamma * invstd``, ``c = beta - mean * a``: the form PyTorch's
+    CPU kernel uses), one pass per cache-sized chunk. Returns ``(y, invstd)``."""
+    invstd = (1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps))
+    scale = invstd if gamma is None else invstd * gamma
+    shift = -np.asarray(mean, dtype=np.float64) * scale
+    if beta is not None:
+        shift = shift + beta
+    a, c = _per_channel(scale, x), _per_channel(shift, x)
+    y = np.empty_like(x)
+    for ch in _chunks(x):
+        np.multiply(x[ch], a, out=y[ch])
+        y[ch] += c
+    return y, invstd.astype(x.dtype)
+
+
+def _batch_norm_backward(dy, x, mean, invstd, gamma, batch_stats):
     """(dx, dgamma, dbeta). With batch statistics the mean and variance depend on x too.
 
     Chain rule through xhat = (x - mean(x)) / sqrt(var(x) + eps) over the m entries of a
     channel: dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)), with
     dxhat = gamma * dy, so sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma:
     dx = gamma * invstd * (dy - dbeta / m - xhat * dgamma / m).
+
+    ``xhat`` is not stored: each cache-sized chunk recomputes ``x - mean`` where it is needed
+    (fewer full-size passes than keeping it).
     """
-    dgamma = _channel_sum(dy * xhat)
+    mean_b = _per_channel(mean, x)
     dbeta = _channel_sum(dy)
-    scale = invstd if gamma is None else invstd * gamma.reshape(invstd.shape)
+    dot = np.zeros(x.shape[1], dtype=x.dtype)  # sum(dy * (x - mean)) per channel
+    for ch in _chunks(x):
+        t = np.subtract(x[ch], mean_b)
+        t *= dy[ch]
+        dot += _channel_sum(t)
+    dgamma = dot * invstd
+    scale = invstd if gamma is None else invstd * gamma
+    scale_b = _per_channel(scale, x)
     if not batch_stats:  # running statistics are constants: a per-channel affine map
-        return dy * scale, dgamma, dbeta
-    m = xhat.size // xhat.shape[1]
-    shape = invstd.shape
-    dx = np.multiply(xhat, (-dgamma / m).astype(xhat.dtype).reshape(shape))
-    dx += dy
-    dx += (-dbeta / m).astype(xhat.dtype).reshape(shape)
-    dx *= scale
+        return dy * scale_b, dgamma, dbeta
+    m = x.size // x.shape[1]
+    k = _per_channel(dgamma * invstd / m, x)  # xhat * dgamma / m = (x - mean) * k
+    off = _per_channel(dbeta / m, x)
+    dx = np.empty_like(x)
+    for ch in _chunks(x):
+        t = np.subtract(x[ch], mean_b)
+        t *= k
+        np.subtract(dy[ch], t, out=t)
+        t -= off
+        np.multiply(t, scale_b, out=dx[ch])
     return dx, dgamma, dbeta
 
 
@@ -117,7 +167,6 @@ class _BatchNorm(Module):
         op = type(self).__name__
         x = self._check_input(x)
         self._check_shape(x.shape)
-        axes = (0,) + tuple(range(2, x.ndim))
         batch_stats = self.training or not self.track_running_stats
         if batch_stats:
             m = x.size // x.shape[1]
@@ -127,11 +176,8 @@ class _BatchNorm(Module):
                     f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
                     f"call model.eval()."
                 )
-            mean = _channel_sum(x) / m
-            centred = x - mean.reshape((1, -1) + (1,) * (x.ndim - 2))
-            centred *= centred
-            var = _channel_sum(centred) / m  # biased: the normalisation uses the batch's own spread
-            del centred
+            # biased variance: the normalisation uses the batch's own spread
+            mean, var = _batch_stats(x)
             if self.training and self.track_running_stats:
                 self.num_batches_tracked += 1
                 factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
@@ -145,17 +191,18 @@ class _BatchNorm(Module):
             mean, var = self.running_mean, self.running_var
         gamma = self.weight.data if self.affine else None
         beta = self.bias.data if self.affine else None
-        y, xhat, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps, axes)
-        self._save(xhat=xhat, invstd=invstd, gamma=gamma, axes=axes, batch_stats=batch_stats)
+        y, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps)
+        self._save(x=x, mean=np.asarray(mean, dtype=x.dtype), invstd=invstd, gamma=gamma,
+                   batch_stats=batch_stats)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dLoss/dx (through the batch statistics in training mode); adds weight/bias grads."""
         saved = self._pop_saved()
-        xhat = saved["xhat"]
-        dy = self._check_dy(dy, xhat.shape, xhat.dtype)
+        x = saved["x"]
+        dy = self._check_dy(dy, x.shape, x.dtype)
         dx, dgamma, dbeta = _batch_norm_backward(
-            dy, xhat, saved["invstd"], saved["gamma"], saved["axes"], saved["batch_stats"]
+            dy, x, saved["mean"], saved["invstd"], saved["gamma"], saved["batch_stats"]
         )
         if self.affine:
             self.weight.accumulate(dgamma, "weight")
