@@ -578,29 +578,37 @@ def format_e2e(results: dict) -> str:
     dirty = f" + uncommitted edits to {', '.join(origin['git_dirty'])}" if origin.get("git_dirty") else ""
     out = [
         (f"### {results['data']['name']}, recipe {results['plan']['recipe']}: time to test accuracy "
-        f">= {results['target']}"),
+         f">= {results['target']}"),
         "",
         (f"- recipe: {results['plan_text']}; at most {results['max_epochs']} epochs; "
-        f"{results['threads']} thread(s)"),
+         f"{results['threads']} thread(s)"),
         (f"- convscope: `{origin['file']}` (revision {origin.get('git_revision')}"
-        f"{': ' + origin['git_subject'] if origin.get('git_subject') else ''}{dirty})"),
+         f"{': ' + origin['git_subject'] if origin.get('git_subject') else ''}{dirty})"),
         (f"- data: {results['data']['train_images']} training, {results['data']['test_images']} test images; "
-        f"numpy {results['versions']['numpy']}, torch {results['versions']['torch']}; "
-        f"removed env {results.get('removed_env') or {}}"),
+         f"numpy {results['versions']['numpy']}, torch {results['versions']['torch']}; "
+         f"removed env {results.get('removed_env') or {}}"),
     ]
+    machine = results.get("machine") or {}
+    kernels = ", ".join(f"{b.get('internal_api')} {b.get('architecture')}"
+                        for b in results.get("blas") or [] if b.get("user_api") == "blas")
+    loads = ", ".join(f"{lib} {run.get('load_before', 0):.2f} -> {run.get('load_after', 0):.2f}"
+                      for lib, run in results["runs"].items())
+    out.append(f"- machine: {machine.get('cpu_model')}, {machine.get('cpus')} CPUs; BLAS {kernels or '?'}; "
+               f"1-minute load average before -> after each run: {loads}")
     if "same_batches" in results:
         out.append(f"- both libraries saw the same batches and learning rates: "
                    f"{'yes' if results['same_batches'] else 'NO'}; first-batch loss difference "
                    f"{_fmt(results.get('first_loss_difference'), '.2e')}")
-    out += ["", ("| library | epochs to target | train s to target | images/s | data s | epochs run | "
-                "last test accuracy | time ratio convscope/torch |"),
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out += ["", ("| library | epochs to target | train s to target | CPU s to target | images/s | data s | "
+                 "epochs run | last test accuracy | time ratio convscope/torch |"),
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     ratio = results.get("ratio_to_target")
     for lib, run in results["runs"].items():
         out.append(
             f"| {lib} | {_fmt(run.get('epochs_to_target'), 'd', 'not reached')} | "
-            f"{_fmt(run.get('train_seconds_to_target'), '.1f')} | {_fmt(run.get('images_per_second'), '.0f')} | "
-            f"{_fmt(run.get('data_seconds'), '.1f')} | {len(run['epochs'])} | "
+            f"{_fmt(run.get('train_seconds_to_target'), '.1f')} | {_fmt(run.get('cpu_seconds_to_target'), '.1f')} | "
+            f"{_fmt(run.get('images_per_second'), '.0f')} | {_fmt(run.get('data_seconds'), '.1f')} | "
+            f"{len(run['epochs'])} | "
             f"{_fmt(run.get('final_test_accuracy'), '.4f')} | "
             f"{_fmt(ratio, '.2f') if lib == 'convscope' else ''} |"
         )
