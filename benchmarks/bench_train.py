@@ -123,7 +123,7 @@ def make_steps(case: TrainCase, torch=None, seed: int = 0) -> tuple[Callable[[],
     def cs_step() -> float:
         model.zero_grad()
         value = loss(model(x), t)
-        model.backward(loss.backward())
+        model.backward_params(loss.backward())  # as fit: the images need no gradient
         opt.step()
         return value
 

@@ -451,14 +451,14 @@ def _forward_part(x, w, b, y, plan: _Plan, groups, blocks) -> None:
             plan.outputs(block, y[bs, :, r0 : r0 + rc], b)
 
 
-def _backward(dy: np.ndarray, ctx: _Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _backward(dy: np.ndarray, ctx: _Context, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The backward of validated arrays; ``dw`` is for the flipped filter if ``ctx.flip``.
 
     Sample groups are shared out to :func:`convscope.get_num_threads` threads; each adds
     its own partial filter gradient, summed here in a fixed order.
     """
     x, geo, plan = ctx.x, ctx.geo, ctx.plan
-    dx = np.empty(x.shape, dtype=x.dtype)
+    dx = np.empty(x.shape, dtype=x.dtype) if input_grad else None
     groups = list(plan.groups())
     threads = parallel.workers()
     if threads > 1 and len(groups) > 1:
@@ -476,8 +476,9 @@ def _backward(dy: np.ndarray, ctx: _Context) -> tuple[np.ndarray, np.ndarray, np
     return dx, np.ascontiguousarray(dw), db
 
 
-def _backward_part(dy: np.ndarray, ctx: _Context, dx: np.ndarray, groups) -> tuple[np.ndarray, np.ndarray]:
-    """Write ``dx`` of the given sample groups; return their share of ``(dw, db)``."""
+def _backward_part(dy: np.ndarray, ctx: _Context, dx: np.ndarray | None, groups) -> tuple[np.ndarray, np.ndarray]:
+    """Write ``dx`` of the given sample groups (unless ``dx`` is None); return their share
+    of ``(dw, db)``."""
     x, wk, geo, plan = ctx.x, ctx.w, ctx.geo, ctx.plan
     g = geo.g
     cog = geo.c_out // g
@@ -490,7 +491,7 @@ def _backward_part(dy: np.ndarray, ctx: _Context, dx: np.ndarray, groups) -> tup
     ws_dy = plan.workspace(geo.c_out, x.dtype)
     for bs in groups:
         src = plan.source(x[bs])
-        dsrc = plan.grad_source(src)
+        dsrc = plan.grad_source(src) if dx is not None else None
         bsize = bs.stop - bs.start
         db += dy[bs].sum(axis=sum_axes)
         for r0, rc in plan.blocks():
@@ -500,10 +501,13 @@ def _backward_part(dy: np.ndarray, ctx: _Context, dx: np.ndarray, groups) -> tup
             colsg = cols.reshape(g, -1, columns)
             # Filter derivative: sum over windows (and batch) of dy_i * v_i  (Key Equation 68).
             dwmat += _group_matmul(dyg, colsg.transpose(0, 2, 1), out=dw_part)
+            if dx is None:
+                continue
             # Input derivative: each window receives W^T dy_i, added back where it was read.
             dcols = _group_matmul(wmat_t, dyg, out=colsg)
             plan.col2im(dsrc, dcols.reshape(cols.shape), r0, rc)
-        dx[bs] = plan.grad_input(dsrc)
+        if dx is not None:
+            dx[bs] = plan.grad_input(dsrc)
     return dwmat, db
 
 
@@ -579,7 +583,9 @@ def conv_backward(
     groups: int = 1,
     padding_mode: str = "zeros",
     flip: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    *,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of a convolution: ``(dx, dw, db)`` from the upstream gradient ``dy``.
 
     ``db`` is ``dy`` summed over the batch and spatial axes (each offset ``f_0`` adds to every
@@ -593,6 +599,9 @@ def conv_backward(
         dy: d(loss)/d(y), shape ``(N, C_out, *out)``.
         x, w: the forward's input and filter bank.
         stride, padding, dilation, groups, padding_mode, flip: as in :func:`conv`.
+        input_grad: False skips ``dx`` (returned as None): the first layer of a network fed
+            with images needs only ``dw`` and ``db``, and ``dx`` costs a matrix product and
+            the adding back of every window.
 
     Returns:
         ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``(C_out,)``; ``db`` is returned
@@ -621,6 +630,8 @@ def conv_backward(
             f"{op}: dy must have the forward output's shape {format_shape(geo.y_shape)} (from x "
             f"{format_shape(x.shape)} and w {format_shape(w.shape)}); got {format_shape(dy.shape)}."
         )
+    if not isinstance(input_grad, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{op}: input_grad must be True or False; got {input_grad!r}.")
     ctx = _Context(x, wk, geo, _plan_for(geo, x.dtype.itemsize), bool(flip), wk.shape)
-    return _backward(dy, ctx)
+    return _backward(dy, ctx, bool(input_grad))
 

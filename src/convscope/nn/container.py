@@ -89,6 +89,13 @@ class Sequential(Module):
             dy = module.backward(dy)
         return dy
 
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Backward through every module, the first one without its input gradient."""
+        for module in reversed(self._layers[1:]):
+            dy = module.backward(dy)
+        if self._layers:
+            self._layers[0].backward_params(dy)
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(v) for v in input_shape)
         for module in self._layers:

@@ -166,16 +166,25 @@ class _ConvNd(Module):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """dLoss/dx from dLoss/dy; adds dLoss/dweight and dLoss/dbias to the grads."""
+        return self._backward(dy, True)
+
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Adds dLoss/dweight and dLoss/dbias without computing dLoss/dx."""
+        self._backward(dy, False)
+
+    def _backward(self, dy: np.ndarray, input_grad: bool) -> np.ndarray | None:
         saved = self._pop_saved()
         unbatched = saved["unbatched"]
         y_shape = saved["y_shape"][1:] if unbatched else saved["y_shape"]
         dy = self._check_dy(dy, y_shape, saved["x"].dtype)
         if unbatched:
             dy = dy[None]
-        dx, dw, db = F.conv_backward(dy, saved["x"], saved["w"], **self._conv_args())
+        dx, dw, db = F.conv_backward(dy, saved["x"], saved["w"], **self._conv_args(), input_grad=input_grad)
         self.weight.accumulate(dw, "weight")
         if self.bias is not None:
             self.bias.accumulate(db, "bias")
+        if dx is None:
+            return None
         return dx[0] if unbatched else dx
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -94,14 +94,25 @@ class Linear(Module):
         return y.reshape(*lead, self.out_features)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self._backward(dy, True)
+
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Adds dLoss/dweight and dLoss/dbias without computing dLoss/dx."""
+        self._backward(dy, False)
+
+    def _backward(self, dy: np.ndarray, input_grad: bool) -> np.ndarray | None:
         saved = self._pop_saved()
         x2, lead = saved["x"], saved["lead"]
         dy = self._check_dy(dy, (*lead, self.out_features), x2.dtype)
-        dx, dw, db = F.linear_backward(dy.reshape(-1, self.out_features), x2, saved["w"])
+        dy2 = dy.reshape(-1, self.out_features)
+        if input_grad:
+            dx, dw, db = F.linear_backward(dy2, x2, saved["w"])
+        else:  # dw = dy^T x and db = sum of dy, as linear_backward (notes 9.4.4)
+            dx, dw, db = None, dy2.T @ x2, dy2.sum(axis=0)
         self.weight.accumulate(dw, "weight")
         if self.bias is not None:
             self.bias.accumulate(db, "bias")
-        return dx.reshape(*lead, self.in_features)
+        return None if dx is None else dx.reshape(*lead, self.in_features)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(v) for v in input_shape)

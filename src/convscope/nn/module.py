@@ -113,6 +113,16 @@ class Module:
         """Turn dLoss/d(output) into dLoss/d(input); subclasses override."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward().")
 
+    def backward_params(self, dy: np.ndarray) -> None:
+        """:meth:`backward` for a module whose INPUT needs no gradient (the first layer of a
+        model fed with images): adds the parameter gradients and returns None.
+
+        A layer that can skips dLoss/dx (a convolution then saves the matrix product and the
+        adding back of every window, notes 9.4.5); :class:`Sequential` skips it for its
+        first module. Training (:func:`convscope.train.fit`) calls this on the model.
+        """
+        self.backward(dy)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.forward(*args, **kwargs)
 

@@ -400,7 +400,7 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
                 )
                 if check_finite and not math.isfinite(value):
                     raise loss_error(model, x, value, where, advice)
-                model.backward(run.loss.backward())
+                model.backward_params(run.loss.backward())  # the images need no gradient
                 if check_finite:
                     error = gradient_error(params, owners, value, where, advice)
                     if error is not None:
