@@ -98,3 +98,23 @@ def test_threaded_conv_matches_serial(dtype):
     assert_close(y2, y, dtype=dtype)  # same sums, blocked differently by BLAS: rounding only
     for got, want in zip(grads2, grads):
         assert_close(got, want, dtype=dtype, kind="backward")
+
+
+def test_threaded_relu_and_its_backward_match_serial_including_nan_and_inf():
+    from convscope.functional import relu, relu_backward
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 4, 128, 128)).astype(np.float32)  # above MIN_PARALLEL_BYTES
+    assert x.nbytes >= parallel.MIN_PARALLEL_BYTES
+    assert len(parallel.batch_slices(x)) == 1
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    x[5, 0, 0, 0] = np.nan  # in the second thread's half
+    dy[0, 0, 0, 0] = np.inf  # in the first half
+    x[0, 0, 0, 0] = -1.0  # so its inf gradient must become 0
+    want_y, want_dx = relu(x), relu_backward(dy, x)
+    with convscope.num_threads(2):
+        assert len(parallel.batch_slices(x)) == 2
+        got_y, got_dx = relu(x), relu_backward(dy, x)
+    np.testing.assert_array_equal(got_y, want_y)
+    np.testing.assert_array_equal(got_dx, want_dx)
+    assert want_dx[0, 0, 0, 0] == 0 and want_dx[5, 0, 0, 0] == dy[5, 0, 0, 0]  # NaN x passes dy (as PyTorch)

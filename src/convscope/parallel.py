@@ -32,27 +32,30 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ._runtime import THREADS
 from .errors import ConfigError, MissingDependencyError
 
-__all__ = ["set_num_threads", "get_num_threads", "num_threads", "run_parallel", "split_evenly"]
+__all__ = [
+    "set_num_threads", "get_num_threads", "num_threads", "run_parallel", "split_evenly",
+    "batch_slices", "over_batch",
+]
 
-_threads = 1
-_pool: ThreadPoolExecutor | None = None
-_blas: list | None = None  # threadpoolctl controllers of the loaded BLAS libraries
-_lock = threading.Lock()
-_active = threading.local()  # set inside a parallel region (nested regions run serially)
+#: Arrays smaller than this are not worth splitting (handing work to a thread costs tens
+#: of microseconds; a pass over 1 MiB takes about a hundred).
+MIN_PARALLEL_BYTES = 1 << 20
+
+_state = THREADS  # threads, worker pool, BLAS controllers (shared: see convscope._runtime)
 
 
 def _blas_controllers() -> list:
     """The BLAS libraries NumPy (and whatever else is loaded) uses, via threadpoolctl."""
-    global _blas
-    if _blas is None:
+    if _state.blas is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
@@ -61,8 +64,8 @@ def _blas_controllers() -> list:
                 "to hold BLAS to one thread per worker (pip install threadpoolctl, or pip install "
                 '"convscope[train]"); without it only 1 thread is available.'
             ) from None
-        _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _blas
+        _state.blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _state.blas
 
 
 def _check(n: Any, op: str) -> int:
@@ -81,27 +84,26 @@ def set_num_threads(n: int) -> None:
         ConfigError: ``n`` is not a positive int.
         MissingDependencyError: ``n > 1`` and threadpoolctl is not installed.
     """
-    global _threads, _pool
     n = _check(n, "set_num_threads")
     if n > 1:
         _blas_controllers()
-    with _lock:
-        if _pool is not None and n != _threads:
-            _pool.shutdown(wait=True)
-            _pool = None
-        _threads = n
+    with _state.lock:
+        if _state.pool is not None and n != _state.threads:
+            _state.pool.shutdown(wait=True)
+            _state.pool = None
+        _state.threads = n
 
 
 def get_num_threads() -> int:
     """The number of threads convscope's own parallel work uses (see :func:`set_num_threads`)."""
-    return _threads
+    return _state.threads
 
 
 @contextlib.contextmanager
 def num_threads(n: int) -> Iterator[None]:
     """:func:`set_num_threads` for the ``with`` block only; the previous value comes back after."""
     n = _check(n, "num_threads")
-    before = _threads
+    before = _state.threads
     set_num_threads(n)
     try:
         yield
@@ -130,7 +132,29 @@ def split_evenly(items: Sequence, parts: int) -> list[list]:
 
 def workers() -> int:
     """How many threads a parallel region would use right now (1 inside a region)."""
-    return 1 if getattr(_active, "on", False) else _threads
+    return 1 if getattr(_state.active, "on", False) else _state.threads
+
+
+def batch_slices(x: np.ndarray) -> list:
+    """Slices of ``x``'s first axis, one per thread; ``[...]`` (the whole array, 0-d
+    included) when running serially or when ``x`` is too small to be worth splitting.
+
+    >>> batch_slices(np.zeros((4, 3)))
+    [Ellipsis]
+    >>> with num_threads(2):
+    ...     batch_slices(np.zeros((5, 1 << 18), dtype=np.float32))
+    [slice(0, 3, None), slice(3, 5, None)]
+    """
+    n = workers()
+    if n == 1 or x.ndim == 0 or x.shape[0] < 2 or x.nbytes < MIN_PARALLEL_BYTES:
+        return [...]
+    return [slice(run[0], run[-1] + 1) for run in split_evenly(range(x.shape[0]), n)]
+
+
+def over_batch(fn: Callable[[slice], Any], x: np.ndarray) -> list:
+    """``fn(s)`` for every slice ``s`` of :func:`batch_slices` ``(x)``, side by side; the
+    results in order (elementwise layers write their slice of a preallocated output)."""
+    return run_parallel([partial(fn, s) for s in batch_slices(x)])
 
 
 def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
@@ -144,16 +168,16 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
     """
     if len(tasks) <= 1 or workers() == 1:
         return [task() for task in tasks]
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1), thread_name_prefix="convscope")
-        pool = _pool
+    with _state.lock:
+        if _state.pool is None:
+            _state.pool = ThreadPoolExecutor(max_workers=max(1, _state.threads - 1),
+                                             thread_name_prefix="convscope")
+        pool = _state.pool
     blas = _blas_controllers()
     saved = [lib.get_num_threads() for lib in blas]
     for lib in blas:
         lib.set_num_threads(1)
-    _active.on = True
+    _state.active.on = True
     try:
         futures = [pool.submit(_in_region, task) for task in tasks[1:]]
         first_error = None
@@ -170,14 +194,14 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
             raise first_error
         return results
     finally:
-        _active.on = False
+        _state.active.on = False
         for lib, n in zip(blas, saved):
             lib.set_num_threads(n)
 
 
 def _in_region(task: Callable[[], Any]) -> Any:
-    _active.on = True
+    _state.active.on = True
     try:
         return task()
     finally:
-        _active.on = False
+        _state.active.on = False

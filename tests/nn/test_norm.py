@@ -150,13 +150,16 @@ def test_errors_and_repr():
     assert list(nn.BatchNorm2d(2, track_running_stats=False).named_buffers()) == []
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, dtype):
-    """A batch far above the cache-sized chunk, with a large mean (cancellation check)."""
+def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, monkeypatch, dtype, threads):
+    """A batch of many cache-sized chunks (shared out to 2 threads too), with a large mean
+    (cancellation check)."""
     norm = importlib.import_module("convscope.nn.norm")
+    monkeypatch.setattr(norm, "_CHUNK_BYTES", 1 << 16)
     rng = np.random.default_rng(9)
     shape = (40, 8, 32, 32)
-    assert shape[0] * 8 * 32 * 32 * np.dtype(dtype).itemsize > 4 * norm._CHUNK_BYTES
+    assert shape[0] * 8 * 32 * 32 * np.dtype(dtype).itemsize > 16 * norm._CHUNK_BYTES
     ours = nn.BatchNorm2d(8, dtype=dtype)
     ours.weight.data[...] = rng.uniform(0.5, 1.5, 8)
     theirs = torch.nn.BatchNorm2d(8).to(torch.float64 if dtype == np.float64 else torch.float32)
@@ -167,7 +170,10 @@ def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, dtype):
     xt = torch.from_numpy(x).requires_grad_(True)
     yt = theirs(xt)
     yt.backward(torch.from_numpy(dy))
-    assert_close(ours(x), yt.detach().numpy(), kind="backward", context="forward")
-    assert_close(ours.backward(dy), xt.grad.numpy(), kind="backward", context="dx")
+    with norm.parallel.num_threads(threads):
+        y = ours(x)
+        dx = ours.backward(dy)
+    assert_close(y, yt.detach().numpy(), kind="backward", context="forward")
+    assert_close(dx, xt.grad.numpy(), kind="backward", context="dx")
     assert_close(ours.weight.grad, theirs.weight.grad.numpy(), kind="backward", context="dweight")
     assert_close(ours.running_var, theirs.running_var.numpy(), context="running_var")
