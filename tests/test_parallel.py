@@ -118,3 +118,21 @@ def test_threaded_relu_and_its_backward_match_serial_including_nan_and_inf():
     np.testing.assert_array_equal(got_y, want_y)
     np.testing.assert_array_equal(got_dx, want_dx)
     assert want_dx[0, 0, 0, 0] == 0 and want_dx[5, 0, 0, 0] == dy[5, 0, 0, 0]  # NaN x passes dy (as PyTorch)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])
+def test_threaded_max_pool_matches_serial(kernel, stride, padding):
+    from convscope import nn
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((8, 16, 48, 48)).astype(np.float32)  # several row blocks
+    x[3, 2, 5, 5] = np.nan
+    pool = nn.MaxPool2d(kernel, stride, padding)
+    want_y = pool(x)
+    dy = rng.standard_normal(want_y.shape).astype(np.float32)
+    want_dx = pool.backward(dy)
+    with convscope.num_threads(2):
+        got_y = pool(x)
+        got_dx = pool.backward(dy)
+    np.testing.assert_array_equal(got_y, want_y)
+    np.testing.assert_array_equal(got_dx, want_dx)

@@ -19,10 +19,12 @@ tap slices. Blur pooling is separable: one 1-D filter pass per spatial axis.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 
+from .. import parallel
 from ..errors import ConfigError, DTypeError, ShapeError
 from ..shapes import (
     PADDING_MODES,
@@ -180,6 +182,11 @@ def _blocks(rows: int, g: PoolGeometry) -> tuple[int, list[slice]]:
     per-tap buffers of one block stay in cache while the taps stream over them."""
     step = max(1, min(rows, _BLOCK_ELEMENTS // max(1, math.prod(g.out))))
     return step, [slice(r, min(rows, r + step)) for r in range(0, rows, step)]
+
+
+def _threads_for(a: np.ndarray) -> int:
+    """Threads for the row blocks of a pool over ``a`` (1 for small arrays)."""
+    return parallel.workers() if a.nbytes >= parallel.MIN_PARALLEL_BYTES else 1
 
 
 def _non_overlapping(g: PoolGeometry) -> bool:
@@ -459,11 +466,17 @@ def _max_and_argmax(x: np.ndarray, g: PoolGeometry, op: str, values: bool = True
     argmax = _Argmax(x, g, op)
     shape = (g.batch * g.c, 1) + tuple(g.out)
     y = np.empty(shape, dtype=x.dtype) if values else None
-    m = None if values else np.empty((argmax.step, 1) + tuple(g.out), dtype=x.dtype)
     idx = np.empty(shape, dtype=argmax.itype)
-    for rows in argmax.blocks:
-        count = rows.stop - rows.start
-        argmax.block(rows, y[rows] if values else m[:count], idx[rows])
+
+    def part(blocks, first):  # blocks of rows; each thread has its own buffers
+        worker = argmax if first else _Argmax(x, g, op)
+        m = None if values else np.empty((worker.step, 1) + tuple(g.out), dtype=x.dtype)
+        for rows in blocks:
+            count = rows.stop - rows.start
+            worker.block(rows, y[rows] if values else m[:count], idx[rows])
+
+    runs = parallel.split_evenly(argmax.blocks, _threads_for(x))
+    parallel.run_parallel([partial(part, run, i == 0) for i, run in enumerate(runs)])
     return y, idx
 
 
@@ -480,14 +493,19 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
     plane = math.prod(g.n)
     dx = np.zeros(rows * plane, dtype=dy.dtype)
     step, blocks = _blocks(rows, g)
-    flat = np.empty((step, 1) + tuple(g.out), dtype=np.int64)
-    for rb in blocks:
-        count = rb.stop - rb.start
-        fb = flat[:count]
-        np.take(offset, idx[rb], out=fb)
-        fb += base
-        fb += (np.arange(rb.start, rb.stop, dtype=np.int64) * plane).reshape((count,) + (1,) * (g.ndim + 1))
-        np.add.at(dx, fb.reshape(-1), dyr[rb].reshape(-1))
+
+    def part(run):  # blocks of rows write disjoint parts of dx: safe on separate threads
+        flat = np.empty((step, 1) + tuple(g.out), dtype=np.int64)
+        for rb in run:
+            count = rb.stop - rb.start
+            fb = flat[:count]
+            np.take(offset, idx[rb], out=fb)
+            fb += base
+            fb += (np.arange(rb.start, rb.stop, dtype=np.int64) * plane).reshape((count,) + (1,) * (g.ndim + 1))
+            np.add.at(dx, fb.reshape(-1), dyr[rb].reshape(-1))
+
+    runs = parallel.split_evenly(blocks, _threads_for(dx))
+    parallel.run_parallel([partial(part, run) for run in runs])
     return dx.reshape(x_shape)
 
 
