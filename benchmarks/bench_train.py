@@ -13,6 +13,7 @@ Run from the repository root (same clean OpenBLAS environment as ``python -m ben
     python -m benchmarks.bench_train                 # LeNet b64, b256, CIFAR b128; 1 and 2 threads
     python -m benchmarks.bench_train --threads 1 --quick
     python -m benchmarks.bench_train --profile lenet:64   # cProfile of convscope's step
+    python -m benchmarks.bench_train --profile cifar:128 --profiler pyinstrument --threads 1
 
 >>> [c.name for c in TRAIN_CASES]
 ['lenet b64', 'lenet b256', 'cifar b128']
@@ -242,11 +243,21 @@ def format_train(results: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def profile_step(case: TrainCase, steps: int = 20, top: int = 25) -> str:
-    """cProfile of ``steps`` convscope training steps (after one warm-up), top functions by
-    internal time."""
+def profile_step(case: TrainCase, steps: int = 20, top: int = 25, profiler: str = "cprofile") -> str:
+    """A profile of ``steps`` convscope training steps (after one warm-up): cProfile's top
+    functions by internal time, or pyinstrument's call tree (``profiler="pyinstrument"``,
+    the sampling profiler the speed issue asks for; it must be installed)."""
     cs_step, _ = make_steps(case, None)
     cs_step()
+    if profiler == "pyinstrument":
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0005)
+        prof.start()
+        for _ in range(steps):
+            cs_step()
+        prof.stop()
+        return prof.output_text(unicode=False, color=False, show_all=False)
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(steps):
@@ -267,7 +278,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write results here")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall clock, or process CPU time (meaningful at 1 thread on a busy machine)")
-    p.add_argument("--profile", metavar="ARCH:BATCH", help="print a cProfile of convscope's step instead")
+    p.add_argument("--profile", metavar="ARCH:BATCH", help="print a profile of convscope's step instead")
+    p.add_argument("--profiler", choices=["cprofile", "pyinstrument"], default="cprofile",
+                   help="with --profile: cProfile (default) or pyinstrument's call tree")
+    p.add_argument("--steps", type=int, default=20, help="with --profile: steps to profile (default 20)")
     return p
 
 
@@ -279,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=threads[0]):
-            print(profile_step(TrainCase(args.profile, arch, int(batch or 64))))
+            print(profile_step(TrainCase(args.profile, arch, int(batch or 64)), steps=args.steps,
+                               profiler=args.profiler))
         return 0
     cases = list(TRAIN_CASES)
     if args.only:
