@@ -136,3 +136,16 @@ def test_threaded_max_pool_matches_serial(kernel, stride, padding):
         got_dx = pool.backward(dy)
     np.testing.assert_array_equal(got_y, want_y)
     np.testing.assert_array_equal(got_dx, want_dx)
+
+
+def test_several_threads_without_threadpoolctl_say_what_is_missing(monkeypatch):
+    import sys
+
+    from convscope.errors import MissingDependencyError
+
+    monkeypatch.setattr(parallel._state, "blas", None)  # forget the cached controllers
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import now fails
+    with pytest.raises(MissingDependencyError, match="threadpoolctl"):
+        convscope.set_num_threads(2)
+    assert convscope.get_num_threads() == 1
+    convscope.set_num_threads(1)  # serial needs nothing
