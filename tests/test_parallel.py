@@ -149,3 +149,27 @@ def test_several_threads_without_threadpoolctl_say_what_is_missing(monkeypatch):
         convscope.set_num_threads(2)
     assert convscope.get_num_threads() == 1
     convscope.set_num_threads(1)  # serial needs nothing
+
+
+def test_threads_share_the_workspace_budget():
+    import importlib
+
+    from convscope.functional.windows import set_workspace_budget
+
+    conv_module = importlib.import_module("convscope.functional.conv")
+    x = np.zeros((1, 3, 512, 512), np.float32)  # one sample: its row blocks are shared out
+    w = np.zeros((8, 3, 3, 3), np.float32)
+    budget = 1 << 20  # small enough to limit the blocks (the default is 256 MiB)
+    old = set_workspace_budget(budget)
+    try:
+        geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
+        one = conv_module._Plan(geo, 4, threads=1)
+        two = conv_module._Plan(geo, 4, threads=2)
+        column_bytes = (one.rows_k + geo.c_out) * 4
+        assert budget // 2 < one.max_cols * column_bytes <= budget  # the budget is what limits
+        assert 2 * two.max_cols * column_bytes <= budget  # two threads, two window matrices
+        with convscope.num_threads(2):
+            y = conv_module.conv(np.ones((1, 3, 64, 64), np.float32), np.ones((2, 3, 3, 3), np.float32), padding=1)
+        assert y[0, 0, 1, 1] == 27
+    finally:
+        set_workspace_budget(old)

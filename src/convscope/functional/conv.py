@@ -188,7 +188,8 @@ class _Plan:
         geo = self.geo
         rows = geo.out[0]
         column_bytes = (self.rows_k + geo.c_out) * self.itemsize
-        budget_cols = max(1, get_workspace_budget() // column_bytes)
+        # Each of the threads builds its own window matrix: they share the budget.
+        budget_cols = max(1, get_workspace_budget() // column_bytes // self.threads)
         want = min(max(_MIN_COLUMNS, _CHUNK_BYTES // column_bytes), budget_cols)
         per_sample = self.length(rows)
         if geo.batch == 0:
