@@ -173,3 +173,26 @@ def test_threads_share_the_workspace_budget():
         assert y[0, 0, 1, 1] == 27
     finally:
         set_workspace_budget(old)
+
+
+def test_one_sample_row_blocks_on_two_threads_match_serial():
+    import importlib
+
+    from convscope.functional.windows import set_workspace_budget
+
+    conv_module = importlib.import_module("convscope.functional.conv")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 3, 40, 37))
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4)
+    want = conv(x, w, b, padding=1)
+    old = set_workspace_budget(1 << 13)  # a few rows per block
+    try:
+        with convscope.num_threads(2):
+            geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
+            plan = conv_module._plan_for(geo, 8)
+            assert len(list(plan.groups())) == 1 and len(list(plan.blocks())) > 2
+            got = conv(x, w, b, padding=1)
+    finally:
+        set_workspace_budget(old)
+    assert_close(got, want, dtype=np.float64)

@@ -429,16 +429,18 @@ def _forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geo: ConvGeomet
     if threads > 1 and len(groups) > 1:
         runs = parallel.split_evenly(groups, threads)
         parallel.run_parallel([partial(_forward_part, x, w, b, y, plan, run, blocks) for run in runs])
-    elif threads > 1 and len(blocks) > 1:
+    elif threads > 1 and len(blocks) > 1:  # one group: pad it once, share it
+        src = plan.source(x[groups[0]])
         runs = parallel.split_evenly(blocks, threads)
-        parallel.run_parallel([partial(_forward_part, x, w, b, y, plan, groups, run) for run in runs])
+        parallel.run_parallel([partial(_forward_part, x, w, b, y, plan, groups, run, src) for run in runs])
     else:
         _forward_part(x, w, b, y, plan, groups, blocks)
     return y
 
 
-def _forward_part(x, w, b, y, plan: _Plan, groups, blocks) -> None:
-    """Write the outputs of the given sample groups and row blocks into ``y``."""
+def _forward_part(x, w, b, y, plan: _Plan, groups, blocks, shared=None) -> None:
+    """Write the outputs of the given sample groups and row blocks into ``y`` (``shared``:
+    the padded source of the only group, built once for all threads)."""
     geo = plan.geo
     g = geo.g
     cog = geo.c_out // g
@@ -455,7 +457,7 @@ def _forward_part(x, w, b, y, plan: _Plan, groups, blocks) -> None:
     ws_cols = plan.workspace(rows, x.dtype)
     ws_out = plan.workspace(geo.c_out, x.dtype)
     for bs in groups:
-        src = plan.source(x[bs])
+        src = plan.source(x[bs]) if shared is None else shared
         bsize = bs.stop - bs.start
         for r0, rc in blocks:
             plan.im2col(src, r0, rc, ws_cols)  # the first rows_k rows of ws_cols
