@@ -177,3 +177,42 @@ def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, monkeypatch
     assert_close(dx, xt.grad.numpy(), kind="backward", context="dx")
     assert_close(ours.weight.grad, theirs.weight.grad.numpy(), kind="backward", context="dweight")
     assert_close(ours.running_var, theirs.running_var.numpy(), context="running_var")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_sequential_fuses_batchnorm_and_relu_without_changing_results(training):
+    """Sequential runs BatchNorm -> ReLU as one pass; outputs and every gradient equal the
+    layers run one by one (the ReLU keeps relu(x) for its backward)."""
+    rng = np.random.default_rng(12)
+
+    def make():
+        torch_free = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, rng=1, dtype=np.float64),
+                                   nn.BatchNorm2d(3, dtype=np.float64), nn.ReLU())
+        torch_free[1].weight.data[...] = [0.5, -1.0, 2.0]
+        torch_free[1].bias.data[...] = [0.1, 0.0, -0.3]
+        return torch_free.train(training)
+
+    x = rng.standard_normal((4, 2, 5, 5))
+    dy = rng.standard_normal((4, 3, 5, 5))
+    fused, plain = make(), make()
+    y = fused(x)
+    dx = fused.backward(dy)
+    h = x
+    for layer in plain:  # one by one: no fusion
+        h = layer(h)
+    g = dy
+    for layer in reversed(list(plain)):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(y, h)
+    np.testing.assert_array_equal(dx, g)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad)
+
+
+def test_relu_backward_from_its_output_equals_from_its_input():
+    """Why the fused ReLU may keep relu(x) instead of x: same mask, NaN and +-0 included."""
+    from convscope.functional import relu, relu_backward
+
+    z = np.array([-2.0, -0.0, 0.0, 1e-300, 3.0, np.nan, -np.inf, np.inf])
+    dy = np.arange(1.0, 9.0)
+    np.testing.assert_array_equal(relu_backward(dy, relu(z)), relu_backward(dy, z))

@@ -77,10 +77,11 @@ def _batch_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, sum(_over_chunks(squares, x)) / m
 
 
-def _batch_norm(x, mean, var, gamma, beta, eps):
+def _batch_norm(x, mean, var, gamma, beta, eps, relu=False):
     """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics,
     as ``y = x * a + c`` (``a = gamma * invstd``, ``c = beta - mean * a``: the form PyTorch's
-    CPU kernel uses), one pass per cache-sized chunk. Returns ``(y, invstd)``."""
+    CPU kernel uses), one pass per cache-sized chunk. ``relu``: ``max(y, 0)`` applied to each
+    chunk while it is in cache (for a following ReLU layer). Returns ``(y, invstd)``."""
     invstd = (1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps))
     scale = invstd if gamma is None else invstd * gamma
     shift = -np.asarray(mean, dtype=np.float64) * scale
@@ -89,10 +90,14 @@ def _batch_norm(x, mean, var, gamma, beta, eps):
     a, c = _per_channel(scale, x), _per_channel(shift, x)
     y = np.empty_like(x)
 
+    zero = x.dtype.type(0)
+
     def affine(run):
         for ch in run:
             np.multiply(x[ch], a, out=y[ch])
             y[ch] += c
+            if relu:
+                np.maximum(y[ch], zero, out=y[ch])
 
     _over_chunks(affine, x)
     return y, invstd.astype(x.dtype)
@@ -194,6 +199,15 @@ class _BatchNorm(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Normalise with batch statistics (training) or running statistics (eval)."""
+        return self._forward(x, relu=False)
+
+    def _forward_then_relu(self, x: np.ndarray) -> np.ndarray:
+        """``relu(forward(x))`` in one pass (for :class:`Sequential` when a ReLU follows:
+        the ReLU adopts the result, see ``ReLU._adopt_output``); the saved state and the
+        backward are those of :meth:`forward`."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> np.ndarray:
         op = type(self).__name__
         x = self._check_input(x)
         self._check_shape(x.shape)
@@ -221,7 +235,7 @@ class _BatchNorm(Module):
             mean, var = self.running_mean, self.running_var
         gamma = self.weight.data if self.affine else None
         beta = self.bias.data if self.affine else None
-        y, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps)
+        y, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps, relu)
         self._save(x=x, mean=np.asarray(mean, dtype=x.dtype), invstd=invstd, gamma=gamma,
                    batch_stats=batch_stats)
         return y
