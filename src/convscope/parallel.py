@@ -43,7 +43,7 @@ from .errors import ConfigError, MissingDependencyError
 
 __all__ = [
     "set_num_threads", "get_num_threads", "num_threads", "run_parallel", "split_evenly",
-    "batch_slices", "over_batch",
+    "threads_for", "batch_slices", "over_batch",
 ]
 
 #: Arrays smaller than this are not worth splitting (handing work to a thread costs tens
@@ -135,6 +135,16 @@ def workers() -> int:
     return 1 if getattr(_state.active, "on", False) else _state.threads
 
 
+def threads_for(a: np.ndarray) -> int:
+    """Threads worth using on a pass over ``a``: :func:`workers`, or 1 below
+    ``MIN_PARALLEL_BYTES``.
+
+    >>> threads_for(np.zeros(10))
+    1
+    """
+    return workers() if a.nbytes >= MIN_PARALLEL_BYTES else 1
+
+
 def batch_slices(x: np.ndarray) -> list:
     """Slices of ``x``'s first axis, one per thread; ``[...]`` (the whole array, 0-d
     included) when running serially or when ``x`` is too small to be worth splitting.
@@ -145,8 +155,8 @@ def batch_slices(x: np.ndarray) -> list:
     ...     batch_slices(np.zeros((5, 1 << 18), dtype=np.float32))
     [slice(0, 3, None), slice(3, 5, None)]
     """
-    n = workers()
-    if n == 1 or x.ndim == 0 or x.shape[0] < 2 or x.nbytes < MIN_PARALLEL_BYTES:
+    n = threads_for(x)
+    if n == 1 or x.ndim == 0 or x.shape[0] < 2:
         return [...]
     return [slice(run[0], run[-1] + 1) for run in split_evenly(range(x.shape[0]), n)]
 

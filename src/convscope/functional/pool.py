@@ -187,11 +187,6 @@ def _blocks(rows: int, g: PoolGeometry) -> tuple[int, list[slice]]:
     return step, [slice(r, min(rows, r + step)) for r in range(0, rows, step)]
 
 
-def _threads_for(a: np.ndarray) -> int:
-    """Threads for the row blocks of a pool over ``a`` (1 for small arrays)."""
-    return parallel.workers() if a.nbytes >= parallel.MIN_PARALLEL_BYTES else 1
-
-
 def _non_overlapping(g: PoolGeometry) -> bool:
     """True when no input entry is read by two (window, tap) pairs."""
     return all(s >= d * (k - 1) + 1 for s, d, k in zip(g.s, g.d, g.k))
@@ -478,7 +473,7 @@ def _max_and_argmax(x: np.ndarray, g: PoolGeometry, op: str, values: bool = True
             count = rows.stop - rows.start
             worker.block(rows, y[rows] if values else m[:count], idx[rows])
 
-    runs = parallel.split_evenly(argmax.blocks, _threads_for(x))
+    runs = parallel.split_evenly(argmax.blocks, parallel.threads_for(x))
     parallel.run_parallel([partial(part, run, i == 0) for i, run in enumerate(runs)])
     return y, idx
 
@@ -507,7 +502,7 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
             fb += (np.arange(rb.start, rb.stop, dtype=np.int64) * plane).reshape((count,) + (1,) * (g.ndim + 1))
             np.add.at(dx, fb.reshape(-1), dyr[rb].reshape(-1))
 
-    runs = parallel.split_evenly(blocks, _threads_for(dx))
+    runs = parallel.split_evenly(blocks, parallel.threads_for(dx))
     parallel.run_parallel([partial(part, run) for run in runs])
     return dx.reshape(x_shape)
 

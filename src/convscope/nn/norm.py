@@ -49,8 +49,7 @@ def _over_chunks(fn, x: np.ndarray) -> list:
     """``fn(chunks)`` for runs of :func:`_chunks` ``(x)``: one run per thread when
     :func:`convscope.set_num_threads` is above 1 and ``x`` is worth splitting, else one run."""
     chunks = list(_chunks(x))
-    threads = parallel.workers() if x.nbytes >= parallel.MIN_PARALLEL_BYTES else 1
-    runs = parallel.split_evenly(chunks, threads)
+    runs = parallel.split_evenly(chunks, parallel.threads_for(x))
     return parallel.run_parallel([partial(fn, run) for run in runs])
 
 
