@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_json_path() -> Path:
-    """``benchmarks/results/bench_ops-<YYYYmmdd-HHMMSS>.json`` (the folder is git-ignored)."""
+    """``benchmarks/results/bench_ops-<YYYYmmdd-HHMMSS>.json`` (git-ignored; the runs quoted in BENCHMARKS.md are tracked beside them)."""
     return REPO_ROOT / "benchmarks" / "results" / time.strftime("bench_ops-%Y%m%d-%H%M%S.json")
 
 
