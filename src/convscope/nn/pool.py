@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..shapes import (
     PADDING_MODES,
     WindowGeometry,
+    blur_padding,
     conv_geometry,
     normalize_int,
     normalize_padding,
@@ -218,8 +219,7 @@ class _BlurPoolNd(Module):
     @property
     def padding(self) -> tuple[tuple[int, int], ...]:
         """``(before, after)`` per axis: ``filter_size - 1`` in total, the odd one after."""
-        total = self.filter_size - 1
-        return ((total // 2, total - total // 2),) * self.ndim
+        return (blur_padding(self.filter_size),) * self.ndim
 
     @property
     def window(self) -> WindowGeometry:
