@@ -335,11 +335,14 @@ def pool_output_size(
     return axis_arithmetic(n, k, p, k if s is None else s, d, ceil_mode, op).check(op, None, "window")
 
 
-def _ke48_args(op: str, n: Any, k: Any, p: Any, s: Any) -> AxisArithmetic:
+def _key_equation_48(op: str, n: Any, k: Any, p: Any, s: Any) -> AxisArithmetic:
+    """Key Equation 48's arithmetic, refusing an empty output as the ops do."""
     n, k, s, _ = _sizes(op, n, k, s)
     if _is_int(p):
         p = normalize_int(p, "p", op, minimum=0)
-    return axis_arithmetic(n, k, p, s, 1, False, op)
+    a = axis_arithmetic(n, k, p, s, 1, False, op)
+    a.check(op)
+    return a
 
 
 def key_equation_48_ceil(n: int, k: int, p: Any = 0, s: int = 1) -> int:
@@ -353,10 +356,7 @@ def key_equation_48_ceil(n: int, k: int, p: Any = 0, s: int = 1) -> int:
     Raises:
         ShapeError: ``n - k + 2p < 0``: the filter does not fit, there is no output.
     """
-    op = "key_equation_48_ceil"
-    a = _ke48_args(op, n, k, p, s)
-    a.check(op)
-    return a.ceil_form
+    return _key_equation_48("key_equation_48_ceil", n, k, p, s).ceil_form
 
 
 def key_equation_48_floor(n: int, k: int, p: Any = 0, s: int = 1) -> int:
@@ -371,10 +371,7 @@ def key_equation_48_floor(n: int, k: int, p: Any = 0, s: int = 1) -> int:
     Raises:
         ShapeError: ``n - k + 2p < 0``: the filter does not fit, there is no output.
     """
-    op = "key_equation_48_floor"
-    a = _ke48_args(op, n, k, p, s)
-    a.check(op)
-    return a.floor_form
+    return _key_equation_48("key_equation_48_floor", n, k, p, s).floor_form
 
 
 def pool_padding_limit(k: int, d: int = 1) -> int:
