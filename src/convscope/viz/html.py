@@ -43,10 +43,9 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
 from ..explain import explain_model_shapes, receptive_field
-from ..explain._layers import one_line
 from ..nn import Module
-from ..nn.conv import _ConvNd
 from ..nn.summary import summary
+from ..nn.walk import one_line
 from ._html_assets import CSS, JS
 from ._html_parts import (
     INPUT_PX,
@@ -227,7 +226,7 @@ class _Walk:
                 entry["values"] = {"channels": shown, "data": b64(values, self.dtype)}
             else:
                 self.unembedded.append(act.index)
-            if isinstance(act.module, _ConvNd):
+            if act.module.layer_kind == "conv":
                 entry["conv"] = conv_data(act, shown, self.budget, self.dtype)
                 if entry["conv"]["padded"] is None and act.index not in self.unembedded:
                     self.unembedded.append(act.index)
