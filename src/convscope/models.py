@@ -506,26 +506,33 @@ def build_training(recipe: Recipe, model: nn.Module, train: Any) -> Training:
 def describe_pooling(model: nn.Module) -> str:
     """One line on what pools in ``model``, for messages.
 
+    Layers are read through the layer protocol (``layer_kind`` and ``window``), so a
+    subclass of a pooling layer counts as that pooling.
+
     Example:
         >>> describe_pooling(build_model("digits", seed=0))
         'MaxPool2d(stride 2,2), MaxPool2d(stride 2,2)'
         >>> describe_pooling(antialias(build_model("digits", seed=0), (1, 8, 8)))
         'MaxPool2d(stride 1,1), MaxPool2d(stride 1,1); 2 BlurPool'
     """
-    from .nn.pool import _BlurPoolNd, _WindowPoolNd
-
     pools, blurs = [], 0
-    for _, module in model.named_modules():
-        if isinstance(module, _BlurPoolNd):
+    for record in nn.walk(model):
+        kind, window = record.module.layer_kind, record.module.window
+        if kind == "blur_pool":
             blurs += 1
-        elif isinstance(module, _WindowPoolNd):
-            pools.append(f"{type(module).__name__}(stride {','.join(map(str, module.stride))})")
+        elif kind in ("max_pool", "avg_pool"):
+            pools.append(f"{type(record.module).__name__}(stride {','.join(map(str, window.stride))})")
     parts = []
     if pools:
         parts.append(", ".join(pools))
     if blurs:
         parts.append(f"{blurs} BlurPool")
     return "; ".join(parts) or "no pooling layers"
+
+
+#: The public pooling classes by number of spatial axes, for the layers antialias adds.
+_MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_BLUR_POOLS = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}
 
 
 def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4) -> nn.Module:
@@ -538,10 +545,12 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
     filter) keeps the output shape and makes the model's answer change smoothly with
     the shift.
 
-    :class:`~convscope.nn.Sequential` containers are rebuilt; every other layer is the same
-    object in both models, so give this function a freshly built model (same seed, same
-    initial weights) when both are to be trained. The output shape must stay the same, so
-    the layers after each pooling still fit.
+    Layers are recognised by the layer protocol (``layer_kind == "max_pool"`` and its
+    ``window``), so a subclass of a max pooling is rewritten too. Containers of kind
+    ``"sequential"`` are rebuilt as :class:`~convscope.nn.Sequential`; every other layer is
+    the same object in both models, so give this function a freshly built model (same seed,
+    same initial weights) when both are to be trained. The output shape must stay the same,
+    so the layers after each pooling still fit.
 
     Args:
         model: the model to rewrite (it is not changed).
@@ -565,27 +574,23 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
         >>> twin.output_shape((1, 1, 8, 8))
         (1, 10)
     """
-    from .nn.pool import MaxPool1d, MaxPool2d, MaxPool3d
-
-    maxpools = {1: MaxPool1d, 2: MaxPool2d, 3: MaxPool3d}
-    blurpools = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}
     replaced = 0
 
-    def rebuild(module: Any, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
+    def rebuild(module: nn.Module, shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
         nonlocal replaced
-        if isinstance(module, nn.Sequential):
+        if module.layer_kind == "sequential":
             children = []
-            for child in module:
+            for child in module:  # type: ignore[attr-defined]
                 new, shape = rebuild(child, shape)
                 children.append(new)
             return nn.Sequential(*children), shape
         out = module.output_shape(shape)
-        if isinstance(module, tuple(maxpools.values())) and any(s > 1 for s in module.stride):
+        window = module.window
+        if module.layer_kind == "max_pool" and window is not None and any(s > 1 for s in window.stride):
             replaced += 1
-            nd = module.ndim
-            dense = maxpools[nd](module.kernel_size, stride=1, padding=module.padding,
-                                 dilation=module.dilation)
-            blur = blurpools[nd](shape[1], filter_size=filter_size, stride=module.stride)
+            dense = _MAX_POOLS[window.ndim](window.kernel_size, stride=1, padding=window.padding,
+                                            dilation=window.dilation)
+            blur = _BLUR_POOLS[window.ndim](shape[1], filter_size=filter_size, stride=window.stride)
             return nn.Sequential(dense, blur), out
         return module, out
 
