@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ConvscopeError
+from ..files import atomic_write
 from ._common import add_command, model_or_architecture, sample_shape
 
 __all__ = ["add_export", "run_export"]
@@ -58,14 +59,13 @@ def run_export(args: argparse.Namespace) -> int:
     model.eval()
     out = Path(args.out)
     if args.format == "torch":
-        from ..export.onnx import _write_atomically
         from ..export.torch import import_torch, to_torch
 
         torch = import_torch("convscope export --format torch")
         module = to_torch(model)
         buffer = io.BytesIO()
         torch.save(module, buffer)
-        _write_atomically(buffer.getvalue(), out, "export")
+        atomic_write(out.expanduser(), lambda f: f.write(buffer.getvalue()), op="export")
         print(f"wrote {out} (PyTorch {type(module).__name__} in eval mode, "
               f"{sum(p.numel() for p in module.parameters())} parameters); load it with "
               f"torch.load({str(out)!r}, weights_only=False)")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import write_json
 from ._common import (
     PROGRESS,
     add_command,
@@ -194,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
         "batch_size": batch_size, "lr": lr, "optimizer": opt_name, "seed": seed, "threads": threads,
         "val_fraction": val_fraction, "clip": args.clip, "recipe": recipe.to_dict(),
     }
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "config.json", config, op="convscope train")
 
     loss = nn.CrossEntropyLoss()
     fit_start = time.perf_counter()
@@ -234,7 +235,7 @@ def run_train(args: argparse.Namespace) -> int:
     }
     save(model, out / "model.npz", metadata)
     history.save(out / "history.json")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "metrics.json", metrics, op="convscope train")
     drew = _write_curves(out / "curves.png", history, scores)
     if "accuracy" in scores:
         correct = round(scores["accuracy"] * scores["samples"])
