@@ -8,9 +8,10 @@ the recipe's transforms, so both see identical NumPy batches in the same order (
 every epoch's images and labels is recorded per library to prove it). The optimizer,
 learning-rate schedule and augmentation come from the plan's :class:`convscope.models.Recipe`
 (``make_transforms``, ``make_optimizer``: the two halves of
-:func:`convscope.models.build_training`, which ``convscope train`` uses); the PyTorch side uses the equivalent ``torch.optim`` optimizer and, before every step, takes
-the learning rate (and, for the one-cycle schedule, the momentum) that convscope's
-schedule gives for that step, so the schedules are identical.
+:func:`convscope.models.build_training`, which ``convscope train`` uses); the PyTorch side
+uses the equivalent ``torch.optim`` optimizer and, before every step, takes the learning rate
+(and, for the one-cycle schedule, the momentum) that convscope's schedule gives for that
+step, so the schedules are identical.
 
 Timing. Per epoch: the training time (wall clock of forward, loss, backward, optimizer
 and schedule step only; process CPU time too), the data time (drawing and transforming

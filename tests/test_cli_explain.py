@@ -11,10 +11,10 @@ import pytest
 
 from convscope import functional as F
 from convscope import nn
-from convscope.cli import build_parser, main
-from convscope.models import antialias
+from convscope.cli import main
 from convscope.errors import ConfigError
 from convscope.explain import trace_conv
+from convscope.models import antialias
 
 NOTES_X = "1 1 -1 -1 -1 1 -1 1 1 1"
 NOTES_F = "1 -1 1"

@@ -71,7 +71,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -520,7 +521,7 @@ def describe_pooling(model: nn.Module) -> str:
         kind, window = record.module.layer_kind, record.module.window
         if kind == "blur_pool":
             blurs += 1
-        elif kind in ("max_pool", "avg_pool"):
+        elif kind in ("max_pool", "avg_pool") and window is not None:
             pools.append(f"{type(record.module).__name__}(stride {','.join(map(str, window.stride))})")
     parts = []
     if pools:

@@ -88,11 +88,11 @@ def checked(convert: Callable[[str], T], accept: Callable[[T], bool], expected: 
     def parse(text: str) -> T:
         try:
             value = convert(text)
-            ok = accept(value)
         except (ValueError, OverflowError):
-            value, ok = None, False  # type: ignore[assignment]
-        if ok:
-            return value
+            pass
+        else:
+            if accept(value):
+                return value
         if explain:
             raise argparse.ArgumentTypeError(f"expects {expected}; got {text!r}.")
         raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")

@@ -254,7 +254,7 @@ def add_jacobian(sub: Any) -> None:
 # 9.35: "a_4 was the largest out of 6"), values with that pattern.
 _RELU_Z = "0.5 2 -1 3"
 _MAXPOOL_A = "1 0 2 5 -1 3"
-_CHAIN = {"x": "1 -2 3 1 0 2", "w1": "1 0 1 -1", "w2": "1 -1 2", "y": 1.0}
+_CHAIN: dict[str, Any] = {"x": "1 -2 3 1 0 2", "w1": "1 0 1 -1", "w2": "1 -1 2", "y": 1.0}
 
 
 def run_jacobian(args: argparse.Namespace) -> int:

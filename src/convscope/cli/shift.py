@@ -162,7 +162,7 @@ def run_shift(args: argparse.Namespace) -> int:
             return predict(model, x, transform=norm)
 
         print(f"\n{label}")
-        row = [label]
+        row: list[Any] = [label]
         for mode in modes:
             result = shift_consistency(predict_fn, images, labels, max_shift, n_pairs=args.pairs,
                                        rng=seed, mode=mode)
