@@ -29,6 +29,16 @@ from . import train
 
 __all__ += ["train"]
 
-from . import export  # onnx and torch are imported only when an export function runs
-
 __all__ += ["export"]
+
+#: Subpackages imported on first use (``convscope.export.to_onnx``, ``convscope.viz``), so
+#: ``import convscope`` loads neither the exporters nor the drawing code.
+_LAZY_SUBPACKAGES = ("export", "viz")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
