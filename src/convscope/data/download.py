@@ -48,7 +48,6 @@ import numbers
 import os
 import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,6 +57,7 @@ from typing import Any, BinaryIO, Mapping, Sequence
 
 from ..errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError
 from ..files import as_path, atomic_write, check_readable
+from ._http import Limits, fetch
 from .formats import _STREAM_ERRORS, _decompressed
 
 __all__ = [
@@ -98,7 +98,6 @@ DEFAULT_DEADLINE = 3600.0
 DEFAULT_MIN_RATE = 4096.0
 
 _MIB = 1 << 20
-_READ = 1 << 16  # bytes asked of one read; a read returns what has arrived, up to this
 
 
 @dataclass(frozen=True)
@@ -266,189 +265,10 @@ def _content_sha256(path: Path, cap: int | None) -> str:
         return _sha256(raw, "content", cap)
 
 
-class _Watchdog:
-    """Cuts a download off at a set moment by shutting its connection down.
-
-    A per-read timeout never fires while a server trickles a byte now and then; shutting
-    the socket down (which, unlike closing it, wakes a read blocked in another thread)
-    ends any read at once. The watchdog holds a duplicate of each socket, so the
-    connection is reached even after TLS has wrapped the original.
-    """
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._timer: threading.Timer | None = None
-
-    def adopt(self, sock: socket.socket) -> None:
-        dup = sock.dup()
-        with self._lock:
-            self._sockets.append(dup)
-            fired = self.reason is not None
-        if fired:
-            self._shut(dup)
-
-    def arm(self, seconds: float, reason: str) -> None:
-        self.disarm()
-        self._timer = threading.Timer(max(seconds, 0.0), self.fire, (reason,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def fire(self, reason: str) -> None:
-        with self._lock:
-            if self.reason is None:
-                self.reason = reason
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._shut(sock)
-
-    @staticmethod
-    def _shut(sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.disarm()
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            sock.close()
-
-
-class _Watched:
-    """An HTTP(S) connection whose sockets are handed to a :class:`_Watchdog`."""
-
-    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        create = self._create_connection  # type: ignore[has-type]
-
-        def create_watched(*a: Any, **k: Any) -> socket.socket:
-            sock = create(*a, **k)
-            watchdog.adopt(sock)
-            return sock
-
-        self._create_connection = create_watched
-
-
-class _WatchedHTTP(_Watched, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
-        super().__init__()
-        self.watchdog = watchdog
-
-    def http_open(self, req: Any) -> Any:
-        return self.do_open(_WatchedHTTP, req, watchdog=self.watchdog)
-
-
-if hasattr(http.client, "HTTPSConnection"):
-    class _WatchedHTTPS(_Watched, http.client.HTTPSConnection):
-        pass
-
-    class _HTTPSHandler(urllib.request.HTTPSHandler):
-        def __init__(self, watchdog: _Watchdog) -> None:
-            super().__init__()
-            self.watchdog = watchdog
-
-        def https_open(self, req: Any) -> Any:
-            return self.do_open(_WatchedHTTPS, req, context=self._context, watchdog=self.watchdog)
-
-
-def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    handlers: list[Any] = [_HTTPHandler(watchdog)]
-    if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
-        handlers.append(_HTTPSHandler(watchdog))
-    return urllib.request.build_opener(*handlers)
-
-
-@dataclass(frozen=True)
-class _Limits:
-    max_bytes: int
-    timeout: float
-    min_rate: float
-    deadline: float
-    deadline_at: float  # time.monotonic() value
-
-    @property
-    def too_late(self) -> str:
-        return (
-            f"the download did not finish within the deadline of {self.deadline:g} s (pass a "
-            f"larger deadline= to download_file or download_dataset)"
-        )
-
-
-def _fetch(url: str, out: BinaryIO, limits: _Limits) -> str:
-    """Stream ``url`` into ``out`` within ``limits``; return the SHA-256 of the bytes."""
-    request = urllib.request.Request(url, headers={"User-Agent": "convscope"})
-    digest = hashlib.sha256()
-    total = 0
-    dog = _Watchdog()
-    left = limits.deadline_at - time.monotonic()
-    if limits.timeout < left:
-        dog.arm(limits.timeout, f"no complete response headers within the timeout of {limits.timeout:g} s")
-    else:
-        dog.arm(left, limits.too_late)
-    try:
-        with _opener(dog).open(request, timeout=limits.timeout) as response:
-            dog.arm(limits.deadline_at - time.monotonic(), limits.too_late)
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > limits.max_bytes:
-                raise DataError(
-                    f"the server announces {int(length)} bytes, more than the {limits.max_bytes} "
-                    f"the standard file can have"
-                )
-            read = getattr(response, "read1", None) or response.read
-            span_start, span_bytes = time.monotonic(), 0
-            while True:
-                chunk = read(_READ)
-                if not chunk or dog.reason:
-                    break
-                total += len(chunk)
-                if total > limits.max_bytes:
-                    raise DataError(
-                        f"the server sent more than {limits.max_bytes} bytes, more than the "
-                        f"standard file can have; stopped reading"
-                    )
-                digest.update(chunk)
-                out.write(chunk)
-                now = time.monotonic()
-                if now >= limits.deadline_at:
-                    dog.fire(limits.too_late)
-                    break
-                span_bytes += len(chunk)
-                if now - span_start >= limits.timeout:
-                    if span_bytes < limits.min_rate * (now - span_start):
-                        raise DataError(
-                            f"the server sent {span_bytes} bytes in {now - span_start:.1f} s, "
-                            f"slower than the minimum rate of {limits.min_rate:g} bytes/s; cut off "
-                            f"(pass a smaller min_rate= to accept slower servers)"
-                        )
-                    span_start, span_bytes = now, 0
-    except DataError:
-        raise
-    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError):
-        if dog.reason is not None:  # the watchdog's shutdown surfaced as a broken read
-            raise DataError(dog.reason) from None
-        raise
-    finally:
-        dog.close()
-    if dog.reason is not None:  # a shut-down socket reads as a clean end of data
-        raise DataError(dog.reason)
-    return digest.hexdigest()
-
-
-def _fetch_verified(url: str, out: BinaryIO, limits: _Limits, expected: str, hashed: str,
+def _fetch_verified(url: str, out: BinaryIO, limits: Limits, expected: str, hashed: str,
                     max_content_bytes: int | None) -> None:
     """Stream ``url`` into ``out``; DataError unless its hash is ``expected``."""
-    got = _fetch(url, out, limits)
+    got = fetch(url, out, limits)
     if hashed == "content":
         out.flush()
         got = _sha256(out, "content", max_content_bytes)
@@ -571,7 +391,7 @@ def download_file(
     min_rate = _check_seconds(min_rate, "min_rate (bytes per second)", zero=True)
     dest = as_path(dest, op)
     _make_folder(dest.parent, op)
-    limits = _Limits(max_bytes, timeout, min_rate, deadline, time.monotonic() + deadline)
+    limits = Limits(max_bytes, timeout, min_rate, deadline, time.monotonic() + deadline)
     failures: list[str] = []
     for url in urls:
         if time.monotonic() >= limits.deadline_at:
@@ -579,12 +399,12 @@ def download_file(
             continue
         if not quiet:
             print(f"convscope: downloading {url} -> {dest}", file=sys.stderr, flush=True)
-        fetch = functools.partial(
+        attempt = functools.partial(
             _fetch_verified, url, limits=limits, expected=expected, hashed=hashed,
             max_content_bytes=max_content_bytes,
         )
         try:
-            return atomic_write(dest, fetch, op=op, suffix=".part")
+            return atomic_write(dest, attempt, op=op, suffix=".part")
         except DataError as exc:
             failures.append(f"  {url}: {str(exc).rstrip('.')}")
         except ConvscopeError:  # the destination itself is unusable: no mirror can help
