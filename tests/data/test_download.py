@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -242,9 +243,10 @@ def test_builtin_hash_table_is_well_formed():
 # slow servers: a deadline and a minimum rate (issue 16)
 # ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _raw_server(respond):
+def _raw_server(respond, tls=None):
     """A TCP server on 127.0.0.1 whose every connection gets ``respond(conn, stop)`` after
-    the request was read; yields its base URL. ``respond`` must end by itself (bounded)."""
+    the request was read; yields its base URL. ``respond`` must end by itself (bounded).
+    With ``tls`` (a server-side SSLContext) it speaks HTTPS."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -255,6 +257,8 @@ def _raw_server(respond):
         with conn:
             conn.settimeout(5)
             try:
+                if tls is not None:
+                    conn = tls.wrap_socket(conn, server_side=True)
                 conn.recv(65536)
                 respond(conn, stop)
             except OSError:  # the client cut the connection: what the tests want
@@ -273,7 +277,7 @@ def _raw_server(respond):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{listener.getsockname()[1]}/"
     finally:
         stop.set()
         thread.join(5)
@@ -311,6 +315,35 @@ def test_body_sent_one_byte_every_half_second_is_cut_off(tmp_path):
             dl.download_file([url + "f"], tmp_path / "f", sha256="0" * 64, max_bytes=1000, timeout=1)
         assert time.monotonic() - start < 5
     assert list(tmp_path.iterdir()) == []   # no .part file left behind
+
+
+def test_stalled_https_download_is_cut_off_at_the_deadline(tmp_path, monkeypatch):
+    # TLS wraps the socket the watchdog watches; shutting the connection down must still
+    # end a read blocked inside the TLS layer, at the deadline.
+    ssl = pytest.importorskip("ssl")
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(ssl, "_create_default_https_context", lambda *a, **k: client_tls)
+
+    def respond(conn, stop):   # ten bytes, then silence for 8 s: a read blocks inside TLS
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+        stop.wait(8)
+
+    with _raw_server(respond, tls=server_tls) as url:
+        assert url.startswith("https://")
+        start = time.monotonic()
+        with pytest.raises(DataError, match="deadline of 1.2 s"):   # not the 5 s read timeout
+            dl.download_file([url + "f"], tmp_path / "f", sha256="0" * 64, max_bytes=1000, timeout=5,
+                             deadline=1.2)
+        assert time.monotonic() - start < 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cert.pem", "key.pem"]
 
 
 def test_the_whole_download_has_a_deadline(tmp_path):

@@ -97,35 +97,35 @@ class _Watched:
         self._create_connection = create_watched
 
 
-class _WatchedHTTP(_Watched, http.client.HTTPConnection):
-    pass
+class _WatchingHandler:
+    """A urllib handler whose connections are :class:`_Watched` by ``watchdog``."""
 
-
-class _HTTPHandler(urllib.request.HTTPHandler):
     def __init__(self, watchdog: _Watchdog) -> None:
         super().__init__()
         self.watchdog = watchdog
 
+
+class _WatchedHTTP(_Watched, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPHandler(_WatchingHandler, urllib.request.HTTPHandler):
     def http_open(self, req: Any) -> Any:
         return self.do_open(_WatchedHTTP, req, watchdog=self.watchdog)
 
 
-if hasattr(http.client, "HTTPSConnection"):
+if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
     class _WatchedHTTPS(_Watched, http.client.HTTPSConnection):
         pass
 
-    class _HTTPSHandler(urllib.request.HTTPSHandler):
-        def __init__(self, watchdog: _Watchdog) -> None:
-            super().__init__()
-            self.watchdog = watchdog
-
+    class _HTTPSHandler(_WatchingHandler, urllib.request.HTTPSHandler):
         def https_open(self, req: Any) -> Any:
             return self.do_open(_WatchedHTTPS, req, context=self._context, watchdog=self.watchdog)
 
 
 def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
     handlers: list[Any] = [_HTTPHandler(watchdog)]
-    if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
+    if hasattr(http.client, "HTTPSConnection"):
         handlers.append(_HTTPSHandler(watchdog))
     return urllib.request.build_opener(*handlers)
 
