@@ -259,7 +259,7 @@ def _fsync_directory(directory: Path) -> None:
 def _target(p: Path, op: str) -> tuple[Path, int | None]:
     """The file to replace (links followed) and its permission bits (None when new)."""
     real = Path(os.path.realpath(p))
-    shown = str(p) if real == p.absolute() else f"{str(p)!r} (a link to {str(real)!r})"
+    shown = f"{str(p)!r} (a link to {str(real)!r})" if os.path.islink(p) else repr(str(p))
     try:
         st = os.stat(real)
     except FileNotFoundError:

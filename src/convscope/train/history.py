@@ -128,7 +128,7 @@ class History:
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` with :func:`convscope.files.write_json`
         (atomic; a link is written through; anything but a regular file is refused)."""
-        return Path(write_json(path, self.to_dict(), op="History.save"))
+        return write_json(path, self.to_dict(), op="History.save")
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
