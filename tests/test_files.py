@@ -25,7 +25,13 @@ import pytest
 import convscope
 from convscope import files, nn
 from convscope.errors import ArgumentTypeError, CheckpointError, ConfigError, DataError
-from convscope.files import atomic_write, check_readable, to_jsonable, write_json, write_text
+from convscope.files import (
+    atomic_write,
+    check_readable,
+    to_jsonable,
+    write_json,
+    write_text,
+)
 from convscope.io import load_checkpoint, save_checkpoint
 
 posix_only = pytest.mark.skipif(os.name != "posix" or not hasattr(os, "mkfifo"), reason="FIFOs and sockets (POSIX)")
@@ -161,13 +167,15 @@ def test_every_writer_refuses_a_non_regular_target_and_leaves_it(tmp_path, kind)
         "write_json": lambda p: write_json(p, {"a": 1}),
     }
     try:
-        from convscope.export import to_onnx
         import onnx  # noqa: F401
+
+        from convscope.export import to_onnx
         writers["to_onnx"] = lambda p: to_onnx(model, p, (1, 4, 4))
     except ImportError:
         pass
     try:
         import matplotlib  # noqa: F401
+
         from convscope.viz import plot_curves
         writers["plot_curves"] = lambda p: plot_curves(history, p)
     except ImportError:

@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from convscope import files
+import convscope.files as cfiles
 from convscope.data import download as dl
 from convscope.data import load_dataset
 from convscope.errors import ArgumentTypeError, ConfigError, DataError
@@ -433,7 +433,7 @@ def test_next_download_removes_stale_part_files(server, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     name = "t10k-labels-idx1-ubyte.gz"
-    stale = folder / f".{name}.convscope-{files._HOST}-{child.pid}-0123abcd.part"
+    stale = folder / f".{name}.convscope-{cfiles._HOST}-{child.pid}-0123abcd.part"
     stale.write_bytes(b"partial download of a killed process")
     dl.download_dataset("mnist", "test", tmp_path / "c", mirrors=[url], checksums=_mnist_checksums(root), quiet=True)
     assert sorted(p.name for p in folder.iterdir()) == ["t10k-images-idx3-ubyte.gz", name]

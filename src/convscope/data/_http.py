@@ -86,7 +86,7 @@ class _Watched:
     """An HTTP(S) connection whose sockets are handed to a :class:`_Watchdog`."""
 
     def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         create = self._create_connection  # type: ignore[has-type]
 
         def create_watched(*a: Any, **k: Any) -> socket.socket:
@@ -111,7 +111,7 @@ class _WatchedHTTP(_Watched, http.client.HTTPConnection):
 
 class _HTTPHandler(_WatchingHandler, urllib.request.HTTPHandler):
     def http_open(self, req: Any) -> Any:
-        return self.do_open(_WatchedHTTP, req, watchdog=self.watchdog)
+        return self.do_open(_WatchedHTTP, req, watchdog=self.watchdog)  # type: ignore[arg-type]
 
 
 if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
@@ -120,7 +120,8 @@ if hasattr(http.client, "HTTPSConnection"):  # Python built with ssl
 
     class _HTTPSHandler(_WatchingHandler, urllib.request.HTTPSHandler):
         def https_open(self, req: Any) -> Any:
-            return self.do_open(_WatchedHTTPS, req, context=self._context, watchdog=self.watchdog)
+            context = self._context  # type: ignore[attr-defined]
+            return self.do_open(_WatchedHTTPS, req, context=context, watchdog=self.watchdog)  # type: ignore[arg-type]
 
 
 def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:

@@ -413,8 +413,8 @@ def download_file(
             failures.append(f"  {url}: {_reason(exc, timeout)}")
     raise DataError(
         f"could not download {dest.name} from any mirror:\n" + "\n".join(failures) + "\n"
-        f"If this machine is offline, fetch the file elsewhere (from one of the URLs above) "
-        f"into a folder and pass it with --data-dir DIR (data_dir=DIR in Python)."
+        "If this machine is offline, fetch the file elsewhere (from one of the URLs above) "
+        "into a folder and pass it with --data-dir DIR (data_dir=DIR in Python)."
     )
 
 
