@@ -42,8 +42,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
-from ..explain import explain_model_shapes, receptive_field
 from ..files import write_text
+from ..explain import explain_model_shapes, receptive_field
 from ..explain._layers import one_line
 from ..nn import Module
 from ..nn.conv import _ConvNd
