@@ -79,6 +79,7 @@ import numpy as np
 from . import nn, optim
 from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ShapeError
+from .files import check_readable
 from .shapes import format_shape
 
 __all__ = [
@@ -257,8 +258,12 @@ def build_model(
             raise ConfigError(f"build_model: num_classes must be a positive int; got {num_classes!r}.")
         return arch.builder(shape, int(num_classes), np.random.default_rng(seed), dtype)
     path = Path(name)
-    if path.is_file():
-        return _from_spec_file(path, seed)
+    try:
+        exists = path.exists()
+    except OSError:  # e.g. a name longer than the file system allows: not a file
+        exists = False
+    if exists:  # a FIFO or folder of that name is refused here, not opened
+        return _from_spec_file(check_readable(path, "architecture spec", error=ConfigError), seed)
     raise ConfigError(
         f"unknown architecture {key!r}: expected one of {', '.join(sorted(ARCHITECTURES))}, or "
         f"the path of a .json spec file (from convscope.nn.to_spec); no such file exists."

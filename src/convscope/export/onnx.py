@@ -56,7 +56,6 @@ float64 model is exported with its parameters rounded to float32.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,6 +69,7 @@ from ..errors import (
     MissingDependencyError,
     ShapeError,
 )
+from ..files import atomic_write
 from ..functional import binomial_filter
 from ..shapes import conv_geometry, format_shape, pool_geometry
 
@@ -517,24 +517,5 @@ def _max_ir_version(onnx: Any, opset: int) -> int:
 
 
 def _write_atomically(data: bytes, path: Path, op: str = "to_onnx") -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = path.expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(
-            f"{op}: the folder of path {str(path)!r} does not exist; create it first."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    """Write ``data`` to ``path`` with the one atomic writer (:func:`convscope.files.atomic_write`)."""
+    return atomic_write(path.expanduser(), lambda f: f.write(data), op=op)

@@ -19,6 +19,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from ..errors import ConfigError
+from ..files import to_jsonable
 from ..shapes import (
     PADDING_MODES,
     WindowGeometry,
@@ -29,7 +30,7 @@ from ..shapes import (
     normalize_tuple,
     pool_geometry,
 )
-from .conv import _check_bool, _jsonable, channel_mismatch, padding_for_display
+from .conv import _check_bool, channel_mismatch, padding_for_display
 from .module import Module, add_batch_axis
 from .spec import register
 
@@ -106,7 +107,7 @@ class _WindowPoolNd(Module):
         return {
             "kernel_size": list(self.kernel_size),
             "stride": list(self.stride),
-            "padding": _jsonable(padding_for_display(self.padding)),
+            "padding": to_jsonable(padding_for_display(self.padding)),
             "ceil_mode": self.ceil_mode,
         }
 

@@ -42,6 +42,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
+from ..files import write_text
 from ..explain import explain_model_shapes, receptive_field
 from ..nn import Module
 from ..nn.summary import summary
@@ -139,8 +140,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         probabilities=probabilities(acts, class_names), playground=playground())
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(page, encoding="utf-8")
-    return p
+    return write_text(p, page, op="explain_model_html")
 
 
 _PAGE = """<!DOCTYPE html>
