@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 import convscope
-from convscope import nn
+from convscope import nn, settings
 from convscope.functional import conv, conv_backward, max_pool, max_pool_backward
 from convscope.functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from convscope.functional.reference import reference_conv
 from convscope.testing import assert_close
 
 conv_module = importlib.import_module("convscope.functional.conv")
+conv_plan = importlib.import_module("convscope.functional.conv_plan")
 
 
 def _rng(*key) -> np.random.Generator:
@@ -100,15 +101,15 @@ CONV_CASES = [
 @pytest.fixture
 def chunking():
     """Yields a setter for the chunk size (bytes) and minimum columns; restores both."""
-    old = (conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS)
+    old = (conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS)
 
     def set_chunks(nbytes, min_columns):
-        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = nbytes, min_columns
+        conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS = nbytes, min_columns
 
     try:
         yield set_chunks
     finally:
-        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = old
+        conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS = old
 
 
 def _layout_cases():
@@ -122,17 +123,10 @@ def _layout_cases():
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, layout", list(_layout_cases()))
-def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk, threads):
+def test_conv_layouts_and_chunks_match_reference(chunking, x_shape, w_shape, kwargs, layout, chunk, threads):
     """Every layout, chunking and thread count (2: sample groups, or the row blocks of a
     single group, shared out to two threads) agrees with the plain loops."""
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
-    plan_cls = conv_module._Plan
-
-    def forced(geo, itemsize, threads=1):
-        return plan_cls(geo, itemsize, layout, threads=threads)
-
-    monkeypatch.setattr(conv_module, "_Plan", forced)
-    conv_module._PLANS.clear()
     previous = convscope.get_num_threads()
     convscope.set_num_threads(threads)
     try:
@@ -140,19 +134,24 @@ def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape,
         x = rng.standard_normal(x_shape)
         w = rng.standard_normal(w_shape)
         b = rng.standard_normal(w_shape[0])
-        y = conv(x, w, b, **kwargs)
+        with settings.force_path(conv_layout=layout):
+            y = conv(x, w, b, **kwargs)
+            assert conv_plan.plan_for(_geometry(x, w, kwargs), 8).layout == layout
         assert_close(y, reference_conv(x, w, b, **kwargs), kind="forward", context=f"{layout} {chunk}")
         dy = rng.standard_normal(y.shape)
-        conv_module._PLANS.clear()
-        monkeypatch.setattr(conv_module, "_Plan", plan_cls)
         expected = conv_backward(dy, x, w, **kwargs)  # the default plan
-        monkeypatch.setattr(conv_module, "_Plan", forced)
-        conv_module._PLANS.clear()
-        for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs), expected):
-            assert_close(got, want, kind="backward", context=f"{layout} {chunk}: {name}")
+        with settings.force_path(conv_layout=layout):
+            got = conv_backward(dy, x, w, **kwargs)
+        for name, g, want in zip(("dx", "dw", "db"), got, expected):
+            assert_close(g, want, kind="backward", context=f"{layout} {chunk}: {name}")
     finally:
         convscope.set_num_threads(previous)
-        conv_module._PLANS.clear()
+
+
+def _geometry(x, w, kwargs):
+    return conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                                kwargs.get("dilation", 1), kwargs.get("groups", 1),
+                                kwargs.get("padding_mode", "zeros"), kwargs.get("flip", False))[3]
 
 
 def test_layout_choice():
@@ -161,7 +160,7 @@ def test_layout_choice():
     def layout(x_shape, w_shape, **kwargs):
         x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
         geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
-        return conv_module._Plan(geo, 4).layout
+        return conv_plan.Plan(geo, 4).layout
 
     assert layout((64, 6, 14, 14), (16, 6, 5, 5)) == "batch_last"  # LeNet's 2nd layer: 36% waste
     assert layout((64, 32, 32, 32), (64, 32, 3, 3), padding=1) == "flat"  # 6% waste
@@ -180,7 +179,7 @@ def test_plan_cache_follows_the_budget(chunking):
         assert get_workspace_budget() == 1
         np.testing.assert_allclose(conv(x, w, padding=1), y)
         geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-        assert conv_module._plan_for(geo, 8).step == 1
+        assert conv_plan.plan_for(geo, 8).step == 1
     finally:
         set_workspace_budget(old)
 
@@ -250,7 +249,7 @@ def test_blur_pool_large_plane_uses_taps_and_matches_small_tiles():
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
-def test_input_gradient_as_transposed_conv_matches_col2im(monkeypatch, x_shape, w_shape, kwargs):
+def test_input_gradient_as_transposed_conv_matches_col2im(x_shape, w_shape, kwargs):
     """dx as a transposed convolution (forced on wherever stride, groups and padding allow
     it) agrees with spreading W^T dy back through the windows (forced off)."""
     rng = _rng("transposed", x_shape, w_shape)
@@ -258,25 +257,23 @@ def test_input_gradient_as_transposed_conv_matches_col2im(monkeypatch, x_shape, 
     w = rng.standard_normal(w_shape)
     y = conv(x, w, **kwargs)
     dy = rng.standard_normal(y.shape)
-    monkeypatch.setattr(conv_module, "_TRANSPOSED_DX", False)
-    want = conv_backward(dy, x, w, **kwargs)
-    monkeypatch.setattr(conv_module, "_TRANSPOSED_DX", True)
-    got = conv_backward(dy, x, w, **kwargs)
+    with settings.force_path(transposed_dx=False):
+        want = conv_backward(dy, x, w, **kwargs)
+    with settings.force_path(transposed_dx=True):
+        got = conv_backward(dy, x, w, **kwargs)
+        geo = _geometry(x, w, dict(kwargs, flip=False))
+        stride1 = all(s == 1 for s in geo.s)
+        if stride1 and geo.g == 1 and geo.padding_mode == "zeros":
+            assert conv_plan.use_transposed_dx(geo)  # the case really took the transposed path
     for name, g, e in zip(("dx", "dw", "db"), got, want):
         assert_close(g, e, kind="backward", context=name)
-    geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
-                               kwargs.get("dilation", 1), kwargs.get("groups", 1),
-                               kwargs.get("padding_mode", "zeros"), False)[3]
-    stride1 = all(s == 1 for s in geo.s)
-    if stride1 and geo.g == 1 and geo.padding_mode == "zeros":
-        assert conv_module._transposed_dx(geo)  # the case really took the transposed path
 
 
 def test_transposed_input_gradient_rule():
     def rule(x_shape, w_shape, **kwargs):
         geo = conv_module._prepare("conv", np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), None,
                                    kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
-        return conv_module._transposed_dx(geo)
+        return conv_plan.use_transposed_dx(geo)
 
     assert rule((8, 32, 32, 32), (32, 32, 3, 3), padding=1)  # measured 0.65x the col2im time
     assert not rule((8, 3, 32, 32), (32, 3, 3, 3), padding=1)  # more outputs than inputs
