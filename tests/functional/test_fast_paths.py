@@ -15,8 +15,14 @@ import pytest
 
 import convscope
 from convscope import nn, settings
-from convscope.functional import conv, conv_backward, max_pool, max_pool_backward
-from convscope.functional.pool import _max_pool_backward_ctx, _max_pool_forward
+from convscope.functional import (
+    conv,
+    conv_backward,
+    max_pool,
+    max_pool_backward,
+    max_pool_backward_argmax,
+    max_pool_with_argmax,
+)
 from convscope.functional.reference import reference_conv
 from convscope.testing import assert_close
 
@@ -43,30 +49,29 @@ POOL_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kwargs", POOL_CASES)
-def test_max_pool_context_path_equals_public(x_shape, kwargs, dtype):
+def test_max_pool_argmax_pair_equals_public(x_shape, kwargs, dtype):
     rng = _rng("pool", x_shape, dtype)
     # Few distinct values: many ties, so the tie rule (first tap in window order) is tested.
     x = rng.integers(-3, 3, x_shape).astype(dtype)
-    y, ctx = _max_pool_forward(x, **kwargs)
+    y, argmax = max_pool_with_argmax(x, **kwargs)
     np.testing.assert_array_equal(y, max_pool(x, **kwargs))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, **kwargs))
+    np.testing.assert_array_equal(max_pool_backward_argmax(dy, argmax, x.shape, **kwargs),
+                                  max_pool_backward(dy, x, **kwargs))
 
 
-def test_max_pool_context_path_nan_and_inf():
+def test_max_pool_argmax_pair_nan_and_inf():
     x = np.array([[[1.0, np.nan, 3.0, np.inf, -np.inf, -np.inf, 2.0, np.nan]]])
-    y, ctx = _max_pool_forward(x, 2)
+    y, argmax = max_pool_with_argmax(x, 2)
     np.testing.assert_array_equal(y, max_pool(x, 2))
     dy = np.array([[[1.0, 2.0, 3.0, 4.0]]])
-    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, 2))
+    np.testing.assert_array_equal(max_pool_backward_argmax(dy, argmax, x.shape, 2), max_pool_backward(dy, x, 2))
 
 
-def test_max_pool_context_rejects_wrong_dy():
-    _, ctx = _max_pool_forward(np.zeros((1, 1, 4, 4), np.float32), 2)
+def test_max_pool_argmax_backward_rejects_wrong_dy():
+    _, argmax = max_pool_with_argmax(np.zeros((1, 1, 4, 4), np.float32), 2)
     with pytest.raises(ValueError, match="shape"):
-        _max_pool_backward_ctx(np.zeros((1, 1, 3, 3), np.float32), ctx)
-    with pytest.raises(TypeError, match="dtype"):
-        _max_pool_backward_ctx(np.zeros((1, 1, 2, 2), np.float64), ctx)
+        max_pool_backward_argmax(np.zeros((1, 1, 3, 3), np.float32), argmax, (1, 1, 4, 4), 2)
 
 
 def test_maxpool_layer_training_and_eval_give_the_same_gradient():
@@ -223,8 +228,7 @@ BLUR_CASES = [
 
 
 @pytest.mark.parametrize("x_shape, f, s, mode", BLUR_CASES)
-def test_blur_pool_matrix_path_equals_tap_path(monkeypatch, x_shape, f, s, mode):
-    import convscope.functional.pool as pool_module
+def test_blur_pool_matrix_path_equals_tap_path(x_shape, f, s, mode):
     from convscope.functional import blur_pool, blur_pool_backward
 
     rng = _rng("blur", x_shape, f, s, mode)
@@ -232,16 +236,16 @@ def test_blur_pool_matrix_path_equals_tap_path(monkeypatch, x_shape, f, s, mode)
     y = blur_pool(x, f, s, mode)  # planes <= _BLUR_MATRIX_MAX: matrices
     dy = rng.standard_normal(y.shape)
     dx = blur_pool_backward(dy, x, f, s, mode)
-    monkeypatch.setattr(pool_module, "_BLUR_MATRIX_MAX", 0)  # force the tap passes
-    assert_close(y, blur_pool(x, f, s, mode), kind="forward", context="matrix vs taps")
-    assert_close(dx, blur_pool_backward(dy, x, f, s, mode), kind="backward", context="matrix vs taps")
+    with settings.force_path(blur_matrix=False):  # the tap passes
+        assert_close(y, blur_pool(x, f, s, mode), kind="forward", context="matrix vs taps")
+        assert_close(dx, blur_pool_backward(dy, x, f, s, mode), kind="backward", context="matrix vs taps")
 
 
 def test_blur_pool_large_plane_uses_taps_and_matches_small_tiles():
-    import convscope.functional.pool as pool_module
+    blur_module = importlib.import_module("convscope.functional.blur_pool")
     from convscope.functional import blur_pool
 
-    x = _rng("large").standard_normal((1, 1, pool_module._BLUR_MATRIX_MAX + 6, 5))
+    x = _rng("large").standard_normal((1, 1, blur_module._BLUR_MATRIX_MAX + 6, 5))
     # Rows far from the edges only see their neighbourhood: compare with a cropped input.
     y = blur_pool(x, 3, 2, "zeros")
     y_crop = blur_pool(x[:, :, :20], 3, 2, "zeros")

@@ -27,9 +27,9 @@ from .conv import conv, conv_backward
 from .pool import (
     avg_pool,
     avg_pool_backward,
-    binomial_filter,
-    blur_pool,
-    blur_pool_backward,
     max_pool,
     max_pool_backward,
+    max_pool_backward_argmax,
+    max_pool_with_argmax,
 )
+from .blur_pool import binomial_filter, blur_pool, blur_pool_backward

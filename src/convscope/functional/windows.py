@@ -14,11 +14,13 @@ The workspace budget and the array limit are settings of :mod:`convscope.setting
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..errors import ShapeError
+from ..shapes import as_float_array, check_same_dtype, format_shape
 from ..settings import (
     check_allocation,
     get_array_limit,
@@ -39,6 +41,7 @@ __all__ = [
     "tap_slices",
     "kernel_taps",
     "batch_chunks",
+    "check_dy",
 ]
 
 _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -189,3 +192,16 @@ def batch_chunks(batch: int, bytes_per_sample: int) -> Iterator[slice]:
     per = max(1, get_workspace_budget() // max(1, bytes_per_sample))
     for start in range(0, batch, per):
         yield slice(start, min(batch, start + per))
+
+
+def check_dy(dy: Any, x: np.ndarray, y_shape: Sequence[int], op: str) -> np.ndarray:
+    """``dy`` as a float array of the forward output's shape ``y_shape`` and ``x``'s dtype,
+    or the error that says which shape was expected (for the backward of a pooling op)."""
+    dy = as_float_array(dy, "dy", op)
+    check_same_dtype(op, dy=dy, x=x)
+    if dy.shape != tuple(y_shape):
+        raise ShapeError(
+            f"{op}: dy must have the shape of the forward output, {format_shape(y_shape)} for x "
+            f"of shape {format_shape(x.shape)}; got {format_shape(dy.shape)}."
+        )
+    return dy
