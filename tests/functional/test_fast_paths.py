@@ -20,7 +20,7 @@ from convscope.functional import (
     conv_backward,
     max_pool,
     max_pool_backward,
-    max_pool_backward_argmax,
+    max_pool_with_argmax_backward,
     max_pool_with_argmax,
 )
 from convscope.functional.reference import reference_conv
@@ -56,7 +56,7 @@ def test_max_pool_argmax_pair_equals_public(x_shape, kwargs, dtype):
     y, argmax = max_pool_with_argmax(x, **kwargs)
     np.testing.assert_array_equal(y, max_pool(x, **kwargs))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    np.testing.assert_array_equal(max_pool_backward_argmax(dy, argmax, x.shape, **kwargs),
+    np.testing.assert_array_equal(max_pool_with_argmax_backward(dy, argmax, x.shape, **kwargs),
                                   max_pool_backward(dy, x, **kwargs))
 
 
@@ -65,13 +65,13 @@ def test_max_pool_argmax_pair_nan_and_inf():
     y, argmax = max_pool_with_argmax(x, 2)
     np.testing.assert_array_equal(y, max_pool(x, 2))
     dy = np.array([[[1.0, 2.0, 3.0, 4.0]]])
-    np.testing.assert_array_equal(max_pool_backward_argmax(dy, argmax, x.shape, 2), max_pool_backward(dy, x, 2))
+    np.testing.assert_array_equal(max_pool_with_argmax_backward(dy, argmax, x.shape, 2), max_pool_backward(dy, x, 2))
 
 
 def test_max_pool_argmax_backward_rejects_wrong_dy():
     _, argmax = max_pool_with_argmax(np.zeros((1, 1, 4, 4), np.float32), 2)
     with pytest.raises(ValueError, match="shape"):
-        max_pool_backward_argmax(np.zeros((1, 1, 3, 3), np.float32), argmax, (1, 1, 4, 4), 2)
+        max_pool_with_argmax_backward(np.zeros((1, 1, 3, 3), np.float32), argmax, (1, 1, 4, 4), 2)
 
 
 def test_maxpool_layer_training_and_eval_give_the_same_gradient():

@@ -29,7 +29,8 @@ from .pool import (
     avg_pool_backward,
     max_pool,
     max_pool_backward,
-    max_pool_backward_argmax,
+    max_pool_with_argmax_backward,
     max_pool_with_argmax,
 )
 from .blur_pool import binomial_filter, blur_pool, blur_pool_backward
+from .norm import batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward

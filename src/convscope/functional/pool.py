@@ -38,7 +38,7 @@ __all__ = [
     "max_pool",
     "max_pool_backward",
     "max_pool_with_argmax",
-    "max_pool_backward_argmax",
+    "max_pool_with_argmax_backward",
     "avg_pool",
     "avg_pool_backward",
 ]
@@ -502,7 +502,7 @@ def max_pool_with_argmax(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`max_pool`, and for every window which of its entries was the maximum.
 
-    The pair of this and :func:`max_pool_backward_argmax` is :func:`max_pool` /
+    The pair of this and :func:`max_pool_with_argmax_backward` is :func:`max_pool` /
     :func:`max_pool_backward` with the search for the maxima done once: the forward keeps
     each window's choice and the backward only routes ``dy`` (what ``nn.MaxPool*`` does in
     training).
@@ -535,7 +535,7 @@ def max_pool_with_argmax(
         >>> argmax[0, 0]
         array([[2, 3],
                [2, 2]], dtype=uint8)
-        >>> max_pool_backward_argmax(np.ones_like(y), argmax, x.shape, 2)[0, 0]
+        >>> max_pool_with_argmax_backward(np.ones_like(y), argmax, x.shape, 2)[0, 0]
         array([[0., 0., 0., 0.],
                [1., 0., 0., 1.],
                [0., 0., 0., 0.],
@@ -549,7 +549,7 @@ def max_pool_with_argmax(
     return y.reshape(g.y_shape), idx.reshape(g.y_shape)
 
 
-def max_pool_backward_argmax(
+def max_pool_with_argmax_backward(
     dy: np.ndarray,
     argmax: np.ndarray,
     x_shape: Any,
@@ -583,17 +583,17 @@ def max_pool_backward_argmax(
         ArgumentTypeError: ``x_shape`` not a tuple of non-negative ints, ``argmax`` not an
             array.
     """
-    op = "max_pool_backward_argmax"
+    op = "max_pool_with_argmax_backward"
     dy = as_float_array(dy, "dy", op)
     g = _max_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     x_shape = (g.batch, g.c, *g.n)
-    _check_sizes(g, dy.dtype, op, (x_shape, dy.dtype, "gradient dx (the shape of x)"))
     if dy.shape != tuple(g.y_shape):
         raise ShapeError(
             f"{op}: dy must have the shape of the forward output, {format_shape(g.y_shape)} for "
             f"x_shape {format_shape(x_shape)}; got {format_shape(dy.shape)}."
         )
     idx = _check_argmax(argmax, g, op)
+    _check_sizes(g, dy.dtype, op, (x_shape, dy.dtype, "gradient dx (the shape of x)"))
     _cached("first", g, lambda: _read_only(_first_inside_tap(g, op)))  # as the forward refuses
     return _argmax_scatter(dy, idx.reshape((g.batch * g.c, 1) + tuple(g.out)), g, x_shape)
 

@@ -115,7 +115,7 @@ class _MaxPoolNd(_WindowPoolNd):
         """Route each dy entry to the arg-max of its window (notes 9.2.5)."""
         saved, dy = self._dy(dy)
         if "argmax" in saved:
-            dx = F.max_pool_backward_argmax(
+            dx = F.max_pool_with_argmax_backward(
                 dy, saved["argmax"], saved["x"].shape, self.kernel_size, self.stride, self.padding,
                 self.dilation, self.ceil_mode,
             )
