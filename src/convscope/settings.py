@@ -246,6 +246,19 @@ def _nbytes(shape: Sequence[int], dtype: Any) -> int:
     return count * np.dtype(dtype).itemsize
 
 
+def _size(nbytes: int) -> str:
+    """``nbytes`` for a message: GiB or MiB with two decimals, or plain bytes.
+
+    >>> _size(4 * 10**9), _size(3 * 2**20), _size(12000)
+    ('3.73 GiB', '3.00 MiB', '12000 bytes')
+    """
+    if nbytes >= 2**30:
+        return f"{nbytes / 2**30:.2f} GiB"
+    if nbytes >= 2**20:
+        return f"{nbytes / 2**20:.2f} MiB"
+    return f"{nbytes} bytes"
+
+
 def check_allocation(shape: Sequence[int], dtype: Any, what: str, op: str,
                      *more: tuple[Sequence[int], Any, str]) -> None:
     """Raise :class:`ResourceError` if the arrays would exceed the array limit together.
@@ -273,11 +286,11 @@ def check_allocation(shape: Sequence[int], dtype: Any, what: str, op: str,
         for s, d, w in arrays
     ]
     if len(arrays) == 1:
-        need = f"{parts[0]} = {total / 2**30:.2f} GiB"
+        need = f"{parts[0]} = {_size(total)}"
     else:
-        need = f"{', '.join(parts)}: {total / 2**30:.2f} GiB together"
+        need = f"{', '.join(parts)}: {_size(total)} together"
     raise ResourceError(
-        f"{op}: {need}, over the array limit of {limit / 2**30:.2f} GiB "
+        f"{op}: {need}, over the array limit of {_size(limit)} "
         f"(convscope.settings.get_array_limit()). Use a smaller batch or input, or raise the "
         f"limit with convscope.settings.set_array_limit(nbytes)."
     )
