@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -240,10 +241,8 @@ def set_array_limit(nbytes: int) -> int:
 
 
 def _nbytes(shape: Sequence[int], dtype: Any) -> int:
-    count = 1
-    for v in shape:
-        count *= int(v)
-    return count * np.dtype(dtype).itemsize
+    # Python ints: a product of NumPy ints could wrap around and pass the check.
+    return math.prod(map(int, shape)) * np.dtype(dtype).itemsize
 
 
 def _size(nbytes: int) -> str:
@@ -275,12 +274,13 @@ def check_allocation(shape: Sequence[int], dtype: Any, what: str, op: str,
     ...
     convscope.errors.ResourceError: relu: the output would need 1000000000 x 4 bytes = 3.73 GiB, over the array limit of 2.00 GiB (convscope.settings.get_array_limit()). Use a smaller batch or input, or raise the limit with convscope.settings.set_array_limit(nbytes).
     """
-    arrays = ((shape, dtype, what),) + more
-    sizes = [_nbytes(s, d) for s, d, _ in arrays]
-    total = sum(sizes)
+    total = _nbytes(shape, dtype)
+    for s, d, _ in more:
+        total += _nbytes(s, d)
     limit = _STATE.array_limit
     if total <= limit:
         return
+    arrays = ((shape, dtype, what),) + more
     parts = [
         f"the {w} would need {' x '.join(str(int(v)) for v in s)} x {np.dtype(d).itemsize} bytes"
         for s, d, w in arrays

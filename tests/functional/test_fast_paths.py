@@ -283,3 +283,15 @@ def test_transposed_input_gradient_rule():
     assert not rule((8, 3, 32, 32), (32, 3, 3, 3), padding=1)  # more outputs than inputs
     assert not rule((8, 32, 32, 32), (32, 32, 3, 3), padding=1, stride=2)
     assert not rule((8, 32, 8, 8), (32, 32, 3, 3), padding=3)  # padding beyond k - 1
+
+
+@pytest.mark.parametrize("bad", [np.array(4, np.uint8), np.array(-1, np.int64), np.array(255, np.uint8)])
+def test_max_pool_argmax_backward_refuses_tap_numbers_outside_the_window(bad):
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    _, argmax = max_pool_with_argmax(x, 2)
+    argmax = argmax.astype(bad.dtype)
+    argmax[0, 1, 1, 0] = bad  # a 2x2 window has taps 0 .. 3
+    with pytest.raises(ValueError, match="tap numbers 0 .. 3"):
+        max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax, x.shape, 2)
+    with pytest.raises(TypeError, match="argmax must hold integers"):
+        max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax.astype(np.float32), x.shape, 2)

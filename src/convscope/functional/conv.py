@@ -41,6 +41,8 @@ __all__ = ["conv", "conv_backward"]
 
 
 def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip):
+    """The validated arrays (``w`` flipped for a true convolution) and the geometry; every
+    size checked against the array limit before anything is allocated."""
     x = as_float_array(x, "x", op)
     w = as_float_array(w, "w", op)
     if b is not None:
@@ -64,7 +66,6 @@ def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip)
         # (notes, Clarification 17 and Notation 64).
         w = np.flip(w, axis=tuple(range(2, w.ndim)))
     return x, w, b, geo
-
 
 
 class _Context:

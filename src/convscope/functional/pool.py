@@ -332,7 +332,7 @@ def max_pool(
         raise ConfigError(f"{op}: return_indices must be True or False; got {return_indices!r}.")
     _check_sizes(g, x.dtype, op, *([(g.y_shape, np.int64, "indices (int64)")] if return_indices else []))
     if not return_indices:
-        _first_inside_tap(g, op)  # validation only
+        _cached("first", g, lambda: _read_only(_first_inside_tap(g, op)))  # validation only
         return _tap_reduce(x, g, -np.inf, np.maximum)
     base, offset = _index_tables(g)
     argmax = _Argmax(x, g, op)
@@ -593,9 +593,12 @@ def max_pool_with_argmax_backward(
             f"x_shape {format_shape(x_shape)}; got {format_shape(dy.shape)}."
         )
     idx = _check_argmax(argmax, g, op)
-    _check_sizes(g, dy.dtype, op, (x_shape, dy.dtype, "gradient dx (the shape of x)"))
+    windows.check_allocation(x_shape, dy.dtype, "gradient dx (the shape of x)", op)
     _cached("first", g, lambda: _read_only(_first_inside_tap(g, op)))  # as the forward refuses
-    return _argmax_scatter(dy, idx.reshape((g.batch * g.c, 1) + tuple(g.out)), g, x_shape)
+    try:
+        return _argmax_scatter(dy, idx.reshape((g.batch * g.c, 1) + tuple(g.out)), g, x_shape)
+    except IndexError:  # a tap number past the window's last tap
+        raise _bad_argmax(argmax, g, op) from None
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -619,13 +622,18 @@ def _check_argmax(argmax: Any, g: PoolGeometry, op: str) -> np.ndarray:
             f"{op}: argmax must have the shape of the forward output, {format_shape(g.y_shape)}; "
             f"got {format_shape(argmax.shape)}."
         )
-    taps = math.prod(g.k)
-    if argmax.size and (int(argmax.max()) >= taps or (argmax.dtype.kind == "i" and int(argmax.min()) < 0)):
-        raise ConfigError(
-            f"{op}: argmax entries must be tap numbers 0 .. {taps - 1} of a window of "
-            f"{format_shape(g.k)} taps; got values from {int(argmax.min())} to {int(argmax.max())}."
-        )
+    # Unsigned tap numbers past the last tap make the scatter's np.take raise (see
+    # _bad_argmax); negative ones would silently count from the end, so they are looked for.
+    if argmax.dtype.kind == "i" and argmax.size and int(argmax.min()) < 0:
+        raise _bad_argmax(argmax, g, op)
     return argmax
+
+
+def _bad_argmax(argmax: np.ndarray, g: PoolGeometry, op: str) -> ConfigError:
+    return ConfigError(
+        f"{op}: argmax entries must be tap numbers 0 .. {math.prod(g.k) - 1} of a window of "
+        f"{format_shape(g.k)} taps; got values from {int(argmax.min())} to {int(argmax.max())}."
+    )
 
 
 # ----------------------------------------------------------------------------------------
