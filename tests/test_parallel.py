@@ -163,8 +163,9 @@ def test_threads_share_the_workspace_budget():
     old = set_workspace_budget(budget)
     try:
         geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-        one = conv_module._Plan(geo, 4, threads=1)
-        two = conv_module._Plan(geo, 4, threads=2)
+        conv_plan = importlib.import_module("convscope.functional.conv_plan")
+        one = conv_plan.Plan(geo, 4, threads=1)
+        two = conv_plan.Plan(geo, 4, threads=2)
         column_bytes = (one.rows_k + geo.c_out) * 4
         assert budget // 2 < one.max_cols * column_bytes <= budget  # the budget is what limits
         assert 2 * two.max_cols * column_bytes <= budget  # two threads, two window matrices
@@ -190,7 +191,7 @@ def test_one_sample_row_blocks_on_two_threads_match_serial():
     try:
         with convscope.num_threads(2):
             geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-            plan = conv_module._plan_for(geo, 8)
+            plan = importlib.import_module("convscope.functional.conv_plan").plan_for(geo, 8)
             assert len(list(plan.groups())) == 1 and len(list(plan.blocks())) > 2
             got = conv(x, w, b, padding=1)
     finally:

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from ..errors import ConfigError
 from ..files import to_jsonable
 from ..shapes import (
@@ -122,8 +121,8 @@ class _MaxPoolNd(_WindowPoolNd):
         x, unbatched = self._batched(x)
         args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         if self.training:  # keep each window's argmax: backward need not search again
-            y, ctx = _max_pool_forward(x, *args)
-            self._save(x=x, ctx=ctx, unbatched=unbatched, y_shape=y.shape)
+            y, argmax = F.max_pool_with_argmax(x, *args)
+            self._save(x=x, argmax=argmax, unbatched=unbatched, y_shape=y.shape)
             return y[0] if unbatched else y
         y = F.max_pool(x, *args)
         return self._finish(x, y, unbatched)
@@ -131,8 +130,11 @@ class _MaxPoolNd(_WindowPoolNd):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Route each dy entry to the arg-max of its window (notes 9.2.5)."""
         saved, dy = self._dy(dy)
-        if "ctx" in saved:
-            dx = _max_pool_backward_ctx(dy, saved["ctx"])
+        if "argmax" in saved:
+            dx = F.max_pool_with_argmax_backward(
+                dy, saved["argmax"], saved["x"].shape, self.kernel_size, self.stride, self.padding,
+                self.dilation, self.ceil_mode,
+            )
         else:
             dx = F.max_pool_backward(
                 dy, saved["x"], self.kernel_size, self.stride, self.padding, self.dilation,
