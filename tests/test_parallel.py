@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import convscope
+from convscope import settings
 from convscope import parallel
 from convscope.errors import ConfigError
 from convscope.functional import conv, conv_backward
@@ -56,6 +57,13 @@ def test_tasks_run_on_several_threads_with_blas_held_to_one():
     assert len({ident for ident, _ in seen}) == 2
     assert all(all(n == 1 for n in counts) for _, counts in seen)
     assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
+
+
+def test_a_blas_loaded_after_the_first_look_is_held_too():
+    # Stand-in for a library loaded after convscope first listed the BLAS libraries (as
+    # ``import torch`` does in the middle of a session): set_num_threads looks again.
+    settings._STATE.blas = []
+    test_tasks_run_on_several_threads_with_blas_held_to_one()
 
 
 def test_an_error_in_a_task_is_raised_after_all_tasks_stop():

@@ -137,13 +137,17 @@ def _check_threads(n: Any, op: str) -> int:
     return int(n)
 
 
-def blas_controllers() -> list:
+def blas_controllers(refresh: bool = False) -> list:
     """The BLAS libraries NumPy (and whatever else is loaded) uses, via threadpoolctl.
+
+    Args:
+        refresh: look the loaded libraries up again (a library loaded since the last look,
+            such as the BLAS that comes with ``import torch``, is then held too).
 
     Raises:
         MissingDependencyError: threadpoolctl is not installed.
     """
-    if _STATE.blas is None:
+    if _STATE.blas is None or refresh:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
@@ -168,7 +172,7 @@ def set_num_threads(n: int) -> None:
     """
     n = _check_threads(n, "set_num_threads")
     if n > 1:
-        blas_controllers()
+        blas_controllers(refresh=True)
     with _STATE.lock:
         if _STATE.pool is not None and n != _STATE.threads:
             _STATE.pool.shutdown(wait=True)
