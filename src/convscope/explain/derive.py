@@ -31,6 +31,7 @@ from ..shapes import (
     same_padding,
 )
 from ._text import fmt_num, fmt_shape, plural
+from .coverage import coverage_note
 
 __all__ = [
     "AxisSize",
@@ -171,6 +172,9 @@ class ShapeExplanation:
         lines = [f"Output size of a {_OPS[self.op]} (Key Equation 48)"]
         for a in self.axes:
             lines.extend(a.lines)
+            note = coverage_note(a.n, a.k, a.p, a.s, a.d) if a.fits else None
+            if note is not None:
+                lines.append(f"  {note}")
         if self.fits:
             lines.append(f"output spatial shape: ({', '.join(str(o) for o in self.out)}"
                          f"{',' if len(self.out) == 1 else ''})")

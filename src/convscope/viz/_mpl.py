@@ -23,26 +23,35 @@ WIDTH = 12.0  # figure width in inches
 DPI = 100
 
 
-def figure(width: float, height: float):
-    """A matplotlib Figure (Agg canvas), or MissingDependencyError."""
+def require_matplotlib(op: str = "convscope.viz") -> None:
+    """MissingDependencyError unless matplotlib can be imported."""
     try:
-        from matplotlib.figure import Figure
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "convscope.viz: drawing PNG pictures needs matplotlib; install it with "
+            f"{op}: drawing PNG and SVG pictures needs matplotlib; install it with "
             "pip install 'convscope[train]'. (The HTML explainer needs no matplotlib.)"
         ) from None
+
+
+def figure(width: float, height: float):
+    """A matplotlib Figure (Agg canvas), or MissingDependencyError."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
 def colormap(name: str):
-    """A copy of matplotlib's colour map ``name`` that draws NaN (mosaic gaps) light grey."""
-    from matplotlib import colormaps
+    """The colour map ``name`` of convscope's convention (:mod:`convscope.viz.colors`); NaN
+    (the gaps of a mosaic) draws light grey."""
+    from .colors import cmap
 
-    return colormaps[name].with_extremes(bad="#d9d9d9")   # gaps between tiles of a mosaic
+    return cmap(name)
 
 
 def out_path(path: Any, op: str) -> Path:
@@ -86,15 +95,16 @@ def mosaic(tiles: Sequence[np.ndarray], columns: int, gap: int = 1) -> np.ndarra
 
 
 def signed_scale(a: np.ndarray) -> tuple[str, float, float]:
-    """Colour map and limits: symmetric blue-white-red when ``a`` has negatives, else viridis."""
+    """Colour map and limits: "diverging" (symmetric around 0) when ``a`` has negatives, else
+    "sequential" from 0 (:mod:`convscope.viz.colors`)."""
     finite = a[np.isfinite(a)]
     if finite.size == 0:
-        return "RdBu_r", -1.0, 1.0
+        return "diverging", -1.0, 1.0
     if finite.min() < 0:
         m = float(np.abs(finite).max()) or 1.0
-        return "RdBu_r", -m, m
+        return "diverging", -m, m
     hi = float(finite.max())
-    return "viridis", 0.0, hi if hi > 0 else 1.0
+    return "sequential", 0.0, hi if hi > 0 else 1.0
 
 
 def check_positive(value: Any, name: str, op: str) -> int:
