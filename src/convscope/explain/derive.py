@@ -82,6 +82,14 @@ class AxisSize:
         """True when the window fits the padded input (at least one output)."""
         return self.out >= 1
 
+    def __repr__(self) -> str:
+        return f"AxisSize(n={self.n}, k={self.k}, p={self.p}, s={self.s}, d={self.d} -> {self.out})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel, pre
+
+        return panel("Output size along one axis (Key Equation 48)", pre("\n".join(self.lines)))
+
 
 def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int = 1,
               ceil_mode: bool = False, axis: int = 1) -> AxisSize:
@@ -183,6 +191,15 @@ class ShapeExplanation:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        out = ", ".join(str(v) for v in self.out)
+        return f"ShapeExplanation({self.op}, output ({out}){'' if self.fits else ', does not fit'})"
+
+    def _repr_html_(self) -> str:
+        from ._html import shape_html
+
+        return shape_html(self)
 
 
 def _per_axis(value: Any, ndim: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
@@ -336,6 +353,15 @@ class ParamsExplanation:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        return (f"ParamsExplanation(conv {self.conv_params:,} vs fully-connected "
+                f"{self.fc_params:,} parameters)")
+
+    def _repr_html_(self) -> str:
+        from ._html import params_html
+
+        return params_html(self)
+
 
 def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padding: Any = 0,
                    stride: Any = 1, dilation: Any = 1, bias: bool = True,
@@ -457,6 +483,16 @@ class ModelShapes:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        return (f"ModelShapes(input {_shape(self.input_shape)} -> "
+                + (f"{_shape(self.output_shape)}" if self.fits else f"stops at layer {self.failure[0]}")
+                + f", {len(self.rows)} layers)")
+
+    def _repr_html_(self) -> str:
+        from ._html import model_shapes_html
+
+        return model_shapes_html(self)
 
 
 def _shape(shape) -> str:

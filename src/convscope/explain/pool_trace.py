@@ -79,6 +79,17 @@ class PoolStep:
     derivative: np.ndarray
     argmax: tuple[int, ...] | None
 
+    def __repr__(self) -> str:
+        where = f", channel {self.channel + 1}" if self.channel else ""
+        return f"PoolStep({label('r', self.index)}{where} -> {fmt_num(self.y)}, argmax {self.argmax})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel
+        from ._html import array_grid
+
+        return panel(f"{label('r', self.index)} -> {fmt_num(self.y)}", array_grid(self.values),
+                     note=f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
+
 
 @dataclass(frozen=True, eq=False)
 class PoolTrace:

@@ -116,6 +116,16 @@ class ConvStep:
         """``y_6`` / ``y_{2,3}``: the notes' 1-based name of this output."""
         return label("y", self.index)
 
+    def __repr__(self) -> str:
+        return f"ConvStep({self.label} = {fmt_num(self.y)}, window starts at {self.start})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel
+        from ._html import array_grid
+
+        return panel(f"{self.label} = {fmt_num(self.y)}", array_grid(self.v),
+                     note=f"the window {label('v', self.index)}, starting at {self.start}; f . v = {fmt_num(self.dot)}")
+
 
 @dataclass(frozen=True, eq=False)
 class ConvTrace:
