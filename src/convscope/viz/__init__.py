@@ -22,6 +22,10 @@ from .curves import plot_curves, plot_shift_curve, save_shift_curve
 from .demo import plot_filter_bank_demo, save_filter_bank_demo
 from .html import explain_model_html
 from .png import plot_feature_maps, plot_filters, plot_weight_gradients
+from .figure import Animation, Figure
+from .notes_conv import plot_conv1d, plot_conv2d, plot_filter_bank, plot_output_size
+from .notes_jacobian import plot_chain, plot_jacobian
+from .notes_pool import plot_pool, plot_pool_derivative, plot_pool_shift
 
 __all__ = [
     "plot_filters", "plot_feature_maps", "plot_weight_gradients",
@@ -29,4 +33,7 @@ __all__ = [
     "plot_filter_bank_demo", "save_filter_bank_demo",
     "explain_model_html",
     "forward_layers", "prepare_input", "LayerActivation",
+    "Figure", "Animation",
+    "plot_conv1d", "plot_conv2d", "plot_filter_bank", "plot_output_size",
+    "plot_pool", "plot_pool_shift", "plot_pool_derivative", "plot_jacobian", "plot_chain",
 ]
