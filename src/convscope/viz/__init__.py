@@ -26,6 +26,8 @@ from .figure import Animation, Figure
 from .notes_conv import plot_conv1d, plot_conv2d, plot_filter_bank, plot_output_size
 from .notes_jacobian import plot_chain, plot_jacobian
 from .notes_pool import plot_pool, plot_pool_derivative, plot_pool_shift
+from .architecture import plot_architecture
+from .animation import animate_conv, animate_pool
 
 __all__ = [
     "plot_filters", "plot_feature_maps", "plot_weight_gradients",
@@ -36,4 +38,5 @@ __all__ = [
     "Figure", "Animation",
     "plot_conv1d", "plot_conv2d", "plot_filter_bank", "plot_output_size",
     "plot_pool", "plot_pool_shift", "plot_pool_derivative", "plot_jacobian", "plot_chain",
+    "plot_architecture", "animate_conv", "animate_pool",
 ]

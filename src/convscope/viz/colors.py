@@ -26,8 +26,8 @@ of ``explain`` and ``nn`` and the HTML explainer (:mod:`convscope.viz.image`) us
 colours that :func:`cmap` gives matplotlib here.
 
 Example:
-    >>> cmap("diverging")(0.5)[:3]
-    (1.0, 1.0, 1.0)
+    >>> [round(float(v), 2) for v in cmap("diverging")(0.5)[:3]]
+    [1.0, 1.0, 1.0]
     >>> ACCENTS["match"]
     '#ff7f0e'
 """

@@ -105,16 +105,19 @@ class Figure:
         self._png: bytes | None = None
         self._svg: str | None = None
         self._size: tuple[int, int] | None = None
+        self._box: Any = None
 
     # ---------------------------------------------------------------- rendering
-    def _tight_width_in(self) -> float:
-        renderer = self.mpl.canvas.get_renderer()
-        box = self.mpl.get_tightbbox(renderer)
-        return float(box.width) + 2 * _PAD_IN
+    def _bbox(self) -> Any:
+        """What was drawn, in inches, with a white margin (computed once: one layout pass)."""
+        if self._box is None:
+            renderer = self.mpl.canvas.get_renderer()
+            self._box = self.mpl.get_tightbbox(renderer).padded(_PAD_IN)
+        return self._box
 
     def dpi(self) -> float:
         """The resolution the PNG is rendered at: enough for :data:`MIN_WIDTH_PX`, at least 100."""
-        return max(100.0, math.ceil(MIN_WIDTH_PX / self._tight_width_in()) + 1.0)
+        return max(100.0, math.ceil(MIN_WIDTH_PX / float(self._bbox().width)) + 1.0)
 
     def png(self, dpi: float | None = None) -> bytes:
         """The picture as PNG bytes (at least :data:`MIN_WIDTH_PX` wide unless ``dpi`` is given)."""
@@ -133,8 +136,7 @@ class Figure:
     def _render(self, fmt: str, dpi: float) -> bytes:
         buf = io.BytesIO()
         meta = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
-        self.mpl.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=_PAD_IN,
-                         facecolor="white", metadata=meta)
+        self.mpl.savefig(buf, format=fmt, dpi=dpi, bbox_inches=self._bbox(), facecolor="white", metadata=meta)
         return buf.getvalue()
 
     @property
