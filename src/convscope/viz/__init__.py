@@ -22,12 +22,13 @@ from .curves import plot_curves, plot_shift_curve, save_shift_curve
 from .demo import plot_filter_bank_demo, save_filter_bank_demo
 from .html import explain_model_html
 from .png import plot_feature_maps, plot_filters, plot_weight_gradients
-from .figure import Animation, Figure
+from .figure import Animation, Figure, HTMLPage
 from .notes_conv import plot_conv1d, plot_conv2d, plot_filter_bank, plot_output_size
 from .notes_jacobian import plot_chain, plot_jacobian
 from .notes_pool import plot_pool, plot_pool_derivative, plot_pool_shift
 from .architecture import plot_architecture
 from .animation import animate_conv, animate_pool
+from .explorer import pixel_arithmetic, plot_feature_pixel
 
 __all__ = [
     "plot_filters", "plot_feature_maps", "plot_weight_gradients",
@@ -35,8 +36,8 @@ __all__ = [
     "plot_filter_bank_demo", "save_filter_bank_demo",
     "explain_model_html",
     "forward_layers", "prepare_input", "LayerActivation",
-    "Figure", "Animation",
+    "Figure", "Animation", "HTMLPage",
     "plot_conv1d", "plot_conv2d", "plot_filter_bank", "plot_output_size",
     "plot_pool", "plot_pool_shift", "plot_pool_derivative", "plot_jacobian", "plot_chain",
-    "plot_architecture", "animate_conv", "animate_pool",
+    "plot_architecture", "animate_conv", "animate_pool", "plot_feature_pixel", "pixel_arithmetic",
 ]

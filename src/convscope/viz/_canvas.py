@@ -24,9 +24,10 @@ __all__ = ["Canvas", "num", "ACCENTS"]
 INK = ACCENTS["ink"]
 
 
-def num(value: float) -> str:
-    """A number as the pictures write it: explain's format with a true minus sign."""
-    return fmt_num(value).replace("-", "\u2212")
+def num(value: float, digits: int = 3) -> str:
+    """A number as the pictures write it: explain's format (``digits`` significant digits) with a
+    true minus sign."""
+    return fmt_num(value, digits).replace("-", "\u2212")
 
 
 class Canvas:
@@ -74,6 +75,10 @@ class Canvas:
         if text:
             if color is None:
                 color = text_color(_rgb255(fill_rgb))
+            longest = max(len(line) for line in text.split("\n"))
+            room = 4.2 * w                       # characters that fit a cell at the normal size
+            if longest > room:
+                scale *= max(0.5, room / longest)
             self.ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=self.font(scale),
                          color=color, fontweight=weight, fontstyle=style, zorder=4, clip_on=False)
         self._grow(x, y, x + w, y + h)

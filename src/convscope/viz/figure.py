@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 from .._display import esc, short
 from ..errors import ArgumentTypeError, ConfigError, MissingDependencyError
 
-__all__ = ["Figure", "Animation", "MIN_WIDTH_PX", "write_file"]
+__all__ = ["Figure", "Animation", "HTMLPage", "MIN_WIDTH_PX", "write_file"]
 
 #: Smallest width of a rendered PNG, in pixels (readable on a slide).
 MIN_WIDTH_PX = 1600
@@ -271,3 +271,29 @@ class Animation:
     def __repr__(self) -> str:
         return (f"<convscope Animation: {short(self.title, 160)!r}, {len(self.frames)} frames; "
                 f".save('animation.gif' or 'animation.html')>")
+
+
+class HTMLPage:
+    """A self-contained HTML page (the explainer): inline in Jupyter (in a frame), ``.save(path)``.
+
+    Attributes:
+        html: the page's text.
+        title: its title.
+    """
+
+    def __init__(self, html: str, title: str) -> None:
+        self.html = html
+        self.title = str(title)
+
+    def save(self, path: Any) -> Path:
+        """Write the page to ``path`` (``.html`` or ``.htm``)."""
+        _format_of(path, ("html", "htm"), "HTMLPage.save")
+        return write_file(path, self.html, "HTMLPage.save")
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe srcdoc="{esc(self.html)}" style="width:100%;height:720px;border:1px solid #ccc" '
+                f'title="{esc(self.title)}"></iframe>')
+
+    def __repr__(self) -> str:
+        return (f"<convscope HTMLPage: {short(self.title, 160)!r}, {len(self.html) / 1e6:.2f} MB; "
+                f".save('report.html')>")

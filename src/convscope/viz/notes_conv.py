@@ -277,7 +277,7 @@ def plot_conv1d(x: Any, f: Any = None, *, b: float = 0.0, stride: Any = 1, paddi
 
 def plot_conv2d(x: Any, f: Any = None, *, at: Any = None, b: float = 0.0, stride: Any = 1, padding: Any = 0,
                 dilation: Any = 1, padding_mode: str = "zeros", channels: bool | None = None,
-                frame: int | None = None) -> Figure:
+                frame: int | None = None, note: str | None = None) -> Figure:
     """Draw one window of a 2-D convolution: image, window, filter, products, sum, output (9.8-9.10).
 
     Args:
@@ -290,6 +290,7 @@ def plot_conv2d(x: Any, f: Any = None, *, at: Any = None, b: float = 0.0, stride
         b, stride, padding, dilation, padding_mode, channels: as :func:`~convscope.explain.trace_conv`.
         frame: draw window ``frame`` (0-based, row-major) with the outputs computed so far and
             ``?`` for the rest (for animations); overrides ``at``.
+        note: one more line written under the sum (e.g. what the offset holds).
 
     Returns:
         A :class:`~convscope.viz.Figure`.
@@ -375,6 +376,9 @@ def plot_conv2d(x: Any, f: Any = None, *, at: Any = None, b: float = 0.0, stride
                   + (" = sum of f \u2299 v" if n_c == 1 and not t.b else f" = {terms}") + f" = {num(step.y)}")
     c.text(xb, y + 0.3, total_text + ("   (sum over every channel, Concept 31)" if n_c > 1 else ""),
            scale=1.05, weight="bold", color=ACCENTS["match"] if is_best else ACCENTS["ink"])
+    if note:
+        y += 0.9
+        c.text(xb, y + 0.3, note, scale=0.9, color="#444444")
     xo = xe + 6.0
     c.text(xo, 0.55, "y = x * f", scale=0.85, weight="bold")
     vy = float(np.max(np.abs(t.y))) or 1.0
