@@ -106,6 +106,7 @@ class Figure:
         self._svg: str | None = None
         self._size: tuple[int, int] | None = None
         self._box: Any = None
+        self._inline_png: bytes | None = None
 
     # ---------------------------------------------------------------- rendering
     def _bbox(self) -> Any:
@@ -164,7 +165,12 @@ class Figure:
 
     # ---------------------------------------------------------------- display
     def _repr_png_(self) -> bytes | None:
-        return self.png() if self.inline != "svg" else None
+        # on screen a notebook shows the picture about 1000 px wide; .save() writes the full size
+        if self.inline == "svg":
+            return None
+        if self._inline_png is None:
+            self._inline_png = self.png(dpi=min(self.dpi(), max(60.0, 1100.0 / float(self._bbox().width))))
+        return self._inline_png
 
     def _repr_svg_(self) -> str | None:
         return self.svg() if self.inline == "svg" else None
