@@ -111,7 +111,7 @@ train, test = load_digits("train"), load_digits("test")
 model = models.build_model("digits", seed=0)
 history = fit(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3), train, test,
               epochs=2, batch_size=64, seed=0, progress=False)
-history.last()
+print(history.last)
 """),
     code("convscope.summary(model, (1, 8, 8))"),
     code("viz.plot_architecture(model, (1, 8, 8))"),
