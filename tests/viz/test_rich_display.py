@@ -52,7 +52,7 @@ def _results():
         "per_shift_probability": E.per_shift_probability(predict, images[0], 1, range(-1, 2)),
         "summary": convscope.summary(model, (1, 6, 6)), "Module": model,
         "forward_layers": viz.forward_layers(model, x)[1][0],
-        "explain_model_html": viz.explain_model_html(model, x),
+        "explain_model_page": viz.explain_model_page(model, x),
         "plot_conv1d": viz.plot_conv1d(conv), "plot_pool": viz.plot_pool(pool),
         "plot_filters": viz.plot_filters(model), "plot_feature_maps": viz.plot_feature_maps(model, x),
         "plot_weight_gradients": viz.plot_weight_gradients(model, x=x[None, None].astype(np.float32),
