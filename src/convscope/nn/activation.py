@@ -60,17 +60,22 @@ class ReLU(_Elementwise):
         array([0., 0., 5.])
     """
 
+    layer_kind = "relu"
+
     def _f(self, x):
         return F.relu(x)
 
     def _df(self, dy, x):
         return F.relu_backward(dy, x)
 
-    def _adopt_output(self, y: np.ndarray) -> np.ndarray:
-        """Take ``y = relu(x)``, computed by the layer before (BatchNorm fuses it into its
-        own pass), as this layer's forward: the backward needs only where ``x > 0``, and
-        ``y > 0`` exactly there (``max(NaN, 0)`` is NaN, which passes ``dy`` as a NaN ``x``
-        does), so ``y`` is saved in place of ``x``."""
+    def adopt_output(self, y: np.ndarray) -> np.ndarray:
+        """Take ``y = relu(x)``, computed by the layer before, as this layer's forward, and
+        return it (:class:`~convscope.nn.Sequential`'s BatchNorm -> ReLU step, see
+        :func:`~convscope.nn.container.fuses_batch_norm_relu`).
+
+        The backward needs only where ``x > 0``, and ``y > 0`` exactly there (``max(NaN, 0)``
+        is NaN, which passes ``dy`` as a NaN ``x`` does), so ``y`` is saved in place of ``x``.
+        """
         self._save(x=y)
         return y
 
@@ -86,6 +91,8 @@ class LeakyReLU(_Elementwise):
         >>> LeakyReLU(0.1)(np.array([-2.0, 3.0]))
         array([-0.2,  3. ])
     """
+
+    layer_kind = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -117,6 +124,8 @@ class Sigmoid(_Elementwise):
         array([0.5])
     """
 
+    layer_kind = "sigmoid"
+
     def _f(self, x):
         return F.sigmoid(x)
 
@@ -132,6 +141,8 @@ class Tanh(_Elementwise):
         >>> Tanh()(np.array([0.0]))
         array([0.])
     """
+
+    layer_kind = "tanh"
 
     def _f(self, x):
         return F.tanh(x)
@@ -155,6 +166,8 @@ class Softmax(_Elementwise):
         >>> Softmax()(np.array([[0.0, np.log(3.0)]]))
         array([[0.25, 0.75]])
     """
+
+    layer_kind = "softmax"
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()

@@ -17,8 +17,10 @@ import numpy as np
 from .. import functional as F
 from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..files import to_jsonable
 from ..shapes import (
     PADDING_MODES,
+    WindowGeometry,
     conv_geometry,
     format_shape,
     normalize_int,
@@ -40,12 +42,6 @@ def padding_for_display(padding: Any) -> Any:
     if all(before == after for before, after in padding):
         return tuple(before for before, _ in padding)
     return tuple(tuple(pair) for pair in padding)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _check_bool(value: Any, name: str, op: str) -> bool:
@@ -74,6 +70,8 @@ _MAX_SPATIAL_AXES = 62
 
 class _ConvNd(Module):
     """The N-D convolution layer behind Conv1d/2d/3d and ConvNd (see :class:`Conv2d`)."""
+
+    layer_kind = "conv"
 
     def __init__(
         self,
@@ -139,6 +137,16 @@ class _ConvNd(Module):
             if has_bias
             else None
         )
+
+    @property
+    def window(self) -> WindowGeometry:
+        """Kernel, stride, dilation, padding (pairs or "same"), padding mode and groups."""
+        return WindowGeometry("conv", self.kernel_size, self.stride, self.dilation, self.padding,
+                              self.padding_mode, False, self.groups)
+
+    @property
+    def input_rank(self) -> int:
+        return self.ndim
 
     def _conv_args(self) -> dict[str, Any]:
         return dict(
@@ -228,7 +236,7 @@ class _ConvNd(Module):
             "out_channels": self.out_channels,
             "kernel_size": list(self.kernel_size),
             "stride": list(self.stride),
-            "padding": _jsonable(padding_for_display(self.padding)),
+            "padding": to_jsonable(padding_for_display(self.padding)),
             "dilation": list(self.dilation),
             "groups": self.groups,
             "bias": self.bias is not None,

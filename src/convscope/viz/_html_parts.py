@@ -17,8 +17,7 @@ from .. import functional as F
 from ..errors import ConfigError
 from ..explain.derive import axis_size
 from ..functional.windows import pad
-from ..nn.activation import Softmax
-from ..nn.conv import _ConvNd
+from ..nn import Module
 from .activations import LayerActivation
 from .image import colorize, data_uri, value_range
 
@@ -120,7 +119,7 @@ def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int
             shown)
 
 
-def filters_html(module: _ConvNd) -> str:
+def filters_html(module: Module) -> str:
     """The filter bank as a grid of small pictures: one row per filter, one column per input channel."""
     w = np.asarray(module.weight.data, dtype=np.float64)
     c_out, c_in = w.shape[:2]
@@ -150,11 +149,12 @@ def filters_html(module: _ConvNd) -> str:
 
 def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -> list[str]:
     """The output-size derivation of a layer: both forms of Key Equation 48 per axis for windows."""
-    lay = act.layer
-    if lay.kind == "window" and not hasattr(act.module, "filter_size"):
+    lay, w = act.layer, act.layer.window
+    if w is not None and w.op != "blur":
         lines: list[str] = []
-        for i, (n, k, p, s, d) in enumerate(zip(lay.in_shape[2:], lay.k, lay.p, lay.s, lay.d)):
-            lines += list(axis_size(n, k, p, s, d, lay.ceil_mode, axis=i + 1).lines)
+        for i, (n, k, p, s, d) in enumerate(zip(lay.in_shape[2:], w.kernel_size, lay.padding,
+                                                w.stride, w.dilation)):
+            lines += list(axis_size(n, k, p, s, d, w.ceil_mode, axis=i + 1).lines)
         return lines
     return list(derivations.get(act.index, ()))
 
@@ -162,14 +162,15 @@ def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -
 def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
     """What the page's script needs to redo a convolution: geometry, padded input, shown filters."""
     m = act.module
-    lay = act.layer
+    geo, pairs = act.layer.window, act.layer.padding
     x_in = np.asarray(act.x)
-    xp = pad(x_in, lay.p, lay.padding_mode)[0]
+    xp = pad(x_in, pairs, geo.padding_mode)[0]
     w = m.weight.data[shown]
     data: dict[str, Any] = {
-        "k": list(lay.k), "s": list(lay.s), "d": list(lay.d), "p_before": [b for b, _ in lay.p],
-        "n": list(x_in.shape[2:]), "groups": int(m.groups), "c_in": int(m.in_channels),
-        "c_out": int(m.out_channels), "padding_mode": lay.padding_mode, "channels": shown,
+        "k": list(geo.kernel_size), "s": list(geo.stride), "d": list(geo.dilation),
+        "p_before": [b for b, _ in pairs],
+        "n": list(x_in.shape[2:]), "groups": int(geo.groups), "c_in": int(m.in_channels),
+        "c_out": int(m.out_channels), "padding_mode": geo.padding_mode, "channels": shown,
         "padded": None, "weights": None, "bias": None, "note": None,
     }
     if not budget.take(xp.size + w.size):
@@ -189,7 +190,7 @@ def probabilities(acts: list[LayerActivation], class_names: Any) -> str:
     if y.ndim != 2:
         return (f'<p class="muted">The model output has shape {tuple(y.shape)}, not (1, classes): '
                 f"no class probabilities to show.</p>")
-    if isinstance(acts[-1].module, Softmax):
+    if acts[-1].module.layer_kind == "softmax":
         probs, how = np.asarray(y[0], dtype=np.float64), "the model's own Softmax output"
     else:
         probs = np.asarray(F.softmax(np.asarray(y, dtype=np.float64), axis=1)[0])

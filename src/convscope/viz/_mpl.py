@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, MissingDependencyError
+from ..files import atomic_write
 
 __all__ = ["WIDTH", "DPI", "figure", "colormap", "out_path", "save", "as_2d", "mosaic", "signed_scale",
            "check_positive", "draw_mosaic", "tiled_size"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..nn import Module
+from ..nn import Module, walk
 from ..nn.summary import summary
 from ._canvas import ACCENTS, Canvas
 from .figure import Figure
@@ -33,20 +33,17 @@ _KIND_COLORS = {
 _PER_ROW = 11
 
 
-def _kind(layer: str) -> str:
-    """A family name for a layer's repr, for the colour of its box."""
-    name = layer.split("(")[0].split(":")[0].strip().lower()
-    if name.startswith("conv"):
+def _kind(layer_kind: str) -> str:
+    """The colour family of a layer, from its ``layer_kind`` (the layer protocol)."""
+    if layer_kind == "conv":
         return "conv"
-    if "pool" in name:
+    if layer_kind.endswith("_pool"):
         return "pool"
-    if name in ("relu", "sigmoid", "tanh", "leakyrelu", "softmax", "gelu", "elu"):
+    if layer_kind in ("relu", "sigmoid", "tanh", "leaky_relu", "softmax"):
         return "act"
-    if name.startswith("linear"):
-        return "linear"
-    if name.startswith("flatten"):
-        return "flatten"
-    if "norm" in name:
+    if layer_kind in ("linear", "flatten"):
+        return layer_kind
+    if layer_kind == "batch_norm":
         return "norm"
     return "other"
 
@@ -71,9 +68,11 @@ def plot_architecture(model: Module, input_shape: Sequence[int], title: str | No
         ShapeError: a layer does not fit (as :func:`convscope.summary`).
     """
     s = summary(model, input_shape)
+    kinds_by_index = {rec.index: rec.kind for rec in walk(model)}
     boxes = [("input", "input", s.input_shape, 0, (1,) * max(len(s.input_shape) - 2, 0), "")]
     for r in s.rows:
-        boxes.append((_kind(r.layer), r.layer, r.output_shape, r.params, r.receptive_field, r.name))
+        boxes.append((_kind(kinds_by_index.get(r.index, "module")), r.layer, r.output_shape, r.params,
+                      r.receptive_field, r.name))
     spatial = [math.prod(b[2][2:]) if len(b[2]) > 2 else 1 for b in boxes]
     channels = [b[2][1] if len(b[2]) > 1 else 1 for b in boxes]
     big_s, big_c = max(spatial), max(channels)

@@ -132,32 +132,35 @@ def pixel_arithmetic(model: Any, x: Any, layer: int, channel: int = 0, pixel: An
     op = "pixel_arithmetic"
     _, act = _activation(model, x, layer, op)
     channel, idx = _pixel(act, channel, pixel, op)
-    geo = act.layer
+    win = act.module.window
     xin = np.asarray(act.x[0], dtype=np.float64)
-    if geo.kind == "window" and geo.op == "conv":
+    if win is not None:
+        pairs = win.padding_pairs(xin.shape[1:])
+    if win is not None and win.op == "conv":
         module = act.module
-        if getattr(module, "groups", 1) != 1:
+        if win.groups != 1:
             raise ConfigError(f"{op}: layer {layer} is a grouped convolution; draw an ungrouped one.")
+        s, d, mode = win.stride, win.dilation, win.padding_mode
         w = np.asarray(module.weight.data[channel], dtype=np.float64)
         b = float(module.bias.data[channel]) if getattr(module, "bias", None) is not None else 0.0
         keep = min(max_channels, xin.shape[0])
         note = None
         if keep < xin.shape[0]:
             # the other channels' share enters as the offset, so the drawn sum is still the output
-            rest = trace_conv(xin[keep:], w[keep:], 0.0, geo.s, geo.p, geo.d, geo.padding_mode, channels=True)
+            rest = trace_conv(xin[keep:], w[keep:], 0.0, s, pairs, d, mode, channels=True)
             share = float(rest.step(idx).y)
             note = (f"f_0 here = the layer's bias {b:.3g} + {share:.3g}, the sum of f \u2299 v over input channels "
                     f"{keep + 1}..{xin.shape[0]} (not drawn)")
             b += share
             xin, w = xin[:keep], w[:keep]
-        t = trace_conv(xin, w, b, geo.s, geo.p, geo.d, geo.padding_mode, channels=True)
+        t = trace_conv(xin, w, b, s, pairs, d, mode, channels=True)
         if t.y.ndim == 2:
             return plot_conv2d(t, at=idx, note=note)
-        return plot_conv1d(trace_conv(xin[0], w[0], b, geo.s, geo.p, geo.d))
-    if geo.kind == "window" and geo.op == "pool" and not hasattr(act.module, "filter_size"):
-        kind = "max" if "Max" in type(act.module).__name__ else "avg"
-        t = trace_pool(xin[channel], geo.k, geo.s, kind=kind, padding=tuple(b for b, _ in geo.p), dilation=geo.d,
-                       ceil_mode=geo.ceil_mode)
+        return plot_conv1d(trace_conv(xin[0], w[0], b, s, pairs, d))
+    if win is not None and win.op in ("max", "avg"):
+        t = trace_pool(xin[channel], win.kernel_size, win.stride, kind=win.op,
+                       padding=tuple(b for b, _ in pairs), dilation=win.dilation if win.op == "max" else 1,
+                       ceil_mode=win.ceil_mode)
         return plot_pool(t)
     raise ConfigError(f"{op}: layer {layer} ({type(act.module).__name__}) is not a convolution or a max/avg "
                       f"pooling; its pixel is a function of the same pixel of its input.")

@@ -29,7 +29,6 @@ import io
 import itertools
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -46,36 +45,19 @@ _ids = itertools.count(1)
 
 
 def write_file(path: Any, data: bytes | str, op: str) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file beside it, then rename).
-
-    Parent folders are created. Returns the path.
+    """Write ``data`` to ``path`` with :func:`convscope.files.atomic_write` (a temporary file
+    beside it, fsynced, then renamed). Returns the path.
 
     Raises:
         ArgumentTypeError: ``path`` is not a file name.
-        ConfigError: ``path`` names a directory.
+        ConfigError / OSError: as :func:`~convscope.files.atomic_write` (a directory, a FIFO ...).
     """
+    from ..files import atomic_write
+
     if not isinstance(path, (str, Path)) or not str(path):
         raise ArgumentTypeError(f"{op}: path must be a file name (str or Path); got {path!r}.")
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"{op}: {p} is a directory; give a file name such as {p / 'picture.png'}.")
-    target = p.resolve() if p.is_symlink() else p
-    target.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return p
+    return atomic_write(path, lambda fh: fh.write(raw), op=op)
 
 
 def _format_of(path: Any, allowed: Sequence[str], op: str) -> str:

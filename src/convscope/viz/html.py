@@ -42,11 +42,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
+from ..files import write_text
 from ..explain import explain_model_shapes, receptive_field
-from ..explain._layers import one_line
 from ..nn import Module
-from ..nn.conv import _ConvNd
 from ..nn.summary import summary
+from ..nn.walk import one_line
 from ._html_assets import CSS, JS
 from ._html_parts import (
     INPUT_PX,
@@ -155,8 +155,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         return HTMLPage(page, heading)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(page, encoding="utf-8")
-    return p
+    return write_text(p, page, op="explain_model_html")
 
 
 _PAGE = """<!DOCTYPE html>
@@ -242,7 +241,7 @@ class _Walk:
                 entry["values"] = {"channels": shown, "data": b64(values, self.dtype)}
             else:
                 self.unembedded.append(act.index)
-            if isinstance(act.module, _ConvNd):
+            if act.module.layer_kind == "conv":
                 entry["conv"] = conv_data(act, shown, self.budget, self.dtype)
                 if entry["conv"]["padded"] is None and act.index not in self.unembedded:
                     self.unembedded.append(act.index)

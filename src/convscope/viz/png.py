@@ -34,9 +34,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, StateError
 from ..nn import Module
-from ..nn.conv import _ConvNd
-from ..nn.flatten import Flatten
-from ..nn.linear import Linear
+from ..nn.walk import one_line as _one_line
 from ._mpl import WIDTH as _WIDTH
 from ._mpl import as_2d as _as_2d
 from ._mpl import check_positive as _check_positive
@@ -107,10 +105,10 @@ def plot_filters(model: Module, path: Any = None, layer: Any = None, max_filters
     op = "plot_filters"
     max_filters = _check_positive(max_filters, "max_filters", op)
     max_channels = _check_positive(max_channels, "max_channels", op)
-    if isinstance(model, _ConvNd) and layer is None:
+    if isinstance(model, Module) and model.layer_kind == "conv" and layer is None:
         index, name, conv = 1, "", model
     else:
-        index, name, conv = find_layer(model, layer, (_ConvNd,), "convolution", op)
+        index, name, conv = find_layer(model, layer, ("conv",), "convolution", op)
     p = _out_path(path, op)
     w = np.asarray(conv.weight.data, dtype=np.float64)
     mosaic, columns, xlabel, note = _filter_grid(w, max_filters, max_channels)
@@ -138,11 +136,6 @@ def plot_filters(model: Module, path: Any = None, layer: Any = None, max_filters
                  fontsize=9.0 if tile_in >= 0.9 else 7.0)
     fig.tight_layout()
     return _save(fig, p, f"{where}: the filters of {_one_line(conv)}")
-
-
-def _one_line(module: Module) -> str:
-    text = repr(module)
-    return text if "\n" not in text else f"{type(module).__name__}(...)"
 
 
 def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int | None = None,
@@ -200,7 +193,7 @@ def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int
 
     add(xb, f"input {tuple(xb.shape)}", 2.5)
     for act in acts:
-        if isinstance(act.module, Flatten):
+        if act.module.layer_kind == "flatten":
             continue
         title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}"
         add(act.y, title, 0.75)
@@ -259,7 +252,7 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
     if (x is None) != (target is None):
         raise ConfigError(f"{op}: give both x and target (to compute the gradients here) or neither "
                           f"(to draw the .grad left by your own backward).")
-    layers = [(i, n, m) for i, n, m in numbered_layers(model) if isinstance(m, (_ConvNd, Linear))]
+    layers = [(i, n, m) for i, n, m in numbered_layers(model) if m.layer_kind in ("conv", "linear")]
     if not layers:
         raise ConfigError(f"{op}: the model has no convolution or Linear layer, so no weights to draw.")
     if x is not None:
@@ -282,7 +275,7 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
         title = (f"layer {index}{_name_text(name)}: {_one_line(m)}\n"
                  f"dL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}")
         ylabel = ""
-        if isinstance(m, _ConvNd) and g.shape[1] > 1:
+        if m.layer_kind == "conv" and g.shape[1] > 1:
             # filters across (one column each), input channels down: wide rather than tall
             shown_f, shown_c = min(g.shape[0], max_filters), min(g.shape[1], max_channels)
             tiles = [_as_2d(g[f, c])[0] for c in range(shown_c) for f in range(shown_f)]
@@ -290,7 +283,7 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
             xlabel, ylabel = f"filters 1..{shown_f} (columns)", f"input channels 1..{shown_c} (rows)"
             width, height = _tiled_size(mosaic, columns, 0.45, usable)
             title += _caps(g.shape[0], g.shape[1], max_filters, max_channels)
-        elif isinstance(m, _ConvNd):
+        elif m.layer_kind == "conv":
             mosaic, columns, xlabel, _ = _filter_grid(g, max_filters, max_channels)
             width, height = _tiled_size(mosaic, columns, 0.45, usable)
             title += _caps(g.shape[0], g.shape[1], max_filters, max_channels)
