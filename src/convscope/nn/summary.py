@@ -183,11 +183,8 @@ def layer_table_html(model: Module) -> str:
     """A model's layers as an HTML table (number, name, layer, parameters), no input shape needed."""
     from .._display import esc, panel, table
 
-    rows = []
-    for name, module in model.named_modules():
-        if any(True for _ in module.children()):
-            continue
-        rows.append([len(rows) + 1, esc(name or "(model)"), esc(_one_line(module)), f"{module.num_parameters():,}"])
+    rows = [[r.index, esc(r.name), esc(one_line(r.module)),
+             f"{r.module.num_parameters():,}" if r.kind != "residual" else "x + block(x)"] for r in walk(model)]
     body = table(["#", "name", "layer", "parameters"], rows, raw=True)
     return panel(f"{type(model).__name__}: {len(rows)} layers, {model.num_parameters():,} parameters", body,
                  note="convscope.summary(model, input_shape) adds output shapes and receptive fields")

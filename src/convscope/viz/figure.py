@@ -46,7 +46,7 @@ _ids = itertools.count(1)
 
 def write_file(path: Any, data: bytes | str, op: str) -> Path:
     """Write ``data`` to ``path`` with :func:`convscope.files.atomic_write` (a temporary file
-    beside it, fsynced, then renamed). Returns the path.
+    beside it, fsynced, then renamed); missing parent folders are created. Returns the path.
 
     Raises:
         ArgumentTypeError: ``path`` is not a file name.
@@ -57,6 +57,7 @@ def write_file(path: Any, data: bytes | str, op: str) -> Path:
     if not isinstance(path, (str, Path)) or not str(path):
         raise ArgumentTypeError(f"{op}: path must be a file name (str or Path); got {path!r}.")
     raw = data.encode("utf-8") if isinstance(data, str) else data
+    Path(path).parent.mkdir(parents=True, exist_ok=True)          # pictures go where they are asked
     return atomic_write(path, lambda fh: fh.write(raw), op=op)
 
 
