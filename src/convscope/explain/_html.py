@@ -96,7 +96,8 @@ def conv_trace_html(t: Any) -> str:
     lines = t.text().splitlines()
     notes = [ln.strip() for ln in lines if ln.strip().startswith(("axis", "bright spot", "largest output",
                                                                   "the stride"))]
-    note = (f"k = {fmt_shape(g.k)}, stride {fmt_shape(g.s)}, padding {g.p}, dilation {fmt_shape(g.d)} -> "
+    pad = (str(g.p[0][0]) if all(b == a == g.p[0][0] for b, a in g.p) else str(tuple(g.p)))
+    note = (f"k = {fmt_shape(g.k)}, stride {fmt_shape(g.s)}, padding {pad}, dilation {fmt_shape(g.d)} -> "
             f"{plural(len(t.steps), 'window')}, output {fmt_shape(g.out)}")
     return panel("Convolution y = x * f, window by window (Key Equation 15)",
                  "<div>" + "".join(parts) + "</div>",
