@@ -29,7 +29,8 @@ Example:
 from __future__ import annotations
 
 import html as _html
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -21,7 +21,8 @@ format.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ._common import MODEL_HELP, add_command, image_for_model, model_or_architecture

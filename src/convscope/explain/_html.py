@@ -10,7 +10,8 @@ drawn by :mod:`convscope.viz` (explain does not import viz).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

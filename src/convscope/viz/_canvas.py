@@ -9,7 +9,8 @@ fonts, in points, keep their size; text outside the drawn cells is kept by the t
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -17,11 +17,11 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from ..nn import Module, walk
 from ..nn.summary import summary
-from ._canvas import ACCENTS, Canvas
+from ._canvas import Canvas
 from .figure import Figure
 
 __all__ = ["plot_architecture"]
@@ -126,4 +126,3 @@ def plot_architecture(model: Module, input_shape: Sequence[int], title: str | No
                     f"shapes channels first (the notes' n x n x m is written m x n x n)")
 
 
-_ = ACCENTS

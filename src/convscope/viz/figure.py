@@ -29,8 +29,9 @@ import io
 import itertools
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .._display import esc, short
 from ..errors import ArgumentTypeError, ConfigError, MissingDependencyError
