@@ -7,6 +7,7 @@ again under its own name).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from typing import Any
 
@@ -23,3 +24,9 @@ class ThreadState:
 
 
 THREADS = ThreadState()
+
+
+#: The allocation plan of the innermost ``convscope.nn.init.dry_run`` block (None outside).
+ALLOCATION_PLAN: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "convscope_allocation_plan", default=None
+)

@@ -193,6 +193,18 @@ _RESUMABLE = ("dataset", "data_dir", "arch", "epochs", "batch_size", "lr", "opti
               "threads", "val_fraction", "clip")
 
 
+def _run_config_schema() -> Any:
+    """What a run's config.json must hold (the options :data:`_RESUMABLE` takes back)."""
+    from . import schema as sc
+
+    text, count, rate = sc.Nullable(sc.Str()), sc.Nullable(sc.Int(min=1)), sc.Nullable(sc.Float(positive=True))
+    fields = {"dataset": text, "data_dir": text, "arch": text, "epochs": count, "batch_size": count,
+              "lr": rate, "optimizer": sc.Nullable(sc.Str(choices=("sgd", "adam"))),
+              "seed": sc.Nullable(sc.Int(min=0)), "threads": count,
+              "val_fraction": sc.Nullable(sc.Float(min=0.0, below=1.0)), "clip": rate}
+    return sc.Object(fields, optional=fields, extra=sc.JSON())
+
+
 def _resolve_resume(args: argparse.Namespace) -> Path | None:
     """The checkpoint to resume from; fills options left out from the run's config.json.
 
@@ -208,10 +220,9 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
         raise ConfigError(f"--resume: no checkpoint at {ckpt}; expected a run's checkpoint.npz or its folder.")
     config_path = ckpt.parent / "config.json"
     if config_path.is_file():
-        try:
-            saved = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--resume: {config_path} is not valid JSON ({exc}).") from None
+        from .schema import read_json
+
+        saved = read_json(config_path, _run_config_schema(), f"--resume: {config_path}", ConfigError)
         if args.epochs is not None and saved.get("epochs") not in (None, args.epochs):
             raise ConfigError(
                 f"--resume: the run in {ckpt.parent} was planned for {saved['epochs']} epochs and its "
@@ -537,9 +548,18 @@ def run_predict(args: argparse.Namespace) -> int:
             f"predict: {args.model} does not record the image shape it takes; save it with "
             f"convscope train (or metadata {{'image_shape': [C, H, W]}})."
         )
+    from .functional.windows import check_allocation
+
+    check_allocation((len(args.images), *shape), np.float32, f"batch of images of the model's shape {shape}",
+                     "predict")
     x = np.stack([_read_image(Path(p), shape) for p in args.images])
     probs = predict(model, x, transform=_normalizer(metadata))
     classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
+    if len(classes) != probs.shape[1]:
+        raise ConfigError(
+            f"predict: {args.model} names {len(classes)} classes in its metadata but the model "
+            f"gives {probs.shape[1]} scores per image; the metadata does not belong to this model."
+        )
     k = min(args.top, probs.shape[1])
     for path, row in zip(args.images, probs):
         order = np.argsort(-row, kind="stable")[:k]
@@ -640,6 +660,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        from .schema import check_arguments
+
+        check_arguments(argv, f"convscope {args.command}")
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         _err(f"convscope {args.command}: interrupted")

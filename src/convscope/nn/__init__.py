@@ -42,7 +42,7 @@ from .pool import (
     MaxPool2d,
     MaxPool3d,
 )
-from .spec import from_spec, register, to_spec
+from .spec import from_spec, register, state_shapes, to_spec
 from .summary import Summary, summary
 
 __all__ = [
@@ -53,5 +53,5 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
-    "to_spec", "from_spec", "register", "summary", "Summary",
+    "to_spec", "from_spec", "state_shapes", "register", "summary", "Summary",
 ]
