@@ -55,6 +55,7 @@ from .errors import ArgumentTypeError
 __all__ = [
     "MAX_DEPTH",
     "Schema",
+    "Invalid",
     "Int",
     "Float",
     "Bool",
@@ -92,8 +93,16 @@ def _show(value: Any) -> str:
     return f"the {type(value).__name__} {text}"
 
 
+class Invalid(Exception):
+    """Raised inside a check: the value at ``where`` does not match (see :func:`validate`)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
 class Schema:
-    """Base node: :meth:`check` returns the value or raises ``error(message)``."""
+    """Base node: :meth:`check` returns the value or raises :class:`Invalid`."""
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -101,16 +110,16 @@ class Schema:
     def matches(self, value: Any) -> bool:
         """True when :meth:`check` would accept ``value`` (used by :class:`OneOf`)."""
         try:
-            self.check(value, "", ValueError)
-        except ValueError:
+            self.check(value, "value")
+        except Invalid:
             return False
         return True
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         raise NotImplementedError
 
-    def fail(self, value: Any, where: str, error: ErrorFactory) -> BaseException:
-        return error(f"{where} must be {self.describe()}; got {_show(value)}.")
+    def fail(self, value: Any, where: str) -> "Invalid":
+        return Invalid(where, f"{where} must be {self.describe()}; got {_show(value)}.")
 
 
 def _is_int(value: Any) -> bool:
@@ -132,11 +141,11 @@ class Int(Schema):
             return f"an int <= {self.max}"
         return "an int"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not _is_int(value) or (self.min is not None and value < self.min) or (
             self.max is not None and value > self.max
         ):
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         return value
 
 
@@ -162,7 +171,7 @@ class Float(Schema):
             parts.append(f"< {self.below}")
         return " and ".join(parts).replace("number and", "number", 1)
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
         if ok:
             v = float(value)
@@ -170,7 +179,7 @@ class Float(Schema):
                 self.min is not None and v < self.min) and not (self.max is not None and v > self.max) and not (
                 self.below is not None and v >= self.below)
         if not ok:
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         return value
 
 
@@ -180,9 +189,9 @@ class Bool(Schema):
     def describe(self) -> str:
         return "true or false"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         return value
 
 
@@ -202,12 +211,12 @@ class Str(Schema):
             return f"a str matching {self.pattern.pattern!r}"
         return f"a str of at most {self.max_length} characters"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, str) or len(value) > self.max_length or (
             self.choices is not None and value not in self.choices) or (
             self.pattern is not None and not self.pattern.fullmatch(value)
         ):
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         return value
 
 
@@ -226,11 +235,11 @@ class List(Schema):
             count = f"at most {self.max_items}"
         return f"a list of {count} items, each {self.item.describe()}"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, list) or not self.min_items <= len(value) <= self.max_items:
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         for i, item in enumerate(value):
-            self.item.check(item, f"{where}[{i}]", error)
+            self.item.check(item, f"{where}[{i}]")
         return value
 
 
@@ -248,19 +257,19 @@ class Object(Schema):
         keys = ", ".join(repr(k) for k in self.fields)
         return f"an object with the keys {keys}" if keys else "an object"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         missing = [k for k in self.fields if k not in value and k not in self.optional]
         if missing:
-            raise error(f"{where} lacks the entries {missing}; expected {self.describe()}.")
+            raise Invalid(where, f"{where} lacks the entries {missing}; expected {self.describe()}.")
         for key, item in value.items():
             schema = self.fields.get(key, self.extra) if isinstance(key, str) else None
             if schema is None:
-                raise error(
-                    f"{where} has the unexpected entry {str(key)[:60]!r}; expected {self.describe()}."
+                raise Invalid(
+                    where, f"{where} has the unexpected entry {str(key)[:60]!r}; expected {self.describe()}."
                 )
-            schema.check(item, f"{where}[{key!r}]", error)
+            schema.check(item, f"{where}[{key!r}]")
         return value
 
 
@@ -273,13 +282,13 @@ class Map(Schema):
     def describe(self) -> str:
         return f"an object whose values are each {self.value.describe()}"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, dict) or len(value) > self.max_items:
-            raise self.fail(value, where, error)
+            raise self.fail(value, where)
         for key, item in value.items():
             if not isinstance(key, str):
-                raise error(f"{where} has the non-str key {key!r}.")
-            self.value.check(item, f"{where}[{key!r}]", error)
+                raise Invalid(where, f"{where} has the non-str key {key!r}.")
+            self.value.check(item, f"{where}[{key!r}]")
         return value
 
 
@@ -292,10 +301,15 @@ class Nullable(Schema):
     def describe(self) -> str:
         return f"null or {self.schema.describe()}"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         if value is None:
             return value
-        return self.schema.check(value, where, error)
+        try:
+            return self.schema.check(value, where)
+        except Invalid as exc:
+            if exc.where == where:  # the value itself, not one of its entries
+                raise self.fail(value, where) from None
+            raise
 
 
 class OneOf(Schema):
@@ -307,11 +321,11 @@ class OneOf(Schema):
     def describe(self) -> str:
         return " or ".join(s.describe() for s in self.schemas)
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         for schema in self.schemas:
             if schema.matches(value):
                 return value
-        raise self.fail(value, where, error)
+        raise self.fail(value, where)
 
 
 class JSON(Schema):
@@ -323,10 +337,10 @@ class JSON(Schema):
     def describe(self) -> str:
         return f"JSON data nested at most {self.max_depth} levels"
 
-    def check(self, value: Any, where: str, error: ErrorFactory) -> Any:
+    def check(self, value: Any, where: str) -> Any:
         depth = json_depth(value, limit=self.max_depth)
         if depth is None:
-            raise error(f"{where} is not JSON data or is nested more than {self.max_depth} levels deep.")
+            raise Invalid(where, f"{where} is not JSON data or is nested more than {self.max_depth} levels deep.")
         return value
 
 
@@ -342,7 +356,10 @@ def validate(value: Any, schema: Schema, where: str, error: ErrorFactory) -> Any
     Returns:
         ``value`` itself, unchanged.
     """
-    return schema.check(value, where, error)
+    try:
+        return schema.check(value, where)
+    except Invalid as exc:
+        raise error(str(exc)) from None
 
 
 _SCALARS = (str, int, float, bool, type(None))

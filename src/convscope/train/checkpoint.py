@@ -322,7 +322,7 @@ def restore_run(run: Any, ckpt: TrainingCheckpoint) -> None:
             saved = bitgen.state
             try:
                 bitgen.state = state
-            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
                 bitgen.state = saved
                 raise CheckpointError(
                     f"the generator state of module {name!r} is malformed ({type(exc).__name__}: {exc})."
