@@ -662,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from .schema import check_arguments
 
-        check_arguments(argv, f"convscope {args.command}")
+        check_arguments(argv, "command line")
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         _err(f"convscope {args.command}: interrupted")

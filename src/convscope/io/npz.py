@@ -390,7 +390,7 @@ def _sniff(first: bytes) -> str | None:
 
 #: The outer header of every convscope file: format, version, array manifest, digest.
 _OUTER_SCHEMA = sc.Object({
-    "format": sc.Str(max_length=200),
+    "format": sc.Str(),
     "version": sc.Int(min=1),
     "arrays": sc.Map(sc.Object({"dtype": sc.Str(max_length=40), "shape": sc.List(sc.Int(min=0), max_items=64)}),
                      max_items=MAX_MEMBERS),

@@ -288,6 +288,13 @@ def fit(
             than ``epochs`` epochs.
         CheckpointError: a damaged or foreign ``resume`` file.
         ShapeError, DTypeError: data that does not fit the model.
+
+    Warns:
+        TrainingWarning: an epoch's loss diverged (more than 10 times the first batch's)
+            or stalled far above it at chance accuracy, naming the learning rate and the
+            layer the epoch's first step changed most; or the validation loss is not
+            finite. Each kind once per call, also listed in ``history.info["warnings"]``
+            (see :mod:`convscope.train.diagnose`).
     """
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"fit: model must be a convscope Module; got {type(model).__name__}.")
