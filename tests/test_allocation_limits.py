@@ -244,3 +244,22 @@ def test_predict_with_a_model_for_huge_images_is_refused_before_reading(tmp_path
     """)
     assert result["value"] == "2", result
     assert "100000 x 100000" in result["stderr"] and "set_array_limit" in result["stderr"]
+
+
+def test_a_custom_module_that_writes_its_initial_weights_still_builds(tmp_path):
+    @nn.spec.register
+    class ScaledLinear(nn.Linear):
+        def __init__(self, in_features: int, out_features: int) -> None:
+            super().__init__(in_features, out_features, rng=0)
+            self.weight.data *= 0.5  # a read-only placeholder in the dry run
+
+        def config(self):
+            return {"in_features": self.in_features, "out_features": self.out_features}
+
+    try:
+        model = nn.Sequential(ScaledLinear(3, 2))
+        assert nn.spec.state_shapes(nn.to_spec(model)) is None
+        again = convscope.load(convscope.save(model, tmp_path / "m"))
+        assert np.array_equal(again[0].weight.data, model[0].weight.data)
+    finally:
+        nn.spec._REGISTRY.pop("ScaledLinear", None)

@@ -781,7 +781,7 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
     sc.validate(header, _MODEL_HEADER_SCHEMA, "the header", _Reader(p, op).fail)
     try:
         expected = state_shapes(spec)
-        mismatch = _state_mismatch(expected, arrays)
+        mismatch = "" if expected is None else _state_mismatch(expected, arrays)
         if not mismatch:
             model = from_spec(spec)
     except ResourceError as exc:

@@ -124,11 +124,14 @@ def from_spec(spec: dict[str, Any]) -> Module:
     return _from_spec(spec, "spec")
 
 
-def state_shapes(spec: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def state_shapes(spec: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
     """Shape and dtype of every entry of the state dict ``from_spec(spec)`` would have.
 
     Allocates none of the arrays (a dry run, see :func:`convscope.nn.init.dry_run`), so a
-    loader can compare them with the arrays of a file before building anything.
+    loader can compare them with the arrays of a file before building anything. Returns
+    None when a registered custom module cannot be built dry (its constructor writes into
+    its initial weights, which are read-only placeholders in a dry run); such a model is
+    then only checked when it is built.
 
     Raises:
         ConfigError, ResourceError: as :func:`from_spec`.
@@ -145,7 +148,12 @@ def state_shapes(spec: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dt
             f"are not JSON data; convscope.save never writes such a spec."
         )
     with init.dry_run("") as _:
-        model = _from_spec(spec, "spec")
+        try:
+            model = _from_spec(spec, "spec")
+        except ConvscopeError:
+            raise
+        except Exception:  # noqa: BLE001 - a custom constructor; the real build reports it
+            return None
         shapes = {name: (p.data.shape, p.data.dtype) for name, p in model.named_parameters()}
         shapes.update({name: (np.shape(v), np.asarray(v).dtype) for name, v in model.named_buffers()})
     return shapes
