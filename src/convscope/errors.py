@@ -3,7 +3,8 @@
 Every error convscope raises for bad input is a :class:`ConvscopeError`. Each class also
 subclasses the matching built-in exception, so generic handlers (``except ValueError``)
 keep working. Messages follow one pattern: what was expected, what was received, and why
-it matters (in the notes' vocabulary when arithmetic is involved).
+it matters (in the notes' vocabulary when arithmetic is involved). Warnings (training that
+runs but goes nowhere) are :class:`ConvscopeWarning` subclasses.
 
 Example:
     >>> from convscope.errors import ShapeError, ConvscopeError
@@ -25,6 +26,8 @@ __all__ = [
     "NumericalError",
     "ResourceError",
     "MissingDependencyError",
+    "ConvscopeWarning",
+    "TrainingWarning",
 ]
 
 
@@ -73,3 +76,12 @@ class ResourceError(ConvscopeError, MemoryError):
 
 class MissingDependencyError(ConvscopeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ConvscopeWarning(UserWarning):
+    """Base class of every warning convscope gives (filter them with this class)."""
+
+
+class TrainingWarning(ConvscopeWarning, RuntimeWarning):
+    """Training runs but goes nowhere: the loss diverged or stalled far above its start,
+    or the validation loss is not finite. The message names the likely cause."""

@@ -68,7 +68,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,8 +77,9 @@ import numpy as np
 
 from . import nn, optim
 from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift
-from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ShapeError
+from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ResourceError, ShapeError
 from .files import check_readable
+from .schema import parse_json
 from .shapes import format_shape
 
 __all__ = [
@@ -271,17 +271,23 @@ def build_model(
 
 
 def _from_spec_file(path: Path, seed: int | None) -> nn.Module:
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"could not read the architecture spec {path}: {exc}. Expected a JSON file written "
+    def fail(message: str) -> ConfigError:
+        return ConfigError(
+            f"could not read the architecture spec {path}: {message} Expected a JSON file written "
             f"from convscope.nn.to_spec(model)."
-        ) from None
+        )
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail(f"{exc}.") from None
+    spec = parse_json(data, "it", fail)
     if seed is not None:
         nn.init.manual_seed(int(seed))
     try:
         return nn.from_spec(spec)
+    except ResourceError as exc:
+        raise ResourceError(f"the architecture spec {path} is too large: {exc}") from None
     except ConvscopeError as exc:
         raise ConfigError(f"the architecture spec {path} is not valid: {exc}") from None
 

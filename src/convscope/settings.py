@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import contextvars
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -117,6 +118,10 @@ class _State:
         self.array_limit = 2 * 2**30
         self.caches: dict[str, Cache] = {}
         self.paths: dict[str, Any] = dict.fromkeys(PATHS)
+        # The allocation plan of the innermost ``convscope.nn.init.dry_run`` block (None outside).
+        self.allocation_plan: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            "convscope_allocation_plan", default=None
+        )
 
 
 def _shared_state() -> _State:
@@ -126,6 +131,10 @@ def _shared_state() -> _State:
 
 
 _STATE = _shared_state()
+
+#: The allocation plan of the innermost ``convscope.nn.init.dry_run`` block (None outside);
+#: one object even when a module is imported twice.
+ALLOCATION_PLAN = _STATE.allocation_plan
 
 
 # ----------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ __all__ = [
     "ConvGeometry",
     "PoolGeometry",
     "WindowGeometry",
+    "as_array",
     "as_float_array",
     "avg_pool_geometry",
     "axis_arithmetic",
@@ -404,25 +405,50 @@ def same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------
 # Arrays
 # ----------------------------------------------------------------------------------------
+def as_array(x: Any, name: str, op: str) -> np.ndarray:
+    """``x`` as an ndarray (any dtype), refusing what NumPy would convert wrongly.
+
+    Refused with :class:`ArgumentTypeError`: None, text, dicts and sets; ragged lists;
+    masked arrays (their mask would be ignored: pass ``x.filled(value)``); and PyTorch
+    tensors that require grad (gradients cannot flow back into torch's autograd through
+    NumPy: pass ``x.detach().numpy()``, as ``tensor.numpy()`` itself demands). Other
+    tensors and array-likes convert as ``np.asarray`` does.
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise ArgumentTypeError(
+            f"{op}: {name} is a numpy.ma.MaskedArray; convscope ignores masks, so the masked "
+            f"entries would count with whatever values they hide. Pass {name}.filled(value) "
+            f"(or np.asarray({name}) to use the hidden values deliberately)."
+        )
+    if isinstance(x, np.ndarray):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise ArgumentTypeError(
+            f"{op}: {name} must be a float32 or float64 NumPy array; got {type(x).__name__}."
+        )
+    if type(x).__module__.split(".")[0] == "torch" and getattr(x, "requires_grad", False):
+        raise ArgumentTypeError(
+            f"{op}: {name} is a torch.Tensor that requires grad; convscope computes with NumPy "
+            f"and cannot pass gradients back to torch's autograd. Pass {name}.detach().numpy() "
+            f"(or {name}.detach().cpu().numpy()) to use its values."
+        )
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ArgumentTypeError(
+            f"{op}: {name} must be a float32 or float64 NumPy array; got a "
+            f"{type(x).__name__} that NumPy cannot turn into one ({exc})."
+        ) from None
+
+
 def as_float_array(x: Any, name: str, op: str) -> np.ndarray:
     """``x`` as a float32/float64 ndarray, or a :class:`DTypeError` saying why not.
 
     Lists of floats are accepted (they become float64); integer, boolean, complex and
-    object data are refused rather than silently cast.
+    object data are refused rather than silently cast; see :func:`as_array` for the
+    inputs refused before any conversion (masked arrays, tensors that require grad).
     """
-    if not isinstance(x, np.ndarray):
-        if x is None or isinstance(x, (str, bytes, dict, set)):
-            raise ArgumentTypeError(
-                f"{op}: {name} must be a float32 or float64 NumPy array; got "
-                f"{type(x).__name__}."
-            )
-        try:
-            x = np.asarray(x)
-        except (ValueError, TypeError) as exc:
-            raise ArgumentTypeError(
-                f"{op}: {name} must be a float32 or float64 NumPy array; got a "
-                f"{type(x).__name__} that NumPy cannot turn into one ({exc})."
-            ) from None
+    x = as_array(x, name, op)
     if x.dtype not in FLOAT_DTYPES:
         kind = {
             "i": "integer", "u": "unsigned integer", "b": "boolean", "c": "complex",

@@ -38,7 +38,7 @@ TIME_BUDGET_S = 20.0
 #: a pathological request that should have been refused.
 MEMORY_BUDGET = 256 * 2**20
 
-#: The array limit (convscope.functional.windows.set_array_limit) during the fuzz run.
+#: The array limit (convscope.settings.set_array_limit) during the fuzz run.
 ARRAY_LIMIT = 64 * 2**20
 
 

@@ -53,6 +53,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConvscopeError
+from ..schema import check_arguments
 from ._common import CommandParser, OptionError, err
 from .explain import add_explain
 from .export import add_export
@@ -112,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        check_arguments(argv, "command line")
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         err(f"convscope {args.command}: interrupted")

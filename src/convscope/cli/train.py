@@ -22,7 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import schema as sc
 from ..errors import ConfigError
+from ..schema import read_json
+from ..settings import check_allocation
 from ..files import write_json
 from ._common import (
     PROGRESS,
@@ -76,6 +79,16 @@ _RESUMABLE = ("dataset", "data_dir", "arch", "epochs", "batch_size", "lr", "opti
               "threads", "val_fraction", "clip")
 
 
+def _run_config_schema() -> Any:
+    """What a run's config.json must hold (the options :data:`_RESUMABLE` takes back)."""
+    text, count, rate = sc.Nullable(sc.Str()), sc.Nullable(sc.Int(min=1)), sc.Nullable(sc.Float(positive=True))
+    fields = {"dataset": text, "data_dir": text, "arch": text, "epochs": count, "batch_size": count,
+              "lr": rate, "optimizer": sc.Nullable(sc.Str(choices=("sgd", "adam"))),
+              "seed": sc.Nullable(sc.Int(min=0)), "threads": count,
+              "val_fraction": sc.Nullable(sc.Float(min=0.0, below=1.0)), "clip": rate}
+    return sc.Object(fields, optional=fields, extra=sc.JSON())
+
+
 def _resolve_resume(args: argparse.Namespace) -> Path | None:
     """The checkpoint to resume from; fills options left out from the run's config.json.
 
@@ -91,10 +104,7 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
         raise ConfigError(f"--resume: no checkpoint at {ckpt}; expected a run's checkpoint.npz or its folder.")
     config_path = ckpt.parent / "config.json"
     if config_path.is_file():
-        try:
-            saved = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--resume: {config_path} is not valid JSON ({exc}).") from None
+        saved = read_json(config_path, _run_config_schema(), f"--resume: {config_path}", ConfigError)
         if args.epochs is not None and saved.get("epochs") not in (None, args.epochs):
             raise ConfigError(
                 f"--resume: the run in {ckpt.parent} was planned for {saved['epochs']} epochs and its "
@@ -314,9 +324,16 @@ def run_predict(args: argparse.Namespace) -> int:
 
     model, metadata = load_model(args.model)
     shape = image_shape_of(metadata, args.model)
+    check_allocation((len(args.images), *shape), np.float32, f"batch of images of the model's shape {shape}",
+                     "predict")
     x = np.stack([read_image(Path(p), shape) for p in args.images])
     probs = predict(model, x, transform=normalizer(metadata))
     classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
+    if len(classes) != probs.shape[1]:
+        raise ConfigError(
+            f"predict: {args.model} names {len(classes)} classes in its metadata but the model "
+            f"gives {probs.shape[1]} scores per image; the metadata does not belong to this model."
+        )
     k = min(args.top, probs.shape[1])
     for path, row in zip(args.images, probs):
         order = np.argsort(-row, kind="stable")[:k]

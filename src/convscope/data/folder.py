@@ -11,11 +11,14 @@ read in sorted order. Hidden entries (starting with ``.``) and files whose exten
 not in :data:`IMAGE_EXTENSIONS` are skipped. Pillow is imported only when a folder is
 read; without it :class:`MissingDependencyError` names the extra to install.
 
-Safety: each image's declared size is checked against ``max_pixels`` before it is
-decoded (Pillow reads only the header on open), and Pillow's own decompression-bomb
+Safety: every image's header is read first (Pillow reads only the header on open): each
+declared size is checked against ``max_pixels`` and Pillow's own decompression-bomb
 warning is turned into an error, so a small file claiming a huge image is refused
-instead of filling memory. Unreadable or corrupt files raise :class:`DataError` naming
-the file.
+instead of filling memory. The array of all images is then counted against the array
+limit (:func:`convscope.functional.windows.get_array_limit`) and allocated once, before
+any image is decoded, so a folder of many large images is refused before its pixels are
+decompressed; images are decoded straight into it. Unreadable folders and unreadable or
+corrupt files raise :class:`DataError` naming them.
 
 Example:
     >>> import tempfile, pathlib
@@ -31,14 +34,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, MissingDependencyError
+from ..errors import ConfigError, DataError, MissingDependencyError, ResourceError
 from ..files import as_path
+from ..settings import check_allocation
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image_folder"]
 
@@ -73,7 +78,7 @@ def _class_folders(root: Path) -> list[Path]:
     if not is_dir:
         what = "is not a folder" if root.exists() else "does not exist"
         raise DataError(f"expected an image folder (one sub-folder per class) at {root}, but it {what}.")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in _entries(root, "image folder") if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(
             f"expected one sub-folder per class in {root}, but it has no sub-folders. Put "
@@ -82,8 +87,20 @@ def _class_folders(root: Path) -> list[Path]:
     return folders
 
 
-def _decode(image_module: Any, path: Path, image_size: tuple[int, int] | None, max_pixels: int) -> np.ndarray:
-    """One image as uint8 (H, W) for gray or (H, W, 3) for color."""
+def _entries(folder: Path, what: str) -> list[Path]:
+    """The entries of ``folder``; a folder the system will not list is a DataError."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise DataError(
+            f"cannot list the {what} {folder}: {exc.strerror or exc}. Check that it is a folder "
+            f"you may read."
+        ) from None
+
+
+@contextlib.contextmanager
+def _opened(image_module: Any, path: Path, max_pixels: int) -> Iterator[Any]:
+    """The image at ``path``, opened (header read) and checked for size and mode."""
     errors = (
         image_module.UnidentifiedImageError,
         image_module.DecompressionBombError,
@@ -104,20 +121,13 @@ def _decode(image_module: Any, path: Path, image_size: tuple[int, int] | None, m
                         f"than max_pixels={max_pixels}; refusing to decode it (too large for a "
                         f"training image, or a decompression bomb)."
                     )
-                mode = im.mode
-                if mode in _GRAY_MODES:
-                    im = im.convert("L")
-                elif mode in _COLOR_MODES:
-                    im = im.convert("RGB")
-                else:
+                if im.mode not in _GRAY_MODES + _COLOR_MODES:
                     raise DataError(
-                        f"image {path} has mode {mode!r}; expected 8-bit gray or color "
+                        f"image {path} has mode {im.mode!r}; expected 8-bit gray or color "
                         f"(modes {', '.join(_GRAY_MODES + _COLOR_MODES)}). Convert it to 8-bit "
                         f"first (16-bit and float images are not supported)."
                     )
-                if image_size is not None and im.size != (image_size[1], image_size[0]):
-                    im = im.resize((image_size[1], image_size[0]), image_module.Resampling.BILINEAR)
-                return np.asarray(im, dtype=np.uint8).copy()
+                yield im
     except DataError:
         raise
     except errors as exc:
@@ -125,6 +135,23 @@ def _decode(image_module: Any, path: Path, image_size: tuple[int, int] | None, m
             f"could not read image {path}: {type(exc).__name__}: {exc}. The file is corrupt, "
             f"truncated or not an image."
         ) from None
+
+
+def _header(image_module: Any, path: Path, image_size: tuple[int, int] | None,
+            max_pixels: int) -> tuple[tuple[int, int], bool]:
+    """``((height, width) after resizing, is color)`` from the image's header alone."""
+    with _opened(image_module, path, max_pixels) as im:
+        hw = image_size if image_size is not None else (im.size[1], im.size[0])
+        return hw, im.mode in _COLOR_MODES
+
+
+def _decode(image_module: Any, path: Path, image_size: tuple[int, int] | None, max_pixels: int) -> np.ndarray:
+    """One image as uint8 (H, W) for gray or (H, W, 3) for color."""
+    with _opened(image_module, path, max_pixels) as im:
+        im = im.convert("L" if im.mode in _GRAY_MODES else "RGB")
+        if image_size is not None and im.size != (image_size[1], image_size[0]):
+            im = im.resize((image_size[1], image_size[0]), image_module.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
 
 
 def read_image_folder(
@@ -171,13 +198,14 @@ def read_image_folder(
                 f"most max_pixels={max_pixels} pixels in all; got {image_size!r}."
             )
         image_size = (int(size[0]), int(size[1]))
-    images: list[np.ndarray] = []
+    paths: list[Path] = []
     labels: list[int] = []
     first: tuple[Path, tuple[int, int]] | None = None
+    color = False
     folders = _class_folders(root)
     for index, folder in enumerate(folders):
         files = sorted(
-            p for p in folder.iterdir()
+            p for p in _entries(folder, "class folder")
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not files:
@@ -186,8 +214,8 @@ def read_image_folder(
                 f"every class needs at least one image."
             )
         for path in files:
-            array = _decode(image_module, path, image_size, max_pixels)
-            hw = array.shape[:2]
+            hw, is_color = _header(image_module, path, image_size, max_pixels)
+            color = color or is_color
             if first is None:
                 first = (path, hw)
             elif hw != first[1]:
@@ -196,11 +224,28 @@ def read_image_folder(
                     f"{first[1][1]} (height x width) and {path} is {hw[0]}x{hw[1]}. Pass "
                     f"image_size=(height, width) to resize them."
                 )
-            images.append(array)
+            paths.append(path)
             labels.append(index)
-    color = any(a.ndim == 3 for a in images)
-    n, (h, w) = len(images), images[0].shape[:2]
-    pixels = np.empty((n, 3 if color else 1, h, w), dtype=np.uint8)
-    for i, array in enumerate(images):
+    assert first is not None
+    shape = (len(paths), 3 if color else 1, *first[1])
+    pixels = _allocate(shape, f"array of the {len(paths)} images (N, C, H, W)")
+    for i, path in enumerate(paths):
+        array = _decode(image_module, path, image_size, max_pixels)
         pixels[i] = array.transpose(2, 0, 1) if array.ndim == 3 else array
     return pixels, np.asarray(labels, dtype=np.int64), tuple(p.name for p in folders)
+
+
+def _allocate(shape: tuple[int, ...], what: str) -> np.ndarray:
+    """An uninitialised uint8 array, checked against the array limit and the system first."""
+    op = "read_image_folder"
+    check_allocation(shape, np.uint8, what, op)
+    try:
+        return np.empty(shape, dtype=np.uint8)
+    except MemoryError:
+        nbytes = int(np.prod(shape, dtype=object))
+        raise ResourceError(
+            f"{op}: the {what} needs {nbytes / 2**30:.2f} GiB, which the system refused to "
+            f"allocate (a memory limit such as ulimit -v, or too little free memory); nothing "
+            f"was decoded. Pass a smaller image_size= or max_pixels=, use fewer images, or give "
+            f"the process more memory."
+        ) from None

@@ -41,7 +41,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, ResourceError
 from ..files import as_path, check_readable
 from ..shapes import normalize_int
 
@@ -146,12 +146,12 @@ def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
     ``_FIRST_BUFFER`` bytes it grows by doubling as data arrives: a huge ``n`` (a generous
     limit) must not reserve more address space than the system has.
     """
-    buf = np.empty(min(n, _FIRST_BUFFER), dtype=np.uint8)
+    buf = _buffer(min(n, _FIRST_BUFFER), n, what)
     pos = 0
     try:
         while pos < n:
             if pos == buf.size:
-                grown = np.empty(min(n, 2 * buf.size), dtype=np.uint8)
+                grown = _buffer(min(n, 2 * buf.size), n, what)
                 grown[:pos] = buf
                 buf = grown
             got = stream.readinto(memoryview(buf)[pos : min(buf.size, pos + _CHUNK)])
@@ -164,6 +164,24 @@ def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
             f"with {type(exc).__name__}: {exc}."
         ) from None
     return buf, pos
+
+
+def _buffer(size: int, limit: int, what: str) -> np.ndarray:
+    """``np.empty(size, uint8)``; an allocation the system refuses is a ResourceError.
+
+    ``limit`` is the most bytes the read may take (what the header declares, bounded by
+    the reader's ``max_bytes`` / ``max_records``), named in the message.
+    """
+    try:
+        return np.empty(size, dtype=np.uint8)
+    except MemoryError:
+        raise ResourceError(
+            f"{what}: reading its data (up to {limit} bytes, as its header declares and the "
+            f"reader's limit allows) needs a buffer of {size} bytes, which the system refused "
+            f"(a memory limit such as ulimit -v, or too little free memory). If the file is "
+            f"genuine, give the process more memory; otherwise pass a smaller max_bytes= "
+            f"(read_idx) or max_records= (CIFAR readers) to refuse such files at once."
+        ) from None
 
 
 def _at_end(stream: BinaryIO, what: str) -> bool:
@@ -267,7 +285,10 @@ def read_idx(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndar
                 f"{what}: the file continues after the {nbytes} data bytes its header "
                 f"declares (dimensions {dims}); it is not a well-formed IDX file."
             )
-    return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
+    array = data.view(dtype).reshape(dims)
+    if not dtype.isnative:  # swap in place: no second copy of a large file
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
 
 
 def parse_cifar_records(
@@ -358,6 +379,30 @@ def read_cifar_binary(
     return parse_cifar_records(data[:got], what, num_classes=num_classes)
 
 
+#: The largest long-name or pax extended header accepted in a tar archive (tarfile reads
+#: such a header's whole content into memory before showing the member it describes).
+MAX_TAR_HEADER = 1 << 16
+
+_TAR_HEADER_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                     tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header that refuses long-name and pax headers above :data:`MAX_TAR_HEADER`."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> "_BoundedTarInfo":
+        info = super().frombuf(buf, encoding, errors)
+        if info.type in _TAR_HEADER_TYPES and info.size > MAX_TAR_HEADER:
+            raise DataError(
+                f"the archive has a long-name or extended header of {info.size} bytes, more "
+                f"than the {MAX_TAR_HEADER} any genuine archive needs (the CIFAR-10 archive's "
+                f"are under 1 KiB); refusing to read it into memory. The archive is corrupt or "
+                f"hostile."
+            )
+        return info
+
+
 def read_cifar_tar(
     path: str | Path,
     names: list[str],
@@ -412,7 +457,7 @@ def read_cifar_tar(
     scanned = 0
     seen: list[str] = []
     try:
-        with tarfile.open(path, "r:*") as tar:
+        with tarfile.open(path, "r:*", tarinfo=_BoundedTarInfo) as tar:
             for member in tar:
                 scanned += max(member.size, 0)
                 if scanned > scan_cap:
@@ -453,8 +498,9 @@ def read_cifar_tar(
                         texts[base] = data.tobytes().decode("utf-8", errors="replace")
                 if wanted <= set(batches) and all(t in texts for t in extra_text):
                     break
-    except DataError:
-        raise
+    except DataError as exc:
+        text = str(exc)
+        raise DataError(text if str(path) in text else f"CIFAR-10 archive {path}: {text}") from None
     except _STREAM_ERRORS as exc:
         raise DataError(
             f"CIFAR-10 archive {path}: not a readable tar archive or corrupt "

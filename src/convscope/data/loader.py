@@ -277,7 +277,7 @@ class DataLoader:
             bitgen.state = state["epoch_rng"]
             if state["rng"] is not None:
                 bitgen.state = state["rng"]
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             bitgen.state = saved
             raise ConfigError(f"DataLoader.load_state: malformed generator state ({exc}).") from None
         self._epoch = epoch

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import as_float_array, format_shape
 
 __all__ = ["Transform", "Normalize", "RandomCrop", "RandomShift", "RandomHorizontalFlip", "Compose"]

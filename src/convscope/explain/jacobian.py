@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ArgumentTypeError, ResourceError, ShapeError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import conv_geometry, format_shape, normalize_int, normalize_tuple
 from ._text import fmt_array, fmt_grid, fmt_num
 from .parse import as_explain_array

@@ -61,9 +61,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .. import schema as sc
 from ..errors import ArgumentTypeError, CheckpointError, ConfigError, DTypeError
 from ..files import as_path, atomic_write, check_readable, to_jsonable
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 
 __all__ = [
     "FORMAT_VERSION",
@@ -88,6 +89,11 @@ _HEADER_MEMBER = _HEADER_KEY + ".npy"
 _ALLOWED_KINDS = "biufc"  # bool, signed and unsigned ints, floats, complex
 _MAX_NAME_LENGTH = 1000
 _MAX_FILE_NAME = 200  # bytes; the temporary ".<name>.convscope-<host>-<pid>-<hex>.tmp" must stay under 255
+_MAX_HEADER_DEPTH = 100
+#: Most members (arrays plus the header) one file may hold; counted from the zip's end
+#: record before its directory is parsed. A checkpoint of a 1,000-layer model with Adam
+#: buffers and best weights holds about 8,000.
+MAX_MEMBERS = 20_000
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
@@ -236,6 +242,11 @@ def save_checkpoint(
         )
     if not isinstance(format, str) or not format.startswith("convscope-"):
         raise ConfigError(f"{op}: format must be a str starting with 'convscope-'; got {format!r}.")
+    if len(arrays) >= MAX_MEMBERS:
+        raise ConfigError(
+            f"{op}: {len(arrays)} arrays; a convscope file holds at most {MAX_MEMBERS - 1} (and "
+            f"its header), which is what load_checkpoint reads. Combine small arrays into larger ones."
+        )
     checked = {_check_name(k, op): _check_array(k, v, op) for k, v in arrays.items()}
     user_header = to_jsonable({} if header is None else header, where="header", op=op)
     if not isinstance(user_header, dict):
@@ -281,6 +292,17 @@ def _sniff(first: bytes) -> str | None:
     return None
 
 
+#: The outer header of every convscope file: format, version, array manifest, digest.
+_OUTER_SCHEMA = sc.Object({
+    "format": sc.Str(),
+    "version": sc.Int(min=1),
+    "arrays": sc.Map(sc.Object({"dtype": sc.Str(max_length=40), "shape": sc.List(sc.Int(min=0), max_items=64)}),
+                     max_items=MAX_MEMBERS),
+    "header": sc.Map(sc.JSON(_MAX_HEADER_DEPTH)),
+    "sha256": sc.Str(pattern="[0-9a-f]{64}"),
+})
+
+
 class _Reader:
     """Reads and checks one archive; every failure becomes a CheckpointError."""
 
@@ -310,6 +332,7 @@ class _Reader:
             if not first.startswith(b"PK"):
                 what = _sniff(first) or f"it is not a zip archive (first bytes {first!r})"
                 raise self.fail(what + ". Only files written by convscope.save or save_checkpoint load.")
+            self._check_member_count(f, size)
             try:
                 zf = zipfile.ZipFile(f, "r")
             except zipfile.BadZipFile as exc:
@@ -328,12 +351,51 @@ class _Reader:
                 except Exception as exc:  # noqa: BLE001 - corrupt bytes surface as many error kinds
                     raise self.fail(f"corrupted data ({type(exc).__name__}: {exc})") from None
 
+    def _too_many(self, count: int) -> CheckpointError:
+        return self.fail(
+            f"the archive holds {count} members; a convscope file holds at most {MAX_MEMBERS} "
+            f"(save_checkpoint refuses more), so it was not written by convscope"
+        )
+
+    def _check_member_count(self, f: Any, size: int) -> None:
+        """Refuse an archive whose end record announces more than MAX_MEMBERS entries.
+
+        Reads only the end-of-central-directory record (and its zip64 counterpart), so a
+        directory of millions of entries is refused before zipfile parses any of it.
+        """
+        tail_size = min(size, 22 + 0xFFFF + 20)
+        f.seek(size - tail_size)
+        tail = f.read(tail_size)
+        f.seek(0)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or at + 22 > len(tail):
+            return  # zipfile reports the damage
+        count = int.from_bytes(tail[at + 10 : at + 12], "little")
+        locator = at - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+            if offset + 56 <= size:
+                f.seek(offset)
+                record = f.read(56)
+                f.seek(0)
+                if record[:4] == b"PK\x06\x06":
+                    count = int.from_bytes(record[32:40], "little")
+        if count > MAX_MEMBERS:
+            raise self._too_many(count)
+
     def _read_archive(self, zf: zipfile.ZipFile, expected_format: str | None):
         infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise self._too_many(len(infos))
         names = [i.filename for i in infos]
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            raise self.fail(f"the archive holds duplicate members {dup[:5]}")
+        seen: set[str] = set()
+        dup: list[str] = []
+        for name in names:
+            if name in seen:
+                dup.append(name)
+            seen.add(name)
+        if dup:
+            raise self.fail(f"the archive holds duplicate members {sorted(set(dup))[:5]}")
         if _HEADER_MEMBER not in names:
             if any(n.endswith(".pkl") or n.endswith("/version") for n in names):
                 raise self.fail(
@@ -363,10 +425,8 @@ class _Reader:
         raw = self._read_npy(zf, by_name[_HEADER_MEMBER], "the header")
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise self.fail(f"the header member must be a 1-D uint8 array; got {raw.dtype} {raw.shape}")
-        try:
-            outer = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise self.fail(f"the header is not valid UTF-8 JSON ({exc})") from None
+        outer = sc.parse_json(raw.tobytes(), "the header (UTF-8 JSON)", self.fail,
+                              max_depth=_MAX_HEADER_DEPTH + 2)
         if not isinstance(outer, dict):
             raise self.fail(f"the header must be a JSON object; got {type(outer).__name__}")
         fmt, version = outer.get("format"), outer.get("version")
@@ -395,6 +455,12 @@ class _Reader:
         manifest, user_header, digest = outer["arrays"], outer["header"], outer["sha256"]
         if not isinstance(manifest, dict) or not isinstance(user_header, dict) or not isinstance(digest, str):
             raise self.fail("the header's 'arrays', 'header' or 'sha256' entry has the wrong type")
+        sc.validate(outer, _OUTER_SCHEMA, "the header", self.fail)
+        for key in manifest:
+            try:
+                _check_name(key, self.op)
+            except ConfigError:
+                raise self.fail(f"the header lists the array name {key[:80]!r}, which save never writes") from None
         expected_members = {_HEADER_MEMBER} | {f"{k}.npy" for k in manifest}
         if set(names) != expected_members:
             missing = sorted(expected_members - set(names))
@@ -528,12 +594,57 @@ def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Pa
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ArgumentTypeError(f"{op}: metadata must be a dict or None; got {type(metadata).__name__}.")
     spec = to_spec(model)
+    checked_metadata = to_jsonable(dict(metadata or {}), where="metadata", op=op)
+    sc.validate(checked_metadata, MODEL_METADATA_SCHEMA, f"{op}: metadata", ArgumentTypeError)
     header = {
         "spec": spec,
-        "metadata": to_jsonable(dict(metadata or {}), where="metadata", op=op),
+        "metadata": checked_metadata,
         "convscope_version": __version__,
     }
     return save_checkpoint(path, model.state_dict(), header, format=MODEL_FORMAT)
+
+
+def _numbers(positive: bool = False) -> sc.Schema:
+    return sc.OneOf(sc.Float(positive=positive), sc.List(sc.Float(positive=positive), 1, 4096))
+
+
+#: The metadata entries convscope's own tools read (``convscope train`` writes them; predict,
+#: summary, evaluate, explain and export use them). Other entries are free JSON data.
+MODEL_METADATA_SCHEMA = sc.Object(
+    {
+        "image_shape": sc.List(sc.Int(min=1), min_items=3, max_items=3),
+        "classes": sc.List(sc.Str(max_length=1000), max_items=1_000_000),
+        "normalize": sc.Nullable(sc.OneOf(
+            sc.Object({}), sc.Object({"mean": _numbers(), "std": _numbers(positive=True)}))),
+        "dataset": sc.Nullable(sc.Str()),
+        "arch": sc.Nullable(sc.Str()),
+    },
+    optional=("image_shape", "classes", "normalize", "dataset", "arch"),
+    extra=sc.JSON(_MAX_HEADER_DEPTH),
+)
+
+_MODEL_HEADER_SCHEMA = sc.Object(
+    {"spec": sc.Map(sc.JSON(_MAX_HEADER_DEPTH)), "metadata": MODEL_METADATA_SCHEMA,
+     "convscope_version": sc.Str(max_length=100)},
+    optional=("convscope_version",),
+)
+
+
+def _state_mismatch(expected: Mapping[str, tuple], arrays: Mapping[str, np.ndarray]) -> str:
+    """How the arrays of a file differ from the state a spec builds ('' when they fit)."""
+    missing = [k for k in expected if k not in arrays]
+    unexpected = [k for k in arrays if k not in expected]
+    shapes = [
+        f"{k}: the architecture has shape {tuple(expected[k][0])}, the file {arrays[k].shape}"
+        for k in expected if k in arrays and tuple(expected[k][0]) != arrays[k].shape
+    ]
+    parts = []
+    if missing:
+        parts.append(f"missing from the file: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+    if unexpected:
+        parts.append(f"not in the architecture: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+    parts.extend(shapes[:5])
+    return "; ".join(parts)
 
 
 def load(path: Any, *, return_metadata: bool = False) -> Any:
@@ -547,13 +658,21 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
         The model (built fresh, in training mode as any new model; call ``model.eval()``
         for inference), or ``(model, metadata)`` with ``return_metadata=True``.
 
+    Before any layer is built, the header is checked against a schema (the spec, and
+    the metadata entries of :data:`MODEL_METADATA_SCHEMA`), and the spec is built as a dry
+    run (:func:`convscope.nn.state_shapes`): its parameters must fit the array limit and
+    match the names and shapes of the arrays in the file.
+
     Raises:
         CheckpointNotFoundError: no such file.
         CheckpointError: everything :func:`load_checkpoint` rejects, a training checkpoint
-            instead of a model file, or a spec/weights that do not rebuild a model.
+            instead of a model file, a header entry of the wrong type, or a spec/weights
+            that do not rebuild a model.
+        ResourceError: the stored architecture would need more memory than the array
+            limit (:func:`convscope.settings.set_array_limit` raises it).
     """
-    from ..errors import ConvscopeError
-    from ..nn import from_spec
+    from ..errors import ConvscopeError, ResourceError
+    from ..nn import from_spec, state_shapes
 
     op = "load"
     p = _load_path(path, op)
@@ -564,12 +683,22 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
             f"{op}: {str(p)!r} is not a valid convscope model file: its header lacks the "
             "architecture 'spec' or the 'metadata' dict."
         )
+    sc.validate(header, _MODEL_HEADER_SCHEMA, "the header", _Reader(p, op).fail)
     try:
-        model = from_spec(spec)
+        expected = state_shapes(spec)
+        mismatch = "" if expected is None else _state_mismatch(expected, arrays)
+        if not mismatch:
+            model = from_spec(spec)
+    except ResourceError as exc:
+        raise ResourceError(f"{op}: the architecture stored in {str(p)!r} is too large: {exc}") from None
     except ConvscopeError as exc:
         raise CheckpointError(
             f"{op}: the architecture stored in {str(p)!r} could not be rebuilt: {exc}"
         ) from exc
+    if mismatch:
+        raise CheckpointError(
+            f"{op}: the weights stored in {str(p)!r} do not fit the stored architecture: {mismatch}."
+        )
     try:
         model.load_state_dict(arrays)
     except ConvscopeError as exc:

@@ -45,7 +45,7 @@ from .pool import (
     MaxPool2d,
     MaxPool3d,
 )
-from .spec import from_spec, register, to_spec
+from .spec import from_spec, register, state_shapes, to_spec
 from .summary import Summary, summary
 from .walk import LayerRecord, batched_input_shape, input_channels, input_rank, walk
 
@@ -57,6 +57,6 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
-    "to_spec", "from_spec", "register", "summary", "Summary",
+    "to_spec", "from_spec", "state_shapes", "register", "summary", "Summary",
     "walk", "LayerRecord", "input_rank", "input_channels", "batched_input_shape",
 ]

@@ -90,8 +90,20 @@ class Sequential(Module):
             yield str(i), module
 
     def append(self, module: Module) -> "Sequential":
-        """Add ``module`` at the end; returns self."""
-        self._layers.append(_check_module(module, "Sequential.append argument"))
+        """Add ``module`` at the end; returns self.
+
+        Raises:
+            ConfigError: ``module`` is this Sequential or contains it (forward, backward
+                and every walk over the model would never end).
+        """
+        module = _check_module(module, "Sequential.append argument")
+        if any(m is self for m in module.modules()):
+            raise ConfigError(
+                f"Sequential.append: the {type(module).__name__} to append is this Sequential or "
+                f"contains it; a model that contains itself has no end (forward, backward and "
+                f"repr would recurse forever). Append a new module instead."
+            )
+        self._layers.append(module)
         return self
 
     def __len__(self) -> int:

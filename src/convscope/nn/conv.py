@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..files import to_jsonable
 from ..shapes import (

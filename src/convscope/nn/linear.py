@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ShapeError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
 from .conv import _check_bool

@@ -36,7 +36,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError, StateError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import WindowGeometry, as_float_array, format_shape
 from .init import check_dtype
 from .parameter import Parameter

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
 from .conv import _check_bool, channel_mismatch

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import as_float_array, format_shape
+from .init import planned
 
 __all__ = ["Parameter"]
 
@@ -52,7 +53,8 @@ class Parameter:
     def __init__(self, data: Any) -> None:
         self.data = as_float_array(data, "data", "Parameter")
         check_allocation(self.data.shape, self.data.dtype, "gradient (the shape of data)", "Parameter")
-        self.grad = np.zeros_like(self.data)
+        placeholder = planned(self.data.shape, self.data.dtype, "gradient")  # in init.dry_run
+        self.grad = np.zeros_like(self.data) if placeholder is None else placeholder
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -26,10 +26,14 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, TypeVar
 
+import numpy as np
+
 from ..errors import ArgumentTypeError, ConfigError, ConvscopeError
+from ..schema import MAX_DEPTH, json_depth
+from . import init
 from .module import Module
 
-__all__ = ["register", "registered", "to_spec", "from_spec"]
+__all__ = ["register", "registered", "to_spec", "from_spec", "state_shapes"]
 
 _REGISTRY: dict[str, type] = {}
 M = TypeVar("M", bound=type)
@@ -104,11 +108,55 @@ def _to_spec(module: Module, where: str) -> dict[str, Any]:
 def from_spec(spec: dict[str, Any]) -> Module:
     """Rebuild a model from :func:`to_spec` output (fresh weights, default generator).
 
+    Before anything is allocated the spec is checked for depth (at most
+    :data:`convscope.schema.MAX_DEPTH` levels of JSON, what ``save`` writes) and built
+    once as a dry run (:func:`convscope.nn.init.dry_run`): the parameters, gradients and
+    buffers of the whole model together must fit in the array limit, so a small file
+    describing gigabytes of layers is refused at once.
+
     Raises:
-        ConfigError: unknown type name, malformed spec, or constructor arguments the type
-            does not accept (the message names the path in the spec).
+        ConfigError: unknown type name, malformed or too deeply nested spec, or
+            constructor arguments the type does not accept (the message names the path
+            in the spec).
+        ResourceError: the model would take more memory than the array limit.
     """
+    state_shapes(spec)
     return _from_spec(spec, "spec")
+
+
+def state_shapes(spec: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]] | None:
+    """Shape and dtype of every entry of the state dict ``from_spec(spec)`` would have.
+
+    Allocates none of the arrays (a dry run, see :func:`convscope.nn.init.dry_run`), so a
+    loader can compare them with the arrays of a file before building anything. Returns
+    None when a registered custom module cannot be built dry (its constructor writes into
+    its initial weights, which are read-only placeholders in a dry run); such a model is
+    then only checked when it is built.
+
+    Raises:
+        ConfigError, ResourceError: as :func:`from_spec`.
+
+    Example:
+        >>> from convscope.nn import Sequential, Linear
+        >>> state_shapes(to_spec(Sequential(Linear(3, 2, rng=0))))
+        {'0.weight': ((2, 3), dtype('float32')), '0.bias': ((2,), dtype('float32'))}
+    """
+    if json_depth(spec, limit=MAX_DEPTH) is None:
+        raise ConfigError(
+            f"from_spec: the spec is nested more than {MAX_DEPTH} levels deep (about "
+            f"{MAX_DEPTH // 2} modules inside each other), contains itself, or holds values that "
+            f"are not JSON data; convscope.save never writes such a spec."
+        )
+    with init.dry_run("") as _:
+        try:
+            model = _from_spec(spec, "spec")
+        except ConvscopeError:
+            raise
+        except Exception:  # noqa: BLE001 - a custom constructor; the real build reports it
+            return None
+        shapes = {name: (p.data.shape, p.data.dtype) for name, p in model.named_parameters()}
+        shapes.update({name: (np.shape(v), np.asarray(v).dtype) for name, v in model.named_buffers()})
+    return shapes
 
 
 def _from_spec(spec: Any, where: str) -> Module:

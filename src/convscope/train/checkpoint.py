@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import schema as sc
 from ..errors import CheckpointError, ConfigError, ConvscopeError
 from ..files import to_jsonable
 from ..io import load_checkpoint, save_checkpoint
@@ -111,6 +112,85 @@ def save_training_checkpoint(path: str | Path, run: Any) -> Path:
     return save_checkpoint(path, arrays, header)
 
 
+# ----------------------------------------------------------------------------------------
+# What a training checkpoint's header must look like (checked before any part is used)
+# ----------------------------------------------------------------------------------------
+_WORDS = sc.Str(max_length=1000)
+#: A ``numpy.random`` bit generator's state (PCG64: {"state": {"state", "inc"}, ...}).
+_GENERATOR = sc.Object({"bit_generator": sc.Str(max_length=100), "state": sc.Map(sc.JSON(4))},
+                       extra=sc.JSON(4))
+_PCG64 = sc.Object({
+    "bit_generator": sc.Str(choices=("PCG64",)),
+    "state": sc.Object({"state": sc.Int(0, 2**128 - 1), "inc": sc.Int(0, 2**128 - 1)}),
+    "has_uint32": sc.Int(0, 1),
+    "uinteger": sc.Int(0, 2**32 - 1),
+})
+_SETTINGS = sc.Map(sc.JSON(8))
+
+_HEADER_SCHEMA = sc.Object({
+    "kind": sc.Str(max_length=100),
+    "version": sc.Int(),
+    "epoch": sc.Int(min=0),
+    "seed": sc.Nullable(sc.Int(min=0)),
+    "spec": sc.Nullable(sc.Map(sc.JSON())),
+    "optimizer": sc.Object({
+        "optimizer": sc.Str(max_length=200),
+        "hyperparameters": _SETTINGS,
+        "param_names": sc.List(_WORDS),
+        "counters": sc.Map(sc.Map(sc.Int(min=0))),
+    }),
+    "scheduler": sc.Nullable(sc.Object(
+        {"scheduler": sc.Str(max_length=200), "config": _SETTINGS, "last_epoch": sc.Int(min=0),
+         "base_lr": sc.Float(min=0.0), "last_lr": sc.Float(min=0.0)},
+        extra=sc.JSON(8),
+    )),
+    "loader": sc.Object({
+        "version": sc.Int(), "epoch": sc.Int(min=0), "batch": sc.Int(min=0),
+        "epoch_rng": sc.Nullable(_GENERATOR), "rng": sc.Nullable(_GENERATOR),
+        "num_samples": sc.Int(min=0), "batch_size": sc.Int(min=1),
+        "shuffle": sc.Bool(), "drop_last": sc.Bool(),
+    }),
+    "generators": sc.Map(_GENERATOR),
+    "history": sc.Object({"epochs": sc.List(sc.Map(sc.JSON(8))), "info": sc.Map(sc.JSON())}),
+    "callbacks": sc.List(sc.Object({"type": sc.Str(max_length=200), "state": sc.Map(sc.JSON())})),
+}, optional=("kind", "version"), extra=sc.JSON())
+
+_BEST = sc.Nullable(sc.Float(finite=False))
+#: The states of the built-in callbacks (other callbacks check their own).
+_CALLBACK_SCHEMAS = {
+    "EarlyStopping": sc.Object(
+        {"best": _BEST, "best_epoch": sc.Nullable(sc.Int(min=0)), "wait": sc.Int(min=0),
+         "stopped_epoch": sc.Nullable(sc.Int(min=0))},
+        optional=("best", "best_epoch", "wait", "stopped_epoch"),
+    ),
+    "ModelCheckpoint": sc.Object({"best": _BEST}, optional=("best",)),
+}
+
+
+def _check_header(header: dict, p: Path) -> None:
+    """Every field of a training checkpoint's header: type, range, nesting depth."""
+    def fail(message: str) -> CheckpointError:
+        return CheckpointError(f"{str(p)!r} is not a valid training checkpoint: {message}")
+
+    sc.validate(header, _HEADER_SCHEMA, "its header", fail)
+    states = list(header["generators"].items()) + [
+        (f"loader {key}", header["loader"][key]) for key in ("epoch_rng", "rng")
+    ]
+    for name, state in states:
+        if isinstance(state, dict) and state.get("bit_generator") == "PCG64":
+            sc.validate(state, _PCG64, f"the generator state of {name or 'the model'!r}", fail)
+    for i, entry in enumerate(header["callbacks"]):
+        schema = _CALLBACK_SCHEMAS.get(entry["type"])
+        if schema is not None:
+            sc.validate(entry["state"], schema, f"the state of callback {i} ({entry['type']})", fail)
+    records = len(header["history"]["epochs"])
+    if records != header["epoch"]:
+        raise fail(
+            f"it says {header['epoch']} epochs were completed but its history holds {records} "
+            f"epoch records; each completed epoch adds one"
+        )
+
+
 @dataclass
 class TrainingCheckpoint:
     """A resume checkpoint as read from disk (see the module docstring for the parts)."""
@@ -155,6 +235,7 @@ def load_training_checkpoint(path: str | Path) -> TrainingCheckpoint:
     missing = [k for k in needed if k not in header]
     if missing:
         raise CheckpointError(f"{str(p)!r}: the training checkpoint's header lacks {missing}.")
+    _check_header(header, p)
     model_state: dict[str, np.ndarray] = {}
     opt_arrays: dict[str, np.ndarray] = {}
     cb_arrays: dict[int, dict[str, np.ndarray]] = {}
@@ -227,7 +308,14 @@ def restore_run(run: Any, ckpt: TrainingCheckpoint) -> None:
                     f"the generator of module {name!r} is a {type(bitgen).__name__}; the "
                     f"checkpoint holds a {state.get('bit_generator')!r} state."
                 )
-            bitgen.state = state
+            saved = bitgen.state
+            try:
+                bitgen.state = state
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+                bitgen.state = saved
+                raise CheckpointError(
+                    f"the generator state of module {name!r} is malformed ({type(exc).__name__}: {exc})."
+                ) from None
     except ConvscopeError as exc:
         run.model.load_state_dict(backup)
         raise type(exc)(f"{where}: {exc}") from None

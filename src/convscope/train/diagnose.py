@@ -1,4 +1,5 @@
-"""Why training blew up: find the layer where NaN or Inf first appeared.
+"""Why training blew up or goes nowhere: the layer where NaN or Inf first appeared, and
+divergence with a finite loss.
 
 The training loop calls :func:`loss_error` when the loss is NaN/Inf and
 :func:`gradient_error` after every backward pass (it returns None when every gradient is
@@ -13,11 +14,22 @@ epoch and batch, the layer (its dotted name and its repr) and what to try.
 * A non-finite gradient with a finite loss: backward runs from the output to the input,
   so the parameter closest to the output with a non-finite gradient is where the
   overflow started; the others are listed too.
+
+A finite loss can still diverge: at a learning rate of 1e10 SGD and Adam settle at a loss
+around 1e10 and chance accuracy without ever overflowing. After every epoch the loop
+calls :func:`progress_warning`, which compares the epoch's mean loss with the loss of the
+run's first batch: more than :data:`EXPLODED` times it, or more than :data:`STALLED` times
+it with accuracy at chance, is reported as a
+:class:`~convscope.errors.TrainingWarning` naming the learning rate and the layer whose
+weights the first step of the epoch changed most relative to their size
+(``|update| / |weight|``, :func:`update_ratios`; about 1e-3 is typical of healthy SGD).
+A validation loss that is not finite is reported the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,7 +37,15 @@ from ..errors import NumericalError
 from ..nn import Module
 from .checkpoint import module_generators
 
-__all__ = ["loss_error", "gradient_error"]
+__all__ = [
+    "loss_error", "gradient_error", "update_ratios", "progress_warning", "validation_warning",
+    "EXPLODED", "STALLED",
+]
+
+#: An epoch's mean loss above this many times the first batch's loss has diverged.
+EXPLODED = 10.0
+#: Above this many times the first loss with accuracy at chance, training has stalled.
+STALLED = 1.5
 
 
 def _one_line(module: Module) -> str:
@@ -125,4 +145,79 @@ def gradient_error(params: list[tuple[str, Any]], owners: dict[str, tuple[str, M
         f"{where}: the gradient of parameter {name!r} of layer {layer!r} ({_one_line(module)}) "
         f"holds {_nonfinite_text(p.grad)} although the loss {value:.6g} is finite; the backward "
         f"pass overflowed there.{also} {advice}"
+    )
+
+
+def update_ratios(params: Sequence[tuple[str, Any]], before: Sequence[np.ndarray]) -> dict[str, float]:
+    """``|new - old| / |old|`` (2-norms) per parameter, after one optimizer step.
+
+    Args:
+        params: ``(name, Parameter)`` pairs, after the step.
+        before: each parameter's ``data`` copied before the step, in the same order.
+    """
+    ratios = {}
+    with np.errstate(all="ignore"):
+        for (name, p), old in zip(params, before):
+            size = float(np.linalg.norm(old))
+            change = float(np.linalg.norm(p.data - old))
+            ratios[name] = change / size if size > 0 else (math.inf if change > 0 else 0.0)
+    return ratios
+
+
+def progress_warning(record: dict[str, Any], first_loss: float | None, classes: int | None,
+                     ratios: dict[str, float], owners: dict[str, tuple[str, Module]],
+                     lr: Any) -> str | None:
+    """The message of a :class:`~convscope.errors.TrainingWarning` for this epoch, or None.
+
+    Args:
+        record: the epoch's History record (``epoch``, ``train_loss``, ``train_accuracy``).
+        first_loss: the loss of the run's first batch.
+        classes: the number of classes of a classifier (None otherwise).
+        ratios: :func:`update_ratios` of the epoch's first step.
+        owners: parameter name -> (layer name, layer).
+        lr: the optimizer's learning rate.
+    """
+    loss, epoch = record.get("train_loss"), record["epoch"]
+    if first_loss is None or not first_loss > 0 or loss is None or not math.isfinite(loss):
+        return None
+    accuracy = record.get("train_accuracy")
+    chance = None if not classes or accuracy is None else 1.0 / classes
+    at_chance = chance is not None and accuracy <= 1.1 * chance
+    if loss > EXPLODED * first_loss:
+        what = "diverged"
+    elif loss > STALLED * first_loss and at_chance:
+        what = "stalled"
+    else:
+        return None
+    facts = f"epoch {epoch}: the mean training loss {loss:.4g} is {loss / first_loss:.3g} times the first batch's loss {first_loss:.4g}"
+    if at_chance:
+        facts += f" and the training accuracy {accuracy:.3f} is at chance (1/{classes})"
+    cause = f"The likely cause is a learning rate too large for this model (lr={lr})."
+    finite = {k: v for k, v in ratios.items() if v == v}
+    if finite:
+        name = max(finite, key=lambda k: finite[k])
+        layer, module = owners.get(name, (name.rpartition(".")[0], None))
+        shown = _one_line(module) if module is not None else "?"
+        cause += (
+            f" The first step of the epoch changed parameter {name!r} of layer {layer!r} "
+            f"({shown}) by {finite[name]:.3g} times its size (|update| / |weight|, the largest "
+            f"of all layers; about 1e-3 is typical)."
+        )
+    return (
+        f"training has {what} at {facts}. {cause} Lower the learning rate (e.g. 10x), clip the "
+        f"gradients (clip_grad_norm=1.0, --clip) or use a schedule with warm-up."
+    )
+
+
+def validation_warning(record: dict[str, Any]) -> str | None:
+    """The message of a :class:`~convscope.errors.TrainingWarning` for a non-finite val_loss."""
+    value = record.get("val_loss")
+    if value is None or math.isfinite(value):
+        return None
+    return (
+        f"epoch {record['epoch']}: the validation loss is {value} although the training loss "
+        f"{record.get('train_loss', float('nan')):.4g} is finite. The model's outputs on the "
+        f"validation data overflowed, or the validation data holds NaN/Inf (check it and its "
+        f"transform, e.g. a normalisation with std 0), or the BatchNorm running statistics "
+        f"used in eval mode are not finite."
     )

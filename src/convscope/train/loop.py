@@ -57,6 +57,7 @@ import contextlib
 import math
 import numbers
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -68,10 +69,12 @@ from ..errors import (
     ConfigError,
     DTypeError,
     MissingDependencyError,
+    TrainingWarning,
 )
 from ..functional import softmax
 from ..nn import Module
 from ..optim import clip_grad_norm_
+from ..shapes import as_array
 from .callbacks import Callback
 from .checkpoint import (
     load_training_checkpoint,
@@ -79,7 +82,7 @@ from .checkpoint import (
     restore_run,
     save_training_checkpoint,
 )
-from .diagnose import gradient_error, loss_error
+from .diagnose import gradient_error, loss_error, progress_warning, update_ratios, validation_warning
 from .history import History
 from .metrics import correct_count, is_classification
 from .progress import EpochProgress
@@ -131,7 +134,7 @@ def _model_dtype(model: Module) -> np.dtype | None:
 
 def _as_batch(x: Any, dtype: np.dtype | None, op: str) -> np.ndarray:
     """A batch as the model's float dtype (float data only: ints would be unscaled pixels)."""
-    x = np.asarray(x)
+    x = as_array(x, "x", op)
     if x.dtype.kind != "f":
         raise DTypeError(
             f"{op}: images must be floats on the scale the model was trained on (e.g. [0, 1]); "
@@ -285,6 +288,13 @@ def fit(
             than ``epochs`` epochs.
         CheckpointError: a damaged or foreign ``resume`` file.
         ShapeError, DTypeError: data that does not fit the model.
+
+    Warns:
+        TrainingWarning: an epoch's loss diverged (more than 10 times the first batch's)
+            or stalled far above it at chance accuracy, naming the learning rate and the
+            layer the epoch's first step changed most; or the validation loss is not
+            finite. Each kind once per call, also listed in ``history.info["warnings"]``
+            (see :mod:`convscope.train.diagnose`).
     """
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"fit: model must be a convscope Module; got {type(model).__name__}.")
@@ -377,6 +387,9 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
         owners[pname] = (layer, modules.get(layer, model))
     for cb in run.callbacks:
         cb.on_train_begin(run)
+    first_loss: float | None = None
+    classes: int | None = None
+    warned: set[str] = set()
     while run.epoch < run.epochs and not run.stop_training:
         epoch = run.epoch + 1
         for cb in run.callbacks:
@@ -385,6 +398,7 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
         lr = getattr(optimizer, "lr", None)
         bar = EpochProgress(progress, epoch, run.epochs, len(run.loader))
         total, correct, seen, classification = 0.0, 0, 0, None
+        ratios: dict[str, float] = {}
         start = time.perf_counter()
         try:
             for b, (x, y) in enumerate(run.loader, start=1):
@@ -407,7 +421,15 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
                         raise error
                 if clip is not None:
                     clip_grad_norm_([p for _, p in params], clip)
-                optimizer.step()
+                if b == 1:  # the first step's |update| / |weight| per layer, for diagnosis
+                    before = [p.data.copy() for _, p in params]
+                    optimizer.step()
+                    ratios = update_ratios(params, before)
+                    del before
+                else:
+                    optimizer.step()
+                if first_loss is None:
+                    first_loss = value
                 if scheduler is not None and interval == "batch":
                     scheduler.step()
                 n = int(x.shape[0])
@@ -415,6 +437,8 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
                 seen += n
                 if classification is None:
                     classification = is_classification(output, y)
+                    if classification:
+                        classes = int(output.shape[-1])
                 logs: dict[str, Any] = {"loss": value, "size": n}
                 if classification:
                     logs["correct"] = correct_count(output, y)
@@ -446,6 +470,14 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
         record["train_seconds"] = train_seconds
         record["images_per_second"] = seen / max(train_seconds, 1e-9)
         bar.close(f"{extra} {record['seconds']:.1f}s".strip())
+        for kind, message in (
+            ("progress", progress_warning(record, first_loss, classes, ratios, owners, lr)),
+            ("validation", validation_warning(record)),
+        ):
+            if message is not None and kind not in warned:
+                warned.add(kind)  # once per fit: the history keeps the numbers of every epoch
+                run.history.info.setdefault("warnings", []).append(message)
+                warnings.warn(message, TrainingWarning, stacklevel=3)
         run.history.append(record)
         run.epoch = epoch
         for cb in run.callbacks:
@@ -533,7 +565,7 @@ def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = No
     if hasattr(x, "batch") and hasattr(x, "__len__"):
         batches: Any = (b for b, _ in DataLoader(x, batch_size, rng=np.random.default_rng(0)))
     else:
-        arr = np.asarray(x)
+        arr = as_array(x, "x", "predict")
         if arr.ndim == 0:
             raise ArgumentTypeError(f"predict: x must be a batch of images (N, C, ...); got a scalar.")
         batches = (arr[i : i + batch_size] for i in range(0, arr.shape[0], batch_size))
