@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..files import to_jsonable
+from ..functional.windows import check_allocation
 from ..shapes import (
-    PADDING_MODES,
     WindowGeometry,
+    check_padding_mode,
     conv_geometry,
     format_shape,
     normalize_int,
@@ -111,11 +111,7 @@ class _ConvNd(Module):
                     f"{op}: groups={self.groups} must divide {name}={channels}; {channels} % "
                     f"{self.groups} = {channels % self.groups}. Each group needs whole channels."
                 )
-        if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-            raise ConfigError(
-                f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got "
-                f"{padding_mode!r}."
-            )
+        check_padding_mode(padding_mode, op)
         self.padding_mode = padding_mode
         self.flip = _check_bool(flip, "flip", op)
         has_bias = _check_bool(bias, "bias", op)

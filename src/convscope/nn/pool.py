@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ConfigError
 from ..files import to_jsonable
 from ..shapes import (
-    PADDING_MODES,
     WindowGeometry,
     blur_padding,
+    check_blur_filter_size,
+    check_padding_mode,
     conv_geometry,
     normalize_int,
     normalize_padding,
@@ -205,19 +205,9 @@ class _BlurPoolNd(Module):
         super().__init__()
         op = type(self).__name__
         self.channels = normalize_int(channels, "channels", op, minimum=1)
-        self.filter_size = normalize_int(filter_size, "filter_size", op, minimum=1)
-        if self.filter_size > 7:
-            raise ConfigError(
-                f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
-                f"[1 2 1], ... up to 7 taps); got {self.filter_size}."
-            )
+        self.filter_size = check_blur_filter_size(filter_size, op)
         self.stride = normalize_tuple(stride, self.ndim, "stride", op)
-        if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-            raise ConfigError(
-                f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got "
-                f"{padding_mode!r}."
-            )
-        self.padding_mode = padding_mode
+        self.padding_mode = check_padding_mode(padding_mode, op)
 
     @property
     def padding(self) -> tuple[tuple[int, int], ...]:
