@@ -749,7 +749,6 @@ def pool_geometry(
     dilation: Any = 1,
     ceil_mode: bool = False,
     op: str = "max_pool",
-    max_padding: str = "half_kernel",
 ) -> PoolGeometry:
     """Validate a pooling op's arguments and compute its geometry.
 
@@ -757,7 +756,7 @@ def pool_geometry(
     ``x.ndim - 2``. Padding may be an int, one int per axis, pairs, or "valid"/"same" ("same"
     follows the TensorFlow rule for any stride). As in PyTorch 2.13, padding on each side may
     be at most half the kernel (:func:`pool_padding_limit`), for max and average pooling
-    alike; ``max_padding`` names that rule and takes no other value.
+    alike.
 
     >>> pool_geometry((1, 1, 4, 4), 2).out
     (2, 2)
@@ -786,9 +785,6 @@ def pool_geometry(
     d = normalize_tuple(dilation, ndim, "dilation", op)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: ceil_mode must be True or False; got {ceil_mode!r}.")
-    if max_padding != "half_kernel":
-        raise ConfigError(f"{op}: max_padding must be 'half_kernel' (PyTorch's rule, the only "
-                          f"one); got {max_padding!r}.")
     n = x_shape[2:]
     p = _resolve_padding(padding, n, k, s, d, op)
     out = []

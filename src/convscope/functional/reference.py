@@ -14,7 +14,8 @@ their own code; the tests hold them to these loops as well.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -270,7 +271,7 @@ def reference_max_pool(
     """
     op = "reference_max_pool"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op, "half_kernel")
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     y = np.empty(g.y_shape, dtype=x.dtype)
     indices = np.empty(g.y_shape, dtype=np.int64)
     for b, c, o in _every_window(g):
@@ -303,7 +304,7 @@ def reference_max_pool_backward(
     """
     op = "reference_max_pool_backward"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op, "half_kernel")
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     dy = _pool_dy(dy, x, g, op)
     dx = np.zeros(x.shape, dtype=x.dtype)
     for b, c, o in _every_window(g):
@@ -331,7 +332,7 @@ def reference_avg_pool(
     """
     op = "reference_avg_pool"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op, "half_kernel")
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op)
     y = np.empty(g.y_shape, dtype=x.dtype)
     for b, c, o in _every_window(g):
         total = x.dtype.type(0)
@@ -362,7 +363,7 @@ def reference_avg_pool_backward(
     """
     op = "reference_avg_pool_backward"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op, "half_kernel")
+    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op)
     dy = _pool_dy(dy, x, g, op)
     dx = np.zeros(x.shape, dtype=x.dtype)
     for b, c, o in _every_window(g):

@@ -44,7 +44,6 @@ class _WindowPoolNd(Module):
     """Shared by max and average pooling: window arguments, saving, shapes and repr."""
 
     ndim: int = 0
-    _max_padding = "half_kernel"  # as functional.max_pool and PyTorch 2.13
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                  ceil_mode: bool = False) -> None:
@@ -89,7 +88,7 @@ class _WindowPoolNd(Module):
         unbatched = len(shape) == self.ndim + 1
         geo = pool_geometry(
             (1, *shape) if unbatched else shape, self.kernel_size, self.stride, self.padding,
-            self.dilation, self.ceil_mode, type(self).__name__, self._max_padding,
+            self.dilation, self.ceil_mode, type(self).__name__,
         )
         return geo.y_shape[1:] if unbatched else geo.y_shape
 
@@ -158,8 +157,6 @@ class _AvgPoolNd(_WindowPoolNd):
     """N-D average pooling (see :class:`AvgPool2d`)."""
 
     layer_kind = "avg_pool"
-
-    _max_padding = "half_kernel"
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
