@@ -17,8 +17,8 @@ from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..functional.windows import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
-from .conv import _check_bool, channel_mismatch
-from .module import Module
+from .conv import _check_bool
+from .module import Module, channel_mismatch
 from .parameter import Parameter
 from .spec import register
 
