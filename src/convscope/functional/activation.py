@@ -21,8 +21,8 @@ import numpy as np
 
 from .. import parallel
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
-from ..shapes import as_float_array, check_same_dtype, format_shape
-from .windows import check_allocation
+from ..shapes import as_float_array, format_shape
+from .windows import check_allocation, check_dy
 
 __all__ = [
     "relu",
@@ -59,14 +59,8 @@ def _float_input(x: Any, name: str, op: str) -> np.ndarray:
 def _grad_pair(dy: Any, x: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
     """``dy`` and ``x`` as float arrays of one dtype and one shape (what every backward needs)."""
     x = _float_input(x, "x", op)
-    dy = as_float_array(dy, "dy", op)
-    check_same_dtype(op, dy=dy, x=x)
-    if dy.shape != x.shape:
-        raise ShapeError(
-            f"{op}: dy must have the shape of x, {format_shape(x.shape)} (the gradient of the "
-            f"loss with respect to the output, which has the input's shape); got dy of shape "
-            f"{format_shape(dy.shape)}."
-        )
+    dy = check_dy(dy, x, x.shape, op, f"the shape of x, {format_shape(x.shape)} (the gradient of the "
+                  "loss with respect to the output, which has the input's shape)", got="dy of shape ")
     return dy, x
 
 

@@ -61,10 +61,8 @@ class Adam(Optimizer):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([1.0, 1.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([1.0, 1.0]))
         >>> opt = Adam([p], lr=0.1)
         >>> p.grad[:] = [3.0, -0.5]
         >>> opt.step()  # the first step moves each entry by about lr, against its gradient
@@ -147,10 +145,8 @@ class AdamW(Adam):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([2.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([2.0]))
         >>> opt = AdamW([p], lr=0.1, weight_decay=0.5)
         >>> opt.step()  # zero gradient: only the decay acts, 2 * (1 - 0.1 * 0.5)
         >>> p.data

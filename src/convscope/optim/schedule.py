@@ -10,10 +10,8 @@ formulas.
 Example:
     >>> import numpy as np
     >>> from convscope.optim import SGD, StepLR
-    >>> class P:
-    ...     def __init__(self, data):
-    ...         self.data, self.grad = data, np.zeros_like(data)
-    >>> opt = SGD([P(np.zeros(2))], lr=1.0)
+    >>> from convscope.nn import Parameter
+    >>> opt = SGD([Parameter(np.zeros(2))], lr=1.0)
     >>> sched = StepLR(opt, step_size=2, gamma=0.5)
     >>> lrs = []
     >>> for epoch in range(5):
@@ -167,10 +165,8 @@ class StepLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=0.5)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=0.5)
         >>> sched = StepLR(opt, step_size=1, gamma=0.5)
         >>> sched.step(); sched.step()
         >>> opt.lr
@@ -209,10 +205,8 @@ class CosineAnnealingLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=1.0)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
         >>> sched = CosineAnnealingLR(opt, T_max=4)
         >>> lrs = []
         >>> for _ in range(4):
@@ -282,10 +276,8 @@ class OneCycleLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=0.1, momentum=0.9)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
         >>> sched = OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=0.5,
         ...                    anneal_strategy="linear", div_factor=10, final_div_factor=10)
         >>> lrs = [opt.lr]

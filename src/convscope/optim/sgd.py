@@ -49,10 +49,8 @@ class SGD(Optimizer):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([1.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([1.0]))
         >>> opt = SGD([p], lr=0.1, momentum=0.9)
         >>> for _ in range(3):
         ...     p.grad[:] = 1.0
