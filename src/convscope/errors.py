@@ -13,6 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 __all__ = [
     "ConvscopeError",
     "ShapeError",
@@ -25,6 +28,7 @@ __all__ = [
     "NumericalError",
     "ResourceError",
     "MissingDependencyError",
+    "import_optional",
 ]
 
 
@@ -73,3 +77,22 @@ class ResourceError(ConvscopeError, MemoryError):
 
 class MissingDependencyError(ConvscopeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+def import_optional(name: str, what: str, install: str, submodules: tuple[str, ...] = ()) -> ModuleType:
+    """The optional package ``name`` (with its ``submodules`` imported), or a
+    :class:`MissingDependencyError` saying that ``what`` needs it and how to ``install`` it.
+
+    >>> import_optional("math", "demo", "pip install math").sqrt(4.0)
+    2.0
+    """
+    try:
+        module = importlib.import_module(name)
+        for sub in submodules:
+            importlib.import_module(f"{name}.{sub}")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the optional package {name!r}, which could not be imported ({exc}). "
+            f"Install the extra with: {install}"
+        ) from None
+    return module

@@ -56,8 +56,9 @@ float64 model is exported with its parameters rounded to float32.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -66,12 +67,13 @@ from ..errors import (
     ArgumentTypeError,
     ConfigError,
     ConvscopeError,
-    MissingDependencyError,
     ShapeError,
+    import_optional,
 )
 from ..files import atomic_write
 from ..functional import binomial_filter
 from ..shapes import conv_geometry, format_shape, pool_geometry
+from .common import no_mapping_error
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
 
@@ -87,17 +89,7 @@ _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 def import_onnx(what: str = "to_onnx") -> Any:
     """The ``onnx`` module, or a :class:`MissingDependencyError` naming the extra."""
-    try:
-        import onnx
-        import onnx.checker  # noqa: F401  (submodules used below)
-        import onnx.helper  # noqa: F401
-        import onnx.numpy_helper  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the optional package 'onnx', which could not be imported ({exc}). "
-            f"Install the extra with: {ONNX_EXTRA}"
-        ) from None
-    return onnx
+    return import_optional("onnx", what, ONNX_EXTRA, ("checker", "helper", "numpy_helper"))
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -208,12 +200,10 @@ class _Exporter:
             else:
                 handler = self.handlers.get(record.kind)
                 if handler is None:
-                    where = f"at {path!r} " if path else ""
-                    raise ConfigError(
-                        f"to_onnx: the module {where}of type {type(record.module).__name__} has no "
-                        f"ONNX mapping. Supported layer kinds (Module.layer_kind): "
-                        f"{', '.join(sorted(self.handlers))}, in Sequential and Residual. Rebuild "
-                        f"the model from convscope's layers or their subclasses."
+                    raise no_mapping_error(
+                        "to_onnx", "ONNX", path, record.module, self.handlers,
+                        ", in Sequential and Residual. Rebuild the model from convscope's layers "
+                        "or their subclasses.",
                     )
                 y, out = handler(record.module, path, x, record.in_shape)
             received[record.index] = x

@@ -43,6 +43,7 @@ import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError, DTypeError
+from .common import no_mapping_error
 from .torch_layers import _torch_pads, import_torch
 from .torch_layers import layers as _layers
 
@@ -88,11 +89,7 @@ class _ToTorch:
     def convert(self, m: nn.Module, path: str) -> Any:
         handler = self.table.get(m.layer_kind)
         if handler is None:
-            where = f"at {path!r} " if path else ""
-            raise ConfigError(
-                f"to_torch: the module {where}of type {type(m).__name__} has no PyTorch "
-                f"mapping. Supported layer kinds (Module.layer_kind): {', '.join(sorted(self.table))}."
-            )
+            raise no_mapping_error("to_torch", "PyTorch", path, m, self.table)
         return handler(m, path)
 
     def _copy(self, target: Any, array: np.ndarray) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, import_optional
 from ..functional import binomial_filter
 from ..shapes import blur_padding, pool_output_size, same_padding
 
@@ -40,14 +40,7 @@ _TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "repl
 
 def import_torch(what: str = "to_torch") -> Any:
     """The ``torch`` module, or a :class:`MissingDependencyError` naming the extra."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the optional package 'torch', which could not be imported ({exc}). "
-            f"Install the extra with: {TORCH_EXTRA}"
-        ) from None
-    return torch
+    return import_optional("torch", what, TORCH_EXTRA)
 
 
 def __getattr__(name: str) -> Any:
@@ -65,7 +58,7 @@ def _torch_pads(pairs: Any) -> list[int]:
     return flat
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def layers() -> SimpleNamespace:
     """The custom torch layers (defined once, on first use) and the torch module."""
     torch = import_torch("convscope.export.torch")
