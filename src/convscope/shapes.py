@@ -64,6 +64,7 @@ __all__ = [
     "check_padding_mode",
     "blur_padding",
     "check_same_dtype",
+    "float_inputs",
     "conv_geometry",
     "conv_output_size",
     "key_equation_48_ceil",
@@ -464,6 +465,17 @@ def check_same_dtype(op: str, **arrays: np.ndarray | None) -> None:
             f"{op}: all arrays must have the same dtype; got {listing}. convscope never casts "
             f"silently: convert one of them, e.g. with .astype(np.float32)."
         )
+
+
+def float_inputs(op: str, x: Any, w: Any, b: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``x``, ``w`` and ``b`` (None allowed) of a weighted op as float arrays of one dtype
+    (:func:`as_float_array`, :func:`check_same_dtype`)."""
+    x = as_float_array(x, "x", op)
+    w = as_float_array(w, "w", op)
+    if b is not None:
+        b = as_float_array(b, "b", op)
+    check_same_dtype(op, x=x, w=w, b=b)
+    return x, w, b
 
 
 # ----------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
-from ..shapes import ConvGeometry, as_float_array, check_same_dtype, format_shape
+from ..shapes import ConvGeometry, float_inputs, format_shape
 from .conv_plan import Plan, geometry, group_matmul, plan_for, use_transposed_dx
 from .windows import check_allocation, check_dy
 
@@ -43,11 +43,7 @@ __all__ = ["conv", "conv_backward"]
 def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip):
     """The validated arrays (``w`` flipped for a true convolution) and the geometry; every
     size checked against the array limit before anything is allocated."""
-    x = as_float_array(x, "x", op)
-    w = as_float_array(w, "w", op)
-    if b is not None:
-        b = as_float_array(b, "b", op)
-    check_same_dtype(op, x=x, w=w, b=b)
+    x, w, b = float_inputs(op, x, w, b)
     if not isinstance(flip, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: flip must be True or False; got {flip!r}.")
     geo = geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)

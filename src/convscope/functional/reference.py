@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from ..shapes import as_float_array, check_same_dtype, conv_geometry, normalize_int
+from ..shapes import as_float_array, check_same_dtype, conv_geometry, float_inputs, normalize_int
 from .windows import pad, pad_backward
 
 # ---- convolution (section owned by the conv tests) ----
@@ -54,11 +54,7 @@ def reference_conv(
         array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
     """
     op = "reference_conv"
-    x = as_float_array(x, "x", op)
-    w = as_float_array(w, "w", op)
-    if b is not None:
-        b = as_float_array(b, "b", op)
-    check_same_dtype(op, x=x, w=w, b=b)
+    x, w, b = float_inputs(op, x, w, b)
     geom = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
     if b is not None and b.shape != (geom.c_out,):
         raise ShapeError(
