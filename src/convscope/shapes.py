@@ -63,6 +63,7 @@ __all__ = [
     "check_blur_filter_size",
     "check_padding_mode",
     "blur_padding",
+    "check_matches",
     "check_same_dtype",
     "float_inputs",
     "conv_geometry",
@@ -476,6 +477,17 @@ def float_inputs(op: str, x: Any, w: Any, b: Any = None) -> tuple[np.ndarray, np
         b = as_float_array(b, "b", op)
     check_same_dtype(op, x=x, w=w, b=b)
     return x, w, b
+
+
+def check_matches(op: str, value: np.ndarray, reference: np.ndarray, what: str, shape_of: str,
+                  dtype_of: str, shape_hint: str = "", dtype_hint: str = "") -> None:
+    """Refuse ``value`` unless it has ``reference``'s shape and dtype (no broadcasting, no
+    casts): ``"{op}: {what} must have {shape_of}; got <shape>.{shape_hint}"``, likewise
+    for the dtype, where ``shape_of``/``dtype_of`` say what was expected in words."""
+    if value.shape != reference.shape:
+        raise ShapeError(f"{op}: {what} must have {shape_of}; got {format_shape(value.shape)}.{shape_hint}")
+    if value.dtype != reference.dtype:
+        raise DTypeError(f"{op}: {what} must have {dtype_of}; got {value.dtype}.{dtype_hint}")
 
 
 # ----------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ArgumentTypeError, DTypeError, ShapeError
-from ..shapes import as_float_array, format_shape
+from ..errors import ArgumentTypeError, ShapeError
+from ..shapes import as_float_array, check_matches, format_shape
 from .module import Module
 from .spec import register
 
@@ -98,16 +98,10 @@ class MSELoss(_Loss):
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         output = as_float_array(output, "output", "MSELoss")
         target = as_float_array(target, "target", "MSELoss")
-        if output.shape != target.shape:
-            raise ShapeError(
-                f"MSELoss: target must have the shape of output {format_shape(output.shape)}; got "
-                f"{format_shape(target.shape)}. (No broadcasting: it usually hides a bug.)"
-            )
-        if output.dtype != target.dtype:
-            raise DTypeError(
-                f"MSELoss: target must have the dtype of output ({output.dtype}); got "
-                f"{target.dtype}. Convert it with target.astype(np.{output.dtype})."
-            )
+        check_matches("MSELoss", target, output, "target",
+                      f"the shape of output {format_shape(output.shape)}", f"the dtype of output ({output.dtype})",
+                      " (No broadcasting: it usually hides a bug.)",
+                      f" Convert it with target.astype(np.{output.dtype}).")
         if output.size == 0:
             raise ShapeError("MSELoss: output is empty; the mean of no entries is undefined.")
         diff = output - target

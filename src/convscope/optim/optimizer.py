@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
+from ..shapes import check_matches
 
 __all__ = ["Optimizer"]
 
@@ -258,17 +260,9 @@ class Optimizer:
                     f"{op}.step: parameter {name!r} must hold a NumPy array (or None) in .grad; "
                     f"got {type(grad).__name__}."
                 )
-            if grad.shape != data.shape:
-                raise ShapeError(
-                    f"{op}.step: the gradient of parameter {name!r} must have the parameter's "
-                    f"shape {data.shape}; got {grad.shape}."
-                )
-            if grad.dtype != data.dtype:
-                raise DTypeError(
-                    f"{op}.step: the gradient of parameter {name!r} must have the parameter's "
-                    f"dtype {data.dtype}; got {grad.dtype}. Mixing dtypes would silently "
-                    "change the update's precision."
-                )
+            check_matches(f"{op}.step", grad, data, f"the gradient of parameter {name!r}",
+                          f"the parameter's shape {data.shape}", f"the parameter's dtype {data.dtype}",
+                          dtype_hint=" Mixing dtypes would silently change the update's precision.")
             self._update(name, data, grad, self.state.setdefault(name, {}))
 
     def _update(self, name: str, data: np.ndarray, grad: np.ndarray, state: dict) -> None:
