@@ -42,7 +42,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -480,12 +480,14 @@ def float_inputs(op: str, x: Any, w: Any, b: Any = None) -> tuple[np.ndarray, np
 
 
 def check_matches(op: str, value: np.ndarray, reference: np.ndarray, what: str, shape_of: str,
-                  dtype_of: str, shape_hint: str = "", dtype_hint: str = "") -> None:
+                  dtype_of: str, shape_hint: str = "", dtype_hint: str = "",
+                  show: Callable[[tuple[int, ...]], str] = format_shape) -> None:
     """Refuse ``value`` unless it has ``reference``'s shape and dtype (no broadcasting, no
     casts): ``"{op}: {what} must have {shape_of}; got <shape>.{shape_hint}"``, likewise
-    for the dtype, where ``shape_of``/``dtype_of`` say what was expected in words."""
+    for the dtype, where ``shape_of``/``dtype_of`` say what was expected in words and
+    ``show`` writes the shape that was got."""
     if value.shape != reference.shape:
-        raise ShapeError(f"{op}: {what} must have {shape_of}; got {format_shape(value.shape)}.{shape_hint}")
+        raise ShapeError(f"{op}: {what} must have {shape_of}; got {show(value.shape)}.{shape_hint}")
     if value.dtype != reference.dtype:
         raise DTypeError(f"{op}: {what} must have {dtype_of}; got {value.dtype}.{dtype_hint}")
 

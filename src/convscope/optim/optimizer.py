@@ -262,7 +262,7 @@ class Optimizer:
                 )
             check_matches(f"{op}.step", grad, data, f"the gradient of parameter {name!r}",
                           f"the parameter's shape {data.shape}", f"the parameter's dtype {data.dtype}",
-                          dtype_hint=" Mixing dtypes would silently change the update's precision.")
+                          dtype_hint=" Mixing dtypes would silently change the update's precision.", show=str)
             self._update(name, data, grad, self.state.setdefault(name, {}))
 
     def _update(self, name: str, data: np.ndarray, grad: np.ndarray, state: dict) -> None:
