@@ -6,13 +6,15 @@ forward runs them in order, backward runs their backwards in reverse.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import format_shape
 from .activation import ReLU
+from .layer_types import FusableBatchNorm, FusableReLU
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
 from .spec import register
@@ -21,7 +23,7 @@ from .walk import input_rank
 __all__ = ["Sequential", "Residual", "fuses_batch_norm_relu"]
 
 
-def _check_module(value: Any, where: str) -> "Module":
+def _check_module(value: Any, where: str) -> Module:
     if not isinstance(value, Module):
         raise ArgumentTypeError(
             f"{where} must be a convscope Module; got {type(value).__name__}. Build layers with "
@@ -89,7 +91,7 @@ class Sequential(Module):
         for i, module in enumerate(self._layers):
             yield str(i), module
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; returns self."""
         self._layers.append(_check_module(module, "Sequential.append argument"))
         return self
@@ -121,7 +123,8 @@ class Sequential(Module):
         while i < len(layers):
             module = layers[i]
             if i + 1 < len(layers) and fuses_batch_norm_relu(module, layers[i + 1]):
-                x = layers[i + 1].adopt_output(module.forward_relu(x))
+                relu, bn = cast(FusableReLU, layers[i + 1]), cast(FusableBatchNorm, module)
+                x = relu.adopt_output(bn.forward_relu(x))
                 i += 2
                 continue
             x = module(x)
@@ -150,7 +153,7 @@ class Sequential(Module):
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> "Sequential":
+    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> Sequential:
         if config:
             raise ConfigError(f"Sequential takes no arguments besides its children; got {config}.")
         try:
@@ -218,7 +221,7 @@ class Residual(Module):
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> "Residual":
+    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> Residual:
         if config or list(children) != ["block"]:
             raise ConfigError(
                 f"Residual needs exactly one child named 'block' and no arguments; got children "

@@ -57,6 +57,9 @@ class _ConvNd(_ParamGradLayer):
 
     layer_kind = "conv"
     ndim: int = 0  # spatial axes: a class attribute of Conv1d/2d/3d, an argument of ConvNd
+    dtype: np.dtype
+    weight: Parameter
+    bias: Parameter | None
 
     def __init__(
         self,

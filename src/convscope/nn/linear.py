@@ -56,6 +56,9 @@ class Linear(_ParamGradLayer):
     """
 
     layer_kind = "linear"
+    dtype: np.dtype
+    weight: Parameter
+    bias: Parameter | None
 
     @property
     def input_rank(self) -> int:

@@ -71,6 +71,9 @@ class Adam(Optimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
     _buffers = ("exp_avg", "exp_avg_sq")
     _counters = ("step",)
     _decoupled = False

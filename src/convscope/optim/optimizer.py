@@ -205,6 +205,13 @@ class Optimizer:
     _buffers: tuple[str, ...] = ()
     _counters: tuple[str, ...] = ()
 
+    # Set in __init__ (object.__setattr__: they are not hyperparameters); lr and the
+    # subclasses' hyperparameters are set through __setattr__, which validates them.
+    param_names: list[str]
+    _params: list[Any]
+    state: dict[str, dict[str, Any]]
+    lr: float
+
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
         op = type(self).__name__
         names, objs = collect_parameters(params, op)

@@ -60,6 +60,10 @@ class SGD(Optimizer):
     """
 
     _hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
     _buffers = ("momentum_buffer",)
 
     def __init__(
