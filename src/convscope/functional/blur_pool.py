@@ -152,7 +152,7 @@ def blur_pool(
         return _separable(x, mats).reshape(x.shape[:2] + out)
     w = _binomial_row(f).astype(x.dtype)  # dyadic weights: exact in float32 too
     ndim = x.ndim - 2
-    xr = x.reshape((-1, 1) + x.shape[2:])
+    xr: np.ndarray = x.reshape((-1, 1) + x.shape[2:])
     y = np.empty((xr.shape[0], 1) + out, dtype=x.dtype)
     for rows in _blur_blocks(xr.shape[0], x.shape[2:], f):
         a = windows.pad(xr[rows], pairs, padding_mode)
@@ -217,7 +217,7 @@ def _blur_matrix(n: int, f: int, s: int, padding_mode: str, dtype) -> np.ndarray
 def _separable(x: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     """Contract spatial axis ``k`` of ``x`` ``(N, C, *n)`` with ``mats[k]`` ``(n_k, out_k)``,
     for every axis (last first): ``(N*C, *out)``."""
-    a = x.reshape((-1,) + x.shape[2:])
+    a: np.ndarray = x.reshape((-1,) + x.shape[2:])
     rows = a.shape[0]
     sizes = list(x.shape[2:])
     for k in reversed(range(len(mats))):
@@ -298,7 +298,7 @@ def blur_pool_backward(
     w = _binomial_row(f).astype(x.dtype)
     ndim = x.ndim - 2
     padded = tuple(n + f - 1 for n in x.shape[2:])
-    dyr = dy.reshape((-1, 1) + out)
+    dyr: np.ndarray = dy.reshape((-1, 1) + out)
     dx = np.empty((dyr.shape[0], 1) + x.shape[2:], dtype=x.dtype)
     for rows in _blur_blocks(dyr.shape[0], x.shape[2:], f):
         grad = dyr[rows]

@@ -461,7 +461,7 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
     Measured on (64, 32, 32, 32), 2x2 / stride 2: 3.4 ms, against 11 ms for copying ``dy``
     where ``idx == tap`` into each tap's (strided) slice of ``dx``.
     """
-    dyr = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
+    dyr: np.ndarray = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
     rows = dyr.shape[0]
     base, offset = _index_tables(g)
     plane = math.prod(g.n)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -45,7 +45,9 @@ __all__ = [
     "check_dy",
 ]
 
-_NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NP_MODES: dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+}
 
 
 def pad(

@@ -32,6 +32,7 @@ __all__ = [
     "ResidualLayer",
     "FusableBatchNorm",
     "FusableReLU",
+    "RandomLayer",
 ]
 
 
@@ -117,3 +118,9 @@ class FusableReLU(Protocol):
     """The ReLU of a fused BatchNorm -> ReLU step: takes the fused pass's output as its own."""
 
     def adopt_output(self, y: np.ndarray) -> np.ndarray: ...
+
+
+class RandomLayer(Protocol):
+    """A layer that draws random numbers in training (Dropout) from its own generator."""
+
+    generator: np.random.Generator

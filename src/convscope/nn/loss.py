@@ -72,7 +72,9 @@ class CrossEntropyLoss(_Loss):
         self._save(output=output, target=target)
         return float(value)
 
-    def backward(self, dy: float = 1.0) -> np.ndarray:
+    # A loss starts the chain rule: its dy is the number dLoss/dLoss, not an array shaped
+    # like an output, so the signature narrows Module.backward's on purpose.
+    def backward(self, dy: float = 1.0) -> np.ndarray:  # type: ignore[override]
         scale = self._scale(dy)
         saved = self._pop_saved()
         grad = F.cross_entropy_backward(saved["output"], saved["target"])
@@ -108,7 +110,7 @@ class MSELoss(_Loss):
         self._save(diff=diff)
         return float(np.mean(diff * diff))
 
-    def backward(self, dy: float = 1.0) -> np.ndarray:
+    def backward(self, dy: float = 1.0) -> np.ndarray:  # type: ignore[override]
         scale = self._scale(dy)
         diff = self._pop_saved()["diff"]
         return diff * diff.dtype.type(2.0 * scale / diff.size)

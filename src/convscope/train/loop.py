@@ -58,7 +58,7 @@ import math
 import numbers
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
 import numpy as np
 
@@ -71,6 +71,7 @@ from ..errors import (
 )
 from ..functional import softmax
 from ..nn import Module
+from ..nn.layer_types import RandomLayer
 from ..optim import clip_grad_norm_
 from .callbacks import Callback
 from .checkpoint import (
@@ -348,7 +349,7 @@ def fit(
         gens = module_generators(model)
         for (name, _), child in zip(sorted(gens.items()), module_seeds.spawn(len(gens))):
             module = dict(model.named_modules())[name]
-            module.generator = np.random.default_rng(child)
+            cast(RandomLayer, module).generator = np.random.default_rng(child)
 
     run = Run(model, loss, optimizer, scheduler, loader, callbacks, epochs, None if seed is None else int(seed))
     if resume is not None:
