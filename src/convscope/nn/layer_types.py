@@ -33,6 +33,10 @@ __all__ = [
     "FusableBatchNorm",
     "FusableReLU",
     "RandomLayer",
+    "LeakyReLULayer",
+    "SoftmaxLayer",
+    "FlattenLayer",
+    "DropoutLayer",
 ]
 
 
@@ -124,3 +128,27 @@ class RandomLayer(Protocol):
     """A layer that draws random numbers in training (Dropout) from its own generator."""
 
     generator: np.random.Generator
+
+
+class LeakyReLULayer(Protocol):
+    """``layer_kind == "leaky_relu"``."""
+
+    negative_slope: float
+
+
+class SoftmaxLayer(Protocol):
+    """``layer_kind == "softmax"``: the axis it normalises."""
+
+    dim: int
+
+
+class FlattenLayer(Protocol):
+    """``layer_kind == "flatten"``: every axis from ``start_dim`` on becomes one."""
+
+    start_dim: int
+
+
+class DropoutLayer(Protocol):
+    """``layer_kind == "dropout"``: the probability of zeroing an entry."""
+
+    p: float
