@@ -42,8 +42,8 @@ def fuses_batch_norm_relu(first: Module, second: Module) -> bool:
     result to ``second.adopt_output``. Each layer keeps its own saved state and backward:
     the BatchNorm's is that of its ``forward``, and the ReLU saves ``relu(z)`` in place of
     ``z`` (positive exactly where ``z`` is, so its backward is the same). Results and
-    gradients are bit for bit those of the two layers run one after the other; the CIFAR
-    net's training step took 743 -> 665 ms. Subclasses are not fused (they may change
+    gradients are bit for bit those of the two layers run one after the other, and the
+    CIFAR net's training step takes 665 ms fused against 743 ms unfused. Subclasses are not fused (they may change
     ``forward``).
 
     >>> from convscope import nn
