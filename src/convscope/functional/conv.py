@@ -311,7 +311,7 @@ def conv_backward(
     op = "conv_backward"
     x, wk, _, geo = _prepare(op, x, w, None, stride, padding, dilation, groups, padding_mode, flip)
     dy = check_dy(dy, x, geo.y_shape, op, f"the forward output's shape {format_shape(geo.y_shape)} "
-                  f"(from x {format_shape(x.shape)} and w {format_shape(w.shape)})")
+                  f"(from x {format_shape(x.shape)} and w {format_shape(geo.w_shape)})")
     if not isinstance(input_grad, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: input_grad must be True or False; got {input_grad!r}.")
     ctx = _Context(x, wk, geo, plan_for(geo, x.dtype.itemsize), bool(flip), wk.shape)
