@@ -36,9 +36,8 @@ Example:
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -234,7 +233,7 @@ class Dataset:
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
         return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
-    def subset(self, indices: Any, split: str | None = None) -> Dataset:
+    def subset(self, indices: Any, split: str | None = None) -> "Dataset":
         """A new Dataset with the images ``indices`` (copied), same classes and name."""
         idx = np.asarray(indices, dtype=np.int64)
         return Dataset(

@@ -55,9 +55,8 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -191,7 +190,7 @@ def _digest(header_without_digest: dict, arrays: Mapping[str, np.ndarray]) -> st
     h.update(_canonical_json(header_without_digest))
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
-        meta = f"\0{name}\0{a.dtype.str}\0{','.join(map(str, a.shape))}\0".encode()
+        meta = f"\0{name}\0{a.dtype.str}\0{','.join(map(str, a.shape))}\0".encode("utf-8")
         h.update(len(meta).to_bytes(8, "little"))
         h.update(meta)
         h.update(a.nbytes.to_bytes(8, "little"))

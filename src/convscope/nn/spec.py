@@ -24,8 +24,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ..errors import ArgumentTypeError, ConfigError, ConvscopeError
 from .module import Module
