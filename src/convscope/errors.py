@@ -14,6 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 __all__ = [
     "ConvscopeError",
     "ShapeError",
@@ -28,6 +31,7 @@ __all__ = [
     "MissingDependencyError",
     "ConvscopeWarning",
     "TrainingWarning",
+    "import_optional",
 ]
 
 
@@ -85,3 +89,22 @@ class ConvscopeWarning(UserWarning):
 class TrainingWarning(ConvscopeWarning, RuntimeWarning):
     """Training runs but goes nowhere: the loss diverged or stalled far above its start,
     or the validation loss is not finite. The message names the likely cause."""
+
+
+def import_optional(name: str, what: str, install: str, submodules: tuple[str, ...] = ()) -> ModuleType:
+    """The optional package ``name`` (with its ``submodules`` imported), or a
+    :class:`MissingDependencyError` saying that ``what`` needs it and how to ``install`` it.
+
+    >>> import_optional("math", "demo", "pip install math").sqrt(4.0)
+    2.0
+    """
+    try:
+        module = importlib.import_module(name)
+        for sub in submodules:
+            importlib.import_module(f"{name}.{sub}")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{what} needs the optional package {name!r}, which could not be imported ({exc}). "
+            f"Install the extra with: {install}"
+        ) from None
+    return module

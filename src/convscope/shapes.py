@@ -42,8 +42,9 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +61,12 @@ __all__ = [
     "avg_pool_geometry",
     "axis_arithmetic",
     "blur_geometry",
+    "check_blur_filter_size",
+    "check_padding_mode",
     "blur_padding",
+    "check_matches",
     "check_same_dtype",
+    "float_inputs",
     "conv_geometry",
     "conv_output_size",
     "key_equation_48_ceil",
@@ -405,6 +410,31 @@ def same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------
 # Arrays
 # ----------------------------------------------------------------------------------------
+def to_ndarray(x: Any, op: str, expected: str, *, hint: str = "", expected_list: str = "") -> np.ndarray:
+    """``x`` as a NumPy array (an array passes unchanged), or the :class:`ArgumentTypeError`
+    ``"{op}: {expected}; got <type>."`` for None, strings, bytes, dicts and sets and for data
+    NumPy cannot turn into an array. The one place that accepts array-likes from users.
+
+    Args:
+        x: the value given.
+        op: the operation named first in the message.
+        expected: what ``x`` must be, e.g. ``"x must be a float32 or float64 NumPy array"``.
+        hint: appended to the message for a value of the wrong type (what to use instead).
+        expected_list: ``expected`` for data NumPy cannot read (default: ``expected``).
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise ArgumentTypeError(f"{op}: {expected}; got {type(x).__name__}.{hint}")
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise ArgumentTypeError(
+            f"{op}: {expected_list or expected}; got a {type(x).__name__} that NumPy cannot turn "
+            f"into one ({exc})."
+        ) from None
+
+
 def as_array(x: Any, name: str, op: str) -> np.ndarray:
     """``x`` as an ndarray (any dtype), refusing what NumPy would convert wrongly.
 
@@ -420,25 +450,13 @@ def as_array(x: Any, name: str, op: str) -> np.ndarray:
             f"entries would count with whatever values they hide. Pass {name}.filled(value) "
             f"(or np.asarray({name}) to use the hidden values deliberately)."
         )
-    if isinstance(x, np.ndarray):
-        return x
-    if x is None or isinstance(x, (str, bytes, dict, set)):
-        raise ArgumentTypeError(
-            f"{op}: {name} must be a float32 or float64 NumPy array; got {type(x).__name__}."
-        )
     if type(x).__module__.split(".")[0] == "torch" and getattr(x, "requires_grad", False):
         raise ArgumentTypeError(
             f"{op}: {name} is a torch.Tensor that requires grad; convscope computes with NumPy "
             f"and cannot pass gradients back to torch's autograd. Pass {name}.detach().numpy() "
             f"(or {name}.detach().cpu().numpy()) to use its values."
         )
-    try:
-        return np.asarray(x)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise ArgumentTypeError(
-            f"{op}: {name} must be a float32 or float64 NumPy array; got a "
-            f"{type(x).__name__} that NumPy cannot turn into one ({exc})."
-        ) from None
+    return to_ndarray(x, op, f"{name} must be a float32 or float64 NumPy array")
 
 
 def as_float_array(x: Any, name: str, op: str) -> np.ndarray:
@@ -476,11 +494,56 @@ def check_same_dtype(op: str, **arrays: np.ndarray | None) -> None:
         )
 
 
+def float_inputs(op: str, x: Any, w: Any, b: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``x``, ``w`` and ``b`` (None allowed) of a weighted op as float arrays of one dtype
+    (:func:`as_float_array`, :func:`check_same_dtype`)."""
+    x = as_float_array(x, "x", op)
+    w = as_float_array(w, "w", op)
+    if b is not None:
+        b = as_float_array(b, "b", op)
+    check_same_dtype(op, x=x, w=w, b=b)
+    return x, w, b
+
+
+def check_matches(op: str, value: np.ndarray, reference: np.ndarray, what: str, shape_of: str,
+                  dtype_of: str, shape_hint: str = "", dtype_hint: str = "",
+                  show: Callable[[tuple[int, ...]], str] = format_shape) -> None:
+    """Refuse ``value`` unless it has ``reference``'s shape and dtype (no broadcasting, no
+    casts): ``"{op}: {what} must have {shape_of}; got <shape>.{shape_hint}"``, likewise
+    for the dtype, where ``shape_of``/``dtype_of`` say what was expected in words and
+    ``show`` writes the shape that was got."""
+    if value.shape != reference.shape:
+        raise ShapeError(f"{op}: {what} must have {shape_of}; got {show(value.shape)}.{shape_hint}")
+    if value.dtype != reference.dtype:
+        raise DTypeError(f"{op}: {what} must have {dtype_of}; got {value.dtype}.{dtype_hint}")
+
+
 # ----------------------------------------------------------------------------------------
 # Geometry objects
 # ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ConvGeometry:
+class _SlidingAxes:
+    """Per spatial axis, in the notes' letters: input size n, kernel k, stride s, dilation d,
+    ``(before, after)`` padding p and output size out; shared by convolution and pooling."""
+
+    n: tuple[int, ...]
+    k: tuple[int, ...]
+    s: tuple[int, ...]
+    d: tuple[int, ...]
+    p: tuple[tuple[int, int], ...]
+    out: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.k)
+
+    @property
+    def padded(self) -> tuple[int, ...]:
+        return tuple(n + b + a for n, (b, a) in zip(self.n, self.p))
+
+
+@dataclass(frozen=True)
+class ConvGeometry(_SlidingAxes):
     """Everything a convolution needs to know about its shapes, in the notes' letters.
 
     Attributes:
@@ -494,21 +557,7 @@ class ConvGeometry:
     c_in: int
     c_out: int
     g: int
-    n: tuple[int, ...]
-    k: tuple[int, ...]
-    s: tuple[int, ...]
-    d: tuple[int, ...]
-    p: tuple[tuple[int, int], ...]
-    out: tuple[int, ...]
     padding_mode: str = "zeros"
-
-    @property
-    def ndim(self) -> int:
-        return len(self.k)
-
-    @property
-    def padded(self) -> tuple[int, ...]:
-        return tuple(n + b + a for n, (b, a) in zip(self.n, self.p))
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -524,26 +573,12 @@ class ConvGeometry:
 
 
 @dataclass(frozen=True)
-class PoolGeometry:
+class PoolGeometry(_SlidingAxes):
     """Shapes of a pooling op: batch N, channels c, and per axis n, k, s, d, p, out."""
 
     batch: int
     c: int
-    n: tuple[int, ...]
-    k: tuple[int, ...]
-    s: tuple[int, ...]
-    d: tuple[int, ...]
-    p: tuple[tuple[int, int], ...]
-    out: tuple[int, ...]
     ceil_mode: bool = False
-
-    @property
-    def ndim(self) -> int:
-        return len(self.k)
-
-    @property
-    def padded(self) -> tuple[int, ...]:
-        return tuple(n + b + a for n, (b, a) in zip(self.n, self.p))
 
     @property
     def y_shape(self) -> tuple[int, ...]:
@@ -710,10 +745,7 @@ def conv_geometry(
     g = normalize_int(groups, "groups", op, minimum=1)
     s = normalize_tuple(stride, ndim, "stride", op)
     d = normalize_tuple(dilation, ndim, "dilation", op)
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ConfigError(
-            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
-        )
+    check_padding_mode(padding_mode, op)
     c_out, c_per_group = w_shape[0], w_shape[1]
     c_in = x_shape[1]
     k = w_shape[2:]
@@ -757,7 +789,8 @@ def conv_geometry(
             )
     out = tuple(axis_arithmetic(n[i], k[i], p[i], s[i], d[i], False, op).check(op, i, "kernel")
                 for i in range(ndim))
-    return ConvGeometry(x_shape[0], c_in, c_out, g, n, k, s, d, p, out, padding_mode)
+    return ConvGeometry(n, k, s, d, p, out, batch=x_shape[0], c_in=c_in, c_out=c_out, g=g,
+                        padding_mode=padding_mode)
 
 
 def pool_geometry(
@@ -768,7 +801,6 @@ def pool_geometry(
     dilation: Any = 1,
     ceil_mode: bool = False,
     op: str = "max_pool",
-    max_padding: str = "half_kernel",
 ) -> PoolGeometry:
     """Validate a pooling op's arguments and compute its geometry.
 
@@ -776,7 +808,7 @@ def pool_geometry(
     ``x.ndim - 2``. Padding may be an int, one int per axis, pairs, or "valid"/"same" ("same"
     follows the TensorFlow rule for any stride). As in PyTorch 2.13, padding on each side may
     be at most half the kernel (:func:`pool_padding_limit`), for max and average pooling
-    alike; ``max_padding`` names that rule and takes no other value.
+    alike.
 
     >>> pool_geometry((1, 1, 4, 4), 2).out
     (2, 2)
@@ -805,9 +837,6 @@ def pool_geometry(
     d = normalize_tuple(dilation, ndim, "dilation", op)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: ceil_mode must be True or False; got {ceil_mode!r}.")
-    if max_padding != "half_kernel":
-        raise ConfigError(f"{op}: max_padding must be 'half_kernel' (PyTorch's rule, the only "
-                          f"one); got {max_padding!r}.")
     n = x_shape[2:]
     p = _resolve_padding(padding, n, k, s, d, op)
     out = []
@@ -821,7 +850,8 @@ def pool_geometry(
             )
         a = axis_arithmetic(n[axis], k[axis], p[axis], s[axis], d[axis], bool(ceil_mode), op)
         out.append(a.check(op, axis, "window"))
-    return PoolGeometry(x_shape[0], x_shape[1], n, k, s, d, p, tuple(out), bool(ceil_mode))
+    return PoolGeometry(n, k, s, d, p, tuple(out), batch=x_shape[0], c=x_shape[1],
+                        ceil_mode=bool(ceil_mode))
 
 
 def avg_pool_geometry(x_shape: Sequence[int], kernel_size: Any, stride: Any = None,
@@ -843,6 +873,26 @@ def avg_pool_geometry(x_shape: Sequence[int], kernel_size: Any, stride: Any = No
             f"size {format_shape(g.n)} for kernel {format_shape(g.k)}."
         )
     return g
+
+
+def check_padding_mode(padding_mode: Any, op: str) -> str:
+    """``padding_mode`` if it is one of :data:`PADDING_MODES`, else a :class:`ConfigError`."""
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ConfigError(
+            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
+        )
+    return padding_mode
+
+
+def check_blur_filter_size(filter_size: Any, op: str) -> int:
+    """The binomial filter size of blur pooling as an int from 1 to 7, else a ConfigError."""
+    f = normalize_int(filter_size, "filter_size", op, minimum=1)
+    if f > 7:
+        raise ConfigError(
+            f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
+            f"[1 2 1], ... up to 7 taps); got {f}."
+        )
+    return f
 
 
 def blur_padding(filter_size: int) -> tuple[int, int]:
@@ -880,17 +930,9 @@ def blur_geometry(x_shape: Sequence[int], filter_size: Any, stride: Any = 2,
         )
     _check_positive_sizes(x_shape, op, "x")
     ndim = len(x_shape) - 2
-    f = normalize_int(filter_size, "filter_size", op, minimum=1)
-    if f > 7:
-        raise ConfigError(
-            f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
-            f"[1 2 1], ... up to 7 taps); got {f}."
-        )
+    f = check_blur_filter_size(filter_size, op)
     s = normalize_tuple(stride, ndim, "stride", op)
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ConfigError(
-            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
-        )
+    check_padding_mode(padding_mode, op)
     before, after = blur_padding(f)
     n = x_shape[2:]
     for axis, size in enumerate(n):
@@ -910,5 +952,5 @@ def blur_geometry(x_shape: Sequence[int], filter_size: Any, stride: Any = 2,
                 f"'zeros', or a smaller filter_size."
             )
     out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
-    return PoolGeometry(x_shape[0], x_shape[1], n, (f,) * ndim, s, (1,) * ndim,
-                        ((before, after),) * ndim, out)
+    return PoolGeometry(n, (f,) * ndim, s, (1,) * ndim, ((before, after),) * ndim, out,
+                        batch=x_shape[0], c=x_shape[1])

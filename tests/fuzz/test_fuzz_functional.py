@@ -17,7 +17,8 @@ NaN must flow through forward ops to exactly the outputs that see it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,7 +153,7 @@ def _pool_args(rng, avg: bool) -> dict[str, Any]:
         ceil = bool(rng.random() < 0.3)
         x_shape = (int(rng.integers(1, 3)), int(rng.integers(1, 3)), *n)
         try:
-            shapes.pool_geometry(x_shape, k, s, padding, d, ceil, "pool", "half_kernel")
+            shapes.pool_geometry(x_shape, k, s, padding, d, ceil, "pool")
         except ConvscopeError:
             continue
         # An int kernel_size means "x.ndim - 2 axes"; use it when every axis agrees.

@@ -35,9 +35,10 @@ import lzma
 import posixpath
 import tarfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import IO, BinaryIO, cast
 
 import numpy as np
 
@@ -138,7 +139,7 @@ def _decompressed(raw: BinaryIO) -> Iterator[BinaryIO]:
             stream.close()
 
 
-def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
+def _read_up_to(stream: IO[bytes], n: int, what: str) -> tuple[np.ndarray, int]:
     """Read at most ``n`` bytes into a fresh uint8 buffer; return (buffer, bytes read).
 
     The buffer comes from ``np.empty``, whose pages are only committed as they are
@@ -146,6 +147,9 @@ def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
     ``_FIRST_BUFFER`` bytes it grows by doubling as data arrives: a huge ``n`` (a generous
     limit) must not reserve more address space than the system has.
     """
+    # Files, gzip/lzma streams and tar members are all buffered binary readers; typing's
+    # IO[bytes] just does not declare readinto.
+    reader = cast(io.BufferedIOBase, stream)
     buf = _buffer(min(n, _FIRST_BUFFER), n, what)
     pos = 0
     try:
@@ -154,7 +158,7 @@ def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
                 grown = _buffer(min(n, 2 * buf.size), n, what)
                 grown[:pos] = buf
                 buf = grown
-            got = stream.readinto(memoryview(buf)[pos : min(buf.size, pos + _CHUNK)])
+            got = reader.readinto(buf.data[pos : min(buf.size, pos + _CHUNK)])
             if not got:
                 break
             pos += got

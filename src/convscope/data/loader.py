@@ -42,7 +42,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class DataLoader:
         self._epoch = 0
         self._batch = 0
         self._in_epoch = False
-        self._epoch_rng: dict | None = None
+        self._epoch_rng: Mapping[str, Any] | None = None
         self._resume: dict | None = None
 
     def __len__(self) -> int:

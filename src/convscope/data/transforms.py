@@ -18,7 +18,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -237,7 +238,7 @@ class RandomHorizontalFlip(Transform):
         self.p = float(p)
 
     def apply(self, x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        flip = self._generator(rng).random(x.shape[0]) < self.p
+        flip = np.asarray(self._generator(rng).random(x.shape[0]) < self.p)
         return np.where(flip[:, None, None, None], x[..., ::-1], x)
 
     def __repr__(self) -> str:

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, DataError, DTypeError, MissingDependencyError
+from ..errors import DataError, DTypeError, MissingDependencyError
 from ..files import check_readable
+from ..shapes import to_ndarray
 
 __all__ = ["parse_array", "as_explain_array", "IMAGE_SUFFIXES"]
 
@@ -50,18 +51,11 @@ def as_explain_array(x: Any, name: str, op: str) -> np.ndarray:
     >>> as_explain_array([1, 2], "x", "demo")
     array([1., 2.])
     """
-    if x is None or isinstance(x, (str, bytes, dict, set)):
-        raise ArgumentTypeError(
-            f"{op}: {name} must be an array or a (nested) list of numbers; got "
-            f"{type(x).__name__}. Strings can be read with convscope.explain.parse_array."
-        )
-    try:
-        a = np.asarray(x)
-    except (ValueError, TypeError) as exc:
-        raise ArgumentTypeError(
-            f"{op}: {name} must be an array or a rectangular (nested) list of numbers; got a "
-            f"{type(x).__name__} NumPy cannot turn into one ({exc})."
-        ) from None
+    a = to_ndarray(
+        x, op, f"{name} must be an array or a (nested) list of numbers",
+        hint=" Strings can be read with convscope.explain.parse_array.",
+        expected_list=f"{name} must be an array or a rectangular (nested) list of numbers",
+    )
     if a.dtype.kind not in "biuf":
         raise DTypeError(
             f"{op}: {name} must hold real numbers; got dtype {a.dtype}. Explanations work on "

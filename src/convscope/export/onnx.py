@@ -56,8 +56,9 @@ float64 model is exported with its parameters rounded to float32.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -66,12 +67,23 @@ from ..errors import (
     ArgumentTypeError,
     ConfigError,
     ConvscopeError,
-    MissingDependencyError,
     ShapeError,
+    import_optional,
 )
 from ..files import atomic_write
 from ..functional import binomial_filter
+from ..nn.layer_types import (
+    BatchNormLayer,
+    BlurPoolLayer,
+    ConvLayer,
+    FlattenLayer,
+    LeakyReLULayer,
+    LinearLayer,
+    SoftmaxLayer,
+    WindowPoolLayer,
+)
 from ..shapes import conv_geometry, format_shape, pool_geometry
+from .common import no_mapping_error
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
 
@@ -87,17 +99,7 @@ _PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 def import_onnx(what: str = "to_onnx") -> Any:
     """The ``onnx`` module, or a :class:`MissingDependencyError` naming the extra."""
-    try:
-        import onnx
-        import onnx.checker  # noqa: F401  (submodules used below)
-        import onnx.helper  # noqa: F401
-        import onnx.numpy_helper  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the optional package 'onnx', which could not be imported ({exc}). "
-            f"Install the extra with: {ONNX_EXTRA}"
-        ) from None
-    return onnx
+    return import_optional("onnx", what, ONNX_EXTRA, ("checker", "helper", "numpy_helper"))
 
 
 def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
@@ -122,7 +124,7 @@ def _needs_wrap(model: nn.Module) -> bool:
     for record in nn.walk(model):
         w = record.window
         if w is not None and w.op in ("conv", "blur") and w.padding_mode == "circular":
-            if w.padding == "same" or any(b or a for b, a in w.padding):
+            if isinstance(w.padding, str) or any(b or a for b, a in w.padding):  # str: "same"
                 return True
     return False
 
@@ -204,16 +206,15 @@ class _Exporter:
             path = "" if record.name == "(model)" else record.name
             if record.kind == "residual":       # x + block(x), x being what the block received
                 x_in = received[record.block[0].index] if record.block else x
-                y, out = self.g.node("Add", [x_in, x], _label(path, record.module)), record.out_shape
+                y = self.g.node("Add", [x_in, x], _label(path, record.module))
+                out = record.out_shape if record.out_shape is not None else out  # set: it fits
             else:
                 handler = self.handlers.get(record.kind)
                 if handler is None:
-                    where = f"at {path!r} " if path else ""
-                    raise ConfigError(
-                        f"to_onnx: the module {where}of type {type(record.module).__name__} has no "
-                        f"ONNX mapping. Supported layer kinds (Module.layer_kind): "
-                        f"{', '.join(sorted(self.handlers))}, in Sequential and Residual. Rebuild "
-                        f"the model from convscope's layers or their subclasses."
+                    raise no_mapping_error(
+                        "to_onnx", "ONNX", path, record.module, self.handlers,
+                        ", in Sequential and Residual. Rebuild the model from convscope's layers "
+                        "or their subclasses.",
                     )
                 y, out = handler(record.module, path, x, record.in_shape)
             received[record.index] = x
@@ -222,20 +223,21 @@ class _Exporter:
 
     # ---------------------------------------------------------------- convolution
     def _conv(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(ConvLayer, m)
         op = type(m).__name__
-        w = m.weight.data
-        geo = conv_geometry(shape, w.shape, m.stride, m.padding, m.dilation, m.groups,
-                            m.padding_mode, op)
-        if m.flip:  # true convolution = cross-correlation with every filter reversed
-            w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * m.ndim]
+        w = layer.weight.data
+        geo = conv_geometry(shape, w.shape, layer.stride, layer.padding, layer.dilation, layer.groups,
+                            layer.padding_mode, op)
+        if layer.flip:  # true convolution = cross-correlation with every filter reversed
+            w = w[(slice(None), slice(None)) + (slice(None, None, -1),) * layer.ndim]
         label = _label(path, m)
         pairs = geo.p
-        if m.padding_mode != "zeros" and any(b or a for b, a in pairs):
-            x = self.g.pad(x, pairs, _PAD_MODES[m.padding_mode], label)
-            pairs = ((0, 0),) * m.ndim
+        if layer.padding_mode != "zeros" and any(b or a for b, a in pairs):
+            x = self.g.pad(x, pairs, _PAD_MODES[layer.padding_mode], label)
+            pairs = ((0, 0),) * layer.ndim
         inputs = [x, self.g.const(f"{label}.weight", _f32(w))]
-        if m.bias is not None:
-            inputs.append(self.g.const(f"{label}.bias", _f32(m.bias.data)))
+        if layer.bias is not None:
+            inputs.append(self.g.const(f"{label}.bias", _f32(layer.bias.data)))
         y = self.g.node(
             "Conv", inputs, label, kernel_shape=list(geo.k), strides=list(geo.s),
             dilations=list(geo.d), group=geo.g,
@@ -245,8 +247,9 @@ class _Exporter:
 
     # ---------------------------------------------------------------- pooling
     def _max_pool(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(WindowPoolLayer, m)
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, op)
+        geo = pool_geometry(shape, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.ceil_mode, op)
         label = _label(path, m)
         begin, end = _window_pads(geo)
         if all(b < k and e < k for b, e, k in zip(begin, end, geo.k)):
@@ -261,13 +264,14 @@ class _Exporter:
         return y, geo.y_shape
 
     def _avg_pool(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(WindowPoolLayer, m)
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op)
+        geo = pool_geometry(shape, layer.kernel_size, layer.stride, layer.padding, 1, layer.ceil_mode, op)
         label = _label(path, m)
         begin, end = _window_pads(geo)
         overhang = any(e > a for e, (_, a) in zip(end, geo.p))
         attrs = dict(kernel_shape=list(geo.k), strides=list(geo.s), ceil_mode=0)
-        if m.count_include_pad and overhang:
+        if layer.count_include_pad and overhang:
             # The padding counts in the divisor but the overhang beyond it does not (PyTorch's
             # rule): make the padding real zeros, then let the overhang be uncounted padding.
             x = self.g.pad(x, geo.p, "constant", label)
@@ -276,21 +280,22 @@ class _Exporter:
                             count_include_pad=0, **attrs)
         else:
             y = self.g.node("AveragePool", [x], label, pads=begin + end,
-                            count_include_pad=int(m.count_include_pad), **attrs)
+                            count_include_pad=int(layer.count_include_pad), **attrs)
         return y, geo.y_shape
 
     def _blur_pool(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(BlurPoolLayer, m)
         out = m.output_shape(shape)  # validates channels and the padding against the size
         label = _label(path, m)
-        f = m.filter_size
-        w = np.broadcast_to(binomial_filter(f, m.ndim), (m.channels, 1) + (f,) * m.ndim)
-        pairs = m.padding
-        if m.padding_mode != "zeros" and f > 1:
-            x = self.g.pad(x, pairs, _PAD_MODES[m.padding_mode], label)
-            pairs = ((0, 0),) * m.ndim
+        f = layer.filter_size
+        w = np.broadcast_to(binomial_filter(f, layer.ndim), (layer.channels, 1) + (f,) * layer.ndim)
+        pairs = layer.padding
+        if layer.padding_mode != "zeros" and f > 1:
+            x = self.g.pad(x, pairs, _PAD_MODES[layer.padding_mode], label)
+            pairs = ((0, 0),) * layer.ndim
         y = self.g.node(
             "Conv", [x, self.g.const(f"{label}.filter", _f32(w))], label,
-            kernel_shape=[f] * m.ndim, strides=list(m.stride), group=m.channels,
+            kernel_shape=[f] * layer.ndim, strides=list(layer.stride), group=layer.channels,
             pads=[b for b, _ in pairs] + [a for _, a in pairs],
         )
         return y, out
@@ -302,19 +307,22 @@ class _Exporter:
         return handler
 
     def _leaky_relu(self, m: nn.Module, path: str, x: str, shape):
-        return self.g.node("LeakyRelu", [x], _label(path, m), alpha=m.negative_slope), shape
+        layer = cast(LeakyReLULayer, m)
+        return self.g.node("LeakyRelu", [x], _label(path, m), alpha=layer.negative_slope), shape
 
     def _softmax(self, m: nn.Module, path: str, x: str, shape):
-        if not -len(shape) <= m.dim < len(shape):
+        layer = cast(SoftmaxLayer, m)
+        if not -len(shape) <= layer.dim < len(shape):
             raise ShapeError(
-                f"to_onnx: Softmax at {path!r} has dim={m.dim} but its input has shape "
+                f"to_onnx: Softmax at {path!r} has dim={layer.dim} but its input has shape "
                 f"{format_shape(shape)} with {len(shape)} axes."
             )
-        return self.g.node("Softmax", [x], _label(path, m), axis=m.dim), shape
+        return self.g.node("Softmax", [x], _label(path, m), axis=layer.dim), shape
 
     def _flatten(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(FlattenLayer, m)
         out = m.output_shape(shape)
-        start = m.start_dim % len(shape)
+        start = layer.start_dim % len(shape)
         label = _label(path, m)
         if start == 0:
             self.batch_kept = False
@@ -325,33 +333,36 @@ class _Exporter:
         return self.g.node("Reshape", [x, self.g.const(f"{label}.shape", target)], label), out
 
     def _linear(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(LinearLayer, m)
         out = m.output_shape(shape)
         label = _label(path, m)
-        w = _f32(m.weight.data)
+        w = _f32(layer.weight.data)
         if len(shape) == 2:
             inputs = [x, self.g.const(f"{label}.weight", w)]
-            if m.bias is not None:
-                inputs.append(self.g.const(f"{label}.bias", _f32(m.bias.data)))
+            if layer.bias is not None:
+                inputs.append(self.g.const(f"{label}.bias", _f32(layer.bias.data)))
             return self.g.node("Gemm", inputs, label, transB=1), out
         y = self.g.node("MatMul", [x, self.g.const(f"{label}.weight_t", w.T)], f"{label}.matmul")
-        if m.bias is not None:
-            y = self.g.node("Add", [y, self.g.const(f"{label}.bias", _f32(m.bias.data))], label)
+        if layer.bias is not None:
+            y = self.g.node("Add", [y, self.g.const(f"{label}.bias", _f32(layer.bias.data))], label)
         return y, out
 
     def _batch_norm(self, m: nn.Module, path: str, x: str, shape):
+        layer = cast(BatchNormLayer, m)
         out = m.output_shape(shape)
         label = _label(path, m)
-        c = m.num_features
-        gamma = _f32(m.weight.data) if m.affine else np.ones(c, np.float32)
-        beta = _f32(m.bias.data) if m.affine else np.zeros(c, np.float32)
-        if m.track_running_stats:
+        c = layer.num_features
+        # weight and bias exist exactly when affine, the statistics when tracked
+        gamma = _f32(layer.weight.data) if layer.weight is not None else np.ones(c, np.float32)
+        beta = _f32(layer.bias.data) if layer.bias is not None else np.zeros(c, np.float32)
+        if layer.running_mean is not None and layer.running_var is not None:
             inputs = [x] + [
                 self.g.const(f"{label}.{name}", value)
                 for name, value in (("weight", gamma), ("bias", beta),
-                                    ("running_mean", _f32(m.running_mean)),
-                                    ("running_var", _f32(m.running_var)))
+                                    ("running_mean", _f32(layer.running_mean)),
+                                    ("running_var", _f32(layer.running_var)))
             ]
-            return self.g.node("BatchNormalization", inputs, label, epsilon=m.eps), out
+            return self.g.node("BatchNormalization", inputs, label, epsilon=layer.eps), out
         # No running statistics: the layer normalises with the batch's own mean and
         # (biased) variance in every mode, so the graph computes them.
         axes = [0] + list(range(2, len(shape)))
@@ -360,7 +371,7 @@ class _Exporter:
         centred = self.g.node("Sub", [x, mean], f"{label}.centred")
         square = self.g.node("Mul", [centred, centred], f"{label}.square")
         var = self._reduce_mean(square, axes, f"{label}.var")
-        eps = self.g.const(f"{label}.eps", np.array(m.eps, dtype=np.float32))
+        eps = self.g.const(f"{label}.eps", np.array(layer.eps, dtype=np.float32))
         var_eps = self.g.node("Add", [var, eps], f"{label}.var_eps")
         std = self.g.node("Sqrt", [var_eps], f"{label}.std")
         xhat = self.g.node("Div", [centred, std], f"{label}.xhat")

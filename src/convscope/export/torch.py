@@ -37,12 +37,14 @@ conv (it becomes the conv's padding). The modules' training/eval mode is carried
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError, DTypeError
+from ..nn.layer_types import LinearLayer, ResidualLayer
+from .common import no_mapping_error
 from .torch_layers import _torch_pads, import_torch
 from .torch_layers import layers as _layers
 
@@ -88,11 +90,7 @@ class _ToTorch:
     def convert(self, m: nn.Module, path: str) -> Any:
         handler = self.table.get(m.layer_kind)
         if handler is None:
-            where = f"at {path!r} " if path else ""
-            raise ConfigError(
-                f"to_torch: the module {where}of type {type(m).__name__} has no PyTorch "
-                f"mapping. Supported layer kinds (Module.layer_kind): {', '.join(sorted(self.table))}."
-            )
+            raise no_mapping_error("to_torch", "PyTorch", path, m, self.table)
         return handler(m, path)
 
     def _copy(self, target: Any, array: np.ndarray) -> None:
@@ -106,7 +104,8 @@ class _ToTorch:
         ))
 
     def _residual(self, m: nn.Module, path: str) -> Any:
-        return self.L.Residual(self.convert(m.block, f"{path}.block" if path else "block"))
+        block = cast(ResidualLayer, m).block
+        return self.L.Residual(self.convert(block, f"{path}.block" if path else "block"))
 
     def _conv(self, m: Any, path: str) -> Any:
         tn = self.torch.nn
@@ -116,6 +115,7 @@ class _ToTorch:
                 f"convolution layers for 1, 2 and 3 only (Conv1d/2d/3d)."
             )
         pad_layer = None
+        padding: Any  # "same", 0, or one size per axis, as torch's Conv takes it
         if m.padding == "same" and all(s == 1 for s in m.stride):
             padding, mode = "same", m.padding_mode
         elif m.padding == "same":
@@ -164,11 +164,12 @@ class _ToTorch:
         return layer.to(self.dtype)
 
     def _linear(self, m: nn.Module, path: str) -> Any:
-        layer = self.torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
+        fc = cast(LinearLayer, m)
+        layer = self.torch.nn.Linear(fc.in_features, fc.out_features, bias=fc.bias is not None,
                                      dtype=self.dtype)
-        self._copy(layer.weight, m.weight.data)
-        if m.bias is not None:
-            self._copy(layer.bias, m.bias.data)
+        self._copy(layer.weight, fc.weight.data)
+        if fc.bias is not None:
+            self._copy(layer.bias, fc.bias.data)
         return layer
 
     def _batch_norm(self, m: Any, path: str) -> Any:
@@ -343,7 +344,7 @@ class _FromTorch:
         )
         conv.weight.data[...] = self._np(layer.weight)
         if layer.bias is not None:
-            conv.bias.data[...] = self._np(layer.bias)
+            _fill(conv.bias, self._np(layer.bias))
         return conv
 
     def _fuse_pad(self, pad: Any, pad_path: str, conv: Any, conv_path: str, nd: int,
@@ -409,11 +410,11 @@ class _FromTorch:
     def _pool(self, layer: Any, path: str) -> nn.Module:
         nd = len(layer.kernel_size)
         if layer.kind == "max":
-            cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[nd]
-            return cls(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
-                       layer.ceil_mode)
-        cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
-        return cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
+            max_cls = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[nd]
+            return max_cls(layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                           layer.ceil_mode)
+        avg_cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
+        return avg_cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
                    layer.count_include_pad)
 
     def _blur_pool(self, layer: Any, path: str) -> nn.Module:
@@ -438,7 +439,7 @@ class _FromTorch:
                        dtype=self._dtype(layer, path))
         fc.weight.data[...] = self._np(layer.weight)
         if layer.bias is not None:
-            fc.bias.data[...] = self._np(layer.bias)
+            _fill(fc.bias, self._np(layer.bias))
         return fc
 
     def _batch_norm(self, layer: Any, path: str) -> nn.Module:
@@ -450,13 +451,19 @@ class _FromTorch:
         bn = cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
                  track_running_stats=layer.track_running_stats, dtype=dtype)
         if layer.affine:
-            bn.weight.data[...] = self._np(layer.weight)
-            bn.bias.data[...] = self._np(layer.bias)
+            _fill(bn.weight, self._np(layer.weight))
+            _fill(bn.bias, self._np(layer.bias))
         if layer.track_running_stats:
-            bn.running_mean[...] = self._np(layer.running_mean)
-            bn.running_var[...] = self._np(layer.running_var)
-            bn.num_batches_tracked[...] = int(layer.num_batches_tracked)
+            _fill(bn.running_mean, self._np(layer.running_mean))
+            _fill(bn.running_var, self._np(layer.running_var))
+            _fill(bn.num_batches_tracked, int(layer.num_batches_tracked))
         return bn
+
+
+def _fill(target: nn.Parameter | np.ndarray | None, value: Any) -> None:
+    """Copy ``value`` into a parameter or buffer of a layer just built to have it."""
+    assert target is not None, "the layer was built with this parameter or buffer"
+    (target.data if isinstance(target, nn.Parameter) else target)[...] = value
 
 
 def from_torch(module: Any) -> nn.Module:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, import_optional
 from ..functional import binomial_filter
 from ..shapes import blur_padding, pool_output_size, same_padding
 
@@ -40,14 +40,7 @@ _TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "repl
 
 def import_torch(what: str = "to_torch") -> Any:
     """The ``torch`` module, or a :class:`MissingDependencyError` naming the extra."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{what} needs the optional package 'torch', which could not be imported ({exc}). "
-            f"Install the extra with: {TORCH_EXTRA}"
-        ) from None
-    return torch
+    return import_optional("torch", what, TORCH_EXTRA)
 
 
 def __getattr__(name: str) -> Any:
@@ -65,7 +58,7 @@ def _torch_pads(pairs: Any) -> list[int]:
     return flat
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def layers() -> SimpleNamespace:
     """The custom torch layers (defined once, on first use) and the torch module."""
     torch = import_torch("convscope.export.torch")
@@ -73,8 +66,10 @@ def layers() -> SimpleNamespace:
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
     max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
     avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+    # torch is imported at run time (optional), so the base class is a value to the type checker.
+    TorchModule: Any = torch.nn.Module
 
-    class BlurPool(torch.nn.Module):
+    class BlurPool(TorchModule):
         """convscope's BlurPool: pad, blur each channel with the binomial filter, subsample.
 
         ``filter_size - 1`` cells of padding per axis (the odd one after), then a depthwise
@@ -103,7 +98,7 @@ def layers() -> SimpleNamespace:
             return (f"{self.channels}, filter_size={self.filter_size}, stride={self.stride}, "
                     f"padding_mode={self.padding_mode!r}, ndim={self.ndim}")
 
-    class Residual(torch.nn.Module):
+    class Residual(TorchModule):
         """A skip connection: ``x + block(x)``."""
 
         def __init__(self, block: Any) -> None:
@@ -113,7 +108,7 @@ def layers() -> SimpleNamespace:
         def forward(self, x: Any) -> Any:
             return x + self.block(x)
 
-    class SamePad(torch.nn.Module):
+    class SamePad(TorchModule):
         """convscope's ``padding="same"`` for any stride: ``ceil(n / s)`` outputs per axis.
 
         Total padding ``max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0)`` per axis, the odd one
@@ -137,7 +132,7 @@ def layers() -> SimpleNamespace:
             return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
                     f"dilation={self.dilation}, padding_mode={self.padding_mode!r}")
 
-    class Pool(torch.nn.Module):
+    class Pool(TorchModule):
         """Max or average pooling with any ``(before, after)`` padding or ``"same"``.
 
         Output size and windows follow PyTorch (and convscope): in ceil mode a last window

@@ -21,8 +21,8 @@ import numpy as np
 
 from .. import parallel
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
-from ..shapes import as_float_array, check_same_dtype, format_shape
-from .windows import check_allocation
+from ..shapes import as_float_array, format_shape
+from .windows import check_allocation, check_dy
 
 __all__ = [
     "relu",
@@ -59,14 +59,8 @@ def _float_input(x: Any, name: str, op: str) -> np.ndarray:
 def _grad_pair(dy: Any, x: Any, op: str) -> tuple[np.ndarray, np.ndarray]:
     """``dy`` and ``x`` as float arrays of one dtype and one shape (what every backward needs)."""
     x = _float_input(x, "x", op)
-    dy = as_float_array(dy, "dy", op)
-    check_same_dtype(op, dy=dy, x=x)
-    if dy.shape != x.shape:
-        raise ShapeError(
-            f"{op}: dy must have the shape of x, {format_shape(x.shape)} (the gradient of the "
-            f"loss with respect to the output, which has the input's shape); got dy of shape "
-            f"{format_shape(dy.shape)}."
-        )
+    dy = check_dy(dy, x, x.shape, op, f"the shape of x, {format_shape(x.shape)} (the gradient of the "
+                  "loss with respect to the output, which has the input's shape)", got="dy of shape ")
     return dy, x
 
 
@@ -354,16 +348,8 @@ def tanh(x: np.ndarray) -> np.ndarray:
 def tanh_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Gradient of :func:`tanh`: ``dx = dy * (1 - tanh(x)**2)``.
 
-    Args:
-        dy: gradient of the loss with respect to tanh(x); x's shape and dtype.
-        x: the input that was given to :func:`tanh`.
-
-    Returns:
-        A new array dx.
-
-    Raises:
-        ShapeError: dy and x have different shapes.
-        DTypeError: a non-float array, or dy and x of different dtypes.
+    Arguments (``dy`` being the gradient with respect to tanh(x)), result and errors as
+    :func:`sigmoid_backward`.
 
     Notes:
         ``1 - tanh(x)**2 = 1 / cosh(x)**2`` is evaluated as ``4e / (1 + e)**2`` with
@@ -387,6 +373,20 @@ def tanh_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
     """``x - max(x, axis)``: the same softmax, but exp() of it never overflows."""
     return x - np.max(x, axis=axis, keepdims=True)
+
+
+def _softmax_of(x: np.ndarray, axis: int) -> np.ndarray:
+    """softmax of a checked ``x`` along ``axis``, from the shifted exponentials."""
+    if x.size == 0:  # no maximum to shift by
+        return np.empty_like(x)
+    e = np.exp(_shifted(x, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _softmax_grad_args(dy: Any, x: Any, axis: Any, op: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The checked ``dy``, ``x`` and ``axis`` of a softmax-family backward (see :func:`_grad_pair`)."""
+    dy, x = _grad_pair(dy, x, op)
+    return dy, x, _axis(axis, x, op)
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -416,11 +416,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
                [0.5 , 0.5 ]])
     """
     x = _float_input(x, "x", "softmax")
-    axis = _axis(axis, x, "softmax")
-    if x.size == 0:
-        return np.empty_like(x)
-    e = np.exp(_shifted(x, axis))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    return _softmax_of(x, _axis(axis, x, "softmax"))
 
 
 def softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -455,12 +451,8 @@ def softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarra
         >>> softmax_backward(np.array([2.0, 2.0]), x)
         array([0., 0.])
     """
-    dy, x = _grad_pair(dy, x, "softmax_backward")
-    axis = _axis(axis, x, "softmax_backward")
-    if x.size == 0:
-        return np.empty_like(x)
-    e = np.exp(_shifted(x, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
+    dy, x, axis = _softmax_grad_args(dy, x, axis, "softmax_backward")
+    y = _softmax_of(x, axis)
     return y * (dy - np.sum(dy * y, axis=axis, keepdims=True))
 
 
@@ -503,18 +495,8 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 def log_softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Gradient of :func:`log_softmax`: ``dx = dy - softmax(x) * sum(dy, axis)``.
 
-    Args:
-        dy: gradient of the loss with respect to log_softmax(x); x's shape and dtype.
-        x: the input that was given to :func:`log_softmax`.
-        axis: the same axis as in the forward (default -1).
-
-    Returns:
-        A new array dx.
-
-    Raises:
-        ShapeError: dy and x have different shapes, or x is 0-d.
-        DTypeError: a non-float array, or dy and x of different dtypes.
-        ConfigError: axis is out of range.
+    Arguments (``dy`` being the gradient with respect to log_softmax(x)), result and errors
+    as :func:`softmax_backward`.
 
     Notes:
         The Jacobian of one slice is ``I - 1 y^T`` with ``y = softmax(x)``; with a one-hot
@@ -525,10 +507,6 @@ def log_softmax_backward(dy: np.ndarray, x: np.ndarray, axis: int = -1) -> np.nd
         >>> log_softmax_backward(np.array([-1.0, 0.0]), np.array([0.0, np.log(3.0)]))
         array([-0.75,  0.75])
     """
-    dy, x = _grad_pair(dy, x, "log_softmax_backward")
-    axis = _axis(axis, x, "log_softmax_backward")
-    if x.size == 0:
-        return np.empty_like(x)
-    e = np.exp(_shifted(x, axis))
-    y = e / np.sum(e, axis=axis, keepdims=True)
+    dy, x, axis = _softmax_grad_args(dy, x, axis, "log_softmax_backward")
+    y = _softmax_of(x, axis)
     return dy - y * np.sum(dy, axis=axis, keepdims=True)

@@ -12,13 +12,19 @@ one strided slice pass per filter tap.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import settings
-from ..errors import ConfigError, ShapeError
-from ..shapes import PADDING_MODES, as_float_array, format_shape, normalize_int, normalize_tuple
+from ..errors import ConfigError
+from ..shapes import (
+    as_float_array,
+    blur_geometry,
+    check_blur_filter_size,
+    normalize_int,
+)
 from . import windows
 
 __all__ = ["blur_pool", "blur_pool_backward", "binomial_filter"]
@@ -54,7 +60,7 @@ def binomial_filter(filter_size: int, ndim: int) -> np.ndarray:
                [1., 2., 1.]])
     """
     op = "binomial_filter"
-    f = _check_filter_size(filter_size, op)
+    f = check_blur_filter_size(filter_size, op)
     ndim = normalize_int(ndim, "ndim", op, minimum=1)
     if ndim > _MAX_SPATIAL_AXES:
         raise ConfigError(
@@ -77,59 +83,16 @@ def _binomial_row(f: int) -> np.ndarray:
     return row / row.sum()
 
 
-def _check_filter_size(filter_size: Any, op: str) -> int:
-    f = normalize_int(filter_size, "filter_size", op, minimum=1)
-    if f > 7:
-        raise ConfigError(
-            f"{op}: filter_size must be between 1 and 7 (rows of Pascal's triangle used as "
-            f"low-pass filters); got {f}."
-        )
-    return f
-
-
-def _blur_geometry(x: np.ndarray, filter_size, stride, padding_mode, op):
-    if x.ndim < 3:
-        raise ShapeError(
-            f"{op}: x must have at least 3 axes (N, C, *spatial); got shape "
-            f"{format_shape(x.shape)} with {x.ndim} axes."
-        )
-    ndim = x.ndim - 2
-    if any(v < 1 for v in x.shape[1:]):
-        raise ShapeError(
-            f"{op}: x must have at least one entry on every axis after the batch axis; got "
-            f"shape {format_shape(x.shape)}."
-        )
-    f = _check_filter_size(filter_size, op)
-    s = normalize_tuple(stride, ndim, "stride", op)
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ConfigError(
-            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
-        )
-    before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
-    n = x.shape[2:]
-    for axis, size in enumerate(n):
-        if padding_mode == "reflect" and after >= size:
-            raise ShapeError(
-                f"{op}: reflect padding of ({before}, {after}) for filter_size {f} needs a "
-                f"spatial size of at least {after + 1}; got x of shape {format_shape(x.shape)} "
-                f"(size {size} along spatial axis {axis}). Reflection cannot mirror more "
-                f"entries than the input has: use padding_mode='replicate' or 'zeros', a "
-                f"smaller filter_size, or a larger input."
-            )
-        if padding_mode == "circular" and after > size:
-            raise ShapeError(
-                f"{op}: circular padding of ({before}, {after}) for filter_size {f} needs a "
-                f"spatial size of at least {after}; got x of shape {format_shape(x.shape)} "
-                f"(size {size} along spatial axis {axis}). Use padding_mode='replicate' or "
-                f"'zeros', or a smaller filter_size."
-            )
-    out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
+def _blur_geometry(x: np.ndarray, filter_size: Any, stride: Any, padding_mode: str, op: str
+                   ) -> tuple[int, tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...]]:
+    g = blur_geometry(x.shape, filter_size, stride, padding_mode, op)
+    f, n, out = g.k[0], g.n, g.out
     windows.check_allocation(x.shape[:2] + out, x.dtype, "output", op)
     windows.check_allocation(x.shape[:2] + tuple(v + f - 1 for v in n), x.dtype, "padded input", op)
     # A stride beyond the padded size keeps one window per axis, exactly as the padded size
     # itself does; clamping it keeps the residue split (one row per residue mod s) small.
-    s = tuple(min(si, size + f - 1) for size, si in zip(n, s))
-    return f, s, ((before, after),) * ndim, out
+    s = tuple(min(si, size + f - 1) for size, si in zip(n, g.s))
+    return f, s, g.p, out
 
 
 def _axis_index(ndim_total: int, axis: int, sl: slice) -> tuple[slice, ...]:
@@ -189,7 +152,7 @@ def blur_pool(
         return _separable(x, mats).reshape(x.shape[:2] + out)
     w = _binomial_row(f).astype(x.dtype)  # dyadic weights: exact in float32 too
     ndim = x.ndim - 2
-    xr = x.reshape((-1, 1) + x.shape[2:])
+    xr: np.ndarray = x.reshape((-1, 1) + x.shape[2:])
     y = np.empty((xr.shape[0], 1) + out, dtype=x.dtype)
     for rows in _blur_blocks(xr.shape[0], x.shape[2:], f):
         a = windows.pad(xr[rows], pairs, padding_mode)
@@ -254,7 +217,7 @@ def _blur_matrix(n: int, f: int, s: int, padding_mode: str, dtype) -> np.ndarray
 def _separable(x: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     """Contract spatial axis ``k`` of ``x`` ``(N, C, *n)`` with ``mats[k]`` ``(n_k, out_k)``,
     for every axis (last first): ``(N*C, *out)``."""
-    a = x.reshape((-1,) + x.shape[2:])
+    a: np.ndarray = x.reshape((-1,) + x.shape[2:])
     rows = a.shape[0]
     sizes = list(x.shape[2:])
     for k in reversed(range(len(mats))):
@@ -335,7 +298,7 @@ def blur_pool_backward(
     w = _binomial_row(f).astype(x.dtype)
     ndim = x.ndim - 2
     padded = tuple(n + f - 1 for n in x.shape[2:])
-    dyr = dy.reshape((-1, 1) + out)
+    dyr: np.ndarray = dy.reshape((-1, 1) + out)
     dx = np.empty((dyr.shape[0], 1) + x.shape[2:], dtype=x.dtype)
     for rows in _blur_blocks(dyr.shape[0], x.shape[2:], f):
         grad = dyr[rows]

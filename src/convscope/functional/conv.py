@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
-from ..shapes import ConvGeometry, as_float_array, check_same_dtype, format_shape
+from ..shapes import ConvGeometry, float_inputs, format_shape
 from .conv_plan import Plan, geometry, group_matmul, plan_for, use_transposed_dx
-from .windows import check_allocation
+from .windows import check_allocation, check_dy
 
 __all__ = ["conv", "conv_backward"]
 
@@ -43,11 +43,7 @@ __all__ = ["conv", "conv_backward"]
 def _prepare(op, x, w, b, stride, padding, dilation, groups, padding_mode, flip):
     """The validated arrays (``w`` flipped for a true convolution) and the geometry; every
     size checked against the array limit before anything is allocated."""
-    x = as_float_array(x, "x", op)
-    w = as_float_array(w, "w", op)
-    if b is not None:
-        b = as_float_array(b, "b", op)
-    check_same_dtype(op, x=x, w=w, b=b)
+    x, w, b = float_inputs(op, x, w, b)
     if not isinstance(flip, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: flip must be True or False; got {flip!r}.")
     geo = geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
@@ -120,7 +116,9 @@ def _forward_chunk(x, w, b, y, plan: Plan, groups, blocks, shared=None) -> None:
 # ----------------------------------------------------------------------------------------
 # Backward: the filter derivative (Key Equation 68), the bias and the input derivatives
 # ----------------------------------------------------------------------------------------
-def _backward(dy: np.ndarray, ctx: _Context, input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def _backward(
+    dy: np.ndarray, ctx: _Context, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The backward of validated arrays; ``dw`` is for the flipped filter if ``ctx.flip``.
 
     Sample groups may run on several threads; each returns its own partial filter and bias
@@ -312,13 +310,8 @@ def conv_backward(
     """
     op = "conv_backward"
     x, wk, _, geo = _prepare(op, x, w, None, stride, padding, dilation, groups, padding_mode, flip)
-    dy = as_float_array(dy, "dy", op)
-    check_same_dtype(op, dy=dy, x=x)
-    if dy.shape != geo.y_shape:
-        raise ShapeError(
-            f"{op}: dy must have the forward output's shape {format_shape(geo.y_shape)} (from x "
-            f"{format_shape(x.shape)} and w {format_shape(w.shape)}); got {format_shape(dy.shape)}."
-        )
+    dy = check_dy(dy, x, geo.y_shape, op, f"the forward output's shape {format_shape(geo.y_shape)} "
+                  f"(from x {format_shape(x.shape)} and w {format_shape(geo.w_shape)})")
     if not isinstance(input_grad, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: input_grad must be True or False; got {input_grad!r}.")
     ctx = _Context(x, wk, geo, plan_for(geo, x.dtype.itemsize), bool(flip), wk.shape)

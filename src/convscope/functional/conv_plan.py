@@ -18,8 +18,9 @@ bias folding, transposed input gradient); results agree up to rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -58,7 +59,7 @@ def geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, 
     return geo
 
 
-def plan_for(geo: ConvGeometry, itemsize: int) -> "Plan":
+def plan_for(geo: ConvGeometry, itemsize: int) -> Plan:
     """The plan of ``geo`` (remembered: models call the same geometries every step).
 
     The layout is the one :func:`convscope.settings.force_path` forces (where the stride
@@ -341,7 +342,7 @@ class Plan:
         g = geo.g
         cog = geo.c_out // g
         fold = b is not None and g == 1 and settings.forced("fold_bias") is not False
-        if fold:
+        if fold and b is not None:
             return np.concatenate([w.reshape(1, cog, -1), b.reshape(1, cog, 1)], axis=2), self.rows_k + 1, True
         return w.reshape(g, cog, -1), self.rows_k, False
 

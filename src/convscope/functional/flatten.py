@@ -98,7 +98,7 @@ def flatten_backward(dy: np.ndarray, x_shape: Any) -> np.ndarray:
     except TypeError:
         shape = None
     if shape is None or not shape or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v >= 0
+        isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and int(v) >= 0
         for v in shape
     ):
         raise ArgumentTypeError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..shapes import as_float_array, check_same_dtype, format_shape
+from ..shapes import as_float_array, check_same_dtype, float_inputs, format_shape
 from .windows import check_allocation
 
 __all__ = ["linear", "linear_backward"]
@@ -78,11 +78,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndar
         array([[8., 3.]])
     """
     op = "linear"
-    x = as_float_array(x, "x", op)
-    w = as_float_array(w, "w", op)
-    if b is not None:
-        b = as_float_array(b, "b", op)
-    check_same_dtype(op, x=x, w=w, b=b)
+    x, w, b = float_inputs(op, x, w, b)
     _check_x_w(x, w, op)
     if b is not None and b.shape != (w.shape[0],):
         raise ShapeError(

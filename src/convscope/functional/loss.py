@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, DTypeError, ShapeError
-from ..shapes import as_float_array, check_same_dtype, format_shape
+from ..errors import DTypeError, ShapeError
+from ..shapes import as_float_array, check_same_dtype, format_shape, to_ndarray
 from .windows import check_allocation
 
 __all__ = ["squared_loss", "squared_loss_backward", "cross_entropy", "cross_entropy_backward"]
@@ -141,19 +141,7 @@ def _check_classification(logits: Any, targets: Any, op: str) -> tuple[np.ndarra
         raise ShapeError(
             f"{op}: logits must have at least one class column; got shape {format_shape(logits.shape)}."
         )
-    if not isinstance(targets, np.ndarray):
-        if targets is None or isinstance(targets, (str, bytes, dict, set)):
-            raise ArgumentTypeError(
-                f"{op}: targets must be an array of class indices (N,) or probabilities (N, C); "
-                f"got {type(targets).__name__}."
-            )
-        try:
-            targets = np.asarray(targets)
-        except (ValueError, TypeError) as exc:
-            raise ArgumentTypeError(
-                f"{op}: targets must be an array of class indices (N,) or probabilities (N, C); "
-                f"got a {type(targets).__name__} that NumPy cannot turn into one ({exc})."
-            ) from None
+    targets = to_ndarray(targets, op, "targets must be an array of class indices (N,) or probabilities (N, C)")
     kind = targets.dtype.kind
     if kind in "iu":
         if targets.shape != (n,):
@@ -183,8 +171,8 @@ def _check_classification(logits: Any, targets: Any, op: str) -> tuple[np.ndarra
             hint = ""
             if targets.shape == (n,):
                 hint = (
-                    f" Targets of shape (N,) are class indices and need an integer dtype: pass "
-                    f"targets.astype(np.int64)."
+                    " Targets of shape (N,) are class indices and need an integer dtype: pass "
+                    "targets.astype(np.int64)."
                 )
             raise ShapeError(
                 f"{op}: float targets are class probabilities and must have the shape of logits, "

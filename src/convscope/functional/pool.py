@@ -23,14 +23,15 @@ average-pool backward adds ``dy / divisor`` back through the tap slices.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import parallel, settings
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
-from ..shapes import PoolGeometry, as_float_array, format_shape, pool_geometry
+from ..shapes import PoolGeometry, as_float_array, avg_pool_geometry, format_shape, pool_geometry
 from . import windows
 from .blur_pool import binomial_filter  # noqa: F401  (convscope.explain imports it from here)
 
@@ -124,24 +125,14 @@ def _max_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, op
     # The key is the repr: 2.0 == 2 and True == 1 hash alike but must still be refused.
     return _cached(
         "max", repr((x_shape, kernel_size, stride, padding, dilation, ceil_mode, op)),
-        lambda: pool_geometry(
-            x_shape, kernel_size, stride, padding, dilation, ceil_mode, op, max_padding="half_kernel"
-        ),
+        lambda: pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, op),
     )
 
 
 def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op) -> PoolGeometry:
-    g = pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode, op, max_padding="half_kernel")
+    g = avg_pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode, op)
     if not isinstance(count_include_pad, (bool, np.bool_)):
         raise ConfigError(f"{op}: count_include_pad must be True or False; got {count_include_pad!r}.")
-    if g.ndim == 3 and any(n < k for n, k in zip(g.n, g.k)):
-        # PyTorch's avg_pool3d (unlike 1-D and 2-D) refuses inputs smaller than the kernel,
-        # padding or not; we refuse the same so a 3-D model stays portable.
-        raise ShapeError(
-            f"{op}: a 3-D average pool needs an input at least as large as the kernel on "
-            f"every spatial axis (PyTorch's avg_pool3d rule, padding not counted); got spatial "
-            f"size {format_shape(g.n)} for kernel {format_shape(g.k)}."
-        )
     return g
 
 
@@ -470,7 +461,7 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
     Measured on (64, 32, 32, 32), 2x2 / stride 2: 3.4 ms, against 11 ms for copying ``dy``
     where ``idx == tap`` into each tap's (strided) slice of ``dx``.
     """
-    dyr = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
+    dyr: np.ndarray = dy.reshape((g.batch * g.c, 1) + tuple(g.out))
     rows = dyr.shape[0]
     base, offset = _index_tables(g)
     plane = math.prod(g.n)

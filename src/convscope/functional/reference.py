@@ -14,15 +14,16 @@ their own code; the tests hold them to these loops as well.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..shapes import as_float_array, check_same_dtype, conv_geometry, normalize_int
+from ..errors import ConfigError, ShapeError
+from ..shapes import as_float_array, check_same_dtype, conv_geometry, float_inputs, normalize_int, pool_geometry
 from .windows import pad, pad_backward
 
-# ---- convolution (section owned by the conv tests) ----
+# ---- convolution ----
 
 
 def reference_conv(
@@ -53,11 +54,7 @@ def reference_conv(
         array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
     """
     op = "reference_conv"
-    x = as_float_array(x, "x", op)
-    w = as_float_array(w, "w", op)
-    if b is not None:
-        b = as_float_array(b, "b", op)
-    check_same_dtype(op, x=x, w=w, b=b)
+    x, w, b = float_inputs(op, x, w, b)
     geom = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, padding_mode, op)
     if b is not None and b.shape != (geom.c_out,):
         raise ShapeError(
@@ -183,10 +180,7 @@ def reference_conv_windows(
         yield i, xp[i * s : i * s + d * (k - 1) + 1 : d]
 
 
-# ---- pooling (section owned by the pool implementation) ----
-
-from ..errors import ConfigError as _ConfigError  # noqa: E402  (pooling section imports)
-from ..shapes import pool_geometry as _pool_geometry  # noqa: E402
+# ---- pooling ----
 
 
 def _window_positions(o, g):
@@ -211,7 +205,7 @@ def _window_max(x, b, c, o, g, op):
         if value > best or np.isnan(value):
             best, best_pos = value, pos
     if best_pos is None:
-        raise _ConfigError(
+        raise ConfigError(
             f"{op}: the window of output {o} covers no input entry (its dilated "
             f"taps jump over the input); every window must see at least one."
         )
@@ -270,7 +264,7 @@ def reference_max_pool(
     """
     op = "reference_max_pool"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op, "half_kernel")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     y = np.empty(g.y_shape, dtype=x.dtype)
     indices = np.empty(g.y_shape, dtype=np.int64)
     for b, c, o in _every_window(g):
@@ -303,7 +297,7 @@ def reference_max_pool_backward(
     """
     op = "reference_max_pool_backward"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op, "half_kernel")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
     dy = _pool_dy(dy, x, g, op)
     dx = np.zeros(x.shape, dtype=x.dtype)
     for b, c, o in _every_window(g):
@@ -331,7 +325,7 @@ def reference_avg_pool(
     """
     op = "reference_avg_pool"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op, "half_kernel")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op)
     y = np.empty(g.y_shape, dtype=x.dtype)
     for b, c, o in _every_window(g):
         total = x.dtype.type(0)
@@ -362,7 +356,7 @@ def reference_avg_pool_backward(
     """
     op = "reference_avg_pool_backward"
     x = as_float_array(x, "x", op)
-    g = _pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op, "half_kernel")
+    g = pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode, op)
     dy = _pool_dy(dy, x, g, op)
     dx = np.zeros(x.shape, dtype=x.dtype)
     for b, c, o in _every_window(g):

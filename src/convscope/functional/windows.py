@@ -14,13 +14,13 @@ The workspace budget and the array limit are settings of :mod:`convscope.setting
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
-from ..shapes import as_float_array, check_same_dtype, format_shape
 from ..settings import (
     check_allocation,
     get_array_limit,
@@ -28,6 +28,7 @@ from ..settings import (
     set_array_limit,
     set_workspace_budget,
 )
+from ..shapes import as_float_array, check_same_dtype, format_shape
 
 __all__ = [
     "get_workspace_budget",
@@ -44,7 +45,9 @@ __all__ = [
     "check_dy",
 ]
 
-_NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+_NP_MODES: dict[str, Literal["reflect", "edge", "wrap"]] = {
+    "reflect": "reflect", "replicate": "edge", "circular": "wrap",
+}
 
 
 def pad(
@@ -194,14 +197,22 @@ def batch_chunks(batch: int, bytes_per_sample: int) -> Iterator[slice]:
         yield slice(start, min(batch, start + per))
 
 
-def check_dy(dy: Any, x: np.ndarray, y_shape: Sequence[int], op: str) -> np.ndarray:
+def check_dy(dy: Any, x: np.ndarray, y_shape: Sequence[int], op: str, expected: str = "",
+             got: str = "") -> np.ndarray:
     """``dy`` as a float array of the forward output's shape ``y_shape`` and ``x``'s dtype,
-    or the error that says which shape was expected (for the backward of a pooling op)."""
+    or the error that says which shape was expected: the backward passes' one check of dy.
+
+    Args:
+        expected: the shape dy must have, in words (default: the forward output's shape
+            for x's shape); the message reads ``"{op}: dy must have {expected}; got ..."``.
+        got: words before dy's shape at the end of the message (e.g. ``"dy of shape "``).
+    """
     dy = as_float_array(dy, "dy", op)
     check_same_dtype(op, dy=dy, x=x)
     if dy.shape != tuple(y_shape):
-        raise ShapeError(
-            f"{op}: dy must have the shape of the forward output, {format_shape(y_shape)} for x "
-            f"of shape {format_shape(x.shape)}; got {format_shape(dy.shape)}."
+        expected = expected or (
+            f"the shape of the forward output, {format_shape(y_shape)} for x of shape "
+            f"{format_shape(x.shape)}"
         )
+        raise ShapeError(f"{op}: dy must have {expected}; got {got}{format_shape(dy.shape)}.")
     return dy

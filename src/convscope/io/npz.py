@@ -200,7 +200,7 @@ def _digest(header_without_digest: dict, arrays: Mapping[str, np.ndarray]) -> st
         h.update(len(meta).to_bytes(8, "little"))
         h.update(meta)
         h.update(a.nbytes.to_bytes(8, "little"))
-        h.update(a.reshape(-1).view(np.uint8) if a.size else b"")
+        h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")
     return h.hexdigest()
 
 

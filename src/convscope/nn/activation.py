@@ -93,6 +93,7 @@ class LeakyReLU(_Elementwise):
     """
 
     layer_kind = "leaky_relu"
+    negative_slope: float
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()

@@ -6,13 +6,15 @@ forward runs them in order, backward runs their backwards in reverse.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import format_shape
 from .activation import ReLU
+from .layer_types import FusableBatchNorm, FusableReLU
 from .module import Module
 from .norm import BatchNorm1d, BatchNorm2d
 from .spec import register
@@ -21,7 +23,7 @@ from .walk import input_rank
 __all__ = ["Sequential", "Residual", "fuses_batch_norm_relu"]
 
 
-def _check_module(value: Any, where: str) -> "Module":
+def _check_module(value: Any, where: str) -> Module:
     if not isinstance(value, Module):
         raise ArgumentTypeError(
             f"{where} must be a convscope Module; got {type(value).__name__}. Build layers with "
@@ -40,8 +42,8 @@ def fuses_batch_norm_relu(first: Module, second: Module) -> bool:
     result to ``second.adopt_output``. Each layer keeps its own saved state and backward:
     the BatchNorm's is that of its ``forward``, and the ReLU saves ``relu(z)`` in place of
     ``z`` (positive exactly where ``z`` is, so its backward is the same). Results and
-    gradients are bit for bit those of the two layers run one after the other; the CIFAR
-    net's training step took 743 -> 665 ms. Subclasses are not fused (they may change
+    gradients are bit for bit those of the two layers run one after the other, and the
+    CIFAR net's training step takes 665 ms fused against 743 ms unfused. Subclasses are not fused (they may change
     ``forward``).
 
     >>> from convscope import nn
@@ -89,7 +91,7 @@ class Sequential(Module):
         for i, module in enumerate(self._layers):
             yield str(i), module
 
-    def append(self, module: Module) -> "Sequential":
+    def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end; returns self.
 
         Raises:
@@ -133,7 +135,8 @@ class Sequential(Module):
         while i < len(layers):
             module = layers[i]
             if i + 1 < len(layers) and fuses_batch_norm_relu(module, layers[i + 1]):
-                x = layers[i + 1].adopt_output(module.forward_relu(x))
+                relu, bn = cast(FusableReLU, layers[i + 1]), cast(FusableBatchNorm, module)
+                x = relu.adopt_output(bn.forward_relu(x))
                 i += 2
                 continue
             x = module(x)
@@ -162,7 +165,7 @@ class Sequential(Module):
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> "Sequential":
+    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> Sequential:
         if config:
             raise ConfigError(f"Sequential takes no arguments besides its children; got {config}.")
         try:
@@ -230,7 +233,7 @@ class Residual(Module):
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> "Residual":
+    def from_config(cls, config: dict[str, Any], children: dict[str, Module]) -> Residual:
         if config or list(children) != ["block"]:
             raise ConfigError(
                 f"Residual needs exactly one child named 'block' and no arguments; got children "

@@ -15,20 +15,20 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..settings import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..settings import check_allocation
 from ..files import to_jsonable
+from ..functional.windows import check_allocation
 from ..shapes import (
-    PADDING_MODES,
     WindowGeometry,
+    check_padding_mode,
     conv_geometry,
-    format_shape,
     normalize_int,
     normalize_padding,
     normalize_tuple,
 )
 from . import init
-from .module import Module, add_batch_axis
+from .module import _ParamGradLayer
 from .parameter import Parameter
 from .spec import register
 
@@ -50,32 +50,20 @@ def _check_bool(value: Any, name: str, op: str) -> bool:
     return bool(value)
 
 
-def channel_mismatch(op: str, expected: int, x_shape: tuple[int, ...], axis: int) -> ShapeError:
-    """The error for a wrong channel count, with the channels-last hint when it applies."""
-    msg = (
-        f"{op} expected {expected} input channels on axis {axis} but x has shape "
-        f"{format_shape(x_shape)}."
-    )
-    if len(x_shape) > axis + 1 and x_shape[-1] == expected:
-        order = tuple(range(axis)) + (len(x_shape) - 1,) + tuple(range(axis, len(x_shape) - 1))
-        msg += (
-            f" The last axis has {expected} entries: if the data is channels-last, move it with "
-            f"x.transpose{order}."
-        )
-    return ShapeError(msg)
-
-
 _MAX_SPATIAL_AXES = 62
 
 
-class _ConvNd(Module):
+class _ConvNd(_ParamGradLayer):
     """The N-D convolution layer behind Conv1d/2d/3d and ConvNd (see :class:`Conv2d`)."""
 
     layer_kind = "conv"
+    ndim: int = 0  # spatial axes: a class attribute of Conv1d/2d/3d, an argument of ConvNd
+    dtype: np.dtype
+    weight: Parameter
+    bias: Parameter | None
 
     def __init__(
         self,
-        ndim: int,
         in_channels: int,
         out_channels: int,
         kernel_size: Any,
@@ -92,12 +80,6 @@ class _ConvNd(Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        self.ndim = normalize_int(ndim, "ndim", op, minimum=1)
-        if self.ndim > _MAX_SPATIAL_AXES:
-            raise ConfigError(
-                f"{op}: ndim must be between 1 and {_MAX_SPATIAL_AXES} (a NumPy array has at most "
-                f"64 axes, two of them batch and channels); got {self.ndim}."
-            )
         self.in_channels = normalize_int(in_channels, "in_channels", op, minimum=1)
         self.out_channels = normalize_int(out_channels, "out_channels", op, minimum=1)
         self.kernel_size = normalize_tuple(kernel_size, self.ndim, "kernel_size", op)
@@ -111,11 +93,7 @@ class _ConvNd(Module):
                     f"{op}: groups={self.groups} must divide {name}={channels}; {channels} % "
                     f"{self.groups} = {channels % self.groups}. Each group needs whole channels."
                 )
-        if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-            raise ConfigError(
-                f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got "
-                f"{padding_mode!r}."
-            )
+        check_padding_mode(padding_mode, op)
         self.padding_mode = padding_mode
         self.flip = _check_bool(flip, "flip", op)
         has_bias = _check_bool(bias, "bias", op)
@@ -160,52 +138,27 @@ class _ConvNd(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Convolve ``x`` ``(N, C_in, *spatial)`` or one sample ``(C_in, *spatial)``."""
-        op = type(self).__name__
-        x = self._check_input(x)
-        original = x.shape
-        x, unbatched = add_batch_axis(x, self.ndim, op)
-        if x.shape[1] != self.in_channels:
-            raise channel_mismatch(op, self.in_channels, original, 0 if unbatched else 1)
+        x, unbatched = self._batched_input(x, self.ndim, self.in_channels)
         w = self.weight.data
         b = self.bias.data if self.bias is not None else None
-        y = F.conv(x, w, b, **self._conv_args())
-        self._save(x=x, w=w, unbatched=unbatched, y_shape=y.shape)
-        return y[0] if unbatched else y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """dLoss/dx from dLoss/dy; adds dLoss/dweight and dLoss/dbias to the grads."""
-        return self._backward(dy, True)
-
-    def backward_params(self, dy: np.ndarray) -> None:
-        """Adds dLoss/dweight and dLoss/dbias without computing dLoss/dx."""
-        self._backward(dy, False)
+        return self._save_batched(x, F.conv(x, w, b, **self._conv_args()), unbatched, w=w)
 
     def _backward(self, dy: np.ndarray, input_grad: bool) -> np.ndarray | None:
-        saved = self._pop_saved()
-        unbatched = saved["unbatched"]
-        y_shape = saved["y_shape"][1:] if unbatched else saved["y_shape"]
-        dy = self._check_dy(dy, y_shape, saved["x"].dtype)
-        if unbatched:
-            dy = dy[None]
+        saved, dy = self._pop_saved_dy(dy)
         dx, dw, db = F.conv_backward(dy, saved["x"], saved["w"], **self._conv_args(), input_grad=input_grad)
         self.weight.accumulate(dw, "weight")
         if self.bias is not None:
             self.bias.accumulate(db, "bias")
         if dx is None:
             return None
-        return dx[0] if unbatched else dx
+        return dx[0] if saved["unbatched"] else dx
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Output shape by arithmetic (Key Equation 48 per spatial axis)."""
-        op = type(self).__name__
-        shape = tuple(int(v) for v in input_shape)
-        unbatched = len(shape) == self.ndim + 1
-        batched = (1, *shape) if unbatched else shape
-        if len(batched) == self.ndim + 2 and batched[1] != self.in_channels:
-            raise channel_mismatch(op, self.in_channels, shape, 0 if unbatched else 1)
+        batched, unbatched = self._batched_shape(input_shape, self.ndim, self.in_channels)
         geo = conv_geometry(
             batched, self.weight.shape, self.stride, self.padding, self.dilation, self.groups,
-            self.padding_mode, op,
+            self.padding_mode, type(self).__name__,
         )
         return geo.y_shape[1:] if unbatched else geo.y_shape
 
@@ -258,33 +211,19 @@ class ConvNd(_ConvNd):
         (1, 2, 2, 2, 2, 2)
     """
 
+    def __init__(self, ndim: int, in_channels: int, out_channels: int, kernel_size: Any,
+                 *args: Any, **kwargs: Any) -> None:
+        op = type(self).__name__
+        self.ndim = normalize_int(ndim, "ndim", op, minimum=1)
+        if self.ndim > _MAX_SPATIAL_AXES:
+            raise ConfigError(
+                f"{op}: ndim must be between 1 and {_MAX_SPATIAL_AXES} (a NumPy array has at most "
+                f"64 axes, two of them batch and channels); got {self.ndim}."
+            )
+        super().__init__(in_channels, out_channels, kernel_size, *args, **kwargs)
+
     def config(self) -> dict[str, Any]:
         return {"ndim": self.ndim, **super().config()}
-
-
-def _pinned(ndim: int):
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        flip: bool = False,
-        *,
-        rng: Any = None,
-        dtype: Any = np.float32,
-    ) -> None:
-        _ConvNd.__init__(
-            self, ndim, in_channels, out_channels, kernel_size, stride, padding, dilation,
-            groups, bias, padding_mode, flip, rng=rng, dtype=dtype,
-        )
-
-    return __init__
 
 
 @register
@@ -300,7 +239,7 @@ class Conv1d(_ConvNd):
         array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
     """
 
-    __init__ = _pinned(1)
+    ndim = 1
 
 
 @register
@@ -372,7 +311,7 @@ class Conv2d(_ConvNd):
         (8, 1, 5, 5)
     """
 
-    __init__ = _pinned(2)
+    ndim = 2
 
 
 @register
@@ -384,4 +323,4 @@ class Conv3d(_ConvNd):
         (5, 4, 8, 8, 8)
     """
 
-    __init__ = _pinned(3)
+    ndim = 3

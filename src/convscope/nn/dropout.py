@@ -45,6 +45,8 @@ class Dropout(Module):
     """
 
     layer_kind = "dropout"
+    p: float
+    generator: np.random.Generator
 
     def __init__(self, p: float = 0.5, *, rng: Any = None) -> None:
         super().__init__()

@@ -36,17 +36,18 @@ class Flatten(Module):
         super().__init__()
         self.start_dim = normalize_int(start_dim, "start_dim", "Flatten")
 
-    def _check_axes(self, shape: tuple[int, ...]) -> None:
+    def _start(self, shape: tuple[int, ...]) -> int:
+        """``start_dim`` as an axis number of ``shape`` (from 0), or the ShapeError."""
         if not -len(shape) <= self.start_dim < len(shape):
             raise ShapeError(
                 f"Flatten: start_dim={self.start_dim} must index an axis of x; got x of shape "
                 f"{format_shape(shape)} with {len(shape)} axes."
             )
+        return self.start_dim % len(shape)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = self._check_input(x)
-        self._check_axes(x.shape)
-        y = F.flatten(x, self.start_dim)
+        y = F.flatten(x, self._start(x.shape))
         self._save(x_shape=x.shape, y_shape=y.shape, dtype=x.dtype)
         return y
 
@@ -57,8 +58,7 @@ class Flatten(Module):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(v) for v in input_shape)
-        self._check_axes(shape)
-        start = self.start_dim % len(shape)
+        start = self._start(shape)
         return shape[:start] + (int(np.prod(shape[start:])),)
 
     def extra_repr(self) -> str:

@@ -12,7 +12,7 @@ from ..settings import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
 from .conv import _check_bool
-from .module import Module
+from .module import _ParamGradLayer
 from .parameter import Parameter
 from .spec import register
 
@@ -20,7 +20,7 @@ __all__ = ["Linear"]
 
 
 @register
-class Linear(Module):
+class Linear(_ParamGradLayer):
     """Fully-connected layer: ``y = x W^T + b``, a weight for every input-output pair.
 
     Args:
@@ -56,6 +56,9 @@ class Linear(Module):
     """
 
     layer_kind = "linear"
+    dtype: np.dtype
+    weight: Parameter
+    bias: Parameter | None
 
     @property
     def input_rank(self) -> int:
@@ -99,13 +102,6 @@ class Linear(Module):
         y = F.linear(x2, w, self.bias.data if self.bias is not None else None)
         self._save(x=x2, w=w, lead=lead)
         return y.reshape(*lead, self.out_features)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        return self._backward(dy, True)
-
-    def backward_params(self, dy: np.ndarray) -> None:
-        """Adds dLoss/dweight and dLoss/dbias without computing dLoss/dx."""
-        self._backward(dy, False)
 
     def _backward(self, dy: np.ndarray, input_grad: bool) -> np.ndarray | None:
         saved = self._pop_saved()

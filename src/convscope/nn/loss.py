@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ArgumentTypeError, DTypeError, ShapeError
-from ..shapes import as_float_array, format_shape
+from ..errors import ArgumentTypeError, ShapeError
+from ..shapes import as_float_array, check_matches, format_shape
 from .module import Module
 from .spec import register
 
@@ -72,7 +72,9 @@ class CrossEntropyLoss(_Loss):
         self._save(output=output, target=target)
         return float(value)
 
-    def backward(self, dy: float = 1.0) -> np.ndarray:
+    # A loss starts the chain rule: its dy is the number dLoss/dLoss, not an array shaped
+    # like an output, so the signature narrows Module.backward's on purpose.
+    def backward(self, dy: float = 1.0) -> np.ndarray:  # type: ignore[override]
         scale = self._scale(dy)
         saved = self._pop_saved()
         grad = F.cross_entropy_backward(saved["output"], saved["target"])
@@ -98,23 +100,17 @@ class MSELoss(_Loss):
     def forward(self, output: np.ndarray, target: np.ndarray) -> float:
         output = as_float_array(output, "output", "MSELoss")
         target = as_float_array(target, "target", "MSELoss")
-        if output.shape != target.shape:
-            raise ShapeError(
-                f"MSELoss: target must have the shape of output {format_shape(output.shape)}; got "
-                f"{format_shape(target.shape)}. (No broadcasting: it usually hides a bug.)"
-            )
-        if output.dtype != target.dtype:
-            raise DTypeError(
-                f"MSELoss: target must have the dtype of output ({output.dtype}); got "
-                f"{target.dtype}. Convert it with target.astype(np.{output.dtype})."
-            )
+        check_matches("MSELoss", target, output, "target",
+                      f"the shape of output {format_shape(output.shape)}", f"the dtype of output ({output.dtype})",
+                      " (No broadcasting: it usually hides a bug.)",
+                      f" Convert it with target.astype(np.{output.dtype}).")
         if output.size == 0:
             raise ShapeError("MSELoss: output is empty; the mean of no entries is undefined.")
         diff = output - target
         self._save(diff=diff)
         return float(np.mean(diff * diff))
 
-    def backward(self, dy: float = 1.0) -> np.ndarray:
+    def backward(self, dy: float = 1.0) -> np.ndarray:  # type: ignore[override]
         scale = self._scale(dy)
         diff = self._pop_saved()["diff"]
         return diff * diff.dtype.type(2.0 * scale / diff.size)

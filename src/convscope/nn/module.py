@@ -30,8 +30,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Iterator, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from ..shapes import WindowGeometry, as_float_array, format_shape
 from .init import check_dtype
 from .parameter import Parameter
 
-__all__ = ["Module", "LoadResult", "add_batch_axis"]
+__all__ = ["Module", "LoadResult", "add_batch_axis", "channel_mismatch"]
 
 _AXES = {0: "", 1: "L", 2: "H, W", 3: "D, H, W"}
 _RELEASED = object()  # marks "backward already consumed the saved forward"
@@ -74,6 +74,21 @@ def add_batch_axis(x: np.ndarray, spatial_ndim: int, op: str) -> tuple[np.ndarra
         f"({_layout(spatial_ndim)}), i.e. {spatial_ndim + 2} or {spatial_ndim + 1} axes; got "
         f"shape {format_shape(x.shape)} with {x.ndim} axes."
     )
+
+
+def channel_mismatch(op: str, expected: int, x_shape: tuple[int, ...], axis: int) -> ShapeError:
+    """The error for a wrong channel count, with the channels-last hint when it applies."""
+    msg = (
+        f"{op} expected {expected} input channels on axis {axis} but x has shape "
+        f"{format_shape(x_shape)}."
+    )
+    if len(x_shape) > axis + 1 and x_shape[-1] == expected:
+        order = tuple(range(axis)) + (len(x_shape) - 1,) + tuple(range(axis, len(x_shape) - 1))
+        msg += (
+            f" The last axis has {expected} entries: if the data is channels-last, move it with "
+            f"x.transpose{order}."
+        )
+    return ShapeError(msg)
 
 
 class LoadResult(NamedTuple):
@@ -204,25 +219,64 @@ class Module:
             )
         return dy
 
+    # ------------------------------------------------------------------ one sample or a batch
+    def _batched_input(self, x: Any, spatial_ndim: int, channels: int | None = None
+                       ) -> tuple[np.ndarray, bool]:
+        """``x`` checked (:meth:`_check_input`) with a batch axis, and whether one was added
+        (:func:`add_batch_axis`); with ``channels``, axis 1 must have that many entries."""
+        op = type(self).__name__
+        x = self._check_input(x)
+        original = x.shape
+        x, unbatched = add_batch_axis(x, spatial_ndim, op)
+        if channels is not None and x.shape[1] != channels:
+            raise channel_mismatch(op, channels, original, 0 if unbatched else 1)
+        return x, unbatched
+
+    def _batched_shape(self, input_shape: tuple[int, ...], spatial_ndim: int,
+                       channels: int | None = None) -> tuple[tuple[int, ...], bool]:
+        """:meth:`_batched_input` for a shape (``output_shape``): the shape with a batch
+        axis, and whether one was added; the channel count is checked when there is one."""
+        shape = tuple(int(v) for v in input_shape)
+        unbatched = len(shape) == spatial_ndim + 1
+        batched = (1, *shape) if unbatched else shape
+        if channels is not None and len(batched) == spatial_ndim + 2 and batched[1] != channels:
+            raise channel_mismatch(type(self).__name__, channels, shape, 0 if unbatched else 1)
+        return batched, unbatched
+
+    def _save_batched(self, x: np.ndarray, y: np.ndarray, unbatched: bool, **more: Any
+                      ) -> np.ndarray:
+        """Save ``x``, ``unbatched``, ``y``'s shape and ``more`` for backward (see
+        :meth:`_pop_saved_dy`); returns ``y`` without the batch axis the forward added."""
+        self._save(x=x, unbatched=unbatched, y_shape=y.shape, **more)
+        return y[0] if unbatched else y
+
+    def _pop_saved_dy(self, dy: Any) -> tuple[dict[str, Any], np.ndarray]:
+        """The saved forward of a layer that saved ``x``, ``unbatched`` and ``y_shape``, and
+        ``dy`` checked against that output, with the batch axis the forward added."""
+        saved = self._pop_saved()
+        y_shape = saved["y_shape"][1:] if saved["unbatched"] else saved["y_shape"]
+        dy = self._check_dy(dy, y_shape, saved["x"].dtype)
+        return saved, (dy[None] if saved["unbatched"] else dy)
+
     # ------------------------------------------------------------------ structure
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         """Direct sub-modules with their attribute names, in definition order."""
         for name, value in vars(self).items():
             if isinstance(value, Module) and not name.startswith("_"):
                 yield name, value
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         """Direct sub-modules in definition order."""
         for _, child in self.named_children():
             yield child
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module (name ``prefix``) and every descendant, depth first, dotted names."""
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         """This module and every descendant, depth first."""
         for _, module in self.named_modules():
             yield module
@@ -272,7 +326,7 @@ class Module:
         for param in self.parameters():
             param.zero_grad()
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Switch this module and all descendants to training mode (or eval if ``mode`` is False)."""
         if not isinstance(mode, (bool, np.bool_)):
             raise ArgumentTypeError(f"train: mode must be True or False; got {mode!r}.")
@@ -280,11 +334,11 @@ class Module:
             module.training = bool(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Switch to evaluation mode: Dropout becomes the identity, BatchNorm uses running stats."""
         return self.train(False)
 
-    def to(self, dtype: Any) -> "Module":
+    def to(self, dtype: Any) -> Module:
         """Convert every parameter (data and grad) and float buffer to ``dtype``, in place.
 
         >>> from convscope.nn import Linear
@@ -421,6 +475,25 @@ class Module:
             f"{type(self).__name__} does not say how it changes shapes: give it an "
             f"output_shape(input_shape) method to use convscope.summary."
         )
+
+
+class _ParamGradLayer(Module):
+    """A layer whose backward can skip dLoss/dx (convolution, linear): subclasses implement
+    ``_backward(dy, input_grad)``, which adds the parameter gradients and returns dLoss/dx,
+    or None when ``input_grad`` is False (:meth:`Module.backward_params`)."""
+
+    def _backward(self, dy: np.ndarray, input_grad: bool) -> np.ndarray | None:
+        raise NotImplementedError(f"{type(self).__name__} does not define _backward().")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        """dLoss/dx from dLoss/dy; adds dLoss/dweight and dLoss/dbias to the grads."""
+        dx = self._backward(dy, True)
+        assert dx is not None  # input_grad=True always computes dx
+        return dx
+
+    def backward_params(self, dy: np.ndarray) -> None:
+        """Adds dLoss/dweight and dLoss/dbias without computing dLoss/dx."""
+        self._backward(dy, False)
 
 
 def _listing(names: list[str], limit: int = 8) -> str:

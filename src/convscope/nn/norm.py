@@ -17,8 +17,8 @@ from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..settings import check_allocation
 from ..shapes import format_shape, normalize_int
 from . import init
-from .conv import _check_bool, channel_mismatch
-from .module import Module
+from .conv import _check_bool
+from .module import Module, channel_mismatch
 from .parameter import Parameter
 from .spec import register
 
@@ -31,6 +31,17 @@ class _BatchNorm(Module):
     layer_kind = "batch_norm"
     _allowed_ndims: tuple[int, ...] = ()
     _layout = ""
+    num_features: int
+    eps: float
+    momentum: float | None
+    affine: bool
+    track_running_stats: bool
+    dtype: np.dtype
+    weight: Parameter | None  # None unless affine
+    bias: Parameter | None
+    running_mean: np.ndarray | None  # buffers; None unless track_running_stats
+    running_var: np.ndarray | None
+    num_batches_tracked: np.ndarray | None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, *,
@@ -103,18 +114,21 @@ class _BatchNorm(Module):
                 f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
                 f"call model.eval()."
             )
-        update = self.training and self.track_running_stats
+        # Tracking statistics is what creates the counter (and affine the parameters), so
+        # testing for them is testing the flags.
+        tracked = self.num_batches_tracked
+        update = self.training and tracked is not None
         # Running statistics: updated in training, used in eval (when they are tracked).
         running = (self.running_mean, self.running_var) if update or not batch_stats else (None, None)
         momentum = 0.1 if self.momentum is None else self.momentum
-        if update and self.momentum is None:  # a cumulative average over the batches so far
-            momentum = 1.0 / float(self.num_batches_tracked + 1)
-        gamma = self.weight.data if self.affine else None
-        beta = self.bias.data if self.affine else None
+        if update and tracked is not None and self.momentum is None:
+            momentum = 1.0 / float(tracked + 1)  # a cumulative average over the batches so far
+        gamma = self.weight.data if self.weight is not None else None
+        beta = self.bias.data if self.bias is not None else None
         y, mean, invstd = op(x, gamma, beta, *running, training=batch_stats, momentum=momentum,
                              eps=self.eps, return_stats=True)
-        if update:
-            self.num_batches_tracked += 1
+        if update and tracked is not None:
+            tracked += 1  # in place: the buffer is this 0-d array
         self._save(x=x, mean=mean, invstd=invstd, gamma=gamma, batch_stats=batch_stats)
         return y
 
@@ -127,7 +141,7 @@ class _BatchNorm(Module):
             dy, x, saved["gamma"], training=saved["batch_stats"], eps=self.eps,
             stats=(saved["mean"], saved["invstd"]),
         )
-        if self.affine:
+        if self.weight is not None and self.bias is not None:  # affine
             self.weight.accumulate(dgamma, "weight")
             self.bias.accumulate(dbeta, "bias")
         return dx

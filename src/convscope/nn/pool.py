@@ -17,20 +17,20 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ConfigError
 from ..files import to_jsonable
 from ..shapes import (
-    PADDING_MODES,
     WindowGeometry,
     blur_padding,
+    check_blur_filter_size,
+    check_padding_mode,
     conv_geometry,
     normalize_int,
     normalize_padding,
     normalize_tuple,
     pool_geometry,
 )
-from .conv import _check_bool, channel_mismatch, padding_for_display
-from .module import Module, add_batch_axis
+from .conv import _check_bool, padding_for_display
+from .module import Module
 from .spec import register
 
 __all__ = [
@@ -44,7 +44,6 @@ class _WindowPoolNd(Module):
     """Shared by max and average pooling: window arguments, saving, shapes and repr."""
 
     ndim: int = 0
-    _max_padding = "half_kernel"  # as functional.max_pool and PyTorch 2.13
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                  ceil_mode: bool = False) -> None:
@@ -69,28 +68,11 @@ class _WindowPoolNd(Module):
     def input_rank(self) -> int:
         return self.ndim
 
-    def _batched(self, x: Any) -> tuple[np.ndarray, bool]:
-        x = self._check_input(x)
-        return add_batch_axis(x, self.ndim, type(self).__name__)
-
-    def _finish(self, x: np.ndarray, y: np.ndarray, unbatched: bool) -> np.ndarray:
-        self._save(x=x, unbatched=unbatched, y_shape=y.shape)
-        return y[0] if unbatched else y
-
-    def _dy(self, dy: Any) -> tuple[dict[str, Any], np.ndarray]:
-        saved = self._pop_saved()
-        y_shape = saved["y_shape"][1:] if saved["unbatched"] else saved["y_shape"]
-        dy = self._check_dy(dy, y_shape, saved["x"].dtype)
-        return saved, (dy[None] if saved["unbatched"] else dy)
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Output shape by arithmetic (the pooling form of Key Equation 48)."""
-        shape = tuple(int(v) for v in input_shape)
-        unbatched = len(shape) == self.ndim + 1
-        geo = pool_geometry(
-            (1, *shape) if unbatched else shape, self.kernel_size, self.stride, self.padding,
-            self.dilation, self.ceil_mode, type(self).__name__, self._max_padding,
-        )
+        batched, unbatched = self._batched_shape(input_shape, self.ndim)
+        geo = pool_geometry(batched, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, type(self).__name__)
         return geo.y_shape[1:] if unbatched else geo.y_shape
 
     def _repr_parts(self) -> list[str]:
@@ -118,18 +100,17 @@ class _MaxPoolNd(_WindowPoolNd):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Max over every window of every channel."""
-        x, unbatched = self._batched(x)
+        x, unbatched = self._batched_input(x, self.ndim)
         args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         if self.training:  # keep each window's argmax: backward need not search again
             y, argmax = F.max_pool_with_argmax(x, *args)
-            self._save(x=x, argmax=argmax, unbatched=unbatched, y_shape=y.shape)
-            return y[0] if unbatched else y
+            return self._save_batched(x, y, unbatched, argmax=argmax)
         y = F.max_pool(x, *args)
-        return self._finish(x, y, unbatched)
+        return self._save_batched(x, y, unbatched)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Route each dy entry to the arg-max of its window (notes 9.2.5)."""
-        saved, dy = self._dy(dy)
+        saved, dy = self._pop_saved_dy(dy)
         if "argmax" in saved:
             dx = F.max_pool_with_argmax_backward(
                 dy, saved["argmax"], saved["x"].shape, self.kernel_size, self.stride, self.padding,
@@ -159,8 +140,6 @@ class _AvgPoolNd(_WindowPoolNd):
 
     layer_kind = "avg_pool"
 
-    _max_padding = "half_kernel"
-
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0,
                  ceil_mode: bool = False, count_include_pad: bool = True) -> None:
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
@@ -170,14 +149,14 @@ class _AvgPoolNd(_WindowPoolNd):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Mean over every window of every channel."""
-        x, unbatched = self._batched(x)
+        x, unbatched = self._batched_input(x, self.ndim)
         y = F.avg_pool(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                        self.count_include_pad)
-        return self._finish(x, y, unbatched)
+        return self._save_batched(x, y, unbatched)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Spread each dy entry evenly over its window."""
-        saved, dy = self._dy(dy)
+        saved, dy = self._pop_saved_dy(dy)
         dx = F.avg_pool_backward(dy, saved["x"], self.kernel_size, self.stride, self.padding,
                                  self.ceil_mode, self.count_include_pad)
         return dx[0] if saved["unbatched"] else dx
@@ -205,19 +184,9 @@ class _BlurPoolNd(Module):
         super().__init__()
         op = type(self).__name__
         self.channels = normalize_int(channels, "channels", op, minimum=1)
-        self.filter_size = normalize_int(filter_size, "filter_size", op, minimum=1)
-        if self.filter_size > 7:
-            raise ConfigError(
-                f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
-                f"[1 2 1], ... up to 7 taps); got {self.filter_size}."
-            )
+        self.filter_size = check_blur_filter_size(filter_size, op)
         self.stride = normalize_tuple(stride, self.ndim, "stride", op)
-        if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-            raise ConfigError(
-                f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got "
-                f"{padding_mode!r}."
-            )
-        self.padding_mode = padding_mode
+        self.padding_mode = check_padding_mode(padding_mode, op)
 
     @property
     def padding(self) -> tuple[tuple[int, int], ...]:
@@ -237,37 +206,22 @@ class _BlurPoolNd(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Blur every channel with the binomial filter, then keep every ``stride``-th entry."""
-        op = type(self).__name__
-        x = self._check_input(x)
-        original = x.shape
-        x, unbatched = add_batch_axis(x, self.ndim, op)
-        if x.shape[1] != self.channels:
-            raise channel_mismatch(op, self.channels, original, 0 if unbatched else 1)
+        x, unbatched = self._batched_input(x, self.ndim, self.channels)
         y = F.blur_pool(x, self.filter_size, self.stride, self.padding_mode)
-        self._save(x=x, unbatched=unbatched, y_shape=y.shape)
-        return y[0] if unbatched else y
+        return self._save_batched(x, y, unbatched)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """The adjoint of blur-then-subsample (a transposed depthwise convolution)."""
-        saved = self._pop_saved()
-        unbatched = saved["unbatched"]
-        y_shape = saved["y_shape"][1:] if unbatched else saved["y_shape"]
-        dy = self._check_dy(dy, y_shape, saved["x"].dtype)
-        dx = F.blur_pool_backward(dy[None] if unbatched else dy, saved["x"], self.filter_size,
-                                  self.stride, self.padding_mode)
-        return dx[0] if unbatched else dx
+        saved, dy = self._pop_saved_dy(dy)
+        dx = F.blur_pool_backward(dy, saved["x"], self.filter_size, self.stride, self.padding_mode)
+        return dx[0] if saved["unbatched"] else dx
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """``ceil(n / stride)`` per spatial axis (the blur keeps the size before subsampling)."""
-        op = type(self).__name__
-        shape = tuple(int(v) for v in input_shape)
-        unbatched = len(shape) == self.ndim + 1
-        batched = (1, *shape) if unbatched else shape
-        if len(batched) == self.ndim + 2 and batched[1] != self.channels:
-            raise channel_mismatch(op, self.channels, shape, 0 if unbatched else 1)
+        batched, unbatched = self._batched_shape(input_shape, self.ndim, self.channels)
         geo = conv_geometry(
             batched, (self.channels, 1) + (self.filter_size,) * self.ndim, self.stride,
-            self.padding, 1, self.channels, self.padding_mode, op,
+            self.padding, 1, self.channels, self.padding_mode, type(self).__name__,
         )
         return geo.y_shape[1:] if unbatched else geo.y_shape
 

@@ -28,8 +28,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -68,12 +68,12 @@ def _step(record: LayerRecord, before: FieldStep, block_out: FieldStep | None) -
     if record.kind == "flatten":
         return FieldStep(rf, None, None, "flattened")
     effect = record.effect
-    if jump is None:
+    if jump is None or start is None:  # set together with rf, or not at all
         if effect == "pointwise":
             return FieldStep(rf, None, None, "flattened")
         return FieldStep(None, None, None, "whole input" if effect == "global" else "unknown layer")
-    if effect == "window":
-        w = record.window
+    w = record.window
+    if w is not None:  # effect == "window"
         rf = tuple(r + d * (k - 1) * j for r, j, k, d in zip(rf, jump, w.kernel_size, w.dilation))
         start = tuple(st - b * j for st, j, (b, _) in zip(start, jump, record.padding))
         jump = tuple(j * s for j, s in zip(jump, w.stride))
@@ -83,6 +83,8 @@ def _step(record: LayerRecord, before: FieldStep, block_out: FieldStep | None) -
     if effect == "residual":
         inner = block_out if block_out is not None else before
         if inner.rf is None or inner.jump is None:
+            return FieldStep(None, None, None, "unknown layer")
+        if inner.start is None:
             return FieldStep(None, None, None, "unknown layer")
         first = tuple(min(a, b) for a, b in zip(start, inner.start))
         last = tuple(max(a + r - 1, b + q - 1) for a, r, b, q in zip(start, rf, inner.start, inner.rf))
@@ -123,6 +125,7 @@ def tap_sources(record: LayerRecord, axis: int, outputs: np.ndarray) -> np.ndarr
     ``axis``, or -1 where it reads a constant pad cell or hangs past the padded input
     (ceil_mode)."""
     w = record.window
+    assert w is not None and record.in_shape is not None, "a window layer of a walk with a shape"
     n = record.in_shape[2 + axis]
     k, s, d = w.kernel_size[axis], w.stride[axis], w.dilation[axis]
     mode = w.padding_mode if w.padding_mode in _COPYING else "zeros"
@@ -154,6 +157,7 @@ def input_indices(record: LayerRecord, sets: tuple[np.ndarray, ...]) -> tuple[np
 
 
 def _window_box(record: LayerRecord, axis: int, box: Box) -> Box:
+    assert record.out_shape is not None, "a layer that fits its input"
     real = tap_sources(record, axis, np.arange(record.out_shape[2 + axis]))
     first_in, last_in = box
     ok = (real >= 0) & (first_in[np.maximum(real, 0)] >= 0)
@@ -199,7 +203,8 @@ def receptive_boxes(records: Sequence[LayerRecord],
             pass
         elif effect == "window":
             state = [_window_box(record, a, box) for a, box in enumerate(state)]
-        elif effect != "pointwise" or len(record.out_shape) != len(record.in_shape):
+        elif (effect != "pointwise" or record.out_shape is None or record.in_shape is None
+              or len(record.out_shape) != len(record.in_shape)):
             state = None
         states.append(state)
         boxes[record.index] = state

@@ -21,12 +21,14 @@ Totals come at the bottom.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from ..shapes import format_shape
+from .layer_types import BatchNormLayer, ConvLayer, LinearLayer
 from .module import Module
 from .receptive import field_steps
 from .walk import LayerRecord, batched_input_shape, one_line, walk
@@ -203,6 +205,7 @@ def _prod_text(values: Sequence[int]) -> str:
 def _row(index: int, record: LayerRecord, rf: Any, jump: Any, note: str) -> LayerRow:
     """The summary row of one walked layer: its parameter formula and window matrix by kind."""
     module, shape, out = record.module, record.in_shape, record.out_shape
+    assert shape is not None and out is not None, "summary walks with a shape and stops at a misfit"
     if record.kind == "residual":
         return LayerRow(index, record.name, "Residual: x + block(x)", out, 0, "0", None, "", rf,
                         jump, 0, note)
@@ -213,18 +216,22 @@ def _row(index: int, record: LayerRecord, rf: Any, jump: Any, note: str) -> Laye
     window_bytes = 0
     kind = record.kind
     if kind == "conv":
-        c_out, c_per_group, *k = module.weight.shape
+        conv = cast(ConvLayer, module)
+        c_out, c_per_group, *k = conv.weight.shape
         weights = f"{c_out}*({_prod_text([c_per_group, *k])})"
-        formula = f"{weights}+{c_out} = {params:,}" if module.bias is not None else f"{weights} = {params:,}"
-        fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
+        formula = f"{weights}+{c_out} = {params:,}" if conv.bias is not None else f"{weights} = {params:,}"
+        fc, fc_formula = _fc_equivalent(shape, out, conv.bias is not None)
         window_bytes = (shape[0] * int(np.prod(out[2:])) * shape[1] * int(np.prod(k))
-                        * module.dtype.itemsize)
+                        * conv.dtype.itemsize)
     elif kind == "linear":
-        w = f"{module.out_features}*{module.in_features}"
-        formula = f"{w}+{module.out_features} = {params:,}" if module.bias is not None else f"{w} = {params:,}"
-        fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
+        fc_layer = cast(LinearLayer, module)
+        w = f"{fc_layer.out_features}*{fc_layer.in_features}"
+        formula = (f"{w}+{fc_layer.out_features} = {params:,}" if fc_layer.bias is not None
+                   else f"{w} = {params:,}")
+        fc, fc_formula = _fc_equivalent(shape, out, fc_layer.bias is not None)
     elif kind == "batch_norm":
-        formula = f"2*{module.num_features} = {params}" if module.affine else "0"
+        bn = cast(BatchNormLayer, module)
+        formula = f"2*{bn.num_features} = {params}" if bn.affine else "0"
     return LayerRow(index, record.name, one_line(module), out, params, formula, fc, fc_formula,
                     rf, jump, window_bytes, note)
 
@@ -285,7 +292,7 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
             where = f" at {record.name!r}" if record.name != "(model)" else ""
             raise type(exc)(
                 f"summary: layer {record.index} ({one_line(record.module)}){where} does not fit "
-                f"its input of shape {format_shape(record.in_shape)}: {exc}"
+                f"its input of shape {format_shape(record.in_shape or ())}: {exc}"
             ) from None
     rows = []
     for record, step in zip(records, field_steps(records, max(len(shape) - 2, 0))):
@@ -293,4 +300,4 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         note = "unknown layer" if step.note == "unknown layer" else ""
         rows.append(_row(record.index, record, step.rf, jump, note))
     out = records[-1].out_shape if records else shape
-    return Summary(shape, tuple(out), rows, batch_added)
+    return Summary(shape, tuple(out or ()), rows, batch_added)

@@ -28,11 +28,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, cast
 
 from ..errors import ArgumentTypeError, ConvscopeError
 from ..shapes import WindowGeometry
+from .layer_types import BatchNormLayer, ConvLayer, ResidualLayer
 from .module import Module
 
 __all__ = ["LayerRecord", "walk", "input_rank", "input_channels", "batched_input_shape", "one_line"]
@@ -81,7 +83,7 @@ class LayerRecord:
     in_shape: tuple[int, ...] | None = None
     out_shape: tuple[int, ...] | None = None
     error: ConvscopeError | None = None
-    block: list["LayerRecord"] = field(default_factory=list)
+    block: list[LayerRecord] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -188,7 +190,7 @@ def walk(model: Module, input_shape: Sequence[int] | None = None) -> Iterator[La
             return
         if kind == "residual":
             inner: list[LayerRecord] = []
-            yield from visit(module.block, f"{name}.block" if name else "block", shape, depth + 1,
+            yield from visit(cast(ResidualLayer, module).block, f"{name}.block" if name else "block", shape, depth + 1,
                              inner)
             if into is not None:
                 into.extend(inner)
@@ -248,9 +250,9 @@ def input_channels(model: Module) -> int | None:
     if layer is None:
         return None
     if layer.layer_kind == "conv":
-        return layer.in_channels
+        return cast(ConvLayer, layer).in_channels
     if layer.layer_kind == "batch_norm":
-        return layer.num_features
+        return cast(BatchNormLayer, layer).num_features
     return None
 
 

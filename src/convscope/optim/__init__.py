@@ -12,10 +12,8 @@ be compared with a PyTorch run step for step:
 Example:
     >>> import numpy as np
     >>> from convscope import optim
-    >>> class P:
-    ...     def __init__(self, data):
-    ...         self.data, self.grad = data, np.zeros_like(data)
-    >>> w = P(np.array([4.0], dtype=np.float32))
+    >>> from convscope.nn import Parameter
+    >>> w = Parameter(np.array([4.0], dtype=np.float32))
     >>> opt = optim.SGD([("w", w)], lr=0.25)
     >>> for _ in range(3):        # minimise w**2: gradient 2w
     ...     w.grad[:] = 2 * w.data

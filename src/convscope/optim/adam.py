@@ -61,10 +61,8 @@ class Adam(Optimizer):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([1.0, 1.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([1.0, 1.0]))
         >>> opt = Adam([p], lr=0.1)
         >>> p.grad[:] = [3.0, -0.5]
         >>> opt.step()  # the first step moves each entry by about lr, against its gradient
@@ -73,6 +71,9 @@ class Adam(Optimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
     _buffers = ("exp_avg", "exp_avg_sq")
     _counters = ("step",)
     _decoupled = False
@@ -147,10 +148,8 @@ class AdamW(Adam):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([2.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([2.0]))
         >>> opt = AdamW([p], lr=0.1, weight_decay=0.5)
         >>> opt.step()  # zero gradient: only the decay acts, 2 * (1 - 0.1 * 0.5)
         >>> p.data
@@ -159,12 +158,6 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(
-        self,
-        params: Any,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-    ) -> None:
+    def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

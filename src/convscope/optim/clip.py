@@ -81,10 +81,9 @@ def clip_grad_norm_(
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, grad):
-        ...         self.data, self.grad = np.zeros_like(grad), grad
-        >>> a, b = P(np.array([3.0])), P(np.array([4.0]))
+        >>> from convscope.nn import Parameter
+        >>> a, b = Parameter(np.zeros(1)), Parameter(np.zeros(1))
+        >>> a.grad[:], b.grad[:] = 3.0, 4.0
         >>> clip_grad_norm_([a, b], max_norm=1.0)
         5.0
         >>> np.round(a.grad, 6), np.round(b.grad, 6)

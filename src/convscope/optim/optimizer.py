@@ -37,11 +37,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
+from ..shapes import check_matches
 
 __all__ = ["Optimizer"]
 
@@ -203,6 +205,13 @@ class Optimizer:
     _buffers: tuple[str, ...] = ()
     _counters: tuple[str, ...] = ()
 
+    # Set in __init__ (object.__setattr__: they are not hyperparameters); lr and the
+    # subclasses' hyperparameters are set through __setattr__, which validates them.
+    param_names: list[str]
+    _params: list[Any]
+    state: dict[str, dict[str, Any]]
+    lr: float
+
     def __init__(self, params: Any, **hyperparameters: Any) -> None:
         op = type(self).__name__
         names, objs = collect_parameters(params, op)
@@ -258,17 +267,9 @@ class Optimizer:
                     f"{op}.step: parameter {name!r} must hold a NumPy array (or None) in .grad; "
                     f"got {type(grad).__name__}."
                 )
-            if grad.shape != data.shape:
-                raise ShapeError(
-                    f"{op}.step: the gradient of parameter {name!r} must have the parameter's "
-                    f"shape {data.shape}; got {grad.shape}."
-                )
-            if grad.dtype != data.dtype:
-                raise DTypeError(
-                    f"{op}.step: the gradient of parameter {name!r} must have the parameter's "
-                    f"dtype {data.dtype}; got {grad.dtype}. Mixing dtypes would silently "
-                    "change the update's precision."
-                )
+            check_matches(f"{op}.step", grad, data, f"the gradient of parameter {name!r}",
+                          f"the parameter's shape {data.shape}", f"the parameter's dtype {data.dtype}",
+                          dtype_hint=" Mixing dtypes would silently change the update's precision.", show=str)
             self._update(name, data, grad, self.state.setdefault(name, {}))
 
     def _update(self, name: str, data: np.ndarray, grad: np.ndarray, state: dict) -> None:

@@ -10,10 +10,8 @@ formulas.
 Example:
     >>> import numpy as np
     >>> from convscope.optim import SGD, StepLR
-    >>> class P:
-    ...     def __init__(self, data):
-    ...         self.data, self.grad = data, np.zeros_like(data)
-    >>> opt = SGD([P(np.zeros(2))], lr=1.0)
+    >>> from convscope.nn import Parameter
+    >>> opt = SGD([Parameter(np.zeros(2))], lr=1.0)
     >>> sched = StepLR(opt, step_size=2, gamma=0.5)
     >>> lrs = []
     >>> for epoch in range(5):
@@ -167,10 +165,8 @@ class StepLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=0.5)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=0.5)
         >>> sched = StepLR(opt, step_size=1, gamma=0.5)
         >>> sched.step(); sched.step()
         >>> opt.lr
@@ -178,6 +174,8 @@ class StepLR(LRScheduler):
     """
 
     _config = ("step_size", "gamma")
+    step_size: int
+    gamma: float
 
     def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
@@ -209,10 +207,8 @@ class CosineAnnealingLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=1.0)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=1.0)
         >>> sched = CosineAnnealingLR(opt, T_max=4)
         >>> lrs = []
         >>> for _ in range(4):
@@ -223,6 +219,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     _config = ("T_max", "eta_min")
+    T_max: int
+    eta_min: float
 
     def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
@@ -282,10 +280,8 @@ class OneCycleLR(LRScheduler):
     Example:
         >>> import numpy as np
         >>> from convscope.optim import SGD
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> opt = SGD([P(np.zeros(1))], lr=0.1, momentum=0.9)
+        >>> from convscope.nn import Parameter
+        >>> opt = SGD([Parameter(np.zeros(1))], lr=0.1, momentum=0.9)
         >>> sched = OneCycleLR(opt, max_lr=1.0, total_steps=10, pct_start=0.5,
         ...                    anneal_strategy="linear", div_factor=10, final_div_factor=10)
         >>> lrs = [opt.lr]
@@ -302,6 +298,16 @@ class OneCycleLR(LRScheduler):
         "max_lr", "total_steps", "pct_start", "anneal_strategy", "cycle_momentum",
         "base_momentum", "max_momentum", "div_factor", "final_div_factor", "three_phase",
     )
+    max_lr: float
+    total_steps: int
+    pct_start: float
+    anneal_strategy: str
+    cycle_momentum: bool
+    base_momentum: float
+    max_momentum: float
+    div_factor: float
+    final_div_factor: float
+    three_phase: bool
 
     def __init__(
         self,

@@ -49,10 +49,8 @@ class SGD(Optimizer):
 
     Example:
         >>> import numpy as np
-        >>> class P:
-        ...     def __init__(self, data):
-        ...         self.data, self.grad = data, np.zeros_like(data)
-        >>> p = P(np.array([1.0]))
+        >>> from convscope.nn import Parameter
+        >>> p = Parameter(np.array([1.0]))
         >>> opt = SGD([p], lr=0.1, momentum=0.9)
         >>> for _ in range(3):
         ...     p.grad[:] = 1.0
@@ -62,6 +60,10 @@ class SGD(Optimizer):
     """
 
     _hyperparameters = ("lr", "momentum", "dampening", "nesterov", "weight_decay")
+    momentum: float
+    dampening: float
+    nesterov: bool
+    weight_decay: float
     _buffers = ("momentum_buffer",)
 
     def __init__(

@@ -46,7 +46,7 @@ class History:
 
     def append(self, record: dict[str, Any]) -> None:
         """Add one epoch's record (numbers are stored as Python floats / ints)."""
-        clean = {}
+        clean: dict[str, Any] = {}
         for key, value in record.items():
             if isinstance(value, bool) or value is None or isinstance(value, str):
                 clean[key] = value

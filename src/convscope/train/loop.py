@@ -59,7 +59,7 @@ import numbers
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, cast
 
 import numpy as np
 
@@ -73,6 +73,7 @@ from ..errors import (
 )
 from ..functional import softmax
 from ..nn import Module
+from ..nn.layer_types import RandomLayer
 from ..optim import clip_grad_norm_
 from ..shapes import as_array
 from .callbacks import Callback
@@ -358,7 +359,7 @@ def fit(
         gens = module_generators(model)
         for (name, _), child in zip(sorted(gens.items()), module_seeds.spawn(len(gens))):
             module = dict(model.named_modules())[name]
-            module.generator = np.random.default_rng(child)
+            cast(RandomLayer, module).generator = np.random.default_rng(child)
 
     run = Run(model, loss, optimizer, scheduler, loader, callbacks, epochs, None if seed is None else int(seed))
     if resume is not None:

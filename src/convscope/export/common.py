@@ -1,0 +1,21 @@
+"""What the ONNX and PyTorch exporters share: the error for a layer they cannot carry over."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["no_mapping_error"]
+
+
+def no_mapping_error(op: str, engine: str, path: str, module: Any, kinds: Iterable[str],
+                     after: str = ".") -> ConfigError:
+    """The ConfigError for ``module`` (at dotted ``path``) whose layer kind ``engine`` has no
+    counterpart for, listing the supported ``kinds``; ``after`` ends the message."""
+    where = f"at {path!r} " if path else ""
+    return ConfigError(
+        f"{op}: the module {where}of type {type(module).__name__} has no {engine} mapping. "
+        f"Supported layer kinds (Module.layer_kind): {', '.join(sorted(kinds))}{after}"
+    )
