@@ -216,6 +216,16 @@ def add_data_options(p: argparse.ArgumentParser, dataset_help: str) -> None:
     )
 
 
+#: the name of the library function that raised, in front of its message (``trace_conv: ``):
+#: the command line says which command failed instead.
+_FUNCTION_PREFIX = re.compile(r"^(?:[a-z_][a-z0-9_]*: )+")
+
+
+def error_text(exc: BaseException) -> str:
+    """The message of ``exc`` on one line, without a leading library function name."""
+    return _FUNCTION_PREFIX.sub("", " ".join(str(exc).split())) or type(exc).__name__
+
+
 def err(text: str) -> None:
     """One line on standard error (progress, notes)."""
     print(text, file=sys.stderr, flush=True)

@@ -29,12 +29,13 @@ from ._common import (
     add_command,
     add_data_options,
     err,
+    error_text,
     fraction,
     image_shape_of,
     load_model,
-    path_text,
     non_negative_int,
     normalizer,
+    path_text,
     positive_float,
     positive_int,
     read_image,
@@ -231,7 +232,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
     check_fits(model, train.image_shape, train.num_classes, f"the {train.name!r}")
     print(f"convscope train: {train.name} ({len(train)} training, {len(test)} test images of shape "
-          f"{train.image_shape}, {train.num_classes} classes), arch {arch}, {_plural(epochs, 'epoch')}, "
+          f"{train.image_shape}, {train.num_classes} classes)\n  arch {arch}, {_plural(epochs, 'epoch')}, "
           f"batch {batch_size}, {opt_name} lr {lr:g}, seed {seed}"
           + (f", --limit {args.limit}" if args.limit else ""))
     print(_table(summary(model, train.image_shape), args.wide))
@@ -341,7 +342,9 @@ def _interrupted(model: Any, out: Path, metadata: dict, config: dict, epochs: in
 
 def add_evaluate(subparsers: Any) -> None:
     p = add_command(subparsers, "evaluate", run_evaluate, "score a saved model on a dataset's test split")
-    p.add_argument("model", metavar="MODEL", help="a model.npz written by convscope train / convscope.save")
+    p.add_argument("model", type=path_text, metavar="MODEL",
+                   help="a model.npz written by convscope train / convscope.save, a run folder, or its "
+                   "checkpoint.npz")
     add_data_options(p, "dataset name or image folder (default: the one the model was trained on)")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="B")
@@ -380,36 +383,54 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def add_predict(subparsers: Any) -> None:
     p = add_command(subparsers, "predict", run_predict, "classify image files with a saved model")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("model", type=path_text, metavar="MODEL",
+                   help="a model.npz, a run folder of convscope train, or its checkpoint.npz")
+    p.add_argument("images", type=path_text, metavar="IMAGE", nargs="+")
     p.add_argument("--top", type=positive_int, default=3, metavar="K", help="show the K most likely classes")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print the predicted class and its probability for each image (PNG, JPEG, ... via Pillow, or
-    .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8)."""
+    .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8). An image that
+    clearly differs from the training images (colour, size, values, polarity) gets a warning. An image that cannot be read
+    is reported and skipped; the exit status is then 2."""
 
     import numpy as np
 
+    from ..errors import ConvscopeError
     from ..train import predict
 
     model, metadata = load_model(args.model)
     shape = image_shape_of(metadata, args.model)
-    x = np.stack([read_image(Path(p), shape) for p in args.images])
-    probs = predict(model, x, transform=normalizer(metadata))
-    classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
-    k = min(args.top, probs.shape[1])
-    for path, row in zip(args.images, probs):
-        order = np.argsort(-row, kind="stable")[:k]
-        best = int(order[0])
-        if args.json:
-            print(json.dumps({
-                "image": path, "class": best, "label": classes[best],
-                "probability": float(row[best]),
-                "top": [{"class": int(i), "label": classes[i], "probability": float(row[i])} for i in order],
-            }))
+    mean = train_mean(metadata)
+    paths, images, failed = [], [], []
+    for path in args.images:
+        try:
+            images.append(read_image(Path(path), shape, "predict", mean))
+        except (ConvscopeError, OSError) as exc:
+            err(f"convscope predict: error: {error_text(exc)}")
+            failed.append(path)
         else:
-            top = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
-            print(f"{path}: class {best} ({classes[best]!r}) p={row[best]:.3f}  top-{k}: {top}")
+            paths.append(path)
+    if images:
+        probs = predict(model, np.stack(images), transform=normalizer(metadata))
+        classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
+        k = min(args.top, probs.shape[1])
+        for path, row in zip(paths, probs):
+            order = np.argsort(-row, kind="stable")[:k]
+            best = int(order[0])
+            if args.json:
+                print(json.dumps({
+                    "image": path, "class": best, "label": classes[best],
+                    "probability": float(row[best]),
+                    "top": [{"class": int(i), "label": classes[i], "probability": float(row[i])} for i in order],
+                }))
+            else:
+                top = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
+                print(f"{path}: class {best} ({classes[best]!r}) p={row[best]:.3f}  top-{k}: {top}")
+    if failed:
+        err(f"convscope predict: {len(failed)} of {len(args.images)} images could not be read: "
+            f"{', '.join(failed)}")
+        return 2
     return 0

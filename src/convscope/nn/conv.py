@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..files import to_jsonable
+from ..functional.windows import check_allocation
 from ..shapes import (
     PADDING_MODES,
     WindowGeometry,
@@ -61,6 +61,13 @@ def channel_mismatch(op: str, expected: int, x_shape: tuple[int, ...], axis: int
         msg += (
             f" The last axis has {expected} entries: if the data is channels-last, move it with "
             f"x.transpose{order}."
+        )
+    elif axis == 0 and expected == 1 and len(x_shape) >= 2:
+        batched = format_shape((x_shape[0], 1, *x_shape[1:]))
+        msg += (
+            f" Without a batch axis x is read as one sample whose first axis holds the channels; if "
+            f"it is a batch of {x_shape[0]} images without a channel axis, add one: x[:, None] has "
+            f"shape {batched}."
         )
     return ShapeError(msg)
 
