@@ -242,6 +242,13 @@ def test_error_lines_do_not_name_library_functions(argv, name, capsys):
     assert f"{name}:" not in err
 
 
+def test_explain_numbers_its_axes_one_way_in_results_and_errors(capsys):
+    status, out, _ = _main(["explain", "shape", "--arch", "digits"], capsys)
+    assert status == 0 and "axis 1: ceiling form" in out and "axis 0" not in out
+    status, _, err = _main(["explain", "conv", "--input", "1 2", "--filter", "1 2 3"], capsys)
+    assert status == 2 and "along axis 1 " in err and "axis 0" not in err
+
+
 def test_a_batch_without_its_channel_axis_gets_the_hint(small_run):
     model = convscope.load(small_run / "model.npz")
     with pytest.raises(convscope.errors.ShapeError, match=r"x\[:, None\] has shape \(5, 1, 8, 8\)"):

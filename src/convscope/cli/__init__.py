@@ -98,7 +98,7 @@ def _report(command: str, exc: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     else:
-        text = error_text(exc)
+        text = error_text(exc, command)
         err(f"{command}: error: {text} (--debug shows the traceback)")
     return 2
 

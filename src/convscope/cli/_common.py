@@ -221,9 +221,17 @@ def add_data_options(p: argparse.ArgumentParser, dataset_help: str) -> None:
 _FUNCTION_PREFIX = re.compile(r"^(?:[a-z_][a-z0-9_]*: )+")
 
 
-def error_text(exc: BaseException) -> str:
-    """The message of ``exc`` on one line, without a leading library function name."""
-    return _FUNCTION_PREFIX.sub("", " ".join(str(exc).split())) or type(exc).__name__
+def error_text(exc: BaseException, command: str = "") -> str:
+    """The message of ``exc`` on one line, without a leading library function name.
+
+    The explain commands number spatial axes from 1 (``axis 1: n = 8, ...``, the notes'
+    way); in their error lines the library's 0-based ``spatial axis 0`` becomes ``axis 1``
+    too, so one command speaks of its axes one way.
+    """
+    text = _FUNCTION_PREFIX.sub("", " ".join(str(exc).split())) or type(exc).__name__
+    if command.startswith("convscope explain"):
+        text = re.sub(r"\bspatial axis (\d+)", lambda m: f"axis {int(m[1]) + 1}", text)
+    return text
 
 
 def err(text: str) -> None:

@@ -393,8 +393,8 @@ def add_predict(subparsers: Any) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Print the predicted class and its probability for each image (PNG, JPEG, ... via Pillow, or
     .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8). An image that
-    clearly differs from the training images (colour, size, values, polarity) gets a warning. An image that cannot be read
-    is reported and skipped; the exit status is then 2."""
+    clearly differs from the training images (colour, size, values, polarity) gets a warning. An
+    image that cannot be read is reported and skipped; the exit status is then 2."""
 
     import numpy as np
 
