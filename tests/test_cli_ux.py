@@ -290,3 +290,33 @@ def test_bench_runs_from_an_installed_copy_in_another_folder(tmp_path):
     assert len(written) == 1 and not (target / "benchmarks" / "results").exists()
     result = json.loads(written[0].read_text())
     assert [r["case"] for r in result["threads"]["1"]["rows"]] == ["AP", "AP"]
+
+
+# ------------------------------------------------------------------ README
+
+
+def test_readme_commands_parse_and_the_readme_names_what_a_new_user_needs():
+    import shlex
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/notebooks/" in text and "HTML explainer" in text
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    blocks = [block.split("```", 1)[0] for block in text.split("```bash\n")[1:]]
+    commands = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()
+                if line.startswith("convscope")]
+    parsed = 0
+    for line in commands:
+        if "|" in line or "..." in line:
+            continue
+        argv = shlex.split(line)[1:]
+        if argv[0] == "bench":
+            if str(ROOT) not in sys.path:
+                sys.path.insert(0, str(ROOT))
+            from benchmarks import _env
+
+            _env.build_parser("convscope bench").parse_args(argv[1:])
+        else:
+            args = cli.build_parser().parse_args(argv)
+            assert callable(args.handler), line
+        parsed += 1
+    assert parsed >= 10
