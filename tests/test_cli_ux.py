@@ -111,6 +111,16 @@ def test_limit_trains_on_part_of_the_dataset_and_one_epoch_is_singular(tmp_path,
     assert json.loads((tmp_path / "r" / "config.json").read_text())["limit"] == 120
 
 
+def test_messages_count_one_epoch_in_the_singular():
+    from convscope.cli._common import plural
+
+    assert (plural(1, "epoch"), plural(2, "epoch"), plural(0, "complete epoch")) == (
+        "1 epoch", "2 epochs", "0 complete epochs")
+    for module in ("train", "shift"):
+        source = (ROOT / "src" / "convscope" / "cli" / f"{module}.py").read_text()
+        assert "epochs} epochs" not in source and "} epochs," not in source
+
+
 def test_out_holding_a_run_is_refused_unless_force(small_run, capsys):
     before = (small_run / "model.npz").read_bytes()
     status, _, err = _main(["train", "--epochs", "1", "--out", str(small_run), "--progress", "none"], capsys)

@@ -234,6 +234,11 @@ def error_text(exc: BaseException, command: str = "") -> str:
     return text
 
 
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def err(text: str) -> None:
     """One line on standard error (progress, notes)."""
     print(text, file=sys.stderr, flush=True)

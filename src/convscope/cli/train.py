@@ -36,6 +36,7 @@ from ._common import (
     non_negative_int,
     normalizer,
     path_text,
+    plural,
     positive_float,
     positive_int,
     read_image,
@@ -113,7 +114,7 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
             raise ConfigError(f"--resume: {config_path} is not valid JSON ({exc}).") from None
         if args.epochs is not None and saved.get("epochs") not in (None, args.epochs):
             raise ConfigError(
-                f"--resume: the run in {ckpt.parent} was planned for {saved['epochs']} epochs and its "
+                f"--resume: the run in {ckpt.parent} was planned for {plural(saved['epochs'], 'epoch')} and its "
                 f"learning-rate schedule spans exactly those; resuming finishes that plan. Leave out "
                 f"--epochs (or pass --epochs {saved['epochs']}); to train longer, start a new run."
             )
@@ -145,11 +146,6 @@ def _check_out(out: Path, args: argparse.Namespace) -> None:
             f"--out {out} already holds a run ({', '.join(found)}); pass --force to overwrite it, "
             f"--resume {out} to continue it, or choose another --out."
         )
-
-
-def _plural(n: int, word: str) -> str:
-    """``1 epoch``, ``2 epochs``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _table(table: Any, wide: bool) -> str:
@@ -232,7 +228,7 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
     check_fits(model, train.image_shape, train.num_classes, f"the {train.name!r}")
     print(f"convscope train: {train.name} ({len(train)} training, {len(test)} test images of shape "
-          f"{train.image_shape}, {train.num_classes} classes)\n  arch {arch}, {_plural(epochs, 'epoch')}, "
+          f"{train.image_shape}, {train.num_classes} classes)\n  arch {arch}, {plural(epochs, 'epoch')}, "
           f"batch {batch_size}, {opt_name} lr {lr:g}, seed {seed}"
           + (f", --limit {args.limit}" if args.limit else ""))
     print(_table(summary(model, train.image_shape), args.wide))
@@ -303,7 +299,7 @@ def run_train(args: argparse.Namespace) -> int:
     if "accuracy" in scores:
         correct = round(scores["accuracy"] * scores["samples"])
         print(f"test accuracy {scores['accuracy']:.4f} ({correct}/{scores['samples']}), test loss "
-              f"{scores['loss']:.4f}; {_plural(len(history), 'epoch')} in {train_seconds:.1f} s "
+              f"{scores['loss']:.4f}; {plural(len(history), 'epoch')} in {train_seconds:.1f} s "
               f"({metrics['images_per_second']:.0f} images/s)")
     else:
         print(f"test loss {scores['loss']:.4f}")
@@ -327,7 +323,7 @@ def _interrupted(model: Any, out: Path, metadata: dict, config: dict, epochs: in
         done = load_training_checkpoint(out / "checkpoint.npz").epoch
     save(model, out / "model.npz", {**metadata, "config": config, "interrupted": True,
                                     "epochs_completed": done})
-    err(f"convscope train: interrupted after {_plural(done, 'complete epoch')} of {epochs}; wrote "
+    err(f"convscope train: interrupted after {plural(done, 'complete epoch')} of {epochs}; wrote "
         f"model.npz (the weights when stopped) to {out}.")
     if done:
         err(f"convscope train: continue the run with: convscope train --resume {out}")
