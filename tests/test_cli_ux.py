@@ -64,8 +64,9 @@ def test_ctrl_c_writes_the_model_and_says_how_to_resume(tmp_path, capsys, monkey
 
     # the run folder and the checkpoint both serve as MODEL
     np.save(tmp_path / "x.npy", convscope.data.load_dataset("digits", split="test").images[0])
-    status, stdout, _ = _main(["predict", str(out), str(tmp_path / "x.npy")], capsys)
+    status, stdout, err = _main(["predict", str(out), str(tmp_path / "x.npy")], capsys)
     assert status == 0 and stdout.startswith(f"{tmp_path / 'x.npy'}: class ")
+    assert "holds the weights of a run interrupted after 1 complete epoch" in err
     status, stdout, err = _main(["evaluate", str(out / "checkpoint.npz")], capsys)
     assert status == 0 and stdout.startswith("digits/test: accuracy"), err
     assert "training checkpoint; using its weights after epoch 1" in err
@@ -191,7 +192,7 @@ def test_predict_keeps_going_past_unreadable_files(small_run, tmp_path, capsys):
     assert status == 2
     assert [json.loads(line)["image"] for line in stdout.splitlines()] == [str(files[0]), str(files[4])]
     assert "FIFO" in err and "missing.png" in err and "broken.png" in err
-    assert "3 of 5 images could not be read" in err and "Traceback" not in err
+    assert "3 of 5 images were skipped" in err and "Traceback" not in err
 
 
 def test_predict_warns_about_images_unlike_the_training_data(small_run, tmp_path, capsys):

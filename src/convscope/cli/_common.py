@@ -301,12 +301,16 @@ def load_model(path: str) -> tuple[Any, dict]:
 
     p = run_model_file(path)
     try:
-        return load(p, return_metadata=True)
+        model, metadata = load(p, return_metadata=True)
     except CheckpointError as exc:
         try:
             return _model_from_checkpoint(p)
         except CheckpointError:
             raise exc from None
+    if metadata.get("interrupted"):
+        err(f"note: {p} holds the weights of a run interrupted after "
+            f"{plural(int(metadata.get('epochs_completed') or 0), 'complete epoch')}.")
+    return model, metadata
 
 
 def model_or_architecture(text: str) -> tuple[Any, dict[str, Any], str]:

@@ -389,8 +389,8 @@ def add_predict(subparsers: Any) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Print the predicted class and its probability for each image (PNG, JPEG, ... via Pillow, or
     .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8). An image that
-    clearly differs from the training images (colour, size, values, polarity) gets a warning. An
-    image that cannot be read is reported and skipped; the exit status is then 2."""
+    clearly differs from the training images (colour, size, values, polarity) gets a warning; one
+    that cannot be read or does not fit the model is reported and skipped (exit status 2)."""
 
     import numpy as np
 
@@ -426,7 +426,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 top = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
                 print(f"{path}: class {best} ({classes[best]!r}) p={row[best]:.3f}  top-{k}: {top}")
     if failed:
-        err(f"convscope predict: {len(failed)} of {len(args.images)} images could not be read: "
-            f"{', '.join(failed)}")
+        err(f"convscope predict: {len(failed)} of {len(args.images)} images were skipped (see the errors "
+            f"above): {', '.join(failed)}")
         return 2
     return 0
