@@ -70,6 +70,10 @@ def test_ctrl_c_writes_the_model_and_says_how_to_resume(tmp_path, capsys, monkey
     status, stdout, err = _main(["evaluate", str(out / "checkpoint.npz")], capsys)
     assert status == 0 and stdout.startswith("digits/test: accuracy"), err
     assert "training checkpoint; using its weights after epoch 1" in err
+    status, stdout, _ = _main(["summary", str(out / "checkpoint.npz")], capsys)
+    assert status == 0 and "Total parameters: 53,002" in stdout
+    status, stdout, _ = _main(["explain", "shape", "--model", str(out)], capsys)
+    assert status == 0 and "output (1, 10)" in stdout
 
     # and the hint works: the run finishes its 3 epochs
     status, stdout, err = _main(["train", "--resume", str(out), "--progress", "none"], capsys)
@@ -275,9 +279,12 @@ def test_bench_runs_from_an_installed_copy_in_another_folder(tmp_path):
                                                         capture_output=True).returncode != 0:
         pytest.skip("pip is not available")
     target = tmp_path / "site"
-    build = tmp_path / "src"
-    shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", "runs", "build", "*.egg-info",
-                                                                "__pycache__", "results", "tests", "docs"))
+    build = tmp_path / "checkout"  # what the package is built from, nothing else of the tree
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "results")
+    for folder in ("src", "benchmarks"):
+        shutil.copytree(ROOT / folder, build / folder, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, build / name)
     done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                            "--no-index", "--target", str(target), str(build)], capture_output=True, text=True,
                           timeout=300)
