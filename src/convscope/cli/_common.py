@@ -1,7 +1,8 @@
 """What every command of ``convscope`` shares: the parser class, argument types, models, images.
 
 * :class:`CommandParser`: the parser of the program and of every command. It adds
-  ``--debug``, records which command it parses, and for the commands built with
+  ``--debug``, records which command it parses, answers an unknown option or a NUL
+  character with the usage of the command that got it, and for the commands built with
   ``one_line_errors=True`` reports a bad value as the command line's one error line
   (``convscope explain conv: error: --stride expects ...``) instead of usage + error.
 * Argument types (``type=`` of ``add_argument``): each turns the text of one option into its
@@ -10,9 +11,13 @@
   print them: ``expected ...`` (:func:`positive_int` and the other types of train,
   evaluate, predict, summary and export) and ``expects ...`` (:func:`count`,
   :func:`axes`, ... of the explain commands).
-* Models and images: :func:`load_model`, :func:`model_or_architecture`,
-  :func:`model_and_input_shape`, :func:`normalizer`, :func:`read_image`,
-  :func:`image_for_model`.
+  :func:`path_text` is the type of every path option (no empty text, no NUL character).
+* Models and images: :func:`load_model` (a model file, a run folder or a run's
+  checkpoint.npz), :func:`model_or_architecture`, :func:`model_and_input_shape`,
+  :func:`normalizer`, :func:`read_image` (through :func:`convscope.files.check_readable`,
+  with warnings for images unlike the training data), :func:`image_for_model`.
+* Messages: :func:`error_text` (an exception as the command's one error line),
+  :func:`plural`, :func:`err`.
 """
 
 from __future__ import annotations
@@ -268,15 +273,14 @@ def run_model_file(path: str) -> Path:
     return check_readable(p, "model file", error=ConfigError)
 
 
-def _model_from_checkpoint(p: Path) -> tuple[Any, dict]:
-    """The model of a training checkpoint, with the metadata its run's config.json keeps."""
+def _model_from_checkpoint(p: Path, ckpt: Any) -> tuple[Any, dict]:
+    """The model of the training checkpoint ``ckpt`` read from ``p``, with the metadata its
+    run's config.json keeps."""
     import json
 
     from ..errors import CheckpointError
     from ..nn import from_spec
-    from ..train.checkpoint import load_training_checkpoint
 
-    ckpt = load_training_checkpoint(p)
     if ckpt.spec is None:
         raise CheckpointError(f"{p} does not describe its architecture, so no model can be built from "
                               f"it; use the model.npz of the run.")
@@ -298,15 +302,17 @@ def load_model(path: str) -> tuple[Any, dict]:
     a run folder (its model.npz), or a run's training checkpoint (checkpoint.npz)."""
     from ..errors import CheckpointError
     from ..io import load
+    from ..train.checkpoint import load_training_checkpoint
 
     p = run_model_file(path)
     try:
         model, metadata = load(p, return_metadata=True)
     except CheckpointError as exc:
         try:
-            return _model_from_checkpoint(p)
+            ckpt = load_training_checkpoint(p)
         except CheckpointError:
-            raise exc from None
+            raise exc from None  # not a training checkpoint either: the model file's error
+        return _model_from_checkpoint(p, ckpt)
     if metadata.get("interrupted"):
         err(f"note: {p} holds the weights of a run interrupted after "
             f"{plural(int(metadata.get('epochs_completed') or 0), 'complete epoch')}.")
