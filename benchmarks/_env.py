@@ -43,6 +43,7 @@ __all__ = [
     "blas_info",
     "build_parser",
     "default_json_path",
+    "in_checkout",
     "launch",
 ]
 
@@ -140,7 +141,10 @@ def allocator_settings() -> dict:
 
 
 def git_revision() -> str | None:
-    """``HEAD`` of the repository, with ``+dirty`` when tracked files are modified."""
+    """``HEAD`` of the repository, with ``+dirty`` when tracked files are modified (None for an
+    installed copy: the folder it lies in may belong to another repository)."""
+    if not in_checkout():
+        return None
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
@@ -182,14 +186,14 @@ def _thread_list(text: str) -> list[int]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks`` (parsed before NumPy loads).
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks`` / ``convscope bench`` (parsed before NumPy loads).
 
     >>> build_parser().parse_args(["--quick", "--threads", "1,2", "--only", "A,B"]).threads
     [1, 2]
     """
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog=prog,
         description="Time convscope's conv and pooling (forward, forward+backward) next to PyTorch.",
     )
     parser.add_argument("--quick", action="store_true", help="fewer repeats and a shorter matmul-peak run")
@@ -198,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated thread counts (default: 1 and all CPUs)",
     )
     parser.add_argument("--only", help="comma-separated case names, e.g. A,B,3D,MP (default: all)")
-    parser.add_argument("--json", help="where to write the results (default benchmarks/results/bench_ops-<time>.json)")
+    parser.add_argument("--json", help="where to write the results (default: benchmarks/results/bench_ops-<time>.json "
+                        "in a checkout, ./bench_ops-<time>.json elsewhere)")
     parser.add_argument("--markdown", help="also write the tables as Markdown to this path")
     parser.add_argument("--render", metavar="JSON", help="print the tables of an earlier run instead of running")
     parser.add_argument("--repeats", type=int, help="minimum timed calls per measurement (default 7, quick 3)")
@@ -224,18 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def in_checkout() -> bool:
+    """Whether this package runs from the repository (not from an installed copy)."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "src" / "convscope").is_dir()
+
+
 def default_json_path() -> Path:
-    """``benchmarks/results/bench_ops-<YYYYmmdd-HHMMSS>.json`` (git-ignored; the runs quoted in BENCHMARKS.md are tracked beside them)."""
-    return REPO_ROOT / "benchmarks" / "results" / time.strftime("bench_ops-%Y%m%d-%H%M%S.json")
+    """``benchmarks/results/bench_ops-<YYYYmmdd-HHMMSS>.json`` in a checkout (git-ignored; the runs
+    quoted in BENCHMARKS.md are tracked beside them); ``./bench_ops-<...>.json`` for an installed copy."""
+    name = time.strftime("bench_ops-%Y%m%d-%H%M%S.json")
+    return REPO_ROOT / "benchmarks" / "results" / name if in_checkout() else Path.cwd() / name
 
 
-def launch(module: str, argv: list[str]) -> int:
+def launch(module: str, argv: list[str], prog: str = "python -m benchmarks") -> int:
     """Re-execute the benchmark in a clean child process; return its exit status.
 
     With threadpoolctl one child runs every thread count. Without it, one child per thread
     count runs with the ``*_NUM_THREADS`` variables set, and their JSON files are merged.
     """
-    args = build_parser().parse_args(argv)  # reject bad options (and answer --help) here
+    args = build_parser(prog).parse_args(argv)  # reject bad options (and answer --help) here
     if args.render or have_threadpoolctl():
         return run_child(module, argv)
     final = Path(args.json) if args.json else default_json_path()

@@ -106,7 +106,10 @@ def test_an_unreadable_folder_is_a_data_error(tmp_path, monkeypatch, which):
 def _cli(argv) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        status = main(argv)
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # argparse's usage + error line, as for any bad option
+            status = exc.code
     return status, err.getvalue()
 
 

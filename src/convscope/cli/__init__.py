@@ -9,6 +9,7 @@ Usage (``convscope COMMAND --help`` lists every option)::
     convscope summary --arch lenet       # or: convscope summary runs/mnist/model.npz
     convscope explain conv --input "1 1 -1 -1 -1 1 -1 1 1 1" --filter "1 -1 1"
     convscope export runs/mnist/model.npz --format onnx --out model.onnx
+    convscope bench --quick              # the benchmark suite (BENCHMARKS.md)
 
 One module per command group, each with a builder ``add_NAME(subparsers)`` that adds the
 command's parser (options checked by argparse types) and sets its handler
@@ -24,12 +25,14 @@ module             commands
 ``shift``          ``explain shift``
 ``pictures``       ``explain filters``, ``features``, ``model`` (convscope.viz)
 ``export``         ``export`` (convscope.export)
+``bench``          ``bench`` (the benchmark suite, package ``benchmarks``)
 ``_common``        the parser class, argument types, model loading, image reading
 =================  ===========================================================
 
 Errors a user can fix (a :class:`~convscope.errors.ConvscopeError`, or an ``OSError``
 such as a missing file) are printed as ONE line on standard error, ``convscope
-COMMAND: error: ...``, and the exit status is 2 (as for a bad option); ``--debug``
+COMMAND: error: ...`` (without the name of the library function that raised it, which
+a message of the Python API starts with), and the exit status is 2 (as for a bad option); ``--debug``
 (anywhere on the line) shows the full traceback instead. Ctrl-C exits with status 130.
 
 A program may add a command of its own: a builder decorated with :func:`subcommand`
@@ -54,7 +57,8 @@ from typing import Any
 
 from ..errors import ConvscopeError
 from ..schema import check_arguments
-from ._common import CommandParser, OptionError, err
+from ._common import CommandParser, OptionError, err, error_text
+from .bench import add_bench, bench
 from .explain import add_explain
 from .export import add_export
 from .summary import add_summary
@@ -64,7 +68,7 @@ __all__ = ["main", "build_parser", "subcommand", "SUBCOMMANDS"]
 
 #: Parser builders, in the order ``convscope --help`` lists the commands.
 SUBCOMMANDS: list[Callable[[Any], None]] = [
-    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export,
+    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export, add_bench,
 ]
 
 
@@ -95,7 +99,7 @@ def _report(command: str, exc: BaseException, debug: bool) -> int:
     if debug:
         traceback.print_exc()
     else:
-        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = error_text(exc, command)
         err(f"{command}: error: {text} (--debug shows the traceback)")
     return 2
 
@@ -103,6 +107,11 @@ def _report(command: str, exc: BaseException, debug: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``convscope`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # every option after it is the suite's own (its parser reads them)
+        try:
+            return bench(argv[1:])
+        except ConvscopeError as exc:
+            return _report("convscope bench", exc, False)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

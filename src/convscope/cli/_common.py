@@ -1,7 +1,8 @@
 """What every command of ``convscope`` shares: the parser class, argument types, models, images.
 
 * :class:`CommandParser`: the parser of the program and of every command. It adds
-  ``--debug``, records which command it parses, and for the commands built with
+  ``--debug``, records which command it parses, answers an unknown option or a NUL
+  character with the usage of the command that got it, and for the commands built with
   ``one_line_errors=True`` reports a bad value as the command line's one error line
   (``convscope explain conv: error: --stride expects ...``) instead of usage + error.
 * Argument types (``type=`` of ``add_argument``): each turns the text of one option into its
@@ -10,9 +11,13 @@
   print them: ``expected ...`` (:func:`positive_int` and the other types of train,
   evaluate, predict, summary and export) and ``expects ...`` (:func:`count`,
   :func:`axes`, ... of the explain commands).
-* Models and images: :func:`load_model`, :func:`model_or_architecture`,
-  :func:`model_and_input_shape`, :func:`normalizer`, :func:`read_image`,
-  :func:`image_for_model`.
+  :func:`path_text` is the type of every path option (no empty text, no NUL character).
+* Models and images: :func:`load_model` (a model file, a run folder or a run's
+  checkpoint.npz), :func:`model_or_architecture`, :func:`model_and_input_shape`,
+  :func:`normalizer`, :func:`read_image` (through :func:`convscope.files.check_readable`,
+  with warnings for images unlike the training data), :func:`image_for_model`.
+* Messages: :func:`error_text` (an exception as the command's one error line),
+  :func:`plural`, :func:`err`.
 """
 
 from __future__ import annotations
@@ -66,6 +71,22 @@ class CommandParser(argparse.ArgumentParser):
         _, _, command = self.prog.partition(" ")
         if command:
             self.set_defaults(command=command)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but a command's parser refuses what it does not know itself.
+
+        argparse hands a sub-command's unknown options up to the program's parser, which
+        would answer ``convscope train --foo`` with the usage of ``convscope``; here the
+        command that got them reports them with its own usage. Text with a NUL character
+        (no file can be named so) is refused by the parser that reads it.
+        """
+        for text in [] if args is None or self._subparsers is not None else list(args):
+            if isinstance(text, str) and "\0" in text:
+                self.error(f"{text!r} contains a NUL character; no file or value can have one")
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and " " in self.prog:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
 
     def error(self, message: str) -> NoReturn:
         """Usage and ``message`` on standard error, exit status 2; or :class:`OptionError`."""
@@ -159,6 +180,14 @@ def choice(*names: str, listed: str | None = None) -> Callable[[str], str]:
     return checked(str, lambda v: v in names, listed, explain=True)
 
 
+def path_text(text: str) -> str:
+    """A file or folder path: any text but the empty one or one with a NUL character."""
+    if not text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"expected a file or folder path (not empty, no NUL character); "
+                                         f"got {text!r}")
+    return text
+
+
 def layer_ref(text: str) -> int | str:
     """``--layer``: a layer number as ``convscope summary`` numbers them, or a dotted name."""
     return int(text) if text.isdigit() else text
@@ -184,12 +213,35 @@ def add_command(subparsers: Any, name: str, handler: Callable[[argparse.Namespac
 
 def add_data_options(p: argparse.ArgumentParser, dataset_help: str) -> None:
     """``--dataset`` and ``--data-dir`` (train, evaluate)."""
-    p.add_argument("--dataset", metavar="NAME|PATH", help=dataset_help)
+    p.add_argument("--dataset", type=path_text, metavar="NAME|PATH", help=dataset_help)
     p.add_argument(
-        "--data-dir", metavar="DIR",
+        "--data-dir", type=path_text, metavar="DIR",
         help="folder holding the dataset's standard files (nothing is downloaded); without it "
         "MNIST, Fashion-MNIST and CIFAR-10 are downloaded once into a verified cache",
     )
+
+
+#: the name of the library function that raised, in front of its message (``trace_conv: ``):
+#: the command line says which command failed instead.
+_FUNCTION_PREFIX = re.compile(r"^(?:[a-z_][a-z0-9_]*: )+")
+
+
+def error_text(exc: BaseException, command: str = "") -> str:
+    """The message of ``exc`` on one line, without a leading library function name.
+
+    The explain commands number spatial axes from 1 (``axis 1: n = 8, ...``, the notes'
+    way); in their error lines the library's 0-based ``spatial axis 0`` becomes ``axis 1``
+    too, so one command speaks of its axes one way.
+    """
+    text = _FUNCTION_PREFIX.sub("", " ".join(str(exc).split())) or type(exc).__name__
+    if command.startswith("convscope explain"):
+        text = re.sub(r"\bspatial axis (\d+)", lambda m: f"axis {int(m[1]) + 1}", text)
+    return text
+
+
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def err(text: str) -> None:
@@ -204,11 +256,67 @@ MODEL_HELP = ("a model file from convscope train, or a built-in architecture nam
               "cifar: untrained, seed 0)")
 
 
-def load_model(path: str) -> tuple[Any, dict]:
-    """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``."""
-    from ..io import load
+def run_model_file(path: str) -> Path:
+    """The file that ``path`` names as a model: itself, or in a run folder its model.npz
+    (its checkpoint.npz when training ended before writing one)."""
+    from ..files import check_readable
 
-    return load(path, return_metadata=True)
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.npz", "checkpoint.npz"):
+            if (p / name).is_file():
+                return p / name
+        raise ConfigError(f"{path} is a folder without model.npz or checkpoint.npz; expected a model "
+                          f"file or the --out folder of convscope train.")
+    if not p.exists() and Path(path + ".npz").exists():
+        p = Path(path + ".npz")
+    return check_readable(p, "model file", error=ConfigError)
+
+
+def _model_from_checkpoint(p: Path, ckpt: Any) -> tuple[Any, dict]:
+    """The model of the training checkpoint ``ckpt`` read from ``p``, with the metadata its
+    run's config.json keeps."""
+    import json
+
+    from ..errors import CheckpointError
+    from ..nn import from_spec
+
+    if ckpt.spec is None:
+        raise CheckpointError(f"{p} does not describe its architecture, so no model can be built from "
+                              f"it; use the model.npz of the run.")
+    model = from_spec(ckpt.spec)
+    model.load_state_dict(ckpt.model_state)
+    metadata: dict[str, Any] = {}
+    config = p.parent / "config.json"
+    if config.is_file():
+        try:
+            metadata = dict(json.loads(config.read_text(encoding="utf-8")).get("model_metadata") or {})
+        except (json.JSONDecodeError, AttributeError):
+            metadata = {}
+    err(f"note: {p} is a training checkpoint; using its weights after epoch {ckpt.epoch}.")
+    return model, metadata
+
+
+def load_model(path: str) -> tuple[Any, dict]:
+    """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``,
+    a run folder (its model.npz), or a run's training checkpoint (checkpoint.npz)."""
+    from ..errors import CheckpointError
+    from ..io import load
+    from ..train.checkpoint import load_training_checkpoint
+
+    p = run_model_file(path)
+    try:
+        model, metadata = load(p, return_metadata=True)
+    except CheckpointError as exc:
+        try:
+            ckpt = load_training_checkpoint(p)
+        except CheckpointError:
+            raise exc from None  # not a training checkpoint either: the model file's error
+        return _model_from_checkpoint(p, ckpt)
+    if metadata.get("interrupted"):
+        err(f"note: {p} holds the weights of a run interrupted after "
+            f"{plural(int(metadata.get('epochs_completed') or 0), 'complete epoch')}.")
+    return model, metadata
 
 
 def model_or_architecture(text: str) -> tuple[Any, dict[str, Any], str]:
@@ -266,6 +374,13 @@ def model_and_input_shape(model_path: str | None, arch: str | None, input_shape:
     return model, tuple(input_shape)
 
 
+def train_mean(metadata: dict) -> list[float] | None:
+    """The training images' mean value per channel, as ``convscope train`` records it."""
+    norm = metadata.get("normalize")
+    mean = norm.get("mean") if isinstance(norm, dict) else None
+    return [float(v) for v in mean] if isinstance(mean, list) and mean else None
+
+
 def normalizer(metadata: dict) -> Any:
     """The Normalize transform recorded by ``convscope train`` (None if there is none)."""
     norm = metadata.get("normalize")
@@ -282,16 +397,26 @@ def normalizer(metadata: dict) -> Any:
 _MAX_PIXELS = 4096 * 4096
 
 
-def read_image(path: Path, shape: Sequence[int], command: str = "predict") -> Any:
+def read_image(path: Path, shape: Sequence[int], command: str = "predict",
+               train_mean: Sequence[float] | None = None) -> Any:
     """One image as float32 (C, H, W) in [0, 1], converted and resized to ``shape``.
 
     PNG, JPEG, ... through Pillow (converted to gray or RGB, resized with a note on
     standard error naming ``command``), or a ``.npy`` array of shape (H, W), (C, H, W) or
-    (H, W, C), float in [0, 1] or integers up to 255.
+    (H, W, C), float in [0, 1] or integers up to 255. The path is checked with
+    :func:`convscope.files.check_readable` first (a FIFO is refused, not waited on).
+    An image that clearly differs from the training images (colour for a grey model or
+    grey for a colour one, a very different size, values outside [0, 1] or in a narrow
+    band, the inverse polarity of ``train_mean``, the training images' mean value per
+    channel) gets a warning line on standard error: the answer may be meaningless.
     """
     import numpy as np
 
+    from ..files import check_readable
+
+    check_readable(path, "image")
     c, h, w = (int(v) for v in shape)
+    warn = _warner(path, command)
     if path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
@@ -306,11 +431,14 @@ def read_image(path: Path, shape: Sequence[int], command: str = "predict") -> An
         elif arr.ndim == 3 and arr.shape[-1] == c and arr.shape[:2] == (h, w) and c > 1:
             arr = arr.transpose(2, 0, 1)
         if arr.shape != (c, h, w):
+            hint = (" It has no channel axis: save it as (1, H, W) or (H, W)." if arr.ndim == 2 and c > 1 else "")
             raise DataError(
                 f"{path}: the model takes images of shape ({c}, {h}, {w}) (C, H, W); the array has "
-                f"shape {arr.shape}."
+                f"shape {arr.shape}.{hint}"
             )
-        return arr.astype(np.float32)
+        arr = arr.astype(np.float32)
+        _check_values(arr, train_mean, warn)
+        return arr
     try:
         from PIL import Image
     except ImportError:
@@ -321,14 +449,61 @@ def read_image(path: Path, shape: Sequence[int], command: str = "predict") -> An
         with Image.open(path) as im:
             if im.size[0] * im.size[1] > _MAX_PIXELS:
                 raise DataError(f"{path}: {im.size[0]}x{im.size[1]} pixels is too large an image.")
+            colour = _is_colour(im)
+            if c == 1 and colour:
+                warn("is a colour image; the model was trained on grey images, so it is converted to grey")
+            elif c == 3 and not colour:
+                warn("is a grey image; the model was trained on colour images")
             im = im.convert("L" if c == 1 else "RGB")
             if im.size != (w, h):
-                err(f"convscope {command}: note: {path} is {im.size[0]}x{im.size[1]}; resized to {w}x{h}.")
+                ratio = max(im.size[0] / w, w / im.size[0], im.size[1] / h, h / im.size[1])
+                if ratio >= 4:
+                    warn(f"is {im.size[0]}x{im.size[1]} pixels, {ratio:.0f} times the size of the {w}x{h} "
+                         f"training images; resized to {w}x{h}, which loses or invents detail")
+                else:
+                    err(f"convscope {command}: note: {path} is {im.size[0]}x{im.size[1]}; resized to {w}x{h}.")
                 im = im.resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"could not read image {path}: {exc}") from None
-    return arr[None] if c == 1 else arr.transpose(2, 0, 1)
+    arr = arr[None] if c == 1 else arr.transpose(2, 0, 1)
+    _check_values(arr, train_mean, warn)
+    return arr
+
+
+def _warner(path: Path, command: str) -> Callable[[str], None]:
+    def warn(text: str) -> None:
+        err(f"convscope {command}: warning: {path} {text}.")
+
+    return warn
+
+
+def _is_colour(im: Any) -> bool:
+    """Whether a Pillow image has visibly different colour channels."""
+    import numpy as np
+
+    if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return False
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
+    return bool(np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).mean() > 4.0)
+
+
+def _check_values(arr: Any, train_mean: Sequence[float] | None, warn: Callable[[str], None]) -> None:
+    """Warnings for values outside [0, 1], in a narrow band, or of inverted polarity."""
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -0.01 or hi > 1.01:
+        warn(f"has values from {lo:g} to {hi:g}; the model was trained on values in [0, 1] "
+             f"(divide 0..255 pixels by 255)")
+        return
+    if hi - lo < 0.25:
+        warn(f"has values only from {lo:.2f} to {hi:.2f}; the training images span [0, 1], "
+             f"so the answer may mean little")
+        return
+    if train_mean:
+        mean, trained = float(arr.mean()), float(sum(train_mean) / len(train_mean))
+        if abs(mean - trained) > 0.3 and abs(mean - (1.0 - trained)) < abs(mean - trained):
+            warn(f"looks inverted: its mean value is {mean:.2f} where the training images average "
+                 f"{trained:.2f} (light on dark vs dark on light); invert it (1 - x) if so")
 
 
 def image_shape_of(metadata: dict[str, Any], model_text: str) -> list[int]:
@@ -344,7 +519,7 @@ def image_for_model(path: str, model_text: str, metadata: dict[str, Any], comman
     """The image as the model sees it (a batch of one, normalised as in training) and a
     sentence on how it was prepared."""
     shape = image_shape_of(metadata, model_text)
-    x = read_image(Path(path), shape, command)[None]
+    x = read_image(Path(path), shape, command, train_mean(metadata))[None]
     note = f"Input: {path}, read as {tuple(int(v) for v in shape)} with values in [0, 1]"
     norm = normalizer(metadata)
     if norm is not None:

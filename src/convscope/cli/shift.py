@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import PROGRESS, add_command, choice, count, load_model, normalizer
+from ._common import PROGRESS, add_command, choice, count, load_model, normalizer, plural
 
 __all__ = ["add_shift", "run_shift"]
 
@@ -87,7 +87,7 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
         twin = antialias(fresh(), train.image_shape, args.blur_filter)
     except ConfigError as exc:
         raise ConfigError(f"--train-compare: {exc}") from None
-    print(f"training {arch} twice on {train.name} ({len(train)} images, {recipe.epochs} epochs, batch "
+    print(f"training {arch} twice on {train.name} ({len(train)} images, {plural(recipe.epochs, 'epoch')}, batch "
           f"{recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}, seed {args.seed}): MaxPool, then "
           f"MaxPool(stride 1) + BlurPool(filter {args.blur_filter})", flush=True)
     out = Path(args.out) if args.out else None

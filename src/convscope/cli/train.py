@@ -32,14 +32,18 @@ from ._common import (
     add_command,
     add_data_options,
     err,
+    error_text,
     fraction,
     image_shape_of,
     load_model,
     non_negative_int,
     normalizer,
+    path_text,
+    plural,
     positive_float,
     positive_int,
     read_image,
+    train_mean,
 )
 
 __all__ = ["add_train", "add_evaluate", "add_predict", "run_train", "run_evaluate", "run_predict"]
@@ -53,7 +57,7 @@ def add_train(subparsers: Any) -> None:
                     "train a CNN and save it (no options: the default CNN on the built-in digits)")
     add_data_options(p, "digits (default, built in), mnist, fashion-mnist, cifar10, or the path of "
                         "an image folder (one sub-folder per class; train/ and test/ used if present)")
-    p.add_argument("--arch", metavar="NAME|SPEC.json",
+    p.add_argument("--arch", type=path_text, metavar="NAME|SPEC.json",
                    help="digits, lenet, cifar, or a JSON spec file (default: the recipe's)")
     p.add_argument("--epochs", type=positive_int, metavar="N")
     p.add_argument("--batch-size", type=positive_int, metavar="B")
@@ -61,22 +65,35 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adam"))
     p.add_argument("--seed", type=non_negative_int, metavar="S",
                    help="seed of the weights, shuffling and augmentation (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default ./runs/<timestamp>)")
+    p.add_argument("--out", type=path_text, metavar="DIR",
+                   help="output folder (default ./runs/<timestamp>); one holding a previous run is "
+                   "refused unless --force")
+    p.add_argument("--force", action="store_true", help="overwrite the run already in --out")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="train and test on at most N images of each split (a stratified sample, "
+                   "seeded by --seed): a quick first run on a large dataset")
     p.add_argument("--threads", type=positive_int, metavar="N",
-                   help="BLAS threads (default: the recipe's; 1 for the digits)")
+                   help="threads while training: convscope's own (a convolution's batch chunks) and the "
+                   "BLAS library's (matrix products between layers) (default: the recipe's; 1 for the digits)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold out this share of the training split for per-epoch validation (default 0)")
     p.add_argument("--clip", type=positive_float, metavar="X", help="clip the gradient norm to X")
-    p.add_argument("--resume", metavar="CHECKPOINT",
+    p.add_argument("--resume", type=path_text, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint.npz (or its folder); --epochs is the total")
     p.add_argument("--progress", choices=tuple(PROGRESS), default="bar",
                    help="a progress bar (default), plain lines, one line per epoch, or nothing")
     p.add_argument("--no-download", action="store_true", help="read only the cache, never download")
+    p.add_argument("--wide", action="store_true",
+                   help="print the full layer table (formulas, FC equivalents, window memory) however "
+                   "wide; by default it is fitted to the terminal (COLUMNS, else 100 columns)")
 
 
 #: train options that a resumed run takes from the original run's config.json.
 _RESUMABLE = ("dataset", "data_dir", "arch", "epochs", "batch_size", "lr", "optimizer", "seed",
-              "threads", "val_fraction", "clip")
+              "threads", "val_fraction", "clip", "limit")
+
+#: what ``convscope train`` writes into --out; a folder holding one of them holds a run.
+_RUN_FILES = ("model.npz", "checkpoint.npz", "config.json", "history.json", "metrics.json")
 
 
 def _run_config_schema() -> Any:
@@ -107,7 +124,7 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
         saved = read_json(config_path, _run_config_schema(), f"--resume: {config_path}", ConfigError)
         if args.epochs is not None and saved.get("epochs") not in (None, args.epochs):
             raise ConfigError(
-                f"--resume: the run in {ckpt.parent} was planned for {saved['epochs']} epochs and its "
+                f"--resume: the run in {ckpt.parent} was planned for {plural(saved['epochs'], 'epoch')} and its "
                 f"learning-rate schedule spans exactly those; resuming finishes that plan. Leave out "
                 f"--epochs (or pass --epochs {saved['epochs']}); to train longer, start a new run."
             )
@@ -117,6 +134,37 @@ def _resolve_resume(args: argparse.Namespace) -> Path | None:
     if args.out is None:
         args.out = str(ckpt.parent)
     return ckpt
+
+
+def _limited(data: Any, limit: int | None, seed: int) -> Any:
+    """At most ``limit`` images of ``data``: a stratified sample (all of them if fewer)."""
+    if limit is None or len(data) <= limit:
+        return data
+    from ..data import stratified_split
+
+    _, keep = stratified_split(data.labels, limit / len(data), seed)
+    return data.subset(keep[:limit])
+
+
+def _check_out(out: Path, args: argparse.Namespace) -> None:
+    """Refuse an --out folder that holds a previous run, unless --force or --resume."""
+    if args.force or args.resume is not None or not out.is_dir():
+        return
+    found = [name for name in _RUN_FILES if (out / name).exists()]
+    if found:
+        raise ConfigError(
+            f"--out {out} already holds a run ({', '.join(found)}); pass --force to overwrite it, "
+            f"--resume {out} to continue it, or choose another --out."
+        )
+
+
+def _table(table: Any, wide: bool) -> str:
+    """The layer table: whole with ``wide``, else fitted to the terminal (COLUMNS, else 100)."""
+    import shutil
+
+    if wide:
+        return str(table)
+    return table.to_text(width=shutil.get_terminal_size((100, 24)).columns)
 
 
 def _split_train(train: Any, fraction: float, seed: int) -> tuple[Any, Any]:
@@ -179,8 +227,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     load_opts: dict[str, Any] = {"data_dir": args.data_dir, "download": not args.no_download}
     start = time.perf_counter()
-    train = load_dataset(dataset, split="train", **load_opts)
-    test = load_dataset(dataset, split="test", **load_opts)
+    out = Path(args.out) if args.out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    _check_out(out, args)
+    train = _limited(load_dataset(dataset, split="train", **load_opts), args.limit, seed)
+    test = _limited(load_dataset(dataset, split="test", **load_opts), args.limit, seed)
     val = None
     if val_fraction > 0:
         train, val = _split_train(train, val_fraction, seed)
@@ -188,9 +238,10 @@ def run_train(args: argparse.Namespace) -> int:
     model = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
     check_fits(model, train.image_shape, train.num_classes, f"the {train.name!r}")
     print(f"convscope train: {train.name} ({len(train)} training, {len(test)} test images of shape "
-          f"{train.image_shape}, {train.num_classes} classes), arch {arch}, {epochs} epochs, batch "
-          f"{batch_size}, {opt_name} lr {lr:g}, seed {seed}")
-    print(summary(model, train.image_shape))
+          f"{train.image_shape}, {train.num_classes} classes)\n  arch {arch}, {plural(epochs, 'epoch')}, "
+          f"batch {batch_size}, {opt_name} lr {lr:g}, seed {seed}"
+          + (f", --limit {args.limit}" if args.limit else ""))
+    print(_table(summary(model, train.image_shape), args.wide))
 
     setup = build_training(
         dataclasses.replace(recipe, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=opt_name),
@@ -198,23 +249,31 @@ def run_train(args: argparse.Namespace) -> int:
     )
     norm = setup.eval_transform
 
-    out = Path(args.out) if args.out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     config = {
         "dataset": dataset, "data_dir": args.data_dir, "arch": arch, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "optimizer": opt_name, "seed": seed, "threads": threads,
-        "val_fraction": val_fraction, "clip": args.clip, "recipe": recipe.to_dict(),
+        "val_fraction": val_fraction, "clip": args.clip, "limit": args.limit, "recipe": recipe.to_dict(),
+    }
+    # what predict, evaluate and explain need to use a checkpoint.npz of this run as a model
+    config["model_metadata"] = {
+        "dataset": dataset if _is_builtin(dataset) else str(Path(dataset).resolve()),
+        "classes": list(train.classes), "image_shape": list(train.image_shape),
+        "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()}, "arch": arch,
     }
     write_json(out / "config.json", config, op="convscope train")
 
     loss = nn.CrossEntropyLoss()
     fit_start = time.perf_counter()
-    history = fit(
-        model, loss, setup.optimizer, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
-        callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
-        scheduler_interval="batch", resume=resume, progress=PROGRESS[args.progress],
-        transform=setup.transform, eval_transform=norm, clip_grad_norm=args.clip, threads=threads,
-    )
+    try:
+        history = fit(
+            model, loss, setup.optimizer, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
+            callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
+            scheduler_interval="batch", resume=resume, progress=PROGRESS[args.progress],
+            transform=setup.transform, eval_transform=norm, clip_grad_norm=args.clip, threads=threads,
+        )
+    except KeyboardInterrupt:
+        return _interrupted(model, out, config["model_metadata"], config, epochs)
     fit_seconds = time.perf_counter() - fit_start
     scores = evaluate(model, loss, test, transform=norm)
     train_seconds = sum(r["train_seconds"] for r in history)
@@ -250,7 +309,7 @@ def run_train(args: argparse.Namespace) -> int:
     if "accuracy" in scores:
         correct = round(scores["accuracy"] * scores["samples"])
         print(f"test accuracy {scores['accuracy']:.4f} ({correct}/{scores['samples']}), test loss "
-              f"{scores['loss']:.4f}; {len(history)} epochs in {train_seconds:.1f} s "
+              f"{scores['loss']:.4f}; {plural(len(history), 'epoch')} in {train_seconds:.1f} s "
               f"({metrics['images_per_second']:.0f} images/s)")
     else:
         print(f"test loss {scores['loss']:.4f}")
@@ -264,12 +323,34 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(model: Any, out: Path, metadata: dict, config: dict, epochs: int) -> int:
+    """Ctrl-C while training: save the weights as they are and say how to go on (status 130)."""
+    from ..io import save
+    from ..train.checkpoint import load_training_checkpoint
+
+    done = 0
+    if (out / "checkpoint.npz").is_file():
+        done = load_training_checkpoint(out / "checkpoint.npz").epoch
+    save(model, out / "model.npz", {**metadata, "config": config, "interrupted": True,
+                                    "epochs_completed": done})
+    err(f"convscope train: interrupted after {plural(done, 'complete epoch')} of {epochs}; wrote "
+        f"model.npz (the weights when stopped) to {out}.")
+    if done:
+        err(f"convscope train: continue the run with: convscope train --resume {out}")
+    else:
+        err("convscope train: no epoch was complete, so there is no checkpoint to resume from; "
+            "start the run again.")
+    return 130
+
+
 # ------------------------------------------------------------------------------- evaluate
 
 
 def add_evaluate(subparsers: Any) -> None:
     p = add_command(subparsers, "evaluate", run_evaluate, "score a saved model on a dataset's test split")
-    p.add_argument("model", metavar="MODEL", help="a model.npz written by convscope train / convscope.save")
+    p.add_argument("model", type=path_text, metavar="MODEL",
+                   help="a model.npz written by convscope train / convscope.save, a run folder, or its "
+                   "checkpoint.npz")
     add_data_options(p, "dataset name or image folder (default: the one the model was trained on)")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--batch-size", type=positive_int, default=256, metavar="B")
@@ -308,43 +389,61 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def add_predict(subparsers: Any) -> None:
     p = add_command(subparsers, "predict", run_predict, "classify image files with a saved model")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("images", metavar="IMAGE", nargs="+")
+    p.add_argument("model", type=path_text, metavar="MODEL",
+                   help="a model.npz, a run folder of convscope train, or its checkpoint.npz")
+    p.add_argument("images", type=path_text, metavar="IMAGE", nargs="+")
     p.add_argument("--top", type=positive_int, default=3, metavar="K", help="show the K most likely classes")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print the predicted class and its probability for each image (PNG, JPEG, ... via Pillow, or
-    .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8)."""
+    .npy arrays of shape (H, W) or (C, H, W) with values in [0, 1] or uint8). An image that
+    clearly differs from the training images (colour, size, values, polarity) gets a warning; one
+    that cannot be read or does not fit the model is reported and skipped (exit status 2)."""
 
     import numpy as np
 
+    from ..errors import ConvscopeError
     from ..train import predict
 
     model, metadata = load_model(args.model)
     shape = image_shape_of(metadata, args.model)
     check_allocation((len(args.images), *shape), np.float32, f"batch of images of the model's shape {shape}",
                      "predict")
-    x = np.stack([read_image(Path(p), shape) for p in args.images])
-    probs = predict(model, x, transform=normalizer(metadata))
-    classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
-    if len(classes) != probs.shape[1]:
-        raise ConfigError(
-            f"predict: {args.model} names {len(classes)} classes in its metadata but the model "
-            f"gives {probs.shape[1]} scores per image; the metadata does not belong to this model."
-        )
-    k = min(args.top, probs.shape[1])
-    for path, row in zip(args.images, probs):
-        order = np.argsort(-row, kind="stable")[:k]
-        best = int(order[0])
-        if args.json:
-            print(json.dumps({
-                "image": path, "class": best, "label": classes[best],
-                "probability": float(row[best]),
-                "top": [{"class": int(i), "label": classes[i], "probability": float(row[i])} for i in order],
-            }))
+    mean = train_mean(metadata)
+    paths, images, failed = [], [], []
+    for path in args.images:
+        try:
+            images.append(read_image(Path(path), shape, "predict", mean))
+        except (ConvscopeError, OSError) as exc:
+            err(f"convscope predict: error: {error_text(exc)}")
+            failed.append(path)
         else:
-            top = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
-            print(f"{path}: class {best} ({classes[best]!r}) p={row[best]:.3f}  top-{k}: {top}")
+            paths.append(path)
+    if images:
+        probs = predict(model, np.stack(images), transform=normalizer(metadata))
+        classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
+        if len(classes) != probs.shape[1]:
+            raise ConfigError(
+                f"predict: {args.model} names {len(classes)} classes in its metadata but the model "
+                f"gives {probs.shape[1]} scores per image; the metadata does not belong to this model."
+            )
+        k = min(args.top, probs.shape[1])
+        for path, row in zip(paths, probs):
+            order = np.argsort(-row, kind="stable")[:k]
+            best = int(order[0])
+            if args.json:
+                print(json.dumps({
+                    "image": path, "class": best, "label": classes[best],
+                    "probability": float(row[best]),
+                    "top": [{"class": int(i), "label": classes[i], "probability": float(row[i])} for i in order],
+                }))
+            else:
+                top = ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order)
+                print(f"{path}: class {best} ({classes[best]!r}) p={row[best]:.3f}  top-{k}: {top}")
+    if failed:
+        err(f"convscope predict: {len(failed)} of {len(args.images)} images were skipped (see the errors "
+            f"above): {', '.join(failed)}")
+        return 2
     return 0

@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ArgumentTypeError, ConfigError, ShapeError
-from ..settings import check_allocation
+from ..errors import ArgumentTypeError, ConfigError
 from ..files import to_jsonable
-from ..functional.windows import check_allocation
+from ..settings import check_allocation
 from ..shapes import (
     WindowGeometry,
     check_padding_mode,

@@ -88,6 +88,13 @@ def channel_mismatch(op: str, expected: int, x_shape: tuple[int, ...], axis: int
             f" The last axis has {expected} entries: if the data is channels-last, move it with "
             f"x.transpose{order}."
         )
+    elif axis == 0 and expected == 1 and len(x_shape) >= 2:
+        batched = format_shape((x_shape[0], 1, *x_shape[1:]))
+        msg += (
+            f" Without a batch axis x is read as one sample whose first axis holds the channels; if "
+            f"it is a batch of {x_shape[0]} images without a channel axis, add one: x[:, None] has "
+            f"shape {batched}."
+        )
     return ShapeError(msg)
 
 

@@ -163,6 +163,49 @@ class Summary:
         out.append(f"Output {format_shape(self.output_shape)}")
         return "\n".join(out)
 
+    def to_text(self, width: int | None = None) -> str:
+        """The table as ``str()`` gives it, or fitted to ``width`` columns.
+
+        With a ``width`` the whole table is kept if it fits; otherwise the columns that
+        explain rather than count (the formulas, FC equivalents, window memory) are left
+        out, the name column too when every name is just the layer's position (a plain
+        Sequential), a size the same on every axis is written once (``kernel_size=3`` for
+        ``(3, 3)``, as the constructor takes it), and a layer description still too long
+        is shortened with ``...``.
+        """
+        import re
+
+        full = str(self)
+        if width is None or max(len(line) for line in full.splitlines()) <= width:
+            return full
+        header = ["#", "name", "layer", "output shape", "params", "receptive field", "jump"]
+        table = [header] + [
+            [str(r.index), r.name, re.sub(r"\((\d+)(?:, \1)+\)", r"\1", r.layer), format_shape(r.output_shape),
+             f"{r.params:,}", _axes_text(r.receptive_field, "unknown" if r.field_note else "all"),
+             _axes_text(r.jump, "-")]
+            for r in self.rows
+        ]
+        if all(r.name == str(r.index - 1) for r in self.rows):
+            table = [row[:1] + row[2:] for row in table]
+        layer = table[0].index("layer")
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        spare = width - (sum(widths) + 2 * (len(widths) - 1))
+        if spare < 0:
+            widths[layer] = max(len("layer") + 3, widths[layer] + spare)
+            for row in table[1:]:
+                if len(row[layer]) > widths[layer]:
+                    row[layer] = row[layer][: widths[layer] - 3] + "..."
+        right = {0, table[0].index("params")}
+        lines = ["  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
+                           enumerate(zip(row, widths))).rstrip() for row in table]
+        rule = "-" * max(len(line) for line in lines)
+        batch_note = " (one sample: batch axis of 1 added)" if self.batch_added else ""
+        out = [f"Input {format_shape(self.input_shape)}{batch_note}", rule, lines[0], rule, *lines[1:], rule,
+               f"Total parameters: {self.total_params:,} (formulas, FC equivalents and window "
+               f"memory: convscope summary, or --wide)",
+               f"Output {format_shape(self.output_shape)}"]
+        return "\n".join(out)
+
     def __repr__(self) -> str:
         return (f"Summary({len(self.rows)} layers, input {format_shape(self.input_shape)} -> output "
                 f"{format_shape(self.output_shape)}, {self.total_params:,} parameters; print() for the table)")

@@ -4,26 +4,44 @@
 per second; when tqdm is not installed (it comes with ``pip install "convscope[train]"``)
 the same numbers are printed as plain lines, about ten per epoch. ``progress="plain"``
 asks for the plain lines, ``progress="epochs"`` for one line per epoch (for logs), and
-``progress=False`` shows nothing. Everything goes to standard
-error, so standard output stays free for results.
+``progress=False`` shows nothing. Every line also gives the ETA of the whole run
+(``ETA 1m05s``: the rest of this epoch at its pace so far, plus the epochs still to come
+at this epoch's pace), and the end-of-epoch line adds the validation numbers when there
+is a validation split. Everything goes to standard error, so standard output stays free
+for results.
 
 Example:
     >>> import io
     >>> out = io.StringIO()
-    >>> bar = EpochProgress("plain", epoch=1, epochs=2, total=4, stream=out)
+    >>> bar = EpochProgress("plain", epoch=2, epochs=2, total=4, stream=out)
     >>> for _ in range(4):
     ...     bar.update(32, loss=0.5, accuracy=0.75, images_per_second=1000.0)
     >>> bar.close("val_loss 0.4000")
     >>> print(out.getvalue().splitlines()[-1])
-    epoch 1/2 [4/4] loss 0.5000 acc 0.7500 1000 img/s val_loss 0.4000
+    epoch 2/2 [4/4] loss 0.5000 acc 0.7500 1000 img/s val_loss 0.4000
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
-__all__ = ["EpochProgress", "format_metrics"]
+__all__ = ["EpochProgress", "format_metrics", "format_eta"]
+
+
+def format_eta(seconds: float) -> str:
+    """``ETA 42s``, ``ETA 3m05s``, ``ETA 1h02m``.
+
+    >>> format_eta(185.2)
+    'ETA 3m05s'
+    """
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"ETA {s}s"
+    if s < 3600:
+        return f"ETA {s // 60}m{s % 60:02d}s"
+    return f"ETA {s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def format_metrics(loss: float | None, accuracy: float | None, images_per_second: float | None) -> str:
@@ -56,6 +74,8 @@ class EpochProgress:
     def __init__(self, mode: Any, epoch: int, epochs: int, total: int, stream: TextIO | None = None) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.prefix = f"epoch {epoch}/{epochs}"
+        self.epochs_after = max(0, int(epochs) - int(epoch))
+        self.start = time.perf_counter()
         self.total = int(total)
         self.done = 0
         self.text = ""
@@ -87,6 +107,13 @@ class EpochProgress:
 
             raise ConfigError(f"progress must be True, False, 'plain', 'epochs' or 'tqdm'; got {mode!r}.")
 
+    def eta(self) -> str:
+        """The ETA of the whole run from this epoch's pace ("" before the first batch)."""
+        if not self.done or not self.total:
+            return ""
+        per_batch = (time.perf_counter() - self.start) / self.done
+        return format_eta(per_batch * (max(0, self.total - self.done) + self.epochs_after * self.total))
+
     def update(self, images: int, loss: float | None, accuracy: float | None,
                images_per_second: float | None) -> None:
         """One batch done; show the running numbers."""
@@ -95,16 +122,20 @@ class EpochProgress:
             return
         self.text = format_metrics(loss, accuracy, images_per_second)
         if self._bar is not None:
-            self._bar.set_postfix_str(self.text, refresh=False)
+            run_eta = f" run {self.eta()}" if self.epochs_after else ""
+            self._bar.set_postfix_str(self.text + run_eta, refresh=False)
             self._bar.update(1)
         elif not self._epoch_line_only and self._next_line <= self.done < self.total:
             # about ten lines per epoch
             self._next_line = self.done + max(1, self.total // 10)
-            print(f"{self.prefix} [{self.done}/{self.total}] {self.text}", file=self.stream, flush=True)
+            print(f"{self.prefix} [{self.done}/{self.total}] {self.text} {self.eta()}".rstrip(),
+                  file=self.stream, flush=True)
 
     def close(self, extra: str = "") -> None:
         """End the epoch; ``extra`` (validation numbers, time) is appended to the last line."""
         text = f"{self.text} {extra}".strip()
+        if self.epochs_after:
+            text = f"{text} {self.eta()}".strip()
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
             self._bar.close()
