@@ -33,7 +33,7 @@ from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import LoadResult, Module
 from .norm import BatchNorm1d, BatchNorm2d
-from .normalize import Normalize
+from .normalize import Normalize, input_normalization, with_input_normalization
 from .parameter import Parameter
 from .pool import (
     AvgPool1d,
@@ -59,5 +59,6 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Normalize", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
     "to_spec", "from_spec", "register", "summary", "Summary",
+    "input_normalization", "with_input_normalization",
     "walk", "LayerRecord", "input_rank", "input_channels", "batched_input_shape",
 ]

@@ -20,7 +20,7 @@ from . import init
 from .module import Module
 from .spec import register
 
-__all__ = ["Normalize"]
+__all__ = ["Normalize", "input_normalization", "with_input_normalization"]
 
 
 def _values(value: Any, name: str) -> np.ndarray:
@@ -137,3 +137,52 @@ class Normalize(Module):
     def config(self) -> dict[str, Any]:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
                 "dtype": np.dtype(self.dtype).name}
+
+
+def input_normalization(model: Module) -> Normalize | None:
+    """The model's input standardisation: its first layer when that is a ``"normalize"``
+    layer (:class:`Normalize` or a subclass), else None.
+
+    >>> from convscope import nn
+    >>> input_normalization(nn.Sequential(nn.Normalize(0.5, 0.25), nn.ReLU()))
+    Normalize(mean=[0.5], std=[0.25])
+    >>> input_normalization(nn.Sequential(nn.ReLU())) is None
+    True
+    """
+    from .walk import walk
+
+    for record in walk(model):
+        return record.module if record.kind == "normalize" else None  # type: ignore[return-value]
+    return None
+
+
+def with_input_normalization(model: Module, mean: Any, std: Any) -> Module:
+    """``model`` with a :class:`Normalize` layer ``(mean, std)`` put first.
+
+    A :class:`~convscope.nn.Sequential` gets the layer as its new first child (the other
+    layers move one place on: ``"0"`` becomes ``"1"``); any other module becomes
+    ``Sequential(Normalize, model)``. The layers are the same objects, not copies. The
+    layer takes the dtype of the model's parameters.
+
+    Raises:
+        ConfigError: the model already starts with a ``"normalize"`` layer.
+
+    >>> from convscope import nn
+    >>> with_input_normalization(nn.Sequential(nn.Flatten()), [0.1], [0.3])
+    Sequential(
+      (0): Normalize(mean=[0.1], std=[0.3])
+      (1): Flatten()
+    )
+    """
+    from .container import Sequential
+
+    if input_normalization(model) is not None:
+        raise ConfigError(
+            "with_input_normalization: the model already starts with a Normalize layer; a second "
+            "one would standardise the inputs twice."
+        )
+    dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
+    layer = Normalize(mean, std, dtype=dtype)
+    if model.layer_kind == "sequential" and type(model) is Sequential:
+        return Sequential(layer, *model)
+    return Sequential(layer, model)
