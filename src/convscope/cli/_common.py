@@ -205,10 +205,20 @@ MODEL_HELP = ("a model file from convscope train, or a built-in architecture nam
 
 
 def load_model(path: str) -> tuple[Any, dict]:
-    """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``."""
+    """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``.
+
+    The model standardises its inputs itself (a Normalize layer first, see
+    :func:`convscope.load`); ``metadata["image_shape"]`` and ``["classes"]`` are the
+    model's ``input_shape`` and ``classes``, as the file records them.
+    """
     from ..io import load
 
-    return load(path, return_metadata=True)
+    model, metadata = load(path, return_metadata=True)
+    if getattr(model, "input_shape", None):
+        metadata["image_shape"] = list(model.input_shape)
+    if getattr(model, "classes", None):
+        metadata["classes"] = list(model.classes)
+    return model, metadata
 
 
 def model_or_architecture(text: str) -> tuple[Any, dict[str, Any], str]:
@@ -267,7 +277,10 @@ def model_and_input_shape(model_path: str | None, arch: str | None, input_shape:
 
 
 def normalizer(metadata: dict) -> Any:
-    """The Normalize transform recorded by ``convscope train`` (None if there is none)."""
+    """The Normalize transform a model's metadata records (None if there is none).
+
+    A model from :func:`load_model` has none: its normalisation is its own first layer.
+    """
     norm = metadata.get("normalize")
     if not norm:
         return None
@@ -336,7 +349,7 @@ def image_shape_of(metadata: dict[str, Any], model_text: str) -> list[int]:
     shape = metadata.get("image_shape")
     if not shape:
         raise ConfigError(f"{model_text} does not record the image shape it takes; save it with "
-                          f"convscope train (or metadata {{'image_shape': [C, H, W]}}).")
+                          f"convscope.save(model, path, input_shape=(C, H, W)) or convscope train.")
     return shape
 
 

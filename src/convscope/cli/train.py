@@ -33,7 +33,6 @@ from ._common import (
     image_shape_of,
     load_model,
     non_negative_int,
-    normalizer,
     positive_float,
     positive_int,
     read_image,
@@ -150,7 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .. import nn
     from ..data import load_dataset
     from ..io import save
-    from ..models import build_model, build_training, check_fits, default_arch, recipe_for
+    from ..models import add_input_normalization, build_model, build_training, check_fits, default_arch, recipe_for
     from ..nn.summary import summary
     from ..train import ModelCheckpoint, evaluate, fit
 
@@ -177,6 +176,8 @@ def run_train(args: argparse.Namespace) -> int:
     arch = args.arch or recipe.arch or default_arch(train.image_shape)
     model = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
     check_fits(model, train.image_shape, train.num_classes, f"the {train.name!r}")
+    # the model standardises its inputs itself: the saved model is the whole pipeline
+    model = add_input_normalization(model, train)
     print(f"convscope train: {train.name} ({len(train)} training, {len(test)} test images of shape "
           f"{train.image_shape}, {train.num_classes} classes), arch {arch}, {epochs} epochs, batch "
           f"{batch_size}, {opt_name} lr {lr:g}, seed {seed}")
@@ -186,7 +187,6 @@ def run_train(args: argparse.Namespace) -> int:
         dataclasses.replace(recipe, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=opt_name),
         model, train,
     )
-    norm = setup.eval_transform
 
     out = Path(args.out) if args.out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -200,13 +200,13 @@ def run_train(args: argparse.Namespace) -> int:
     loss = nn.CrossEntropyLoss()
     fit_start = time.perf_counter()
     history = fit(
-        model, loss, setup.optimizer, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
+        model, train, val, loss=loss, optimizer=setup.optimizer, epochs=epochs, batch_size=batch_size, seed=seed,
         callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
         scheduler_interval="batch", resume=resume, progress=PROGRESS[args.progress],
-        transform=setup.transform, eval_transform=norm, clip_grad_norm=args.clip, threads=threads,
+        transform=setup.transform, clip_grad_norm=args.clip, threads=threads,
     )
     fit_seconds = time.perf_counter() - fit_start
-    scores = evaluate(model, loss, test, transform=norm)
+    scores = evaluate(model, test, loss=loss)
     train_seconds = sum(r["train_seconds"] for r in history)
     trained_images = sum(r["images_per_second"] * r["train_seconds"] for r in history)
     metrics = {
@@ -228,12 +228,11 @@ def run_train(args: argparse.Namespace) -> int:
         "dataset": dataset if _is_builtin(dataset) else str(Path(dataset).resolve()),
         "classes": list(train.classes),
         "image_shape": list(train.image_shape),
-        "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()},
         "arch": arch,
         "config": config,
         "metrics": metrics,
     }
-    save(model, out / "model.npz", metadata)
+    save(model, out / "model.npz", metadata, input_shape=train.image_shape, classes=train.classes)
     history.save(out / "history.json")
     write_json(out / "metrics.json", metrics, op="convscope train")
     drew = _write_curves(out / "curves.png", history, scores)
@@ -269,7 +268,6 @@ def add_evaluate(subparsers: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Load a model written by convscope train and print its loss and accuracy on a dataset
     (default: the dataset it was trained on)."""
-    from .. import nn
     from ..data import load_dataset
     from ..models import check_fits
     from ..train import evaluate
@@ -280,8 +278,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate: {args.model} does not record its dataset; pass --dataset.")
     data = load_dataset(dataset, data_dir=args.data_dir, split=args.split)
     check_fits(model, data.image_shape, data.num_classes, f"the {data.name!r}")
-    scores = evaluate(model, nn.CrossEntropyLoss(), data, batch_size=args.batch_size,
-                      transform=normalizer(metadata))
+    scores = evaluate(model, data, batch_size=args.batch_size)
     result = {"dataset": data.name, "split": args.split, **scores}
     if args.json:
         print(json.dumps(result))
@@ -315,7 +312,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model, metadata = load_model(args.model)
     shape = image_shape_of(metadata, args.model)
     x = np.stack([read_image(Path(p), shape) for p in args.images])
-    probs = predict(model, x, transform=normalizer(metadata))
+    probs = predict(model, x).probabilities
     classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
     k = min(args.top, probs.shape[1])
     for path, row in zip(args.images, probs):
