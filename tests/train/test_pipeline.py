@@ -282,3 +282,16 @@ def test_a_wrong_conv_signature_names_the_public_class(make, name):
     with pytest.raises(TypeError) as info:
         make()
     assert str(info.value).startswith(f"{name}.__init__()") and "_ConvNd" not in str(info.value)
+
+
+def test_one_epoch_is_singular_in_the_training_messages():
+    from convscope.train import EarlyStopping
+
+    x, y = _toy()
+    model = nn.Sequential(nn.Linear(2, 2, rng=0))
+    history = fit(model, (x, y), val=(x, y), epochs=5, progress=False, seed=0, loss=nn.CrossEntropyLoss(),
+                  optimizer=optim.SGD(model.named_parameters(), lr=0.0),
+                  callbacks=[EarlyStopping("val_loss", patience=1)])
+    assert "for 1 epoch (patience 1)" in history.info["stop_reason"]
+    assert repr(History([{"epoch": 1}])).startswith("History(1 epoch,")
+    assert repr(history).startswith("History(2 epochs,")

@@ -162,4 +162,4 @@ class History:
         return cls.from_json(p.read_text(encoding="utf-8"))
 
     def __repr__(self) -> str:
-        return f"History({len(self)} epochs, keys={self.keys()})"
+        return f"History({len(self)} epoch{'' if len(self) == 1 else 's'}, keys={self.keys()})"

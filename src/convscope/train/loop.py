@@ -436,7 +436,7 @@ def fit(
         ckpt = load_training_checkpoint(resume)
         if ckpt.epoch > epochs:
             raise ConfigError(
-                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} epochs but epochs={epochs}; "
+                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} epoch{'' if ckpt.epoch == 1 else 's'} but epochs={epochs}; "
                 f"epochs is the total, so pass epochs > {ckpt.epoch} to train further."
             )
         restore_run(run, ckpt)
