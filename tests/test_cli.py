@@ -19,7 +19,7 @@ import pytest
 
 import convscope
 from convscope import cli
-from convscope.data import Normalize, load_dataset
+from convscope.data import load_dataset
 from convscope.errors import DataError
 from convscope.train import History, predict
 

@@ -436,8 +436,9 @@ def fit(
         ckpt = load_training_checkpoint(resume)
         if ckpt.epoch > epochs:
             raise ConfigError(
-                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} epoch{'' if ckpt.epoch == 1 else 's'} but epochs={epochs}; "
-                f"epochs is the total, so pass epochs > {ckpt.epoch} to train further."
+                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} "
+                f"epoch{'' if ckpt.epoch == 1 else 's'} but epochs={epochs}; epochs is the total, so pass "
+                f"epochs > {ckpt.epoch} to train further."
             )
         restore_run(run, ckpt)
         run.history.info.setdefault("resumed", []).append({"path": str(resume), "epoch": ckpt.epoch})
