@@ -128,18 +128,31 @@ def test_save_checks_input_shape_and_classes_against_the_model(tmp_path):
         convscope.save(_tiny(), tmp_path / "a", classes="abc")
 
 
-def test_an_old_cli_file_loads_with_its_normalisation_as_the_first_layer(tmp_path):
+def test_an_old_cli_file_loads_as_saved_warns_and_the_cli_still_normalises(tmp_path, capsys):
     """Files of earlier releases kept the statistics in metadata["normalize"]."""
     model = _tiny()
     stats = {"mean": [0.3], "std": [0.4]}
     path = convscope.save(model, tmp_path / "old", {"normalize": stats, "image_shape": [1, 8, 8],
                                                     "classes": [str(d) for d in range(10)]})
-    loaded, meta = convscope.load(path, return_metadata=True)
-    assert loaded[0].layer_kind == "normalize" and "normalize" not in meta
+    with pytest.warns(UserWarning, match=r"with_input_normalization\(model, \*\*metadata\['normalize'\]\)"):
+        loaded, meta = convscope.load(path, return_metadata=True)
+    assert loaded[0].layer_kind == "conv" and meta["normalize"] == stats
     assert loaded.input_shape == (1, 8, 8)
     x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
     expected = model.eval()(NormalizeTransform(0.3, 0.4)(x))
-    np.testing.assert_array_equal(loaded.eval()(x), expected)
+    upgraded = nn.with_input_normalization(loaded, **meta["normalize"])
+    np.testing.assert_allclose(upgraded.eval()(x), expected, rtol=1e-6)
+    # the command line applies the recorded statistics, once, and shows no warning
+    np.save(tmp_path / "x.npy", x[0])
+    capsys.readouterr()
+    assert main(["predict", str(path), str(tmp_path / "x.npy"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["class"] == int(expected[0].argmax()) and "Warning" not in err
+    # re-saved with the layer (and the old metadata): still normalised once
+    again = convscope.save(upgraded, tmp_path / "again", meta)
+    assert main(["predict", str(again), str(tmp_path / "x.npy"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["probability"] == pytest.approx(
+        float(predict(upgraded, x[:1]).max()), rel=1e-5)
 
 
 def test_build_training_leaves_the_normalisation_to_the_model():

@@ -207,13 +207,22 @@ MODEL_HELP = ("a model file from convscope train, or a built-in architecture nam
 def load_model(path: str) -> tuple[Any, dict]:
     """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``.
 
-    The model standardises its inputs itself (a Normalize layer first, see
-    :func:`convscope.load`); ``metadata["image_shape"]`` and ``["classes"]`` are the
-    model's ``input_shape`` and ``classes``, as the file records them.
+    A model from ``convscope train`` standardises its inputs itself (a Normalize layer
+    first); a file of an earlier release records the statistics in
+    ``metadata["normalize"]`` instead, which :func:`normalizer` applies (the commands
+    do, so the warning of :func:`convscope.load` is not shown). ``metadata["image_shape"]``
+    and ``["classes"]`` are the model's ``input_shape`` and ``classes``.
     """
-    from ..io import load
+    import warnings
 
-    model, metadata = load(path, return_metadata=True)
+    from ..io import load
+    from ..nn import input_normalization
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="this model file .* metadata\\['normalize'\\]")
+        model, metadata = load(path, return_metadata=True)
+    if input_normalization(model) is not None:
+        metadata.pop("normalize", None)  # the model's own layer is the one normalisation
     if getattr(model, "input_shape", None):
         metadata["image_shape"] = list(model.input_shape)
     if getattr(model, "classes", None):
@@ -277,10 +286,8 @@ def model_and_input_shape(model_path: str | None, arch: str | None, input_shape:
 
 
 def normalizer(metadata: dict) -> Any:
-    """The Normalize transform a model's metadata records (None if there is none).
-
-    A model from :func:`load_model` has none: its normalisation is its own first layer.
-    """
+    """The Normalize transform a model file of an earlier release records (None if there is
+    none: a model from ``convscope train`` normalises in its own first layer)."""
     norm = metadata.get("normalize")
     if not norm:
         return None

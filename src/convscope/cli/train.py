@@ -33,6 +33,7 @@ from ._common import (
     image_shape_of,
     load_model,
     non_negative_int,
+    normalizer,
     positive_float,
     positive_int,
     read_image,
@@ -278,7 +279,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate: {args.model} does not record its dataset; pass --dataset.")
     data = load_dataset(dataset, data_dir=args.data_dir, split=args.split)
     check_fits(model, data.image_shape, data.num_classes, f"the {data.name!r}")
-    scores = evaluate(model, data, batch_size=args.batch_size)
+    scores = evaluate(model, data, batch_size=args.batch_size, transform=normalizer(metadata))
     result = {"dataset": data.name, "split": args.split, **scores}
     if args.json:
         print(json.dumps(result))
@@ -312,7 +313,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model, metadata = load_model(args.model)
     shape = image_shape_of(metadata, args.model)
     x = np.stack([read_image(Path(p), shape) for p in args.images])
-    probs = predict(model, x).probabilities
+    probs = predict(model, x, transform=normalizer(metadata)).probabilities
     classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
     k = min(args.top, probs.shape[1])
     for path, row in zip(args.images, probs):

@@ -604,8 +604,9 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
         the file does not record it) and ``classes`` (the class names, or None). A model
         that standardises its inputs does it itself (its first layer is an
         :class:`~convscope.nn.Normalize`): feed it raw pixels. A file written by an
-        older ``convscope train`` keeps the statistics in ``metadata["normalize"]``;
-        they become the model's first layer (and are taken out of the metadata).
+        older ``convscope train`` keeps the statistics in ``metadata["normalize"]`` and
+        loads as it was saved, with a warning that says how to make them part of the
+        model (:func:`convscope.nn.with_input_normalization`).
 
     Raises:
         CheckpointNotFoundError: no such file.
@@ -641,22 +642,27 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
 
 
 def _with_input(model: Any, stored: Any, metadata: dict) -> Any:
-    """Set ``model.input_shape`` / ``model.classes``; put an old file's normalisation first.
+    """Set ``model.input_shape`` / ``model.classes``; warn about an old file's normalisation.
 
     Files written before the input travelled with the model keep the shape and class
     names in ``metadata["image_shape"]`` / ``["classes"]`` and, from ``convscope train``,
-    the normalisation in ``metadata["normalize"]``: that becomes the model's first layer
-    (and leaves the metadata), so the loaded model takes raw pixels like a new one.
+    the normalisation in ``metadata["normalize"]``, which such a model does not apply.
     """
-    from ..nn import input_normalization, with_input_normalization
+    import warnings
+
+    from ..nn import input_normalization
 
     stored = stored if isinstance(stored, dict) else {}
     shape = stored.get("shape") or metadata.get("image_shape")
     classes = stored.get("classes") or metadata.get("classes")
     norm = metadata.get("normalize")
-    if isinstance(norm, dict) and "mean" in norm and "std" in norm and input_normalization(model) is None:
-        model = with_input_normalization(model, norm["mean"], norm["std"])
-        del metadata["normalize"]
+    if isinstance(norm, dict) and input_normalization(model) is None:
+        warnings.warn(
+            "this model file (from an earlier convscope train) keeps its input normalisation in "
+            "metadata['normalize'], and the model does not apply it: feed it normalised images, or "
+            "make it part of the model with model = convscope.nn.with_input_normalization(model, "
+            "**metadata['normalize']) and save it again.", UserWarning, stacklevel=3,
+        )
     model.input_shape = tuple(int(v) for v in shape) if shape else None
     model.classes = [str(c) for c in classes] if classes else None
     return model
