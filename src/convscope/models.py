@@ -39,7 +39,9 @@ an image folder     chosen by image shape (see :func:`default_arch`), 20 epochs,
 ==================  ======  ======  =====  =========  ====================  ===================
 
 Every recipe normalises the inputs with the training split's per-channel mean and
-standard deviation (``Dataset.channel_stats``) and holds out nothing for validation
+standard deviation (:func:`input_statistics`); ``convscope train`` makes that the model's
+first layer (:func:`add_input_normalization`, an :class:`~convscope.nn.Normalize`), so the
+saved model takes raw pixels wherever it runs. Recipes hold out nothing for validation
 (the test split is scored once, at the end; ``--val-fraction`` holds out a share).
 :func:`build_training` turns a recipe into what :func:`convscope.train.fit` takes: the
 transforms, the optimizer and the per-batch learning-rate schedule, built the one way
