@@ -14,6 +14,10 @@ Each feature is a function returning a result object; its fields hold the number
   (9.1.14) and the filter-bank story (9.1.11-9.1.12).
 * :func:`receptive_field` - receptive field and jump per layer, the input region of a pixel.
 * :func:`shift_consistency`, :func:`per_shift_probability` - Concept 59 measured (Zhang 2019).
+* :func:`trace_filter_bank` - m filters in parallel, m output channels (9.11).
+* :func:`never_read` / :func:`coverage_note` - entries no window reads (Key Equation 54).
+* :func:`centred_indexing` - taps numbered from the centre (Clarification 16).
+* :func:`route_max_pool` - the max-pool derivative as the routing of ``dy`` (9.35).
 * :func:`parse_array` - ``"1 1 -1"``, ``"[[1,3],[4,5]]"``, ``.npy`` or image files as arrays.
 
 Example:
@@ -45,6 +49,10 @@ from .linear_view import (
     filter_bank_demo,
 )
 from .receptive import ReceptiveField, ReceptiveRow, receptive_field
+from .bank import FilterBankTrace, trace_filter_bank
+from .coverage import coverage_note, never_read
+from .indexing import CentredIndexing, centred_indexing
+from .routing import PoolRouting, route_max_pool
 from .shift import ShiftConsistency, ShiftCurve, per_shift_probability, shift_consistency, shift_images
 
 __all__ = [
@@ -58,4 +66,6 @@ __all__ = [
     "conv_as_matrix", "ConvMatrix", "compose", "Composition", "filter_bank_demo", "FilterBankDemo",
     "receptive_field", "ReceptiveField", "ReceptiveRow",
     "shift_consistency", "ShiftConsistency", "per_shift_probability", "ShiftCurve", "shift_images",
+    "trace_filter_bank", "FilterBankTrace", "never_read", "coverage_note", "centred_indexing",
+    "CentredIndexing", "route_max_pool", "PoolRouting",
 ]

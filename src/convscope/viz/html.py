@@ -66,9 +66,21 @@ from ._html_parts import (
 )
 from .activations import LayerActivation, forward_layers, name_suffix as _name_text
 from .fields import receptive_boxes
+from .figure import HTMLPage
 from .image import colorize
 
-__all__ = ["explain_model_html"]
+__all__ = ["explain_model_html", "explain_model_page"]
+
+_PAGE_ONLY = object()     # explain_model_page: build the page, write no file
+
+
+def explain_model_page(model: Module, x: Any, **options: Any) -> HTMLPage:
+    """The page of :func:`explain_model_html` as an :class:`~convscope.viz.HTMLPage` (no file written).
+
+    It shows inline in Jupyter (in a frame) and ``.save("report.html")`` writes it. ``options``
+    are those of :func:`explain_model_html` (``class_names``, ``max_channels``, ``title``, ...).
+    """
+    return explain_model_html(model, x, _PAGE_ONLY, **options)
 
 def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[Any] | None = None,
                        max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
@@ -80,7 +92,8 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         x: one sample: ``(C, *spatial)``, ``(1, C, *spatial)`` or ``(H, W)`` for a one-channel
             model; cast to the model's dtype (it is what the model sees, so normalise it as
             in training first).
-        path: the ``.html`` file to write (parent folders are created).
+        path: the ``.html`` file to write (parent folders are created). For the page as an
+            object (inline in Jupyter, ``.save(path)``) use :func:`explain_model_page`.
         class_names: names of the model's outputs (default ``0, 1, ...``).
         max_channels: feature maps (and embedded numbers) per layer; more are left out and
             the page says so.
@@ -102,7 +115,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     max_layers = positive(max_layers, "max_layers")
     if isinstance(max_numbers, bool) or not isinstance(max_numbers, numbers.Integral) or max_numbers < 0:
         raise ConfigError(f"explain_model_html: max_numbers must be a non-negative int; got {max_numbers!r}.")
-    if not isinstance(path, (str, Path)) or not str(path):
+    if path is not _PAGE_ONLY and (not isinstance(path, (str, Path)) or not str(path)):
         raise ArgumentTypeError(f"explain_model_html: path must be a file name; got {path!r}.")
     xb, acts = forward_layers(model, x, "explain_model_html")
     nd = xb.ndim - 2
@@ -138,6 +151,8 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         input_shape=tuple(xb.shape), inputs=input_html(xb, MAP_PX * 2, False),
         side_inputs=input_html(xb, INPUT_PX, True), cards="".join(cards),
         probabilities=probabilities(acts, class_names), playground=playground())
+    if path is _PAGE_ONLY:
+        return HTMLPage(page, heading)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return write_text(p, page, op="explain_model_html")
