@@ -70,6 +70,8 @@ class Normalize(Module):
     """
 
     layer_kind = "normalize"
+    mean: np.ndarray
+    std: np.ndarray
 
     def __init__(self, mean: Any, std: Any, *, dtype: Any = np.float32) -> None:
         super().__init__()

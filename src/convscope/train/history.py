@@ -75,7 +75,9 @@ class History:
         """
         if isinstance(key, slice):
             return [dict(r) for r in self.records[key]]
-        if not isinstance(key, str) and hasattr(key, "__index__") and not isinstance(key, bool):
+        if not isinstance(key, str):
+            if isinstance(key, bool) or not hasattr(key, "__index__"):
+                raise KeyError(f"History takes a metric name, an epoch position or a slice; got {key!r}.")
             index = operator.index(key)
             if not -len(self.records) <= index < len(self.records):
                 raise IndexError(
