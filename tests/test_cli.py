@@ -19,7 +19,7 @@ import pytest
 
 import convscope
 from convscope import cli
-from convscope.data import Normalize, load_dataset
+from convscope.data import load_dataset
 from convscope.errors import DataError
 from convscope.train import History, predict
 
@@ -77,8 +77,9 @@ def test_the_saved_model_reloads_with_its_metadata(default_run):
     assert meta["dataset"] == "digits" and meta["image_shape"] == [1, 8, 8]
     assert meta["classes"] == [str(d) for d in range(10)]
     test = load_dataset("digits", split="test")
-    norm = Normalize(meta["normalize"]["mean"], meta["normalize"]["std"])
-    probs = predict(model, test.images, transform=norm)
+    # the model standardises its inputs itself (its first layer): raw [0, 1] pixels go in
+    assert model[0].layer_kind == "normalize" and "normalize" not in meta
+    probs = predict(model, test.images)
     assert float(np.mean(probs.argmax(1) == test.labels)) == pytest.approx(meta["metrics"]["test_accuracy"])
 
 
@@ -102,7 +103,7 @@ def test_predict_images_and_arrays(default_run, tmp_path, capsys):
     np.save(tmp_path / "b.npy", (x[1, 0] * 255).astype(np.uint8))  # uint8 (8, 8)
     Image.fromarray((x[1, 0] * 255).astype(np.uint8)).save(tmp_path / "b.png")
     model, meta = convscope.load(out_dir / "model.npz", return_metadata=True)
-    expected = predict(model, x, transform=Normalize(meta["normalize"]["mean"], meta["normalize"]["std"]))
+    expected = predict(model, x)
     files = [str(tmp_path / n) for n in ("a.npy", "b.npy", "b.png")]
     status, out, _ = _main(["predict", str(out_dir / "model.npz"), *files, "--json", "--top", "2"], capsys)
     assert status == 0

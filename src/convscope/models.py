@@ -39,7 +39,9 @@ an image folder     chosen by image shape (see :func:`default_arch`), 20 epochs,
 ==================  ======  ======  =====  =========  ====================  ===================
 
 Every recipe normalises the inputs with the training split's per-channel mean and
-standard deviation (``Dataset.channel_stats``) and holds out nothing for validation
+standard deviation (:func:`input_statistics`); ``convscope train`` makes that the model's
+first layer (:func:`add_input_normalization`, an :class:`~convscope.nn.Normalize`), so the
+saved model takes raw pixels wherever it runs. Recipes hold out nothing for validation
 (the test split is scored once, at the end; ``--val-fraction`` holds out a share).
 :func:`build_training` turns a recipe into what :func:`convscope.train.fit` takes: the
 transforms, the optimizer and the per-batch learning-rate schedule, built the one way
@@ -89,6 +91,8 @@ __all__ = [
     "Recipe",
     "Training",
     "antialias",
+    "add_input_normalization",
+    "input_statistics",
     "describe_pooling",
     "build_model",
     "build_training",
@@ -350,13 +354,19 @@ class Recipe:
         """A JSON-safe dict (written to metrics.json by the CLI)."""
         return asdict(self)
 
-    def make_transforms(self, train: Any) -> tuple[Any, Normalize]:
+    def make_transforms(self, train: Any, *, normalize: bool = True) -> tuple[Any, Normalize | None]:
         """The training transform and the evaluation transform for the ``train`` split.
 
         Both normalise with the split's per-channel mean and standard deviation
-        (:meth:`~convscope.data.Dataset.channel_stats`; a channel without spread is
-        divided by 1). The training transform first applies the recipe's augmentation:
-        random shift, then random crop, then random horizontal flip.
+        (:func:`input_statistics`; a channel without spread is divided by 1). The
+        training transform first applies the recipe's augmentation: random shift, then
+        random crop, then random horizontal flip.
+
+        Args:
+            train: the training split.
+            normalize: False for a model that standardises its inputs itself (an
+                :class:`~convscope.nn.Normalize` layer first, :func:`add_input_normalization`):
+                the augmentation alone (None without any) and no evaluation transform.
 
         Returns:
             ``(train_transform, normalize)``; ``train_transform`` is ``normalize`` itself
@@ -367,8 +377,6 @@ class Recipe:
             >>> RECIPES["cifar10"].make_transforms(load_dataset("digits"))[0]  # doctest: +ELLIPSIS
             Compose([RandomCrop(...), RandomHorizontalFlip(...), Normalize(...)])
         """
-        mean, std = train.channel_stats()
-        norm = Normalize(mean, tuple(s if s > 0 else 1.0 for s in std))
         augment: list[Any] = []
         if self.shift:
             augment.append(RandomShift(self.shift))
@@ -376,6 +384,9 @@ class Recipe:
             augment.append(RandomCrop(padding=self.crop_padding))
         if self.flip:
             augment.append(RandomHorizontalFlip())
+        if not normalize:
+            return (Compose(augment) if len(augment) > 1 else (augment[0] if augment else None)), None
+        norm = Normalize(*input_statistics(train))
         return (Compose([*augment, norm]) if augment else norm), norm
 
     def make_optimizer(self, parameters: Any, steps: int) -> tuple[optim.Optimizer, Any]:
@@ -438,6 +449,41 @@ def recipe_for(dataset: str | Path) -> Recipe:
     return RECIPES.get(key, RECIPES["folder"])
 
 
+def input_statistics(train: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` of a training split, what every recipe standardises with.
+
+    :meth:`~convscope.data.Dataset.channel_stats`, with a channel that has no spread
+    divided by 1 instead of 0.
+
+    >>> from convscope.data import load_dataset
+    >>> mean, std = input_statistics(load_dataset("digits"))
+    >>> len(mean), round(mean[0], 3), round(std[0], 3)
+    (1, 0.306, 0.376)
+    """
+    mean, std = train.channel_stats()
+    return tuple(float(m) for m in mean), tuple(float(s) if s > 0 else 1.0 for s in std)
+
+
+def add_input_normalization(model: nn.Module, train: Any) -> nn.Module:
+    """``model`` with an :class:`~convscope.nn.Normalize` layer of the split's statistics
+    first (:func:`input_statistics`), so that the model takes raw ``[0, 1]`` pixels.
+
+    The saved model is then the whole pipeline: ``convscope.load``, ``predict``,
+    ``evaluate``, the ONNX and the PyTorch export all standardise the same way, because
+    the model does it. ``convscope train`` builds every model this way;
+    :func:`build_training` then leaves the normalisation out of the transforms.
+
+    Example:
+        >>> from convscope.data import load_dataset
+        >>> model = add_input_normalization(build_model("digits", seed=0), load_dataset("digits"))
+        >>> model[0]
+        Normalize(mean=[0.3055], std=[0.3761])
+        >>> build_training(RECIPES["digits"], model, load_dataset("digits")).transform is None
+        True
+    """
+    return nn.with_input_normalization(model, *input_statistics(train))
+
+
 def check_fits(model: nn.Module, image_shape: Sequence[int], num_classes: int, source: str) -> None:
     """Raise a clear error when ``model`` cannot take images of ``image_shape``.
 
@@ -461,15 +507,18 @@ class Training:
     """What :func:`build_training` makes of a recipe: the arguments ``fit`` trains with.
 
     Attributes:
-        transform: applied to every training batch (augmentation, then normalisation).
-        eval_transform: the normalisation alone, for validation, test and prediction.
+        transform: applied to every training batch (augmentation, then normalisation);
+            the augmentation alone (None without any) when the model normalises itself.
+        eval_transform: the normalisation alone, for validation, test and prediction;
+            None when the model normalises itself (an :class:`~convscope.nn.Normalize`
+            layer first, :func:`add_input_normalization`).
         optimizer: the recipe's optimizer over the model's parameters.
         scheduler: the per-batch learning-rate schedule (step it every batch), or None.
         steps: optimizer steps in the run, ``epochs * ceil(len(train) / batch_size)``.
     """
 
     transform: Any
-    eval_transform: Normalize
+    eval_transform: Normalize | None
     optimizer: optim.Optimizer
     scheduler: Any
     steps: int
@@ -491,7 +540,8 @@ def build_training(recipe: Recipe, model: nn.Module, train: Any) -> Training:
             fix the length of the schedule.
         model: the model to train; the optimizer takes its ``named_parameters()``.
         train: the training split (a :class:`~convscope.data.Dataset`); its per-channel
-            statistics give the normalisation and its length the number of steps.
+            statistics give the normalisation (unless the model starts with its own
+            :class:`~convscope.nn.Normalize` layer) and its length the number of steps.
 
     Returns:
         A :class:`Training`.
@@ -506,7 +556,7 @@ def build_training(recipe: Recipe, model: nn.Module, train: Any) -> Training:
         >>> type(setup.optimizer).__name__, type(setup.scheduler).__name__, setup.steps
         ('Adam', 'CosineAnnealingLR', 540)
     """
-    transform, norm = recipe.make_transforms(train)
+    transform, norm = recipe.make_transforms(train, normalize=nn.input_normalization(model) is None)
     steps = recipe.epochs * (-(-len(train) // recipe.batch_size))
     optimizer, scheduler = recipe.make_optimizer(model.named_parameters(), steps)
     return Training(transform, norm, optimizer, scheduler, steps)

@@ -124,6 +124,8 @@ CTORS = [
          BN_KINDS, (4, 3, 5)),
     Ctor("BatchNorm2d", nn.BatchNorm2d, dict(num_features=3, momentum=None), BN_KINDS,
          (4, 3, 2, 2)),
+    Ctor("Normalize", nn.Normalize, dict(mean=[0.1, 0.2, 0.3], std=[0.5, 0.25, 1.0]),
+         {"mean": "float", "std": "float", "dtype": "dtype"}, (2, 3, 4, 4)),
     Ctor("Residual", lambda block: nn.Residual(block), dict(block=nn.Conv2d(3, 3, 3, padding=1, rng=0)),
          {"block": "module"}, (2, 3, 5, 5)),
     Ctor("Sequential", lambda first, second: nn.Sequential(first, second),

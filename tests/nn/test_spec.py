@@ -36,6 +36,7 @@ EXAMPLES = {
     "Flatten": (lambda: nn.Flatten(start_dim=2), (2, 3, 4)),
     "Linear": (lambda: nn.Linear(3, 2, bias=False, rng=0), (4, 3)),
     "Dropout": (lambda: nn.Dropout(0.2, rng=0), (2, 3)),
+    "Normalize": (lambda: nn.Normalize([0.1, 0.2], [0.3, 0.4], dtype=np.float64), (2, 2, 3, 3)),
     "BatchNorm1d": (lambda: nn.BatchNorm1d(3, eps=1e-3, momentum=None, affine=False), (4, 3)),
     "BatchNorm2d": (lambda: nn.BatchNorm2d(2, momentum=0.2, track_running_stats=False,
                                            dtype=np.float64), (2, 2, 3, 3)),

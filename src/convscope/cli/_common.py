@@ -299,23 +299,49 @@ def _model_from_checkpoint(p: Path, ckpt: Any) -> tuple[Any, dict]:
 
 def load_model(path: str) -> tuple[Any, dict]:
     """``(model, metadata)`` of a model file written by ``convscope train`` / ``convscope.save``,
-    a run folder (its model.npz), or a run's training checkpoint (checkpoint.npz)."""
+    a run folder (its model.npz), or a run's training checkpoint (checkpoint.npz).
+
+    A model from ``convscope train`` standardises its inputs itself (a Normalize layer
+    first); a file of an earlier release records the statistics in
+    ``metadata["normalize"]`` instead, which :func:`normalizer` applies (the commands
+    do, so the warning of :func:`convscope.load` is not shown). ``metadata["image_shape"]``
+    and ``["classes"]`` are the model's ``input_shape`` and ``classes``.
+    """
+    import warnings
+
     from ..errors import CheckpointError
     from ..io import load
     from ..train.checkpoint import load_training_checkpoint
 
     p = run_model_file(path)
     try:
-        model, metadata = load(p, return_metadata=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="this model file .* metadata\\['normalize'\\]")
+            model, metadata = load(p, return_metadata=True)
     except CheckpointError as exc:
         try:
             ckpt = load_training_checkpoint(p)
         except CheckpointError:
             raise exc from None  # not a training checkpoint either: the model file's error
-        return _model_from_checkpoint(p, ckpt)
+        return _model_pipeline(*_model_from_checkpoint(p, ckpt))
     if metadata.get("interrupted"):
         err(f"note: {p} holds the weights of a run interrupted after "
             f"{plural(int(metadata.get('epochs_completed') or 0), 'complete epoch')}.")
+    return _model_pipeline(model, metadata)
+
+
+def _model_pipeline(model: Any, metadata: dict) -> tuple[Any, dict]:
+    """The metadata the commands read, made to agree with the model's own input pipeline."""
+    from ..nn import input_normalization
+
+    norm = input_normalization(model)
+    if norm is not None:
+        metadata.pop("normalize", None)  # the model's own layer is the one normalisation
+        metadata["input_mean"] = [float(v) for v in norm.mean]  # for predict's polarity check
+    if getattr(model, "input_shape", None):
+        metadata["image_shape"] = list(model.input_shape)
+    if getattr(model, "classes", None):
+        metadata["classes"] = list(model.classes)
     return model, metadata
 
 
@@ -375,14 +401,16 @@ def model_and_input_shape(model_path: str | None, arch: str | None, input_shape:
 
 
 def train_mean(metadata: dict) -> list[float] | None:
-    """The training images' mean value per channel, as ``convscope train`` records it."""
+    """The training images' mean value per channel: the model's Normalize layer's (as
+    :func:`load_model` reports it) or, for a file of an earlier release, its metadata's."""
     norm = metadata.get("normalize")
-    mean = norm.get("mean") if isinstance(norm, dict) else None
+    mean = norm.get("mean") if isinstance(norm, dict) else metadata.get("input_mean")
     return [float(v) for v in mean] if isinstance(mean, list) and mean else None
 
 
 def normalizer(metadata: dict) -> Any:
-    """The Normalize transform recorded by ``convscope train`` (None if there is none)."""
+    """The Normalize transform a model file of an earlier release records (None if there is
+    none: a model from ``convscope train`` normalises in its own first layer)."""
     norm = metadata.get("normalize")
     if not norm:
         return None
@@ -511,7 +539,7 @@ def image_shape_of(metadata: dict[str, Any], model_text: str) -> list[int]:
     shape = metadata.get("image_shape")
     if not shape:
         raise ConfigError(f"{model_text} does not record the image shape it takes; save it with "
-                          f"convscope train (or metadata {{'image_shape': [C, H, W]}}).")
+                          f"convscope.save(model, path, input_shape=(C, H, W)) or convscope train.")
     return shape
 
 

@@ -95,7 +95,7 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
     for label, model in (("MaxPool", base), ("MaxPool(stride 1) + BlurPool", twin)):
         start = time.perf_counter()
         setup = build_training(recipe, model, train)
-        fit(model, nn.CrossEntropyLoss(), setup.optimizer, train, epochs=recipe.epochs,
+        fit(model, train, loss=nn.CrossEntropyLoss(), optimizer=setup.optimizer, epochs=recipe.epochs,
             batch_size=recipe.batch_size, seed=args.seed, scheduler=setup.scheduler,
             scheduler_interval="batch", progress=PROGRESS[args.progress], transform=setup.transform,
             threads=recipe.threads)

@@ -208,7 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .. import nn
     from ..data import load_dataset
     from ..io import save
-    from ..models import build_model, build_training, check_fits, default_arch, recipe_for
+    from ..models import add_input_normalization, build_model, build_training, check_fits, default_arch, recipe_for
     from ..nn.summary import summary
     from ..train import ModelCheckpoint, evaluate, fit
 
@@ -237,6 +237,8 @@ def run_train(args: argparse.Namespace) -> int:
     arch = args.arch or recipe.arch or default_arch(train.image_shape)
     model = build_model(arch, input_shape=train.image_shape, num_classes=train.num_classes, seed=seed)
     check_fits(model, train.image_shape, train.num_classes, f"the {train.name!r}")
+    # the model standardises its inputs itself: the saved model is the whole pipeline
+    model = add_input_normalization(model, train)
     print(f"convscope train: {train.name} ({len(train)} training, {len(test)} test images of shape "
           f"{train.image_shape}, {train.num_classes} classes)\n  arch {arch}, {plural(epochs, 'epoch')}, "
           f"batch {batch_size}, {opt_name} lr {lr:g}, seed {seed}"
@@ -247,7 +249,6 @@ def run_train(args: argparse.Namespace) -> int:
         dataclasses.replace(recipe, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=opt_name),
         model, train,
     )
-    norm = setup.eval_transform
 
     out.mkdir(parents=True, exist_ok=True)
     config = {
@@ -259,7 +260,7 @@ def run_train(args: argparse.Namespace) -> int:
     config["model_metadata"] = {
         "dataset": dataset if _is_builtin(dataset) else str(Path(dataset).resolve()),
         "classes": list(train.classes), "image_shape": list(train.image_shape),
-        "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()}, "arch": arch,
+        "arch": arch,
     }
     write_json(out / "config.json", config, op="convscope train")
 
@@ -267,15 +268,15 @@ def run_train(args: argparse.Namespace) -> int:
     fit_start = time.perf_counter()
     try:
         history = fit(
-            model, loss, setup.optimizer, train, val, epochs=epochs, batch_size=batch_size, seed=seed,
-            callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
+            model, train, val, loss=loss, optimizer=setup.optimizer, epochs=epochs, batch_size=batch_size,
+            seed=seed, callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
             scheduler_interval="batch", resume=resume, progress=PROGRESS[args.progress],
-            transform=setup.transform, eval_transform=norm, clip_grad_norm=args.clip, threads=threads,
+            transform=setup.transform, clip_grad_norm=args.clip, threads=threads,
         )
     except KeyboardInterrupt:
         return _interrupted(model, out, config["model_metadata"], config, epochs)
     fit_seconds = time.perf_counter() - fit_start
-    scores = evaluate(model, loss, test, transform=norm)
+    scores = evaluate(model, test, loss=loss)
     train_seconds = sum(r["train_seconds"] for r in history)
     trained_images = sum(r["images_per_second"] * r["train_seconds"] for r in history)
     metrics = {
@@ -297,12 +298,11 @@ def run_train(args: argparse.Namespace) -> int:
         "dataset": dataset if _is_builtin(dataset) else str(Path(dataset).resolve()),
         "classes": list(train.classes),
         "image_shape": list(train.image_shape),
-        "normalize": {"mean": norm.mean.tolist(), "std": norm.std.tolist()},
         "arch": arch,
         "config": config,
         "metrics": metrics,
     }
-    save(model, out / "model.npz", metadata)
+    save(model, out / "model.npz", metadata, input_shape=train.image_shape, classes=train.classes)
     history.save(out / "history.json")
     write_json(out / "metrics.json", metrics, op="convscope train")
     drew = _write_curves(out / "curves.png", history, scores)
@@ -360,7 +360,6 @@ def add_evaluate(subparsers: Any) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Load a model written by convscope train and print its loss and accuracy on a dataset
     (default: the dataset it was trained on)."""
-    from .. import nn
     from ..data import load_dataset
     from ..models import check_fits
     from ..train import evaluate
@@ -371,8 +370,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate: {args.model} does not record its dataset; pass --dataset.")
     data = load_dataset(dataset, data_dir=args.data_dir, split=args.split)
     check_fits(model, data.image_shape, data.num_classes, f"the {data.name!r}")
-    scores = evaluate(model, nn.CrossEntropyLoss(), data, batch_size=args.batch_size,
-                      transform=normalizer(metadata))
+    scores = evaluate(model, data, batch_size=args.batch_size, transform=normalizer(metadata))
     result = {"dataset": data.name, "split": args.split, **scores}
     if args.json:
         print(json.dumps(result))
@@ -422,7 +420,7 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             paths.append(path)
     if images:
-        probs = predict(model, np.stack(images), transform=normalizer(metadata))
+        probs = predict(model, np.stack(images), transform=normalizer(metadata)).probabilities
         classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
         if len(classes) != probs.shape[1]:
             raise ConfigError(

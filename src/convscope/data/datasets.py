@@ -36,8 +36,9 @@ Example:
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -52,6 +53,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "CIFAR10_CLASSES",
     "Dataset",
+    "DatasetSplits",
     "stratified_split",
     "load_dataset",
     "load_digits",
@@ -294,21 +296,58 @@ def _check_split(split: Any) -> str:
     return split
 
 
-def load_digits(split: str = "train", *, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
-    """scikit-learn's 1,797 handwritten 8x8 digits (values 0..16), with a fixed split.
+class DatasetSplits(NamedTuple):
+    """``(train, test)``: what :func:`load_digits` returns without a split.
+
+    A plain pair (``train, test = load_digits()``). Reading an attribute of a Dataset from
+    it (``load_digits().images``, the single-split call of earlier releases) gives the
+    training split's attribute with a :class:`DeprecationWarning`; pass ``split="train"``
+    to get that split alone.
+    """
+
+    train: "Dataset"
+    test: "Dataset"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or not hasattr(self.train, name):
+            raise AttributeError(f"DatasetSplits (train, test) has no attribute {name!r}.")
+        warnings.warn(
+            "load_digits() now returns the pair (train, test); reading a Dataset attribute from the "
+            "pair gives the training split's and is deprecated: call load_digits('train') for one "
+            "split, or train, test = load_digits().", DeprecationWarning, stacklevel=2,
+        )
+        return getattr(self.train, name)
+
+
+def load_digits(split: str | None = None, *, seed: int = 0, test_fraction: float = 0.2) -> Any:
+    """scikit-learn's 1,797 handwritten 8x8 digits, with a fixed split.
+
+    The pixels are whole numbers 0..16 (stored as uint8, ``pixel_max=16``); the images
+    come out as float32 in ``[0, 1]`` (divided by 16) from ``Dataset.images`` and
+    ``Dataset.batch``, like every other dataset's.
 
     Args:
-        split: ``"train"`` (1,437 images with the defaults) or ``"test"`` (360).
+        split: None (default): both splits as ``(train, test)``; ``"train"`` (1,437
+            images with the defaults) or ``"test"`` (360): that split alone.
         seed: seed of the stratified split (see :func:`stratified_split`).
         test_fraction: share of the test part.
+
+    Returns:
+        A :class:`DatasetSplits` ``(train, test)``, or the one :class:`Dataset` asked for.
 
     Raises:
         MissingDependencyError: scikit-learn is not installed.
 
     Example:
+        >>> train, test = load_digits()
+        >>> len(train), len(test), float(train.images.max())
+        (1437, 360, 1.0)
         >>> load_digits("test").class_counts().tolist()
         [36, 37, 35, 37, 36, 36, 36, 36, 35, 36]
     """
+    if split is None:
+        return DatasetSplits(load_digits("train", seed=seed, test_fraction=test_fraction),
+                             load_digits("test", seed=seed, test_fraction=test_fraction))
     _check_split(split)
     try:
         from sklearn.datasets import load_digits as sk_load_digits

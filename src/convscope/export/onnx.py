@@ -40,6 +40,8 @@ Softmax
 Flatten                ``Flatten(axis=1)``, or ``Reshape`` for another ``start_dim``
 Linear                 ``Gemm(transB=1)`` on 2-D input, else ``MatMul`` + ``Add``
 Dropout                ``Identity``
+Normalize              ``Sub(x, mean)`` then ``Div(., std)``, per channel: the exported
+                       model takes raw pixels, as the convscope model does
 BatchNorm1d/2d         ``BatchNormalization`` with the running statistics; without
                        running statistics (``track_running_stats=False``) the batch
                        statistics are computed in the graph (``ReduceMean`` ...)
@@ -193,7 +195,7 @@ class _Exporter:
             "relu": self._simple("Relu"), "sigmoid": self._simple("Sigmoid"),
             "tanh": self._simple("Tanh"), "leaky_relu": self._leaky_relu,
             "softmax": self._softmax, "flatten": self._flatten, "linear": self._linear,
-            "dropout": self._simple("Identity"),
+            "dropout": self._simple("Identity"), "normalize": self._normalize,
         }
 
     def emit(self, model: nn.Module, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
@@ -380,6 +382,15 @@ class _Exporter:
         scaled = self.g.node("Mul", [xhat, gamma_name], f"{label}.scaled")
         y = self.g.node("Add", [scaled, beta_name], label)
         return y, out
+
+    def _normalize(self, m: nn.Module, path: str, x: str, shape):
+        out = m.output_shape(shape)  # validates the channels
+        label = _label(path, m)
+        per_channel = (1, -1) + (1,) * (len(shape) - 2)
+        mean = self.g.const(f"{label}.mean", _f32(m.mean).reshape(per_channel))
+        std = self.g.const(f"{label}.std", _f32(m.std).reshape(per_channel))
+        centred = self.g.node("Sub", [x, mean], f"{label}.centred")
+        return self.g.node("Div", [centred, std], label), out
 
     def _reduce_mean(self, x: str, axes: list[int], hint: str) -> str:
         if self.g.opset >= 18:  # the axes moved from an attribute to an input in opset 18

@@ -19,13 +19,14 @@ Mapping (convscope -> PyTorch):
   (unequal ``(before, after)``, ``"same"``) uses ``Pool`` (below).
 * ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Flatten, Linear, Dropout, BatchNorm1d/2d ->
   the PyTorch layer of the same name and arguments (with the running statistics).
-* Sequential -> ``torch.nn.Sequential``; Residual and BlurPool* -> ``Residual``,
-  ``BlurPool`` (below).
+* Sequential -> ``torch.nn.Sequential``; Residual, BlurPool* and Normalize ->
+  ``Residual``, ``BlurPool``, ``Normalize`` (below).
 
 Where PyTorch has no layer, :mod:`convscope.export.torch_layers` defines tiny
 ``torch.nn.Module`` classes: ``BlurPool`` (the binomial filter as a fixed depthwise
 convolution after padding), ``Residual`` (``x + block(x)``), ``SamePad`` (convscope's
-``"same"`` padding for any stride) and ``Pool`` (max or average pooling with arbitrary
+``"same"`` padding for any stride), ``Normalize`` (``(x - mean[c]) / std[c]``, the
+statistics as buffers, so the exported module takes raw pixels) and ``Pool`` (max or average pooling with arbitrary
 ``(before, after)`` padding, PyTorch's ceil-mode and divisor rules).
 
 ``from_torch`` reverses all of this, and also accepts a padding layer directly before a
@@ -84,7 +85,7 @@ class _ToTorch:
             "dropout": lambda m, p: tn.Dropout(m.p),
             "linear": self._linear, "conv": self._conv, "max_pool": self._max_pool,
             "avg_pool": self._avg_pool, "blur_pool": self._blur_pool,
-            "batch_norm": self._batch_norm,
+            "batch_norm": self._batch_norm, "normalize": self._normalize,
         }
 
     def convert(self, m: nn.Module, path: str) -> Any:
@@ -172,6 +173,9 @@ class _ToTorch:
             self._copy(layer.bias, fc.bias.data)
         return layer
 
+    def _normalize(self, m: Any, path: str) -> Any:
+        return self.L.Normalize(m.mean, m.std).to(self.dtype)
+
     def _batch_norm(self, m: Any, path: str) -> Any:
         layer = getattr(self.torch.nn, "BatchNorm2d" if m.input_rank == 2 else "BatchNorm1d")(
             m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
@@ -246,6 +250,7 @@ class _FromTorch:
         self.table: dict[type, Any] = {
             tn.Sequential: self._sequential, layers.Residual: self._residual,
             layers.BlurPool: self._blur_pool, layers.Pool: self._pool,
+            layers.Normalize: self._normalize,
             tn.ReLU: lambda t, p: nn.ReLU(), tn.Sigmoid: lambda t, p: nn.Sigmoid(),
             tn.Tanh: lambda t, p: nn.Tanh(),
             tn.LeakyReLU: lambda t, p: nn.LeakyReLU(t.negative_slope),
@@ -423,6 +428,11 @@ class _FromTorch:
             raise self.unsupported(layer, path, f" with {layer.ndim} spatial axes")
         return cls(layer.channels, layer.filter_size, layer.stride, layer.padding_mode)
 
+    def _normalize(self, layer: Any, path: str) -> nn.Module:
+        mean, std = self._np(layer.mean).reshape(-1), self._np(layer.std).reshape(-1)
+        dtype = np.float64 if mean.dtype == np.float64 else np.float32
+        return nn.Normalize(mean, std, dtype=dtype)
+
     def _softmax(self, layer: Any, path: str) -> nn.Module:
         if layer.dim is None:
             raise self.unsupported(layer, path, " with dim=None (name the axis: nn.Softmax(dim=1))")
@@ -475,7 +485,8 @@ def from_torch(module: Any) -> nn.Module:
             ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``,
             ``Tanh``, ``Softmax``, ``Flatten``, ``Linear``, ``Dropout``,
             ``BatchNorm1d/2d``, the padding layers directly before a conv, and the layers of
-            :mod:`convscope.export.torch_layers` (``BlurPool``, ``Residual``, ``Pool``, and
+            :mod:`convscope.export.torch_layers` (``BlurPool``, ``Residual``, ``Pool``,
+            ``Normalize``, and
             ``SamePad`` before a conv). A single supported layer works too.
 
     Returns:

@@ -4,6 +4,7 @@
 * :class:`Residual`: ``x + block(x)``.
 * :class:`SamePad`: convscope's ``padding="same"`` for any stride (TensorFlow's rule).
 * :class:`Pool`: max or average pooling with any ``(before, after)`` padding or ``"same"``.
+* :class:`Normalize`: ``(x - mean[c]) / std[c]``, a model's input standardisation.
 
 torch is optional, so the classes are defined on first use; ``from
 convscope.export.torch_layers import BlurPool`` (and unpickling a module that holds one)
@@ -29,11 +30,11 @@ from ..errors import ConfigError, import_optional
 from ..functional import binomial_filter
 from ..shapes import blur_padding, pool_output_size, same_padding
 
-__all__ = ["BlurPool", "Residual", "SamePad", "Pool", "import_torch", "layers"]
+__all__ = ["BlurPool", "Residual", "SamePad", "Pool", "Normalize", "import_torch", "layers"]
 
 TORCH_EXTRA = 'pip install "convscope[torch]"'
 
-_CUSTOM = ("BlurPool", "Residual", "SamePad", "Pool")
+_CUSTOM = ("BlurPool", "Residual", "SamePad", "Pool", "Normalize")
 _TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
                    "circular": "circular"}
 
@@ -190,7 +191,29 @@ def layers() -> SimpleNamespace:
                 text += f", count_include_pad={self.count_include_pad}"
             return text + f", ceil_mode={self.ceil_mode}"
 
-    classes = dict(BlurPool=BlurPool, Residual=Residual, SamePad=SamePad, Pool=Pool)
+    class Normalize(torch.nn.Module):
+        """convscope's Normalize: ``(x - mean[c]) / std[c]`` per channel (axis 1).
+
+        ``mean`` and ``std`` are buffers (saved in the ``state_dict``, not trained), so the
+        module takes raw pixels as the convscope model does.
+        """
+
+        def __init__(self, mean: Any, std: Any) -> None:
+            super().__init__()
+            mean = np.atleast_1d(np.asarray(mean, dtype=np.float32)).reshape(-1)
+            std = np.atleast_1d(np.asarray(std, dtype=np.float32)).reshape(-1)
+            self.register_buffer("mean", torch.from_numpy(mean.copy()))
+            self.register_buffer("std", torch.from_numpy(std.copy()))
+
+        def forward(self, x: Any) -> Any:
+            per_channel = (1, -1) + (1,) * (x.dim() - 2)
+            return (x - self.mean.reshape(per_channel)) / self.std.reshape(per_channel)
+
+        def extra_repr(self) -> str:
+            return f"mean={self.mean.tolist()}, std={self.std.tolist()}"
+
+    classes = dict(BlurPool=BlurPool, Residual=Residual, SamePad=SamePad, Pool=Pool,
+                   Normalize=Normalize)
     for name, cls in classes.items():  # so pickling finds them as convscope.export.torch.<name>
         cls.__module__ = __name__
         cls.__qualname__ = name

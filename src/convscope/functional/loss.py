@@ -229,8 +229,10 @@ def cross_entropy(logits: np.ndarray, targets: Any) -> np.floating:
     n = logits.shape[0]
     log_p = _log_softmax_rows(logits)
     if is_index:
-        return -np.sum(log_p[np.arange(n), targets]) / n
-    return -np.sum(targets * log_p) / n
+        loss = -np.sum(log_p[np.arange(n), targets]) / n
+    else:
+        loss = -np.sum(targets * log_p) / n
+    return loss + loss.dtype.type(0.0)  # perfect scores give log 1 = 0: +0.0, not -0.0
 
 
 def cross_entropy_backward(logits: np.ndarray, targets: Any) -> np.ndarray:

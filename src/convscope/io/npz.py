@@ -554,12 +554,16 @@ def load_checkpoint(
 # ----------------------------------------------------------------------------------------
 # Models: architecture spec + weights
 # ----------------------------------------------------------------------------------------
-def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Path:
+def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None, *,
+         input_shape: Any = None, classes: Any = None) -> Path:
     """Save a model (architecture and weights) to one ``.npz`` file, atomically.
 
     The file holds ``model.state_dict()`` as arrays and, in its JSON header, the
     architecture spec from ``convscope.nn.to_spec(model)`` (so :func:`load` rebuilds the
-    model without user code), the convscope version and ``metadata``.
+    model without user code), the input the model takes (``input_shape``, ``classes``),
+    the convscope version and ``metadata``. The input's preprocessing is part of the
+    model itself: an :class:`~convscope.nn.Normalize` layer first
+    (:func:`convscope.models.add_input_normalization`) is saved as any layer.
 
     Args:
         model: a convscope ``Module`` whose classes are registered with
@@ -567,13 +571,22 @@ def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Pa
         path (str or Path): the file; ``.npz`` is appended if the name lacks it.
         metadata (dict, optional): JSON data kept with the model, e.g. training history,
             dataset name, test accuracy.
+        input_shape (tuple of int, optional): the shape of one input without the batch
+            axis, e.g. ``(1, 28, 28)``; default ``model.input_shape`` if the model has
+            one (:func:`load` sets it), else ``metadata["image_shape"]``. ``convscope
+            predict`` and ``evaluate`` read images at this shape.
+        classes (list of str, optional): the class names, one per output; default
+            ``model.classes``, else ``metadata["classes"]``.
 
     Returns:
         Path: the path written.
 
     Raises:
         ArgumentTypeError: ``model`` is not a Module, or metadata is not JSON data.
-        ConfigError: a module class that cannot be described by a spec.
+        ConfigError: a module class that cannot be described by a spec, an
+            ``input_shape`` that is not positive ints, or ``classes`` that are not names.
+        ShapeError: the model does not take inputs of ``input_shape``, or gives another
+            number of outputs than there are ``classes``.
 
     Example:
         >>> import tempfile, pathlib, numpy as np
@@ -599,6 +612,7 @@ def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Pa
     header = {
         "spec": spec,
         "metadata": checked_metadata,
+        "input": _model_input(model, dict(metadata or {}), input_shape, classes, op),
         "convscope_version": __version__,
     }
     return save_checkpoint(path, model.state_dict(), header, format=MODEL_FORMAT)
@@ -625,8 +639,12 @@ MODEL_METADATA_SCHEMA = sc.Object(
 
 _MODEL_HEADER_SCHEMA = sc.Object(
     {"spec": sc.Map(sc.JSON(_MAX_HEADER_DEPTH)), "metadata": MODEL_METADATA_SCHEMA,
-     "convscope_version": sc.Str(max_length=100)},
-    optional=("convscope_version",),
+     "convscope_version": sc.Str(max_length=100),
+     "input": sc.Object(
+         {"shape": sc.Nullable(sc.List(sc.Int(min=1), min_items=1, max_items=64)),
+          "classes": sc.Nullable(sc.List(sc.Str(max_length=1000), max_items=1_000_000))},
+         optional=("shape", "classes"))},
+    optional=("convscope_version", "input"),
 )
 
 
@@ -647,6 +665,46 @@ def _state_mismatch(expected: Mapping[str, tuple], arrays: Mapping[str, np.ndarr
     return "; ".join(parts)
 
 
+def _model_input(model: Any, metadata: dict, input_shape: Any, classes: Any, op: str) -> dict[str, Any]:
+    """``{"shape": [C, H, W] | None, "classes": [names] | None}``, checked against the model."""
+    from ..errors import ConvscopeError, ShapeError
+
+    if input_shape is None:
+        input_shape = getattr(model, "input_shape", None) or metadata.get("image_shape")
+    if classes is None:
+        classes = getattr(model, "classes", None) or metadata.get("classes")
+    shape = None
+    if input_shape is not None:
+        try:
+            shape = [int(v) for v in input_shape]
+            ok = bool(shape) and all(v >= 1 and v == w for v, w in zip(shape, input_shape))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok or isinstance(input_shape, (str, bytes)):
+            raise ConfigError(
+                f"{op}: input_shape must be the shape of one input without the batch axis, positive "
+                f"ints such as (1, 28, 28); got {input_shape!r}."
+            )
+    names = None
+    if classes is not None:
+        if isinstance(classes, (str, bytes)) or not all(isinstance(c, (str, int)) for c in classes):
+            raise ConfigError(f"{op}: classes must be a list of class names (str); got {classes!r}.")
+        names = [str(c) for c in classes]
+    if shape is not None:
+        try:
+            out = model.output_shape((1, *shape))
+        except ShapeError as exc:
+            raise ShapeError(f"{op}: the model does not take inputs of input_shape {tuple(shape)}: {exc}") from None
+        except ConvscopeError:  # a module that does not say how it changes shapes
+            out = None
+        if names is not None and out is not None and len(out) == 2 and out[1] != len(names):
+            raise ShapeError(
+                f"{op}: the model gives {out[1]} outputs per input but {len(names)} classes were "
+                f"given ({names[:5]}{' ...' if len(names) > 5 else ''}); give one name per output."
+            )
+    return {"shape": shape, "classes": names}
+
+
 def load(path: Any, *, return_metadata: bool = False) -> Any:
     """Rebuild a model saved by :func:`save`: architecture from the spec, then the weights.
 
@@ -656,7 +714,14 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
 
     Returns:
         The model (built fresh, in training mode as any new model; call ``model.eval()``
-        for inference), or ``(model, metadata)`` with ``return_metadata=True``.
+        for inference), or ``(model, metadata)`` with ``return_metadata=True``. The model
+        has the attributes ``input_shape`` (one input without the batch axis, or None when
+        the file does not record it) and ``classes`` (the class names, or None). A model
+        that standardises its inputs does it itself (its first layer is an
+        :class:`~convscope.nn.Normalize`): feed it raw pixels. A file written by an
+        older ``convscope train`` keeps the statistics in ``metadata["normalize"]`` and
+        loads as it was saved, with a warning that says how to make them part of the
+        model (:func:`convscope.nn.with_input_normalization`).
 
     Before any layer is built, the header is checked against a schema (the spec, and
     the metadata entries of :data:`MODEL_METADATA_SCHEMA`), and the spec is built as a dry
@@ -705,4 +770,32 @@ def load(path: Any, *, return_metadata: bool = False) -> Any:
         raise CheckpointError(
             f"{op}: the weights stored in {str(p)!r} do not fit the stored architecture: {exc}"
         ) from exc
+    model = _with_input(model, header.get("input"), metadata)
     return (model, metadata) if return_metadata else model
+
+
+def _with_input(model: Any, stored: Any, metadata: dict) -> Any:
+    """Set ``model.input_shape`` / ``model.classes``; warn about an old file's normalisation.
+
+    Files written before the input travelled with the model keep the shape and class
+    names in ``metadata["image_shape"]`` / ``["classes"]`` and, from ``convscope train``,
+    the normalisation in ``metadata["normalize"]``, which such a model does not apply.
+    """
+    import warnings
+
+    from ..nn import input_normalization
+
+    stored = stored if isinstance(stored, dict) else {}
+    shape = stored.get("shape") or metadata.get("image_shape")
+    classes = stored.get("classes") or metadata.get("classes")
+    norm = metadata.get("normalize")
+    if isinstance(norm, dict) and input_normalization(model) is None:
+        warnings.warn(
+            "this model file (from an earlier convscope train) keeps its input normalisation in "
+            "metadata['normalize'], and the model does not apply it: feed it normalised images, or "
+            "make it part of the model with model = convscope.nn.with_input_normalization(model, "
+            "**metadata['normalize']) and save it again.", UserWarning, stacklevel=3,
+        )
+    model.input_shape = tuple(int(v) for v in shape) if shape else None
+    model.classes = [str(c) for c in classes] if classes else None
+    return model

@@ -33,6 +33,7 @@ from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import LoadResult, Module
 from .norm import BatchNorm1d, BatchNorm2d
+from .normalize import Normalize, input_normalization, with_input_normalization
 from .parameter import Parameter
 from .pool import (
     AvgPool1d,
@@ -55,8 +56,9 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BlurPool1d", "BlurPool2d", "BlurPool3d",
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
-    "BatchNorm1d", "BatchNorm2d", "Sequential", "Residual",
+    "BatchNorm1d", "BatchNorm2d", "Normalize", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
     "to_spec", "from_spec", "state_shapes", "register", "summary", "Summary",
+    "input_normalization", "with_input_normalization",
     "walk", "LayerRecord", "input_rank", "input_channels", "batched_input_shape",
 ]

@@ -10,6 +10,7 @@ argument. The math is :func:`convscope.functional.conv` and its backward; argume
 from __future__ import annotations
 
 import math
+import types
 from typing import Any
 
 import numpy as np
@@ -225,6 +226,20 @@ class ConvNd(_ConvNd):
         return {"ndim": self.ndim, **super().config()}
 
 
+def _init_named(name: str) -> Any:
+    """``_ConvNd.__init__`` under the public class's name, so a wrong call reads
+    ``Conv2d.__init__() missing 1 required positional argument: 'kernel_size'``."""
+    f = _ConvNd.__init__
+    code = f.__code__
+    if hasattr(code, "co_qualname"):  # Python 3.11+: the name TypeError messages use
+        code = code.replace(co_qualname=f"{name}.__init__")
+    g = types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
+    g.__kwdefaults__ = f.__kwdefaults__
+    g.__qualname__ = f"{name}.__init__"
+    g.__doc__ = f.__doc__
+    return g
+
+
 @register
 class Conv1d(_ConvNd):
     """1-D convolution over ``(N, C_in, L)`` (sound, time series); see :class:`Conv2d`.
@@ -239,6 +254,7 @@ class Conv1d(_ConvNd):
     """
 
     ndim = 1
+    __init__ = _init_named("Conv1d")
 
 
 @register
@@ -311,6 +327,7 @@ class Conv2d(_ConvNd):
     """
 
     ndim = 2
+    __init__ = _init_named("Conv2d")
 
 
 @register
@@ -323,3 +340,4 @@ class Conv3d(_ConvNd):
     """
 
     ndim = 3
+    __init__ = _init_named("Conv3d")

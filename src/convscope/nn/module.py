@@ -125,8 +125,8 @@ class Module:
         layer_kind: what the layer computes: ``"conv"``, ``"max_pool"``, ``"avg_pool"``,
             ``"blur_pool"``, ``"batch_norm"``, an activation's name (``"relu"``,
             ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``), ``"linear"``,
-            ``"flatten"``, ``"dropout"``, ``"sequential"``, ``"residual"``, or ``"module"``
-            for anything else. A class attribute, inherited by subclasses.
+            ``"flatten"``, ``"dropout"``, ``"normalize"`` (input standardisation),
+            ``"sequential"``, ``"residual"``, or ``"module"`` for anything else. A class attribute, inherited by subclasses.
     """
 
     layer_kind: str = "module"

@@ -44,7 +44,7 @@ _CONTAINERS = ("sequential", "residual")
 # Kinds that take inputs of several ranks: the first of them leaves a model's input rank open.
 _OPEN_RANK = ("flatten", "batch_norm")
 # Kinds that act on every entry on its own (no window, no mixing of positions).
-_POINTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "batch_norm")
+_POINTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "batch_norm", "normalize")
 # Kinds after which every output can depend on every input position.
 _GLOBAL = ("flatten", "linear")
 
@@ -103,7 +103,8 @@ class LayerRecord:
     @property
     def effect(self) -> str:
         """What the layer does to positions: ``"window"`` (a sliding window), ``"pointwise"``
-        (each entry on its own: activations, dropout, batch norm, softmax over channels),
+        (each entry on its own: activations, dropout, batch norm, input normalisation,
+        softmax over channels),
         ``"global"`` (every output sees the whole input: Flatten, Linear, softmax over a
         spatial axis), ``"residual"``, or ``"unknown"`` (a layer convscope does not know)."""
         kind = self.kind

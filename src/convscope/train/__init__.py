@@ -1,8 +1,9 @@
 """Training (notes 9.4): the fit loop, metrics, history, callbacks and resume checkpoints.
 
-* :func:`fit` trains a model and returns a :class:`History`; :func:`evaluate` and
-  :func:`predict` score it and give probabilities (:mod:`.loop`, which also documents
-  what makes a run repeat bit for bit and how ``resume`` works).
+* :func:`fit` trains a model and returns a :class:`History`; :func:`evaluate` scores it
+  and :func:`predict` gives a :class:`Prediction` (probabilities and classes)
+  (:mod:`.loop`, which also documents the call forms, what makes a run repeat bit for
+  bit and how ``resume`` works).
 * :class:`Callback`, :class:`EarlyStopping`, :class:`ModelCheckpoint`,
   :class:`LambdaCallback` (:mod:`.callbacks`).
 * :func:`accuracy`, :func:`top_k_accuracy`, :func:`confusion_matrix` (:mod:`.metrics`).
@@ -12,13 +13,14 @@
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .checkpoint import TrainingCheckpoint, load_training_checkpoint, save_training_checkpoint
 from .history import History
-from .loop import Run, blas_threads, evaluate, fit, predict
+from .loop import Prediction, Run, blas_threads, evaluate, fit, predict
 from .metrics import accuracy, confusion_matrix, correct_count, top_k_accuracy
 
 __all__ = [
     "fit",
     "evaluate",
     "predict",
+    "Prediction",
     "Run",
     "History",
     "blas_threads",

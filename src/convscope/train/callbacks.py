@@ -188,7 +188,8 @@ class EarlyStopping(Callback):
             run.stop_training = True
             run.stop_reason = (
                 f"early stopping: {self.monitor} has not improved on {self.best:.6g} (epoch "
-                f"{self.best_epoch}) for {self.wait} epochs (patience {self.patience})"
+                f"{self.best_epoch}) for {self.wait} epoch{'' if self.wait == 1 else 's'} "
+                f"(patience {self.patience})"
             )
 
     def on_train_end(self, run: Any) -> None:

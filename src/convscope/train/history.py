@@ -7,14 +7,15 @@ Each record is a flat dict of plain numbers::
      "images_per_second": 840.3}
 
 (``train_accuracy`` / ``val_*`` only when they exist: no accuracy for a regression, no
-validation without ``val=``.) ``history["val_loss"]`` gives one column as a list.
+validation without ``val=``.) As in Keras, ``history["val_loss"]`` gives one column as a
+list (also ``history.history["val_loss"]``); ``history[-1]`` is the last epoch's record.
 
 Example:
     >>> h = History()
     >>> h.append({"epoch": 1, "train_loss": 0.5})
     >>> h.append({"epoch": 2, "train_loss": 0.25})
-    >>> h["train_loss"], len(h), h.last["epoch"]
-    ([0.5, 0.25], 2, 2)
+    >>> h["train_loss"], len(h), h.last["epoch"], h[-1]["train_loss"]
+    ([0.5, 0.25], 2, 2, 0.25)
     >>> History.from_json(h.to_json())["train_loss"]
     [0.5, 0.25]
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -62,15 +64,35 @@ class History:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.records)
 
-    def __getitem__(self, key: str) -> list[Any]:
-        """The column ``key`` over all epochs (None where an epoch lacks it).
+    def __getitem__(self, key: str | int | slice) -> Any:
+        """The column ``key`` over all epochs (None where an epoch lacks it), as Keras's
+        ``history.history[key]``; with an int, that epoch's record (``history[-1]``: the
+        last epoch), with a slice, a list of records.
 
         Raises:
             KeyError: no epoch has ``key``; the message lists the keys there are.
+            IndexError: no record at that position.
         """
+        if isinstance(key, slice):
+            return [dict(r) for r in self.records[key]]
+        if not isinstance(key, str):
+            if isinstance(key, bool) or not hasattr(key, "__index__"):
+                raise KeyError(f"History takes a metric name, an epoch position or a slice; got {key!r}.")
+            index = operator.index(key)
+            if not -len(self.records) <= index < len(self.records):
+                raise IndexError(
+                    f"History has {len(self.records)} epoch records (0 to {len(self.records) - 1}, or -1 "
+                    f"for the last); got {index}."
+                )
+            return dict(self.records[index])
         if not any(key in r for r in self.records):
             raise KeyError(f"History has no {key!r}; it has {self.keys()}.")
         return [r.get(key) for r in self.records]
+
+    @property
+    def history(self) -> dict[str, list[Any]]:
+        """Every column by name, as Keras's ``History.history`` dict."""
+        return {key: self[key] for key in self.keys()}
 
     def keys(self) -> list[str]:
         """Every metric name recorded, in first-seen order."""
@@ -142,4 +164,4 @@ class History:
         return cls.from_json(p.read_text(encoding="utf-8"))
 
     def __repr__(self) -> str:
-        return f"History({len(self)} epochs, keys={self.keys()})"
+        return f"History({len(self)} epoch{'' if len(self) == 1 else 's'}, keys={self.keys()})"

@@ -34,6 +34,15 @@ weights after resuming at N and training to N+M equal those of an uninterrupted 
 N+M epochs, bit for bit, within the limits above. Build the model, optimizer and
 scheduler exactly as for the original run, and pass the same data and settings.
 
+Call forms. ``fit(model, train, val=None, *, epochs=..., optimizer=..., loss=...)``: the
+loss defaults to :class:`~convscope.nn.CrossEntropyLoss` and the optimizer to
+:class:`~convscope.optim.Adam` (lr 1e-3) over the model's parameters; ``loss_fn=`` is
+accepted as another name of ``loss=`` (PyTorch scripts call it so).
+``evaluate(model, data, *, loss=None)`` scores with cross-entropy unless told otherwise.
+The earlier forms with the loss first, ``fit(model, loss, optimizer, train, val)`` and
+``evaluate(model, loss, data)``, still work in this release and raise a
+:class:`DeprecationWarning`.
+
 Example:
     >>> import numpy as np
     >>> from convscope import nn, optim
@@ -41,14 +50,15 @@ Example:
     >>> x = rng.standard_normal((64, 2)).astype(np.float32)
     >>> y = (x[:, 0] > x[:, 1]).astype(np.int64)          # a linearly separable toy task
     >>> model = nn.Sequential(nn.Linear(2, 2, rng=0))
-    >>> history = fit(model, nn.CrossEntropyLoss(), optim.SGD(model.named_parameters(), lr=0.5),
-    ...               (x, y), epochs=20, batch_size=16, seed=0, progress=False)
-    >>> len(history), history.last["train_accuracy"] > 0.9
+    >>> history = fit(model, (x, y), epochs=20, batch_size=16, seed=0, progress=False,
+    ...               optimizer=optim.SGD(model.named_parameters(), lr=0.5))
+    >>> len(history), history[-1]["train_accuracy"] > 0.9
     (20, True)
-    >>> round(evaluate(model, nn.CrossEntropyLoss(), (x, y))["accuracy"], 2) > 0.9
+    >>> round(evaluate(model, (x, y))["accuracy"], 2) > 0.9
     True
-    >>> predict(model, x[:2]).sum(axis=1).round(6)        # probabilities per row
-    array([1., 1.], dtype=float32)
+    >>> result = predict(model, x[:2])
+    >>> result.probabilities.sum(axis=1).round(6), result.classes.shape  # a row per image
+    (array([1., 1.], dtype=float32), (2,))
 """
 
 from __future__ import annotations
@@ -69,6 +79,7 @@ from ..errors import (
     ConfigError,
     DTypeError,
     MissingDependencyError,
+    ShapeError,
     TrainingWarning,
 )
 from ..functional import softmax
@@ -88,7 +99,7 @@ from .history import History
 from .metrics import correct_count, is_classification
 from .progress import EpochProgress
 
-__all__ = ["fit", "evaluate", "predict", "Run", "blas_threads"]
+__all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "blas_threads"]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -170,6 +181,36 @@ def _check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _is_loss(value: Any) -> bool:
+    """A loss module: callable with a ``backward`` (what the first argument of the
+    deprecated call forms is)."""
+    return callable(value) and hasattr(value, "backward") and not isinstance(value, (tuple, list))
+
+
+def _pick_loss(op: str, loss: Any, loss_fn: Any) -> Any:
+    """``loss=`` or its other name ``loss_fn=``; cross-entropy when neither is given."""
+    if loss is not None and loss_fn is not None:
+        raise ConfigError(f"{op}: give the loss once, as loss= or as loss_fn= (the same argument); got both.")
+    chosen = loss if loss is not None else loss_fn
+    if chosen is None:
+        from ..nn import CrossEntropyLoss
+
+        return CrossEntropyLoss()
+    if not _is_loss(chosen):
+        raise ArgumentTypeError(
+            f"{op}: loss must be a loss module such as nn.CrossEntropyLoss() (called with "
+            f"(output, y), with a backward()); got {type(chosen).__name__}."
+        )
+    return chosen
+
+
+def _deprecated_form(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is deprecated and will be removed in the next release; call {new} "
+        f"(see the CHANGELOG).", DeprecationWarning, stacklevel=3,
+    )
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -221,12 +262,13 @@ class Run:
 
 def fit(
     model: Module,
-    loss: Any,
-    optimizer: Any,
-    train: Any,
+    *data: Any,
+    train: Any = None,
     val: Any = None,
-    *,
     epochs: int = 1,
+    optimizer: Any = None,
+    loss: Any = None,
+    loss_fn: Any = None,
     batch_size: int | None = None,
     seed: int | None = None,
     callbacks: Sequence[Callback] = (),
@@ -245,12 +287,13 @@ def fit(
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch History.
 
+    Called as ``fit(model, train, val=None, *, epochs=1, optimizer=None, loss=None, ...)``
+    (``train`` and ``val`` may be given by position or by name). The deprecated form
+    ``fit(model, loss, optimizer, train, val)`` still works and warns.
+
     Args:
         model: a :class:`~convscope.nn.Module` giving raw scores (N, classes) for a
             classifier, or any output ``loss`` accepts.
-        loss: a loss module (``loss(output, y) -> float``, ``loss.backward() -> dLoss/doutput``),
-            e.g. :class:`~convscope.nn.CrossEntropyLoss`.
-        optimizer: a :mod:`convscope.optim` optimizer over the model's parameters.
         train: a :class:`~convscope.data.Dataset`, a pair of arrays ``(x, y)``, or a
             :class:`~convscope.data.DataLoader` (used as it is: its batch size, order and
             transform; ``seed`` then only reseeds the module generators).
@@ -258,6 +301,11 @@ def fit(
             adding ``val_loss`` / ``val_accuracy`` to the history).
         epochs: the total number of epochs (with ``resume``: the total including the
             epochs already done).
+        optimizer: a :mod:`convscope.optim` optimizer over the model's parameters;
+            default :class:`~convscope.optim.Adam` with lr 1e-3.
+        loss: a loss module (``loss(output, y) -> float``, ``loss.backward() -> dLoss/doutput``);
+            default :class:`~convscope.nn.CrossEntropyLoss`.
+        loss_fn: another name of ``loss`` (give one of the two).
         batch_size: images per step (default 32; not with a DataLoader).
         seed: makes shuffling, augmentation and dropout repeatable (see the module doc).
         callbacks: :class:`~convscope.train.callbacks.Callback` objects, run in order.
@@ -299,10 +347,42 @@ def fit(
     """
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"fit: model must be a convscope Module; got {type(model).__name__}.")
-    if not (callable(loss) and hasattr(loss, "backward")):
+    if data and _is_loss(data[0]):  # fit(model, loss, optimizer, train, val)
+        if len(data) > 4:
+            raise ArgumentTypeError(f"fit(model, loss, optimizer, train, val) takes at most 4 data "
+                                    f"arguments after the model; got {len(data)}.")
+        _deprecated_form("fit(model, loss, optimizer, train, val)",
+                         "fit(model, train, val=val, optimizer=optimizer, loss=loss)")
+        if loss is not None or loss_fn is not None:
+            raise ConfigError("fit: the loss was given twice, first by position and again as loss=/loss_fn=.")
+        old = dict(zip(("loss", "optimizer", "train", "val"), data))
+        loss = old["loss"]
+        if "optimizer" in old:
+            if optimizer is not None:
+                raise ConfigError("fit: the optimizer was given twice, by position and as optimizer=.")
+            optimizer = old["optimizer"]
+        data = tuple(old[k] for k in ("train", "val") if k in old)
+    if len(data) > 2:
         raise ArgumentTypeError(
-            f"fit: loss must be a loss module such as nn.CrossEntropyLoss(); got {type(loss).__name__}."
+            f"fit takes the model, then the training data and optionally the validation data by "
+            f"position (fit(model, train, val)); got {len(data) + 1} positional arguments. Give "
+            f"the rest by name: optimizer=, loss=, epochs=, ..."
         )
+    for name, value in zip(("train", "val"), data):
+        if (train if name == "train" else val) is not None:
+            raise ConfigError(f"fit: {name} was given twice, by position and as {name}=.")
+        if name == "train":
+            train = value
+        else:
+            val = value
+    if train is None:
+        raise ArgumentTypeError("fit: give the training data: fit(model, train), train being a Dataset, "
+                                "a pair of arrays (x, y) or a DataLoader.")
+    loss = _pick_loss("fit", loss, loss_fn)
+    if optimizer is None:
+        from ..optim import Adam
+
+        optimizer = Adam(model.named_parameters(), lr=1e-3)
     for attr in ("step", "zero_grad", "state_dict", "load_state_dict"):
         if not hasattr(optimizer, attr):
             raise ArgumentTypeError(
@@ -366,8 +446,9 @@ def fit(
         ckpt = load_training_checkpoint(resume)
         if ckpt.epoch > epochs:
             raise ConfigError(
-                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} epochs but epochs={epochs}; "
-                f"epochs is the total, so pass epochs > {ckpt.epoch} to train further."
+                f"fit: the checkpoint {str(resume)!r} already has {ckpt.epoch} "
+                f"epoch{'' if ckpt.epoch == 1 else 's'} but epochs={epochs}; epochs is the total, so pass "
+                f"epochs > {ckpt.epoch} to train further."
             )
         restore_run(run, ckpt)
         run.history.info.setdefault("resumed", []).append({"path": str(resume), "epoch": ckpt.epoch})
@@ -459,7 +540,7 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
             record["train_accuracy"] = correct / seen
         extra = ""
         if val_loader is not None:
-            scores = evaluate(model, run.loss, val_loader)
+            scores = evaluate(model, val_loader, loss=run.loss)
             record["val_loss"] = scores["loss"]
             extra = f"val_loss {scores['loss']:.4f}"
             if "accuracy" in scores:
@@ -494,14 +575,21 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
 # ----------------------------------------------------------------------------- evaluate / predict
 
 
-def evaluate(model: Module, loss: Any, data: Any, *, batch_size: int = 256, transform: Any = None) -> dict[str, Any]:
+def evaluate(model: Module, *args: Any, data: Any = None, loss: Any = None, loss_fn: Any = None,
+             batch_size: int = 256, transform: Any = None) -> dict[str, Any]:
     """Score ``model`` on ``data`` in eval mode (Dropout off, BatchNorm running statistics).
 
+    Called as ``evaluate(model, data, *, loss=None)``; the deprecated form
+    ``evaluate(model, loss, data)`` still works and warns.
+
     Args:
-        model, loss: as for :func:`fit`.
+        model: as for :func:`fit`.
         data: a Dataset, a pair ``(x, y)`` or a DataLoader.
+        loss: the loss to report; default :class:`~convscope.nn.CrossEntropyLoss`.
+            ``loss_fn`` is another name of it.
         batch_size: images per forward pass (memory, not results).
-        transform: batch transform of the images (e.g. the training normalisation).
+        transform: batch transform of the images (a model that starts with an
+            :class:`~convscope.nn.Normalize` layer needs none: give it raw pixels).
 
     Returns:
         ``{"loss": mean loss, "accuracy": fraction correct (classifiers only),
@@ -509,6 +597,24 @@ def evaluate(model: Module, loss: Any, data: Any, *, batch_size: int = 256, tran
     """
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"evaluate: model must be a convscope Module; got {type(model).__name__}.")
+    if args and _is_loss(args[0]):  # evaluate(model, loss, data)
+        _deprecated_form("evaluate(model, loss, data)", "evaluate(model, data, loss=loss)")
+        if loss is not None or loss_fn is not None:
+            raise ConfigError("evaluate: the loss was given twice, first by position and again as loss=/loss_fn=.")
+        loss, args = args[0], args[1:]
+    if len(args) > 1:
+        raise ArgumentTypeError(
+            f"evaluate takes the model and the data by position (evaluate(model, data)); got "
+            f"{len(args) + 1} positional arguments. Give the rest by name: loss=, batch_size=."
+        )
+    if args:
+        if data is not None:
+            raise ConfigError("evaluate: data was given twice, by position and as data=.")
+        data = args[0]
+    if data is None:
+        raise ArgumentTypeError("evaluate: give the data to score: evaluate(model, data), data being a "
+                                "Dataset, a pair of arrays (x, y) or a DataLoader.")
+    loss = _pick_loss("evaluate", loss, loss_fn)
     batch_size = _check_positive_int(batch_size, "batch_size")
     loader = _loader(data, batch_size, shuffle=False, drop_last=False, rng=np.random.default_rng(0),
                      transform=transform, name="evaluate: data")
@@ -543,18 +649,80 @@ def _ends_with_softmax(model: Module) -> bool:
     return bool(leaves) and leaves[-1].layer_kind == "softmax"
 
 
+class Prediction(np.ndarray):
+    """What :func:`predict` returns: the probabilities (N, classes), with the answers.
+
+    It is the probability array itself (a NumPy array subclass, so ``result.argmax(1)``,
+    ``result[0]`` and ``np.save`` work as on any array), with three read-only views:
+
+    Attributes:
+        probabilities: the probabilities as a plain ``numpy.ndarray`` (N, classes).
+        classes: the predicted class of each image, ``probabilities.argmax(axis=1)``
+            (int64, shape (N,)).
+        labels: the predicted class names (``model.classes``, which :func:`convscope.load`
+            sets from the file), or None when the model has no class names.
+
+    Example:
+        >>> p = Prediction.of(np.array([[0.25, 0.75], [0.5, 0.5]], np.float32), ["cat", "dog"])
+        >>> p.classes.tolist(), p.labels
+        ([1, 0], ['dog', 'cat'])
+    """
+
+    _names: list[str] | None = None
+
+    @classmethod
+    def of(cls, probabilities: np.ndarray, names: Sequence[str] | None = None) -> "Prediction":
+        """Wrap a probability array (and the model's class names)."""
+        result = np.asarray(probabilities).view(cls)
+        result._names = list(names) if names else None
+        return result
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self._names = getattr(obj, "_names", None)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+    @property
+    def classes(self) -> np.ndarray:
+        plain = self.view(np.ndarray)
+        if plain.ndim < 2:
+            raise ShapeError(f"Prediction.classes needs scores of shape (N, classes); these have shape "
+                             f"{plain.shape}.")
+        return plain.argmax(axis=-1).astype(np.int64)
+
+    @property
+    def labels(self) -> list[str] | None:
+        names = self._names
+        if not names:
+            return None
+        picks = self.classes.reshape(-1).tolist()
+        if any(i >= len(names) for i in picks):
+            return None
+        return [names[i] for i in picks]
+
+
 def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = None,
-            probabilities: bool = True) -> np.ndarray:
-    """Class probabilities (N, classes) for the images ``x``, in eval mode.
+            probabilities: bool = True) -> Prediction:
+    """Class probabilities (N, classes) for the images ``x``, in eval mode, with the answers.
 
     The model's raw scores go through a softmax (unless its last layer already is a
     :class:`~convscope.nn.Softmax`); ``probabilities=False`` returns the raw outputs.
+    Feed the images as the model takes them: a model from ``convscope train`` (or
+    :func:`convscope.models.add_input_normalization`) standardises them itself, so give
+    it raw pixels in ``[0, 1]``.
 
     Args:
         x: images (N, C, *spatial) as floats on the training scale, or a Dataset (its
             labels are ignored).
         batch_size: images per forward pass.
-        transform: batch transform (e.g. the training normalisation).
+        transform: batch transform (not needed for a model that normalises itself).
+
+    Returns:
+        A :class:`Prediction`: the probability array, with ``.classes`` (the predicted
+        class per image), ``.probabilities`` (a plain array) and ``.labels`` (class
+        names, when the model has ``classes``).
 
     Raises:
         DTypeError: integer images (scale them to floats first).
@@ -568,7 +736,7 @@ def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = No
     else:
         arr = as_array(x, "x", "predict")
         if arr.ndim == 0:
-            raise ArgumentTypeError(f"predict: x must be a batch of images (N, C, ...); got a scalar.")
+            raise ArgumentTypeError("predict: x must be a batch of images (N, C, ...); got a scalar.")
         batches = (arr[i : i + batch_size] for i in range(0, arr.shape[0], batch_size))
     gen = np.random.default_rng(0)
     was_training = model.training
@@ -587,4 +755,4 @@ def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = No
     out = np.concatenate(outputs, axis=0)
     if probabilities and out.ndim == 2 and not _ends_with_softmax(model):
         out = softmax(out, axis=-1)
-    return out
+    return Prediction.of(out, getattr(model, "classes", None))
