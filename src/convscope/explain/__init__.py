@@ -14,6 +14,8 @@ Each feature is a function returning a result object; its fields hold the number
   (9.1.14) and the filter-bank story (9.1.11-9.1.12).
 * :func:`receptive_field` - receptive field and jump per layer, the input region of a pixel.
 * :func:`shift_consistency`, :func:`per_shift_probability` - Concept 59 measured (Zhang 2019).
+* :func:`make_exercise`, :func:`check_answer`, :func:`exercise_sheet` - exercises with random
+  small integers, solved by the traces above, marked entry by entry, as sheets (text, HTML, LaTeX).
 * :func:`parse_array` - ``"1 1 -1"``, ``"[[1,3],[4,5]]"``, ``.npy`` or image files as arrays.
 
 Example:
@@ -45,6 +47,9 @@ from .linear_view import (
     filter_bank_demo,
 )
 from .receptive import ReceptiveField, ReceptiveRow, receptive_field
+from .exercise import Exercise, make_exercise
+from .exercise_check import CheckResult, check_answer
+from .exercise_sheet import ExerciseSheet, exercise_sheet
 from .shift import ShiftConsistency, ShiftCurve, per_shift_probability, shift_consistency, shift_images
 
 __all__ = [
@@ -57,5 +62,6 @@ __all__ = [
     "conv_weight_jacobian", "relu_jacobian", "maxpool_jacobian", "chain_9_32", "Jacobian", "Chain932",
     "conv_as_matrix", "ConvMatrix", "compose", "Composition", "filter_bank_demo", "FilterBankDemo",
     "receptive_field", "ReceptiveField", "ReceptiveRow",
+    "make_exercise", "Exercise", "check_answer", "CheckResult", "exercise_sheet", "ExerciseSheet",
     "shift_consistency", "ShiftConsistency", "per_shift_probability", "ShiftCurve", "shift_images",
 ]
