@@ -53,6 +53,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "ConvGeometry",
     "PoolGeometry",
+    "WindowGeometry",
     "as_float_array",
     "check_same_dtype",
     "conv_geometry",
@@ -417,6 +418,64 @@ class PoolGeometry:
     @property
     def y_shape(self) -> tuple[int, ...]:
         return (self.batch, self.c, *self.out)
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """The sliding window of a layer, as the layer was configured (before any input is seen).
+
+    What :attr:`convscope.nn.Module.window` returns for convolution and pooling layers, so
+    code outside :mod:`convscope.nn` reads a layer's geometry without knowing its class.
+
+    Attributes:
+        op: ``"conv"``, ``"max"``, ``"avg"`` or ``"blur"`` (blur pooling is a depthwise
+            convolution with a fixed binomial filter, notes 9.2.6).
+        kernel_size, stride, dilation: one int per spatial axis.
+        padding: ``(before, after)`` per spatial axis, or ``"same"`` (a convolution whose
+            pairs depend on the input size: :meth:`padding_pairs` resolves them).
+        padding_mode: what the padded cells hold: ``"zeros"``, ``"reflect"``,
+            ``"replicate"`` or ``"circular"`` (convolution, blur and average pooling), or
+            ``"-inf"`` (max pooling: padding never wins the max).
+        ceil_mode: pooling's rounding rule for the output size (False for conv and blur).
+        groups: convolution groups; the channel count for blur pooling (one filter per
+            channel); 1 for max and average pooling.
+
+    >>> w = WindowGeometry("conv", (3, 3), (2, 2), (1, 1), "same")
+    >>> w.ndim, w.padding_pairs((8, 7)), w.output_size((8, 7))
+    (2, ((0, 1), (1, 1)), (4, 4))
+    """
+
+    op: str
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...] | str
+    padding_mode: str = "zeros"
+    ceil_mode: bool = False
+    groups: int = 1
+
+    @property
+    def ndim(self) -> int:
+        """Number of spatial axes."""
+        return len(self.kernel_size)
+
+    def padding_pairs(self, spatial: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` per axis for an input of spatial size ``spatial``."""
+        return tuple(_resolve_padding(self.padding, tuple(spatial), self.kernel_size, self.stride,
+                                      self.dilation, "WindowGeometry"))
+
+    def output_size(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """Output size per axis for an input of spatial size ``spatial`` (Key Equation 48).
+
+        Raises:
+            ShapeError: the window does not fit the padded input on some axis.
+        """
+        pairs = self.padding_pairs(spatial)
+        if self.op in ("max", "avg"):
+            return tuple(pool_output_size(n, k, p, s, d, self.ceil_mode) for n, k, p, s, d in
+                         zip(spatial, self.kernel_size, pairs, self.stride, self.dilation))
+        return tuple(conv_output_size(n, k, p, s, d) for n, k, p, s, d in
+                     zip(spatial, self.kernel_size, pairs, self.stride, self.dilation))
 
 
 def _as_shape(value: Any, name: str, op: str) -> tuple[int, ...]:

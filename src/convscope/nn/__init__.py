@@ -2,6 +2,9 @@
 
 Every layer has ``forward(x) -> y`` (also ``layer(x)``) and ``backward(dy) -> dx``, which
 adds the parameter gradients to ``param.grad``; containers chain them (notes 9.3-9.4).
+Every layer also describes itself by a small protocol (``layer_kind``, ``window``,
+``input_rank``) and :func:`walk` lists a model's layers in forward order, so tools outside
+``nn`` never need to know layer classes.
 
 Example:
     The notes' typical architecture (9.3): conv-relu-pool blocks, flatten, fully connected.
@@ -44,6 +47,7 @@ from .pool import (
 )
 from .spec import from_spec, register, to_spec
 from .summary import Summary, summary
+from .walk import LayerRecord, batched_input_shape, input_channels, input_rank, walk
 
 __all__ = [
     "Parameter", "Module", "LoadResult", "init",
@@ -54,4 +58,5 @@ __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
     "to_spec", "from_spec", "register", "summary", "Summary",
+    "walk", "LayerRecord", "input_rank", "input_channels", "batched_input_shape",
 ]

@@ -60,6 +60,8 @@ class ReLU(_Elementwise):
         array([0., 0., 5.])
     """
 
+    layer_kind = "relu"
+
     def _f(self, x):
         return F.relu(x)
 
@@ -86,6 +88,8 @@ class LeakyReLU(_Elementwise):
         >>> LeakyReLU(0.1)(np.array([-2.0, 3.0]))
         array([-0.2,  3. ])
     """
+
+    layer_kind = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -117,6 +121,8 @@ class Sigmoid(_Elementwise):
         array([0.5])
     """
 
+    layer_kind = "sigmoid"
+
     def _f(self, x):
         return F.sigmoid(x)
 
@@ -132,6 +138,8 @@ class Tanh(_Elementwise):
         >>> Tanh()(np.array([0.0]))
         array([0.])
     """
+
+    layer_kind = "tanh"
 
     def _f(self, x):
         return F.tanh(x)
@@ -155,6 +163,8 @@ class Softmax(_Elementwise):
         >>> Softmax()(np.array([[0.0, np.log(3.0)]]))
         array([[0.25, 0.75]])
     """
+
+    layer_kind = "softmax"
 
     def __init__(self, dim: int = -1) -> None:
         super().__init__()

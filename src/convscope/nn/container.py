@@ -15,6 +15,7 @@ from ..shapes import format_shape
 from .activation import ReLU
 from .module import Module
 from .spec import register
+from .walk import input_rank
 
 __all__ = ["Sequential", "Residual"]
 
@@ -45,6 +46,13 @@ class Sequential(Module):
         >>> model.backward(np.ones_like(y)).shape
         (5, 4)
     """
+
+    layer_kind = "sequential"
+
+    @property
+    def input_rank(self) -> int | None:
+        """The input rank of the first layer that fixes one (see :func:`convscope.nn.input_rank`)."""
+        return input_rank(self)
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
@@ -145,6 +153,13 @@ class Residual(Module):
         >>> [name for name, _ in res.named_parameters()]
         ['block.weight', 'block.bias']
     """
+
+    layer_kind = "residual"
+
+    @property
+    def input_rank(self) -> int | None:
+        """The input rank of the first layer that fixes one (see :func:`convscope.nn.input_rank`)."""
+        return input_rank(self)
 
     def __init__(self, block: Module) -> None:
         super().__init__()

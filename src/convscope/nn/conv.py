@@ -19,6 +19,7 @@ from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import (
     PADDING_MODES,
+    WindowGeometry,
     conv_geometry,
     format_shape,
     normalize_int,
@@ -74,6 +75,8 @@ _MAX_SPATIAL_AXES = 62
 
 class _ConvNd(Module):
     """The N-D convolution layer behind Conv1d/2d/3d and ConvNd (see :class:`Conv2d`)."""
+
+    layer_kind = "conv"
 
     def __init__(
         self,
@@ -139,6 +142,16 @@ class _ConvNd(Module):
             if has_bias
             else None
         )
+
+    @property
+    def window(self) -> WindowGeometry:
+        """Kernel, stride, dilation, padding (pairs or "same"), padding mode and groups."""
+        return WindowGeometry("conv", self.kernel_size, self.stride, self.dilation, self.padding,
+                              self.padding_mode, False, self.groups)
+
+    @property
+    def input_rank(self) -> int:
+        return self.ndim
 
     def _conv_args(self) -> dict[str, Any]:
         return dict(

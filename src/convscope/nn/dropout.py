@@ -44,6 +44,8 @@ class Dropout(Module):
         array([1., 1., 1.])
     """
 
+    layer_kind = "dropout"
+
     def __init__(self, p: float = 0.5, *, rng: Any = None) -> None:
         super().__init__()
         if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):

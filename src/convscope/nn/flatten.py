@@ -30,6 +30,8 @@ class Flatten(Module):
         (2, 3, 4, 5)
     """
 
+    layer_kind = "flatten"
+
     def __init__(self, start_dim: int = 1) -> None:
         super().__init__()
         self.start_dim = normalize_int(start_dim, "start_dim", "Flatten")

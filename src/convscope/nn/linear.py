@@ -55,6 +55,13 @@ class Linear(Module):
         (4, 25)
     """
 
+    layer_kind = "linear"
+
+    @property
+    def input_rank(self) -> int:
+        """0: a vector of ``in_features`` per sample, no spatial axes."""
+        return 0
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, rng: Any = None,
                  dtype: Any = np.float32) -> None:
         super().__init__()

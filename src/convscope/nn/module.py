@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError, StateError
 from ..functional.windows import check_allocation
-from ..shapes import as_float_array, format_shape
+from ..shapes import WindowGeometry, as_float_array, format_shape
 from .init import check_dtype
 from .parameter import Parameter
 
@@ -90,11 +90,24 @@ class Module:
     :func:`convscope.nn.to_spec` / :func:`convscope.summary` also ``config()`` and
     ``output_shape(input_shape)``.
 
+    **Layer protocol.** What summary, explain, viz and export need to know about a layer,
+    without testing its class: :attr:`layer_kind` (what it computes), :attr:`window` (the
+    sliding window of convolution and pooling layers) and :attr:`input_rank` (how many
+    spatial axes it takes). A subclass of a convscope layer inherits all three, so it is
+    explained and exported like the original; a new kind of layer keeps the defaults
+    (``"module"``, no window, any rank) and is shown as an opaque step.
+
     Attributes:
         training: True in training mode (the default), False after :meth:`eval`. Only
             modules that behave differently (Dropout, BatchNorm) look at it.
+        layer_kind: what the layer computes: ``"conv"``, ``"max_pool"``, ``"avg_pool"``,
+            ``"blur_pool"``, ``"batch_norm"``, an activation's name (``"relu"``,
+            ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``), ``"linear"``,
+            ``"flatten"``, ``"dropout"``, ``"sequential"``, ``"residual"``, or ``"module"``
+            for anything else. A class attribute, inherited by subclasses.
     """
 
+    layer_kind: str = "module"
     training: bool = True
     dtype: np.dtype | None = None  # parameter dtype of modules that own parameters
     _saved: Any = None
@@ -103,6 +116,20 @@ class Module:
     def __init__(self) -> None:
         self.training = True
         self._saved = None
+
+    # ------------------------------------------------------------------ layer protocol
+    @property
+    def window(self) -> WindowGeometry | None:
+        """The sliding window of a convolution or pooling layer (kernel, stride, dilation,
+        padding, mode); None for layers without one."""
+        return None
+
+    @property
+    def input_rank(self) -> int | None:
+        """Number of spatial axes the layer's input has (``Conv2d``: 2, ``Linear``: 0), or None
+        when it takes any. Containers answer for their first layer that fixes it
+        (:func:`convscope.nn.input_rank`)."""
+        return None
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, *args: Any) -> Any:

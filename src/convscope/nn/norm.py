@@ -152,6 +152,7 @@ def _batch_norm_backward(dy, x, mean, invstd, gamma, batch_stats):
 class _BatchNorm(Module):
     """Shared logic of BatchNorm1d/2d (see :class:`BatchNorm2d`)."""
 
+    layer_kind = "batch_norm"
     _allowed_ndims: tuple[int, ...] = ()
     _layout = ""
 
@@ -185,6 +186,11 @@ class _BatchNorm(Module):
         self.register_buffer("running_mean", init.zeros((c,), self.dtype) if tracked else None)
         self.register_buffer("running_var", init.ones((c,), self.dtype) if tracked else None)
         self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64) if tracked else None)
+
+    @property
+    def input_rank(self) -> int | None:
+        """2 for BatchNorm2d; None for BatchNorm1d, which takes (N, C) and (N, C, L)."""
+        return self._allowed_ndims[0] - 2 if len(self._allowed_ndims) == 1 else None
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         op = type(self).__name__

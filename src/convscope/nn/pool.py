@@ -21,6 +21,7 @@ from ..functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from ..errors import ConfigError
 from ..shapes import (
     PADDING_MODES,
+    WindowGeometry,
     conv_geometry,
     normalize_int,
     normalize_padding,
@@ -55,6 +56,17 @@ class _WindowPoolNd(Module):
         self.padding = normalize_padding(padding, self.ndim, op)
         self.dilation = normalize_tuple(dilation, self.ndim, "dilation", op)
         self.ceil_mode = _check_bool(ceil_mode, "ceil_mode", op)
+
+    @property
+    def window(self) -> WindowGeometry:
+        """Kernel, stride, dilation, padding pairs and ceil_mode of the pooling window."""
+        fill = "-inf" if self.layer_kind == "max_pool" else "zeros"
+        return WindowGeometry(self.layer_kind[:3], self.kernel_size, self.stride, self.dilation,
+                              self.padding, fill, self.ceil_mode)
+
+    @property
+    def input_rank(self) -> int:
+        return self.ndim
 
     def _batched(self, x: Any) -> tuple[np.ndarray, bool]:
         x = self._check_input(x)
@@ -101,6 +113,8 @@ class _WindowPoolNd(Module):
 class _MaxPoolNd(_WindowPoolNd):
     """N-D max pooling (see :class:`MaxPool2d`)."""
 
+    layer_kind = "max_pool"
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Max over every window of every channel."""
         x, unbatched = self._batched(x)
@@ -138,6 +152,8 @@ class _MaxPoolNd(_WindowPoolNd):
 
 class _AvgPoolNd(_WindowPoolNd):
     """N-D average pooling (see :class:`AvgPool2d`)."""
+
+    layer_kind = "avg_pool"
 
     _max_padding = "half_kernel"
 
@@ -177,6 +193,7 @@ class _AvgPoolNd(_WindowPoolNd):
 class _BlurPoolNd(Module):
     """N-D anti-aliased pooling (see :class:`BlurPool2d`)."""
 
+    layer_kind = "blur_pool"
     ndim: int = 0
 
     def __init__(self, channels: int, filter_size: int = 4, stride: Any = 2,
@@ -203,6 +220,17 @@ class _BlurPoolNd(Module):
         """``(before, after)`` per axis: ``filter_size - 1`` in total, the odd one after."""
         total = self.filter_size - 1
         return ((total // 2, total - total // 2),) * self.ndim
+
+    @property
+    def window(self) -> WindowGeometry:
+        """The binomial filter's window: ``filter_size`` taps per axis, one group per channel."""
+        return WindowGeometry("blur", (self.filter_size,) * self.ndim, self.stride,
+                              (1,) * self.ndim, self.padding, self.padding_mode, False,
+                              self.channels)
+
+    @property
+    def input_rank(self) -> int:
+        return self.ndim
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Blur every channel with the binomial filter, then keep every ``stride``-th entry."""
