@@ -133,11 +133,13 @@ def test_click_shows_the_dot_product_equal_to_the_library(loaded, layer, channel
     assert box == "block"
 
 
-def test_click_on_a_pooling_map_shows_its_receptive_field_only(loaded):
+def test_click_on_a_pooling_map_shows_its_receptive_field_and_its_maximum(loaded):
     _click(loaded, 3, 2, (3, 1))
     region = receptive_field(_model(), (1, 1, 8, 8), pixel=(3, 1), layer=3).region
     assert _attr(loaded, "rf-text", "data-region") == ", ".join(f"{s.start}:{s.stop}" for s in region)
-    assert loaded.execute_script("return document.getElementById('calc-js')") is None
+    _, acts = forward_layers(_model(), _x())
+    assert float(_attr(loaded, "calc-js")) == float(acts[2].y[0, 2, 3, 1])   # the window's maximum, exactly
+    assert _attr(loaded, "calc-kind", "data-kind") == "max_pool"
 
 
 @pytest.mark.parametrize("n, k, p, s, d", [(7, 3, 1, 2, 1), (64, 2, 0, 2, 1), (10, 3, 0, 1, 1), (9, 3, 0, 1, 2),
