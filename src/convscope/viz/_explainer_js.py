@@ -543,7 +543,7 @@ function showFilterGrad(index, f) {
             "largest |difference| " + worst.toExponential(2) + " &rarr; " +
             tag("span", "id='dw-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"));
   detail.innerHTML = h;
-  stopAnim();
+  stopAnim(); hideAnim(); cur = null;
 }
 
 // ---------------------------------------------------------------- gradient maps (canvas)
@@ -643,14 +643,13 @@ function showValue(index, c, pos) {
   h += panel ? panel(l, c, pos, lib) :
        note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) + "); its value is shown as computed.");
   h += backwardPanel(l, c, pos);
-  h += tag("div", "class='anim'", "<button type='button' id='anim-back'>&#9664; step</button>" +
-           "<button type='button' id='anim-play'>" + (timer ? "&#10074;&#10074; pause" : "&#9654; play") + "</button>" +
-           "<button type='button' id='anim-step'>step &#9654;</button>" +
-           tag("span", "id='anim-pos' data-pos='" + pos.join(",") + "'", "slide the window over this layer's output"));
   el("detail").innerHTML = h;
-  el("anim-step").addEventListener("click", function () { stopAnim(); step(1); });
-  el("anim-back").addEventListener("click", function () { stopAnim(); step(-1); });
-  el("anim-play").addEventListener("click", function () { if (timer) stopAnim(); else startAnim(); });
+  var anim = el("anim"), ap = el("anim-pos");
+  if (anim) anim.style.display = "flex";
+  if (ap) {
+    ap.dataset.pos = pos.join(",");
+    ap.textContent = "window at output " + tuple(pos) + " of layer " + index + ": slide it over the layer's output";
+  }
   var b = ROOT.querySelector(".show-dw");
   if (b) b.addEventListener("click", function () { showFilterGrad(+b.dataset.layer, +b.dataset.filter); });
 }
@@ -666,6 +665,7 @@ function startAnim() {
   var b = el("anim-play");
   if (b) b.innerHTML = "&#10074;&#10074; pause";
 }
+function hideAnim() { var a = el("anim"); if (a) a.style.display = "none"; }
 function stopAnim() {
   if (timer) { clearInterval(timer); timer = null; }
   var b = el("anim-play");
@@ -691,6 +691,7 @@ function showClass(j) {
                              "The model outputs scores z (logits); the page applies the softmax to show probabilities.");
   h += r.html + verdict(r.p, pr.p[j], 8 * pr.z.length * D.eps + 1e-300, "probability");
   el("detail").innerHTML = h;
+  hideAnim();
   clearBoxes("win-box"); clearBoxes("rf-pix"); drawRegion(null);
 }
 
@@ -721,6 +722,10 @@ function wire() {
   var sel = el("grad-class"), box = el("show-grads");
   if (sel) sel.addEventListener("change", function () { gradClass = +sel.value; drawGrads(); refresh(); });
   if (box) box.addEventListener("change", function () { setGrads(box.checked); });
+  var back = el("anim-back"), play = el("anim-play"), fwd = el("anim-step");
+  if (fwd) fwd.addEventListener("click", function () { stopAnim(); step(1); });
+  if (back) back.addEventListener("click", function () { stopAnim(); step(-1); });
+  if (play) play.addEventListener("click", function () { if (timer) stopAnim(); else startAnim(); });
   var fold = el("collapse-all"), open = el("expand-all");
   if (fold) fold.addEventListener("click", function () { $$("section.card.layer > details").forEach(function (d) { d.open = false; }); });
   if (open) open.addEventListener("click", function () { $$("section.card.layer > details").forEach(function (d) { d.open = true; }); });

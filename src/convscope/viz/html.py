@@ -260,6 +260,9 @@ previous layer's maps in blue, the receptive field on the input in orange) and c
 </main>
 <aside><h2 style="font-size:16px;margin:2px 0 8px">Input and receptive field</h2>
 {side_inputs}
+<div class="anim" id="anim" style="display:none"><button type="button" id="anim-back">&#9664; step</button>
+<button type="button" id="anim-play">&#9654; play</button><button type="button" id="anim-step">step &#9654;</button>
+<span id="anim-pos" data-pos=""></span></div>
 <div id="detail"><p class="muted">Click any value of any layer, a class bar or a filter.</p></div></aside></div>
 <div id="hover"></div>
 <script type="application/json" id="convscope-data">{blob}</script>
