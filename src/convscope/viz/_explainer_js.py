@@ -814,8 +814,9 @@ function init(root) {
   LAYERS = {}; cache = new Map(); cur = null; stopAnim();
   D.layers.forEach(function (l) { LAYERS[l.index] = l; });
   gradClass = D.backward ? D.backward["default"] : null;
-  var sel = el("grad-class");
+  var sel = el("grad-class"), box = el("show-grads");
   if (sel && gradClass !== null) sel.value = String(gradClass);
+  if (box) box.checked = document.body.classList.contains("grads");
   wire();
   playground();
   if (document.body.classList.contains("grads")) drawGrads();
