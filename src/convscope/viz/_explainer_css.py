@@ -48,6 +48,7 @@ pre {
 figure { margin: 0; text-align: center; font-size: 11px; color: var(--muted); }
 figure img, figure canvas { display: block; image-rendering: pixelated; outline: 1px solid var(--line); }
 img.fmap, img.fvec, img.ftile { cursor: crosshair; }
+img.fvec, .gmaps canvas { max-width: 100%; }
 img.fmap:hover, img.fvec:hover, img.ftile:hover { outline: 2px solid var(--accent); }
 .filters { display: grid; gap: 3px; margin-top: 4px; align-items: center; }
 .filters span { font-size: 10px; color: var(--muted); text-align: right; padding-right: 3px; }

@@ -394,8 +394,9 @@ function softmaxText(z, j, names) {
     return tag("tr", i === j ? "style='font-weight:700'" : "", tag("td", "", esc(names ? names[i] : String(i))) + tag("td", "", fmt(v)) +
                tag("td", "", fmt(r.e[i])) + tag("td", "", fmt(r.e[i] / r.s)));
   }).join("");
-  var h = tag("p", "", "p" + tag("sub", "", j + 1) + " = exp(z" + tag("sub", "", j + 1) + ") / sum over every class i of exp(z" +
-              tag("sub", "", "i") + "); computed as exp(z - max z), max z = " + fmt(r.m) + ", which leaves p unchanged:");
+  var name = esc(names ? names[j] : String(j));
+  var h = tag("p", "", "p(" + name + ") = exp(z(" + name + ")) / sum over every class i of exp(z(i)); computed as " +
+              "exp(z - max z) with max z = " + fmt(r.m) + ", which leaves p unchanged:");
   h += tag("table", "class='grid' id='softmax-table'", tag("tr", "", "<th>class</th><th>z</th><th>exp(z - max)</th><th>p</th>") + rows);
   h += calc("p = " + fmt(r.e[j]) + " / " + fmt(r.s) + " = " + fmt(r.p));
   return {html: h, p: r.p};
@@ -610,7 +611,8 @@ function drawGrads() {
       if (prev) {
         var inLike = function (c) {
           return ROOT.querySelector(l.input_ref === 0 ? "#input img.inmap[data-channel='" + c + "']" :
-                                    "img[data-layer='" + l.input_ref + "'][data-channel='" + c + "']");
+                                    "img[data-layer='" + l.input_ref + "'][data-channel='" + c + "']") ||
+                 ROOT.querySelector("img.fvec[data-layer='" + l.input_ref + "']");
         };
         box.appendChild(mapsRow(prev, l.kind === "max_pool" ?
           "routing: dL/dx of this layer's input, each window's dL/dy sent whole to its maximum (one-hot, Key Equation 69)" :
