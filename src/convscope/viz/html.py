@@ -355,10 +355,18 @@ class _Walk:
         """Backward passes for the label, the prediction and the likeliest classes, as far as the budget goes."""
         order = [int(i) for i in np.argsort(-probs, kind="stable")]
         targets = ([label] if label is not None else []) + [c for c in order if c != label]
-        targets = targets[:max_classes]
+        per_class = xb[0].size                  # what one pass embeds: known from the shapes alone
+        for act in acts:
+            shown = self.shown.get(act.index, ())
+            if act.index not in self.shown:
+                continue
+            per_class += act.y[0].size if shown is None else len(shown) * int(np.prod(act.y.shape[2:]))
+            if act.module.layer_kind == "conv" and shown is not None:
+                per_class += len(shown) * int(np.prod(act.module.weight.data.shape[1:]))
+        targets = targets[:min(max_classes, self.budget.left // max(per_class, 1))]
         passes: dict[str, Any] = {}
         kept: list[int] = []
-        for grad in backward_passes(model, xb, acts, targets):
+        for grad in backward_passes(model, xb, acts, targets) if targets else []:
             layers, dws = {}, {}
             need = xb[0].size
             for act in acts:
