@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from convscope import functional as F
 from convscope import nn
 from convscope.viz import explain_model_html, forward_layers
 

@@ -23,8 +23,8 @@ Example:
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class Pre:
     text: str
 
 
-Block = Union[Para, Matrix, Pre]
+Block = Para | Matrix | Pre
 
 
 def latex_escape(text: str) -> str:

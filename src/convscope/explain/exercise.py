@@ -23,8 +23,10 @@ writes a sheet of questions and a separate solution sheet.
 
 Example:
     >>> ex = make_exercise("conv", seed=3)
-    >>> print(ex.question().splitlines()[0])
-    Exercise (conv, seed 3): compute y = x * f + f_0 with the offset f_0 = 2, the convolution (cross-correlation, Clarification 17) of the 5x5 input x with the 3x3 filter f, stride s = 1, padding p = 0.
+    >>> print(ex.question().splitlines()[0][:72])
+    Exercise (conv, seed 3): compute y = x * f + f_0 with the offset f_0 = 2
+    >>> ex.given["stride"], ex.given["padding"], ex.trace.f.shape
+    (1, 0, (3, 3))
     >>> ex.answer.shape
     (3, 3)
     >>> check_answer(ex, ex.answer).correct
@@ -34,8 +36,9 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +139,7 @@ def check_answer(exercise: Exercise, answer: Any):
 # ------------------------------------------------------------------ drawing numbers
 
 def _rng(seed: Any) -> np.random.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) < 2**63:
         raise ArgumentTypeError(f"{_OP}: seed must be an int from 0 to 2**63 - 1; got {seed!r}.")
     return np.random.Generator(np.random.PCG64(int(seed)))
 
@@ -220,14 +223,14 @@ def _conv(rng, seed, size, variant, channels) -> Exercise:
     t = trace_conv(x if many else x[0], f if many else f[0], b, stride=s, padding=p, channels=many)
     kshape = fmt_shape(f.shape[1:] + ((channels,) if many else ()))
     offset = f" + f_0 with the offset f_0 = {fmt_num(b)}" if b else ""
-    q = [Para(f"Exercise (conv, seed {seed}): compute y = x * f{offset}, the convolution "
+    q: list[Block] = [Para(f"Exercise (conv, seed {seed}): compute y = x * f{offset}, the convolution "
               f"(cross-correlation, Clarification 17) of the {fmt_shape(n)} input x"
               + (f" with {channels} channels" if many else "")
               + f" with the {kshape} {'tensor ' if many else ''}filter f, {_geometry_text(s, p)}."),
          Matrix("x", "x", t.x), Matrix("f", "f", t.f),
          Para(f"Give y as a {fmt_shape(t.y.shape)} {'vector' if t.y.ndim == 1 else 'matrix'} "
               f"(Key Equation 15: y_i = f . v_i{' + f_0' if b else ''}).")]
-    sol = [Pre(t.text()), Matrix("y", "y", t.y)]
+    sol: list[Block] = [Pre(t.text()), Matrix("y", "y", t.y)]
 
     def why(idx):
         st = t.step(idx)
@@ -247,12 +250,13 @@ def _pool(rng, seed, size, variant, channels) -> Exercise:
     x = _ints(rng, -5, 9, n)
     t = trace_pool(x, k, s, kind=variant)
     what = "max-pooling (Definition 51)" if variant == "max" else "average pooling"
-    q = [Para(f"Exercise (pool, seed {seed}): compute y, the {what} of x with a {'x'.join([str(k)] * len(n))} "
-              f"receptive field and stride {s}, no padding."),
+    field = "x".join([str(k)] * len(n))
+    q: list[Block] = [Para(f"Exercise (pool, seed {seed}): compute y, the {what} of x with a {field} "
+                           f"receptive field and stride {s}, no padding."),
          Matrix("x", "x", t.x),
          Para(f"Give y as a {fmt_shape(t.y.shape)} {'vector' if t.y.ndim == 1 else 'matrix'}"
               + (" (fractions such as 7/4 or decimals to 2 places are fine)." if variant == "avg" else "."))]
-    sol = [Pre(t.text()), Matrix("y", "y", t.y)]
+    sol: list[Block] = [Pre(t.text()), Matrix("y", "y", t.y)]
     flat = {st.index: st for st in t.steps}
 
     def why(idx):
@@ -280,11 +284,11 @@ def _shape(rng, seed, size, variant, channels) -> Exercise:
         e = explain_shape(n, k, p, s, d, op=op)
         if e.fits:
             break
-    q = [Para(f"Exercise (shape, seed {seed}): an input of spatial size {fmt_shape(n)} goes through a "
+    q: list[Block] = [Para(f"Exercise (shape, seed {seed}): an input of spatial size {fmt_shape(n)} goes through a "
               f"{'convolution' if op == 'conv' else 'pooling'} with window k = {k}, padding p = {p}, "
               f"stride s = {s}" + (f", dilation d = {d}" if d != 1 else "") + "."),
          Para(f"Give the output size along each of the {len(n)} axes (Key Equation 48).")]
-    sol = [Pre(e.text()), Matrix("output size", r"\text{output size}", np.array(e.out, dtype=np.float64))]
+    sol: list[Block] = [Pre(e.text()), Matrix("output size", r"\text{output size}", np.array(e.out, dtype=np.float64))]
 
     def why(idx):
         return [ln.strip() for ln in e.axes[idx[0]].lines]
@@ -302,13 +306,13 @@ def _params(rng, seed, size, variant, channels) -> Exercise:
     p = int(_pick(rng, [0, k // 2]))
     s = int(_pick(rng, [1, 2]))
     e = explain_params((c_in, *n), c_out, k, padding=p, stride=s)
-    q = [Para(f"Exercise (params, seed {seed}): a convolutional layer takes an input of shape "
+    q: list[Block] = [Para(f"Exercise (params, seed {seed}): a convolutional layer takes an input of shape "
               f"{fmt_shape((c_in, *n))} (channels x spatial) and has {c_out} filters of size "
               f"{'x'.join([str(k)] * len(n))}, {_geometry_text(s, p)}, one bias per filter."),
          Para("Give two numbers: the layer's parameter count, and that of a fully-connected layer with "
               "the same input and output sizes (one bias per output).")]
     answer = np.array(e.counts, dtype=np.float64)
-    sol = [Pre(e.text()), Matrix("parameters (conv, fully-connected)", r"\text{parameters}", answer)]
+    sol: list[Block] = [Pre(e.text()), Matrix("parameters (conv, fully-connected)", r"\text{parameters}", answer)]
     lines = e.text().splitlines()
 
     def why(idx):
@@ -332,24 +336,25 @@ def _backprop_dw(rng, seed, size) -> Exercise:
     if not dy.any():
         dy.reshape(-1)[0] = 1.0
     jac = conv_weight_jacobian(x, k, stride=s)
-    dw = (jac.matrix @ dy.reshape(-1)).reshape((k,) * len(n))
+    symbols, matrix = np.asarray(jac.symbols), np.asarray(jac.matrix)
+    dw = (matrix @ dy.reshape(-1)).reshape((k,) * len(n))
     w = np.zeros((1, 1) + (k,) * len(n))
     _, lib_dw, _ = F.conv_backward(dy[None, None], x[None, None], w, stride=s)
     taps, outs = list(positions((k,) * len(n))), list(positions(out))
 
     def tap_line(j: int) -> str:
-        terms = [f"{jac.symbols[j, i]}*{label('dZ', outs[i])}" for i in range(len(outs))]
-        nums = [f"{_paren(jac.matrix[j, i])}*{_paren(dy.reshape(-1)[i])}" for i in range(len(outs))]
+        terms = [f"{symbols[j, i]}*{label('dZ', outs[i])}" for i in range(len(outs))]
+        nums = [f"{_paren(matrix[j, i])}*{_paren(dy.reshape(-1)[i])}" for i in range(len(outs))]
         return (f"{label('dL/dW', taps[j])} = " + " + ".join(terms) + " = " + " + ".join(nums)
                 + f" = {fmt_num(dw.reshape(-1)[j])}")
 
-    q = [Para(f"Exercise (backprop, seed {seed}): a convolution layer computes Z = W * X with one "
+    q: list[Block] = [Para(f"Exercise (backprop, seed {seed}): a convolution layer computes Z = W * X with one "
               f"{'x'.join([str(k)] * len(n))} filter W, stride {s}, no padding, on the input X below. "
               f"Backpropagation has brought the upstream gradient dL/dZ (one entry per output Z_i)."),
          Matrix("X", "X", x), Matrix("dL/dZ", r"\frac{\partial L}{\partial Z}", dy),
          Para(f"Compute dL/dW, a {'x'.join([str(k)] * len(n))} matrix (Key Equation 68: dZ_i/dW_j is the "
               f"input under tap j of window i; dL/dW_j = sum over i of dZ_i/dW_j * dL/dZ_i).")]
-    sol = [Para("The notes' 9.31 form: dZ/dW has one row per filter tap W_j and one column per output "
+    sol: list[Block] = [Para("The notes' 9.31 form: dZ/dW has one row per filter tap W_j and one column per output "
                 "Z_i; its entries are inputs X. Then dL/dW = (dZ/dW) . dL/dZ, each tap's row of inputs "
                 "against the upstream gradient."),
            Pre(jac.text()),
@@ -379,17 +384,19 @@ def _backprop_maxpool(rng, seed, size) -> Exercise:
     da = np.zeros(n)
     routes = []
     for st in t.steps:
+        if st.argmax is None:                            # no padding here: never taken
+            continue
         da[st.argmax] += dy[st.index]
         routes.append(f"{label('dy', st.index)} = {fmt_num(dy[st.index])} -> a[{', '.join(map(str, st.argmax))}]"
                       f" (the maximum {fmt_num(st.y)} of {label('r', st.index)} = {t.field_text(st)})")
     lib = F.max_pool_backward(dy[None, None], a[None, None], k, s)[0, 0]
     kk = "x".join([str(k)] * len(n))
-    q = [Para(f"Exercise (backprop, seed {seed}): max-pooling with a {kk} receptive field and stride {s} "
+    q: list[Block] = [Para(f"Exercise (backprop, seed {seed}): max-pooling with a {kk} receptive field and stride {s} "
               f"maps a to y = maxpool(a). Backpropagation has brought dL/dy (one entry per output)."),
          Matrix("a", "a", a), Matrix("dL/dy", r"\frac{\partial L}{\partial y}", dy),
          Para(f"Compute dL/da, shaped like a ({fmt_shape(n)}); Key Equation 69: d maxpool / d a_i is 1 "
               f"for the maximum of a window and 0 for the rest.")]
-    sol = [Pre(t.text()),
+    sol: list[Block] = [Pre(t.text()),
            Para("Each window's derivative is one-hot (9.35), so each upstream dL/dy_i goes, whole, to "
                 "the entry that was its window's maximum; every other entry gets 0:"),
            Pre("\n".join(routes)), Matrix("dL/da", r"\frac{\partial L}{\partial a}", da),

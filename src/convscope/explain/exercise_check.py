@@ -145,9 +145,10 @@ class CheckResult:
         labels = [ex.entry_label(i) for i in self.wrong]
         shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
         first = self.wrong[0]
+        got = np.asarray(self.got)
         lines = [head + f"{len(self.wrong)} of {plural(total, 'entry', 'entries')} "
                  f"{'is' if len(self.wrong) == 1 else 'are'} wrong: {shown}.",
-                 f"First wrong entry {labels[0]}: you wrote {fmt_num(self.got[first])}, the right "
+                 f"First wrong entry {labels[0]}: you wrote {fmt_num(got[first])}, the right "
                  f"value is {fmt_num(ex.answer[first])}."]
         lines += ["  " + ln for ln in ex.why(first).splitlines()]
         lines += ["Right answer:", right]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import html
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import ArgumentTypeError, ConfigError
 from ._doc import FORMATS, html_page, latex_document, latex_escape

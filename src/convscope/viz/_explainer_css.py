@@ -64,7 +64,9 @@ details > summary { cursor: pointer; color: var(--accent); font-size: 13px; marg
 .rf-box { border: 2px solid var(--rf); background: rgba(232, 89, 12, 0.15); }
 .win-box { border: 2px solid var(--win); background: rgba(25, 113, 194, 0.18); }
 .rf-pix { border: 2px solid var(--pix); }
-table.grid { border-collapse: collapse; margin: 2px 8px 6px 0; font: 11px/1.2 ui-monospace, Menlo, Consolas, monospace; }
+table.grid {
+  border-collapse: collapse; margin: 2px 8px 6px 0; font: 11px/1.2 ui-monospace, Menlo, Consolas, monospace;
+}
 table.grid td { border: 1px solid var(--line); padding: 2px 4px; text-align: right; min-width: 2.6em; }
 table.grid td.pad { background: #eceff3; color: #8a949e; }
 table.grid td.hit { background: #ffe066; font-weight: 700; }

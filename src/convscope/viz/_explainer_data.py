@@ -25,8 +25,9 @@ Arrays travel as little-endian float bytes in base64 (:func:`b64`), so every val
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ def layer_numbers(act: LayerActivation, shown: list[int], budget: Budget, dtype:
     ``linear``, ``softmax`` entries; an entry whose numbers exceed the budget carries a
     ``note`` instead.
     """
-    m = act.module
+    m: Any = act.module                 # read through the layer protocol: kind first, then its fields
     kind = m.layer_kind
     out: dict[str, Any] = {"kind": kind}
     window = m.window
@@ -203,10 +204,6 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
             g_final, loss = _final_grad(acts, int(target))
             pending[id(acts[-1].y)] = g_final
 
-            def add(array: np.ndarray, g: np.ndarray) -> None:
-                key = id(array)
-                pending[key] = pending[key] + g if key in pending else g
-
             for act in reversed(acts):
                 g = pending.get(id(act.y))
                 if g is None:
@@ -214,17 +211,17 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
                 grads[act.index] = g
                 if act.module.layer_kind == "residual":
                     block_last = _block_output(act, by_index)
-                    add(act.x, g)                           # y = x + block(x): both paths get dy
+                    _add(pending, act.x, g)                           # y = x + block(x): both paths get dy
                     if block_last is not None:
-                        add(block_last.y, g)
+                        _add(pending, block_last.y, g)
                     continue
                 for p in act.module.parameters():
                     p.zero_grad()
                 act.module(act.x)
                 dx = act.module.backward(g)
                 if act.module.layer_kind == "conv":
-                    weight_grads[act.index] = np.array(act.module.weight.grad)
-                add(act.x, dx)
+                    weight_grads[act.index] = np.array(getattr(act.module, "weight").grad)
+                _add(pending, act.x, dx)
             passes.append(ClassGrad(int(target), loss, grads, pending.get(id(xb), np.zeros_like(xb)),
                                     weight_grads))
     finally:
@@ -236,6 +233,12 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
         for m, mode in modes:
             m.training = mode
     return passes
+
+
+def _add(pending: dict[int, np.ndarray], array: np.ndarray, g: np.ndarray) -> None:
+    """Accumulate ``g`` into dL/d(array): an array used twice (fan-out) gets the sum."""
+    key = id(array)
+    pending[key] = pending[key] + g if key in pending else g
 
 
 def _block_output(res: LayerActivation, by_index: dict[int, LayerActivation]) -> LayerActivation | None:

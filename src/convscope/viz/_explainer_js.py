@@ -97,10 +97,12 @@ function verdict(js, lib, tol, kind) {
                                                  fmt(js)));
   if (lib === null) return h + note("convscope's value of this entry is not embedded.");
   var diff = Math.abs(js - lib), ok = diff <= tol || (js === lib);
-  h += calc("convscope forward: " + tag("b", "id='calc-lib' data-value='" + lib + "'", fmt(lib)) + " (" + esc(D.dtype) + ")");
+  h += calc("convscope forward: " + tag("b", "id='calc-lib' data-value='" + lib + "'", fmt(lib)) + " (" +
+      esc(D.dtype) + ")");
   h += calc("|difference| = " + tag("span", "id='calc-diff' data-value='" + diff + "'", diff.toExponential(2)) +
             "; rounding bound " + tag("span", "id='calc-tol' data-value='" + tol + "'", tol.toExponential(2)) +
-            " &rarr; " + tag("span", "id='calc-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"));
+            " &rarr; " + tag("span", "id='calc-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" :
+                "DISAGREE"));
   return h;
 }
 
@@ -148,14 +150,17 @@ function markPixel(img, pos) {
 }
 function fieldText(l, reg) {
   if (reg === "padding") {
-    return tag("p", "id='rf-text' data-region='none'", "This value's windows lie entirely in the zero padding: no input entry reaches it.");
+    return tag("p", "id='rf-text' data-region='none'",
+        "This value's windows lie entirely in the zero padding: no input entry reaches it.");
   }
-  if (!reg) return tag("p", "id='rf-text' data-region=''", "This value can depend on the whole input (after Flatten or Linear).");
+  if (!reg) return tag("p", "id='rf-text' data-region=''",
+      "This value can depend on the whole input (after Flatten or Linear).");
   var txt = reg.map(function (r) { return r[0] + ":" + (r[1] + 1); }).join(", ");
   var axes = D.spatial_ndim === 1 ? ["entries"] : ["rows", "columns"];
   var ranges = reg.map(function (r, a) { return axes[a] + " " + r[0] + ".." + r[1]; }).join(", ");
   var inPad = reg.some(function (r) { return r[2] < r[0] || r[3] > r[1]; });
-  return tag("p", "", "Receptive field on the input (orange): " + tag("b", "id='rf-text' data-region='" + txt + "'", "x[..., " + txt + "]") +
+  return tag("p", "", "Receptive field on the input (orange): " + tag("b", "id='rf-text' data-region='" + txt + "'",
+      "x[..., " + txt + "]") +
              " (" + ranges + (l.rf && l.jump ? "; field " + l.rf.join("x") + ", jump " + l.jump.join("x") : "") +
              (inPad ? "; the rest of the field lies in the padding" : "") + ")");
 }
@@ -177,7 +182,8 @@ function drawWindow(l, win, chans) {
     if (chans.indexOf(c) >= 0) boxOn(img, "win-box", ranges);
   });
   var where = ref === 0 ? "the input" : "layer " + ref + "'s maps";
-  var chtxt = chans.length === 1 ? "channel " + (chans[0] + 1) : "channels " + (chans[0] + 1) + ".." + (chans[chans.length - 1] + 1);
+  var chtxt = chans.length === 1 ? "channel " + (chans[0] + 1) : "channels " + (chans[0] + 1) + ".." +
+      (chans[chans.length - 1] + 1);
   return tag("p", "", "Window on " + where + " (blue box, " + chtxt + "): " +
              tag("b", "id='win-text' data-window='" + txt.join(", ") + "'", "[" + txt.join(", ") + "]") +
              (win.d.some(function (d) { return d !== 1; }) ? " every " + tuple(win.d) + "-th entry" : ""));
@@ -227,10 +233,13 @@ function convPanel(l, c, pos, lib) {
   var chans = [];
   for (var q = 0; q < gsize; q++) chans.push(g * gsize + q);
   html += drawWindow(l, {start: start, p: cv.p_before, d: cv.d, k: k}, chans);
-  html += calc("y = f . v + f_0 (Key Equation 15, Definition 26): v = x_p[" + (g * gsize) + ":" + ((g + 1) * gsize) + ", " +
-               start.map(function (st, a) { var e = st + cv.d[a] * (k[a] - 1) + 1; return st + ":" + e + (cv.d[a] !== 1 ? ":" + cv.d[a] : ""); }).join(", ") +
+  html += calc("y = f . v + f_0 (Key Equation 15, Definition 26): v = x_p[" + (g * gsize) + ":" + ((g + 1) * gsize) +
+      ", " +
+               start.map(function (st, a) { var e = st + cv.d[a] * (k[a] - 1) + 1; return st + ":" + e +
+                   (cv.d[a] !== 1 ? ":" + cv.d[a] : ""); }).join(", ") +
                "] of this layer's input" + (cv.p_before.some(function (p) { return p > 0; }) ?
-               " padded by p = " + tuple(cv.p_before) + " (" + esc(cv.padding_mode) + ")" : "") + ", stride " + tuple(cv.s));
+               " padded by p = " + tuple(cv.p_before) + " (" + esc(cv.padding_mode) + ")" : "") + ", stride " +
+                   tuple(cv.s));
   for (var ch = 0; ch < gsize; ch++) {
     var cin = g * gsize + ch, vs = [], ws = [], ps = [], cls = [], s = 0, terms = [];
     var tp = taps(start, k, cv.d, cv.p_before, cv.n);
@@ -244,11 +253,13 @@ function convPanel(l, c, pos, lib) {
     if (shown < 4) {
       shown++;
       html += tag("div", "", tag("b", "", "input channel " + (cin + 1)) +
-        tag("div", "class='grids'", gridTable("window v", vs, k, cls) + gridTable("filter f", ws, k, null) + gridTable("f * v", ps, k, null)) +
+        tag("div", "class='grids'", gridTable("window v", vs, k, cls) + gridTable("filter f", ws, k, null) +
+            gridTable("f * v", ps, k, null)) +
         calc(terms.join(" + ") + (ksize > terms.length ? " + ... (" + ksize + " products)" : "") + " = " + fmt(s)));
     }
   }
-  if (gsize > shown) html += tag("p", "class='muted'", "(" + (gsize - shown) + " more input channels: their sums are below.)");
+  if (gsize > shown) html += tag("p", "class='muted'", "(" + (gsize - shown) +
+      " more input channels: their sums are below.)");
   var y = total + b;
   var parts = gsize > 1 ? subtotals.slice(0, 12).map(paren).join(" + ") + (gsize > 12 ? " + ..." : "") + " = " : "";
   html += calc("f . v = " + parts + fmt(total));
@@ -280,17 +291,21 @@ function poolPanel(l, c, pos, lib) {
     html += tag("div", "class='grids'", gridTable("receptive field r (padding -inf)", cells, pl.k, cls));
     html += calc("y = max(" + terms.join(", ") + ") = " + fmt(best) + " (Definition 51)");
     var where = tp[bi].real ? "position " + tuple(tp[bi].r) + " of channel " + (c + 1) : "the padding";
-    html += tag("p", "", "The maximum is at " + tag("b", "id='pool-argmax' data-pos='" + tp[bi].r.join(",") + "'", where) +
+    html += tag("p", "", "The maximum is at " + tag("b", "id='pool-argmax' data-pos='" + tp[bi].r.join(",") + "'",
+        where) +
                 " of this layer's input (0-based)" +
-                (ties.length > 1 ? "; it is reached " + ties.length + " times (a tie): the first in row-major order is chosen, " +
+                (ties.length > 1 ? "; it is reached " + ties.length +
+                    " times (a tie): the first in row-major order is chosen, " +
                  "as in convscope and PyTorch, and it alone receives the gradient" : "") + ".");
     return html + verdict(best, lib, 0, "max_pool");
   }
   var count = pl.count_include_pad ? counted : realCount;
   var w = 1 / count;
   html += tag("div", "class='grids'", gridTable("receptive field r (padding 0)", cells, pl.k, cls) +
-              gridTable("weights", cls.map(function (x) { return x === "off" || (!pl.count_include_pad && x === "pad") ? "0" : "1/" + count; }), pl.k, null));
-  html += calc("y = (" + terms.join(" + ") + ") / " + count + " = " + fmt(sum) + " / " + count + " = " + fmt(sum / count) +
+              gridTable("weights", cls.map(function (x) { return x === "off" || (!pl.count_include_pad &&
+                  x === "pad") ? "0" : "1/" + count; }), pl.k, null));
+  html += calc("y = (" + terms.join(" + ") + ") / " + count + " = " + fmt(sum) + " / " + count + " = " +
+      fmt(sum / count) +
                (pl.count_include_pad ? " (padded cells count)" : " (only real entries count)"));
   return html + verdict(sum / count, lib, (counted + 2) * D.eps * absSum * w + 1e-300, "avg_pool");
 }
@@ -311,7 +326,8 @@ function blurPanel(l, c, pos, lib) {
   });
   html += tag("div", "class='grids'", gridTable("window (" + esc(bl.padding_mode) + " padding)", vs, bl.k, cls) +
               gridTable("binomial weights (sum 1)", bl.weights, bl.k, null));
-  html += calc("y = sum of weight * value = " + terms.join(" + ") + (tp.length > terms.length ? " + ..." : "") + " = " + fmt(y) +
+  html += calc("y = sum of weight * value = " + terms.join(" + ") + (tp.length > terms.length ? " + ..." : "") +
+      " = " + fmt(y) +
                " (blur pooling, notes 9.2.6: low-pass filter, then keep every s-th value)");
   return html + verdict(y, lib, (tp.length + 1) * D.eps * abs + 1e-300, "blur_pool");
 }
@@ -325,11 +341,13 @@ function activationPanel(l, c, pos, lib) {
     h = calc("y = ReLU(z) = max(0, z) = max(0, " + fmt(z) + ") = " + fmt(y)) +
         tag("p", "", "z = " + fmt(z) + " is the value at the same position of layer " + l.input_ref + "'s output; " +
             (z > 0 ? "it is positive, so it passes unchanged (the derivative is 1, Key Equation 66)." :
-             "it is not positive, so the output is 0 (the derivative is 0: this position is masked in the backward pass)."));
+             "it is not positive, so the output is 0 (the derivative is 0: this position is masked in the " +
+             "backward pass)."));
   } else if (kind === "leaky_relu") {
     var a = l.act.negative_slope;
     y = z > 0 ? z : a * z;
-    h = calc("y = z if z > 0 else " + fmt(a) + " * z = " + (z > 0 ? fmt(z) : fmt(a) + " * " + paren(z)) + " = " + fmt(y));
+    h = calc("y = z if z > 0 else " + fmt(a) + " * z = " + (z > 0 ? fmt(z) : fmt(a) + " * " + paren(z)) + " = " +
+        fmt(y));
   } else if (kind === "sigmoid") {
     y = 1 / (1 + Math.exp(-z));
     h = calc("y = 1 / (1 + exp(-z)) = 1 / (1 + exp(" + fmt(-z) + ")) = " + fmt(y));
@@ -346,16 +364,21 @@ function activationPanel(l, c, pos, lib) {
 function bnPanel(l, c, pos, lib) {
   var bn = l.bn, z = at(inputVals(l), c, pos);
   if (z === null) return note("The input of this value is not embedded.");
-  if (!bn.mean) return note("This BatchNorm keeps no running statistics: it normalises with the statistics of the batch itself.");
+  if (!bn.mean) {
+    return note("This BatchNorm keeps no running statistics: it normalises with the statistics of the batch itself.");
+  }
   var m = bn.mean[c], v = bn.var[c], g = bn.weight[c], b = bn.bias[c], sd = Math.sqrt(v + bn.eps);
   var xh = (z - m) / sd, y = g * xh + b;
-  var h = tag("p", "", "Channel " + (c + 1) + ": running mean &mu; = " + fmt(m) + ", running variance &sigma;&sup2; = " + fmt(v) +
+  var h = tag("p", "", "Channel " + (c + 1) + ": running mean &mu; = " + fmt(m) +
+      ", running variance &sigma;&sup2; = " + fmt(v) +
               ", eps = " + fmt(bn.eps) + ", scale &gamma; = " + fmt(g) + ", shift &beta; = " + fmt(b) +
               " (evaluation mode: the statistics recorded in training).");
-  h += calc("x&#770; = (z - &mu;) / sqrt(&sigma;&sup2; + eps) = (" + fmt(z) + " - " + paren(m) + ") / sqrt(" + fmt(v) + " + " +
+  h += calc("x&#770; = (z - &mu;) / sqrt(&sigma;&sup2; + eps) = (" + fmt(z) + " - " + paren(m) + ") / sqrt(" +
+      fmt(v) + " + " +
             fmt(bn.eps) + ") = " + fmt(z - m) + " / " + fmt(sd) + " = " + fmt(xh));
   h += calc("y = &gamma; x&#770; + &beta; = " + fmt(g) + " * " + paren(xh) + " + " + paren(b) + " = " + fmt(y));
-  return h + verdict(y, lib, 32 * D.eps * (Math.abs(g * xh) + Math.abs(g * m / sd) + Math.abs(b) + Math.abs(g * z / sd)) + 1e-30, "batch_norm");
+  return h + verdict(y, lib, 32 * D.eps * (Math.abs(g * xh) + Math.abs(g * m / sd) + Math.abs(b) +
+      Math.abs(g * z / sd)) + 1e-30, "batch_norm");
 }
 
 function linearPanel(l, c, pos, lib) {
@@ -372,11 +395,15 @@ function linearPanel(l, c, pos, lib) {
   var top = order.slice(0, 8), rest = order.slice(8), restSum = 0;
   rest.forEach(function (t) { restSum += t.p; });
   var rows = top.map(function (t) {
-    return tag("tr", "", tag("td", "", "x" + tag("sub", "", t.i + 1)) + tag("td", "", fmt(t.w)) + tag("td", "", fmt(t.x)) + tag("td", "", fmt(t.p)));
+    return tag("tr", "", tag("td", "", "x" + tag("sub", "", t.i + 1)) + tag("td", "", fmt(t.w)) + tag("td", "",
+        fmt(t.x)) + tag("td", "", fmt(t.p)));
   }).join("");
-  var h = tag("p", "", "y" + tag("sub", "", j + 1) + " = w" + tag("sub", "", (j + 1) + ",:") + " . x + b" + tag("sub", "", j + 1) +
-              ": a dot product over all " + n + " inputs (the notes' linear layer). The " + top.length + " largest products |w x|:");
-  h += tag("table", "class='grid' id='linear-top'", tag("tr", "", "<th>input</th><th>w</th><th>x</th><th>w * x</th>") + rows);
+  var h = tag("p", "", "y" + tag("sub", "", j + 1) + " = w" + tag("sub", "", (j + 1) + ",:") + " . x + b" + tag("sub",
+      "", j + 1) +
+              ": a dot product over all " + n + " inputs (the notes' linear layer). The " + top.length +
+                  " largest products |w x|:");
+  h += tag("table", "class='grid' id='linear-top'", tag("tr", "",
+      "<th>input</th><th>w</th><th>x</th><th>w * x</th>") + rows);
   h += calc("y = " + top.map(function (t) { return paren(t.p); }).join(" + ") +
             (rest.length ? " + (the other " + rest.length + " products: " + fmt(restSum) + ")" : "") + " + b = " +
             fmt(total) + " + " + paren(b) + " = " + fmt(y));
@@ -391,13 +418,15 @@ function softmaxOver(z, j) {
 function softmaxText(z, j, names) {
   var r = softmaxOver(z, j);
   var rows = z.map(function (v, i) {
-    return tag("tr", i === j ? "style='font-weight:700'" : "", tag("td", "", esc(names ? names[i] : String(i))) + tag("td", "", fmt(v)) +
+    return tag("tr", i === j ? "style='font-weight:700'" : "", tag("td", "", esc(names ? names[i] : String(i))) +
+        tag("td", "", fmt(v)) +
                tag("td", "", fmt(r.e[i])) + tag("td", "", fmt(r.e[i] / r.s)));
   }).join("");
   var name = esc(names ? names[j] : String(j));
   var h = tag("p", "", "p(" + name + ") = exp(z(" + name + ")) / sum over every class i of exp(z(i)); computed as " +
               "exp(z - max z) with max z = " + fmt(r.m) + ", which leaves p unchanged:");
-  h += tag("table", "class='grid' id='softmax-table'", tag("tr", "", "<th>class</th><th>z</th><th>exp(z - max)</th><th>p</th>") + rows);
+  h += tag("table", "class='grid' id='softmax-table'", tag("tr", "",
+      "<th>class</th><th>z</th><th>exp(z - max)</th><th>p</th>") + rows);
   h += calc("p = " + fmt(r.e[j]) + " / " + fmt(r.s) + " = " + fmt(r.p));
   return {html: h, p: r.p};
 }
@@ -412,12 +441,15 @@ function softmaxPanel(l, c, pos, lib) {
 function flattenPanel(l, c, pos, lib) {
   var shape = l.in_shape.slice(1), src = unflat(pos[0], shape), v = at(inputVals(l), src[0], src.slice(1));
   var h = tag("p", "", "Feature " + (pos[0] + 1) + " of " + prod(shape) + " comes from " +
-              tag("b", "id='flatten-source' data-source='" + src.join(",") + "'", "channel " + (src[0] + 1) + ", position " +
+              tag("b", "id='flatten-source' data-source='" + src.join(",") + "'", "channel " + (src[0] + 1) +
+                  ", position " +
                   tuple(src.slice(1))) + " of layer " + l.input_ref + "'s output " + tuple(shape) +
-              ": Flatten lays the maps out channel by channel, row by row (index = c*" + prod(shape.slice(1)) + " + row-major position).");
+              ": Flatten lays the maps out channel by channel, row by row (index = c*" + prod(shape.slice(1)) +
+                  " + row-major position).");
   if (v === null) return h + note("That value is not embedded.");
   h += calc("y = x[" + src.join(", ") + "] = " + fmt(v));
-  var img = l.input_ref === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + l.input_ref + "'][data-channel='" + src[0] + "']");
+  var img = l.input_ref === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + l.input_ref +
+      "'][data-channel='" + src[0] + "']");
   clearBoxes("win-box");
   if (img) boxOn(img, "win-box", src.slice(1).map(function (p) { return [p, p]; }));
   return h + verdict(v, lib, 0, "flatten");
@@ -427,13 +459,15 @@ function residualPanel(l, c, pos, lib) {
   var a = at(inputVals(l), c, pos), b = at(valuesOf(l.residual ? l.residual.block_ref : null), c, pos);
   if (a === null || b === null) return note("The two addends are not both embedded.");
   var y = a + b;
-  return calc("y = x + block(x) = " + fmt(a) + " + " + paren(b) + " = " + fmt(y) + " (the skip connection adds the block's input to its output)") +
+  return calc("y = x + block(x) = " + fmt(a) + " + " + paren(b) + " = " + fmt(y) +
+      " (the skip connection adds the block's input to its output)") +
          verdict(y, lib, 2 * D.eps * (Math.abs(a) + Math.abs(b)) + 1e-300, "residual");
 }
 
 var PANELS = {conv: convPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel, relu: activationPanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
-              batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel, residual: residualPanel};
+              batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
+                  residual: residualPanel};
 
 // ---------------------------------------------------------------- backward
 function pass() {
@@ -459,11 +493,13 @@ function backwardPanel(l, c, pos) {
   h += calc("dL/dy at this value = " + tag("b", "id='grad-value' data-value='" + g + "'", fmt(g)));
   if (l.kind === "relu") {
     var z = at(inputVals(l), c, pos);
-    h += calc("ReLU's derivative (Key Equation 66): dL/dz = dL/dy * [z > 0] = " + fmt(g) + " * " + (z > 0 ? 1 : 0) + " = " +
+    h += calc("ReLU's derivative (Key Equation 66): dL/dz = dL/dy * [z > 0] = " + fmt(g) + " * " + (z > 0 ? 1 : 0) +
+        " = " +
               fmt(z > 0 ? g : 0) + tag("span", "id='relu-mask' data-value='" + (z > 0 ? 1 : 0) + "'", ""));
   } else if (l.kind === "max_pool" && l.pool) {
     var start = pos.map(function (q, a) { return q * l.pool.s[a]; });
-    var tp = taps(start, l.pool.k, l.pool.d, l.pool.p_before, l.pool.n, l.pool.p_after), vals = inputVals(l), best = -Infinity, bi = -1;
+    var tp = taps(start, l.pool.k, l.pool.d, l.pool.p_before, l.pool.n, l.pool.p_after), vals = inputVals(l),
+        best = -Infinity, bi = -1;
     tp.forEach(function (t, i) {
       if (!t.inside) return;
       var v = t.real ? at(vals, c, t.r) : -Infinity;
@@ -471,32 +507,40 @@ function backwardPanel(l, c, pos) {
     });
     if (bi >= 0) {
       h += tag("p", "id='route-text' data-pos='" + tp[bi].r.join(",") + "' data-value='" + g + "'",
-               "Max-pool derivative (Key Equation 69, 9.35): one-hot. The whole dL/dy = " + fmt(g) + " goes to position " +
-               tuple(tp[bi].r) + " of channel " + (c + 1) + ", the window's maximum; the other " + (tp.length - 1) + " entries of this window get 0 " +
+               "Max-pool derivative (Key Equation 69, 9.35): one-hot. The whole dL/dy = " + fmt(g) +
+                   " goes to position " +
+               tuple(tp[bi].r) + " of channel " + (c + 1) + ", the window's maximum; the other " + (tp.length - 1) +
+                   " entries of this window get 0 " +
                "from it (the routing map below the layer shows every window's).");
     }
   } else if (l.kind === "conv") {
-    h += tag("p", "", tag("button", "type='button' class='show-dw' data-layer='" + l.index + "' data-filter='" + c + "'",
+    h += tag("p", "", tag("button", "type='button' class='show-dw' data-layer='" + l.index + "' data-filter='" + c +
+        "'",
                          "dL/dW of filter " + (c + 1)) + " in the notes' 9.31 form");
   }
   return h;
 }
 
 function showFilterGrad(index, f) {
-  var l = LAYERS[index], cv = l.conv, p = pass(), h = tag("h3", "", "Layer " + index + esc(l.name) + ": dL/dW of filter " + (f + 1));
+  var l = LAYERS[index], cv = l.conv, p = pass(), h = tag("h3", "", "Layer " + index + esc(l.name) +
+      ": dL/dW of filter " + (f + 1));
   var detail = el("detail");
   if (!p) { detail.innerHTML = h + note("No backward pass is embedded in this page."); return; }
   if (!cv || !cv.padded) { detail.innerHTML = h + note("The numbers of this layer are not embedded."); return; }
   var wi = cv.channels.indexOf(f), dyv = gradVals(index), dwl = p.dw[String(index)];
   if (wi < 0 || !dwl) { detail.innerHTML = h + note("Filter " + (f + 1) + " is not embedded."); return; }
   var P = arr(cv.padded), pshape = cv.padded_shape.slice(1), psize = prod(pshape), k = cv.k, ksize = prod(k);
-  var out = l.out_shape.slice(2), nout = prod(out), gsize = cv.c_in / cv.groups, g = Math.floor(f / (cv.c_out / cv.groups));
+  var out = l.out_shape.slice(2), nout = prod(out), gsize = cv.c_in / cv.groups,
+      g = Math.floor(f / (cv.c_out / cv.groups));
   var dy = [];
   for (var i = 0; i < nout; i++) dy.push(dyv.data[wi * nout + i]);
   var DW = arr(dwl), js = [], lib = [], worst = 0, ok = true;
-  h += tag("p", "", "Class " + esc(className(gradClass)) + ". Key Equation 68: dZ" + tag("sub", "", "i") + "/dW" + tag("sub", "", "j") +
-           " is the input under tap j of window i, so dL/dW = (dZ/dW) . dL/dZ: the (k x n) matrix of inputs of 9.31 (one row per tap, " +
-           "one column per output) times the upstream gradient dL/dZ of this filter's map (n = " + nout + " outputs).");
+  h += tag("p", "", "Class " + esc(className(gradClass)) + ". Key Equation 68: dZ" + tag("sub", "", "i") + "/dW" +
+      tag("sub", "", "j") +
+           " is the input under tap j of window i, so dL/dW = (dZ/dW) . dL/dZ: the (k x n) matrix of inputs of 9.31 " +
+           "(one row per tap, " +
+           "one column per output) times the upstream gradient dL/dZ of this filter's map (n = " + nout +
+               " outputs).");
   for (var ch = 0; ch < gsize; ch++) {
     var cin = g * gsize + ch, M = [], dw = [], absTot = [];
     for (var t = 0; t < ksize; t++) {
@@ -518,7 +562,8 @@ function showFilterGrad(index, f) {
     js.push(dw); lib.push(libc);
     if (ch < 2) {
       var cols = Math.min(nout, 6), hdr = "<th></th>";
-      for (var o2 = 0; o2 < cols; o2++) hdr += "<th>Z" + tag("sub", "", unflat(o2, out).map(function (v) { return v + 1; }).join(",")) + "</th>";
+      for (var o2 = 0; o2 < cols; o2++) hdr += "<th>Z" + tag("sub", "", unflat(o2, out).map(function (v) { return v +
+          1; }).join(",")) + "</th>";
       if (nout > cols) hdr += "<th>...</th>";
       var body = "";
       for (var t3 = 0; t3 < ksize; t3++) {
@@ -530,17 +575,21 @@ function showFilterGrad(index, f) {
       var dyrow = tag("th", "", "dL/dZ");
       for (var o4 = 0; o4 < cols; o4++) dyrow += tag("td", "", fmt(dy[o4]));
       if (nout > cols) dyrow += tag("td", "", "...");
-      h += tag("h4", "", "input channel " + (cin + 1) + ": dZ/dW (" + ksize + " x " + nout + ")" + (nout > cols ? ", first " + cols + " columns" : ""));
+      h += tag("h4", "", "input channel " + (cin + 1) + ": dZ/dW (" + ksize + " x " + nout + ")" + (nout > cols ?
+          ", first " + cols + " columns" : ""));
       h += tag("table", "class='grid dzdw'", body + tag("tr", "style='border-top:2px solid #999'", dyrow));
       var terms = [];
       for (var o5 = 0; o5 < Math.min(nout, 6); o5++) terms.push(paren(M[0][o5]) + "*" + paren(dy[o5]));
-      h += calc("dL/dW" + tag("sub", "", unflat(0, k).map(function (v) { return v + 1; }).join(",")) + " = " + terms.join(" + ") +
+      h += calc("dL/dW" + tag("sub", "", unflat(0, k).map(function (v) { return v + 1; }).join(",")) + " = " +
+          terms.join(" + ") +
                 (nout > 6 ? " + ... (" + nout + " products)" : "") + " = " + fmt(dw[0]));
-      h += tag("div", "class='grids'", gridTable("dL/dW (page)", dw, k, null) + gridTable("convscope backward", libc, k, null));
+      h += tag("div", "class='grids'", gridTable("dL/dW (page)", dw, k, null) + gridTable("convscope backward", libc,
+          k, null));
     }
   }
   if (gsize > 2) h += tag("p", "class='muted'", "(" + (gsize - 2) + " more input channels compared, not drawn.)");
-  h += calc(tag("span", "id='dw-js' data-value='" + JSON.stringify(js) + "'", "") + tag("span", "id='dw-lib' data-value='" + JSON.stringify(lib) + "'", "") +
+  h += calc(tag("span", "id='dw-js' data-value='" + JSON.stringify(js) + "'", "") + tag("span",
+      "id='dw-lib' data-value='" + JSON.stringify(lib) + "'", "") +
             "largest |difference| " + worst.toExponential(2) + " &rarr; " +
             tag("span", "id='dw-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"));
   detail.innerHTML = h;
@@ -558,14 +607,16 @@ function paint(canvas, data, offset, h, w, scale, mask) {
   canvas.width = w; canvas.height = h;
   var ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
   for (var i = 0; i < h * w; i++) {
-    var rgb = mask ? (data[offset + i] > 0 ? [30, 30, 30] : [240, 240, 240]) : diverging(scale ? data[offset + i] / scale : 0);
+    var rgb = mask ? (data[offset + i] > 0 ? [30, 30, 30] : [240, 240, 240]) : diverging(scale ? data[offset +
+        i] / scale : 0);
     img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
 }
 function mapsRow(vals, caption, scaleOf, mask, widthLike) {
   var shape = vals.shape, one = shape.length === 1, nd = one ? 0 : shape.length - 1;
-  var h = one || nd === 1 ? 1 : shape[1], w = one ? shape[0] : shape[shape.length - 1], per = one ? shape[0] : prod(shape.slice(1));
+  var h = one || nd === 1 ? 1 : shape[1], w = one ? shape[0] : shape[shape.length - 1], per = one ? shape[0] :
+      prod(shape.slice(1));
   var chans = one ? [0] : (vals.channels || shape.slice(0, 1).map(function () { return 0; }));
   if (!one && !vals.channels) { chans = []; for (var c = 0; c < shape[0]; c++) chans.push(c); }
   var scale = 0;
@@ -598,13 +649,17 @@ function drawGrads() {
              ROOT.querySelector("img.fvec[data-layer='" + index + "']");
     };
     var gv = gradVals(index);
-    if (!gv) { box.innerHTML = "<p class='muted'>The gradient of this layer is not embedded (max_numbers).</p>"; return; }
+    if (!gv) {
+      box.innerHTML = "<p class='muted'>The gradient of this layer is not embedded (max_numbers).</p>";
+      return;
+    }
     var what = index === 0 ? "dL/dx of the input" : "dL/dy of this layer's output";
     box.appendChild(mapsRow(gv, what + " for class " + className(gradClass), null, false, like));
     if (!l) return;
     if (l.kind === "relu") {
       var iv = inputVals(l);
-      if (iv) box.appendChild(mapsRow(iv, "ReLU mask z > 0 (dark: passes the gradient, light: blocked; Key Equation 66)", null, true, like));
+      if (iv) box.appendChild(mapsRow(iv,
+          "ReLU mask z > 0 (dark: passes the gradient, light: blocked; Key Equation 66)", null, true, like));
     }
     if (l.kind === "relu" || l.kind === "max_pool") {
       var prev = gradVals(l.input_ref);
@@ -615,7 +670,8 @@ function drawGrads() {
                  ROOT.querySelector("img.fvec[data-layer='" + l.input_ref + "']");
         };
         box.appendChild(mapsRow(prev, l.kind === "max_pool" ?
-          "routing: dL/dx of this layer's input, each window's dL/dy sent whole to its maximum (one-hot, Key Equation 69)" :
+          "routing: dL/dx of this layer's input, each window's dL/dy sent whole to its maximum " +
+          "(one-hot, Key Equation 69)" :
           "dL/dz = dL/dy * mask, the gradient this ReLU passes back", null, false, inLike));
       }
     }
@@ -632,8 +688,10 @@ function showValue(index, c, pos) {
   cur = {index: index, c: c, pos: pos.slice()};
   var vec = l.out_shape.length === 2;
   var h = tag("h3", "id='pixel-title'", "Layer " + l.index + esc(l.name) + ": " + esc(l.repr));
-  h += tag("p", "", (vec ? "entry " + (pos[0] + 1) + " of " + l.out_shape[1] + " (y" + tag("sub", "", pos[0] + 1) + ")" :
-                     "channel " + (c + 1) + " of " + l.out_shape[1] + ", pixel " + tuple(pos) + " (0-based; the notes' y" +
+  h += tag("p", "", (vec ? "entry " + (pos[0] + 1) + " of " + l.out_shape[1] + " (y" + tag("sub", "", pos[0] + 1) +
+      ")" :
+                     "channel " + (c + 1) + " of " + l.out_shape[1] + ", pixel " + tuple(pos) +
+                         " (0-based; the notes' y" +
                      tag("sub", "", pos.map(function (p) { return p + 1; }).join(",")) + ")") +
                 (lib !== null ? " = " + tag("b", "id='pixel-value' data-value='" + lib + "'", fmt(lib)) : "") +
                 tag("span", "id='calc-kind' data-kind='" + esc(l.kind) + "'", ""));
@@ -643,7 +701,8 @@ function showValue(index, c, pos) {
   clearBoxes("win-box");
   var panel = PANELS[l.kind];
   h += panel ? panel(l, c, pos, lib) :
-       note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) + "); its value is shown as computed.");
+       note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) +
+           "); its value is shown as computed.");
   h += backwardPanel(l, c, pos);
   el("detail").innerHTML = h;
   var anim = el("anim"), ap = el("anim-pos");
@@ -689,8 +748,10 @@ function showClass(j) {
   var r = softmaxText(pr.z, j, D.classes);
   var h = tag("h3", "id='pixel-title'", "Class " + esc(className(j)) + ": probability") +
           tag("span", "id='calc-kind' data-kind='probability'", "") +
-          tag("p", "", pr.own ? "The model's own Softmax layer turns the scores z of the layer before it into probabilities." :
-                             "The model outputs scores z (logits); the page applies the softmax to show probabilities.");
+          tag("p", "", pr.own ?
+              "The model's own Softmax layer turns the scores z of the layer before it into probabilities." :
+                             "The model outputs scores z (logits); the page applies the softmax to show " +
+                             "probabilities.");
   h += r.html + verdict(r.p, pr.p[j], 8 * pr.z.length * D.eps + 1e-300, "probability");
   el("detail").innerHTML = h;
   hideAnim();
@@ -706,9 +767,11 @@ function wire() {
     if (!hover) return;
     img.addEventListener("mousemove", function (ev) {
       var pos = pixelOf(img, ev), v = libValue(LAYERS[index], c, pos);
-      hover.textContent = (img.classList.contains("fvec") ? "entry " + (pos[0] + 1) : "channel " + (c + 1) + " " + tuple(pos)) +
+      hover.textContent = (img.classList.contains("fvec") ? "entry " + (pos[0] + 1) : "channel " + (c + 1) + " " +
+          tuple(pos)) +
                           (v !== null ? " = " + fmt(v) : "");
-      hover.style.left = (ev.clientX + 12) + "px"; hover.style.top = (ev.clientY + 12) + "px"; hover.style.display = "block";
+      hover.style.left = (ev.clientX + 12) + "px"; hover.style.top = (ev.clientY + 12) +
+          "px"; hover.style.display = "block";
     });
     img.addEventListener("mouseleave", function () { hover.style.display = "none"; });
   });
@@ -729,8 +792,10 @@ function wire() {
   if (back) back.addEventListener("click", function () { stopAnim(); step(-1); });
   if (play) play.addEventListener("click", function () { if (timer) stopAnim(); else startAnim(); });
   var fold = el("collapse-all"), open = el("expand-all");
-  if (fold) fold.addEventListener("click", function () { $$("section.card.layer > details").forEach(function (d) { d.open = false; }); });
-  if (open) open.addEventListener("click", function () { $$("section.card.layer > details").forEach(function (d) { d.open = true; }); });
+  if (fold) fold.addEventListener("click",
+      function () { $$("section.card.layer > details").forEach(function (d) { d.open = false; }); });
+  if (open) open.addEventListener("click",
+      function () { $$("section.card.layer > details").forEach(function (d) { d.open = true; }); });
 }
 function setGrads(on) {
   document.body.classList.toggle("grads", on);
@@ -748,12 +813,14 @@ function playground() {
   function val(id) { return Number(el(id).value); }
   function diagram(n, k, p, s, d, o, ke) {
     var total = n + 2 * p, lastRead = (o - 1) * s + ke - 1;
-    if (total > 60 || o > 30) return tag("p", "class='muted'", "(drawing shown for n + 2p &le; 60 and at most 30 outputs)");
+    if (total > 60 || o > 30) return tag("p", "class='muted'",
+        "(drawing shown for n + 2p &le; 60 and at most 30 outputs)");
     var g = "<span class='lbl'>x_p</span>";
     for (var i = 0; i < total; i++) {
       var real = i >= p && i < p + n;
       var read = false;
-      for (var j = 0; j < o && !read; j++) { var off = i - j * s; if (off >= 0 && off % d === 0 && off / d < k) read = true; }
+      for (var j = 0; j < o && !read; j++) { var off = i - j * s; if (off >= 0 && off % d === 0 &&
+          off / d < k) read = true; }
       g += tag("span", "class='cell" + (real ? " real" : "") + (!read ? " left" : "") + "'", real ? i - p : "p");
     }
     var rows = tag("div", "class='pg-row'", g);
@@ -772,7 +839,8 @@ function playground() {
     var res = el("pg-result"), out = el("pg-out"), dia = el("pg-diagram");
     var whole = [n, k, s, d].every(function (v) { return Number.isInteger(v) && v >= 1; });
     if (!whole || !Number.isInteger(p) || p < 0) {
-      res.innerHTML = tag("p", "class='bad'", "n, k, s and d must be whole numbers of at least 1, and p a whole number of at least 0.");
+      res.innerHTML = tag("p", "class='bad'",
+          "n, k, s and d must be whole numbers of at least 1, and p a whole number of at least 0.");
       out.dataset.value = ""; out.textContent = "?"; dia.innerHTML = "";
       return;
     }
@@ -780,18 +848,24 @@ function playground() {
     var cnum = n - (ke - 1) + 2 * p, cval = Math.ceil(cnum / s);
     var fnum = n - ke + 2 * p, fval = Math.floor(fnum / s + 1);
     var fits = fnum >= 0, o = fits ? fval : 0, h = "";
-    if (d !== 1) h += calc("dilated window: d(k-1)+1 = " + d + "*" + (k - 1) + "+1 = " + ke + " entries, used for k below");
-    h += calc("ceiling form: ceil((n - (" + kname + " - 1) + 2p) / s) = ceil((" + n + " - " + (ke - 1) + " + " + 2 * p + ") / " + s +
+    if (d !== 1) h += calc("dilated window: d(k-1)+1 = " + d + "*" + (k - 1) + "+1 = " + ke +
+        " entries, used for k below");
+    h += calc("ceiling form: ceil((n - (" + kname + " - 1) + 2p) / s) = ceil((" + n + " - " + (ke - 1) + " + " +
+        2 * p + ") / " + s +
               ") = ceil(" + fmt(cnum / s) + ") = " + tag("span", "id='pg-ceil'", cval));
-    h += calc("floor form: floor((n - " + kname + " + 2p) / s + 1) = floor((" + n + " - " + ke + " + " + 2 * p + ") / " + s +
+    h += calc("floor form: floor((n - " + kname + " + 2p) / s + 1) = floor((" + n + " - " + ke + " + " + 2 * p +
+        ") / " + s +
               " + 1) = floor(" + fmt(fnum / s + 1) + ") = " + tag("span", "id='pg-floor'", fval));
     if (!fits) {
-      h += tag("p", "class='bad'", "does not fit: the window (" + ke + " entries) is larger than the padded input (n + 2p = " + (n + 2 * p) + ").");
+      h += tag("p", "class='bad'", "does not fit: the window (" + ke +
+          " entries) is larger than the padded input (n + 2p = " + (n + 2 * p) + ").");
     } else {
       var used = (o - 1) * s + ke, left = n + 2 * p - used;
-      h += tag("p", "", "The last window ends at padded position " + (used - 1) + (left > 0 ? "; the last " + left + " padded entr" +
+      h += tag("p", "", "The last window ends at padded position " + (used - 1) + (left > 0 ? "; the last " + left +
+          " padded entr" +
                (left === 1 ? "y is" : "ies are") + " never read (shown in orange)." : ".") +
-               (s > ke ? " The stride is larger than the window, so entries between windows are never read either (Key Equation 54)." : ""));
+               (s > ke ? " The stride is larger than the window, so entries between windows are never read " +
+                         "either (Key Equation 54)." : ""));
     }
     out.textContent = fits ? String(o) : "0 (does not fit)";
     out.dataset.value = String(o);

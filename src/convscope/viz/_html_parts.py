@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import html
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..explain.derive import axis_size
 from ..functional.windows import pad
-from ..nn import Module
 from ._explainer_data import Budget, b64, probabilities_of
 from .activations import LayerActivation
 from .image import colorize, data_uri, value_range
@@ -99,7 +99,7 @@ def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int
             shown)
 
 
-def filters_html(module: Module, index: int) -> str:
+def filters_html(module: Any, index: int) -> str:
     """The filter bank as a grid of small pictures: one row per filter, one column per input channel.
 
     Each tile is clickable (``img.ftile``): the page then shows that filter's ``dL/dW``."""
@@ -145,7 +145,7 @@ def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -
 
 def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
     """What the page's script needs to redo a convolution: geometry, padded input, shown filters."""
-    m = act.module
+    m: Any = act.module
     geo = m.window
     x_in = np.asarray(act.x)
     pairs = geo.padding_pairs(x_in.shape[2:])

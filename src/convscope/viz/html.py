@@ -42,9 +42,10 @@ from __future__ import annotations
 import html
 import json
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,7 +72,8 @@ from ._html_parts import (
     top_classes,
     vector_strip,
 )
-from .activations import LayerActivation, forward_layers, name_suffix as _name_text
+from .activations import LayerActivation, forward_layers
+from .activations import name_suffix as _name_text
 from .fields import receptive_boxes
 
 __all__ = ["explain_model_html", "explainer_parts", "ExplainerParts"]
@@ -99,7 +101,7 @@ class ExplainerParts:
 def _check_label(label: Any, n: int | None) -> int | None:
     if label is None:
         return None
-    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or n is None or not 0 <= label < n:
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or n is None or not 0 <= int(label) < n:
         raise ConfigError(f"explain_model_html: label must be a class index from 0 to {(n or 1) - 1} (the true "
                           f"class of x); got {label!r}.")
     return int(label)
@@ -248,7 +250,8 @@ previous layer's maps in blue, the receptive field on the input in orange) and c
 {controls}
 <nav id="layer-index"><span class="muted">layers:</span> <a href="#input">input</a> {index}
 <a href="#probabilities">probabilities</a> <a href="#playground">playground</a>
-<button type="button" id="collapse-all">collapse all</button><button type="button" id="expand-all">expand all</button></nav>
+<button type="button" id="collapse-all">collapse all</button>
+<button type="button" id="expand-all">expand all</button></nav>
 </header>
 <div class="wrap"><main>
 {notes}
@@ -333,7 +336,7 @@ class _Walk:
         else:
             self.unembedded.append(act.index)
         if kind == "conv" and act.spatial:
-            entry["conv"] = conv_data(act, shown, self.budget, self.dtype)
+            entry["conv"] = conv_data(act, shown or [], self.budget, self.dtype)
             if entry["conv"]["padded"] is None and act.index not in self.unembedded:
                 self.unembedded.append(act.index)
             body.append(filters_html(act.module, act.index))
@@ -362,7 +365,7 @@ class _Walk:
                 continue
             per_class += act.y[0].size if shown is None else len(shown) * int(np.prod(act.y.shape[2:]))
             if act.module.layer_kind == "conv" and shown is not None:
-                per_class += len(shown) * int(np.prod(act.module.weight.data.shape[1:]))
+                per_class += len(shown) * int(np.prod(getattr(act.module, "weight").data.shape[1:]))
         targets = targets[:min(max_classes, self.budget.left // max(per_class, 1))]
         passes: dict[str, Any] = {}
         kept: list[int] = []

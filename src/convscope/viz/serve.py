@@ -32,7 +32,8 @@ import ipaddress
 import logging
 import numbers
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -203,7 +204,8 @@ def create_app(model: Module, image_shape: Sequence[int], class_names: Sequence[
         return page_html(heading, _LIVE.format(title=html.escape(heading), shape=html.escape(str(shape)),
                                                mb=f"{max_upload_bytes / 2**20:.1f}", side=max_side,
                                                body=first["body"], h=shape[1], w=shape[2]),
-                         extra_head=f'<link rel="icon" href="data:,"><script>{_LIVE_JS}</script>', body_attrs=' data-live="1"')
+                         extra_head=f'<link rel="icon" href="data:,"><script>{_LIVE_JS}</script>',
+                         body_attrs=' data-live="1"')
 
     @app.get("/api/health")
     def health():
@@ -251,13 +253,16 @@ class LiveServer:
     True
     """
 
+    host: str
+    port: int
+
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False) -> None:
         from werkzeug.serving import make_server
 
         check_host(host, allow_remote)
         if isinstance(port, bool) or not isinstance(port, numbers.Integral) or not 0 <= port <= 65535:
             raise ConfigError(f"serve: port must be an int from 0 to 65535; got {port!r}.")
-        self._server = make_server(host, int(port), app, threaded=True)
+        self._server: Any = make_server(host, int(port), app, threaded=True)
         self.host = host
         self.port = int(self._server.server_port)
         self._thread: threading.Thread | None = None
@@ -327,8 +332,9 @@ _LIVE = """<div class="live">
 _LIVE_JS = r"""
 document.addEventListener("DOMContentLoaded", function () {
   "use strict";
-  var canvas = document.getElementById("draw"), ctx = canvas.getContext("2d"), box = document.getElementById("explainer");
-  var msg = document.getElementById("message"), status = document.getElementById("live-status"), busy = false, again = null;
+  var canvas = document.getElementById("draw"), ctx = canvas.getContext("2d");
+  var box = document.getElementById("explainer"), msg = document.getElementById("message");
+  var status = document.getElementById("live-status"), busy = false, again = null;
   var drawing = false, last = null, lastSent = 0, requests = 0;
   function clear() { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); }
   function say(text, bad) { msg.textContent = text; msg.className = bad ? "error" : ""; }
@@ -355,13 +361,18 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
   function sendCanvas() { lastSent = Date.now(); canvas.toBlob(function (b) { send(b, "drawing.png"); }, "image/png"); }
-  function point(ev) { var r = canvas.getBoundingClientRect(); return [(ev.clientX - r.left) * canvas.width / r.width, (ev.clientY - r.top) * canvas.height / r.height]; }
+  function point(ev) {
+    var r = canvas.getBoundingClientRect();
+    return [(ev.clientX - r.left) * canvas.width / r.width, (ev.clientY - r.top) * canvas.height / r.height];
+  }
   function stroke(a, b) {
     ctx.strokeStyle = "#fff"; ctx.lineCap = "round"; ctx.lineJoin = "round";
     ctx.lineWidth = +document.getElementById("pen").value;
     ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke();
   }
-  canvas.addEventListener("pointerdown", function (ev) { drawing = true; last = point(ev); stroke(last, last); canvas.setPointerCapture(ev.pointerId); });
+  canvas.addEventListener("pointerdown", function (ev) {
+    drawing = true; last = point(ev); stroke(last, last); canvas.setPointerCapture(ev.pointerId);
+  });
   canvas.addEventListener("pointermove", function (ev) {
     if (!drawing) return;
     var p = point(ev); stroke(last, p); last = p;
@@ -375,7 +386,9 @@ document.addEventListener("DOMContentLoaded", function () {
   file.addEventListener("change", function () { useFile(file.files[0]); });
   drop.addEventListener("dragover", function (ev) { ev.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
-  drop.addEventListener("drop", function (ev) { ev.preventDefault(); drop.classList.remove("over"); useFile(ev.dataTransfer.files[0]); });
+  drop.addEventListener("drop", function (ev) {
+    ev.preventDefault(); drop.classList.remove("over"); useFile(ev.dataTransfer.files[0]);
+  });
   clear();
   window.convscopeExplainer.init(box);
   document.body.dataset.liveReady = "1";
