@@ -51,6 +51,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
 from ..explain import explain_model_shapes, receptive_field
+from ..files import write_text
 from ..nn import Module
 from ..nn.summary import summary
 from ..nn.walk import one_line
@@ -218,7 +219,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     page = page_html(parts.title, parts.body)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(page, encoding="utf-8")
+    write_text(p, page, op="explain_model_html")
     return p
 
 
