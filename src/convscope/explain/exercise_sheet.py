@@ -43,6 +43,21 @@ class ExerciseSheet:
     questions: str
     solutions: str
 
+    def save(self, questions: Any, solutions: Any) -> tuple[Path, Path]:
+        """Write the question sheet and the solution sheet (atomically); return both paths.
+
+        Raises:
+            ConfigError: both paths name the same file, or a target that is not a regular file.
+        """
+        from ..files import as_path, write_text
+
+        q, s = as_path(questions, "ExerciseSheet.save"), as_path(solutions, "ExerciseSheet.save")
+        if q.resolve() == s.resolve():
+            raise ConfigError(f"ExerciseSheet.save: the solutions must go to another file than the questions; "
+                              f"both are {q}.")
+        return (write_text(q, self.questions, op="ExerciseSheet.save"),
+                write_text(s, self.solutions, op="ExerciseSheet.save"))
+
     def __repr__(self) -> str:
         return f"ExerciseSheet({self.title!r}, {len(self.exercises)} questions, {self.fmt})"
 
