@@ -227,6 +227,14 @@ def test_sheet_of_questions_and_separate_solutions(fmt):
             assert doc.count(r"\begin{") == doc.count(r"\end{")
 
 
+def test_sheet_saves_questions_and_solutions_apart(tmp_path):
+    sheet = exercise_sheet(count=3, seed=1, fmt="latex")
+    q, s = sheet.save(tmp_path / "q.tex", tmp_path / "s.tex")
+    assert q.read_text() == sheet.questions and s.read_text() == sheet.solutions
+    with pytest.raises(ConfigError, match="another file"):
+        sheet.save(tmp_path / "q.tex", tmp_path / "q.tex")
+
+
 def test_errors_name_the_argument():
     with pytest.raises(ConfigError, match="kind must be one of"):
         make_exercise("matmul")

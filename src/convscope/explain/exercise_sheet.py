@@ -18,6 +18,8 @@ import html
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from ..errors import ArgumentTypeError, ConfigError
 from ._doc import FORMATS, html_page, latex_document, latex_escape
