@@ -510,7 +510,7 @@ function backwardPanel(l, c, pos) {
                "Max-pool derivative (Key Equation 69, 9.35): one-hot. The whole dL/dy = " + fmt(g) +
                    " goes to position " +
                tuple(tp[bi].r) + " of channel " + (c + 1) + ", the window's maximum; the other " + (tp.length - 1) +
-                   " entries of this window get 0 " +
+                   (tp.length === 2 ? " entry" : " entries") + " of this window get 0 " +
                "from it (the routing map below the layer shows every window's).");
     }
   } else if (l.kind === "conv") {
