@@ -6,10 +6,12 @@ batches: each library iterates its own convscope :class:`~convscope.data.DataLoa
 seeded exactly as ``convscope train`` seeds it (``SeedSequence(seed).spawn(2)[0]``), with
 the recipe's transforms, so both see identical NumPy batches in the same order (a CRC of
 every epoch's images and labels is recorded per library to prove it). The optimizer,
-learning-rate schedule and augmentation are built as ``convscope train`` builds them; the
-PyTorch side uses the equivalent ``torch.optim`` optimizer and, before every step, takes
-the learning rate (and, for the one-cycle schedule, the momentum) that convscope's
-schedule gives for that step, so the schedules are identical.
+learning-rate schedule and augmentation come from the plan's :class:`convscope.models.Recipe`
+(``make_transforms``, ``make_optimizer``: the two halves of
+:func:`convscope.models.build_training`, which ``convscope train`` uses); the PyTorch side
+uses the equivalent ``torch.optim`` optimizer and, before every step, takes the learning rate
+(and, for the one-cycle schedule, the momentum) that convscope's schedule gives for that
+step, so the schedules are identical.
 
 Timing. Per epoch: the training time (wall clock of forward, loss, backward, optimizer
 and schedule step only; process CPU time too), the data time (drawing and transforming
@@ -35,7 +37,8 @@ Run from the repository root (the benchmark re-executes itself without this mach
         --recipe issue --target 0.99 --max-epochs 10 --threads 1 --library convscope,torch
     python -m benchmarks.bench_e2e --dataset cifar10 --data-dir ../shared/data/cifar-10 \\
         --recipe builtin --target 0.75
-    # an older convscope ("before"): its src folder goes first on the child's sys.path
+    # an older convscope ("before"): its src folder goes first on the child's sys.path (one that
+    # has Recipe.make_transforms; for an older one run that checkout's own benchmarks/bench_e2e.py)
     git worktree add /tmp/before <commit>
     python -m benchmarks.bench_e2e --convscope-src /tmp/before/src ...   # or PYTHONPATH=/tmp/before/src
     python -m benchmarks.bench_e2e --render before.json after.json        # one summary table
@@ -121,6 +124,14 @@ class Plan:
         return (f"{self.arch or 'arch by image shape'}, {opt} {sched}, batch {self.batch_size}, "
                 f"{' + '.join(aug) or 'no augmentation'}, seed {self.seed}")
 
+    def as_recipe(self) -> Any:
+        """The plan as a :class:`convscope.models.Recipe` (its schedule spans ``schedule_epochs``)."""
+        from convscope.models import Recipe
+
+        return Recipe(self.arch, epochs=self.schedule_epochs, batch_size=self.batch_size, lr=self.lr,
+                      optimizer=self.optimizer, momentum=self.momentum, weight_decay=self.weight_decay,
+                      schedule=self.schedule, shift=self.shift, crop_padding=self.crop_padding, flip=self.flip)
+
 
 def make_plan(dataset: str, recipe: str, seed: int = 0) -> Plan:
     """The plan of ``recipe`` ("issue" or "builtin") on ``dataset``.
@@ -170,14 +181,7 @@ def prepare_data(plan: Plan, data_dir: str | None, train_limit: int | None = Non
     """
     import numpy as np
 
-    from convscope.data import (
-        Compose,
-        Normalize,
-        RandomCrop,
-        RandomHorizontalFlip,
-        RandomShift,
-        load_dataset,
-    )
+    from convscope.data import load_dataset
 
     start = time.perf_counter()
     train = load_dataset(plan.dataset, data_dir=data_dir, split="train", download=False)
@@ -186,23 +190,13 @@ def prepare_data(plan: Plan, data_dir: str | None, train_limit: int | None = Non
         train = train.subset(np.arange(train_limit), split="train")
     if test_limit is not None and test_limit < len(test):
         test = test.subset(np.arange(test_limit), split="test")
-    mean, std = train.channel_stats()
-    std = tuple(s if s > 0 else 1.0 for s in std)
-    norm = Normalize(mean, std)
-    augment: list[Any] = []
-    if plan.shift:
-        augment.append(RandomShift(plan.shift))
-    if plan.crop_padding:
-        augment.append(RandomCrop(padding=plan.crop_padding))
-    if plan.flip:
-        augment.append(RandomHorizontalFlip())
-    transform = Compose([*augment, norm]) if augment else norm
+    transform, norm = plan.as_recipe().make_transforms(train)
     x_test, y_test = test.batch(np.arange(len(test)))
     x_test = np.ascontiguousarray(norm(x_test), dtype=np.float32)
     info = {
         "name": train.name, "train_images": len(train), "test_images": len(test),
         "image_shape": list(train.image_shape), "classes": train.num_classes,
-        "mean": list(mean), "std": list(std), "transform": repr(transform),
+        "mean": norm.mean.tolist(), "std": norm.std.tolist(), "transform": repr(transform),
     }
     return Data(train, transform, x_test, np.asarray(y_test, dtype=np.int64),
                 time.perf_counter() - start, info)
@@ -212,20 +206,8 @@ def prepare_data(plan: Plan, data_dir: str | None, train_limit: int | None = Non
 
 
 def _convscope_optimizer(plan: Plan, params: Any, total_steps: int) -> tuple[Any, Any]:
-    """Optimizer and per-batch schedule as ``convscope train`` builds them (cli.run_train)."""
-    from convscope import optim
-
-    if plan.optimizer == "sgd":
-        opt = optim.SGD(params, lr=plan.lr, momentum=plan.momentum, weight_decay=plan.weight_decay)
-    else:
-        opt = optim.Adam(params, lr=plan.lr, weight_decay=plan.weight_decay)
-    if plan.schedule == "cosine":
-        sched = optim.CosineAnnealingLR(opt, T_max=total_steps)
-    elif plan.schedule == "onecycle":
-        sched = optim.OneCycleLR(opt, max_lr=plan.lr, total_steps=total_steps)
-    else:
-        sched = None
-    return opt, sched
+    """Optimizer and per-batch schedule as ``convscope train`` builds them (Recipe.make_optimizer)."""
+    return plan.as_recipe().make_optimizer(params, total_steps)
 
 
 class _Shadow:

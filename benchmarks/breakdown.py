@@ -4,13 +4,13 @@ Run from the repository root (same clean OpenBLAS environment as the benchmark):
 
     python -m benchmarks.breakdown --only B,D,H --threads 1
 
-Every function and class method defined in ``convscope.functional.conv`` (window copy,
-col2im, padding, ...) and a few NumPy entry points it calls (``matmul``, ``zeros``,
+Every function and class method of ``convscope.functional.conv`` and its machinery
+``convscope.functional.conv_plan`` (window copy, col2im, padding, ...) and a few NumPy entry points it calls (``matmul``, ``zeros``,
 ``empty``, ``add``, ``ascontiguousarray``) are wrapped with a timer while the case runs; each
 gets its *exclusive* time (its own time minus that of wrapped calls inside it), so the parts
 add up to the whole. Time spent in array methods (``.sum``, ``.reshape``, slicing) counts
 towards the function that calls them. The wrapping adds a few microseconds per call, so the
-total is a little above the benchmark's figure. The module is restored afterwards.
+total is a little above the benchmark's figure. The modules are restored afterwards.
 """
 
 from __future__ import annotations
@@ -79,33 +79,41 @@ class _NumpyProxy:
         return getattr(self._np, name)
 
 
+#: The modules whose functions and class methods are timed: the math and its machinery.
+MODULES = ("convscope.functional.conv", "convscope.functional.conv_plan")
+
+
 @contextmanager
 def traced_conv_module(tracer: Tracer):
-    """Temporarily wrap the functions, class methods and ``np`` of ``functional.conv``."""
+    """Temporarily wrap the functions, class methods and ``np`` of ``functional.conv`` and
+    ``functional.conv_plan``; yields the ``conv`` module."""
     import importlib
 
     # Not `import convscope.functional.conv as mod`: the package re-exports a function of
     # that name, which shadows the submodule in attribute lookup.
-    mod = importlib.import_module("convscope.functional.conv")
+    mods = [importlib.import_module(name) for name in MODULES]
 
-    saved_globals, saved_methods = {}, []
-    for name, value in list(vars(mod).items()):
-        if isinstance(value, FunctionType):  # its own helpers and imported ones (pad, ...)
-            saved_globals[name] = value
-        elif isinstance(value, type) and value.__module__ == mod.__name__:
-            for attr, member in list(vars(value).items()):
-                if isinstance(member, FunctionType):
-                    saved_methods.append((value, attr, member))
+    saved_globals, saved_methods = [], []
+    for mod in mods:
+        for name, value in list(vars(mod).items()):
+            if isinstance(value, FunctionType):  # its own helpers and imported ones (pad, ...)
+                saved_globals.append((mod, name, value))
+            elif isinstance(value, type) and value.__module__ == mod.__name__:
+                for attr, member in list(vars(value).items()):
+                    if isinstance(member, FunctionType):
+                        saved_methods.append((value, attr, member))
     try:
-        for name, fn in saved_globals.items():
+        for mod, name, fn in saved_globals:
             setattr(mod, name, tracer.wrap(name, fn))
         for cls, attr, fn in saved_methods:
             setattr(cls, attr, tracer.wrap(f"{cls.__name__}.{attr}", fn))
-        mod.np = _NumpyProxy(sys.modules["numpy"], tracer)
-        yield mod
+        for mod in mods:
+            mod.np = _NumpyProxy(sys.modules["numpy"], tracer)
+        yield mods[0]
     finally:
-        mod.np = sys.modules["numpy"]
-        for name, fn in saved_globals.items():
+        for mod in mods:
+            mod.np = sys.modules["numpy"]
+        for mod, name, fn in saved_globals:
             setattr(mod, name, fn)
         for cls, attr, fn in saved_methods:
             setattr(cls, attr, fn)

@@ -11,10 +11,10 @@ import pytest
 
 from convscope import functional as F
 from convscope import nn
-from convscope.cli import PLUGIN_MODULES, main
-from convscope.cli_explain import antialiased
+from convscope.cli import main
 from convscope.errors import ConfigError
 from convscope.explain import trace_conv
+from convscope.models import antialias
 
 NOTES_X = "1 1 -1 -1 -1 1 -1 1 1 1"
 NOTES_F = "1 -1 1"
@@ -32,8 +32,27 @@ def listed(values) -> str:
     return "[" + ", ".join(f"{v:g}" for v in np.asarray(values, dtype=float).ravel()) + "]"
 
 
-def test_explain_is_a_registered_plugin():
-    assert "convscope.cli_explain" in PLUGIN_MODULES
+EXPLAIN_COMMANDS = ("conv", "pool", "shape", "params", "jacobian", "demo", "shift", "filters", "features",
+                    "model")
+
+
+@pytest.mark.parametrize("argv", [[name] for name in ("train", "evaluate", "predict", "summary", "export")]
+                         + [["explain", name] for name in EXPLAIN_COMMANDS])
+def test_every_subcommand_is_registered(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--help"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: convscope {' '.join(argv)} [-h] [--debug]")
+
+
+def test_the_help_lists_every_subcommand_in_order(capsys):
+    for argv, names in (([], ("train", "evaluate", "predict", "summary", "explain", "export")),
+                        (["explain"], EXPLAIN_COMMANDS)):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        positions = [out.index(f"\n    {name} ") for name in names]
+        assert positions == sorted(positions), out
 
 
 def test_no_subcommand_prints_help_and_exits_2(capsys):
@@ -253,18 +272,18 @@ def test_demo_finds_only_the_hollow_square(capsys, tmp_path):
 # ------------------------------------------------------------------------------- shift
 
 
-def test_antialiased_twin_replaces_strided_max_pooling():
+def test_antialias_twin_replaces_strided_max_pooling():
     from convscope.models import build_model
 
     model = build_model("lenet", seed=0)
-    twin = antialiased(build_model("lenet", seed=0), (1, 28, 28), filter_size=3)
+    twin = antialias(build_model("lenet", seed=0), (1, 28, 28), filter_size=3)
     kinds = [type(m).__name__ for _, m in twin.named_modules()]
     assert kinds.count("BlurPool2d") == 2
     assert twin.output_shape((2, 1, 28, 28)) == model.output_shape((2, 1, 28, 28)) == (2, 10)
     blur = next(m for _, m in twin.named_modules() if type(m).__name__ == "BlurPool2d")
     assert blur.filter_size == 3 and tuple(blur.stride) == (2, 2)
     with pytest.raises(ConfigError, match="no max pooling with stride > 1"):
-        antialiased(nn.Sequential(nn.Conv2d(1, 1, 3, rng=0), nn.MaxPool2d(2, stride=1)), (1, 8, 8))
+        antialias(nn.Sequential(nn.Conv2d(1, 1, 3, rng=0), nn.MaxPool2d(2, stride=1)), (1, 8, 8))
 
 
 def test_shift_of_a_saved_model_matches_the_api(capsys, tmp_path):

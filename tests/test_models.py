@@ -104,3 +104,97 @@ def test_check_fits():
         check_fits(model, (1, 8, 8), 3, "a folder")
     with pytest.raises(ShapeError, match="does not fit"):
         check_fits(build_model("lenet"), (3, 28, 28), 10, "a folder")
+
+
+# ------------------------------------------------------------------------ training setup
+
+
+def _stripes(n: int = 40, channels: int = 1):
+    from convscope.data import Dataset
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (n, channels, 8, 8), dtype=np.uint8)
+    pixels[:, 0] = 7  # channel 0 without spread: divided by 1, not by 0
+    return Dataset(pixels, rng.integers(0, 2, n), ["a", "b"], "stripes", split="train")
+
+
+def test_build_training_follows_the_recipe():
+    from dataclasses import replace
+
+    from convscope import optim
+    from convscope.data import Compose, RandomCrop, RandomHorizontalFlip, RandomShift
+    from convscope.models import build_training
+
+    train = _stripes(channels=2)
+    mean, std = train.channel_stats()
+    model = build_model("digits", input_shape=(2, 8, 8), num_classes=2, seed=0)
+    recipe = replace(RECIPES["cifar10"], epochs=3, batch_size=16)
+    setup = build_training(recipe, model, train)
+    assert setup.steps == 3 * 3  # ceil(40 / 16) batches per epoch
+    assert isinstance(setup.optimizer, optim.SGD)
+    assert (setup.optimizer.lr, setup.optimizer.weight_decay) == pytest.approx(
+        (0.05 / 25, 5e-4), rel=1e-6)  # one-cycle starts at max_lr / 25
+    assert isinstance(setup.scheduler, optim.OneCycleLR)
+    assert setup.optimizer.param_names == [name for name, _ in model.named_parameters()]
+    assert setup.eval_transform.mean.tolist() == pytest.approx(list(mean))
+    assert setup.eval_transform.std.tolist() == pytest.approx([1.0, std[1]])
+    assert isinstance(setup.transform, Compose)
+    kinds = [type(t) for t in setup.transform.transforms]
+    assert kinds == [RandomCrop, RandomHorizontalFlip, type(setup.eval_transform)]
+    setup = build_training(replace(RECIPES["mnist"], epochs=2, batch_size=40), model, train)
+    assert isinstance(setup.optimizer, optim.Adam) and setup.optimizer.lr == pytest.approx(2e-3)
+    assert isinstance(setup.scheduler, optim.CosineAnnealingLR) and setup.steps == 2
+    assert [type(t) for t in setup.transform.transforms] == [RandomShift, type(setup.eval_transform)]
+    setup = build_training(replace(RECIPES["folder"], schedule="constant"), model, train)
+    assert setup.scheduler is None and setup.transform is setup.eval_transform
+    setup = build_training(replace(RECIPES["cifar10"], schedule="constant"), model, train)
+    assert setup.scheduler is None and setup.optimizer.momentum == 0.9
+
+
+def test_build_training_refuses_unknown_names():
+    from dataclasses import replace
+
+    from convscope.models import build_training
+
+    model = build_model("digits", input_shape=(1, 8, 8), num_classes=2, seed=0)
+    with pytest.raises(ConfigError, match="Recipe.optimizer must be 'sgd' or 'adam'; got 'rmsprop'"):
+        build_training(replace(RECIPES["digits"], optimizer="rmsprop"), model, _stripes())
+    with pytest.raises(ConfigError, match="Recipe.schedule must be .*; got 'step'"):
+        build_training(replace(RECIPES["digits"], schedule="step"), model, _stripes())
+
+
+def test_build_training_trains_as_the_cli_does(tmp_path, capsys):
+    """``convscope train`` builds its run with build_training: the same weights come out."""
+    from dataclasses import replace
+
+    from convscope import load
+    from convscope.cli import main
+    from convscope.data import load_dataset
+    from convscope.models import build_training
+    from convscope.train import fit
+
+    assert main(["train", "--epochs", "1", "--progress", "none", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    train = load_dataset("digits", split="train")
+    model = build_model("digits", seed=0)
+    setup = build_training(replace(RECIPES["digits"], epochs=1), model, train)
+    fit(model, nn.CrossEntropyLoss(), setup.optimizer, train, epochs=1, batch_size=32, seed=0,
+        scheduler=setup.scheduler, scheduler_interval="batch", progress=False, transform=setup.transform,
+        eval_transform=setup.eval_transform, threads=1)
+    saved = load(tmp_path / "model.npz")
+    for (name, a), (_, b) in zip(model.named_parameters(), saved.named_parameters()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+
+
+def test_antialias_keeps_every_other_layer_and_the_output_shape():
+    from convscope.models import antialias, describe_pooling
+
+    model = build_model("digits", seed=0)
+    twin = antialias(model, (1, 8, 8))
+    assert twin[0] is model[0] and twin[3] is model[3]  # conv layers shared, not copied
+    assert describe_pooling(model) == "MaxPool2d(stride 2,2), MaxPool2d(stride 2,2)"
+    assert describe_pooling(twin) == "MaxPool2d(stride 1,1), MaxPool2d(stride 1,1); 2 BlurPool"
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    assert twin(x).shape == model(x).shape == (2, 10)
+    with pytest.raises(ConfigError, match="no max pooling with stride > 1"):
+        antialias(nn.Sequential(nn.Conv2d(1, 2, 3, rng=0)), (1, 8, 8))

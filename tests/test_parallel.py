@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import convscope
+from convscope import settings
 from convscope import parallel
 from convscope.errors import ConfigError
 from convscope.functional import conv, conv_backward
@@ -56,6 +57,13 @@ def test_tasks_run_on_several_threads_with_blas_held_to_one():
     assert len({ident for ident, _ in seen}) == 2
     assert all(all(n == 1 for n in counts) for _, counts in seen)
     assert [lib.get_num_threads() for lib in blas.lib_controllers] == before
+
+
+def test_a_blas_loaded_after_the_first_look_is_held_too():
+    # Stand-in for a library loaded after convscope first listed the BLAS libraries (as
+    # ``import torch`` does in the middle of a session): set_num_threads looks again.
+    settings._STATE.blas = []
+    test_tasks_run_on_several_threads_with_blas_held_to_one()
 
 
 def test_an_error_in_a_task_is_raised_after_all_tasks_stop():
@@ -163,8 +171,9 @@ def test_threads_share_the_workspace_budget():
     old = set_workspace_budget(budget)
     try:
         geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-        one = conv_module._Plan(geo, 4, threads=1)
-        two = conv_module._Plan(geo, 4, threads=2)
+        conv_plan = importlib.import_module("convscope.functional.conv_plan")
+        one = conv_plan.Plan(geo, 4, threads=1)
+        two = conv_plan.Plan(geo, 4, threads=2)
         column_bytes = (one.rows_k + geo.c_out) * 4
         assert budget // 2 < one.max_cols * column_bytes <= budget  # the budget is what limits
         assert 2 * two.max_cols * column_bytes <= budget  # two threads, two window matrices
@@ -190,7 +199,7 @@ def test_one_sample_row_blocks_on_two_threads_match_serial():
     try:
         with convscope.num_threads(2):
             geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-            plan = conv_module._plan_for(geo, 8)
+            plan = importlib.import_module("convscope.functional.conv_plan").plan_for(geo, 8)
             assert len(list(plan.groups())) == 1 and len(list(plan.blocks())) > 2
             got = conv(x, w, b, padding=1)
     finally:

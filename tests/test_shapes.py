@@ -41,7 +41,6 @@ from convscope.shapes import (
         (5, 1, 0, 7, 1, 1),  # stride larger than the input
         (5, 3, (0, 2), 1, 1, 5),  # asymmetric padding pair
         (6, 4, (1, 2), 2, 1, 3),
-        (4, 5, 0, 1, 1, 0),  # does not fit: 0 outputs
     ],
 )
 def test_conv_output_size_table(n, k, p, s, d, expected):
@@ -361,3 +360,33 @@ def test_error_classes_subclass_builtins():
         conv_geometry((1, 1, 4), (1, 1, 3), stride=0)
     with pytest.raises(TypeError):
         conv_geometry((1, 1, 4), (1, 1, 3), stride=1.0)
+
+
+@pytest.mark.parametrize("formula, args", [
+    (conv_output_size, (4, 5)),                      # no output: the kernel is larger than n
+    (conv_output_size, (7, 3, 0, 1, 4)),             # dilation 4: the kernel spans 9 > 7
+    (pool_output_size, (3, 5, 0)),
+    (pool_output_size, (2, 5, 0, 2, 1, True)),       # even rounding up leaves no window
+    (key_equation_48_ceil, (4, 5)),
+    (key_equation_48_floor, (4, 5, 0, 3)),
+])
+def test_output_size_formulas_refuse_an_empty_output_as_the_ops_do(formula, args):
+    with pytest.raises(ShapeError, match="does not fit the padded input") as info:
+        formula(*args)
+    assert "would be" in str(info.value)
+
+
+def test_output_size_refusals_match_the_ops_message():
+    from convscope import functional as F
+
+    with pytest.raises(ShapeError) as op_error:
+        F.conv(np.zeros((1, 1, 4)), np.zeros((1, 1, 5)))
+    with pytest.raises(ShapeError) as formula_error:
+        conv_output_size(4, 5)
+    tail = str(op_error.value).split(": ", 1)[1].replace(" along spatial axis 0", "")
+    assert str(formula_error.value).split(": ", 1)[1] == tail
+
+
+def test_key_equation_48_takes_a_padding_pair():
+    assert key_equation_48_ceil(6, 4, (1, 2), 2) == key_equation_48_floor(6, 4, (1, 2), 2) == 3
+    assert conv_output_size(6, 4, (1, 2), 2) == 3

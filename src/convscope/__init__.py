@@ -5,7 +5,7 @@ pooling, activations, fully-connected layers, softmax) with its backward written
 explicitly, on a NumPy-only core.
 """
 
-from . import errors, shapes
+from . import errors, settings, shapes
 from . import functional
 from . import nn
 from .nn.summary import summary
@@ -17,7 +17,7 @@ from .parallel import get_num_threads, num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "shapes", "functional", "nn", "summary", "__version__"]
+__all__ = ["errors", "settings", "shapes", "functional", "nn", "summary", "__version__"]
 __all__ += ["io", "save", "load"]
 __all__ += ["parallel", "set_num_threads", "get_num_threads", "num_threads"]
 
@@ -29,6 +29,16 @@ from . import train
 
 __all__ += ["train"]
 
-from . import export  # onnx and torch are imported only when an export function runs
-
 __all__ += ["export"]
+
+#: Subpackages imported on first use (``convscope.export.to_onnx``, ``convscope.viz``), so
+#: ``import convscope`` loads neither the exporters nor the drawing code.
+_LAZY_SUBPACKAGES = ("export", "viz")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -130,7 +130,7 @@ def _kind(mode: int) -> str | None:
 def _why(kind: str) -> str:
     if kind == "a directory":
         return "give the path of a file"
-    return "reading from it could wait forever (or never end), so it is not opened"
+    return "reading it could wait forever, so it is not opened"
 
 
 def check_readable(path: Any, what: str, *, error: type[ConvscopeError] = DataError,
@@ -162,7 +162,7 @@ def check_readable(path: Any, what: str, *, error: type[ConvscopeError] = DataEr
         ...     check_readable(fifo, "image")
         ... except DataError as exc:
         ...     print(str(exc).partition(" is ")[2])
-        a FIFO (named pipe), not a regular file; reading from it could wait forever (or never end), so it is not opened.
+        a FIFO (named pipe), not a regular file; reading it could wait forever, so it is not opened.
     """
     lead = f"{op}: " if op else ""
     p = as_path(path, op or what)
@@ -259,7 +259,7 @@ def _fsync_directory(directory: Path) -> None:
 def _target(p: Path, op: str) -> tuple[Path, int | None]:
     """The file to replace (links followed) and its permission bits (None when new)."""
     real = Path(os.path.realpath(p))
-    shown = str(p) if real == p.absolute() else f"{str(p)!r} (a link to {str(real)!r})"
+    shown = f"{str(p)!r} (a link to {str(real)!r})" if os.path.islink(p) else repr(str(p))
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -294,7 +294,9 @@ def _still_replaceable(real: Path, op: str) -> None:
         return
     kind = _kind(mode) if not stat.S_ISLNK(mode) else None
     if kind is not None:
-        raise ConfigError(f"{op}: {str(real)!r} became {kind} while it was being written; nothing was written.")
+        raise ConfigError(
+            f"{op}: {str(real)!r} became {kind} while it was being written; nothing was written."
+        )
 
 
 # ----------------------------------------------------------------------------------------

@@ -41,6 +41,14 @@ an image folder     chosen by image shape (see :func:`default_arch`), 20 epochs,
 Every recipe normalises the inputs with the training split's per-channel mean and
 standard deviation (``Dataset.channel_stats``) and holds out nothing for validation
 (the test split is scored once, at the end; ``--val-fraction`` holds out a share).
+:func:`build_training` turns a recipe into what :func:`convscope.train.fit` takes: the
+transforms, the optimizer and the per-batch learning-rate schedule, built the one way
+``convscope train``, ``convscope explain shift --train-compare`` and the end-to-end
+benchmark all use.
+
+:func:`antialias` rewrites a model the way the notes' fix of the shift problem (9.2.6)
+and Zhang 2019 do: every max pooling of stride ``s > 1`` becomes ``MaxPool(stride 1)``
+followed by ``BlurPool(stride s)``.
 
 Measured on the project's 2-core machine (2026-11-25, seed 0, other jobs running):
 ``convscope train`` (digits) 0.9833 test accuracy, 5-19 s of training, 9-31 s wall
@@ -61,14 +69,17 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import nn
+from . import nn, optim
+from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ShapeError
+from .files import check_readable
 from .shapes import format_shape
 
 __all__ = [
@@ -76,7 +87,11 @@ __all__ = [
     "RECIPES",
     "Architecture",
     "Recipe",
+    "Training",
+    "antialias",
+    "describe_pooling",
     "build_model",
+    "build_training",
     "check_fits",
     "default_arch",
     "recipe_for",
@@ -103,15 +118,18 @@ class Architecture:
     builder: Callable[[tuple[int, ...], int, np.random.Generator, Any], nn.Module]
 
 
+def _output_shape(model: nn.Module, image_shape: Sequence[int], misfit: str) -> tuple[int, ...]:
+    """The output shape of ``model`` for a batch of one image; a ShapeError that starts with
+    ``misfit`` (``"architecture 'lenet' does not fit"``) when the image does not fit."""
+    try:
+        return model.output_shape((1, *image_shape))
+    except ShapeError as exc:
+        raise ShapeError(f"{misfit} images of shape {format_shape(tuple(image_shape))}: {exc}") from None
+
+
 def _head_size(features: nn.Module, input_shape: tuple[int, ...], arch: str) -> int:
     """Entries per sample after ``features`` (the fully-connected layer's in_features)."""
-    try:
-        out = features.output_shape((1, *input_shape))
-    except ShapeError as exc:
-        raise ShapeError(
-            f"architecture {arch!r} does not fit images of shape {format_shape(input_shape)}: "
-            f"{exc}"
-        ) from None
+    out = _output_shape(features, input_shape, f"architecture {arch!r} does not fit")
     return int(np.prod(out[1:]))
 
 
@@ -240,8 +258,12 @@ def build_model(
             raise ConfigError(f"build_model: num_classes must be a positive int; got {num_classes!r}.")
         return arch.builder(shape, int(num_classes), np.random.default_rng(seed), dtype)
     path = Path(name)
-    if path.is_file():
-        return _from_spec_file(path, seed)
+    try:
+        exists = path.exists()
+    except OSError:  # e.g. a name longer than the file system allows: not a file
+        exists = False
+    if exists:  # a FIFO or folder of that name is refused here, not opened
+        return _from_spec_file(check_readable(path, "architecture spec", error=ConfigError), seed)
     raise ConfigError(
         f"unknown architecture {key!r}: expected one of {', '.join(sorted(ARCHITECTURES))}, or "
         f"the path of a .json spec file (from convscope.nn.to_spec); no such file exists."
@@ -322,6 +344,67 @@ class Recipe:
         """A JSON-safe dict (written to metrics.json by the CLI)."""
         return asdict(self)
 
+    def make_transforms(self, train: Any) -> tuple[Any, Normalize]:
+        """The training transform and the evaluation transform for the ``train`` split.
+
+        Both normalise with the split's per-channel mean and standard deviation
+        (:meth:`~convscope.data.Dataset.channel_stats`; a channel without spread is
+        divided by 1). The training transform first applies the recipe's augmentation:
+        random shift, then random crop, then random horizontal flip.
+
+        Returns:
+            ``(train_transform, normalize)``; ``train_transform`` is ``normalize`` itself
+            when the recipe has no augmentation.
+
+        Example:
+            >>> from convscope.data import load_dataset
+            >>> RECIPES["cifar10"].make_transforms(load_dataset("digits"))[0]  # doctest: +ELLIPSIS
+            Compose([RandomCrop(...), RandomHorizontalFlip(...), Normalize(...)])
+        """
+        mean, std = train.channel_stats()
+        norm = Normalize(mean, tuple(s if s > 0 else 1.0 for s in std))
+        augment: list[Any] = []
+        if self.shift:
+            augment.append(RandomShift(self.shift))
+        if self.crop_padding:
+            augment.append(RandomCrop(padding=self.crop_padding))
+        if self.flip:
+            augment.append(RandomHorizontalFlip())
+        return (Compose([*augment, norm]) if augment else norm), norm
+
+    def make_optimizer(self, parameters: Any, steps: int) -> tuple[optim.Optimizer, Any]:
+        """The recipe's optimizer over ``parameters`` and its per-batch schedule.
+
+        Args:
+            parameters: what an optimizer takes (``model.named_parameters()``, ...).
+            steps: optimizer steps of the whole run; the cosine schedule decays to 0 over
+                them, the one-cycle schedule warms up and anneals over them.
+
+        Returns:
+            ``(optimizer, scheduler)``: :class:`~convscope.optim.SGD` (``momentum``,
+            ``weight_decay``) or :class:`~convscope.optim.Adam` (``weight_decay``) at
+            ``lr``; :class:`~convscope.optim.CosineAnnealingLR`,
+            :class:`~convscope.optim.OneCycleLR` (peak ``lr``) or None for ``"constant"``.
+
+        Raises:
+            ConfigError: an optimizer or schedule name this recipe format does not know.
+        """
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"Recipe.optimizer must be 'sgd' or 'adam'; got {self.optimizer!r}.")
+        if self.schedule not in ("cosine", "onecycle", "constant"):
+            raise ConfigError(f"Recipe.schedule must be 'cosine', 'onecycle' or 'constant'; got "
+                              f"{self.schedule!r}.")
+        if self.optimizer == "sgd":
+            opt: optim.Optimizer = optim.SGD(parameters, lr=self.lr, momentum=self.momentum,
+                                             weight_decay=self.weight_decay)
+        else:
+            opt = optim.Adam(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        if self.schedule == "cosine":
+            return opt, optim.CosineAnnealingLR(opt, T_max=steps)
+        if self.schedule == "onecycle":
+            return opt, optim.OneCycleLR(opt, max_lr=self.lr, total_steps=steps)
+        return opt, None
+
 
 #: Default recipes per dataset name; ``"folder"`` is used for image-folder paths.
 RECIPES: dict[str, Recipe] = {
@@ -356,15 +439,175 @@ def check_fits(model: nn.Module, image_shape: Sequence[int], num_classes: int, s
         ShapeError: the model rejects the image shape (message from its first misfit).
         DataError: the model gives another number of scores than the dataset has classes.
     """
-    try:
-        out = model.output_shape((1, *image_shape))
-    except ShapeError as exc:
-        raise ShapeError(
-            f"the model does not fit {source} images of shape {format_shape(tuple(image_shape))}: "
-            f"{exc}"
-        ) from None
+    out = _output_shape(model, image_shape, f"the model does not fit {source}")
     if len(out) != 2 or out[1] != num_classes:
         raise DataError(
             f"the model gives outputs of shape {format_shape(out)} per batch of one, but {source} "
             f"has {num_classes} classes; the last layer needs {num_classes} outputs."
         )
+
+
+# ------------------------------------------------------------------------ training setup
+
+
+@dataclass(frozen=True)
+class Training:
+    """What :func:`build_training` makes of a recipe: the arguments ``fit`` trains with.
+
+    Attributes:
+        transform: applied to every training batch (augmentation, then normalisation).
+        eval_transform: the normalisation alone, for validation, test and prediction.
+        optimizer: the recipe's optimizer over the model's parameters.
+        scheduler: the per-batch learning-rate schedule (step it every batch), or None.
+        steps: optimizer steps in the run, ``epochs * ceil(len(train) / batch_size)``.
+    """
+
+    transform: Any
+    eval_transform: Normalize
+    optimizer: optim.Optimizer
+    scheduler: Any
+    steps: int
+
+
+def build_training(recipe: Recipe, model: nn.Module, train: Any) -> Training:
+    """Assemble transforms, optimizer and schedule for training ``model`` on ``train``.
+
+    The one place a recipe becomes training objects: ``convscope train`` (after applying
+    its options with :func:`dataclasses.replace`), ``convscope explain shift
+    --train-compare`` and the end-to-end benchmark build them here, so the same recipe
+    trains the same way everywhere. Pass the result to :func:`convscope.train.fit` as
+    ``optimizer=``, ``scheduler=`` (with ``scheduler_interval="batch"``),
+    ``transform=`` and ``eval_transform=``, with ``epochs=recipe.epochs`` and
+    ``batch_size=recipe.batch_size``.
+
+    Args:
+        recipe: a :class:`Recipe` (see :data:`RECIPES`); ``epochs`` and ``batch_size``
+            fix the length of the schedule.
+        model: the model to train; the optimizer takes its ``named_parameters()``.
+        train: the training split (a :class:`~convscope.data.Dataset`); its per-channel
+            statistics give the normalisation and its length the number of steps.
+
+    Returns:
+        A :class:`Training`.
+
+    Raises:
+        ConfigError: the recipe names an unknown optimizer or schedule.
+
+    Example:
+        >>> from convscope.data import load_dataset
+        >>> train = load_dataset("digits")
+        >>> setup = build_training(RECIPES["digits"], build_model("digits", seed=0), train)
+        >>> type(setup.optimizer).__name__, type(setup.scheduler).__name__, setup.steps
+        ('Adam', 'CosineAnnealingLR', 540)
+    """
+    transform, norm = recipe.make_transforms(train)
+    steps = recipe.epochs * (-(-len(train) // recipe.batch_size))
+    optimizer, scheduler = recipe.make_optimizer(model.named_parameters(), steps)
+    return Training(transform, norm, optimizer, scheduler, steps)
+
+
+# -------------------------------------------------------------------------- anti-aliasing
+
+
+def describe_pooling(model: nn.Module) -> str:
+    """One line on what pools in ``model``, for messages.
+
+    Layers are read through the layer protocol (``layer_kind`` and ``window``), so a
+    subclass of a pooling layer counts as that pooling.
+
+    Example:
+        >>> describe_pooling(build_model("digits", seed=0))
+        'MaxPool2d(stride 2,2), MaxPool2d(stride 2,2)'
+        >>> describe_pooling(antialias(build_model("digits", seed=0), (1, 8, 8)))
+        'MaxPool2d(stride 1,1), MaxPool2d(stride 1,1); 2 BlurPool'
+    """
+    pools, blurs = [], 0
+    for record in nn.walk(model):
+        kind, window = record.module.layer_kind, record.module.window
+        if kind == "blur_pool":
+            blurs += 1
+        elif kind in ("max_pool", "avg_pool") and window is not None:
+            pools.append(f"{type(record.module).__name__}(stride {','.join(map(str, window.stride))})")
+    parts = []
+    if pools:
+        parts.append(", ".join(pools))
+    if blurs:
+        parts.append(f"{blurs} BlurPool")
+    return "; ".join(parts) or "no pooling layers"
+
+
+#: The public pooling classes by number of spatial axes, for the layers antialias adds.
+_MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_BLUR_POOLS = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}
+
+
+def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4) -> nn.Module:
+    """The anti-aliased twin of ``model``: every max pooling of stride ``s > 1`` becomes
+    ``MaxPool(k, stride 1)`` followed by ``BlurPool(stride s)`` (notes 9.2.6, Zhang 2019).
+
+    Pooling with a stride skips positions, so a one-pixel shift of the input can change
+    the output entirely (the shift problem of 9.2.6). Taking the maximum densely and then
+    low-pass filtering before subsampling (BlurPool, Key Equation 15 with a fixed binomial
+    filter) keeps the output shape and makes the model's answer change smoothly with
+    the shift.
+
+    Layers are recognised by the layer protocol (``layer_kind == "max_pool"`` and its
+    ``window``), so a subclass of a max pooling is rewritten too. Containers of kind
+    ``"sequential"`` are rebuilt as :class:`~convscope.nn.Sequential`; every other layer is
+    the same object in both models, so give this function a freshly built model (same seed,
+    same initial weights) when both are to be trained. The output shape must stay the same,
+    so the layers after each pooling still fit.
+
+    Args:
+        model: the model to rewrite (it is not changed).
+        input_shape: the shape of one input, without the batch axis (C, H, W for images):
+            it gives each BlurPool its channel count.
+        filter_size: the BlurPool filter size (binomial filter of that many taps per axis).
+
+    Returns:
+        The twin, a new :class:`~convscope.nn.Sequential`.
+
+    Raises:
+        ConfigError: the model has no strided max pooling, or the twin's output shape differs.
+
+    Example:
+        >>> twin = antialias(build_model("digits", seed=0), (1, 8, 8))
+        >>> twin[2]
+        Sequential(
+          (0): MaxPool2d(kernel_size=(2, 2), stride=(1, 1))
+          (1): BlurPool2d(32)
+        )
+        >>> twin.output_shape((1, 1, 8, 8))
+        (1, 10)
+    """
+    replaced = 0
+
+    def rebuild(module: nn.Module, shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        nonlocal replaced
+        if module.layer_kind == "sequential":
+            children = []
+            for child in module:  # type: ignore[attr-defined]
+                new, shape = rebuild(child, shape)
+                children.append(new)
+            return nn.Sequential(*children), shape
+        out = module.output_shape(shape)
+        window = module.window
+        if module.layer_kind == "max_pool" and window is not None and any(s > 1 for s in window.stride):
+            replaced += 1
+            dense = _MAX_POOLS[window.ndim](window.kernel_size, stride=1, padding=window.padding,
+                                            dilation=window.dilation)
+            blur = _BLUR_POOLS[window.ndim](shape[1], filter_size=filter_size, stride=window.stride)
+            return nn.Sequential(dense, blur), out
+        return module, out
+
+    shape = (1, *tuple(int(v) for v in input_shape))
+    twin, _ = rebuild(model, shape)
+    if not replaced:
+        raise ConfigError(f"the model has no max pooling with stride > 1 for antialias to replace "
+                          f"by MaxPool(stride 1) + BlurPool ({describe_pooling(model)}).")
+    want, got = model.output_shape(shape), twin.output_shape(shape)
+    if want != got:
+        raise ConfigError(f"the BlurPool twin from antialias gives outputs of shape {got} instead "
+                          f"of {want}; the layers after the pooling would not fit. Try another "
+                          f"filter_size.")
+    return twin

@@ -10,7 +10,9 @@ once. During such a region the BLAS library is held to one thread (through
 ``threadpoolctl``, which ``convscope[train]`` installs), so the two levels of threading do not
 fight over the cores; it is restored right after.
 
-The default is 1: convscope runs serially and BLAS keeps whatever thread count it has
+The thread count is a setting of :mod:`convscope.settings` (where ``set_num_threads``,
+``get_num_threads`` and ``num_threads`` live; they are re-exported here and by
+``convscope``). The default is 1: convscope runs serially and BLAS keeps whatever thread count it has
 (that was the fastest setting on a busy two-core machine, see ``BENCHMARKS.md``).
 Results depend on the thread count only through rounding: the batch is cut into more
 groups (so BLAS blocks its products differently) and the filter gradient's partial sums
@@ -31,15 +33,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._runtime import THREADS
-from .errors import ConfigError, MissingDependencyError
+from . import settings
+from .settings import get_num_threads, num_threads, set_num_threads
 
 __all__ = [
     "set_num_threads", "get_num_threads", "num_threads", "run_parallel", "split_evenly",
@@ -50,65 +51,7 @@ __all__ = [
 #: of microseconds; a pass over 1 MiB takes about a hundred).
 MIN_PARALLEL_BYTES = 1 << 20
 
-_state = THREADS  # threads, worker pool, BLAS controllers (shared: see convscope._runtime)
-
-
-def _blas_controllers() -> list:
-    """The BLAS libraries NumPy (and whatever else is loaded) uses, via threadpoolctl."""
-    if _state.blas is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            raise MissingDependencyError(
-                "set_num_threads: running convscope's work on several threads needs threadpoolctl "
-                "to hold BLAS to one thread per worker (pip install threadpoolctl, or pip install "
-                '"convscope[train]"); without it only 1 thread is available.'
-            ) from None
-        _state.blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
-    return _state.blas
-
-
-def _check(n: Any, op: str) -> int:
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"{op}: the number of threads must be a positive int (1 = serial); got {n!r}.")
-    return int(n)
-
-
-def set_num_threads(n: int) -> None:
-    """Run convscope's batch chunks on ``n`` threads (1 = serially, the default).
-
-    Args:
-        n: positive int. More threads than cores only adds switching.
-
-    Raises:
-        ConfigError: ``n`` is not a positive int.
-        MissingDependencyError: ``n > 1`` and threadpoolctl is not installed.
-    """
-    n = _check(n, "set_num_threads")
-    if n > 1:
-        _blas_controllers()
-    with _state.lock:
-        if _state.pool is not None and n != _state.threads:
-            _state.pool.shutdown(wait=True)
-            _state.pool = None
-        _state.threads = n
-
-
-def get_num_threads() -> int:
-    """The number of threads convscope's own parallel work uses (see :func:`set_num_threads`)."""
-    return _state.threads
-
-
-@contextlib.contextmanager
-def num_threads(n: int) -> Iterator[None]:
-    """:func:`set_num_threads` for the ``with`` block only; the previous value comes back after."""
-    n = _check(n, "num_threads")
-    before = _state.threads
-    set_num_threads(n)
-    try:
-        yield
-    finally:
-        set_num_threads(before)
+_state = settings._STATE  # thread count, worker pool, BLAS controllers (see convscope.settings)
 
 
 def split_evenly(items: Sequence, parts: int) -> list[list]:
@@ -183,7 +126,7 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
             _state.pool = ThreadPoolExecutor(max_workers=max(1, _state.threads - 1),
                                              thread_name_prefix="convscope")
         pool = _state.pool
-    blas = _blas_controllers()
+    blas = settings.blas_controllers()
     saved = [lib.get_num_threads() for lib in blas]
     for lib in blas:
         lib.set_num_threads(1)

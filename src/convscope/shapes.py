@@ -51,10 +51,15 @@ from .errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
 
 __all__ = [
     "FLOAT_DTYPES",
+    "AxisArithmetic",
     "ConvGeometry",
     "PoolGeometry",
     "WindowGeometry",
     "as_float_array",
+    "avg_pool_geometry",
+    "axis_arithmetic",
+    "blur_geometry",
+    "blur_padding",
     "check_same_dtype",
     "conv_geometry",
     "conv_output_size",
@@ -65,6 +70,7 @@ __all__ = [
     "normalize_tuple",
     "pool_geometry",
     "pool_output_size",
+    "pool_padding_limit",
     "same_padding",
     "format_shape",
 ]
@@ -216,18 +222,94 @@ def _sizes(op: str, n: Any, k: Any, s: Any, d: Any = 1) -> tuple[int, int, int, 
     )
 
 
+@dataclass(frozen=True)
+class AxisArithmetic:
+    """The output-size arithmetic of one axis, every intermediate number kept.
+
+    What :func:`conv_output_size`, :func:`pool_output_size` and both forms of Key Equation 48
+    compute, and what :mod:`convscope.explain` prints; unlike them it does not refuse a
+    window that does not fit (``out`` is then 0 or less), because explaining why is its use.
+
+    Attributes:
+        n, k, s, d: input size, window size, stride, dilation.  p: ``(before, after)`` padding.
+        span: entries the window covers, ``d*(k-1) + 1``.
+        ceil_form: ``ceil((n - (span - 1) + p_before + p_after) / s)`` (Key Equation 48).
+        floor_form: ``floor((n - span + p_before + p_after) / s) + 1`` (Key Equation 48).
+        rounded_up: ceil_mode's count before its drop rule,
+            ``ceil((n + p_before + p_after - span) / s) + 1``.
+        dropped: ceil_mode drops the last window because it would start at or after
+            ``n + p_before`` (in the right padding only), as PyTorch.
+        ceil_mode: whether pooling's rounding-up rule gives ``out``.
+        out: the output size: ``floor_form``, or with ``ceil_mode`` ``rounded_up - dropped``.
+    """
+
+    n: int
+    k: int
+    p: tuple[int, int]
+    s: int
+    d: int
+    span: int
+    ceil_form: int
+    floor_form: int
+    rounded_up: int
+    dropped: bool
+    ceil_mode: bool
+    out: int
+
+    @property
+    def fits(self) -> bool:
+        """True when there is at least one output."""
+        return self.out >= 1
+
+    def check(self, op: str, axis: int | None = None, what: str = "kernel") -> int:
+        """``out``, or the ShapeError of the ops (with the arithmetic) when it is below 1."""
+        if self.out < 1:
+            raise _fit_error(op, axis, self, what)
+        return self.out
+
+
+def axis_arithmetic(n: int, k: int, p: Any = 0, s: int = 1, d: int = 1,
+                    ceil_mode: bool = False, op: str = "axis_arithmetic") -> AxisArithmetic:
+    """The output-size arithmetic along one axis (Key Equation 48), without refusing.
+
+    ``p`` is an int (symmetric) or a ``(before, after)`` pair.
+
+    >>> a = axis_arithmetic(5, 2, 1, 2, ceil_mode=True)
+    >>> a.ceil_form, a.floor_form, a.rounded_up, a.dropped, a.out
+    (3, 3, 4, True, 3)
+    >>> axis_arithmetic(4, 5).out        # does not fit: no output
+    0
+    """
+    n, k, s, d = _sizes(op, n, k, s, d)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{op}: ceil_mode must be True or False; got {ceil_mode!r}.")
+    before, after = _pair(p, op)
+    span = d * (k - 1) + 1
+    total = n + before + after - span          # = (n - span + 2p): Key Equation 48's numerator
+    ceil_form = -(-(total + 1) // s)
+    floor_form = total // s + 1
+    rounded_up = -(-total // s) + 1
+    dropped = (rounded_up - 1) * s >= n + before
+    out = rounded_up - int(dropped) if ceil_mode else floor_form
+    return AxisArithmetic(n, k, (before, after), s, d, span, ceil_form, floor_form, rounded_up,
+                          bool(dropped), bool(ceil_mode), out)
+
+
 def conv_output_size(n: int, k: int, p: Any = 0, s: int = 1, d: int = 1) -> int:
     """Output size of a convolution along one axis.
 
     ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``; ``p`` is an int
-    (symmetric) or a ``(before, after)`` pair. A result < 1 means the kernel does not fit.
+    (symmetric) or a ``(before, after)`` pair.
 
     >>> conv_output_size(10, 3), conv_output_size(4, 3, p=2), conv_output_size(7, 3, s=2)
     (8, 6, 3)
+
+    Raises:
+        ShapeError: the kernel does not fit the padded input (no output), with the
+            arithmetic, as the convolution itself raises.
     """
-    n, k, s, d = _sizes("conv_output_size", n, k, s, d)
-    before, after = _pair(p, "conv_output_size")
-    return (n + before + after - d * (k - 1) - 1) // s + 1
+    op = "conv_output_size"
+    return axis_arithmetic(n, k, p, s, d, False, op).check(op)
 
 
 def pool_output_size(
@@ -244,32 +326,40 @@ def pool_output_size(
     (2, 3)
     >>> pool_output_size(4, 2, ceil_mode=True)   # no partial window: same as floor
     2
+
+    Raises:
+        ShapeError: the window does not fit the padded input (no output), as the pooling
+            ops raise.
     """
-    n, k, s, d = _sizes("pool_output_size", n, k, k if s is None else s, d)
-    if not isinstance(ceil_mode, (bool, np.bool_)):
-        raise ArgumentTypeError(f"pool_output_size: ceil_mode must be True or False; got {ceil_mode!r}.")
-    before, after = _pair(p, "pool_output_size")
-    span = n + before + after - d * (k - 1) - 1
-    if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
-    if (out - 1) * s >= n + before:
-        out -= 1
-    return out
+    op = "pool_output_size"
+    return axis_arithmetic(n, k, p, k if s is None else s, d, ceil_mode, op).check(op, None, "window")
 
 
-def key_equation_48_ceil(n: int, k: int, p: int = 0, s: int = 1) -> int:
+def _key_equation_48(op: str, n: Any, k: Any, p: Any, s: Any) -> AxisArithmetic:
+    """Key Equation 48's arithmetic, refusing an empty output as the ops do."""
+    n, k, s, _ = _sizes(op, n, k, s)
+    if _is_int(p):
+        p = normalize_int(p, "p", op, minimum=0)
+    a = axis_arithmetic(n, k, p, s, 1, False, op)
+    a.check(op)
+    return a
+
+
+def key_equation_48_ceil(n: int, k: int, p: Any = 0, s: int = 1) -> int:
     """The notes' Key Equation 48, ceiling form: ``ceil((n - (k - 1) + 2p) / s)``.
+
+    ``p`` is an int or a ``(before, after)`` pair (``2p`` is then their sum).
 
     >>> key_equation_48_ceil(64, 2, 0, 2)
     32
+
+    Raises:
+        ShapeError: ``n - k + 2p < 0``: the filter does not fit, there is no output.
     """
-    n, k, s, _ = _sizes("key_equation_48_ceil", n, k, s)
-    p = normalize_int(p, "p", "key_equation_48_ceil", minimum=0)
-    return -(-(n - (k - 1) + 2 * p) // s)
+    return _key_equation_48("key_equation_48_ceil", n, k, p, s).ceil_form
 
 
-def key_equation_48_floor(n: int, k: int, p: int = 0, s: int = 1) -> int:
+def key_equation_48_floor(n: int, k: int, p: Any = 0, s: int = 1) -> int:
     """The notes' Key Equation 48, floor form: ``floor((n - k + 2p) / s + 1)``.
 
     It equals the ceiling form for every ``n - k + 2p >= 0`` (write ``n - k + 2p = q*s + r``
@@ -277,10 +367,24 @@ def key_equation_48_floor(n: int, k: int, p: int = 0, s: int = 1) -> int:
 
     >>> key_equation_48_floor(64, 2, 0, 2)
     32
+
+    Raises:
+        ShapeError: ``n - k + 2p < 0``: the filter does not fit, there is no output.
     """
-    n, k, s, _ = _sizes("key_equation_48_floor", n, k, s)
-    p = normalize_int(p, "p", "key_equation_48_floor", minimum=0)
-    return (n - k + 2 * p) // s + 1
+    return _key_equation_48("key_equation_48_floor", n, k, p, s).floor_form
+
+
+def pool_padding_limit(k: int, d: int = 1) -> int:
+    """The most padding a max or average pooling window allows on each side: ``k // 2``.
+
+    PyTorch 2.13's rule for both (dilation does not raise it: ``max_pool2d`` with kernel 3,
+    dilation 2 and padding 2 is refused). Larger padding would create windows that see only
+    padding.
+
+    >>> pool_padding_limit(3, d=2), pool_padding_limit(4)
+    (1, 2)
+    """
+    return int(k) // 2
 
 
 def same_padding(n: int, k: int, s: int = 1, d: int = 1) -> tuple[int, int]:
@@ -514,39 +618,21 @@ def _check_positive_sizes(x_shape: tuple[int, ...], op: str, name: str) -> None:
             )
 
 
-def _check_fits(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: int, s: int, what: str) -> None:
-    span = d * (k - 1) + 1
-    padded = n + pair[0] + pair[1]
-    if span <= padded:
-        return
-    pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
-    dil = f" (dilation {d}: it spans d*(k-1)+1 = {span} entries)" if d != 1 else ""
-    out = (padded - span) // s + 1
-    raise ShapeError(
-        f"{op}: {what} size {k}{dil} does not fit the padded input of size {padded} along "
-        f"spatial axis {axis} (n={n}, padding {pad_text}). The output size "
-        f"floor((n + p_before + p_after - d*(k-1) - 1)/s) + 1 = floor(({n} + {pad_text} - "
-        f"{span - 1} - 1)/{s}) + 1 would be {out}. Use a smaller {what}, more padding, or "
+def _fit_error(op: str, axis: int | None, a: AxisArithmetic, what: str) -> ShapeError:
+    """The ShapeError of a window that does not fit, with the output-size arithmetic."""
+    before, after = a.p
+    padded = a.n + before + after
+    pad_text = f"{before}+{after}" if before != after else f"2*{before}"
+    dil = f" (dilation {a.d}: it spans d*(k-1)+1 = {a.span} entries)" if a.d != 1 else ""
+    where = f" along spatial axis {axis}" if axis is not None else ""
+    name = "window" if a.ceil_mode else what
+    rounding, even = ("ceil", ", even with ceil_mode") if a.ceil_mode else ("floor", "")
+    return ShapeError(
+        f"{op}: {name} size {a.k}{dil} does not fit the padded input of size {padded}{where} "
+        f"(n={a.n}, padding {pad_text}){even}. The output size "
+        f"{rounding}((n + p_before + p_after - d*(k-1) - 1)/s) + 1 = {rounding}(({a.n} + {pad_text} - "
+        f"{a.span - 1} - 1)/{a.s}) + 1 would be {a.out}. Use a smaller {name}, more padding, or "
         f"a larger input."
-    )
-
-
-def _check_fits_ceil(op: str, axis: int, n: int, k: int, pair: tuple[int, int], d: int, s: int) -> None:
-    # PyTorch's ceil_mode rule: the window may overhang the padded input as long as the
-    # rounded-up output size ceil((n + p_before + p_after - d*(k-1) - 1)/s) + 1 is >= 1.
-    span = d * (k - 1) + 1
-    padded = n + pair[0] + pair[1]
-    if padded - span + s - 1 >= 0:
-        return
-    pad_text = f"{pair[0]}+{pair[1]}" if pair[0] != pair[1] else f"2*{pair[0]}"
-    dil = f" (dilation {d}: it spans d*(k-1)+1 = {span} entries)" if d != 1 else ""
-    out = -(-(padded - span) // s) + 1
-    raise ShapeError(
-        f"{op}: window size {k}{dil} does not fit the padded input of size {padded} along "
-        f"spatial axis {axis} (n={n}, padding {pad_text}), even with ceil_mode. The output size "
-        f"ceil((n + p_before + p_after - d*(k-1) - 1)/s) + 1 = ceil(({n} + {pad_text} - "
-        f"{span - 1} - 1)/{s}) + 1 would be {out}. Use a smaller window, more padding, or a "
-        f"larger input."
     )
 
 
@@ -643,8 +729,8 @@ def conv_geometry(
                 f"{op}: circular padding needs padding <= input size on every axis; got padding "
                 f"({before}, {after}) for size {n[axis]} along spatial axis {axis}."
             )
-        _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "kernel")
-    out = tuple(conv_output_size(n[i], k[i], p[i], s[i], d[i]) for i in range(ndim))
+    out = tuple(axis_arithmetic(n[i], k[i], p[i], s[i], d[i], False, op).check(op, i, "kernel")
+                for i in range(ndim))
     return ConvGeometry(x_shape[0], c_in, c_out, g, n, k, s, d, p, out, padding_mode)
 
 
@@ -663,9 +749,8 @@ def pool_geometry(
     The number of spatial axes is ``len(kernel_size)`` when it is a tuple, else
     ``x.ndim - 2``. Padding may be an int, one int per axis, pairs, or "valid"/"same" ("same"
     follows the TensorFlow rule for any stride). As in PyTorch 2.13, padding on each side may
-    be at most half the kernel, ``p <= k // 2`` for max and average pooling alike (dilation
-    does not raise the limit); ``max_padding="half_span"`` allows ``p <= (d*(k-1)+1) // 2``
-    instead (what ONNX accepts).
+    be at most half the kernel (:func:`pool_padding_limit`), for max and average pooling
+    alike; ``max_padding`` names that rule and takes no other value.
 
     >>> pool_geometry((1, 1, 4, 4), 2).out
     (2, 2)
@@ -694,21 +779,110 @@ def pool_geometry(
     d = normalize_tuple(dilation, ndim, "dilation", op)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise ArgumentTypeError(f"{op}: ceil_mode must be True or False; got {ceil_mode!r}.")
+    if max_padding != "half_kernel":
+        raise ConfigError(f"{op}: max_padding must be 'half_kernel' (PyTorch's rule, the only "
+                          f"one); got {max_padding!r}.")
     n = x_shape[2:]
     p = _resolve_padding(padding, n, k, s, d, op)
+    out = []
     for axis in range(ndim):
-        limit = (d[axis] * (k[axis] - 1) + 1) // 2 if max_padding == "half_span" else k[axis] // 2
+        limit = pool_padding_limit(k[axis], d[axis])
         if max(p[axis]) > limit:
             raise ConfigError(
                 f"{op}: padding must be at most half the window on each side, here {limit} "
                 f"along spatial axis {axis} (kernel {k[axis]}, dilation {d[axis]}); got "
                 f"{p[axis]}. Larger padding would create windows that see only padding."
             )
-        if ceil_mode:
-            _check_fits_ceil(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis])
-        else:
-            _check_fits(op, axis, n[axis], k[axis], p[axis], d[axis], s[axis], "window")
-    out = tuple(
-        pool_output_size(n[i], k[i], p[i], s[i], d[i], bool(ceil_mode)) for i in range(ndim)
-    )
-    return PoolGeometry(x_shape[0], x_shape[1], n, k, s, d, p, out, bool(ceil_mode))
+        a = axis_arithmetic(n[axis], k[axis], p[axis], s[axis], d[axis], bool(ceil_mode), op)
+        out.append(a.check(op, axis, "window"))
+    return PoolGeometry(x_shape[0], x_shape[1], n, k, s, d, p, tuple(out), bool(ceil_mode))
+
+
+def avg_pool_geometry(x_shape: Sequence[int], kernel_size: Any, stride: Any = None,
+                      padding: Any = 0, ceil_mode: bool = False,
+                      op: str = "avg_pool") -> PoolGeometry:
+    """:func:`pool_geometry` of average pooling (no dilation), with PyTorch's 3-D rule.
+
+    PyTorch's ``avg_pool3d`` (unlike 1-D and 2-D) refuses inputs smaller than the kernel,
+    padding or not; convscope refuses the same so a 3-D model stays portable.
+
+    Raises:
+        ShapeError: as :func:`pool_geometry`, and a 3-D input smaller than the kernel.
+    """
+    g = pool_geometry(x_shape, kernel_size, stride, padding, 1, ceil_mode, op)
+    if g.ndim == 3 and any(n < k for n, k in zip(g.n, g.k)):
+        raise ShapeError(
+            f"{op}: a 3-D average pool needs an input at least as large as the kernel on "
+            f"every spatial axis (PyTorch's avg_pool3d rule, padding not counted); got spatial "
+            f"size {format_shape(g.n)} for kernel {format_shape(g.k)}."
+        )
+    return g
+
+
+def blur_padding(filter_size: int) -> tuple[int, int]:
+    """``(before, after)`` padding of blur pooling on each axis: ``filter_size - 1`` in all,
+    ``floor((f-1)/2)`` before and the odd one after, so the blur keeps the size.
+
+    >>> blur_padding(4), blur_padding(3), blur_padding(1)
+    ((1, 2), (1, 1), (0, 0))
+    """
+    total = int(filter_size) - 1
+    return total // 2, total - total // 2
+
+
+def blur_geometry(x_shape: Sequence[int], filter_size: Any, stride: Any = 2,
+                  padding_mode: str = "reflect", op: str = "blur_pool") -> PoolGeometry:
+    """Validate a blur pooling's arguments (notes 9.2.6) and compute its geometry.
+
+    The binomial filter has ``filter_size`` taps per axis (1 to 7), padding
+    :func:`blur_padding`, and the output keeps every ``stride``-th entry of the blurred
+    input: ``ceil(n / s)`` per axis.
+
+    Raises:
+        ShapeError: fewer than 3 axes, an empty axis, an input too small for reflect
+            (size <= padding) or circular (size < padding) padding.
+        ConfigError: filter_size outside 1..7, stride < 1, unknown padding_mode.
+
+    >>> blur_geometry((1, 2, 9, 8), 4).out
+    (5, 4)
+    """
+    x_shape = _as_shape(x_shape, "x_shape", op)
+    if len(x_shape) < 3:
+        raise ShapeError(
+            f"{op}: x must have at least 3 axes (N, C, *spatial); got shape "
+            f"{format_shape(x_shape)} with {len(x_shape)} axes."
+        )
+    _check_positive_sizes(x_shape, op, "x")
+    ndim = len(x_shape) - 2
+    f = normalize_int(filter_size, "filter_size", op, minimum=1)
+    if f > 7:
+        raise ConfigError(
+            f"{op}: filter_size must be between 1 and 7 (binomial filters [1], [1 1], "
+            f"[1 2 1], ... up to 7 taps); got {f}."
+        )
+    s = normalize_tuple(stride, ndim, "stride", op)
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ConfigError(
+            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
+        )
+    before, after = blur_padding(f)
+    n = x_shape[2:]
+    for axis, size in enumerate(n):
+        if padding_mode == "reflect" and after >= size:
+            raise ShapeError(
+                f"{op}: reflect padding of ({before}, {after}) for filter_size {f} needs a "
+                f"spatial size of at least {after + 1}; got x of shape {format_shape(x_shape)} "
+                f"(size {size} along spatial axis {axis}). Reflection cannot mirror more "
+                f"entries than the input has: use padding_mode='replicate' or 'zeros', a "
+                f"smaller filter_size, or a larger input."
+            )
+        if padding_mode == "circular" and after > size:
+            raise ShapeError(
+                f"{op}: circular padding of ({before}, {after}) for filter_size {f} needs a "
+                f"spatial size of at least {after}; got x of shape {format_shape(x_shape)} "
+                f"(size {size} along spatial axis {axis}). Use padding_mode='replicate' or "
+                f"'zeros', or a smaller filter_size."
+            )
+    out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
+    return PoolGeometry(x_shape[0], x_shape[1], n, (f,) * ndim, s, (1,) * ndim,
+                        ((before, after),) * ndim, out)

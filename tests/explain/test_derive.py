@@ -7,6 +7,7 @@ from convscope import nn
 from convscope.errors import ArgumentTypeError, ConfigError, ShapeError
 from convscope.explain import explain_model_shapes, explain_params, explain_shape
 from convscope.shapes import (
+    axis_arithmetic,
     conv_output_size,
     key_equation_48_ceil,
     key_equation_48_floor,
@@ -34,14 +35,19 @@ def test_notes_concept_18_and_padding():
 def test_both_forms_agree_with_shapes_module(n, k, p, s, d):
     e = explain_shape(n, k, p, s, d)
     a = e.axes[0]
-    assert a.out == conv_output_size(n, k, p, s, d)
-    if d == 1:
-        assert a.ceil_form == key_equation_48_ceil(n, k, p, s)
-        assert a.floor_form == key_equation_48_floor(n, k, p, s)
+    arithmetic = axis_arithmetic(n, k, p, s, d)
+    assert (a.out, a.ceil_form, a.floor_form) == (arithmetic.out, arithmetic.ceil_form,
+                                                  arithmetic.floor_form)
     if e.fits:
+        assert a.out == conv_output_size(n, k, p, s, d)
+        if d == 1:
+            assert a.ceil_form == key_equation_48_ceil(n, k, p, s)
+            assert a.floor_form == key_equation_48_floor(n, k, p, s)
         assert a.ceil_form == a.floor_form == a.out
     else:
         assert "does not fit" in e.text()
+        with pytest.raises(ShapeError, match="does not fit"):   # no output: refused, as the ops
+            conv_output_size(n, k, p, s, d)
 
 
 @settings(max_examples=60)

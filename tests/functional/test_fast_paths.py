@@ -14,13 +14,20 @@ import numpy as np
 import pytest
 
 import convscope
-from convscope import nn
-from convscope.functional import conv, conv_backward, max_pool, max_pool_backward
-from convscope.functional.pool import _max_pool_backward_ctx, _max_pool_forward
+from convscope import nn, settings
+from convscope.functional import (
+    conv,
+    conv_backward,
+    max_pool,
+    max_pool_backward,
+    max_pool_with_argmax_backward,
+    max_pool_with_argmax,
+)
 from convscope.functional.reference import reference_conv
 from convscope.testing import assert_close
 
 conv_module = importlib.import_module("convscope.functional.conv")
+conv_plan = importlib.import_module("convscope.functional.conv_plan")
 
 
 def _rng(*key) -> np.random.Generator:
@@ -42,30 +49,29 @@ POOL_CASES = [
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("x_shape, kwargs", POOL_CASES)
-def test_max_pool_context_path_equals_public(x_shape, kwargs, dtype):
+def test_max_pool_argmax_pair_equals_public(x_shape, kwargs, dtype):
     rng = _rng("pool", x_shape, dtype)
     # Few distinct values: many ties, so the tie rule (first tap in window order) is tested.
     x = rng.integers(-3, 3, x_shape).astype(dtype)
-    y, ctx = _max_pool_forward(x, **kwargs)
+    y, argmax = max_pool_with_argmax(x, **kwargs)
     np.testing.assert_array_equal(y, max_pool(x, **kwargs))
     dy = rng.standard_normal(y.shape).astype(dtype)
-    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, **kwargs))
+    np.testing.assert_array_equal(max_pool_with_argmax_backward(dy, argmax, x.shape, **kwargs),
+                                  max_pool_backward(dy, x, **kwargs))
 
 
-def test_max_pool_context_path_nan_and_inf():
+def test_max_pool_argmax_pair_nan_and_inf():
     x = np.array([[[1.0, np.nan, 3.0, np.inf, -np.inf, -np.inf, 2.0, np.nan]]])
-    y, ctx = _max_pool_forward(x, 2)
+    y, argmax = max_pool_with_argmax(x, 2)
     np.testing.assert_array_equal(y, max_pool(x, 2))
     dy = np.array([[[1.0, 2.0, 3.0, 4.0]]])
-    np.testing.assert_array_equal(_max_pool_backward_ctx(dy, ctx), max_pool_backward(dy, x, 2))
+    np.testing.assert_array_equal(max_pool_with_argmax_backward(dy, argmax, x.shape, 2), max_pool_backward(dy, x, 2))
 
 
-def test_max_pool_context_rejects_wrong_dy():
-    _, ctx = _max_pool_forward(np.zeros((1, 1, 4, 4), np.float32), 2)
+def test_max_pool_argmax_backward_rejects_wrong_dy():
+    _, argmax = max_pool_with_argmax(np.zeros((1, 1, 4, 4), np.float32), 2)
     with pytest.raises(ValueError, match="shape"):
-        _max_pool_backward_ctx(np.zeros((1, 1, 3, 3), np.float32), ctx)
-    with pytest.raises(TypeError, match="dtype"):
-        _max_pool_backward_ctx(np.zeros((1, 1, 2, 2), np.float64), ctx)
+        max_pool_with_argmax_backward(np.zeros((1, 1, 3, 3), np.float32), argmax, (1, 1, 4, 4), 2)
 
 
 def test_maxpool_layer_training_and_eval_give_the_same_gradient():
@@ -100,15 +106,15 @@ CONV_CASES = [
 @pytest.fixture
 def chunking():
     """Yields a setter for the chunk size (bytes) and minimum columns; restores both."""
-    old = (conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS)
+    old = (conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS)
 
     def set_chunks(nbytes, min_columns):
-        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = nbytes, min_columns
+        conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS = nbytes, min_columns
 
     try:
         yield set_chunks
     finally:
-        conv_module._CHUNK_BYTES, conv_module._MIN_COLUMNS = old
+        conv_plan._CHUNK_BYTES, conv_plan._MIN_COLUMNS = old
 
 
 def _layout_cases():
@@ -122,17 +128,10 @@ def _layout_cases():
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("chunk", [(1, 1), (2048, 16), (1 << 20, 1024)])
 @pytest.mark.parametrize("x_shape, w_shape, kwargs, layout", list(_layout_cases()))
-def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape, w_shape, kwargs, layout, chunk, threads):
+def test_conv_layouts_and_chunks_match_reference(chunking, x_shape, w_shape, kwargs, layout, chunk, threads):
     """Every layout, chunking and thread count (2: sample groups, or the row blocks of a
     single group, shared out to two threads) agrees with the plain loops."""
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
-    plan_cls = conv_module._Plan
-
-    def forced(geo, itemsize, threads=1):
-        return plan_cls(geo, itemsize, layout, threads=threads)
-
-    monkeypatch.setattr(conv_module, "_Plan", forced)
-    conv_module._PLANS.clear()
     previous = convscope.get_num_threads()
     convscope.set_num_threads(threads)
     try:
@@ -140,19 +139,24 @@ def test_conv_layouts_and_chunks_match_reference(monkeypatch, chunking, x_shape,
         x = rng.standard_normal(x_shape)
         w = rng.standard_normal(w_shape)
         b = rng.standard_normal(w_shape[0])
-        y = conv(x, w, b, **kwargs)
+        with settings.force_path(conv_layout=layout):
+            y = conv(x, w, b, **kwargs)
+            assert conv_plan.plan_for(_geometry(x, w, kwargs), 8).layout == layout
         assert_close(y, reference_conv(x, w, b, **kwargs), kind="forward", context=f"{layout} {chunk}")
         dy = rng.standard_normal(y.shape)
-        conv_module._PLANS.clear()
-        monkeypatch.setattr(conv_module, "_Plan", plan_cls)
         expected = conv_backward(dy, x, w, **kwargs)  # the default plan
-        monkeypatch.setattr(conv_module, "_Plan", forced)
-        conv_module._PLANS.clear()
-        for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs), expected):
-            assert_close(got, want, kind="backward", context=f"{layout} {chunk}: {name}")
+        with settings.force_path(conv_layout=layout):
+            got = conv_backward(dy, x, w, **kwargs)
+        for name, g, want in zip(("dx", "dw", "db"), got, expected):
+            assert_close(g, want, kind="backward", context=f"{layout} {chunk}: {name}")
     finally:
         convscope.set_num_threads(previous)
-        conv_module._PLANS.clear()
+
+
+def _geometry(x, w, kwargs):
+    return conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                                kwargs.get("dilation", 1), kwargs.get("groups", 1),
+                                kwargs.get("padding_mode", "zeros"), kwargs.get("flip", False))[3]
 
 
 def test_layout_choice():
@@ -161,7 +165,7 @@ def test_layout_choice():
     def layout(x_shape, w_shape, **kwargs):
         x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
         geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
-        return conv_module._Plan(geo, 4).layout
+        return conv_plan.Plan(geo, 4).layout
 
     assert layout((64, 6, 14, 14), (16, 6, 5, 5)) == "batch_last"  # LeNet's 2nd layer: 36% waste
     assert layout((64, 32, 32, 32), (64, 32, 3, 3), padding=1) == "flat"  # 6% waste
@@ -180,7 +184,7 @@ def test_plan_cache_follows_the_budget(chunking):
         assert get_workspace_budget() == 1
         np.testing.assert_allclose(conv(x, w, padding=1), y)
         geo = conv_module._prepare("conv", x, w, None, 1, 1, 1, 1, "zeros", False)[3]
-        assert conv_module._plan_for(geo, 8).step == 1
+        assert conv_plan.plan_for(geo, 8).step == 1
     finally:
         set_workspace_budget(old)
 
@@ -224,8 +228,7 @@ BLUR_CASES = [
 
 
 @pytest.mark.parametrize("x_shape, f, s, mode", BLUR_CASES)
-def test_blur_pool_matrix_path_equals_tap_path(monkeypatch, x_shape, f, s, mode):
-    import convscope.functional.pool as pool_module
+def test_blur_pool_matrix_path_equals_tap_path(x_shape, f, s, mode):
     from convscope.functional import blur_pool, blur_pool_backward
 
     rng = _rng("blur", x_shape, f, s, mode)
@@ -233,16 +236,16 @@ def test_blur_pool_matrix_path_equals_tap_path(monkeypatch, x_shape, f, s, mode)
     y = blur_pool(x, f, s, mode)  # planes <= _BLUR_MATRIX_MAX: matrices
     dy = rng.standard_normal(y.shape)
     dx = blur_pool_backward(dy, x, f, s, mode)
-    monkeypatch.setattr(pool_module, "_BLUR_MATRIX_MAX", 0)  # force the tap passes
-    assert_close(y, blur_pool(x, f, s, mode), kind="forward", context="matrix vs taps")
-    assert_close(dx, blur_pool_backward(dy, x, f, s, mode), kind="backward", context="matrix vs taps")
+    with settings.force_path(blur_matrix=False):  # the tap passes
+        assert_close(y, blur_pool(x, f, s, mode), kind="forward", context="matrix vs taps")
+        assert_close(dx, blur_pool_backward(dy, x, f, s, mode), kind="backward", context="matrix vs taps")
 
 
 def test_blur_pool_large_plane_uses_taps_and_matches_small_tiles():
-    import convscope.functional.pool as pool_module
+    blur_module = importlib.import_module("convscope.functional.blur_pool")
     from convscope.functional import blur_pool
 
-    x = _rng("large").standard_normal((1, 1, pool_module._BLUR_MATRIX_MAX + 6, 5))
+    x = _rng("large").standard_normal((1, 1, blur_module._BLUR_MATRIX_MAX + 6, 5))
     # Rows far from the edges only see their neighbourhood: compare with a cropped input.
     y = blur_pool(x, 3, 2, "zeros")
     y_crop = blur_pool(x[:, :, :20], 3, 2, "zeros")
@@ -250,7 +253,7 @@ def test_blur_pool_large_plane_uses_taps_and_matches_small_tiles():
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
-def test_input_gradient_as_transposed_conv_matches_col2im(monkeypatch, x_shape, w_shape, kwargs):
+def test_input_gradient_as_transposed_conv_matches_col2im(x_shape, w_shape, kwargs):
     """dx as a transposed convolution (forced on wherever stride, groups and padding allow
     it) agrees with spreading W^T dy back through the windows (forced off)."""
     rng = _rng("transposed", x_shape, w_shape)
@@ -258,27 +261,37 @@ def test_input_gradient_as_transposed_conv_matches_col2im(monkeypatch, x_shape, 
     w = rng.standard_normal(w_shape)
     y = conv(x, w, **kwargs)
     dy = rng.standard_normal(y.shape)
-    monkeypatch.setattr(conv_module, "_TRANSPOSED_DX", False)
-    want = conv_backward(dy, x, w, **kwargs)
-    monkeypatch.setattr(conv_module, "_TRANSPOSED_DX", True)
-    got = conv_backward(dy, x, w, **kwargs)
+    with settings.force_path(transposed_dx=False):
+        want = conv_backward(dy, x, w, **kwargs)
+    with settings.force_path(transposed_dx=True):
+        got = conv_backward(dy, x, w, **kwargs)
+        geo = _geometry(x, w, dict(kwargs, flip=False))
+        stride1 = all(s == 1 for s in geo.s)
+        if stride1 and geo.g == 1 and geo.padding_mode == "zeros":
+            assert conv_plan.use_transposed_dx(geo)  # the case really took the transposed path
     for name, g, e in zip(("dx", "dw", "db"), got, want):
         assert_close(g, e, kind="backward", context=name)
-    geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
-                               kwargs.get("dilation", 1), kwargs.get("groups", 1),
-                               kwargs.get("padding_mode", "zeros"), False)[3]
-    stride1 = all(s == 1 for s in geo.s)
-    if stride1 and geo.g == 1 and geo.padding_mode == "zeros":
-        assert conv_module._transposed_dx(geo)  # the case really took the transposed path
 
 
 def test_transposed_input_gradient_rule():
     def rule(x_shape, w_shape, **kwargs):
         geo = conv_module._prepare("conv", np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), None,
                                    kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
-        return conv_module._transposed_dx(geo)
+        return conv_plan.use_transposed_dx(geo)
 
     assert rule((8, 32, 32, 32), (32, 32, 3, 3), padding=1)  # measured 0.65x the col2im time
     assert not rule((8, 3, 32, 32), (32, 3, 3, 3), padding=1)  # more outputs than inputs
     assert not rule((8, 32, 32, 32), (32, 32, 3, 3), padding=1, stride=2)
     assert not rule((8, 32, 8, 8), (32, 32, 3, 3), padding=3)  # padding beyond k - 1
+
+
+@pytest.mark.parametrize("bad", [np.array(4, np.uint8), np.array(-1, np.int64), np.array(255, np.uint8)])
+def test_max_pool_argmax_backward_refuses_tap_numbers_outside_the_window(bad):
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    _, argmax = max_pool_with_argmax(x, 2)
+    argmax = argmax.astype(bad.dtype)
+    argmax[0, 1, 1, 0] = bad  # a 2x2 window has taps 0 .. 3
+    with pytest.raises(ValueError, match="tap numbers 0 .. 3"):
+        max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax, x.shape, 2)
+    with pytest.raises(TypeError, match="argmax must hold integers"):
+        max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax.astype(np.float32), x.shape, 2)

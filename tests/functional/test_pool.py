@@ -8,6 +8,7 @@ reference (odd shapes, several row blocks, N-D).
 
 from __future__ import annotations
 
+import importlib
 import zlib
 
 import numpy as np
@@ -26,6 +27,8 @@ from convscope.functional import (
 )
 from convscope.functional.reference import reference_avg_pool, reference_max_pool
 from convscope.testing import assert_close, gradcheck, tolerance
+
+blur_module = importlib.import_module("convscope.functional.blur_pool")
 
 NOTES_9_12 = np.array(
     [[1.0, 3.0, -9.0, -22.0], [44.0, -10.0, -11.0, -1.0], [0.0, 10.0, 4.0, -3.0], [11.0, 9.0, 321.0, 99.0]]
@@ -533,10 +536,10 @@ def test_blur_pool_in_row_blocks_matches_one_block(monkeypatch):
     x = rng.standard_normal((5, 2, 9, 8)).astype(np.float32)
     dy = rng.standard_normal((5, 2, 5, 4)).astype(np.float32)
     y, dx = blur_pool(x), blur_pool_backward(dy, x)
-    monkeypatch.setattr(pool_module, "_BLUR_BLOCK_ELEMENTS", 150)  # 1 row (of 10 x 11 padded) per block
+    monkeypatch.setattr(blur_module, "_BLUR_BLOCK_ELEMENTS", 150)  # 1 row (of 10 x 11 padded) per block
     np.testing.assert_array_equal(blur_pool(x), y)
     np.testing.assert_array_equal(blur_pool_backward(dy, x), dx)
-    monkeypatch.setattr(pool_module, "_BLUR_BLOCK_ELEMENTS", 330)  # 3 rows: a short last block
+    monkeypatch.setattr(blur_module, "_BLUR_BLOCK_ELEMENTS", 330)  # 3 rows: a short last block
     np.testing.assert_array_equal(blur_pool(x), y)
     np.testing.assert_array_equal(blur_pool_backward(dy, x), dx)
 

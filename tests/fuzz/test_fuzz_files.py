@@ -16,6 +16,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import socket
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -214,13 +216,42 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
 # ----------------------------------------------------------------------------------------
 def path_malformations(root: Path) -> list[tuple[str, object]]:
     (root / "a-directory.npz").mkdir(exist_ok=True)
-    return [
+    cases = [
         ("None", None), ("int", 3), ("float", 2.5), ("bytes", b"model.npz"), ("empty", ""),
         ("list", ["model.npz"]), ("directory", root / "a-directory.npz"),
         ("missing parent", root / "no" / "such" / "dir" / "m.npz"),
         ("NUL byte", str(root / "bad\0name.npz")), ("very long name", str(root / ("x" * 300))),
         ("file as parent", root / "afile" / "m.npz"),
     ]
+    return cases + special_files(root)
+
+
+def special_files(root: Path) -> list[tuple[str, Path]]:
+    """Files that are not regular files, made in ``root`` (never the system's own): reading
+    a FIFO would block, replacing one would destroy it."""
+    if not hasattr(os, "mkfifo") or not hasattr(socket, "AF_UNIX"):
+        return []
+    fifo, sock, link, loop = (root / n for n in ("a-fifo.npz", "a-socket.npz", "link-to-fifo.npz", "loop.npz"))
+    if not fifo.exists():
+        os.mkfifo(fifo)
+        here = os.getcwd()
+        os.chdir(root)  # a socket's path must stay under about 100 characters
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.bind(sock.name)  # the socket file outlives the socket
+        finally:
+            os.chdir(here)
+        link.symlink_to(fifo)
+        loop.symlink_to(root / "loop-back.npz")
+        (root / "loop-back.npz").symlink_to(loop)
+    return [("FIFO", fifo), ("unix socket", sock), ("link to a FIFO", link), ("loop of links", loop)]
+
+
+def assert_special_files_intact(root: Path) -> None:
+    for label, path in special_files(root):
+        mode = os.lstat(path).st_mode
+        kept = {"FIFO": stat.S_ISFIFO, "unix socket": stat.S_ISSOCK}.get(label, stat.S_ISLNK)(mode)
+        assert kept, f"{label} {path} was replaced"
 
 
 def test_save_load_arguments(files, tmp_path):
@@ -236,6 +267,7 @@ def test_save_load_arguments(files, tmp_path):
               expect="error", context=f"save_checkpoint(path = {label})")
         judge(lambda: load_checkpoint(path), names, category=CATEGORY, expect="error",
               context=f"load_checkpoint(path = {label})")
+    assert_special_files_intact(tmp_path)
 
     class Custom(nn.Module):
         def forward(self, x):
@@ -345,6 +377,7 @@ def test_reader_arguments(files, tmp_path):
         for label, path in path_malformations(tmp_path) + [("a file", tmp_path / "afile")]:
             judge(lambda: call(path), ("path", "root", "file", "folder", "directory", "archive"),
                   category=CATEGORY, expect="error", context=f"{name}(path = {label})")
+    assert_special_files_intact(tmp_path)
     for arg in ("max_records", "num_classes"):
         for label, value in int_malformations(1):
             judge(lambda: read_cifar_binary(cifar, **{arg: value}), (arg, "labels"), category=CATEGORY,

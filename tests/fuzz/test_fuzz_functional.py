@@ -61,6 +61,8 @@ ALIASES = {
     "y_pred": ("y_pred",),
     "y": ("y",),
     "z": ("z",),
+    # max_pool_with_argmax_backward: the geometry checks speak of the x whose shape this is.
+    "x_shape": ("x_shape", "x"),
 }
 
 
@@ -187,6 +189,63 @@ def build_avg_pool_backward(rng):
     return dict(dy=_arr(rng, y.shape, y.dtype), **kw)
 
 
+def _tuple_kernel(kw):
+    """kernel_size as a tuple: with an int, a stride tuple that does not match x's spatial
+    axes is reported as a stride error only (shapes.pool_geometry), not naming x."""
+    k = kw["kernel_size"]
+    if isinstance(k, int):
+        kw["kernel_size"] = (k,) * (kw["x"].ndim - 2)
+    return kw
+
+
+def build_max_pool_with_argmax(rng):
+    return _tuple_kernel(_pool_args(rng, avg=False))
+
+
+def build_max_pool_with_argmax_backward(rng):
+    kw = _tuple_kernel(_pool_args(rng, avg=False))
+    y, argmax = F.max_pool_with_argmax(**kw)
+    x = kw.pop("x")
+    return dict(dy=_arr(rng, y.shape, y.dtype), argmax=argmax, x_shape=x.shape, **kw)
+
+
+def _bn_arrays(rng, training: bool) -> dict[str, Any]:
+    dt = _dtype(rng)
+    ndim = int(rng.integers(0, 3))
+    shape = (int(rng.integers(2, 4)), int(rng.integers(1, 4)), *(int(v) for v in rng.integers(1, 4, ndim)))
+    c = shape[1]
+    kw = dict(x=_arr(rng, shape, dt), weight=_arr(rng, (c,), dt), bias=_arr(rng, (c,), dt))
+    if not training:
+        kw.update(running_mean=_arr(rng, (c,), dt), running_var=rng.uniform(0.5, 2, c).astype(dt))
+    return kw
+
+
+def build_batch_norm(rng):
+    """Running statistics (eval): the statistics are arguments, and never updated."""
+    return dict(training=False, momentum=float(rng.uniform(0, 1)), eps=1e-5,
+                return_stats=bool(rng.random() < 0.3), **_bn_arrays(rng, training=False))
+
+
+def build_batch_norm_training(rng):
+    """Batch statistics (no running statistics given, so nothing is updated in place)."""
+    return dict(training=True, momentum=0.1, eps=float(rng.uniform(1e-6, 1e-2)),
+                return_stats=bool(rng.random() < 0.3), **_bn_arrays(rng, training=True))
+
+
+def build_batch_norm_backward(rng):
+    kw = _bn_arrays(rng, training=True)
+    kw.pop("bias")
+    y, mean, invstd = F.batch_norm(kw["x"], kw["weight"], training=True, return_stats=True)
+    stats = {"stats": (mean, invstd)} if rng.random() < 0.5 else {}
+    return dict(dy=_arr(rng, y.shape, y.dtype), training=True, eps=1e-5, **stats, **kw)
+
+
+def build_batch_norm_relu_backward(rng):
+    kw = build_batch_norm_backward(rng)
+    y = F.batch_norm_relu(kw["x"], kw["weight"], training=True)
+    return dict(y=y, **kw)
+
+
 def build_blur_pool(rng):
     dt = _dtype(rng)
     ndim = int(rng.integers(1, 4))
@@ -300,6 +359,13 @@ def nan_max_pool(kw):
     return F.max_pool(_mask(kw), **args) > 0
 
 
+def nan_batch_norm_training(kw):
+    """Batch statistics: a NaN makes its channel's mean and variance NaN."""
+    x = kw["x"]
+    axes = (0, *range(2, x.ndim))
+    return np.broadcast_to(np.isnan(x).any(axis=axes, keepdims=True), x.shape)
+
+
 def nan_avg_pool(kw):
     args = {k: v for k, v in kw.items() if k != "x"}
     return F.avg_pool(_mask(kw), **args) > 0
@@ -333,6 +399,9 @@ def nan_loss(kw, arg):
 
 POOL_KINDS = {"x": "array", "kernel_size": "tuple", "stride": "tuple", "padding": "tuple",
               "ceil_mode": "bool"}
+BN_KINDS = {"x": "array", "weight": "array_flat", "bias": "array_flat", "running_mean": "array_flat",
+            "running_var": "array_flat", "training": "bool", "momentum": "float", "eps": "float",
+            "return_stats": "bool"}
 
 OPS = [
     Op("conv", F.conv, build_conv,
@@ -345,6 +414,20 @@ OPS = [
        {**POOL_KINDS, "dilation": "tuple", "return_indices": "bool"}, nan_max_pool),
     Op("max_pool_backward", F.max_pool_backward, build_max_pool_backward,
        {"dy": "array", **POOL_KINDS, "dilation": "tuple"}),
+    Op("max_pool_with_argmax", F.max_pool_with_argmax, build_max_pool_with_argmax,
+       {**POOL_KINDS, "dilation": "tuple"}, nan_max_pool),
+    Op("max_pool_with_argmax_backward", F.max_pool_with_argmax_backward, build_max_pool_with_argmax_backward,
+       {"dy": "array", "argmax": "array", "x_shape": "shape", "kernel_size": "tuple",
+        "stride": "tuple", "padding": "tuple", "dilation": "tuple", "ceil_mode": "bool"}),
+    Op("batch_norm", F.batch_norm, build_batch_norm, BN_KINDS, nan_elementwise),
+    Op("batch_norm_training", F.batch_norm, build_batch_norm_training,
+       {k: v for k, v in BN_KINDS.items() if not k.startswith("running")}, nan_batch_norm_training),
+    Op("batch_norm_relu", F.batch_norm_relu, build_batch_norm, BN_KINDS, nan_elementwise),
+    Op("batch_norm_backward", F.batch_norm_backward, build_batch_norm_backward,
+       {"dy": "array", "x": "array", "weight": "array_flat", "training": "bool", "eps": "float"}),
+    Op("batch_norm_relu_backward", F.batch_norm_relu_backward, build_batch_norm_relu_backward,
+       {"dy": "array", "y": "array", "x": "array", "weight": "array_flat", "training": "bool",
+        "eps": "float"}),
     Op("avg_pool", F.avg_pool, build_avg_pool,
        {**POOL_KINDS, "count_include_pad": "bool"}, nan_avg_pool),
     Op("avg_pool_backward", F.avg_pool_backward, build_avg_pool_backward,
@@ -588,6 +671,13 @@ HUGE_CASES = [
     ("max_pool_backward kernel 1 on a huge input",
      lambda: F.max_pool_backward(np.broadcast_to(np.float32(1), (1, 1, 2**40)),
                                  np.broadcast_to(np.float32(1), (1, 1, 2**40)), 1)),
+    ("max_pool_with_argmax kernel 1 on a huge input",
+     lambda: F.max_pool_with_argmax(np.broadcast_to(np.float32(1), (1, 1, 2**40)), 1)),
+    ("max_pool_with_argmax_backward to a huge input",
+     lambda: F.max_pool_with_argmax_backward(np.ones((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.uint8),
+                                             (1, 1, 2**40), 2**40)),
+    ("batch_norm on a huge input",
+     lambda: F.batch_norm(np.broadcast_to(np.float32(1), (2**20, 2, 2**19)))),
     ("blur_pool on a huge input",
      lambda: F.blur_pool(np.broadcast_to(np.float32(1), (1, 1, 2**40)), 1, 1)),
     ("relu on a huge input", lambda: F.relu(np.broadcast_to(np.float32(1), (2**20, 2**20)))),

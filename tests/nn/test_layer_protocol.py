@@ -162,3 +162,22 @@ def test_window_geometry_output_size():
     assert w.output_size((5,)) == (3,)
     x = np.zeros((1, 1, 5), dtype=np.float32)
     assert nn.MaxPool1d(2, ceil_mode=True)(x).shape[2:] == w.output_size((5,))
+
+
+def test_summary_marks_the_field_after_an_unknown_layer_as_unknown():
+    s = nn.summary(nn.Sequential(nn.Conv1d(1, 1, 3, rng=0), Opaque(), nn.ReLU()), (1, 9))
+    assert s.rows[0].receptive_field == (3,)
+    assert [(r.receptive_field, r.field_note) for r in s.rows[1:]] == [
+        (None, "unknown layer"), (None, "unknown layer")]
+    assert "unknown" in str(s).splitlines()[5]
+
+
+def test_receptive_field_steps_of_a_residual_are_the_union_of_both_paths():
+    from convscope.nn.receptive import field_steps
+
+    model = nn.Sequential(nn.Conv1d(1, 1, 1, rng=0),
+                          nn.Residual(nn.Conv1d(1, 1, 3, padding=((2, 0),), rng=1)))
+    records = list(nn.walk(model, (1, 1, 6)))
+    steps = field_steps(records, 1)
+    assert [(f.rf, f.jump, f.start) for f in steps] == [((1,), (1,), (0,)), ((3,), (1,), (-2,)),
+                                                       ((3,), (1,), (-2,))]

@@ -155,7 +155,7 @@ def test_errors_and_repr():
 def test_chunked_passes_match_torch_on_a_batch_of_many_chunks(torch, monkeypatch, dtype, threads):
     """A batch of many cache-sized chunks (shared out to 2 threads too), with a large mean
     (cancellation check)."""
-    norm = importlib.import_module("convscope.nn.norm")
+    norm = importlib.import_module("convscope.functional.norm")
     monkeypatch.setattr(norm, "_CHUNK_BYTES", 1 << 16)
     rng = np.random.default_rng(9)
     shape = (40, 8, 32, 32)
@@ -216,3 +216,29 @@ def test_relu_backward_from_its_output_equals_from_its_input():
     z = np.array([-2.0, -0.0, 0.0, 1e-300, 3.0, np.nan, -np.inf, np.inf])
     dy = np.arange(1.0, 9.0)
     np.testing.assert_array_equal(relu_backward(dy, relu(z)), relu_backward(dy, z))
+
+
+def test_sequential_fusion_rule_is_exact_batchnorm_then_exact_relu(monkeypatch):
+    """The rule of nn.container.fuses_batch_norm_relu: the fused pass runs for BatchNorm1d/2d
+    directly followed by ReLU, and a subclass that changes forward keeps its own forward."""
+    import convscope.functional as F
+    from convscope.nn.container import fuses_batch_norm_relu
+
+    calls = []
+    fused = F.batch_norm_relu
+    monkeypatch.setattr(F, "batch_norm_relu", lambda *a, **k: calls.append(1) or fused(*a, **k))
+
+    class Shifted(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    x = np.random.default_rng(3).standard_normal((4, 2, 3, 3)).astype(np.float32)
+    nn.Sequential(nn.BatchNorm2d(2), nn.ReLU())(x)
+    assert calls == [1]
+    y = nn.Sequential(Shifted(2), nn.ReLU())(x)
+    assert calls == [1] and not fuses_batch_norm_relu(Shifted(2), nn.ReLU())
+    np.testing.assert_array_equal(y, np.maximum(nn.BatchNorm2d(2)(x) + 1.0, 0))
+    nn.Sequential(nn.BatchNorm1d(2), nn.ReLU())(x[:, :, 0])
+    assert calls == [1, 1]
+    nn.Sequential(nn.BatchNorm2d(2), nn.Sigmoid())(x)
+    assert calls == [1, 1]

@@ -9,7 +9,7 @@ import pytest
 
 from convscope import nn
 from convscope.explain import receptive_field
-from convscope.shapes import key_equation_48_ceil, key_equation_48_floor
+from convscope.shapes import axis_arithmetic, key_equation_48_ceil, key_equation_48_floor
 from convscope.viz import explain_model_html, forward_layers
 
 
@@ -105,11 +105,15 @@ def test_playground_output_size_both_forms(loaded, n, k, p, s, d):
         " e.dispatchEvent(new Event('input', {bubbles: true})); });", [n, k, p, s, d])
     span = d * (k - 1) + 1
     fits = n + 2 * p >= span
-    assert int(_attr(loaded, "pg-out")) == (key_equation_48_floor(n, span, p, s) if fits else 0)
-    assert int(_attr(loaded, "pg-ceil", "textContent")) == key_equation_48_ceil(n, span, p, s)
-    assert int(_attr(loaded, "pg-floor", "textContent")) == key_equation_48_floor(n, span, p, s)
+    forms = axis_arithmetic(n, span, p, s)            # the numbers also where nothing fits
+    if fits:
+        assert (forms.ceil_form, forms.floor_form) == (key_equation_48_ceil(n, span, p, s),
+                                                       key_equation_48_floor(n, span, p, s))
+    assert int(_attr(loaded, "pg-out")) == (forms.floor_form if fits else 0)
+    assert int(_attr(loaded, "pg-ceil", "textContent")) == forms.ceil_form
+    assert int(_attr(loaded, "pg-floor", "textContent")) == forms.floor_form
     rows = loaded.execute_script("return document.querySelectorAll('#pg-diagram .pg-row').length")
-    out = key_equation_48_floor(n, span, p, s)
+    out = forms.floor_form
     drawn = fits and n + 2 * p <= 60 and out <= 30          # the page draws small cases only
     assert rows == (out + 1 if drawn else 0)             # the padded input, then one row per window
 

@@ -1,4 +1,4 @@
-"""convscope explain filters | features | model (convscope.viz.cli) through convscope.cli.main."""
+"""convscope explain filters | features | model (convscope.cli.pictures) through convscope.cli.main."""
 
 import json
 import re

@@ -548,7 +548,8 @@ def load_dataset(
         data_dir: a folder holding the standard files; when given nothing is downloaded.
         split: ``"train"`` or ``"test"``.
         download: without ``data_dir``, fetch missing files into the cache (when False,
-            only the cache is read).
+            only the cache is read). Cached files are checked against the expected SHA-256
+            either way; one that does not match is fetched again (or, when False, refused).
         cache_dir, mirrors, checksums, timeout, quiet: passed to
             :func:`~convscope.data.download.download_dataset`.
         image_size: image folders only: resize to (height, width).
@@ -587,12 +588,13 @@ def load_dataset(
                 )
             return load_digits(split, seed=seed, test_fraction=test_fraction)
         if data_dir is None:
-            folder = _download.dataset_cache_dir(key, cache_dir)
             if download:
                 folder = _download.download_dataset(
                     key, split, cache_dir, mirrors=mirrors, checksums=checksums,
                     timeout=timeout, quiet=quiet,
                 )
+            else:
+                folder = _download.verify_cache(key, split, cache_dir, checksums=checksums)
         else:
             folder = Path(data_dir)
             if not folder.is_dir():

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError, MissingDependencyError
-from .formats import _as_data_path
+from ..files import as_path
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS", "read_image_folder"]
 
@@ -153,7 +153,7 @@ def read_image_folder(
         MissingDependencyError: Pillow is not installed.
     """
     image_module = _pillow()
-    root = _as_data_path(root, "read_image_folder")
+    root = as_path(root, "read_image_folder")
     if not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0:
         raise ConfigError(f"max_pixels must be a positive int; got {max_pixels!r}.")
     if image_size is not None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
-import os
 import posixpath
 import tarfile
 import zlib
@@ -42,7 +41,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, DataError
+from ..errors import DataError
+from ..files import as_path, check_readable
 from ..shapes import normalize_int
 
 __all__ = [
@@ -86,26 +86,6 @@ def _compression(head: bytes) -> str:
     return "none"
 
 
-def _as_data_path(path: object, op: str = "data file") -> Path:
-    """``path`` as a Path, or an ArgumentTypeError naming it (None, numbers, bytes, "",
-    text with a NUL character: the operating system could not even look them up)."""
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text and "\0" not in text:
-            return Path(text)
-    raise ArgumentTypeError(
-        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
-    )
-
-
-def _is_file(path: Path, op: str) -> bool:
-    """``path.is_file()``, with the system's refusals (a name too long, ...) as DataError."""
-    try:
-        return path.is_file()
-    except OSError as exc:
-        raise DataError(f"{op}: cannot look up {str(path)[:200]!r}: {exc.strerror or exc}.") from None
-
-
 @contextmanager
 def open_data_file(path: str | Path) -> Iterator[BinaryIO]:
     """Open a data file for reading, decompressing gzip or xz as its first bytes say.
@@ -120,7 +100,8 @@ def open_data_file(path: str | Path) -> Iterator[BinaryIO]:
         those into :class:`DataError`.
 
     Raises:
-        DataError: the path does not exist, is not a regular file, or cannot be opened.
+        DataError: the path does not exist, is not a regular file (a FIFO or device is
+            refused without being opened), or cannot be opened.
 
     Example:
         >>> import tempfile, pathlib, gzip
@@ -130,30 +111,31 @@ def open_data_file(path: str | Path) -> Iterator[BinaryIO]:
         ...     f.read()
         b'hello'
     """
-    path = _as_data_path(path)
-    if not _is_file(path, "data file"):
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise DataError(f"expected a data file at {path}, but it {what}.")
+    path = check_readable(path, "data file")
     try:
         raw = open(path, "rb")
     except OSError as exc:
         raise DataError(f"could not open {path}: {exc}.") from None
+    with raw, _decompressed(raw) as stream:
+        yield stream
+
+
+@contextmanager
+def _decompressed(raw: BinaryIO) -> Iterator[BinaryIO]:
+    """``raw`` (a binary file at its start) decompressed as its first bytes say."""
+    kind = _compression(raw.read(6))
+    raw.seek(0)
+    if kind == "gzip":
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+    elif kind == "xz":
+        stream = lzma.LZMAFile(raw, mode="rb")  # type: ignore[assignment]
+    else:
+        stream = raw
     try:
-        kind = _compression(raw.read(6))
-        raw.seek(0)
-        if kind == "gzip":
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
-        elif kind == "xz":
-            stream = lzma.LZMAFile(raw, mode="rb")  # type: ignore[assignment]
-        else:
-            stream = raw
-        try:
-            yield stream
-        finally:
-            if stream is not raw:
-                stream.close()
+        yield stream
     finally:
-        raw.close()
+        if stream is not raw:
+            stream.close()
 
 
 def _read_up_to(stream: BinaryIO, n: int, what: str) -> tuple[np.ndarray, int]:
@@ -232,7 +214,7 @@ def read_idx(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndar
         (2, 2, 2)
     """
     max_bytes = normalize_int(max_bytes, "max_bytes", "read_idx", minimum=1)
-    path = _as_data_path(path, "read_idx")
+    path = as_path(path, "read_idx")
     what = f"IDX file {path}"
     with open_data_file(path) as stream:
         head, got = _read_up_to(stream, 4, what)
@@ -362,7 +344,7 @@ def read_cifar_binary(
     """
     max_records = normalize_int(max_records, "max_records", "read_cifar_binary", minimum=1)
     num_classes = normalize_int(num_classes, "num_classes", "read_cifar_binary", minimum=1)
-    path = _as_data_path(path, "read_cifar_binary")
+    path = as_path(path, "read_cifar_binary")
     what = f"CIFAR-10 file {path}"
     cap = max_records * CIFAR_RECORD_BYTES
     with open_data_file(path) as stream:
@@ -419,9 +401,7 @@ def read_cifar_tar(
     """
     max_records = normalize_int(max_records, "max_records", "read_cifar_tar", minimum=1)
     num_classes = normalize_int(num_classes, "num_classes", "read_cifar_tar", minimum=1)
-    path = _as_data_path(path, "read_cifar_tar")
-    if not _is_file(path, "read_cifar_tar"):
-        raise DataError(f"expected the CIFAR-10 archive at {path}, but it does not exist.")
+    path = check_readable(path, "CIFAR-10 archive", op="read_cifar_tar")
     wanted = set(names)
     member_cap = max_records * CIFAR_RECORD_BYTES
     # The official archive unpacks to about 184 MB; anything far beyond the members we

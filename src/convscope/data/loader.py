@@ -47,23 +47,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..files import to_jsonable
 
 __all__ = ["DataLoader"]
 
 _STATE_VERSION = 1
-
-
-def _jsonable(value: Any) -> Any:
-    """A generator state with NumPy arrays and scalars turned into plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 class DataLoader:
@@ -222,11 +210,12 @@ class DataLoader:
     @property
     def state(self) -> dict:
         """The position in the batch stream as a JSON-serialisable dict (see the module doc)."""
-        now = _jsonable(self.rng.bit_generator.state)
+        now = to_jsonable(self.rng.bit_generator.state, arrays=True, where="generator state")
         if self._resume is not None:  # restored part-way, not iterated yet
             batch, epoch_rng, rng = self._batch, self._resume["epoch_rng"], self._resume["rng"]
         elif self._in_epoch:
-            batch, epoch_rng, rng = self._batch, _jsonable(self._epoch_rng), now
+            epoch_rng = to_jsonable(self._epoch_rng, arrays=True, where="generator state")
+            batch, rng = self._batch, now
         else:
             batch, epoch_rng, rng = 0, now, None
         return {

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..nn.walk import batched_input_shape, one_line, walk
 from ..shapes import (
+    axis_arithmetic,
     normalize_int,
     normalize_padding,
     normalize_tuple,
+    pool_padding_limit,
     same_padding,
 )
 from ._text import fmt_num, fmt_shape, plural
@@ -95,16 +98,17 @@ def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int =
         axis: 1-based axis number for the first line.
 
     Returns:
-        An :class:`AxisSize`.
+        An :class:`AxisSize`; the numbers are :func:`convscope.shapes.axis_arithmetic`'s.
 
     Example:
         >>> a = axis_size(10, 3)
         >>> a.out, a.lines[1]
         (8, '  ceiling form: ceil((n - (k - 1) + 2p) / s) = ceil((10 - 2 + 0) / 1) = ceil(8) = 8')
     """
-    before, after = (p, p) if _is_int(p) else (int(p[0]), int(p[1]))
+    a = axis_arithmetic(n, k, p, s, d, ceil_mode, "axis_size")
+    before, after = a.p
     two_p = before + after
-    span = d * (k - 1) + 1
+    span = a.span
     head = f"axis {axis}: n = {n}, k = {k}, "
     head += f"p = {before}" if before == after else f"p = ({before}, {after})"
     head += f", s = {s}" + (f", d = {d}" if d != 1 else "")
@@ -116,9 +120,9 @@ def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int =
         k_val = span
     p_sym = "2p" if before == after else "(p_before + p_after)"
     ceil_num = n - (k_val - 1) + two_p
-    ceil_form = -(-ceil_num // s)
+    ceil_form = a.ceil_form
     floor_num = n - k_val + two_p
-    floor_form = floor_num // s + 1
+    floor_form = a.floor_form
     lines.append(
         f"  ceiling form: ceil((n - ({k_sym} - 1) + {p_sym}) / s) = ceil(({n} - {k_val - 1} + "
         f"{two_p}) / {s}) = ceil({fmt_num(ceil_num / s)}) = {ceil_form}"
@@ -127,16 +131,14 @@ def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int =
         f"  floor form:   floor((n - {k_sym} + {p_sym}) / s + 1) = floor(({n} - {k_val} + "
         f"{two_p}) / {s} + 1) = floor({fmt_num(floor_num / s + 1)}) = {floor_form}"
     )
-    out = floor_form
+    out = a.out
     if ceil_mode:
-        up = -(-floor_num // s) + 1
+        up = a.rounded_up
         lines.append(f"  ceil_mode rounds up instead: ceil(({n} - {k_val} + {two_p}) / {s}) + 1 "
                      f"= {up}")
-        if (up - 1) * s >= n + before:
+        if a.dropped:
             lines.append(f"  the last window would start at {(up - 1) * s} >= n + p_before = "
                          f"{n + before}, inside the right padding only, so it is dropped")
-            up -= 1
-        out = up
     if out < 1:
         lines.append(
             f"  does not fit: the window ({span} entries) is larger than the padded input "
@@ -251,7 +253,7 @@ def explain_shape(n: Any, k: Any, p: Any = 0, s: Any = None, d: Any = 1, op: str
                   f"input of size {bad[0].n + sum(bad[0].p)}")
     elif op == "pool":
         for i, a in enumerate(axes):
-            limit = (a.d * (a.k - 1) + 1) // 2
+            limit = pool_padding_limit(a.k, a.d)
             if max(a.p) > limit:
                 reason = (f"along axis {i + 1} the padding {max(a.p)} is more than half the window "
                           f"({limit}): some windows would see only padding, which pooling refuses")
@@ -482,29 +484,27 @@ def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
         >>> walk.failure[:2]
         (3, 'Conv2d(2, 2, kernel_size=(5, 5))')
     """
-    from ._layers import batched_input_shape, one_line, walk_layers
-
     shape, added = batched_input_shape(model, input_shape, "explain_model_shapes")
-    layers = walk_layers(model, shape)
     rows = []
     failure = None
-    for layer in layers:
+    for layer in walk(model, shape):
         derivation: tuple[str, ...] = ()
-        if layer.kind == "window":
-            if not hasattr(layer.module, "filter_size"):
-                axes = [axis_size(n, k, p, s, d, layer.ceil_mode, axis=i + 1)
-                        for i, (n, k, p, s, d) in enumerate(zip(layer.in_shape[2:], layer.k, layer.p,
-                                                                layer.s, layer.d))]
+        w = layer.window
+        if w is not None and layer.error is None:
+            if w.op != "blur":
+                axes = [axis_size(n, k, p, s, d, w.ceil_mode, axis=i + 1)
+                        for i, (n, k, p, s, d) in enumerate(zip(layer.in_shape[2:], w.kernel_size,
+                                                                layer.padding, w.stride, w.dilation))]
                 derivation = tuple(
                     f"axis {i + 1}: " + ("; ".join(ln.strip() for ln in a.lines if "ceil_mode" in ln or "dropped" in ln)
-                                         if layer.ceil_mode else a.lines[2 if a.d != 1 else 1].strip())
+                                         if w.ceil_mode else a.lines[2 if a.d != 1 else 1].strip())
                     for i, a in enumerate(axes))
             else:
                 derivation = tuple(f"axis {i + 1}: blur keeps the size, then keeps every s-th entry: "
                                    f"ceil({n} / {s}) = {-(-n // s)}"
-                                   for i, (n, s) in enumerate(zip(layer.in_shape[2:], layer.s)))
+                                   for i, (n, s) in enumerate(zip(layer.in_shape[2:], w.stride)))
         rows.append((layer.index, layer.name, one_line(layer.module), layer.in_shape,
                      layer.out_shape, derivation))
         if layer.error is not None:
-            failure = (layer.index, one_line(layer.module), layer.error)
+            failure = (layer.index, one_line(layer.module), str(layer.error))
     return ModelShapes(shape, added, tuple(rows), failure is None, failure)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, DataError, DTypeError, MissingDependencyError
+from ..files import check_readable
 
 __all__ = ["parse_array", "as_explain_array", "IMAGE_SUFFIXES"]
 
@@ -101,8 +102,7 @@ def _read_image(path: Path) -> np.ndarray:
 
 def _read_file(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise DataError(f"parse_array: expected an existing file; {str(path)!r} does not exist.")
+    check_readable(path, "file", op="parse_array")
     if suffix == ".npy":
         try:
             a = np.load(path, allow_pickle=False)

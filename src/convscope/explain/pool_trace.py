@@ -34,9 +34,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..errors import ArgumentTypeError, ConfigError
 from ..functional.pool import binomial_filter
-from ..shapes import PADDING_MODES, format_shape, normalize_int, normalize_tuple, pool_geometry
+from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
 from ..functional.windows import pad
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .derive import axis_size
@@ -280,19 +280,8 @@ def trace_pool(x: Any, size: Any, stride: Any = None, kind: str = "max", padding
         f = normalize_int(size if not isinstance(size, (tuple, list)) else size[0], "size", op, 1)
         if isinstance(size, (tuple, list)) and len(set(size)) != 1:
             raise ConfigError(f"{op}: blur pooling uses one filter size on every axis; got {size!r}.")
-        if f > 7:
-            raise ConfigError(f"{op}: blur pooling's filter size must be 1 to 7; got {f}.")
-        k = (f,) * ndim
-        s = normalize_tuple(2 if stride is None else stride, ndim, "stride", op)
-        d = (1,) * ndim
-        if padding_mode not in PADDING_MODES:
-            raise ConfigError(f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}.")
-        before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
-        if padding_mode == "reflect" and any(after >= v for v in n):
-            raise ShapeError(f"{op}: reflect padding of ({before}, {after}) needs every spatial size "
-                             f"> {after}; got x of shape {format_shape(x.shape)}.")
-        pairs = ((before, after),) * ndim
-        out = tuple((v - 1) // si + 1 for v, si in zip(n, s))
+        geo = blur_geometry((1, *xc.shape), f, 2 if stride is None else stride, padding_mode, op)
+        k, s, d, pairs, out = geo.k, geo.s, geo.d, geo.p, geo.out
         fill_mode = padding_mode
         weights = binomial_filter(f, ndim)
     else:
@@ -301,9 +290,11 @@ def trace_pool(x: Any, size: Any, stride: Any = None, kind: str = "max", padding
         for name, value in (("ceil_mode", ceil_mode), ("count_include_pad", count_include_pad)):
             if not isinstance(value, bool):
                 raise ArgumentTypeError(f"{op}: {name} must be True or False; got {value!r}.")
-        geo = pool_geometry((1, *xc.shape), size if spatial else normalize_tuple(size, ndim, "size", op),
-                            stride, padding, dilation, ceil_mode, op,
-                            "half_span" if kind == "max" else "half_kernel")
+        window = size if spatial else normalize_tuple(size, ndim, "size", op)
+        if kind == "max":
+            geo = pool_geometry((1, *xc.shape), window, stride, padding, dilation, ceil_mode, op)
+        else:
+            geo = avg_pool_geometry((1, *xc.shape), window, stride, padding, ceil_mode, op)
         k, s, d, pairs, out = geo.k, geo.s, geo.d, geo.p, geo.out
         fill_mode = "zeros"
         weights = None

@@ -2,7 +2,7 @@
 
 Per layer and spatial axis (any number of axes), with ``k, s, d, p_before`` of each window
 layer (convolution, max/avg/blur pooling) and everything position-wise (activations,
-dropout, batch norm) passed through:
+dropout, batch norm) passed through (computed by :mod:`convscope.nn.receptive`):
 
     rf_out    = rf_in + d*(k - 1)*jump_in      (input entries one output pixel spans)
     jump_out  = jump_in * s                    (input distance between neighbouring pixels)
@@ -35,9 +35,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
-from ..functional.windows import pad
-from ..nn.flatten import Flatten
-from ._layers import Layer, batched_input_shape, one_line, walk_layers
+from ..nn.receptive import field_steps, input_indices
+from ..nn.walk import batched_input_shape, one_line, walk
 
 __all__ = ["ReceptiveRow", "ReceptiveField", "receptive_field"]
 
@@ -153,72 +152,6 @@ def _indices(a: np.ndarray) -> str:
     return "{" + shown + (", ..." if len(a) > 8 else "") + "}"
 
 
-def _forward(layer: Layer, rf, jump, start):
-    """rf, jump, start after ``layer`` (None: whole input / unknown)."""
-    if rf is None:
-        return rf, jump, start, "whole input"
-    if isinstance(layer.module, Flatten):
-        # each flattened entry still sees its position's field; the layout is gone
-        return rf, None, None, "flattened"
-    if jump is None:
-        if layer.kind == "pointwise":
-            return rf, None, None, "flattened"
-        return None, None, None, "whole input" if layer.kind == "global" else "unknown layer"
-    if layer.kind == "window":
-        rf = tuple(r + d * (k - 1) * j for r, j, k, d in zip(rf, jump, layer.k, layer.d))
-        start = tuple(st - b * j for st, j, (b, _) in zip(start, jump, layer.p))
-        jump = tuple(j * s for j, s in zip(jump, layer.s))
-        return rf, jump, start, ""
-    if layer.kind == "pointwise":
-        return rf, jump, start, ""
-    if layer.kind == "residual":
-        inner = [lay for lay in layer.block if not _nested(lay, layer.block)]
-        r2, j2, s2 = rf, jump, start
-        for lay in inner:
-            r2, j2, s2, note = _forward(lay, r2, j2, s2)
-            if r2 is None or j2 is None:
-                return None, None, None, "unknown layer"
-        first = tuple(min(a, b) for a, b in zip(start, s2))
-        last = tuple(max(a + r - 1, b + q - 1) for a, r, b, q in zip(start, rf, s2, r2))
-        return tuple(b - a + 1 for a, b in zip(first, last)), jump, first, ""
-    if layer.kind == "global":
-        return None, None, None, "whole input"
-    return None, None, None, "unknown layer"
-
-
-def _nested(layer: Layer, layers: Sequence[Layer]) -> bool:
-    """True when ``layer`` sits inside the block of a Residual that is also in ``layers``."""
-    return any(layer in other.block for other in layers if other.kind == "residual")
-
-
-def _source_map(n: int, pair: tuple[int, int], mode: str) -> np.ndarray:
-    """Index of the real entry each padded position copies (-1 for a constant pad)."""
-    idx = np.arange(n, dtype=np.float64)[None, None]
-    return pad(idx, [pair], "zeros" if mode == "zeros" else mode, value=-1.0)[0, 0].astype(np.int64)
-
-
-def _backward(layer: Layer, sets: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """Input indices per axis that output indices ``sets`` of ``layer`` depend on."""
-    if layer.kind == "pointwise":
-        return sets
-    if layer.kind == "residual":
-        inner = [lay for lay in layer.block if not _nested(lay, layer.block)]
-        through = sets
-        for lay in reversed(inner):
-            through = _backward(lay, through)
-        return tuple(np.union1d(a, b) for a, b in zip(sets, through))
-    out = []
-    for axis, outs in enumerate(sets):
-        n = layer.in_shape[2 + axis]
-        k, s, d, pair = layer.k[axis], layer.s[axis], layer.d[axis], layer.p[axis]
-        source = _source_map(n, pair, layer.padding_mode)
-        taps = (outs[:, None] * s + np.arange(k)[None, :] * d).ravel()
-        taps = taps[taps < source.size]                    # ceil_mode overhang: nothing there
-        real = source[taps]
-        out.append(np.unique(real[real >= 0]))
-    return tuple(out)
-
-
 def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
                     layer: int | None = None) -> ReceptiveField:
     """Receptive field size and jump of every layer, and the exact input region of one pixel.
@@ -249,7 +182,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     """
     op = "receptive_field"
     shape, _ = batched_input_shape(model, input_shape, op)
-    layers = walk_layers(model, shape)
+    layers = list(walk(model, shape))
     bad = [lay for lay in layers if lay.error is not None]
     if bad:
         raise ShapeError(f"{op}: layer {bad[0].label} does not fit its input of shape "
@@ -258,23 +191,11 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     if n_spatial < 1:
         raise ShapeError(f"{op}: the input must have spatial axes, (C, *spatial) or (N, C, *spatial); "
                          f"got shape {tuple(shape)}.")
-    top = [lay for lay in layers if not _nested(lay, layers)]
+    top = [lay for lay in layers if not lay.nested]
     rows = [ReceptiveRow(0, "", "input", shape, (1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial)]
-    state: dict[int, ReceptiveRow] = {}
-    rf, jump, start, note = (1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial, ""
-    for lay in layers:
-        # rows for layers inside a Residual block use the block's own running state
-        if lay in top:
-            rf, jump, start, note = _forward(lay, rf, jump, start)
-            row = ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, rf, jump, start,
-                               note if rf is None or jump is None else "")
-        else:
-            prev = rows[-1]
-            r2, j2, s2, n2 = _forward(lay, prev.rf, prev.jump, prev.start)
-            row = ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, r2, j2, s2,
-                               n2 if r2 is None or j2 is None else "")
-        rows.append(row)
-        state[lay.index] = row
+    for lay, step in zip(layers, field_steps(layers, n_spatial)):
+        rows.append(ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, step.rf,
+                                 step.jump, step.start, step.note))
     if pixel is None and layer is None:
         return ReceptiveField(shape, tuple(rows), None, None, None, None)
     spatial_top = [lay for lay in top if rows[lay.index].jump is not None]
@@ -287,7 +208,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
             raise ConfigError(f"{op}: layer must be a layer number from 1 to {len(layers)} (as in the "
                               f"table); got {layer!r}.")
         chosen = layers[layer - 1]
-        if chosen not in top:
+        if chosen.nested:
             raise ConfigError(f"{op}: layer {chosen.label} is inside a Residual block; choose the "
                               f"Residual's own row or a layer outside it.")
         if rows[chosen.index].jump is None:
@@ -303,7 +224,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     sets = tuple(np.array([v]) for v in pix)
     chain = [(chosen.index, sets)]
     for lay in reversed(top[: top.index(chosen) + 1]):
-        sets = _backward(lay, sets)
+        sets = input_indices(lay, sets)
         prev_index = top[top.index(lay) - 1].index if top.index(lay) > 0 else 0
         chain.append((prev_index, sets))
     chain.reverse()

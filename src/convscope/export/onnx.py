@@ -4,7 +4,9 @@
 per module, with the weights as initializers, so the file runs in ONNX Runtime or any other
 ONNX engine. The graph computes what the model computes in evaluation mode (Dropout is the
 identity, BatchNorm uses its running statistics); the batch axis is dynamic, every other
-axis is fixed by ``input_shape``.
+axis is fixed by ``input_shape``. The model is read through :func:`convscope.nn.walk` and
+the layer protocol (:attr:`convscope.nn.Module.layer_kind`), so a subclass of a convscope
+layer exports as the layer it extends.
 
 How each module becomes ONNX (opset 17, or 19 when a circular padding needs ``Pad`` with
 ``mode="wrap"``):
@@ -54,7 +56,6 @@ float64 model is exported with its parameters rounded to float32.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -68,11 +69,8 @@ from ..errors import (
     MissingDependencyError,
     ShapeError,
 )
+from ..files import atomic_write
 from ..functional import binomial_filter
-from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from ..nn.conv import _ConvNd
-from ..nn.norm import _BatchNorm
-from ..nn.pool import _AvgPoolNd, _BlurPoolNd, _MaxPoolNd
 from ..shapes import conv_geometry, format_shape, pool_geometry
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
@@ -121,12 +119,10 @@ def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
 
 
 def _needs_wrap(model: nn.Module) -> bool:
-    for module in model.modules():
-        if isinstance(module, (_ConvNd, _BlurPoolNd)) and module.padding_mode == "circular":
-            if isinstance(module, _BlurPoolNd):
-                if module.filter_size > 1:
-                    return True
-            elif module.padding == "same" or any(b or a for b, a in module.padding):
+    for record in nn.walk(model):
+        w = record.window
+        if w is not None and w.op in ("conv", "blur") and w.padding_mode == "circular":
+            if w.padding == "same" or any(b or a for b, a in w.padding):
                 return True
     return False
 
@@ -188,53 +184,44 @@ class _Exporter:
     def __init__(self, graph: _Graph) -> None:
         self.g = graph
         self.batch_kept = True
-        self.handlers: dict[type, Callable[..., tuple[str, tuple[int, ...]]]] = {}
-        for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvNd):
-            self.handlers[cls] = self._conv
-        for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
-            self.handlers[cls] = self._max_pool
-        for cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d):
-            self.handlers[cls] = self._avg_pool
-        for cls in (nn.BlurPool1d, nn.BlurPool2d, nn.BlurPool3d):
-            self.handlers[cls] = self._blur_pool
-        for cls in (nn.BatchNorm1d, nn.BatchNorm2d):
-            self.handlers[cls] = self._batch_norm
-        self.handlers.update({
-            nn.Sequential: self._sequential, nn.Residual: self._residual,
-            ReLU: self._simple("Relu"), Sigmoid: self._simple("Sigmoid"),
-            Tanh: self._simple("Tanh"),
-            LeakyReLU: self._leaky_relu, Softmax: self._softmax, nn.Flatten: self._flatten,
-            nn.Linear: self._linear, nn.Dropout: self._simple("Identity"),
-        })
+        # one handler per layer kind (Module.layer_kind): a subclass exports as its kind
+        self.handlers: dict[str, Callable[..., tuple[str, tuple[int, ...]]]] = {
+            "conv": self._conv, "max_pool": self._max_pool, "avg_pool": self._avg_pool,
+            "blur_pool": self._blur_pool, "batch_norm": self._batch_norm,
+            "relu": self._simple("Relu"), "sigmoid": self._simple("Sigmoid"),
+            "tanh": self._simple("Tanh"), "leaky_relu": self._leaky_relu,
+            "softmax": self._softmax, "flatten": self._flatten, "linear": self._linear,
+            "dropout": self._simple("Identity"),
+        }
 
-    def emit(self, module: nn.Module, path: str, x: str,
-             shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-        handler = self.handlers.get(type(module))
-        if handler is None:
-            supported = sorted({cls.__name__ for cls in self.handlers})
-            where = f"at {path!r} " if path else ""
-            raise ConfigError(
-                f"to_onnx: the module {where}of type {type(module).__name__} has no ONNX mapping. "
-                f"Supported module types: {', '.join(supported)}. Rebuild the model from these "
-                f"layers (a subclass counts as a different type, because it may compute something "
-                f"else)."
-            )
-        return handler(module, path, x, shape)
-
-    # ---------------------------------------------------------------- containers
-    def _sequential(self, m: nn.Sequential, path: str, x: str, shape):
-        for name, child in m.named_children():
-            x, shape = self.emit(child, f"{path}.{name}" if path else name, x, shape)
-        return x, shape
-
-    def _residual(self, m: nn.Residual, path: str, x: str, shape):
-        fx, out = self.emit(m.block, f"{path}.block" if path else "block", x, shape)
-        if out != shape:
-            m.output_shape(shape)  # raises the explanatory ShapeError
-        return self.g.node("Add", [x, fx], _label(path, m)), shape
+    def emit(self, model: nn.Module, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+        """The nodes of every walked layer, from the graph input ``"input"`` of ``shape``."""
+        x, out = "input", shape
+        received: dict[int, str] = {}           # layer index -> its input tensor
+        for record in nn.walk(model, shape):
+            if record.error is not None:
+                raise record.error
+            path = "" if record.name == "(model)" else record.name
+            if record.kind == "residual":       # x + block(x), x being what the block received
+                x_in = received[record.block[0].index] if record.block else x
+                y, out = self.g.node("Add", [x_in, x], _label(path, record.module)), record.out_shape
+            else:
+                handler = self.handlers.get(record.kind)
+                if handler is None:
+                    where = f"at {path!r} " if path else ""
+                    raise ConfigError(
+                        f"to_onnx: the module {where}of type {type(record.module).__name__} has no "
+                        f"ONNX mapping. Supported layer kinds (Module.layer_kind): "
+                        f"{', '.join(sorted(self.handlers))}, in Sequential and Residual. Rebuild "
+                        f"the model from convscope's layers or their subclasses."
+                    )
+                y, out = handler(record.module, path, x, record.in_shape)
+            received[record.index] = x
+            x = y
+        return x, out
 
     # ---------------------------------------------------------------- convolution
-    def _conv(self, m: _ConvNd, path: str, x: str, shape):
+    def _conv(self, m: nn.Module, path: str, x: str, shape):
         op = type(m).__name__
         w = m.weight.data
         geo = conv_geometry(shape, w.shape, m.stride, m.padding, m.dilation, m.groups,
@@ -257,10 +244,9 @@ class _Exporter:
         return y, geo.y_shape
 
     # ---------------------------------------------------------------- pooling
-    def _max_pool(self, m: _MaxPoolNd, path: str, x: str, shape):
+    def _max_pool(self, m: nn.Module, path: str, x: str, shape):
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
-                            op, "half_span")
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, op)
         label = _label(path, m)
         begin, end = _window_pads(geo)
         if all(b < k and e < k for b, e, k in zip(begin, end, geo.k)):
@@ -274,10 +260,9 @@ class _Exporter:
         )
         return y, geo.y_shape
 
-    def _avg_pool(self, m: _AvgPoolNd, path: str, x: str, shape):
+    def _avg_pool(self, m: nn.Module, path: str, x: str, shape):
         op = type(m).__name__
-        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op,
-                            "half_kernel")
+        geo = pool_geometry(shape, m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, op)
         label = _label(path, m)
         begin, end = _window_pads(geo)
         overhang = any(e > a for e, (_, a) in zip(end, geo.p))
@@ -294,7 +279,7 @@ class _Exporter:
                             count_include_pad=int(m.count_include_pad), **attrs)
         return y, geo.y_shape
 
-    def _blur_pool(self, m: _BlurPoolNd, path: str, x: str, shape):
+    def _blur_pool(self, m: nn.Module, path: str, x: str, shape):
         out = m.output_shape(shape)  # validates channels and the padding against the size
         label = _label(path, m)
         f = m.filter_size
@@ -316,10 +301,10 @@ class _Exporter:
             return self.g.node(op_type, [x], _label(path, m)), m.output_shape(shape)
         return handler
 
-    def _leaky_relu(self, m: LeakyReLU, path: str, x: str, shape):
+    def _leaky_relu(self, m: nn.Module, path: str, x: str, shape):
         return self.g.node("LeakyRelu", [x], _label(path, m), alpha=m.negative_slope), shape
 
-    def _softmax(self, m: Softmax, path: str, x: str, shape):
+    def _softmax(self, m: nn.Module, path: str, x: str, shape):
         if not -len(shape) <= m.dim < len(shape):
             raise ShapeError(
                 f"to_onnx: Softmax at {path!r} has dim={m.dim} but its input has shape "
@@ -327,7 +312,7 @@ class _Exporter:
             )
         return self.g.node("Softmax", [x], _label(path, m), axis=m.dim), shape
 
-    def _flatten(self, m: nn.Flatten, path: str, x: str, shape):
+    def _flatten(self, m: nn.Module, path: str, x: str, shape):
         out = m.output_shape(shape)
         start = m.start_dim % len(shape)
         label = _label(path, m)
@@ -339,7 +324,7 @@ class _Exporter:
         target = np.array([0] * start + [-1], dtype=np.int64)
         return self.g.node("Reshape", [x, self.g.const(f"{label}.shape", target)], label), out
 
-    def _linear(self, m: nn.Linear, path: str, x: str, shape):
+    def _linear(self, m: nn.Module, path: str, x: str, shape):
         out = m.output_shape(shape)
         label = _label(path, m)
         w = _f32(m.weight.data)
@@ -353,7 +338,7 @@ class _Exporter:
             y = self.g.node("Add", [y, self.g.const(f"{label}.bias", _f32(m.bias.data))], label)
         return y, out
 
-    def _batch_norm(self, m: _BatchNorm, path: str, x: str, shape):
+    def _batch_norm(self, m: nn.Module, path: str, x: str, shape):
         out = m.output_shape(shape)
         label = _label(path, m)
         c = m.num_features
@@ -488,7 +473,7 @@ def to_onnx(
     graph = _Graph(onnx, int(opset))
     graph.name("input")
     exporter = _Exporter(graph)
-    y, out = exporter.emit(model, "", "input", shape)
+    y, out = exporter.emit(model, shape)
     if y == "input":  # an empty model: the output is the input
         y = graph.node("Identity", ["input"], "output")
     else:  # the last tensor is produced once and consumed nowhere: give it the public name
@@ -532,24 +517,5 @@ def _max_ir_version(onnx: Any, opset: int) -> int:
 
 
 def _write_atomically(data: bytes, path: Path, op: str = "to_onnx") -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = path.expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(
-            f"{op}: the folder of path {str(path)!r} does not exist; create it first."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    """Write ``data`` to ``path`` with the one atomic writer (:func:`convscope.files.atomic_write`)."""
+    return atomic_write(path.expanduser(), lambda f: f.write(data), op=op)

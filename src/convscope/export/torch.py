@@ -43,7 +43,6 @@ import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError, DTypeError
-from ..nn.activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .torch_layers import _torch_pads, import_torch
 from .torch_layers import layers as _layers
 
@@ -72,35 +71,27 @@ class _ToTorch:
         self.dtype = {np.dtype(np.float32): self.torch.float32,
                       np.dtype(np.float64): self.torch.float64}[dtype]
         tn = self.torch.nn
+        # one converter per layer kind (Module.layer_kind): a subclass converts as its kind
         self.table = {
-            nn.Sequential: self._sequential, nn.Residual: self._residual,
-            ReLU: lambda m, p: tn.ReLU(), Sigmoid: lambda m, p: tn.Sigmoid(),
-            Tanh: lambda m, p: tn.Tanh(),
-            LeakyReLU: lambda m, p: tn.LeakyReLU(m.negative_slope),
-            Softmax: lambda m, p: tn.Softmax(dim=m.dim),
-            nn.Flatten: lambda m, p: tn.Flatten(m.start_dim, -1),
-            nn.Dropout: lambda m, p: tn.Dropout(m.p),
-            nn.Linear: self._linear,
+            "sequential": self._sequential, "residual": self._residual,
+            "relu": lambda m, p: tn.ReLU(), "sigmoid": lambda m, p: tn.Sigmoid(),
+            "tanh": lambda m, p: tn.Tanh(),
+            "leaky_relu": lambda m, p: tn.LeakyReLU(m.negative_slope),
+            "softmax": lambda m, p: tn.Softmax(dim=m.dim),
+            "flatten": lambda m, p: tn.Flatten(m.start_dim, -1),
+            "dropout": lambda m, p: tn.Dropout(m.p),
+            "linear": self._linear, "conv": self._conv, "max_pool": self._max_pool,
+            "avg_pool": self._avg_pool, "blur_pool": self._blur_pool,
+            "batch_norm": self._batch_norm,
         }
-        for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvNd):
-            self.table[cls] = self._conv
-        for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
-            self.table[cls] = self._max_pool
-        for cls in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d):
-            self.table[cls] = self._avg_pool
-        for cls in (nn.BlurPool1d, nn.BlurPool2d, nn.BlurPool3d):
-            self.table[cls] = self._blur_pool
-        for cls in (nn.BatchNorm1d, nn.BatchNorm2d):
-            self.table[cls] = self._batch_norm
 
     def convert(self, m: nn.Module, path: str) -> Any:
-        handler = self.table.get(type(m))
+        handler = self.table.get(m.layer_kind)
         if handler is None:
-            supported = sorted({cls.__name__ for cls in self.table})
             where = f"at {path!r} " if path else ""
             raise ConfigError(
                 f"to_torch: the module {where}of type {type(m).__name__} has no PyTorch "
-                f"mapping. Supported module types: {', '.join(supported)}."
+                f"mapping. Supported layer kinds (Module.layer_kind): {', '.join(sorted(self.table))}."
             )
         return handler(m, path)
 
@@ -108,13 +99,13 @@ class _ToTorch:
         with self.torch.no_grad():
             target.copy_(self.torch.from_numpy(np.array(array, order="C", copy=True)))
 
-    def _sequential(self, m: nn.Sequential, path: str) -> Any:
+    def _sequential(self, m: nn.Module, path: str) -> Any:
         return self.torch.nn.Sequential(*(
             self.convert(child, f"{path}.{name}" if path else name)
             for name, child in m.named_children()
         ))
 
-    def _residual(self, m: nn.Residual, path: str) -> Any:
+    def _residual(self, m: nn.Module, path: str) -> Any:
         return self.L.Residual(self.convert(m.block, f"{path}.block" if path else "block"))
 
     def _conv(self, m: Any, path: str) -> Any:
@@ -172,7 +163,7 @@ class _ToTorch:
         layer = self.L.BlurPool(m.channels, m.filter_size, m.stride, m.padding_mode, m.ndim)
         return layer.to(self.dtype)
 
-    def _linear(self, m: nn.Linear, path: str) -> Any:
+    def _linear(self, m: nn.Module, path: str) -> Any:
         layer = self.torch.nn.Linear(m.in_features, m.out_features, bias=m.bias is not None,
                                      dtype=self.dtype)
         self._copy(layer.weight, m.weight.data)
@@ -181,7 +172,7 @@ class _ToTorch:
         return layer
 
     def _batch_norm(self, m: Any, path: str) -> Any:
-        layer = getattr(self.torch.nn, type(m).__name__)(
+        layer = getattr(self.torch.nn, "BatchNorm2d" if m.input_rank == 2 else "BatchNorm1d")(
             m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
             track_running_stats=m.track_running_stats, dtype=self.dtype,
         )
@@ -254,9 +245,9 @@ class _FromTorch:
         self.table: dict[type, Any] = {
             tn.Sequential: self._sequential, layers.Residual: self._residual,
             layers.BlurPool: self._blur_pool, layers.Pool: self._pool,
-            tn.ReLU: lambda t, p: ReLU(), tn.Sigmoid: lambda t, p: Sigmoid(),
-            tn.Tanh: lambda t, p: Tanh(),
-            tn.LeakyReLU: lambda t, p: LeakyReLU(t.negative_slope),
+            tn.ReLU: lambda t, p: nn.ReLU(), tn.Sigmoid: lambda t, p: nn.Sigmoid(),
+            tn.Tanh: lambda t, p: nn.Tanh(),
+            tn.LeakyReLU: lambda t, p: nn.LeakyReLU(t.negative_slope),
             tn.Softmax: self._softmax, tn.Flatten: self._flatten, tn.Linear: self._linear,
             tn.Dropout: lambda t, p: nn.Dropout(t.p),
             tn.BatchNorm1d: self._batch_norm, tn.BatchNorm2d: self._batch_norm,
@@ -434,7 +425,7 @@ class _FromTorch:
     def _softmax(self, layer: Any, path: str) -> nn.Module:
         if layer.dim is None:
             raise self.unsupported(layer, path, " with dim=None (name the axis: nn.Softmax(dim=1))")
-        return Softmax(layer.dim)
+        return nn.Softmax(layer.dim)
 
     def _flatten(self, layer: Any, path: str) -> nn.Module:
         if layer.end_dim != -1:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
 from ..functional import binomial_filter
-from ..shapes import pool_output_size, same_padding
+from ..shapes import blur_padding, pool_output_size, same_padding
 
 __all__ = ["BlurPool", "Residual", "SamePad", "Pool", "import_torch", "layers"]
 
@@ -94,9 +94,8 @@ def layers() -> SimpleNamespace:
             self.register_buffer("filter", torch.from_numpy(weight.copy()), persistent=False)
 
         def forward(self, x: Any) -> Any:
-            total = self.filter_size - 1
-            if total:
-                pads = _torch_pads([(total // 2, total - total // 2)] * self.ndim)
+            if self.filter_size > 1:
+                pads = _torch_pads([blur_padding(self.filter_size)] * self.ndim)
                 x = F.pad(x, pads, mode=_TORCH_PAD_MODE[self.padding_mode])
             return conv[self.ndim](x, self.filter, stride=self.stride, groups=self.channels)
 

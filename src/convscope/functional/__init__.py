@@ -1,7 +1,16 @@
 """Stateless forward and backward functions on NumPy arrays (channels first).
 
 Each op is a pair ``op(...)`` / ``op_backward(dy, ...)``; the backward returns the
-gradients of the forward's array inputs, in order.
+gradients of the forward's array inputs, in order. Where the forward finds something the
+backward needs, a second public pair keeps it: ``max_pool_with_argmax`` /
+``max_pool_with_argmax_backward`` (each window's chosen entry) and ``batch_norm(...,
+return_stats=True)`` / ``batch_norm_backward(..., stats=...)`` (the statistics used).
+
+Files: ``conv`` (the math) and ``conv_plan`` (its layout, chunks and threads), ``pool``
+(max and average), ``blur_pool``, ``norm`` (batch normalisation), ``activation``,
+``linear``, ``flatten``, ``loss``, ``windows`` (padding and window views) and ``reference``
+(the same math as plain loops, the tests' oracle). Process-wide settings (threads, the
+workspace budget, the array limit, caches, forced paths) are :mod:`convscope.settings`.
 """
 
 from .windows import get_workspace_budget, set_workspace_budget
@@ -27,9 +36,10 @@ from .conv import conv, conv_backward
 from .pool import (
     avg_pool,
     avg_pool_backward,
-    binomial_filter,
-    blur_pool,
-    blur_pool_backward,
     max_pool,
     max_pool_backward,
+    max_pool_with_argmax_backward,
+    max_pool_with_argmax,
 )
+from .blur_pool import binomial_filter, blur_pool, blur_pool_backward
+from .norm import batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward

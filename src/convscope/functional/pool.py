@@ -1,9 +1,13 @@
-"""Pooling over any number of spatial axes: max, average and anti-aliased (blur) pooling.
+"""Max and average pooling over any number of spatial axes, with their backward.
 
 Each op slides a window over every channel separately (notes, Concept 52: the number of
-channels is the same before and after) and reduces it to one number. The window geometry
-(kernel ``k``, stride ``s``, padding ``p``, dilation ``d``, ``ceil_mode``) is shared with
-convolution and explained once in :mod:`convscope.shapes`.
+channels is the same before and after) and reduces it to one number: its largest entry
+(max pooling, notes 9.2.2) or its mean. The window geometry (kernel ``k``, stride ``s``,
+padding ``p``, dilation ``d``, ``ceil_mode``) is shared with convolution and explained once
+in :mod:`convscope.shapes`. The derivatives: max pooling's is one-hot at each window's
+maximum (notes 9.4.6, Key Equation 69), so the backward routes each window's ``dy`` to the
+entry that was chosen; an average spreads ``dy / divisor`` evenly over its window.
+(Anti-aliased blur pooling is :mod:`convscope.functional.blur_pool`.)
 
 How it is computed: instead of materialising every window, the ops loop over the kernel
 *taps* (the offsets ``j`` inside a window). For one tap, the input entries it reads across
@@ -11,9 +15,9 @@ all windows form a single strided slice of the input, so a max pool is a running
 ``np.maximum`` over ``prod(k)`` slices and an average pool a running sum (``x.reshape(...)
 .max(axis=...)`` over tiny axes measured 30-40x slower). With padding, the input is padded
 (with -inf or 0) one block of ``N*C`` rows at a time, so temporaries stay small whatever
-the batch. The max-pool backward finds each window's argmax the same way and adds ``dy``
-there with ``np.add.at``; the average-pool backward adds ``dy / divisor`` back through the
-tap slices. Blur pooling is separable: one 1-D filter pass per spatial axis.
+the batch. The max-pool backward finds each window's argmax the same way (or takes the one
+:func:`max_pool_with_argmax` kept) and adds ``dy`` there with ``np.add.at``; the
+average-pool backward adds ``dy / divisor`` back through the tap slices.
 """
 
 from __future__ import annotations
@@ -24,28 +28,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import parallel
-from ..errors import ConfigError, DTypeError, ShapeError
-from ..shapes import (
-    PADDING_MODES,
-    PoolGeometry,
-    as_float_array,
-    check_same_dtype,
-    format_shape,
-    normalize_int,
-    normalize_tuple,
-    pool_geometry,
-)
+from .. import parallel, settings
+from ..errors import ArgumentTypeError, ConfigError, DTypeError, ShapeError
+from ..shapes import PoolGeometry, as_float_array, format_shape, pool_geometry
 from . import windows
+from .blur_pool import binomial_filter  # noqa: F401  (convscope.explain imports it from here)
 
 __all__ = [
     "max_pool",
     "max_pool_backward",
+    "max_pool_with_argmax",
+    "max_pool_with_argmax_backward",
     "avg_pool",
     "avg_pool_backward",
-    "blur_pool",
-    "blur_pool_backward",
-    "binomial_filter",
 ]
 
 # Output entries per block of rows: keeps the per-tap temporaries (a comparison mask, the
@@ -54,9 +49,6 @@ __all__ = [
 # (64,32,32,32), (64,6,28,28)): 2**17 as fast as 2**16 on one thread and 10-20% faster on
 # two (fewer, longer NumPy calls: less contention for the interpreter lock); 2**18 in between.
 _BLOCK_ELEMENTS = 1 << 17
-# Padded input entries per block of blur pooling (measured: 2**16 .. 2**20 within 30%, the
-# whole batch at once 2-3x slower on (64, 32, 32, 32)).
-_BLUR_BLOCK_ELEMENTS = 1 << 18
 
 
 # ----------------------------------------------------------------------------------------
@@ -113,7 +105,7 @@ def _first_inside_tap(g: PoolGeometry, op: str) -> np.ndarray:
     return tap
 
 
-_CACHE: dict = {}
+_CACHE = settings.cache("pool", 1024)
 
 
 def _cached(kind: str, key, make):
@@ -122,10 +114,7 @@ def _cached(kind: str, key, make):
     Errors are raised by ``make`` and never remembered."""
     value = _CACHE.get((kind, key))
     if value is None:
-        value = make()
-        if len(_CACHE) >= 1024:
-            _CACHE.clear()
-        _CACHE[(kind, key)] = value
+        value = _CACHE.put((kind, key), make())
     return value
 
 
@@ -156,22 +145,17 @@ def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_includ
     return g
 
 
-def _check_sizes(g: PoolGeometry, dtype, op: str) -> None:
-    """Refuse outputs or padded inputs over the array limit (zero-stride views of huge
+def _check_sizes(g: PoolGeometry, dtype, op: str, *more) -> None:
+    """Refuse outputs (with the arrays ``more`` allocated beside them: argmax indices, the
+    input gradient) or padded inputs over the array limit (zero-stride views of huge
     shapes, huge padding) with the arithmetic, before any allocation."""
-    windows.check_allocation(g.y_shape, dtype, "output", op)
+    windows.check_allocation(g.y_shape, dtype, "output", op, *more)
     windows.check_allocation((g.batch, g.c, *g.padded), dtype, "padded input", op)
 
 
-def _check_dy(dy: Any, x: np.ndarray, g_shape: tuple[int, ...], op: str) -> np.ndarray:
-    dy = as_float_array(dy, "dy", op)
-    check_same_dtype(op, dy=dy, x=x)
-    if dy.shape != tuple(g_shape):
-        raise ShapeError(
-            f"{op}: dy must have the shape of the forward output, {format_shape(g_shape)} for x "
-            f"of shape {format_shape(x.shape)}; got {format_shape(dy.shape)}."
-        )
-    return dy
+def _argmax_type(g: PoolGeometry) -> type:
+    """The smallest unsigned integer type that holds every tap number ``0 .. prod(k)-1``."""
+    return np.min_scalar_type(max(math.prod(g.k) - 1, 0)).type
 
 
 def _rows(x: np.ndarray, g: PoolGeometry) -> np.ndarray:
@@ -214,7 +198,7 @@ class _Argmax:
         self.x = _rows(x, g)
 
         def tables():
-            itype = np.min_scalar_type(max(math.prod(g.k) - 1, 0)).type
+            itype = _argmax_type(g)
             first = _first_inside_tap(g, op).astype(itype)
             first.flags.writeable = False
             return _pad_pairs(g), _tap_slices(g), itype, first, _blocks(self.x.shape[0], g)
@@ -344,11 +328,11 @@ def max_pool(
     op = "max_pool"
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
-    _check_sizes(g, x.dtype, op)
     if not isinstance(return_indices, (bool, np.bool_)):
         raise ConfigError(f"{op}: return_indices must be True or False; got {return_indices!r}.")
+    _check_sizes(g, x.dtype, op, *([(g.y_shape, np.int64, "indices (int64)")] if return_indices else []))
     if not return_indices:
-        _first_inside_tap(g, op)  # validation only
+        _cached("first", g, lambda: _read_only(_first_inside_tap(g, op)))  # validation only
         return _tap_reduce(x, g, -np.inf, np.maximum)
     base, offset = _index_tables(g)
     argmax = _Argmax(x, g, op)
@@ -450,8 +434,9 @@ def max_pool_backward(
     op = "max_pool_backward"
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
-    _check_sizes(g, x.dtype, op)
-    dy = _check_dy(dy, x, g.y_shape, op)
+    _check_sizes(g, x.dtype, op, (x.shape, x.dtype, "gradient dx (the shape of x)"),
+                 (g.y_shape, _argmax_type(g), "argmax (tap numbers)"))
+    dy = windows.check_dy(dy, x, g.y_shape, op)
     # Notes 9.4.6 (Key Equation 69): d maxpool / d a_i is 1 for the (first) maximum of the
     # window, else 0: each window's dy goes to its argmax.
     _, idx = _max_and_argmax(x, g, op, values=False)
@@ -507,47 +492,148 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
     return dx.reshape(x_shape)
 
 
-class _MaxPoolContext:
-    """What :func:`_max_pool_backward_ctx` needs: the geometry, input shape and dtype, and
-    the forward's argmax (one small integer per output)."""
-
-    __slots__ = ("g", "idx", "x_shape", "dtype")
-
-    def __init__(self, g, idx, x_shape, dtype):
-        self.g, self.idx, self.x_shape, self.dtype = g, idx, x_shape, dtype
-
-
-def _max_pool_forward(
+def max_pool_with_argmax(
     x: np.ndarray,
     kernel_size: Any,
     stride: Any = None,
     padding: Any = 0,
     dilation: Any = 1,
     ceil_mode: bool = False,
-) -> tuple[np.ndarray, _MaxPoolContext]:
-    """:func:`max_pool` that also keeps each window's argmax for
-    :func:`_max_pool_backward_ctx` (for ``nn.MaxPool*`` in training: the backward then
-    does not search the windows again)."""
-    op = "max_pool"
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_pool`, and for every window which of its entries was the maximum.
+
+    The pair of this and :func:`max_pool_with_argmax_backward` is :func:`max_pool` /
+    :func:`max_pool_backward` with the search for the maxima done once: the forward keeps
+    each window's choice and the backward only routes ``dy`` (what ``nn.MaxPool*`` does in
+    training).
+
+    The derivative of a window's maximum is one-hot at the chosen entry (notes 9.4.6, Key
+    Equation 69; the vector 9.35); ``argmax`` is the position of that one: ``argmax[b, c,
+    *o] = t`` means that tap ``t`` of window ``o`` (window order, row-major over the kernel:
+    ``t = j_1 * k_2 * ... * k_r + ... + j_r``) holds the maximum. Ties and NaN follow
+    :func:`max_pool` (the first maximum; the last NaN). Unlike ``return_indices`` (positions
+    in the input plane, int64, as PyTorch), tap numbers fit the smallest unsigned integer type
+    that holds ``prod(kernel_size) - 1`` (uint8 for up to 256 taps): one byte per output.
+
+    Args:
+        x, kernel_size, stride, padding, dilation, ceil_mode: as :func:`max_pool`.
+
+    Returns:
+        ``(y, argmax)``: ``y`` as :func:`max_pool` returns it, and ``argmax`` of the same
+        shape with an unsigned integer dtype.
+
+    Raises:
+        As :func:`max_pool`; ResourceError also when ``y`` and ``argmax`` together exceed the
+        array limit.
+
+    Example:
+        The notes' example (9.12): 44 is tap 2 of its 2x2 window (row 1, column 0).
+
+        >>> x = np.array([[1., 3., -9., -22.], [44., -10., -11., -1.],
+        ...               [0., 10., 4., -3.], [11., 9., 321., 99.]])[None, None]
+        >>> y, argmax = max_pool_with_argmax(x, 2)
+        >>> argmax[0, 0]
+        array([[2, 3],
+               [2, 2]], dtype=uint8)
+        >>> max_pool_with_argmax_backward(np.ones_like(y), argmax, x.shape, 2)[0, 0]
+        array([[0., 0., 0., 0.],
+               [1., 0., 0., 1.],
+               [0., 0., 0., 0.],
+               [1., 0., 1., 0.]])
+    """
+    op = "max_pool_with_argmax"
     x = as_float_array(x, "x", op)
     g = _max_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode, op)
-    _check_sizes(g, x.dtype, op)
+    _check_sizes(g, x.dtype, op, (g.y_shape, _argmax_type(g), "argmax (tap numbers)"))
     y, idx = _max_and_argmax(x, g, op)
-    return y.reshape(g.y_shape), _MaxPoolContext(g, idx, x.shape, x.dtype)
+    return y.reshape(g.y_shape), idx.reshape(g.y_shape)
 
 
-def _max_pool_backward_ctx(dy: np.ndarray, ctx: _MaxPoolContext) -> np.ndarray:
-    """:func:`max_pool_backward` from the context of :func:`_max_pool_forward`."""
-    op = "max_pool_backward"
+def max_pool_with_argmax_backward(
+    dy: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+) -> np.ndarray:
+    """Gradient of max pooling from the ``argmax`` that :func:`max_pool_with_argmax` kept.
+
+    Each window's ``dy`` goes to the entry its ``argmax`` names (Key Equation 69: the
+    derivative is one-hot there); entries that are no window's maximum get 0, and an entry
+    chosen by several overlapping windows gets the sum of their ``dy``. Equal to
+    :func:`max_pool_backward` on the forward's ``x``, without searching the windows again.
+
+    Args:
+        dy: upstream gradient, shaped like the forward output; its dtype is ``dx``'s.
+        argmax: the forward's tap numbers (any integer dtype, same shape as ``dy``, entries
+            in ``0 .. prod(kernel_size) - 1``).
+        x_shape: the shape of the forward's input ``x``.
+        kernel_size, stride, padding, dilation, ceil_mode: the forward's.
+
+    Returns:
+        ``dx`` of shape ``x_shape``.
+
+    Raises:
+        ShapeError: ``dy`` or ``argmax`` not shaped like the forward output.
+        DTypeError: ``dy`` not float32/float64, ``argmax`` not integers.
+        ConfigError: an ``argmax`` entry that is no tap of the window; as :func:`max_pool`.
+        ArgumentTypeError: ``x_shape`` not a tuple of non-negative ints, ``argmax`` not an
+            array.
+    """
+    op = "max_pool_with_argmax_backward"
     dy = as_float_array(dy, "dy", op)
-    if dy.dtype != ctx.dtype:
-        raise DTypeError(f"{op}: dy must have the dtype of x ({ctx.dtype}); got {dy.dtype}.")
-    if dy.shape != tuple(ctx.g.y_shape):
+    g = _max_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode, op)
+    x_shape = (g.batch, g.c, *g.n)
+    if dy.shape != tuple(g.y_shape):
         raise ShapeError(
-            f"{op}: dy must have the shape of the forward output, {format_shape(ctx.g.y_shape)}; "
-            f"got {format_shape(dy.shape)}."
+            f"{op}: dy must have the shape of the forward output, {format_shape(g.y_shape)} for "
+            f"x_shape {format_shape(x_shape)}; got {format_shape(dy.shape)}."
         )
-    return _argmax_scatter(dy, ctx.idx, ctx.g, ctx.x_shape)
+    idx = _check_argmax(argmax, g, op)
+    windows.check_allocation(x_shape, dy.dtype, "gradient dx (the shape of x)", op)
+    _cached("first", g, lambda: _read_only(_first_inside_tap(g, op)))  # as the forward refuses
+    try:
+        return _argmax_scatter(dy, idx.reshape((g.batch * g.c, 1) + tuple(g.out)), g, x_shape)
+    except IndexError:  # a tap number past the window's last tap
+        raise _bad_argmax(argmax, g, op) from None
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _check_argmax(argmax: Any, g: PoolGeometry, op: str) -> np.ndarray:
+    if not isinstance(argmax, np.ndarray):
+        raise ArgumentTypeError(
+            f"{op}: argmax must be the integer array max_pool_with_argmax returned; got "
+            f"{type(argmax).__name__}."
+        )
+    if argmax.dtype.kind not in "ui":
+        raise DTypeError(
+            f"{op}: argmax must hold integers (the tap number of each window's maximum, as "
+            f"max_pool_with_argmax returns it); got dtype {argmax.dtype}."
+        )
+    if argmax.shape != tuple(g.y_shape):
+        raise ShapeError(
+            f"{op}: argmax must have the shape of the forward output, {format_shape(g.y_shape)}; "
+            f"got {format_shape(argmax.shape)}."
+        )
+    # Unsigned tap numbers past the last tap make the scatter's np.take raise (see
+    # _bad_argmax); negative ones would silently count from the end, so they are looked for.
+    if argmax.dtype.kind == "i" and argmax.size and int(argmax.min()) < 0:
+        raise _bad_argmax(argmax, g, op)
+    return argmax
+
+
+def _bad_argmax(argmax: np.ndarray, g: PoolGeometry, op: str) -> ConfigError:
+    return ConfigError(
+        f"{op}: argmax entries must be tap numbers 0 .. {math.prod(g.k) - 1} of a window of "
+        f"{format_shape(g.k)} taps; got values from {int(argmax.min())} to {int(argmax.max())}."
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -646,331 +732,10 @@ def avg_pool_backward(
     op = "avg_pool_backward"
     x = as_float_array(x, "x", op)
     g = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, count_include_pad, op)
-    _check_sizes(g, x.dtype, op)
-    dy = _check_dy(dy, x, g.y_shape, op)
+    _check_sizes(g, x.dtype, op, (x.shape, x.dtype, "gradient dx (the shape of x)"))
+    dy = windows.check_dy(dy, x, g.y_shape, op)
     # Each window's mean spreads its gradient evenly: dy / divisor to every entry.
     share = dy.reshape((g.batch * g.c, 1) + tuple(g.out)) / _avg_divisor(
         g, bool(count_include_pad), x.dtype
     )
     return _tap_scatter(x, g, share)
-
-
-# ----------------------------------------------------------------------------------------
-# Anti-aliased (blur) pooling
-# ----------------------------------------------------------------------------------------
-def binomial_filter(filter_size: int, ndim: int) -> np.ndarray:
-    """The binomial low-pass filter of blur pooling: a row of Pascal's triangle per axis.
-
-    The 1-D filter of size ``f`` is row ``f - 1`` of Pascal's triangle, ``C(f-1, i)``; the
-    ``ndim``-D filter is the outer product of ``ndim`` copies, normalised to sum 1.
-
-    Args:
-        filter_size: 1 to 7.
-        ndim: number of spatial axes (>= 1).
-
-    Returns:
-        float64 array of shape ``(filter_size,) * ndim``.
-
-    Example:
-        >>> binomial_filter(3, 1) * 4
-        array([1., 2., 1.])
-        >>> binomial_filter(4, 1) * 8
-        array([1., 3., 3., 1.])
-        >>> binomial_filter(3, 2) * 16
-        array([[1., 2., 1.],
-               [2., 4., 2.],
-               [1., 2., 1.]])
-    """
-    op = "binomial_filter"
-    f = _check_filter_size(filter_size, op)
-    ndim = normalize_int(ndim, "ndim", op, minimum=1)
-    if ndim > _MAX_SPATIAL_AXES:
-        raise ConfigError(
-            f"{op}: ndim must be between 1 and {_MAX_SPATIAL_AXES} (a NumPy array has at most "
-            f"64 axes, two of them batch and channels); got {ndim}."
-        )
-    windows.check_allocation((f,) * ndim, np.float64, f"{ndim}-D filter", op)
-    row = _binomial_row(f)
-    w = row
-    for _ in range(ndim - 1):
-        w = np.multiply.outer(w, row)
-    return w
-
-
-_MAX_SPATIAL_AXES = 62
-
-
-def _binomial_row(f: int) -> np.ndarray:
-    row = np.array([math.comb(f - 1, i) for i in range(f)], dtype=np.float64)
-    return row / row.sum()
-
-
-def _check_filter_size(filter_size: Any, op: str) -> int:
-    f = normalize_int(filter_size, "filter_size", op, minimum=1)
-    if f > 7:
-        raise ConfigError(
-            f"{op}: filter_size must be between 1 and 7 (rows of Pascal's triangle used as "
-            f"low-pass filters); got {f}."
-        )
-    return f
-
-
-def _blur_geometry(x: np.ndarray, filter_size, stride, padding_mode, op):
-    if x.ndim < 3:
-        raise ShapeError(
-            f"{op}: x must have at least 3 axes (N, C, *spatial); got shape "
-            f"{format_shape(x.shape)} with {x.ndim} axes."
-        )
-    ndim = x.ndim - 2
-    if any(v < 1 for v in x.shape[1:]):
-        raise ShapeError(
-            f"{op}: x must have at least one entry on every axis after the batch axis; got "
-            f"shape {format_shape(x.shape)}."
-        )
-    f = _check_filter_size(filter_size, op)
-    s = normalize_tuple(stride, ndim, "stride", op)
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ConfigError(
-            f"{op}: padding_mode must be one of {', '.join(PADDING_MODES)}; got {padding_mode!r}."
-        )
-    before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
-    n = x.shape[2:]
-    for axis, size in enumerate(n):
-        if padding_mode == "reflect" and after >= size:
-            raise ShapeError(
-                f"{op}: reflect padding of ({before}, {after}) for filter_size {f} needs a "
-                f"spatial size of at least {after + 1}; got x of shape {format_shape(x.shape)} "
-                f"(size {size} along spatial axis {axis}). Reflection cannot mirror more "
-                f"entries than the input has: use padding_mode='replicate' or 'zeros', a "
-                f"smaller filter_size, or a larger input."
-            )
-        if padding_mode == "circular" and after > size:
-            raise ShapeError(
-                f"{op}: circular padding of ({before}, {after}) for filter_size {f} needs a "
-                f"spatial size of at least {after}; got x of shape {format_shape(x.shape)} "
-                f"(size {size} along spatial axis {axis}). Use padding_mode='replicate' or "
-                f"'zeros', or a smaller filter_size."
-            )
-    out = tuple((size - 1) // si + 1 for size, si in zip(n, s))
-    windows.check_allocation(x.shape[:2] + out, x.dtype, "output", op)
-    windows.check_allocation(x.shape[:2] + tuple(v + f - 1 for v in n), x.dtype, "padded input", op)
-    # A stride beyond the padded size keeps one window per axis, exactly as the padded size
-    # itself does; clamping it keeps the residue split (one row per residue mod s) small.
-    s = tuple(min(si, size + f - 1) for size, si in zip(n, s))
-    return f, s, ((before, after),) * ndim, out
-
-
-def _axis_index(ndim_total: int, axis: int, sl: slice) -> tuple[slice, ...]:
-    index = [slice(None)] * ndim_total
-    index[axis] = sl
-    return tuple(index)
-
-
-def blur_pool(
-    x: np.ndarray, filter_size: int = 4, stride: Any = 2, padding_mode: str = "reflect"
-) -> np.ndarray:
-    """Anti-aliased downsampling: low-pass filter each channel, then keep every s-th entry.
-
-    The fix for the shift sensitivity of strided pooling cited in notes 9.2.6 (Zhang 2019,
-    "Making Convolutional Networks Shift-Invariant Again", arXiv 1904.11486), written from
-    its description: a fixed binomial filter (:func:`binomial_filter`) is applied to every
-    channel separately, with ``floor((f-1)/2)`` entries of padding before and
-    ``ceil((f-1)/2)`` after on each spatial axis, and the result is subsampled by the
-    stride. Place it after a stride-1 max pool (or ReLU) in place of a strided one.
-
-    Args:
-        x: ``(N, C, *spatial)`` float32 or float64 array; every axis after the first two is
-            spatial.
-        filter_size: 1 to 7 (1: plain subsampling, 2: box, 3: [1 2 1]/4, 4: [1 3 3 1]/8 ...).
-        stride: subsampling step, int or one int per spatial axis.
-        padding_mode: "reflect" (default), "replicate", "zeros" or "circular".
-
-    Returns:
-        ``y`` of shape ``(N, C, *out)`` with ``out = ceil(n / s)`` per axis, dtype of ``x``.
-
-    Raises:
-        ShapeError: ``x`` with fewer than 3 axes, or too small for reflect (circular)
-            padding: each spatial size must exceed (be at least) ``ceil((f-1)/2)``.
-        ConfigError: filter_size outside 1..7, stride < 1, unknown padding_mode.
-
-    Example:
-        A one-entry spike, filter [1 2 1]/4, stride 2: the spike is spread over two outputs
-        instead of being kept or dropped depending on its position.
-
-        >>> x = np.array([[[0., 0., 0., 4., 0., 0., 0., 0.]]])
-        >>> blur_pool(x, filter_size=3)[0, 0]
-        array([0., 1., 1., 0.])
-
-    Notes:
-        Computed separably, one spatial axis at a time: per axis, the sum over the filter's
-        taps of weight times a strided slice of the padded input, so a ``f**r`` filter
-        costs ``f*r`` slice passes.
-    """
-    op = "blur_pool"
-    x = as_float_array(x, "x", op)
-    f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
-    # Small planes: one matrix product per axis. Its zeros would turn a NaN or Inf into NaN
-    # in every output of the row (0 * NaN = NaN), so non-finite inputs take the tap loop,
-    # where a NaN reaches exactly the outputs whose windows hold it.
-    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX and np.isfinite(x).all():
-        mats = [_blur_matrix(n, f, si, padding_mode, x.dtype) for n, si in zip(x.shape[2:], s)]
-        return _separable(x, mats).reshape(x.shape[:2] + out)
-    w = _binomial_row(f).astype(x.dtype)  # dyadic weights: exact in float32 too
-    ndim = x.ndim - 2
-    xr = x.reshape((-1, 1) + x.shape[2:])
-    y = np.empty((xr.shape[0], 1) + out, dtype=x.dtype)
-    for rows in _blur_blocks(xr.shape[0], x.shape[2:], f):
-        a = windows.pad(xr[rows], pairs, padding_mode)
-        for axis in range(ndim):  # separable: one 1-D filter pass per axis
-            taps = _blur_axis_taps(a, axis, f, s[axis], out[axis])
-            acc = np.multiply(taps(0), w[0])
-            tmp = np.empty_like(acc)
-            for j in range(1, f):
-                np.multiply(taps(j), w[j], out=tmp)
-                acc += tmp
-            a = acc
-        y[rows] = a
-    return y.reshape(x.shape[:2] + out)
-
-
-# Planes up to this size per axis are blurred by matrix products: the padding, the filter
-# and the subsampling of one axis form one (n, out) matrix (mostly zeros, but BLAS runs it
-# far faster than NumPy runs the filter's taps: (64, 32, 32, 32), f=4: 3.3 ms against
-# 10.9 ms forward). Its cost grows with n per output, so larger planes use the tap passes.
-_BLUR_MATRIX_MAX = 64
-
-
-def _blur_matrix(n: int, f: int, s: int, padding_mode: str, dtype) -> np.ndarray:
-    """``M`` of shape ``(n, out)`` with ``x @ M`` = pad, filter (binomial, size ``f``) and
-    subsample by ``s`` along one axis of length ``n``; its transpose is the adjoint.
-
-    >>> _blur_matrix(4, 3, 2, "zeros", np.float64) * 4   # [1 2 1]/4, padding (1, 1)
-    array([[2., 0.],
-           [1., 1.],
-           [0., 2.],
-           [0., 1.]])
-    """
-
-    def make():
-        before, after = (f - 1) // 2, f - 1 - (f - 1) // 2
-        out = (n - 1) // s + 1
-        # Padding is linear: padding the identity gives x_padded = x @ P.
-        padding = windows.pad(np.eye(n)[None, None], [(0, 0), (before, after)], padding_mode)[0, 0]
-        filt = np.zeros((n + f - 1, out))
-        row = _binomial_row(f)
-        for q in range(out):
-            filt[q * s : q * s + f, q] = row
-        m = (padding @ filt).astype(dtype)  # sums of dyadic weights: exact in float32
-        m.flags.writeable = False
-        return m
-
-    return _cached("blur", (n, f, s, padding_mode, np.dtype(dtype).str), make)
-
-
-def _separable(x: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
-    """Contract spatial axis ``k`` of ``x`` ``(N, C, *n)`` with ``mats[k]`` ``(n_k, out_k)``,
-    for every axis (last first): ``(N*C, *out)``."""
-    a = x.reshape((-1,) + x.shape[2:])
-    rows = a.shape[0]
-    sizes = list(x.shape[2:])
-    for k in reversed(range(len(mats))):
-        m = mats[k]
-        before = rows * math.prod(sizes[:k])
-        after = math.prod(sizes[k + 1 :])
-        if after == 1:
-            a = a.reshape(-1, sizes[k]) @ m
-        else:  # (before, n_k, after) -> (before, out_k, after), one small product each
-            a = np.matmul(m.T, a.reshape(before, sizes[k], after))
-        sizes[k] = m.shape[1]
-    return a.reshape((rows,) + tuple(sizes))
-
-
-def _blur_blocks(rows: int, n: Sequence[int], f: int) -> list[slice]:
-    """Row blocks of about ``_BLUR_BLOCK_ELEMENTS`` padded entries (at least one row)."""
-    per_row = math.prod(size + f - 1 for size in n)
-    step = max(1, _BLUR_BLOCK_ELEMENTS // per_row)
-    return [slice(r, min(rows, r + step)) for r in range(0, rows, step)]
-
-
-def _blur_axis_taps(a: np.ndarray, axis: int, f: int, s: int, out: int):
-    """``taps(j)``: the entries tap ``j`` of the filter reads along ``axis`` for every output,
-    ``a[..., j : j + (out-1)*s + 1 : s, ...]``. Along the last axis with stride > 1 the
-    array is first split by residue mod s (one pass), so each tap is a contiguous slice:
-    elementwise NumPy on stride-s rows is several times slower."""
-    ax = axis + 2
-    if ax == a.ndim - 1 and s > 1:
-        split = _deinterleave(a, s)
-        return lambda j: split[..., j % s, j // s : j // s + out]
-    return lambda j: a[_axis_index(a.ndim, ax, slice(j, j + (out - 1) * s + 1, s))]
-
-
-def _deinterleave(a: np.ndarray, s: int) -> np.ndarray:
-    """``b[..., r, q] = a[..., q*s + r]`` (entries past the end of ``a`` left unset)."""
-    length = a.shape[-1]
-    b = np.empty(a.shape[:-1] + (s, -(-length // s)), dtype=a.dtype)
-    for r in range(min(s, length)):
-        part = a[..., r::s]
-        b[..., r, : part.shape[-1]] = part
-    return b
-
-
-def _interleave(b: np.ndarray, s: int, length: int) -> np.ndarray:
-    """The inverse of :func:`_deinterleave`: ``a[..., q*s + r] = b[..., r, q]``."""
-    a = np.empty(b.shape[:-2] + (length,), dtype=b.dtype)
-    for r in range(min(s, length)):
-        part = a[..., r::s]
-        part[...] = b[..., r, : part.shape[-1]]
-    return a
-
-
-def blur_pool_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    filter_size: int = 4,
-    stride: Any = 2,
-    padding_mode: str = "reflect",
-) -> np.ndarray:
-    """Gradient of :func:`blur_pool` with respect to ``x`` (its adjoint).
-
-    Per axis, in reverse order, every filter tap adds weight times ``dy`` back onto its
-    strided slice; then the padding's gradient is folded onto the input entries it copied
-    (:func:`convscope.functional.windows.pad_backward`). Arguments as :func:`blur_pool`.
-
-    Example:
-        >>> dx = blur_pool_backward(np.array([[[4., 0.]]]), np.zeros((1, 1, 4)), 3, 2, "zeros")
-        >>> dx[0, 0]                                  # [1 2 1]/4 around position 0, times 4
-        array([2., 1., 0., 0.])
-    """
-    op = "blur_pool_backward"
-    x = as_float_array(x, "x", op)
-    f, s, pairs, out = _blur_geometry(x, filter_size, stride, padding_mode, op)
-    dy = _check_dy(dy, x, x.shape[:2] + out, op)
-    if max(x.shape[2:]) <= _BLUR_MATRIX_MAX and np.isfinite(dy).all():  # the transposed matrices
-        mats = [_blur_matrix(n, f, si, padding_mode, x.dtype).T for n, si in zip(x.shape[2:], s)]
-        return _separable(dy, mats).reshape(x.shape)
-    w = _binomial_row(f).astype(x.dtype)
-    ndim = x.ndim - 2
-    padded = tuple(n + f - 1 for n in x.shape[2:])
-    dyr = dy.reshape((-1, 1) + out)
-    dx = np.empty((dyr.shape[0], 1) + x.shape[2:], dtype=x.dtype)
-    for rows in _blur_blocks(dyr.shape[0], x.shape[2:], f):
-        grad = dyr[rows]
-        for axis in reversed(range(ndim)):  # adjoint: the passes in reverse order
-            ax = axis + 2
-            size, step = padded[axis], s[axis]
-            last = ax == grad.ndim - 1 and step > 1
-            if last:  # accumulate per residue mod s (contiguous), interleave once at the end
-                spread = np.zeros(grad.shape[:-1] + (step, -(-size // step)), dtype=x.dtype)
-            else:
-                spread = np.zeros(grad.shape[:ax] + (size,) + grad.shape[ax + 1 :], dtype=x.dtype)
-            tmp = np.empty_like(grad)
-            for j in range(f):
-                if last:
-                    target = spread[..., j % step, j // step : j // step + out[axis]]
-                else:
-                    target = spread[_axis_index(spread.ndim, ax, slice(j, j + (out[axis] - 1) * step + 1, step))]
-                np.multiply(grad, w[j], out=tmp)
-                target += tmp
-            grad = _interleave(spread, step, size) if last else spread
-        dx[rows] = windows.pad_backward(grad, pairs, padding_mode)
-    return dx.reshape(x.shape)

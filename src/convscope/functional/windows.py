@@ -5,20 +5,29 @@ one per output position. Here every window of a padded input is a *view* into th
 memory (no copy): an array of shape ``(N, C, *out, *k)`` whose entry
 ``[b, c, o_1..o_r, j_1..j_r]`` is ``x_padded[b, c, o_1*s_1 + j_1*d_1, ..., o_r*s_r + j_r*d_r]``.
 
-Also here: padding in the four modes (with its adjoint, used by every backward), the
-slices that address one kernel tap across all windows (used by the slice-add backwards),
-and the workspace budget that bounds how large a window matrix may grow.
+Also here: padding in the four modes (with its adjoint, used by every backward) and the
+slices that address one kernel tap across all windows (used by the slice-add backwards).
+The workspace budget and the array limit are settings of :mod:`convscope.settings`
+(re-exported here, where the ops import them from).
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import ConfigError, ResourceError
+from ..errors import ShapeError
+from ..shapes import as_float_array, check_same_dtype, format_shape
+from ..settings import (
+    check_allocation,
+    get_array_limit,
+    get_workspace_budget,
+    set_array_limit,
+    set_workspace_budget,
+)
 
 __all__ = [
     "get_workspace_budget",
@@ -32,69 +41,8 @@ __all__ = [
     "tap_slices",
     "kernel_taps",
     "batch_chunks",
+    "check_dy",
 ]
-
-_WORKSPACE_BUDGET = 256 * 2**20
-
-
-def get_workspace_budget() -> int:
-    """Bytes a single window matrix (im2col buffer) may take; default 256 MiB."""
-    return _WORKSPACE_BUDGET
-
-
-def set_workspace_budget(nbytes: int) -> int:
-    """Set the window-matrix budget in bytes; returns the previous value.
-
-    Work is split into chunks (over the batch, then over output rows) so that no window
-    matrix exceeds this many bytes. A budget smaller than one output row of one sample is
-    exceeded by that row (the smallest unit of work).
-
-    >>> old = set_workspace_budget(64 * 2**20); _ = set_workspace_budget(old)
-    """
-    global _WORKSPACE_BUDGET
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
-        raise ConfigError(f"workspace budget must be a positive int of bytes; got {nbytes!r}.")
-    old, _WORKSPACE_BUDGET = _WORKSPACE_BUDGET, int(nbytes)
-    return old
-
-
-_ARRAY_LIMIT = 4 * 2**30
-
-
-def get_array_limit() -> int:
-    """Largest single array (bytes) an op may allocate; default 4 GiB."""
-    return _ARRAY_LIMIT
-
-
-def set_array_limit(nbytes: int) -> int:
-    """Set the largest array (bytes) an op may allocate; returns the previous value.
-
-    Ops refuse work whose output or padded input would exceed it with a
-    :class:`~convscope.errors.ResourceError` that shows the arithmetic, instead of
-    trying a huge allocation.
-    """
-    global _ARRAY_LIMIT
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes < 1:
-        raise ConfigError(f"array limit must be a positive int of bytes; got {nbytes!r}.")
-    old, _ARRAY_LIMIT = _ARRAY_LIMIT, int(nbytes)
-    return old
-
-
-def check_allocation(shape: Sequence[int], dtype, what: str, op: str) -> None:
-    """Raise :class:`ResourceError` if an array of ``shape`` and ``dtype`` exceeds the limit."""
-    count = 1
-    for v in shape:
-        count *= int(v)
-    nbytes = count * np.dtype(dtype).itemsize
-    if nbytes > _ARRAY_LIMIT:
-        dims = " x ".join(str(int(v)) for v in shape)
-        raise ResourceError(
-            f"{op}: the {what} would need {dims} x {np.dtype(dtype).itemsize} bytes = "
-            f"{nbytes / 2**30:.2f} GiB, over the array limit of {_ARRAY_LIMIT / 2**30:.2f} GiB. "
-            f"Use a smaller batch or input, or raise the limit with "
-            f"convscope.functional.windows.set_array_limit."
-        )
-
 
 _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -244,3 +192,16 @@ def batch_chunks(batch: int, bytes_per_sample: int) -> Iterator[slice]:
     per = max(1, get_workspace_budget() // max(1, bytes_per_sample))
     for start in range(0, batch, per):
         yield slice(start, min(batch, start + per))
+
+
+def check_dy(dy: Any, x: np.ndarray, y_shape: Sequence[int], op: str) -> np.ndarray:
+    """``dy`` as a float array of the forward output's shape ``y_shape`` and ``x``'s dtype,
+    or the error that says which shape was expected (for the backward of a pooling op)."""
+    dy = as_float_array(dy, "dy", op)
+    check_same_dtype(op, dy=dy, x=x)
+    if dy.shape != tuple(y_shape):
+        raise ShapeError(
+            f"{op}: dy must have the shape of the forward output, {format_shape(y_shape)} for x "
+            f"of shape {format_shape(x.shape)}; got {format_shape(dy.shape)}."
+        )
+    return dy

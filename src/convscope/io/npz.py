@@ -23,12 +23,14 @@ what its ``.npy`` header promises before memory is allocated, the format version
 one this convscope reads, and the digest must match. Any failure raises
 :class:`~convscope.errors.CheckpointError` naming the file and the reason.
 
-Writing is atomic: the archive goes to a temporary file in the target's directory
-(``.NAME.<pid>.<random>.tmp``), is flushed and ``fsync``-ed, then ``os.replace``-d over the
-target, and the directory is ``fsync``-ed. A reader therefore sees the old file or the new
-one, never a mixture, even if the writer is killed; a killed writer can leave the hidden
-temporary file behind (never a damaged target). If writing fails the temporary file is
-removed and an existing target stays as it was.
+Writing is atomic, through :func:`convscope.files.atomic_write`: the archive goes to a
+temporary file beside the target, is flushed and ``fsync``-ed, then ``os.replace``-d over
+the target, and the directory is ``fsync``-ed. A reader therefore sees the old file or the
+new one, never a mixture, even if the writer is killed; the hidden temporary file a killed
+writer leaves behind is removed by the next save of the same path. If writing fails the
+temporary file is removed and an existing target stays as it was. Only a regular file is
+replaced (a directory, FIFO, socket or device is refused before anything is written), and a
+symbolic link is written through: the file it points to gets the new contents.
 
 Suffix. As ``numpy.savez``, saving appends ``.npz`` to a path that does not already end
 in ``.npz`` (``"model"`` -> ``"model.npz"``; the functions return the path written).
@@ -48,12 +50,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
-import secrets
 import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -62,6 +62,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ..errors import ArgumentTypeError, CheckpointError, ConfigError, DTypeError
+from ..files import as_path, atomic_write, check_readable, to_jsonable
 from ..functional.windows import check_allocation
 
 __all__ = [
@@ -86,9 +87,7 @@ _HEADER_KEY = "__convscope__"
 _HEADER_MEMBER = _HEADER_KEY + ".npy"
 _ALLOWED_KINDS = "biufc"  # bool, signed and unsigned ints, floats, complex
 _MAX_NAME_LENGTH = 1000
-_MAX_FILE_NAME = 200  # bytes; the temporary ".<name>.<pid>.<hex>.tmp" must stay under 255
-_MAX_HEADER_DEPTH = 100
-_MAX_INT_BITS = 4096  # about 1233 digits, well under Python's 4300-digit str() limit
+_MAX_FILE_NAME = 200  # bytes; the temporary ".<name>.convscope-<host>-<pid>-<hex>.tmp" must stay under 255
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
@@ -98,16 +97,6 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 # ----------------------------------------------------------------------------------------
 # Paths
 # ----------------------------------------------------------------------------------------
-def _as_path(path: Any, op: str) -> Path:
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text and "\0" not in text:
-            return Path(text)
-    raise ArgumentTypeError(
-        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
-    )
-
-
 def _exists(check: Callable[[], bool], p: Path, op: str) -> bool:
     """``check()`` (p.exists, p.is_dir, ...), with the system's refusals as a clean error."""
     try:
@@ -117,7 +106,7 @@ def _exists(check: Callable[[], bool], p: Path, op: str) -> bool:
 
 
 def _save_path(path: Any, op: str) -> Path:
-    p = _as_path(path, op)
+    p = as_path(path, op)
     if not p.name.endswith(".npz"):
         p = p.with_name(p.name + ".npz")
     if len(os.fsencode(p.name)) > _MAX_FILE_NAME:
@@ -138,7 +127,7 @@ def _save_path(path: Any, op: str) -> Path:
 
 
 def _load_path(path: Any, op: str) -> Path:
-    p = _as_path(path, op)
+    p = as_path(path, op)
     if _exists(p.exists, p, op):
         return p
     if not p.name.endswith(".npz"):
@@ -191,46 +180,6 @@ def _check_array(name: str, value: Any, op: str) -> np.ndarray:
     return array
 
 
-def _jsonable(value: Any, where: str, op: str, depth: int = 0) -> Any:
-    """``value`` as plain JSON types (NumPy scalars become Python scalars, tuples lists)."""
-    if depth > _MAX_HEADER_DEPTH:
-        raise ArgumentTypeError(
-            f"{op}: {where[:200]}... is nested more than {_MAX_HEADER_DEPTH} levels deep (or "
-            f"contains itself); the header must be finite JSON data."
-        )
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return value.item()
-    if isinstance(value, int):
-        if value.bit_length() > _MAX_INT_BITS:
-            raise ArgumentTypeError(
-                f"{op}: {where[:200]} is an int of {value.bit_length()} bits; JSON headers hold "
-                f"ints of at most {_MAX_INT_BITS} bits (Python refuses to print longer ones)."
-            )
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ArgumentTypeError(
-                    f"{op}: {where} has the key {key!r} of type {type(key).__name__}; JSON object "
-                    "keys must be str (JSON would turn it into a string and the header would not "
-                    "load back equal)."
-                )
-            out[key] = _jsonable(item, f"{where}[{key!r}]", op, depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item, f"{where}[{i}]", op, depth + 1) for i, item in enumerate(value)]
-    hint = " Put arrays in the arrays dict, not in the header." if isinstance(value, np.ndarray) else ""
-    raise ArgumentTypeError(
-        f"{op}: {where} is a {type(value).__name__}; the header must be JSON data (dict with str "
-        f"keys, list, tuple, str, int, float, bool, None, NumPy scalars).{hint}"
-    )
-
-
 def _canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
@@ -247,53 +196,6 @@ def _digest(header_without_digest: dict, arrays: Mapping[str, np.ndarray]) -> st
         h.update(a.nbytes.to_bytes(8, "little"))
         h.update(a.reshape(-1).view(np.uint8) if a.size else b"")
     return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------------------
-# Atomic writing
-# ----------------------------------------------------------------------------------------
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable. Not every platform or file system allows it: best effort."""
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(directory, flags)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _open_temporary(path: Path) -> tuple[int, Path]:
-    for _ in range(100):
-        candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            # 0o666 minus the umask: the final file gets the usual permissions (mkstemp's 0o600
-            # would follow the file through the rename).
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        return fd, candidate
-    raise FileExistsError(f"could not create a temporary file next to {path}")
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(fileobj)`` into a temporary file, fsync, rename over ``path``."""
-    fd, tmp = _open_temporary(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
 
 
 def _write_member(zf: zipfile.ZipFile, name: str, array: np.ndarray) -> None:
@@ -320,7 +222,8 @@ def save_checkpoint(
         Path: the path written (with the ``.npz`` suffix).
 
     Raises:
-        ConfigError: a bad name, or a directory that does not exist.
+        ConfigError: a bad name, a directory that does not exist, or a target that exists
+            and is not a regular file (directory, FIFO, socket, device).
         DTypeError: an object, string or structured array.
         ArgumentTypeError: a header that is not JSON data.
         OSError: the disk refused the write (the old file, if any, is intact).
@@ -334,7 +237,7 @@ def save_checkpoint(
     if not isinstance(format, str) or not format.startswith("convscope-"):
         raise ConfigError(f"{op}: format must be a str starting with 'convscope-'; got {format!r}.")
     checked = {_check_name(k, op): _check_array(k, v, op) for k, v in arrays.items()}
-    user_header = _jsonable({} if header is None else header, "header", op)
+    user_header = to_jsonable({} if header is None else header, where="header", op=op)
     if not isinstance(user_header, dict):
         raise ArgumentTypeError(f"{op}: header must be a dict; got {type(header).__name__}.")
     outer = {
@@ -353,7 +256,7 @@ def save_checkpoint(
             for name, array in checked.items():
                 _write_member(zf, name, array)
 
-    _atomic_write(target, write)
+    atomic_write(target, write, op=op)
     return target
 
 
@@ -389,8 +292,8 @@ class _Reader:
         return CheckpointError(f"{self.op}: {str(self.path)!r} is not a valid convscope file: {reason}{end}")
 
     def read(self, expected_format: str | None) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
-        if self.path.is_dir():
-            raise CheckpointError(f"{self.op}: {str(self.path)!r} is a directory, not a checkpoint file.")
+        what = "model file" if expected_format == MODEL_FORMAT else "checkpoint file"
+        check_readable(self.path, what, error=CheckpointError, op=self.op)
         try:
             f = open(self.path, "rb")
         except FileNotFoundError:
@@ -567,7 +470,8 @@ def load_checkpoint(
 
     Raises:
         CheckpointNotFoundError: no such file (also a FileNotFoundError).
-        CheckpointError: empty, truncated, corrupted, foreign (pickle, plain .npz, PyTorch),
+        CheckpointError: not a regular file (a directory, FIFO, socket or device is refused
+            without being opened), empty, truncated, corrupted, foreign (pickle, plain .npz, PyTorch),
             object arrays, unexpected or missing members, a newer format version (the
             message says to upgrade convscope), or another format than ``format``.
     """
@@ -626,7 +530,7 @@ def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Pa
     spec = to_spec(model)
     header = {
         "spec": spec,
-        "metadata": _jsonable(dict(metadata or {}), "metadata", op),
+        "metadata": to_jsonable(dict(metadata or {}), where="metadata", op=op),
         "convscope_version": __version__,
     }
     return save_checkpoint(path, model.state_dict(), header, format=MODEL_FORMAT)

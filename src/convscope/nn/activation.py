@@ -68,11 +68,14 @@ class ReLU(_Elementwise):
     def _df(self, dy, x):
         return F.relu_backward(dy, x)
 
-    def _adopt_output(self, y: np.ndarray) -> np.ndarray:
-        """Take ``y = relu(x)``, computed by the layer before (BatchNorm fuses it into its
-        own pass), as this layer's forward: the backward needs only where ``x > 0``, and
-        ``y > 0`` exactly there (``max(NaN, 0)`` is NaN, which passes ``dy`` as a NaN ``x``
-        does), so ``y`` is saved in place of ``x``."""
+    def adopt_output(self, y: np.ndarray) -> np.ndarray:
+        """Take ``y = relu(x)``, computed by the layer before, as this layer's forward, and
+        return it (:class:`~convscope.nn.Sequential`'s BatchNorm -> ReLU step, see
+        :func:`~convscope.nn.container.fuses_batch_norm_relu`).
+
+        The backward needs only where ``x > 0``, and ``y > 0`` exactly there (``max(NaN, 0)``
+        is NaN, which passes ``dy`` as a NaN ``x`` does), so ``y`` is saved in place of ``x``.
+        """
         self._save(x=y)
         return y
 

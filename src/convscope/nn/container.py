@@ -14,10 +14,11 @@ from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import format_shape
 from .activation import ReLU
 from .module import Module
+from .norm import BatchNorm1d, BatchNorm2d
 from .spec import register
 from .walk import input_rank
 
-__all__ = ["Sequential", "Residual"]
+__all__ = ["Sequential", "Residual", "fuses_batch_norm_relu"]
 
 
 def _check_module(value: Any, where: str) -> "Module":
@@ -29,9 +30,33 @@ def _check_module(value: Any, where: str) -> "Module":
     return value
 
 
+def fuses_batch_norm_relu(first: Module, second: Module) -> bool:
+    """Sequential's one fusion rule: a BatchNorm layer directly followed by a ReLU.
+
+    When ``first`` is exactly :class:`~convscope.nn.BatchNorm1d` or
+    :class:`~convscope.nn.BatchNorm2d` and ``second`` exactly :class:`~convscope.nn.ReLU`,
+    :meth:`Sequential.forward` runs the two as one pass over the data,
+    ``first.forward_relu(x)`` (:func:`convscope.functional.batch_norm_relu`), and hands the
+    result to ``second.adopt_output``. Each layer keeps its own saved state and backward:
+    the BatchNorm's is that of its ``forward``, and the ReLU saves ``relu(z)`` in place of
+    ``z`` (positive exactly where ``z`` is, so its backward is the same). Results and
+    gradients are bit for bit those of the two layers run one after the other; the CIFAR
+    net's training step took 743 -> 665 ms. Subclasses are not fused (they may change
+    ``forward``).
+
+    >>> from convscope import nn
+    >>> fuses_batch_norm_relu(nn.BatchNorm2d(3), nn.ReLU()), fuses_batch_norm_relu(nn.ReLU(), nn.ReLU())
+    (True, False)
+    """
+    return type(first) in (BatchNorm1d, BatchNorm2d) and type(second) is ReLU
+
+
 @register
 class Sequential(Module):
     """Modules applied one after another; backward is the reverse loop over them.
+
+    One step is fused: a BatchNorm layer directly followed by a ReLU runs as one pass over
+    the data, with the same results and gradients (see :func:`fuses_batch_norm_relu`).
 
     Supports ``len``, iteration, indexing (an int gives a module, a slice a new Sequential
     sharing the modules) and :meth:`append`. Children are named ``"0"``, ``"1"``, ... so
@@ -89,15 +114,14 @@ class Sequential(Module):
         return self._layers[index]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """Each module in turn; a BatchNorm directly followed by a ReLU runs as one pass
+        (the rule :func:`fuses_batch_norm_relu`)."""
         layers = self._layers
         i = 0
         while i < len(layers):
             module = layers[i]
-            fused = getattr(module, "_forward_then_relu", None)
-            if fused is not None and i + 1 < len(layers) and type(layers[i + 1]) is ReLU:
-                # BatchNorm then ReLU: one pass instead of two (each layer keeps its own
-                # saved state and backward; measured on the CIFAR net, see BENCHMARKS.md).
-                x = layers[i + 1]._adopt_output(fused(x))
+            if i + 1 < len(layers) and fuses_batch_norm_relu(module, layers[i + 1]):
+                x = layers[i + 1].adopt_output(module.forward_relu(x))
                 i += 2
                 continue
             x = module(x)

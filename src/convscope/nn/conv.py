@@ -17,6 +17,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.windows import check_allocation
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..files import to_jsonable
 from ..shapes import (
     PADDING_MODES,
     WindowGeometry,
@@ -41,12 +42,6 @@ def padding_for_display(padding: Any) -> Any:
     if all(before == after for before, after in padding):
         return tuple(before for before, _ in padding)
     return tuple(tuple(pair) for pair in padding)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _check_bool(value: Any, name: str, op: str) -> bool:
@@ -241,7 +236,7 @@ class _ConvNd(Module):
             "out_channels": self.out_channels,
             "kernel_size": list(self.kernel_size),
             "stride": list(self.stride),
-            "padding": _jsonable(padding_for_display(self.padding)),
+            "padding": to_jsonable(padding_for_display(self.padding)),
             "dilation": list(self.dilation),
             "groups": self.groups,
             "bias": self.bias is not None,

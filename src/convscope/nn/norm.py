@@ -1,18 +1,18 @@
-"""Batch normalisation: standardise each channel over the batch, then scale and shift.
+"""Batch normalisation layers: the running statistics and the parameters of each channel.
 
-The math is written here as a forward/backward pair of private functions (the functional
-core has no batch-norm op); the module keeps the running statistics.
+The math is :mod:`convscope.functional.norm` (``batch_norm`` and ``batch_norm_backward``);
+the layer keeps the learnable ``weight`` and ``bias``, the running statistics, and what its
+backward needs from its forward.
 """
 
 from __future__ import annotations
 
 import numbers
-from functools import partial
 from typing import Any
 
 import numpy as np
 
-from .. import parallel
+from .. import functional as F
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..functional.windows import check_allocation
 from ..shapes import format_shape, normalize_int
@@ -23,130 +23,6 @@ from .parameter import Parameter
 from .spec import register
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
-
-
-def _channel_sum(a: np.ndarray) -> np.ndarray:
-    """Per-channel sum over every axis but axis 1 (pairwise along the contiguous run)."""
-    flat = a.reshape(a.shape[0], a.shape[1], -1)
-    return flat.sum(axis=2).sum(axis=0)
-
-
-# Per-sample chunks of about this many bytes keep the temporaries of the fused passes below
-# in the caches (measured, fwd+bwd CPU time, 128x32x32x32: 22-28 ms with 0.5-4 MiB chunks,
-# 32 ms with 128 KiB (more, smaller NumPy calls), 30 ms as whole-batch passes).
-_CHUNK_BYTES = 1 << 20
-
-
-def _chunks(x: np.ndarray):
-    """Slices of the batch axis, each about ``_CHUNK_BYTES`` of ``x``."""
-    per_sample = max(1, x[:1].nbytes)
-    step = max(1, _CHUNK_BYTES // per_sample)
-    for start in range(0, x.shape[0], step):
-        yield slice(start, start + step)
-
-
-def _over_chunks(fn, x: np.ndarray) -> list:
-    """``fn(chunks)`` for runs of :func:`_chunks` ``(x)``: one run per thread when
-    :func:`convscope.set_num_threads` is above 1 and ``x`` is worth splitting, else one run."""
-    chunks = list(_chunks(x))
-    runs = parallel.split_evenly(chunks, parallel.threads_for(x))
-    return parallel.run_parallel([partial(fn, run) for run in runs])
-
-
-def _per_channel(v, x: np.ndarray) -> np.ndarray:
-    """A per-channel vector shaped to broadcast against ``x`` ``(N, C, ...)``."""
-    return np.asarray(v, dtype=x.dtype).reshape((1, -1) + (1,) * (x.ndim - 2))
-
-
-def _batch_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and biased variance, the variance from the centred values
-    (two passes, the second through cache-sized chunks: no full-size temporary)."""
-    m = x.size // x.shape[1]
-    mean = sum(_over_chunks(lambda run: sum(_channel_sum(x[ch]) for ch in run), x)) / m
-    mean_b = _per_channel(mean, x)
-
-    def squares(run):
-        sq = np.zeros(x.shape[1], dtype=x.dtype)
-        for ch in run:
-            centred = np.subtract(x[ch], mean_b)
-            centred *= centred
-            sq += _channel_sum(centred)
-        return sq
-
-    return mean, sum(_over_chunks(squares, x)) / m
-
-
-def _batch_norm(x, mean, var, gamma, beta, eps, relu=False):
-    """``y = gamma * (x - mean) / sqrt(var + eps) + beta`` with per-channel statistics,
-    as ``y = x * a + c`` (``a = gamma * invstd``, ``c = beta - mean * a``: the form PyTorch's
-    CPU kernel uses), one pass per cache-sized chunk. ``relu``: ``max(y, 0)`` applied to each
-    chunk while it is in cache (for a following ReLU layer). Returns ``(y, invstd)``."""
-    invstd = (1.0 / np.sqrt(np.asarray(var, dtype=np.float64) + eps))
-    scale = invstd if gamma is None else invstd * gamma
-    shift = -np.asarray(mean, dtype=np.float64) * scale
-    if beta is not None:
-        shift = shift + beta
-    a, c = _per_channel(scale, x), _per_channel(shift, x)
-    y = np.empty_like(x)
-
-    zero = x.dtype.type(0)
-
-    def affine(run):
-        for ch in run:
-            np.multiply(x[ch], a, out=y[ch])
-            y[ch] += c
-            if relu:
-                np.maximum(y[ch], zero, out=y[ch])
-
-    _over_chunks(affine, x)
-    return y, invstd.astype(x.dtype)
-
-
-def _batch_norm_backward(dy, x, mean, invstd, gamma, batch_stats):
-    """(dx, dgamma, dbeta). With batch statistics the mean and variance depend on x too.
-
-    Chain rule through xhat = (x - mean(x)) / sqrt(var(x) + eps) over the m entries of a
-    channel: dx = invstd / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)), with
-    dxhat = gamma * dy, so sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma:
-    dx = gamma * invstd * (dy - dbeta / m - xhat * dgamma / m).
-
-    ``xhat`` is not stored: each cache-sized chunk recomputes ``x - mean`` where it is needed
-    (fewer full-size passes than keeping it).
-    """
-    mean_b = _per_channel(mean, x)
-
-    def sums(run):  # sum(dy) and sum(dy * (x - mean)) per channel
-        total = np.zeros(x.shape[1], dtype=x.dtype)
-        dot = np.zeros(x.shape[1], dtype=x.dtype)
-        for ch in run:
-            total += _channel_sum(dy[ch])
-            t = np.subtract(x[ch], mean_b)
-            t *= dy[ch]
-            dot += _channel_sum(t)
-        return total, dot
-
-    parts = _over_chunks(sums, x)
-    dbeta = sum(p[0] for p in parts)
-    dgamma = sum(p[1] for p in parts) * invstd
-    scale = invstd if gamma is None else invstd * gamma
-    scale_b = _per_channel(scale, x)
-    if not batch_stats:  # running statistics are constants: a per-channel affine map
-        return dy * scale_b, dgamma, dbeta
-    m = x.size // x.shape[1]
-    k = _per_channel(dgamma * invstd / m, x)  # xhat * dgamma / m = (x - mean) * k
-    off = _per_channel(dbeta / m, x)
-    dx = np.empty_like(x)
-
-    def grad(run):
-        for ch in run:
-            t = np.subtract(x[ch], mean_b)
-            t *= k
-            np.subtract(dy[ch], t, out=t)
-            t -= off
-            np.multiply(t, scale_b, out=dx[ch])
-
-    _over_chunks(grad, x)
-    return dx, dgamma, dbeta
 
 
 class _BatchNorm(Module):
@@ -204,45 +80,42 @@ class _BatchNorm(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Normalise with batch statistics (training) or running statistics (eval)."""
-        return self._forward(x, relu=False)
+        return self._normalise(x, F.batch_norm)
 
-    def _forward_then_relu(self, x: np.ndarray) -> np.ndarray:
-        """``relu(forward(x))`` in one pass (for :class:`Sequential` when a ReLU follows:
-        the ReLU adopts the result, see ``ReLU._adopt_output``); the saved state and the
-        backward are those of :meth:`forward`."""
-        return self._forward(x, relu=True)
+    def forward_relu(self, x: np.ndarray) -> np.ndarray:
+        """``relu(self.forward(x))`` in one pass over the data (:func:`~convscope.functional.
+        batch_norm_relu`), for :class:`~convscope.nn.Sequential`'s BatchNorm -> ReLU step.
 
-    def _forward(self, x: np.ndarray, relu: bool) -> np.ndarray:
-        op = type(self).__name__
+        This layer's state (running statistics, what its backward needs) is exactly that of
+        :meth:`forward`, so :meth:`backward` is unchanged; the ReLU that follows takes the
+        result with :meth:`ReLU.adopt_output <convscope.nn.ReLU.adopt_output>`.
+        """
+        return self._normalise(x, F.batch_norm_relu)
+
+    def _normalise(self, x: np.ndarray, op) -> np.ndarray:
+        name = type(self).__name__
         x = self._check_input(x)
         self._check_shape(x.shape)
         batch_stats = self.training or not self.track_running_stats
-        if batch_stats:
-            m = x.size // x.shape[1]
-            if m < 2:
-                raise ShapeError(
-                    f"{op}: training needs more than one value per channel to estimate a "
-                    f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
-                    f"call model.eval()."
-                )
-            # biased variance: the normalisation uses the batch's own spread
-            mean, var = _batch_stats(x)
-            if self.training and self.track_running_stats:
-                self.num_batches_tracked += 1
-                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                          else self.momentum)
-                # the running variance is the unbiased estimate, as PyTorch
-                self.running_mean *= 1.0 - factor
-                self.running_mean += factor * mean
-                self.running_var *= 1.0 - factor
-                self.running_var += factor * var * (m / (m - 1))
-        else:
-            mean, var = self.running_mean, self.running_var
+        if batch_stats and x.size // x.shape[1] < 2:
+            raise ShapeError(
+                f"{name}: training needs more than one value per channel to estimate a "
+                f"variance; got x of shape {format_shape(x.shape)}. Use a larger batch or "
+                f"call model.eval()."
+            )
+        update = self.training and self.track_running_stats
+        # Running statistics: updated in training, used in eval (when they are tracked).
+        running = (self.running_mean, self.running_var) if update or not batch_stats else (None, None)
+        momentum = 0.1 if self.momentum is None else self.momentum
+        if update and self.momentum is None:  # a cumulative average over the batches so far
+            momentum = 1.0 / float(self.num_batches_tracked + 1)
         gamma = self.weight.data if self.affine else None
         beta = self.bias.data if self.affine else None
-        y, invstd = _batch_norm(x, mean, var, gamma, beta, self.eps, relu)
-        self._save(x=x, mean=np.asarray(mean, dtype=x.dtype), invstd=invstd, gamma=gamma,
-                   batch_stats=batch_stats)
+        y, mean, invstd = op(x, gamma, beta, *running, training=batch_stats, momentum=momentum,
+                             eps=self.eps, return_stats=True)
+        if update:
+            self.num_batches_tracked += 1
+        self._save(x=x, mean=mean, invstd=invstd, gamma=gamma, batch_stats=batch_stats)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -250,8 +123,9 @@ class _BatchNorm(Module):
         saved = self._pop_saved()
         x = saved["x"]
         dy = self._check_dy(dy, x.shape, x.dtype)
-        dx, dgamma, dbeta = _batch_norm_backward(
-            dy, x, saved["mean"], saved["invstd"], saved["gamma"], saved["batch_stats"]
+        dx, dgamma, dbeta = F.batch_norm_backward(
+            dy, x, saved["gamma"], training=saved["batch_stats"], eps=self.eps,
+            stats=(saved["mean"], saved["invstd"]),
         )
         if self.affine:
             self.weight.accumulate(dgamma, "weight")

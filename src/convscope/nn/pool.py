@@ -17,18 +17,19 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..functional.pool import _max_pool_backward_ctx, _max_pool_forward
 from ..errors import ConfigError
+from ..files import to_jsonable
 from ..shapes import (
     PADDING_MODES,
     WindowGeometry,
+    blur_padding,
     conv_geometry,
     normalize_int,
     normalize_padding,
     normalize_tuple,
     pool_geometry,
 )
-from .conv import _check_bool, _jsonable, channel_mismatch, padding_for_display
+from .conv import _check_bool, channel_mismatch, padding_for_display
 from .module import Module, add_batch_axis
 from .spec import register
 
@@ -105,7 +106,7 @@ class _WindowPoolNd(Module):
         return {
             "kernel_size": list(self.kernel_size),
             "stride": list(self.stride),
-            "padding": _jsonable(padding_for_display(self.padding)),
+            "padding": to_jsonable(padding_for_display(self.padding)),
             "ceil_mode": self.ceil_mode,
         }
 
@@ -120,8 +121,8 @@ class _MaxPoolNd(_WindowPoolNd):
         x, unbatched = self._batched(x)
         args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         if self.training:  # keep each window's argmax: backward need not search again
-            y, ctx = _max_pool_forward(x, *args)
-            self._save(x=x, ctx=ctx, unbatched=unbatched, y_shape=y.shape)
+            y, argmax = F.max_pool_with_argmax(x, *args)
+            self._save(x=x, argmax=argmax, unbatched=unbatched, y_shape=y.shape)
             return y[0] if unbatched else y
         y = F.max_pool(x, *args)
         return self._finish(x, y, unbatched)
@@ -129,8 +130,11 @@ class _MaxPoolNd(_WindowPoolNd):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         """Route each dy entry to the arg-max of its window (notes 9.2.5)."""
         saved, dy = self._dy(dy)
-        if "ctx" in saved:
-            dx = _max_pool_backward_ctx(dy, saved["ctx"])
+        if "argmax" in saved:
+            dx = F.max_pool_with_argmax_backward(
+                dy, saved["argmax"], saved["x"].shape, self.kernel_size, self.stride, self.padding,
+                self.dilation, self.ceil_mode,
+            )
         else:
             dx = F.max_pool_backward(
                 dy, saved["x"], self.kernel_size, self.stride, self.padding, self.dilation,
@@ -218,8 +222,7 @@ class _BlurPoolNd(Module):
     @property
     def padding(self) -> tuple[tuple[int, int], ...]:
         """``(before, after)`` per axis: ``filter_size - 1`` in total, the odd one after."""
-        total = self.filter_size - 1
-        return ((total // 2, total - total // 2),) * self.ndim
+        return (blur_padding(self.filter_size),) * self.ndim
 
     @property
     def window(self) -> WindowGeometry:

@@ -26,20 +26,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConvscopeError
-from ..shapes import conv_geometry, format_shape
-from .activation import Softmax
-from .container import Residual, Sequential
-from .conv import _ConvNd
-from .flatten import Flatten
-from .linear import Linear
+from ..shapes import format_shape
 from .module import Module
-from .norm import BatchNorm1d, BatchNorm2d, _BatchNorm
-from .pool import _AvgPoolNd, _BlurPoolNd, _MaxPoolNd, _WindowPoolNd
+from .receptive import field_steps
+from .walk import LayerRecord, batched_input_shape, one_line, walk
 
 __all__ = ["summary", "Summary", "LayerRow"]
-
-_WHOLE = None  # receptive field marker: the output depends on the whole input
 
 
 @dataclass(frozen=True)
@@ -56,9 +48,11 @@ class LayerRow:
             need (``in*out + out``), for layers with weights; None otherwise.
         fc_formula: the formula of ``fc_params``.
         receptive_field: input pixels per spatial axis that can reach one output pixel, or
-            None when it is the whole input (after Linear).
+            None when it is the whole input (after Linear) or unknown (``field_note``).
         jump: input-pixel distance between neighbouring outputs' fields per axis, or None.
         window_bytes: bytes of the convolution's window matrix (0 for other layers).
+        field_note: "unknown layer" after a layer whose effect on positions convscope does
+            not know (its receptive field is then None), else "".
     """
 
     index: int
@@ -72,6 +66,7 @@ class LayerRow:
     receptive_field: tuple[int, ...] | None
     jump: tuple[int, ...] | None
     window_bytes: int
+    field_note: str = ""
 
 
 @dataclass
@@ -132,7 +127,8 @@ class Summary:
             table.append([
                 str(r.index), r.name, r.layer, format_shape(r.output_shape), r.formula,
                 r.fc_formula if r.fc_params is not None else "-",
-                _axes_text(r.receptive_field, "all"), _axes_text(r.jump, "-"),
+                _axes_text(r.receptive_field, "unknown" if r.field_note else "all"),
+                _axes_text(r.jump, "-"),
                 f"{r.window_bytes:,} B" if r.window_bytes else "-",
             ])
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
@@ -179,93 +175,33 @@ def _prod_text(values: Sequence[int]) -> str:
     return "*".join(str(v) for v in values)
 
 
-def _leaf_input_rank(model: Module) -> int | None:
-    """Axes (with batch) the first shape-fixing layer needs, or None if it does not say."""
-    for module in model.modules():
-        if isinstance(module, (_ConvNd, _WindowPoolNd, _BlurPoolNd)):
-            return module.ndim + 2
-        if isinstance(module, BatchNorm2d):
-            return 4
-        if isinstance(module, Linear):
-            return 2
-        if isinstance(module, (BatchNorm1d, Flatten)):
-            return None
-    return None
-
-
-class _Walker:
-    def __init__(self, batch: int) -> None:
-        self.rows: list[LayerRow] = []
-        self.batch = batch
-
-    def walk(self, module: Module, name: str, shape: tuple[int, ...], rf: Any, jump: Any):
-        if isinstance(module, Sequential):
-            for child_name, child in module.named_children():
-                shape, rf, jump = self.walk(child, f"{name}.{child_name}" if name else child_name,
-                                            shape, rf, jump)
-            return shape, rf, jump
-        if isinstance(module, Residual):
-            block_name = f"{name}.block" if name else "block"
-            out, rf_b, jump_b = self.walk(module.block, block_name, shape, rf, jump)
-            self._fit(module, name, shape)  # checks the block keeps the shape
-            self._row(name or "(model)", "Residual: x + block(x)", out, 0, "0", None, "",
-                      rf_b, jump_b, 0)
-            return out, rf_b, jump_b
-        return self._leaf(module, name or "(model)", shape, rf, jump)
-
-    def _fit(self, module: Module, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-        try:
-            return tuple(module.output_shape(shape))
-        except ConvscopeError as exc:
-            index = len(self.rows) + 1
-            where = f" at {name!r}" if name else ""
-            raise type(exc)(
-                f"summary: layer {index} ({_one_line(module)}){where} does not fit its input of "
-                f"shape {format_shape(shape)}: {exc}"
-            ) from None
-
-    def _row(self, name, layer, out, params, formula, fc, fc_formula, rf, jump, window_bytes):
-        self.rows.append(LayerRow(len(self.rows) + 1, name, layer, tuple(out), params, formula,
-                                  fc, fc_formula, rf, jump, window_bytes))
-
-    def _leaf(self, module: Module, name: str, shape: tuple[int, ...], rf: Any, jump: Any):
-        out = self._fit(module, name, shape)
-        layer = _one_line(module)
-        params = module.num_parameters()
-        formula = f"{params:,}"
-        fc = None
-        fc_formula = ""
-        window_bytes = 0
-        if isinstance(module, _ConvNd):
-            c_out, c_per_group, *k = module.weight.shape
-            weights = f"{c_out}*({_prod_text([c_per_group, *k])})"
-            formula = f"{weights}+{c_out} = {params:,}" if module.bias is not None else f"{weights} = {params:,}"
-            geo = conv_geometry(shape, module.weight.shape, module.stride, module.padding,
-                                module.dilation, module.groups, module.padding_mode, layer)
-            fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
-            window_bytes = (geo.batch * int(np.prod(geo.out)) * geo.c_in * int(np.prod(geo.k))
-                            * module.dtype.itemsize)
-            rf, jump = _grow(rf, jump, geo.k, geo.s, geo.d)
-        elif isinstance(module, (_MaxPoolNd, _AvgPoolNd)):
-            rf, jump = _grow(rf, jump, module.kernel_size, module.stride, module.dilation)
-        elif isinstance(module, _BlurPoolNd):
-            nd = module.ndim
-            rf, jump = _grow(rf, jump, (module.filter_size,) * nd, module.stride, (1,) * nd)
-        elif isinstance(module, Linear):
-            w = f"{module.out_features}*{module.in_features}"
-            formula = f"{w}+{module.out_features} = {params:,}" if module.bias is not None else f"{w} = {params:,}"
-            fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
-            rf, jump = _WHOLE, _WHOLE
-        elif isinstance(module, _BatchNorm):
-            formula = f"2*{module.num_features} = {params}" if module.affine else "0"
-        elif isinstance(module, Softmax):
-            n_spatial = len(shape) - 2
-            if n_spatial > 0 and module.dim % len(shape) >= 2:
-                rf, jump = _WHOLE, _WHOLE
-        elif isinstance(module, Flatten):
-            jump = None if rf is _WHOLE else ()
-        self._row(name, layer, out, params, formula, fc, fc_formula, rf, jump, window_bytes)
-        return out, rf, jump
+def _row(index: int, record: LayerRecord, rf: Any, jump: Any, note: str) -> LayerRow:
+    """The summary row of one walked layer: its parameter formula and window matrix by kind."""
+    module, shape, out = record.module, record.in_shape, record.out_shape
+    if record.kind == "residual":
+        return LayerRow(index, record.name, "Residual: x + block(x)", out, 0, "0", None, "", rf,
+                        jump, 0, note)
+    params = module.num_parameters()
+    formula = f"{params:,}"
+    fc = None
+    fc_formula = ""
+    window_bytes = 0
+    kind = record.kind
+    if kind == "conv":
+        c_out, c_per_group, *k = module.weight.shape
+        weights = f"{c_out}*({_prod_text([c_per_group, *k])})"
+        formula = f"{weights}+{c_out} = {params:,}" if module.bias is not None else f"{weights} = {params:,}"
+        fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
+        window_bytes = (shape[0] * int(np.prod(out[2:])) * shape[1] * int(np.prod(k))
+                        * module.dtype.itemsize)
+    elif kind == "linear":
+        w = f"{module.out_features}*{module.in_features}"
+        formula = f"{w}+{module.out_features} = {params:,}" if module.bias is not None else f"{w} = {params:,}"
+        fc, fc_formula = _fc_equivalent(shape, out, module.bias is not None)
+    elif kind == "batch_norm":
+        formula = f"2*{module.num_features} = {params}" if module.affine else "0"
+    return LayerRow(index, record.name, one_line(module), out, params, formula, fc, fc_formula,
+                    rf, jump, window_bytes, note)
 
 
 def _fc_equivalent(in_shape, out_shape, bias: bool) -> tuple[int, str]:
@@ -275,20 +211,6 @@ def _fc_equivalent(in_shape, out_shape, bias: bool) -> tuple[int, str]:
     count = n_in * n_out + (n_out if bias else 0)
     text = f"{n_out}*{n_in}" + (f"+{n_out}" if bias else "")  # like Linear: out*in + out
     return count, f"{text} = {count:,}"
-
-
-def _grow(rf, jump, k, s, d):
-    """Receptive field and jump after a window layer: rf += d*(k-1)*jump, jump *= s."""
-    if rf is _WHOLE or not rf:
-        return rf, jump
-    rf = tuple(r + di * (ki - 1) * j for r, j, ki, di in zip(rf, jump, k, d))
-    jump = tuple(j * si for j, si in zip(jump, s))
-    return rf, jump
-
-
-def _one_line(module: Module) -> str:
-    text = repr(module)
-    return text if "\n" not in text else f"{type(module).__name__}(...)"
 
 
 def summary(model: Module, input_shape: Sequence[int]) -> Summary:
@@ -330,23 +252,20 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         Window matrices: largest 900 B, all layers 900 B (batch 1)
         Output (1, 1, 5, 5)
     """
-    if not isinstance(model, Module):
-        raise ArgumentTypeError(f"summary: model must be a convscope Module; got {type(model).__name__}.")
-    try:
-        shape = tuple(int(v) for v in input_shape)
-        ok = all(int(v) == v and v >= 1 for v in input_shape) and len(shape) >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ArgumentTypeError(
-            f"summary: input_shape must be a tuple of positive ints such as (1, 28, 28); got "
-            f"{input_shape!r}."
-        )
-    rank = _leaf_input_rank(model)
-    batch_added = rank is not None and len(shape) == rank - 1
-    if batch_added:
-        shape = (1, *shape)
-    n_spatial = max(len(shape) - 2, 0)
-    walker = _Walker(shape[0])
-    out, _, _ = walker.walk(model, "", shape, (1,) * n_spatial, (1,) * n_spatial)
-    return Summary(shape, tuple(out), walker.rows, batch_added)
+    shape, batch_added = batched_input_shape(model, input_shape, "summary")
+    records = list(walk(model, shape))
+    for record in records:
+        if record.error is not None:
+            exc = record.error
+            where = f" at {record.name!r}" if record.name != "(model)" else ""
+            raise type(exc)(
+                f"summary: layer {record.index} ({one_line(record.module)}){where} does not fit "
+                f"its input of shape {format_shape(record.in_shape)}: {exc}"
+            ) from None
+    rows = []
+    for record, step in zip(records, field_steps(records, max(len(shape) - 2, 0))):
+        jump = () if step.note == "flattened" else step.jump
+        note = "unknown layer" if step.note == "unknown layer" else ""
+        rows.append(_row(record.index, record, step.rf, jump, note))
+    out = records[-1].out_shape if records else shape
+    return Summary(shape, tuple(out), rows, batch_added)

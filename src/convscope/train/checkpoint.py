@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, ConvscopeError
+from ..files import to_jsonable
 from ..io import load_checkpoint, save_checkpoint
 from .history import History
 
@@ -48,19 +49,6 @@ __all__ = [
 
 CHECKPOINT_KIND = "convscope-training-run"
 CHECKPOINT_VERSION = 1
-
-
-def _jsonable(value: Any) -> Any:
-    """A generator state with NumPy arrays and scalars turned into plain Python values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def module_generators(model: Any) -> dict[str, np.random.Generator]:
@@ -114,7 +102,8 @@ def save_training_checkpoint(path: str | Path, run: Any) -> Path:
         "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
         "loader": run.loader.state,
         "generators": {
-            name: _jsonable(gen.bit_generator.state) for name, gen in module_generators(run.model).items()
+            name: to_jsonable(gen.bit_generator.state, arrays=True, where=f"generators[{name!r}]")
+            for name, gen in module_generators(run.model).items()
         },
         "history": run.history.to_dict(),
         "callbacks": callback_states,

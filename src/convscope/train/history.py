@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import ConfigError
+from ..files import check_readable, write_json
 
 __all__ = ["History"]
 
@@ -126,16 +126,20 @@ class History:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_json` to ``path`` (via a temporary file and rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        """Write :meth:`to_dict` as JSON to ``path`` with :func:`convscope.files.write_json`
+        (atomic; a link is written through; anything but a regular file is refused)."""
+        return write_json(path, self.to_dict(), op="History.save")
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            DataError: the path does not exist or is not a regular file (a FIFO is refused
+                without being opened).
+        """
+        p = check_readable(path, "history file", op="History.load")
+        return cls.from_json(p.read_text(encoding="utf-8"))
 
     def __repr__(self) -> str:
         return f"History({len(self)} epochs, keys={self.keys()})"

@@ -70,7 +70,7 @@ from ..errors import (
     MissingDependencyError,
 )
 from ..functional import softmax
-from ..nn import Module, Softmax
+from ..nn import Module
 from ..optim import clip_grad_norm_
 from .callbacks import Callback
 from .checkpoint import (
@@ -507,7 +507,7 @@ def evaluate(model: Module, loss: Any, data: Any, *, batch_size: int = 256, tran
 
 def _ends_with_softmax(model: Module) -> bool:
     leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    return bool(leaves) and isinstance(leaves[-1], Softmax)
+    return bool(leaves) and leaves[-1].layer_kind == "softmax"
 
 
 def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = None,

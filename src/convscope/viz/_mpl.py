@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, MissingDependencyError
+from ..files import atomic_write
 
 __all__ = ["WIDTH", "DPI", "figure", "colormap", "out_path", "save", "as_2d", "mosaic", "signed_scale",
            "check_positive", "draw_mosaic", "tiled_size"]
@@ -55,9 +56,8 @@ def out_path(path: Any, op: str) -> Path:
 
 
 def save(fig, path: Path) -> Path:
-    """Write ``fig`` as PNG (whatever the suffix) and return ``path``."""
-    fig.savefig(path, format="png", dpi=DPI)
-    return path
+    """Write ``fig`` as PNG (whatever the suffix) with :func:`convscope.files.atomic_write`."""
+    return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI), op="convscope.viz")
 
 
 def as_2d(a: np.ndarray) -> tuple[np.ndarray, str]:

@@ -31,13 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, DTypeError, ShapeError
-from ..explain._layers import Layer, walk_layers
-from ..nn import Module
-from ..nn.container import Residual, Sequential
-from ..nn.conv import _ConvNd
-from ..nn.linear import Linear
-from ..nn.norm import BatchNorm2d
-from ..nn.pool import _BlurPoolNd, _WindowPoolNd
+from ..nn import LayerRecord, Module, input_channels, input_rank, walk
 from ..shapes import format_shape
 
 __all__ = ["LayerActivation", "forward_layers", "prepare_input", "model_dtype", "numbered_layers",
@@ -52,7 +46,7 @@ class LayerActivation:
         index: 1-based layer number (as ``convscope.summary``).
         name: dotted path (``"features.0"``).
         module: the layer.
-        layer: its geometry (window size, stride, padding ... for window layers).
+        layer: its walk record (:class:`convscope.nn.LayerRecord`: shapes, window, effect).
         x: what it received, batch of 1.
         y: what it produced, batch of 1.
         nested: True for layers inside a Residual block (their output is not the next
@@ -62,7 +56,7 @@ class LayerActivation:
     index: int
     name: str
     module: Module
-    layer: Layer
+    layer: LayerRecord
     x: np.ndarray
     y: np.ndarray
     nested: bool
@@ -92,24 +86,20 @@ def numbered_layers(model: Module) -> list[tuple[int, str, Module]]:
     >>> [(i, n) for i, n, _ in numbered_layers(nn.Sequential(nn.Conv1d(1, 1, 1, rng=0), nn.ReLU()))]
     [(1, '0'), (2, '1')]
     """
-    out: list[tuple[int, str, Module]] = []
-
-    def visit(module: Module, name: str) -> None:
-        if isinstance(module, Sequential):
-            for child_name, child in module.named_children():
-                visit(child, f"{name}.{child_name}" if name else child_name)
-            return
-        if isinstance(module, Residual):
-            visit(module.block, f"{name}.block" if name else "block")
-        out.append((len(out) + 1, name or "(model)", module))
-
-    visit(model, "")
-    return out
+    return [(r.index, r.name, r.module) for r in walk(model)]
 
 
-def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
+def _is_kind(module: Module, kinds: tuple[Any, ...]) -> bool:
+    """``module`` is one of ``kinds``: layer kinds (``"conv"``) or classes."""
+    return any(module.layer_kind == k if isinstance(k, str) else isinstance(module, k) for k in kinds)
+
+
+def find_layer(model: Module, layer: Any, kinds: tuple[Any, ...], what: str,
                op: str) -> tuple[int, str, Module]:
     """The layer ``layer`` (1-based number or dotted name; None: the first of ``kinds``).
+
+    ``kinds`` holds layer kinds (:attr:`convscope.nn.Module.layer_kind`, e.g. ``"conv"``) or
+    classes.
 
     A string is looked up as a dotted name first (``"3"`` is the child named 3 of a
     Sequential), then, if no layer has that name, as a layer number.
@@ -122,13 +112,15 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
     >>> m = nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1, rng=0))
     >>> find_layer(m, None, (nn.Conv1d,), "convolution", "demo")[:2]
     (2, '1')
+    >>> find_layer(m, None, ("conv",), "convolution", "demo")[:2]
+    (2, '1')
     """
     from ..errors import ConfigError
 
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"{op}: model must be a convscope Module; got {type(model).__name__}.")
     layers = numbered_layers(model)
-    matching = [row for row in layers if isinstance(row[2], kinds)]
+    matching = [row for row in layers if _is_kind(row[2], kinds)]
     listing = ", ".join(f"{i}{name_suffix(n)}" for i, n, _ in matching) or "none"
     if layer is None:
         if not matching:
@@ -145,7 +137,7 @@ def find_layer(model: Module, layer: Any, kinds: tuple[type, ...], what: str,
     else:
         raise ArgumentTypeError(f"{op}: layer must be a 1-based layer number or a dotted name; "
                                 f"got {layer!r}.")
-    if not found or not isinstance(found[0][2], kinds):
+    if not found or not _is_kind(found[0][2], kinds):
         got = f"layer {layer!r} is {type(found[0][2]).__name__}" if found else f"there is no layer {layer!r}"
         raise ConfigError(f"{op}: layer must name a {what} layer (number as in convscope summary, or "
                           f"dotted name); {got}. The {what} layers are: {listing}.")
@@ -162,20 +154,6 @@ def model_dtype(model: Module) -> np.dtype:
     for param in model.parameters():
         return param.data.dtype
     return np.dtype(np.float32)
-
-
-def _first_layer_rank(model: Module) -> tuple[int | None, int | None]:
-    """(axes with batch, input channels) the first shape-fixing layer wants, when it says."""
-    for module in model.modules():
-        if isinstance(module, _ConvNd):
-            return module.ndim + 2, module.in_channels
-        if isinstance(module, (_WindowPoolNd, _BlurPoolNd)):
-            return module.ndim + 2, None
-        if isinstance(module, BatchNorm2d):
-            return 4, module.num_features
-        if isinstance(module, Linear):
-            return 2, None
-    return None, None
 
 
 def prepare_input(model: Module, x: Any, op: str = "prepare_input") -> np.ndarray:
@@ -201,7 +179,9 @@ def prepare_input(model: Module, x: Any, op: str = "prepare_input") -> np.ndarra
     a = np.asarray(x)
     if a.dtype.kind not in "biuf":
         raise DTypeError(f"{op}: x must hold real numbers (an image); got dtype {a.dtype}.")
-    rank, channels = _first_layer_rank(model)
+    spatial = input_rank(model)
+    rank = None if spatial is None else spatial + 2
+    channels = input_channels(model)
     if rank is not None:
         if a.ndim == rank - 2 and channels == 1 and rank >= 3:
             a = a[None, None]
@@ -249,34 +229,26 @@ def forward_layers(model: Module, x: Any,
         ShapeError: a layer does not fit (the message names it, as :func:`convscope.summary`).
     """
     xb = prepare_input(model, x, op)
-    layers = walk_layers(model, xb.shape)
+    layers = list(walk(model, xb.shape))
     bad = [lay for lay in layers if lay.error is not None]
     if bad:
         raise ShapeError(f"{op}: layer {bad[0].label} does not fit its input of shape "
                          f"{format_shape(bad[0].in_shape)}: {bad[0].error}")
-    by_index = {lay.index: lay for lay in layers}
     records: list[LayerActivation] = []
-    counter = [0]
-
-    def visit(module: Module, name: str, a: np.ndarray, nested: bool) -> np.ndarray:
-        if isinstance(module, Sequential):
-            for child_name, child in module.named_children():
-                a = visit(child, f"{name}.{child_name}" if name else child_name, a, nested)
-            return a
-        if isinstance(module, Residual):
-            fx = visit(module.block, f"{name}.block" if name else "block", a, True)
-            out = a + fx
-        else:
-            out = module(a)
-        counter[0] += 1
-        records.append(LayerActivation(counter[0], name or "(model)", module, by_index[counter[0]],
-                                       a, out, nested))
-        return out
-
+    inputs: dict[int, np.ndarray] = {}        # record index -> what it received
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        visit(model, "", xb, False)
+        a = xb
+        for lay in layers:
+            if lay.kind == "residual":        # x + block(x): x is what the block received
+                x_in = inputs[lay.block[0].index] if lay.block else a
+                out = x_in + a
+            else:
+                x_in, out = a, lay.module(a)
+            inputs[lay.index] = x_in
+            records.append(LayerActivation(lay.index, lay.name, lay.module, lay, x_in, out, lay.nested))
+            a = out
     finally:
         for m, mode in modes:
             m.training = mode

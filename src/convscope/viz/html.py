@@ -219,8 +219,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     page = page_html(parts.title, parts.body)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    write_text(p, page, op="explain_model_html")
-    return p
+    return write_text(p, page, op="explain_model_html")
 
 
 def page_html(title: str, body: str, extra_head: str = "", body_attrs: str = "") -> str:

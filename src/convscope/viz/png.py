@@ -34,9 +34,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, StateError
 from ..nn import Module
-from ..nn.conv import _ConvNd
-from ..nn.flatten import Flatten
-from ..nn.linear import Linear
+from ..nn.walk import one_line as _one_line
 from ._mpl import WIDTH as _WIDTH
 from ._mpl import as_2d as _as_2d
 from ._mpl import check_positive as _check_positive
@@ -105,10 +103,10 @@ def plot_filters(model: Module, path: Any, layer: Any = None, max_filters: int =
     op = "plot_filters"
     max_filters = _check_positive(max_filters, "max_filters", op)
     max_channels = _check_positive(max_channels, "max_channels", op)
-    if isinstance(model, _ConvNd) and layer is None:
+    if isinstance(model, Module) and model.layer_kind == "conv" and layer is None:
         index, name, conv = 1, "", model
     else:
-        index, name, conv = find_layer(model, layer, (_ConvNd,), "convolution", op)
+        index, name, conv = find_layer(model, layer, ("conv",), "convolution", op)
     p = _out_path(path, op)
     w = np.asarray(conv.weight.data, dtype=np.float64)
     mosaic, columns, xlabel, note = _filter_grid(w, max_filters, max_channels)
@@ -122,11 +120,6 @@ def plot_filters(model: Module, path: Any, layer: Any = None, max_filters: int =
                  ylabel="filters (one per row)" if w.shape[1] > 1 else "", width_in=width)
     fig.tight_layout()
     return _save(fig, p)
-
-
-def _one_line(module: Module) -> str:
-    text = repr(module)
-    return text if "\n" not in text else f"{type(module).__name__}(...)"
 
 
 def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None = None,
@@ -181,7 +174,7 @@ def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None
 
     add(xb, f"input {tuple(xb.shape)}", 2.5)
     for act in acts:
-        if isinstance(act.module, Flatten):
+        if act.module.layer_kind == "flatten":
             continue
         title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}"
         add(act.y, title, 0.75)
@@ -227,7 +220,7 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
     if (x is None) != (target is None):
         raise ConfigError(f"{op}: give both x and target (to compute the gradients here) or neither "
                           f"(to draw the .grad left by your own backward).")
-    layers = [(i, n, m) for i, n, m in numbered_layers(model) if isinstance(m, (_ConvNd, Linear))]
+    layers = [(i, n, m) for i, n, m in numbered_layers(model) if m.layer_kind in ("conv", "linear")]
     if not layers:
         raise ConfigError(f"{op}: the model has no convolution or Linear layer, so no weights to draw.")
     if x is not None:
@@ -249,7 +242,7 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
         norm = float(np.linalg.norm(g))
         title = (f"layer {index}{_name_text(name)}: {_one_line(m)}\n"
                  f"dL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}")
-        if isinstance(m, _ConvNd):
+        if m.layer_kind == "conv":
             mosaic, columns, xlabel, _ = _filter_grid(g, max_filters, max_channels)
             width, height = _tiled_size(mosaic, columns, 0.45, usable)
             title += _caps(g.shape[0], g.shape[1], max_filters, max_channels)

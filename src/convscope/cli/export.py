@@ -18,8 +18,6 @@ statistics); the PyTorch module is saved whole with ``torch.save`` and loads wit
 ``torch.load(PATH, weights_only=False)`` (its custom layers, if any, come from
 ``convscope.export.torch``). When ``onnxruntime`` is installed, the ONNX file is run once on
 random input and the largest difference from convscope's output is printed.
-
-Registered in :data:`convscope.cli.PLUGIN_MODULES`.
 """
 
 from __future__ import annotations
@@ -32,79 +30,47 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import subcommand
 from ..errors import ConfigError, ConvscopeError
+from ..files import atomic_write
+from ._common import add_command, model_or_architecture, sample_shape
 
 __all__ = ["add_export", "run_export"]
 
 
-def _sample_shape(text: str) -> tuple[int, ...]:
-    """``"1,28,28"`` (or ``1x28x28``) as a tuple of positive ints."""
-    try:
-        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected the shape of one sample such as 1,28,28 (C,H,W); got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive ints such as 1,28,28; got {text!r}")
-    return shape
-
-
-@subcommand
 def add_export(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "export", help="write a model as an ONNX file or a PyTorch module",
-        description="Export a saved model (or a built-in architecture, untrained) to ONNX "
-        "(standard operators, dynamic batch; run it in ONNX Runtime) or to a PyTorch module "
-        "with the same weights. Needs the extra convscope[onnx] or convscope[torch].",
-    )
+    p = add_command(subparsers, "export", run_export, "write a model as an ONNX file or a PyTorch module")
     p.add_argument("model", metavar="MODEL",
                    help="a model file from convscope train, or digits, lenet, cifar "
                    "(untrained, seed 0)")
     p.add_argument("--format", required=True, choices=("onnx", "torch"), help="what to write")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write")
-    p.add_argument("--input-shape", type=_sample_shape, metavar="C,H,W",
+    p.add_argument("--input-shape", type=sample_shape(), metavar="C,H,W",
                    help="shape of one input sample (default: the one recorded in the model file)")
     p.add_argument("--opset", type=int, metavar="N",
                    help="ONNX opset (default 17, or 19 when circular padding needs it)")
-    p.set_defaults(handler=run_export)
-
-
-def _model(text: str) -> tuple[Any, dict[str, Any]]:
-    from ..cli import _load_model
-    from ..models import ARCHITECTURES, build_model
-
-    if Path(text).exists() or Path(text + ".npz").exists():
-        return _load_model(text)
-    key = text.lower()
-    if key in ARCHITECTURES:
-        print(f"note: {key} is a built-in architecture; its weights are untrained (seed 0).",
-              file=sys.stderr)
-        return build_model(key, seed=0), {"image_shape": list(ARCHITECTURES[key].input_shape)}
-    raise ConfigError(
-        f"export: MODEL must be a model file (from convscope train) or one of "
-        f"{', '.join(sorted(ARCHITECTURES))}; no file {text!r} exists."
-    )
 
 
 def run_export(args: argparse.Namespace) -> int:
-    model, metadata = _model(args.model)
+    """Export a saved model (or a built-in architecture, untrained) to ONNX (standard operators,
+    dynamic batch; run it in ONNX Runtime) or to a PyTorch module with the same weights. Needs
+    the extra convscope[onnx] or convscope[torch]."""
+
+    model, metadata, _ = model_or_architecture(args.model)
     model.eval()
     out = Path(args.out)
     if args.format == "torch":
-        from .onnx import _write_atomically
-        from .torch import import_torch, to_torch
+        from ..export.torch import import_torch, to_torch
 
         torch = import_torch("convscope export --format torch")
         module = to_torch(model)
         buffer = io.BytesIO()
         torch.save(module, buffer)
-        _write_atomically(buffer.getvalue(), out, "export")
+        atomic_write(out.expanduser(), lambda f: f.write(buffer.getvalue()), op="export")
         print(f"wrote {out} (PyTorch {type(module).__name__} in eval mode, "
               f"{sum(p.numel() for p in module.parameters())} parameters); load it with "
               f"torch.load({str(out)!r}, weights_only=False)")
         return 0
-    from .onnx import to_onnx
+    from ..export import to_onnx
 
     shape = args.input_shape or metadata.get("image_shape")
     if not shape:
