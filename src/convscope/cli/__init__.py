@@ -9,6 +9,7 @@ Usage (``convscope COMMAND --help`` lists every option)::
     convscope summary --arch lenet       # or: convscope summary runs/mnist/model.npz
     convscope explain conv --input "1 1 -1 -1 -1 1 -1 1 1 1" --filter "1 -1 1"
     convscope export runs/mnist/model.npz --format onnx --out model.onnx
+    convscope exercise conv --seed 3 --solution   # an exercise and its worked solution
 
 One module per command group, each with a builder ``add_NAME(subparsers)`` that adds the
 command's parser (options checked by argparse types) and sets its handler
@@ -24,6 +25,8 @@ module             commands
 ``shift``          ``explain shift``
 ``pictures``       ``explain filters``, ``features``, ``model`` (convscope.viz)
 ``export``         ``export`` (convscope.export)
+``exercise``       ``exercise`` conv, pool, shape, params, backprop, ``check``, ``sheet``
+``serve``          ``explain serve`` (the live explainer, convscope.viz.serve)
 ``_common``        the parser class, argument types, model loading, image reading
 =================  ===========================================================
 
@@ -54,6 +57,7 @@ from typing import Any
 
 from ..errors import ConvscopeError
 from ._common import CommandParser, OptionError, err
+from .exercise import add_exercise
 from .explain import add_explain
 from .export import add_export
 from .summary import add_summary
@@ -63,7 +67,7 @@ __all__ = ["main", "build_parser", "subcommand", "SUBCOMMANDS"]
 
 #: Parser builders, in the order ``convscope --help`` lists the commands.
 SUBCOMMANDS: list[Callable[[Any], None]] = [
-    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export,
+    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export, add_exercise,
 ]
 
 

@@ -12,6 +12,7 @@ computes::
     convscope explain demo --out pictures                 # filter banks and the donut (9.1.11-9.1.14)
     convscope explain shift runs/mnist/model.npz          # shift consistency (Concept 59)
     convscope explain filters | features | model ...      # pictures of a model (convscope.cli.pictures)
+    convscope explain serve runs/mnist/model.npz          # the live explainer (convscope.cli.serve)
 
 Arrays (``--input``, ``--filter``) are written as ``"1 1 -1"``, ``"1 2; 3 4"``,
 ``"[[1,3],[4,5]]"``, or the path of a ``.npy`` or image file
@@ -35,6 +36,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._common import add_command, axes, choice, count, finite_number, model_and_input_shape, padding, sample_shape
 from .pictures import add_features, add_filters, add_model
+from .serve import add_serve
 from .shift import add_shift
 
 __all__ = ["EXPLAIN_SUBCOMMANDS", "explain_subcommand", "add_explain"]
@@ -325,7 +327,7 @@ def run_demo(args: argparse.Namespace) -> int:
 #: Builders of ``explain`` subcommands, in the order ``convscope explain --help`` lists them.
 EXPLAIN_SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_conv, add_pool, add_shape, add_params, add_jacobian, add_demo, add_shift,
-    add_filters, add_features, add_model,
+    add_filters, add_features, add_model, add_serve,
 ]
 
 

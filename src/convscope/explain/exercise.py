@@ -59,7 +59,7 @@ VARIANTS: dict[str, tuple[str, ...] | None] = {
     "conv": None, "pool": ("max", "avg"), "shape": ("conv", "pool"), "params": None,
     "backprop": ("dw", "maxpool"),
 }
-_OP = "make_exercise"
+_OP = "exercise"
 
 
 @dataclass(frozen=True, eq=False)
