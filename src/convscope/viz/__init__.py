@@ -7,8 +7,11 @@
 * :mod:`.demo` (matplotlib): :func:`plot_filter_bank_demo`, :func:`save_filter_bank_demo`
   (the notes' filter-bank story, 9.1.11-9.1.12).
 * :mod:`.html` (NumPy only): :func:`explain_model_html` writes one HTML file that walks an
-  input through a model layer by layer; clicking a feature-map pixel shows its receptive
-  field and the window, filter and dot product behind it.
+  input through a model layer by layer; clicking any value of any layer shows how it was
+  computed (the window on the previous layer, the receptive field on the input), the window
+  slides on request, and the backward view shows every layer's gradient and a filter's dL/dW.
+* :mod:`.serve` (Flask, the ``serve`` extra): the same explainer live on a drawing or an
+  uploaded image, on 127.0.0.1 (:func:`convscope.viz.serve.serve`).
 * :mod:`.activations`: :func:`forward_layers`, every layer's input and output for one sample.
 * :mod:`.image`: colour maps and PNG encoding in NumPy (used by the HTML explainer).
 
