@@ -153,10 +153,12 @@ def live(browser):
 
 
 def _wait_count(driver, count, timeout=20):
+    """Until ``count`` answers have been shown and no request is in flight or queued."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, timeout).until(
-        lambda d: int(d.find_element("id", "live-status").get_attribute("data-count") or 0) >= count)
+        lambda d: int(d.find_element("id", "live-status").get_attribute("data-count") or 0) >= count
+        and d.execute_script("return document.body.dataset.liveBusy") == "0")
 
 
 def test_drawing_a_stroke_changes_the_prediction(live):
@@ -171,9 +173,7 @@ def test_drawing_a_stroke_changes_the_prediction(live):
     ActionChains(d).move_to_element_with_offset(canvas, -20, -60).click_and_hold().move_by_offset(10, 40) \
         .move_by_offset(10, 40).move_by_offset(5, 30).release().perform()
     _wait_count(d, before + 1)
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(d, 20).until(lambda dd: dd.find_element("id", "live-prediction").get_attribute("data-class") == "1")
+    assert d.find_element("id", "live-prediction").get_attribute("data-class") == "1"
     assert d.find_element("id", "prediction").get_attribute("data-class") == "1"
     assert d.find_element("id", "live-prediction").text == "ink"
     # the explainer in the live page is the static page's: a click shows the library's arithmetic

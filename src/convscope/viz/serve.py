@@ -350,6 +350,7 @@ document.addEventListener("DOMContentLoaded", function () {
     requests++; status.textContent = "updated (" + requests + ")"; status.dataset.count = String(requests);
   }
   function send(blob, name) {
+    document.body.dataset.liveBusy = "1";
     if (busy) { again = [blob, name]; return; }
     busy = true;
     var form = new FormData(); form.append("image", blob, name || "drawing.png");
@@ -357,7 +358,7 @@ document.addEventListener("DOMContentLoaded", function () {
       return r.json().catch(function () { return {ok: false, error: "The server answered " + r.status + "."}; });
     }).then(show).catch(function () { say("The server could not be reached.", true); }).then(function () {
       busy = false;
-      if (again) { var a = again; again = null; send(a[0], a[1]); }
+      if (again) { var a = again; again = null; send(a[0], a[1]); } else { document.body.dataset.liveBusy = "0"; }
     });
   }
   function sendCanvas() { lastSent = Date.now(); canvas.toBlob(function (b) { send(b, "drawing.png"); }, "image/png"); }
