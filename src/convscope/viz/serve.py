@@ -335,7 +335,7 @@ document.addEventListener("DOMContentLoaded", function () {
   var canvas = document.getElementById("draw"), ctx = canvas.getContext("2d");
   var box = document.getElementById("explainer"), msg = document.getElementById("message");
   var status = document.getElementById("live-status"), busy = false, again = null;
-  var drawing = false, last = null, lastSent = 0, requests = 0;
+  var drawing = false, last = null, lastSent = 0, requests = 0, encoding = 0;
   function clear() { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); }
   function say(text, bad) { msg.textContent = text; msg.className = bad ? "error" : ""; }
   function show(reply) {
@@ -358,10 +358,15 @@ document.addEventListener("DOMContentLoaded", function () {
       return r.json().catch(function () { return {ok: false, error: "The server answered " + r.status + "."}; });
     }).then(show).catch(function () { say("The server could not be reached.", true); }).then(function () {
       busy = false;
-      if (again) { var a = again; again = null; send(a[0], a[1]); } else { document.body.dataset.liveBusy = "0"; }
+      if (again) { var a = again; again = null; send(a[0], a[1]); } else if (!encoding) {
+        document.body.dataset.liveBusy = "0";     // nothing in flight, queued or being encoded
+      }
     });
   }
-  function sendCanvas() { lastSent = Date.now(); canvas.toBlob(function (b) { send(b, "drawing.png"); }, "image/png"); }
+  function sendCanvas() {
+    lastSent = Date.now(); encoding++; document.body.dataset.liveBusy = "1";
+    canvas.toBlob(function (b) { encoding--; send(b, "drawing.png"); }, "image/png");
+  }
   function point(ev) {
     var r = canvas.getBoundingClientRect();
     return [(ev.clientX - r.left) * canvas.width / r.width, (ev.clientY - r.top) * canvas.height / r.height];
