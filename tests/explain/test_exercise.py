@@ -178,6 +178,18 @@ def test_checker_reads_typed_text_files_and_fractions(tmp_path):
     assert check_answer(ex, off).wrong == ((0, 1),)
 
 
+def test_checker_refuses_a_fifo_or_a_folder_as_answer_file(tmp_path):
+    import os
+
+    ex = make_exercise("conv", seed=0)
+    fifo = tmp_path / "answer"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="FIFO"):
+        check_answer(ex, str(fifo))
+    with pytest.raises(DataError, match="directory|folder"):
+        check_answer(ex, tmp_path)
+
+
 def test_whole_number_answers_must_be_exact():
     ex = make_exercise("conv", seed=0)
     near = ex.answer + 0.01

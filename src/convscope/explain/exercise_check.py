@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from ..files import check_readable
 from ._text import fmt_grid, fmt_num, fmt_shape, plural
 from .parse import as_explain_array, parse_array
 
@@ -89,11 +90,10 @@ def parse_answer(answer: Any) -> np.ndarray:
     if isinstance(answer, (str, Path)):
         text = str(answer)
         path = Path(text)
-        if isinstance(answer, Path) or (len(text) < 4096 and "\n" not in text and os.path.isfile(text)):
+        if isinstance(answer, Path) or (len(text) < 4096 and "\n" not in text and os.path.exists(text)):
+            check_readable(path, "answer file", op="check_answer")     # no FIFO, device or folder
             if path.suffix.lower() == ".npy":
                 return parse_array(path)
-            if not path.is_file():
-                raise DataError(f"check_answer: expected an existing answer file; {text!r} is not one.")
             if path.stat().st_size > _MAX_CHARS:
                 raise DataError(f"check_answer: an answer file is at most {_MAX_CHARS:,} bytes; {text} "
                                 f"has {path.stat().st_size:,}.")
