@@ -15,7 +15,7 @@ from .io import load, save
 from . import parallel
 from .parallel import get_num_threads, num_threads, set_num_threads
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["errors", "settings", "shapes", "functional", "nn", "summary", "__version__"]
 __all__ += ["io", "save", "load"]

@@ -13,6 +13,8 @@ computes::
     convscope explain shift runs/mnist/model.npz          # shift consistency (Concept 59)
     convscope explain filters | features | model ...      # pictures of a model (convscope.cli.pictures)
     convscope explain serve runs/mnist/model.npz          # the live explainer (convscope.cli.serve)
+    convscope explain gradients MODEL --input digit.png --label 3 --out gradients.png
+    convscope explain conv ... --out w.png                # conv, pool, shape, jacobian draw what they print
 
 Arrays (``--input``, ``--filter``) are written as ``"1 1 -1"``, ``"1 2; 3 4"``,
 ``"[[1,3],[4,5]]"``, or the path of a ``.npy`` or image file
@@ -35,6 +37,15 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._common import add_command, axes, choice, count, finite_number, model_and_input_shape, padding, sample_shape
+from .explain_pictures import (
+    add_gradients,
+    add_out,
+    conv_picture,
+    jacobian_picture,
+    pool_picture,
+    shape_picture,
+    write_picture,
+)
 from .pictures import add_features, add_filters, add_model
 from .serve import add_serve
 from .shift import add_shift
@@ -76,7 +87,8 @@ def add_conv(sub: Any) -> None:
     p = add_command(sub, "conv", run_conv,
                     "a convolution window by window (Key Equation 15) and its bright spot", one_line_errors=True)
     p.add_argument("--input", metavar="X", help='the signal or image: "1 1 -1", "[[1,2],[3,4]]", x.npy, x.png')
-    p.add_argument("--filter", metavar="F", help="one filter, shaped like a window")
+    p.add_argument("--filter", metavar="F",
+                   help="one filter, shaped like a window, or a filter bank: filters stacked on a new first axis")
     p.add_argument("--bias", type=finite_number, default=0.0, metavar="B",
                    help="the offset f_0 added to every dot product (default 0)")
     p.add_argument("--stride", type=axes(1), default=1, metavar="S", help="int or one per axis (default 1)")
@@ -89,20 +101,23 @@ def add_conv(sub: Any) -> None:
                    help="the first axis of the input and filter is a channel axis (decided from the "
                         "shapes otherwise)")
     p.add_argument("--max-steps", type=count(1), default=100, metavar="N", help="print at most N windows (default 100)")
+    add_out(p, "the windows, dot products and output")
 
 
 def run_conv(args: argparse.Namespace) -> int:
     """Print every window v_i of the (padded) input, the dot product f . v_i (+ f_0) and the output
     y_i, then the output and its largest entry (the strongest match). The filter is not flipped
     (cross-correlation, as in machine learning)."""
-    from ..explain import trace_conv
+    from ..explain import trace_conv, trace_filter_bank
 
     x = _array(args.input, "--input", "1 1 -1 -1 -1 1 -1 1 1 1")
     f = _array(args.filter, "--filter", "1 -1 1")
-    trace = trace_conv(x, f, b=args.bias, stride=args.stride, padding=args.padding,
-                       dilation=args.dilation, padding_mode=args.padding_mode,
-                       channels=True if args.channels else None)
+    run = trace_filter_bank if f.ndim == x.ndim + 1 else trace_conv      # one more axis: a bank (9.11)
+    trace = run(x, f, args.bias, stride=args.stride, padding=args.padding,
+                dilation=args.dilation, padding_mode=args.padding_mode,
+                channels=True if args.channels else None)
     print(trace.text(max_steps=args.max_steps))
+    write_picture(args.out, lambda: conv_picture(trace))
     return 0
 
 
@@ -128,6 +143,7 @@ def add_pool(sub: Any) -> None:
     p.add_argument("--channels", action="store_true", help="the first axis of the input is a channel axis")
     p.add_argument("--max-steps", type=count(1), default=100, metavar="N",
                    help="print at most N receptive fields (default 100)")
+    add_out(p, "the receptive fields and the maximum each chooses")
 
 
 def run_pool(args: argparse.Namespace) -> int:
@@ -147,6 +163,7 @@ def run_pool(args: argparse.Namespace) -> int:
         padding_mode=args.padding_mode, channels=True if args.channels else None,
     )
     print(trace.text(max_steps=args.max_steps))
+    write_picture(args.out, lambda: pool_picture(trace))
     return 0
 
 
@@ -168,6 +185,7 @@ def add_shape(sub: Any) -> None:
     p.add_argument("--arch", metavar="NAME|SPEC.json", help="digits, lenet, cifar or a JSON spec file")
     p.add_argument("--input-shape", type=sample_shape(), metavar="C,H,W",
                    help="the input of one sample (default: the model's recorded / the architecture's own)")
+    add_out(p, "the padded axis and every window position (--n/--k, one axis)")
 
 
 def run_shape(args: argparse.Namespace) -> int:
@@ -184,6 +202,9 @@ def run_shape(args: argparse.Namespace) -> int:
         if args.model is not None and args.arch is not None:
             raise ConfigError("give a MODEL file (--model) or --arch NAME, one of them.")
         model, shape = model_and_input_shape(args.model, args.arch, args.input_shape, walk_misfits=True)
+        if args.out is not None:
+            raise ConfigError("--out draws one layer's output size (--n/--k); for a model's picture use "
+                              "convscope.viz.plot_architecture.")
         walk = explain_model_shapes(model, shape)
         print(walk.text())
         return 0 if walk.fits else 1
@@ -192,6 +213,7 @@ def run_shape(args: argparse.Namespace) -> int:
                           "--s 2; or --model MODEL.npz / --arch NAME for a whole model.")
     result = explain_shape(args.n, args.k, args.p, args.s, args.d, op=args.op, ceil_mode=args.ceil_mode)
     print(result.text())
+    write_picture(args.out, lambda: shape_picture(result))
     return 0 if result.fits else 1
 
 
@@ -245,11 +267,12 @@ def add_jacobian(sub: Any) -> None:
                         "relu: Z; maxpool: a; chain: x")
     p.add_argument("--kernel", type=axes(1), metavar="K",
                    help="conv: the filter size (default 4); maxpool: the window (default: the whole input)")
-    p.add_argument("--stride", type=axes(1), metavar="S", help="conv, maxpool: the stride")
+    p.add_argument("--stride", type=axes(1), metavar="S", help="conv, maxpool, chain: the stride")
     p.add_argument("--padding", type=axes(0), default=0, metavar="P", help="conv, chain: zero padding (default 0)")
     p.add_argument("--filter", metavar="W1", help="chain: the filter W^1")
     p.add_argument("--w2", metavar="W2", help="chain: the fully-connected weights W^2 (one per output)")
     p.add_argument("--target", type=finite_number, metavar="Y", help="chain: the target y")
+    add_out(p, "the matrix (with --example)")
 
 
 # The notes' examples; where the notes give only the pattern (9.26: "Z_3 was negative",
@@ -269,27 +292,34 @@ def run_jacobian(args: argparse.Namespace) -> int:
     which = _JACOBIAN_EXAMPLES if args.example is None else (args.example,)
     if args.input is not None and len(which) != 1:
         raise ConfigError("--input needs --example: it means a different array for each example.")
+    if args.out is not None and len(which) != 1:
+        raise ConfigError("--out needs --example: one picture per matrix (conv, relu, maxpool or chain).")
+    if args.stride is not None and which == ("relu",):
+        raise ConfigError("--stride does not apply to --example relu (ReLU acts entry by entry, Key Equation 66).")
+    if isinstance(args.stride, tuple) and "chain" in which:
+        raise ConfigError(f"--stride for the chain is one int (the notes' network is 1-D); got {args.stride}.")
     blocks = []
+    results = []
     for name in which:
         if name == "conv":
             text = args.input or "6"
             x: Any = int(text) if text.strip().isdigit() else parse_array(text)
             kernel = 4 if args.kernel is None else args.kernel
             stride = 1 if args.stride is None else args.stride
-            blocks.append(conv_weight_jacobian(x, kernel, stride=stride, padding=args.padding).text())
+            results.append(conv_weight_jacobian(x, kernel, stride=stride, padding=args.padding))
         elif name == "relu":
-            blocks.append(relu_jacobian(parse_array(args.input or _RELU_Z)).text())
+            results.append(relu_jacobian(parse_array(args.input or _RELU_Z)))
         elif name == "maxpool":
-            blocks.append(maxpool_jacobian(parse_array(args.input or _MAXPOOL_A), args.kernel,
-                                           args.stride).text())
+            results.append(maxpool_jacobian(parse_array(args.input or _MAXPOOL_A), args.kernel, args.stride))
         else:
-            chain = chain_9_32(parse_array(args.input or _CHAIN["x"]),
-                               parse_array(args.filter or _CHAIN["w1"]),
-                               parse_array(args.w2 or _CHAIN["w2"]),
-                               _CHAIN["y"] if args.target is None else args.target,
-                               padding=args.padding)
-            blocks.append(chain.text())
+            results.append(chain_9_32(parse_array(args.input or _CHAIN["x"]),
+                                      parse_array(args.filter or _CHAIN["w1"]),
+                                      parse_array(args.w2 or _CHAIN["w2"]),
+                                      _CHAIN["y"] if args.target is None else args.target,
+                                      padding=args.padding, stride=1 if args.stride is None else args.stride))
+        blocks.append(results[-1].text())
     print("\n\n".join(blocks))
+    write_picture(args.out, lambda: jacobian_picture(results[0]))
     return 0
 
 
@@ -327,7 +357,7 @@ def run_demo(args: argparse.Namespace) -> int:
 #: Builders of ``explain`` subcommands, in the order ``convscope explain --help`` lists them.
 EXPLAIN_SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_conv, add_pool, add_shape, add_params, add_jacobian, add_demo, add_shift,
-    add_filters, add_features, add_model, add_serve,
+    add_filters, add_features, add_model, add_gradients, add_serve,
 ]
 
 

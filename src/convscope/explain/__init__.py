@@ -16,6 +16,10 @@ Each feature is a function returning a result object; its fields hold the number
 * :func:`shift_consistency`, :func:`per_shift_probability` - Concept 59 measured (Zhang 2019).
 * :func:`make_exercise`, :func:`check_answer`, :func:`exercise_sheet` - exercises with random
   small integers, solved by the traces above, marked entry by entry, as sheets (text, HTML, LaTeX).
+* :func:`trace_filter_bank` - m filters in parallel, m output channels (9.11).
+* :func:`never_read` / :func:`coverage_note` - entries no window reads (Key Equation 54).
+* :func:`centred_indexing` - taps numbered from the centre (Clarification 16).
+* :func:`route_max_pool` - the max-pool derivative as the routing of ``dy`` (9.35).
 * :func:`parse_array` - ``"1 1 -1"``, ``"[[1,3],[4,5]]"``, ``.npy`` or image files as arrays.
 
 Example:
@@ -50,6 +54,10 @@ from .receptive import ReceptiveField, ReceptiveRow, receptive_field
 from .exercise import Exercise, make_exercise
 from .exercise_check import CheckResult, check_answer
 from .exercise_sheet import ExerciseSheet, exercise_sheet
+from .bank import FilterBankTrace, trace_filter_bank
+from .coverage import coverage_note, never_read
+from .indexing import CentredIndexing, centred_indexing
+from .routing import PoolRouting, route_max_pool
 from .shift import ShiftConsistency, ShiftCurve, per_shift_probability, shift_consistency, shift_images
 
 __all__ = [
@@ -64,4 +72,6 @@ __all__ = [
     "receptive_field", "ReceptiveField", "ReceptiveRow",
     "make_exercise", "Exercise", "check_answer", "CheckResult", "exercise_sheet", "ExerciseSheet",
     "shift_consistency", "ShiftConsistency", "per_shift_probability", "ShiftCurve", "shift_images",
+    "trace_filter_bank", "FilterBankTrace", "never_read", "coverage_note", "centred_indexing",
+    "CentredIndexing", "route_max_pool", "PoolRouting",
 ]

@@ -34,6 +34,7 @@ from ..shapes import (
     same_padding,
 )
 from ._text import fmt_num, fmt_shape, plural
+from .coverage import coverage_note
 
 __all__ = [
     "AxisSize",
@@ -83,6 +84,14 @@ class AxisSize:
     def fits(self) -> bool:
         """True when the window fits the padded input (at least one output)."""
         return self.out >= 1
+
+    def __repr__(self) -> str:
+        return f"AxisSize(n={self.n}, k={self.k}, p={self.p}, s={self.s}, d={self.d} -> {self.out})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel, pre
+
+        return panel("Output size along one axis (Key Equation 48)", pre("\n".join(self.lines)))
 
 
 def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int = 1,
@@ -173,6 +182,9 @@ class ShapeExplanation:
         lines = [f"Output size of a {_OPS[self.op]} (Key Equation 48)"]
         for a in self.axes:
             lines.extend(a.lines)
+            note = coverage_note(a.n, a.k, a.p, a.s, a.d) if a.fits else None
+            if note is not None:
+                lines.append(f"  {note}")
         if self.fits:
             lines.append(f"output spatial shape: ({', '.join(str(o) for o in self.out)}"
                          f"{',' if len(self.out) == 1 else ''})")
@@ -181,6 +193,15 @@ class ShapeExplanation:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        out = ", ".join(str(v) for v in self.out)
+        return f"ShapeExplanation({self.op}, output ({out}){'' if self.fits else ', does not fit'})"
+
+    def _repr_html_(self) -> str:
+        from ._html import shape_html
+
+        return shape_html(self)
 
 
 def _per_axis(value: Any, ndim: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
@@ -334,6 +355,15 @@ class ParamsExplanation:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        return (f"ParamsExplanation(conv {self.conv_params:,} vs fully-connected "
+                f"{self.fc_params:,} parameters)")
+
+    def _repr_html_(self) -> str:
+        from ._html import params_html
+
+        return params_html(self)
+
 
 def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padding: Any = 0,
                    stride: Any = 1, dilation: Any = 1, bias: bool = True,
@@ -455,6 +485,16 @@ class ModelShapes:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        return (f"ModelShapes(input {_shape(self.input_shape)} -> "
+                + (f"{_shape(self.output_shape)}" if self.fits else f"stops at layer {self.failure[0]}")
+                + f", {len(self.rows)} layers)")
+
+    def _repr_html_(self) -> str:
+        from ._html import model_shapes_html
+
+        return model_shapes_html(self)
 
 
 def _shape(shape) -> str:

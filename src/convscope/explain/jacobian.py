@@ -105,8 +105,37 @@ class Jacobian:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        r, c = self.shape
+        return f"Jacobian({self.name}, {r} x {c}, {self.reference})"
+
+    def _repr_html_(self) -> str:
+        from ._html import jacobian_html
+
+        return jacobian_html(self)
+
 
 _MAX_ENTRIES = 10**6  # entries of a symbolic Jacobian (built in a Python loop, for printing)
+
+
+def _axes_text(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else str(tuple(values))
+
+
+def _index_formula(s: tuple[int, ...], d: tuple[int, ...]) -> str:
+    """The input index under tap ``j`` of window ``i`` (1-based): Key Equation 68 with stride/dilation.
+
+    >>> _index_formula((1,), (1,)), _index_formula((2,), (1,)), _index_formula((2,), (3,))
+    ('i+j-1', 's(i-1)+j', 's(i-1)+d(j-1)+1')
+    """
+    strided, dilated = any(v != 1 for v in s), any(v != 1 for v in d)
+    if not strided and not dilated:
+        return "i+j-1"
+    if strided and not dilated:
+        return "s(i-1)+j"
+    if dilated and not strided:
+        return "i+d(j-1)"
+    return "s(i-1)+d(j-1)+1"
 
 
 def _is_int(v: Any) -> bool:
@@ -118,8 +147,9 @@ def conv_weight_jacobian(x: Any, k: Any, stride: Any = 1, padding: Any = 0,
     """``dZ/dW`` of a one-channel convolution: the notes' ``(k x n)`` matrix of inputs (9.31).
 
     Entry ``(j, i)`` is ``dZ_i/dW_j = X_{i+j-1}`` (Key Equation 68), where ``X = A^0`` is the
-    padded input (9.14); with stride and dilation it is the input under tap ``j`` of window
-    ``i``. Rows run over the filter's taps, columns over the outputs (both row-major when the
+    padded input (9.14); with stride ``s`` window ``i`` starts ``s(i-1)`` entries in, so the
+    entry is ``X_{s(i-1)+j}`` (``X_{s(i-1)+d(j-1)+1}`` with dilation ``d``): always the input
+    under tap ``j`` of window ``i``. Rows run over the filter's taps, columns over the outputs (both row-major when the
     input has several spatial axes).
 
     Args:
@@ -186,9 +216,13 @@ def conv_weight_jacobian(x: Any, k: Any, stride: Any = 1, padding: Any = 0,
                 symbols[row, col] = "0"
             if matrix is not None:
                 matrix[row, col] = xp[pos]
-    note = ("dZ_i/dW_j = X_{i+j-1}: the input under tap j of window i; X = A^0 is the "
-            "padded input (9.14)" if any(b or a for b, a in geo.p) else
-            "dZ_i/dW_j = X_{i+j-1}: the input under tap j of window i")
+    note = f"dZ_i/dW_j = X_{{{_index_formula(geo.s, geo.d)}}}: the input under tap j of window i"
+    if any(v != 1 for v in geo.s):
+        note += f" (window i starts s(i-1) entries in; stride s = {_axes_text(geo.s)})"
+    if any(v != 1 for v in geo.d):
+        note += f" (taps d apart; dilation d = {_axes_text(geo.d)})"
+    if any(b or a for b, a in geo.p):
+        note += "; X = A^0 is the padded input (9.14)"
     return Jacobian("dZ/dW", matrix, symbols, "filter tap W_j", "output Z_i",
                     "Key Equation 68, example 9.31", note)
 
@@ -286,6 +320,7 @@ class Chain932:
     dl_da2: np.ndarray
     product: np.ndarray
     library_dw: np.ndarray
+    stride: int = 1
 
     @property
     def max_abs_diff(self) -> float:
@@ -304,7 +339,9 @@ class Chain932:
             f"A^1 = {fmt_array(self.a1)}",
             f"A^2 = {fmt_num(self.a2)}    L = ({fmt_num(self.a2)} - {fmt_num(self.y)})^2 = {fmt_num(self.loss)}",
             f"dL/dW^1 (k x 1) = dZ^1/dW^1 (k x n) . dA^1/dZ^1 (n x n) . dA^2/dA^1 (n x 1) . "
-            f"dL/dA^2 (1 x 1)    (9.32, k = {k}, n = {n})",
+            f"dL/dA^2 (1 x 1)    (9.32, k = {k}, n = {n}"
+            + (f"; stride s = {self.stride}: the notes' network has s = 1, Z^1_i reads X from "
+               f"s(i-1)+1 on" if self.stride != 1 else "") + ")",
             self.dz_dw.text(),
             self.da1_dz1.text(),
             f"dA^2/dA^1 = W^2 ({n} x 1) (9.22):",
@@ -320,8 +357,17 @@ class Chain932:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        return (f"Chain932(dL/dW^1 = {fmt_array(self.product.ravel())}, library difference "
+                f"{self.max_abs_diff:.3g})")
 
-def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0) -> Chain932:
+    def _repr_html_(self) -> str:
+        from ._html import chain_html
+
+        return chain_html(self)
+
+
+def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0, stride: int = 1) -> Chain932:
     """Assemble ``dL/dW^1`` for the notes' 1-D network as the product of its four factors (9.32).
 
     The network (9.4.1): zero-pad ``x`` by ``p`` to get ``A^0``, ``Z^1 = W^1 * A^0`` (one
@@ -331,9 +377,12 @@ def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0) -> Chain932
     Args:
         x: the input, length ``m``.
         w1: the filter ``W^1``, length ``k``.
-        w2: the fully-connected weights ``W^2``, length ``n = m + 2p - k + 1``.
+        w2: the fully-connected weights ``W^2``, length ``n = floor((m + 2p - k) / s) + 1``
+            (``m + 2p - k + 1`` at the notes' stride 1).
         y: the target.
         padding: ``p``.
+        stride: ``s`` of the convolution (the notes use 1; any stride is honoured, and
+            ``dZ^1/dW^1`` is then the matrix of ``X_{s(i-1)+j}``).
 
     Returns:
         A :class:`Chain932` with the forward values, each factor, the product and the
@@ -363,19 +412,21 @@ def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0) -> Chain932
     except (TypeError, ValueError):
         raise ArgumentTypeError(f"{op}: y (the target) must be a number; got {y!r}.") from None
     p = normalize_int(padding, "padding", op, minimum=0)
-    z1 = F.conv(x[None, None], w1[None, None], padding=p)[0, 0]
+    s = normalize_int(stride, "stride", op, minimum=1)
+    z1 = F.conv(x[None, None], w1[None, None], stride=s, padding=p)[0, 0]
     n = z1.shape[0]
     if w2.shape != (n,):
+        count = (f"m + 2p - k + 1 = {x.shape[0]} + {2 * p} - {w1.shape[0]} + 1" if s == 1 else
+                 f"floor((m + 2p - k) / s) + 1 = floor(({x.shape[0]} + {2 * p} - {w1.shape[0]}) / {s}) + 1")
         raise ShapeError(
-            f"{op}: w2 must have one weight per output of the convolution, n = m + 2p - k + 1 = "
-            f"{x.shape[0]} + {2 * p} - {w1.shape[0]} + 1 = {n}; got w2 of shape "
-            f"{format_shape(w2.shape)}."
+            f"{op}: w2 must have one weight per output of the convolution, n = {count} = {n}; got w2 "
+            f"of shape {format_shape(w2.shape)}."
         )
     a0 = F.windows.pad(x[None, None], [(p, p)])[0, 0]
     a1 = F.relu(z1)
     a2 = float(w2 @ a1)
     loss = (a2 - y) ** 2
-    dz_dw = conv_weight_jacobian(x, w1.shape[0], padding=p)
+    dz_dw = conv_weight_jacobian(x, w1.shape[0], stride=s, padding=p)
     da1_dz1 = relu_jacobian(z1)
     da2_da1 = w2[:, None]
     dl_da2 = np.array([[2.0 * (a2 - y)]])
@@ -385,6 +436,6 @@ def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0) -> Chain932
     d_pred = F.squared_loss_backward(pred, np.array([[y]]))
     d_a1, _, _ = F.linear_backward(d_pred, a1[None], w2[None])
     d_z1 = F.relu_backward(d_a1[0], z1)
-    _, dw, _ = F.conv_backward(d_z1[None, None], x[None, None], w1[None, None], padding=p)
+    _, dw, _ = F.conv_backward(d_z1[None, None], x[None, None], w1[None, None], stride=s, padding=p)
     return Chain932(x, w1, w2, y, p, a0, z1, a1, a2, loss, dz_dw, da1_dz1, da2_da1, dl_da2,
-                    product, dw[0, 0])
+                    product, dw[0, 0], s)

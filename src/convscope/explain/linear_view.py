@@ -123,6 +123,16 @@ class ConvMatrix:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        r, c = self.shape
+        return (f"ConvMatrix({r} x {c}: {self.nonzeros} non-zeros from "
+                f"{plural(self.free_weights, 'free weight')})")
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Convolution as a matrix (9.1.14)")
+
 
 def _promote(w: np.ndarray, spatial_ndim: int | None, name: str, op: str) -> tuple[np.ndarray, bool]:
     """A filter as a bank ``(C_out, C_in, *k)``; a filter of <= 2 axes is one 1-channel filter."""
@@ -276,6 +286,15 @@ class Composition:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        return (f"Composition({len(self.weights)} convolutions -> one filter of shape "
+                f"{fmt_shape(self.weight.shape)}, check {self.check_error:.3g})")
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Convolutions composed into one (9.1.14)")
 
 
 def _pair(layer: Any, i: int, op: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -433,6 +452,15 @@ class FilterBankDemo:
         ])
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        return (f"FilterBankDemo(image {fmt_shape(self.image.shape)}, donut {fmt_shape(self.donut.shape)}, "
+                f"fires at {self.fire_positions})")
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Filter banks and tensor filters (9.11-9.12)")
 
 
 def filter_bank_demo() -> FilterBankDemo:

@@ -39,6 +39,7 @@ from ..functional.pool import binomial_filter
 from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
 from ..functional.windows import pad
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
+from .coverage import coverage_note
 from .derive import axis_size
 from .parse import as_explain_array
 from .trace import positions, split_channels, window_slices
@@ -77,6 +78,17 @@ class PoolStep:
     y: float
     derivative: np.ndarray
     argmax: tuple[int, ...] | None
+
+    def __repr__(self) -> str:
+        where = f", channel {self.channel + 1}" if self.channel else ""
+        return f"PoolStep({label('r', self.index)}{where} -> {fmt_num(self.y)}, argmax {self.argmax})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel
+        from ._html import array_grid
+
+        return panel(f"{label('r', self.index)} -> {fmt_num(self.y)}", array_grid(self.values),
+                     note=f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +177,9 @@ class PoolTrace:
                 else:
                     chosen = [a.lines[2 if d != 1 else 1]]
                 lines += [f"  axis {i + 1}: {ln.strip()}" for ln in chosen]
+                note = coverage_note(n, k, p, s, d)
+                if note is not None:
+                    lines.append(f"  axis {i + 1}: {note.replace('never read', 'never seen by any receptive field', 1)}")
         if self.padded:
             fill = {"max": "-inf (never the maximum)", "avg": "zeros"}.get(self.kind, f"{self.padding_mode} padding")
             lines.append(f"x_p: x padded with {fill}")
@@ -192,6 +207,11 @@ class PoolTrace:
 
     def __repr__(self) -> str:
         return f"PoolTrace({self.kind}, input {fmt_shape(self.x.shape)}, output {fmt_shape(self.y.shape)})"
+
+    def _repr_html_(self) -> str:
+        from ._html import pool_trace_html
+
+        return pool_trace_html(self)
 
 
 def _aligned(rows: list[str]) -> list[str]:

@@ -71,6 +71,21 @@ class ReceptiveRow:
         return tuple((st + i * j, st + i * j + r - 1)
                      for i, r, j, st in zip(pixel, self.rf, self.jump, self.start))
 
+    def __repr__(self) -> str:
+        rf = "x".join(map(str, self.rf)) if self.rf is not None else self.note
+        jump = "x".join(map(str, self.jump)) if self.jump is not None else "-"
+        layer = self.layer if len(self.layer) <= 80 else self.layer[:79] + "…"
+        return f"ReceptiveRow({self.index}: {layer}, receptive field {rf}, jump {jump})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel, table
+
+        return panel(f"Layer {self.index}: {self.layer}", table(
+            ["output shape", "receptive field", "jump", "field of pixel 0 starts at"],
+            [[str(self.out_shape), "x".join(map(str, self.rf)) if self.rf is not None else self.note,
+              "x".join(map(str, self.jump)) if self.jump is not None else "-",
+              str(self.start) if self.start is not None else "-"]]))
+
 
 @dataclass(frozen=True, eq=False)
 class ReceptiveField:
@@ -139,6 +154,17 @@ class ReceptiveField:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        last = self.rows[-1]
+        rf = "x".join(map(str, last.rf)) if last.rf is not None else last.note
+        pixel = f", pixel {self.pixel} of layer {self.layer}" if self.pixel is not None else ""
+        return f"ReceptiveField({len(self.rows) - 1} layers, last receptive field {rf}{pixel})"
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Receptive fields")
 
 
 def _slices(region: Sequence[slice]) -> str:

@@ -178,6 +178,15 @@ class ShiftConsistency:
 
     __str__ = text
 
+    def __repr__(self) -> str:
+        return (f"ShiftConsistency(consistency {100 * self.consistency:.2f}%, accuracy "
+                f"{100 * self.accuracy:.2f}%, {self.n_images} images)")
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Shift consistency (Concept 59)")
+
 
 def shift_consistency(predict_fn: Callable[[np.ndarray], np.ndarray], images: Any, labels: Any,
                       max_shift: int, n_pairs: int = 1, rng: Any = None, mode: str = "crop",
@@ -264,6 +273,15 @@ class ShiftCurve:
         return "\n".join(lines)
 
     __str__ = text
+
+    def __repr__(self) -> str:
+        return (f"ShiftCurve(class {self.label}, {len(self.shifts)} shifts, {self.mode}, "
+                f"probability {float(np.min(self.probabilities)):.3g}..{float(np.max(self.probabilities)):.3g})")
+
+    def _repr_html_(self) -> str:
+        from ._html import text_html
+
+        return text_html(self, "Correct-class probability per shift (Concept 59)")
 
 
 def per_shift_probability(predict_fn: Callable[[np.ndarray], np.ndarray], image: Any, label: int,

@@ -33,6 +33,7 @@ from ..errors import ArgumentTypeError, ShapeError
 from ..shapes import ConvGeometry, conv_geometry, format_shape
 from ..functional.windows import pad
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
+from .coverage import coverage_note
 from .derive import axis_size
 from .parse import as_explain_array
 
@@ -115,6 +116,16 @@ class ConvStep:
         """``y_6`` / ``y_{2,3}``: the notes' 1-based name of this output."""
         return label("y", self.index)
 
+    def __repr__(self) -> str:
+        return f"ConvStep({self.label} = {fmt_num(self.y)}, window starts at {self.start})"
+
+    def _repr_html_(self) -> str:
+        from .._display import panel
+        from ._html import array_grid
+
+        return panel(f"{self.label} = {fmt_num(self.y)}", array_grid(self.v),
+                     note=f"the window {label('v', self.index)}, starting at {self.start}; f . v = {fmt_num(self.dot)}")
+
 
 @dataclass(frozen=True, eq=False)
 class ConvTrace:
@@ -129,6 +140,9 @@ class ConvTrace:
         x_padded: the padded input the windows are cut from (channel axis kept if given).
         y: the output, shape ``geometry.out`` (equals ``functional.conv``).
         steps: one :class:`ConvStep` per output, row-major.
+        skipped_best: with a stride above 1, the strongest window of the same convolution at
+            stride 1 when the stride steps over it (its output beats every output taken), as a
+            step of that stride-1 trace; None otherwise.
     """
 
     x: np.ndarray
@@ -139,6 +153,7 @@ class ConvTrace:
     x_padded: np.ndarray
     y: np.ndarray
     steps: tuple[ConvStep, ...]
+    skipped_best: ConvStep | None = None
 
     @property
     def bright_spot(self) -> tuple[int, ...]:
@@ -163,6 +178,15 @@ class ConvTrace:
     def padded(self) -> bool:
         """True when the input was padded (windows are cut from ``x_p``)."""
         return any(b or a for b, a in self.geometry.p)
+
+    def products(self, step: ConvStep) -> np.ndarray:
+        """``f * v`` entry by entry (Definition 21: multiply element-wise, then sum).
+
+        >>> t = trace_conv([1, 2, 3], [1, -1])
+        >>> t.products(t.steps[1])
+        array([ 2., -3.])
+        """
+        return self.f * step.v
 
     def window_text(self, step: ConvStep) -> str:
         """``x[5:8]`` (or ``x_p[...]``, ``x[:, 0:3, 0:3]``): where the window comes from."""
@@ -217,6 +241,10 @@ class ConvTrace:
         lines.append(f"stride s = {_per_axis(g.s)}, padding p = {_pad_text(g.p)}, dilation d = "
                      f"{_per_axis(g.d)} -> output {fmt_shape(g.out)}")
         lines += ["  " + s for s in sizes]
+        for i in range(g.ndim):
+            note = coverage_note(g.n[i], g.k[i], g.p[i], g.s[i], g.d[i])
+            if note is not None:
+                lines.append(f"  axis {i + 1}: {note}")
         if self.padded:
             lines.append(f"x_p: x padded with {'zeros' if g.padding_mode == 'zeros' else g.padding_mode + ' padding'}"
                          f" (notes 9.1.7); the windows are cut from it")
@@ -246,17 +274,33 @@ class ConvTrace:
         else:
             out = ["y = x * f =", fmt_grid(self.y)]
         ties = [s.label for s in self.steps if s.y == best.y and s is not best]
-        line = (f"bright spot (strongest match): {best.label} = {fmt_num(best.y)} from "
-                f"{label('v', best.index)} = {self.window_text(best)} = {fmt_array(best.v)}")
-        if ties:
-            line += f" (also reached at {', '.join(ties[:5])}{', ...' if len(ties) > 5 else ''})"
-        return out + [line]
+        source = f"{label('v', best.index)} = {self.window_text(best)} = {fmt_array(best.v)}"
+        also = f" (also reached at {', '.join(ties[:5])}{', ...' if len(ties) > 5 else ''})" if ties else ""
+        if best.y > 0:
+            line = f"bright spot (strongest match): {best.label} = {fmt_num(best.y)} from {source}{also}"
+        else:
+            line = (f"largest output: {best.label} = {fmt_num(best.y)} from {source}{also}; not a match: "
+                    f"no output is positive, so no window is similar to f (Concept 11, Clarification 55)")
+        out.append(line)
+        if self.skipped_best is not None:
+            sb = self.skipped_best
+            out.append(
+                f"the stride s = {_per_axis(self.geometry.s)} skips the true bright spot: the window "
+                f"{self.window_text(sb)} = {fmt_array(sb.v)} would give {fmt_num(sb.y)}, more than any "
+                f"output taken, but no window starts there (9.1.20; the same problem as max-pool's, 9.2.6)"
+            )
+        return out
 
     __str__ = text
 
     def __repr__(self) -> str:
-        return (f"ConvTrace({self.geometry.ndim}-D, output {fmt_shape(self.y.shape)}, bright spot "
+        return (f"ConvTrace({self.geometry.ndim}-D, output {fmt_shape(self.y.shape)}, largest "
                 f"{label('y', self.bright_spot)} = {fmt_num(self.y.max())})")
+
+    def _repr_html_(self) -> str:
+        from ._html import conv_trace_html
+
+        return conv_trace_html(self)
 
 
 def _per_axis(values: Sequence[int]) -> str:
@@ -346,4 +390,10 @@ def trace_conv(x: Any, f: Any, b: float = 0.0, stride: Any = 1, padding: Any = 0
         start = tuple(sl.start for sl in window)
         steps.append(ConvStep(index, start, v if channels else v[0], dot, dot + b))
     y.setflags(write=False)
-    return ConvTrace(x, f, b, channels, geo, xp if channels else xp[0], y, tuple(steps))
+    skipped = None
+    if any(v > 1 for v in geo.s):
+        dense = trace_conv(x, f, b, 1, padding, dilation, padding_mode, channels)
+        top = dense.step(dense.bright_spot)
+        if top.y > float(y.max()):
+            skipped = top
+    return ConvTrace(x, f, b, channels, geo, xp if channels else xp[0], y, tuple(steps), skipped)

@@ -519,7 +519,7 @@ def save(model: Any, path: Any, metadata: Mapping[str, Any] | None = None) -> Pa
         >>> bool(np.array_equal(model(x), again(x))), info
         (True, {'note': 'demo'})
     """
-    from .. import __version__
+    from .._version import __version__
     from ..nn import Module, to_spec
 
     op = "save"

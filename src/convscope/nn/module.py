@@ -403,6 +403,11 @@ class Module:
             lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
+    def _repr_html_(self) -> str:
+        from .summary import layer_table_html
+
+        return layer_table_html(self)
+
     def config(self) -> dict[str, Any]:
         """JSON-safe constructor arguments (children excluded); used by ``to_spec``."""
         raise ConfigError(

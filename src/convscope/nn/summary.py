@@ -31,7 +31,7 @@ from .module import Module
 from .receptive import field_steps
 from .walk import LayerRecord, batched_input_shape, one_line, walk
 
-__all__ = ["summary", "Summary", "LayerRow"]
+__all__ = ["summary", "Summary", "LayerRow", "layer_table_html"]
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,32 @@ class Summary:
         return "\n".join(out)
 
     def __repr__(self) -> str:
-        return str(self)
+        return (f"Summary({len(self.rows)} layers, input {format_shape(self.input_shape)} -> output "
+                f"{format_shape(self.output_shape)}, {self.total_params:,} parameters; print() for the table)")
+
+    def _repr_html_(self) -> str:
+        from .._display import esc, panel, table
+
+        rows = [[r.index, esc(r.name), esc(r.layer), format_shape(r.output_shape), esc(r.formula),
+                 esc(r.fc_formula) if r.fc_params is not None else "-", _axes_text(r.receptive_field, "all"),
+                 _axes_text(r.jump, "-")] for r in self.rows]
+        body = table(["#", "name", "layer", "output shape", "params (formula)", "FC equivalent",
+                      "receptive field", "jump"], rows, raw=True)
+        note = (f"input {format_shape(self.input_shape)}"
+                + (" (one sample: batch axis of 1 added)" if self.batch_added else "")
+                + f" -> output {format_shape(self.output_shape)}; total {self.total_params:,} parameters")
+        return panel("Model summary", body, note=note)
+
+
+def layer_table_html(model: Module) -> str:
+    """A model's layers as an HTML table (number, name, layer, parameters), no input shape needed."""
+    from .._display import esc, panel, table
+
+    rows = [[r.index, esc(r.name), esc(one_line(r.module)),
+             f"{r.module.num_parameters():,}" if r.kind != "residual" else "x + block(x)"] for r in walk(model)]
+    body = table(["#", "name", "layer", "parameters"], rows, raw=True)
+    return panel(f"{type(model).__name__}: {len(rows)} layers, {model.num_parameters():,} parameters", body,
+                 note="convscope.summary(model, input_shape) adds output shapes and receptive fields")
 
 
 def _axes_text(values: tuple[int, ...] | None, none_text: str) -> str:

@@ -66,6 +66,18 @@ class LayerActivation:
         """True when the output still has channels and spatial axes, ``(1, C, *spatial)``."""
         return self.y.ndim >= 3
 
+    def __repr__(self) -> str:
+        layer = repr(self.module).split("\n")[0]
+        return (f"LayerActivation({self.index}{name_suffix(self.name)}: {layer[:80]}, "
+                f"{format_shape(self.x.shape)} -> {format_shape(self.y.shape)})")
+
+    def _repr_html_(self) -> str:
+        from .._display import esc, panel, table
+
+        return panel(f"Layer {self.index}{name_suffix(self.name)}", table(
+            ["layer", "input", "output"], [[esc(repr(self.module).split("\n")[0]), format_shape(self.x.shape),
+                                            format_shape(self.y.shape)]], raw=True))
+
 
 def name_suffix(name: str) -> str:
     """`` (features.3)`` after a layer number for a dotted name; nothing for a plain position

@@ -60,18 +60,19 @@ def _history_columns(history: Any, op: str) -> dict[str, list[Any]]:
     return {k: [r.get(k) for r in records] for k in keys}
 
 
-def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None) -> Path:
+def plot_curves(history: Any, path: Any = None, test: Mapping[str, float] | None = None) -> Any:
     """Draw loss and accuracy per epoch (training and validation) from a training history.
 
     Args:
         history: a :class:`convscope.train.History` (what ``fit`` returns), its
             ``to_dict()``, a list of per-epoch dicts, or a dict of per-epoch lists. Keys
             used: ``epoch``, ``train_loss``, ``val_loss``, ``train_accuracy``, ``val_accuracy``.
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         test: optional ``{"loss": ..., "accuracy": ...}`` drawn as dashed lines.
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         DataError: the history has no loss column or no epochs.
@@ -96,9 +97,29 @@ def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None
     label = {"train_loss": "train", "val_loss": "validation", "loss": "loss",
              "train_accuracy": "train", "val_accuracy": "validation", "accuracy": "accuracy"}
     for ax, keys, what in zip(axes, (losses, accs), ("loss", "accuracy")):
+        if n == 1:
+            # one epoch: a line of one point is a dot, so show the values as labelled bars
+            values = [np.nan if cols[k][0] is None else float(cols[k][0]) for k in keys]
+            bars = ax.bar([label[k] for k in keys], values, color=["tab:blue", "tab:orange", "tab:green"][:len(keys)],
+                          width=0.5)
+            for bar, v in zip(bars, values):
+                ax.annotate(f"{v:.4g}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom",
+                            fontsize=10, xytext=(0, 3), textcoords="offset points")
+            if test and what in test:
+                ax.axhline(float(test[what]), color="gray", linestyle="--", label=f"test {float(test[what]):.4g}")
+                ax.legend()
+            ax.set_ylabel(what)
+            ax.set_title(f"{what} after epoch {epochs[0]} (one epoch: values, not a curve)")
+            ax.margins(y=0.15)
+            ax.grid(True, axis="y", alpha=0.3)
+            continue
         for k in keys:
             ys = [np.nan if v is None else float(v) for v in cols[k]]
             ax.plot(epochs, ys, marker="o", label=label[k])
+            last = next((v for v in reversed(ys) if not np.isnan(v)), None)
+            if last is not None:
+                ax.annotate(f"{last:.4g}", (epochs[len(ys) - 1], last), fontsize=8, xytext=(4, 0),
+                            textcoords="offset points", va="center")
         if test and what in test:
             ax.axhline(float(test[what]), color="gray", linestyle="--", label=f"test {float(test[what]):.4g}")
         ax.set_xlabel("epoch")
@@ -108,7 +129,7 @@ def plot_curves(history: Any, path: Any, test: Mapping[str, float] | None = None
         ax.grid(True, alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    return _save(fig, p)
+    return _save(fig, p, "training curves: loss and accuracy per epoch")
 
 
 def _draw_shift_axes(ax, series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
@@ -129,17 +150,18 @@ def _draw_shift_axes(ax, series: list[tuple[str, np.ndarray, np.ndarray, np.ndar
         ax.legend()
 
 
-def plot_shift_curve(curves: Any, path: Any, title: str | None = None) -> Path:
+def plot_shift_curve(curves: Any, path: Any = None, title: str | None = None) -> Any:
     """Draw the correct-class probability against the input shift (Concept 59).
 
     Args:
         curves: a :class:`convscope.explain.ShiftCurve` (from ``per_shift_probability``), or a
             dict ``{label: ShiftCurve}`` to compare models (e.g. MaxPool versus BlurPool).
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         title: the figure title (default names the shift mode).
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         ArgumentTypeError: not ShiftCurve(s).  MissingDependencyError: no matplotlib.
@@ -173,22 +195,23 @@ def plot_shift_curve(curves: Any, path: Any, title: str | None = None) -> Path:
     _draw_shift_axes(fig.add_subplot(1, 1, 1), series, ticks, f"class {first.label}",
                      title or f"Correct-class probability per shift ({first.mode} shifts); x = wrong top-1")
     fig.tight_layout()
-    return _save(fig, p)
+    return _save(fig, p, "correct-class probability per shift (Concept 59)")
 
 
 def save_shift_curve(path: Any, shifts: Sequence[Any], curves: Mapping[str, Any],
-                     title: str | None = None) -> Path:
+                     title: str | None = None) -> Any:
     """Draw per-shift probability curves given as arrays, e.g. means over many test images.
 
     Args:
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         shifts: one shift per point: ints (diagonal shifts) or tuples (one value per axis).
         curves: ``{label: probabilities}``, one value per shift each (a ShiftCurve is
             accepted too and gives its probabilities).
         title: the figure title.
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         ShapeError: a curve with another number of points than ``shifts``.
@@ -216,4 +239,4 @@ def save_shift_curve(path: Any, shifts: Sequence[Any], curves: Mapping[str, Any]
     _draw_shift_axes(fig.add_subplot(1, 1, 1), series, ticks, None,
                      title or "Correct-class probability per shift")
     fig.tight_layout()
-    return _save(fig, p)
+    return _save(fig, p, title or "correct-class probability per shift")

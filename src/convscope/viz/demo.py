@@ -90,7 +90,7 @@ _OVERVIEW = ("Filter bank (notes 9.1.11-9.1.12): two line detectors, one tensor 
              "on the hollow square, and the single filter they compose to")
 
 
-def plot_filter_bank_demo(path: Any, demo: Any = None) -> Path:
+def plot_filter_bank_demo(path: Any = None, demo: Any = None) -> Any:
     """Draw the whole filter-bank story in one figure.
 
     Top row: the image (hollow and filled squares marked), the vertical- and horizontal-line
@@ -99,11 +99,12 @@ def plot_filter_bank_demo(path: Any, demo: Any = None) -> Path:
     its response on the image (the same numbers).
 
     Args:
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         demo: a :class:`convscope.explain.FilterBankDemo` (default: a fresh one).
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         ArgumentTypeError: ``demo`` is not a FilterBankDemo.  MissingDependencyError: no matplotlib.

@@ -1,8 +1,10 @@
 """Arrays to pictures without matplotlib: colour maps and PNG bytes (zlib from the standard library).
 
 The HTML explainer embeds every feature map and filter as a small PNG ``data:`` URI, so it
-needs no plotting library: :func:`colorize` maps values to RGB with one of two colour maps
-and :func:`png_bytes` writes the PNG file format (signature, IHDR, one IDAT, IEND).
+needs no plotting library: :func:`colorize` maps values to RGB with the colour maps of
+convscope's one colour convention (:mod:`convscope.viz.colors`; the same anchors draw the
+matplotlib pictures) and :func:`png_bytes` writes the PNG file format (signature, IHDR, one
+IDAT, IEND).
 
 * ``"diverging"``: blue for negative, white for 0, red for positive, on a scale symmetric
   around 0 (``vmax = max |a|``), for anything signed: filters, convolution outputs, weights.
@@ -28,39 +30,15 @@ from typing import Any
 
 import numpy as np
 
+from .._display import COLORMAPS as _COLORMAPS
+from .._display import rgb as _rgb
+from .._display import value_range
 from ..errors import ConfigError, ShapeError
 
 __all__ = ["colorize", "png_bytes", "data_uri", "value_range", "COLORMAPS"]
 
-# Anchor colours; values in between are interpolated linearly in RGB.
-_ANCHORS = {
-    "diverging": np.array([[33, 102, 172], [103, 169, 207], [209, 229, 240], [255, 255, 255],
-                           [253, 219, 199], [239, 138, 98], [178, 24, 43]], dtype=np.float64),
-    "sequential": np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98],
-                            [253, 231, 37]], dtype=np.float64),
-    "gray": np.array([[0, 0, 0], [255, 255, 255]], dtype=np.float64),
-}
-
-#: Names accepted by :func:`colorize`.
-COLORMAPS = tuple(_ANCHORS)
-
-
-def value_range(a: np.ndarray, cmap: str) -> tuple[float, float]:
-    """``(vmin, vmax)`` used for ``a``: symmetric around 0 for "diverging", else min and max.
-
-    A constant array gets a range of width 1 around its value, so it still draws.
-
-    >>> value_range(np.array([-2.0, 1.0]), "diverging"), value_range(np.array([3.0]), "gray")
-    ((-2.0, 2.0), (2.5, 3.5))
-    """
-    finite = a[np.isfinite(a)] if a.size else a
-    if finite.size == 0:
-        return (-1.0, 1.0)
-    if cmap == "diverging":
-        m = float(np.abs(finite).max())
-        return (-m, m) if m > 0 else (-1.0, 1.0)
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+#: Names accepted by :func:`colorize` (the colour convention of :mod:`convscope.viz.colors`).
+COLORMAPS = _COLORMAPS
 
 
 def colorize(a: Any, cmap: str = "sequential", vmin: float | None = None,
@@ -75,24 +53,14 @@ def colorize(a: Any, cmap: str = "sequential", vmin: float | None = None,
     Raises:
         ConfigError: unknown ``cmap``.  ShapeError: ``a`` is not 1-D or 2-D, or empty.
     """
-    if cmap not in _ANCHORS:
+    if cmap not in COLORMAPS:
         raise ConfigError(f"colorize: cmap must be one of {', '.join(COLORMAPS)}; got {cmap!r}.")
     a = np.asarray(a, dtype=np.float64)
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2 or a.size == 0:
         raise ShapeError(f"colorize: expected a non-empty 1-D or 2-D array; got shape {a.shape}.")
-    lo, hi = value_range(a, cmap)
-    lo = lo if vmin is None else float(vmin)
-    hi = hi if vmax is None else float(vmax)
-    span = hi - lo if hi > lo else 1.0
-    t = np.clip((np.nan_to_num(a, nan=(lo + hi) / 2, posinf=hi, neginf=lo) - lo) / span, 0.0, 1.0)
-    anchors = _ANCHORS[cmap]
-    pos = t * (len(anchors) - 1)
-    i = np.minimum(pos.astype(np.int64), len(anchors) - 2)
-    frac = (pos - i)[..., None]
-    rgb = anchors[i] * (1 - frac) + anchors[i + 1] * frac
-    return np.rint(rgb).astype(np.uint8)
+    return _rgb(a, cmap, vmin, vmax)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -40,6 +40,7 @@ from ._mpl import as_2d as _as_2d
 from ._mpl import check_positive as _check_positive
 from ._mpl import draw_mosaic as _draw_mosaic
 from ._mpl import figure as _figure
+from ._mpl import label_tiles as _label_tiles
 from ._mpl import mosaic as _mosaic
 from ._mpl import out_path as _out_path
 from ._mpl import save as _save
@@ -76,20 +77,21 @@ def _caps(c_out: int, c_in: int, max_filters: int, max_channels: int) -> str:
     return f" [{', '.join(parts)}]" if parts else ""
 
 
-def plot_filters(model: Module, path: Any, layer: Any = None, max_filters: int = 64,
-                 max_channels: int = 16) -> Path:
+def plot_filters(model: Module, path: Any = None, layer: Any = None, max_filters: int = 64,
+                 max_channels: int = 16) -> Any:
     """Draw the filters (weights) of one convolution layer as a grid.
 
     Args:
         model: a model, or a convolution layer itself.
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         layer: which convolution: 1-based layer number (as ``convscope.summary``) or dotted
             name; None picks the first one.
         max_filters: draw at most this many filters (rows); the title says when some are left out.
         max_channels: draw at most this many input channels (columns).
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         ConfigError: no such convolution layer, or non-positive caps.
@@ -110,20 +112,34 @@ def plot_filters(model: Module, path: Any, layer: Any = None, max_filters: int =
     p = _out_path(path, op)
     w = np.asarray(conv.weight.data, dtype=np.float64)
     mosaic, columns, xlabel, note = _filter_grid(w, max_filters, max_channels)
-    width, height = _tiled_size(mosaic, columns, 0.6, _WIDTH - 2.0)
-    fig = _figure(width + 2.0, height + 1.1)
+    tile = _as_2d(w[0, 0])[0].shape
+    shown_f, shown_c = min(w.shape[0], max_filters), min(w.shape[1], max_channels)
+    count = shown_f if w.shape[1] == 1 else shown_f * shown_c
+    small = tile[0] * tile[1] <= 25 and count <= 32 and w.ndim == 4
+    tile_in = 1.2 if small else (0.9 if count <= 16 else 0.6)
+    width, height = _tiled_size(mosaic, columns, tile_in, _WIDTH + 2.0)
+    fig = _figure(width + 2.0, height + 1.6)
     ax = fig.add_subplot(1, 1, 1)
     where = f"layer {index}{_name_text(name)}"
     title = (f"{where}: {_one_line(conv)}\nweight {tuple(w.shape)}"
-             + _caps(w.shape[0], w.shape[1], max_filters, max_channels) + (f"; {note}" if note else ""))
+             + _caps(w.shape[0], w.shape[1], max_filters, max_channels) + (f"; {note}" if note else "")
+             + "\nblue < 0, white = 0, red > 0")
     _draw_mosaic(fig, ax, mosaic, title, xlabel=xlabel,
-                 ylabel="filters (one per row)" if w.shape[1] > 1 else "", width_in=width)
+                 ylabel="filters (one per row)" if w.shape[1] > 1 else "", width_in=width, title_pad=20.0)
+    if w.shape[1] == 1:
+        labels = [f"filter {f + 1}" for f in range(shown_f)]
+        tiles = [_as_2d(w[f, 0])[0] for f in range(shown_f)]
+    else:
+        labels = [f"f{f + 1}, ch {c + 1}" for f in range(shown_f) for c in range(shown_c)]
+        tiles = [_as_2d(w[f, c])[0] for f in range(shown_f) for c in range(shown_c)]
+    _label_tiles(ax, mosaic, tile, count, columns, labels, tiles if small else None,
+                 fontsize=9.0 if tile_in >= 0.9 else 7.0)
     fig.tight_layout()
-    return _save(fig, p)
+    return _save(fig, p, f"{where}: the filters of {_one_line(conv)}")
 
 
-def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None = None,
-                      columns: int = 16) -> Path:
+def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int | None = None,
+                      columns: int = 16, class_names: Any = None) -> Any:
     """Draw every channel of every layer's output (feature maps) for one input.
 
     One panel per layer, channels laid out row-major (channel 1 top left), on one colour
@@ -135,13 +151,16 @@ def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None
         model: the model.
         x: one sample, ``(C, *spatial)``, ``(1, C, *spatial)`` or ``(H, W)`` for a one-channel
             model; cast to the model's dtype.
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         max_channels: draw at most this many channels per layer (None: all; a title says
             when some are left out).
         columns: channels per row (2-D maps).
+        class_names: names of the outputs of the last layer (the classes), written under its
+            strip of numbers; default ``class 0``, ``class 1``, ...
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         ShapeError: ``x`` does not fit the model (the layer is named).
@@ -170,7 +189,7 @@ def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None
             width, height = _tiled_size(mosaic, across, tile_in, usable)
             panels.append((mosaic, title + note, height, width))
         else:
-            panels.append((np.asarray(a, dtype=np.float64).reshape(1, -1), title, 0.35, None))
+            panels.append((np.asarray(a, dtype=np.float64).reshape(1, -1), title, 0.55, "strip"))
 
     add(xb, f"input {tuple(xb.shape)}", 2.5)
     for act in acts:
@@ -181,21 +200,33 @@ def plot_feature_maps(model: Module, x: Any, path: Any, max_channels: int | None
     heights = [h + 0.45 for _, _, h, _ in panels]
     fig = _figure(_WIDTH, sum(heights) + 0.2)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
+    last_strip = max((i for i, panel in enumerate(panels) if panel[3] == "strip"), default=None)
     for i, (mosaic, title, _, width) in enumerate(panels):
         ax = fig.add_subplot(grid[i, 0])
-        _draw_mosaic(fig, ax, mosaic, title, aspect="equal" if width else "auto", width_in=width)
+        strip = width == "strip"
+        _draw_mosaic(fig, ax, mosaic, title, aspect="auto" if strip or not width else "equal",
+                     width_in=None if strip else width, scale="gray" if i == 0 else None)
+        if strip and mosaic.shape[1] <= 40:
+            n_out = mosaic.shape[1]
+            if i == last_strip:
+                names = ([str(v) for v in class_names] if class_names is not None and len(class_names) == n_out
+                         else [f"class {j}" for j in range(n_out)])
+            else:
+                names = [str(j + 1) for j in range(n_out)]
+            ax.set_xticks(range(n_out), names, fontsize=8, rotation=0 if n_out <= 12 else 60)
+            _label_tiles(ax, mosaic, (1, n_out), 1, 1, None, [mosaic], fontsize=8.0)
     fig.tight_layout()
-    return _save(fig, p)
+    return _save(fig, p, "feature maps of every layer")
 
 
-def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any = None,
+def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target: Any = None,
                           loss: Module | None = None, max_filters: int = 32,
-                          max_channels: int = 8) -> Path:
+                          max_channels: int = 8) -> Any:
     """Draw dLoss/dW of every layer with weights (convolutions as filter grids, Linear as a matrix).
 
     Args:
         model: the model.
-        path: the PNG file to write.
+        path: the file to write (PNG; SVG for a ``.svg`` name), or None to get the picture back.
         x, target: a batch and its targets; when given, the gradients are computed here
             (``zero_grad``, forward, ``loss``, backward: the model's ``.grad`` is overwritten).
             When None, the gradients already in ``.grad`` are drawn.
@@ -203,7 +234,8 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
         max_filters, max_channels: caps on the filter grid of each convolution.
 
     Returns:
-        ``path`` as a Path.
+        ``path`` as a Path when given; otherwise a :class:`~convscope.viz.Figure` (shows inline in
+        Jupyter, ``.save("x.png")`` / ``.save("x.svg")``).
 
     Raises:
         StateError: no ``x`` and every gradient is zero (backward has not run).
@@ -242,24 +274,34 @@ def plot_weight_gradients(model: Module, path: Any, x: Any = None, target: Any =
         norm = float(np.linalg.norm(g))
         title = (f"layer {index}{_name_text(name)}: {_one_line(m)}\n"
                  f"dL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}")
-        if m.layer_kind == "conv":
+        ylabel = ""
+        if m.layer_kind == "conv" and g.shape[1] > 1:
+            # filters across (one column each), input channels down: wide rather than tall
+            shown_f, shown_c = min(g.shape[0], max_filters), min(g.shape[1], max_channels)
+            tiles = [_as_2d(g[f, c])[0] for c in range(shown_c) for f in range(shown_f)]
+            mosaic, columns = _mosaic(tiles, shown_f), shown_f
+            xlabel, ylabel = f"filters 1..{shown_f} (columns)", f"input channels 1..{shown_c} (rows)"
+            width, height = _tiled_size(mosaic, columns, 0.45, usable)
+            title += _caps(g.shape[0], g.shape[1], max_filters, max_channels)
+        elif m.layer_kind == "conv":
             mosaic, columns, xlabel, _ = _filter_grid(g, max_filters, max_channels)
             width, height = _tiled_size(mosaic, columns, 0.45, usable)
             title += _caps(g.shape[0], g.shape[1], max_filters, max_channels)
         else:
             mosaic, xlabel = g, f"inputs 1..{g.shape[1]} (columns), outputs 1..{g.shape[0]} (rows)"
             width, height = None, min(max(usable * g.shape[0] / g.shape[1], 0.5), 2.5)
-        panels.append((mosaic, title, xlabel, width, height))
-    heights = [h + 1.0 for *_, h in panels]
+            ylabel = "outputs (rows)"
+        panels.append((mosaic, title, xlabel, width, height, ylabel))
+    heights = [p_[4] + 1.0 for p_ in panels]
     total = sum(heights) + 0.5
     fig = _figure(_WIDTH, total)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
-    for i, (mosaic, title, xlabel, width, _) in enumerate(panels):
+    for i, (mosaic, title, xlabel, width, _, ylabel) in enumerate(panels):
         ax = fig.add_subplot(grid[i, 0])
         _draw_mosaic(fig, ax, mosaic, title, xlabel=xlabel, aspect="equal" if width else "auto",
-                     width_in=width, ylabel="filters (rows)" if width and mosaic.shape[1] > 0 else "")
+                     width_in=width, ylabel=ylabel)
     fig.suptitle(f"Weight gradients dL/dW ({loss_text}); white = 0", fontsize=10, x=0.01, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / total))
-    return _save(fig, p)
+    return _save(fig, p, f"weight gradients dL/dW ({loss_text})")
 
 
