@@ -220,7 +220,8 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
                 act.module(act.x)
                 dx = act.module.backward(g)
                 if act.module.layer_kind == "conv":
-                    weight_grads[act.index] = np.array(getattr(act.module, "weight").grad)
+                    conv: Any = act.module
+                    weight_grads[act.index] = np.array(conv.weight.grad)
                 _add(pending, act.x, dx)
             passes.append(ClassGrad(int(target), loss, grads, pending.get(id(xb), np.zeros_like(xb)),
                                     weight_grads))

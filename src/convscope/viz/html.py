@@ -76,8 +76,9 @@ from ._html_parts import (
 from .activations import LayerActivation, forward_layers
 from .activations import name_suffix as _name_text
 from .fields import receptive_boxes
+from .figure import HTMLPage
 
-__all__ = ["explain_model_html", "explainer_parts", "ExplainerParts"]
+__all__ = ["explain_model_html", "explain_model_page", "explainer_parts", "ExplainerParts"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,6 +180,19 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
     return ExplainerParts(heading, body, prediction, probs, names, data)
 
 
+def explain_model_page(model: Module, x: Any, class_names: Sequence[Any] | None = None, max_channels: int = 64,
+                       max_layers: int = 60, max_numbers: int = 300_000, title: str | None = None,
+                       input_note: str | None = None, label: int | None = None, backward: bool = True) -> HTMLPage:
+    """The page of :func:`explain_model_html` as an :class:`~convscope.viz.HTMLPage` (no file written).
+
+    It shows inline in Jupyter (in a frame) and ``.save("report.html")`` writes it; the
+    arguments are those of :func:`explain_model_html`.
+    """
+    parts = explainer_parts(model, x, class_names, label, max_channels, max_layers, max_numbers, title,
+                            input_note, backward)
+    return HTMLPage(page_html(parts.title, parts.body), parts.title)
+
+
 def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[Any] | None = None,
                        max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
                        title: str | None = None, input_note: str | None = None, label: int | None = None,
@@ -190,7 +204,8 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         x: one sample: ``(C, *spatial)``, ``(1, C, *spatial)`` or ``(H, W)`` for a one-channel
             model; cast to the model's dtype (it is what the model sees, so normalise it as
             in training first).
-        path: the ``.html`` file to write (parent folders are created).
+        path: the ``.html`` file to write (parent folders are created). For the page as an
+            object (inline in Jupyter, ``.save(path)``) use :func:`explain_model_page`.
         class_names: names of the model's outputs (default ``0, 1, ...``).
         max_channels: feature maps (and embedded numbers) per layer; more are left out and
             the page says so.
@@ -365,7 +380,8 @@ class _Walk:
                 continue
             per_class += act.y[0].size if shown is None else len(shown) * int(np.prod(act.y.shape[2:]))
             if act.module.layer_kind == "conv" and shown is not None:
-                per_class += len(shown) * int(np.prod(getattr(act.module, "weight").data.shape[1:]))
+                conv: Any = act.module
+                per_class += len(shown) * int(np.prod(conv.weight.data.shape[1:]))
         targets = targets[:min(max_classes, self.budget.left // max(per_class, 1))]
         passes: dict[str, Any] = {}
         kept: list[int] = []
