@@ -125,6 +125,10 @@ class Exercise:
 
     __str__ = text
 
+    def _repr_html_(self) -> str:
+        return (self.question("html") + "<details><summary>worked solution</summary>"
+                + self.solution("html") + "</details>")
+
     def __repr__(self) -> str:
         return f"Exercise({self.command!r}, answer {self.answer_name} of shape {self.answer.shape})"
 

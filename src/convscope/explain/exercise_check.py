@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from dataclasses import dataclass
@@ -155,6 +156,10 @@ class CheckResult:
         return "\n".join(lines)
 
     __str__ = text
+
+    def _repr_html_(self) -> str:
+        colour = "#2b8a3e" if self.correct else "#c92a2a"
+        return f'<pre style="border-left:4px solid {colour};padding-left:8px">{html.escape(self.text())}</pre>'
 
     def __repr__(self) -> str:
         state = "correct" if self.correct else (self.problem and "not comparable") or f"{len(self.wrong)} wrong"

@@ -60,6 +60,9 @@ class ExerciseSheet:
         return (write_text(q, self.questions, op="ExerciseSheet.save"),
                 write_text(s, self.solutions, op="ExerciseSheet.save"))
 
+    def _repr_html_(self) -> str:
+        return "".join(f"<h4>Question {i}</h4>{ex.question('html')}" for i, ex in enumerate(self.exercises, 1))
+
     def __repr__(self) -> str:
         return f"ExerciseSheet({self.title!r}, {len(self.exercises)} questions, {self.fmt})"
 
