@@ -1,13 +1,8 @@
 """The HTML explainer in a real browser: headless Chromium driven by Selenium.
 
-Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``,
-``/usr/bin/chromedriver``) and the pip package ``selenium``; skips, naming the missing piece,
-when one is absent. Chromium runs headless, sandbox-free, with a fresh profile and no
-background networking, and loads the page from a file:// URL.
+The ``browser`` fixture (tests/viz/conftest.py) skips, naming the missing piece, without
+Chromium, chromedriver or selenium. The page loads from a file:// URL.
 """
-
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -16,47 +11,6 @@ from convscope import nn
 from convscope.explain import receptive_field
 from convscope.shapes import axis_arithmetic, key_equation_48_ceil, key_equation_48_floor
 from convscope.viz import explain_model_html, forward_layers
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-quic", "--window-size=1400,1000"]
-
-
-def _find(names):
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("the browser test needs the pip package selenium (pip install selenium)")
-    chromium = _find(["chromium", "chromium-browser"])
-    if chromium is None:
-        pytest.skip("the browser test needs Chromium: apt-get install chromium (Debian package chromium)")
-    driver_path = _find(["chromedriver"])
-    if driver_path is None:
-        pytest.skip("the browser test needs chromedriver: apt-get install chromium-driver "
-                    "(Debian package chromium-driver)")
-    profile = tempfile.mkdtemp(prefix="convscope-chromium-")
-    options = Options()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _model():
@@ -133,11 +87,13 @@ def test_click_shows_the_dot_product_equal_to_the_library(loaded, layer, channel
     assert box == "block"
 
 
-def test_click_on_a_pooling_map_shows_its_receptive_field_only(loaded):
+def test_click_on_a_pooling_map_shows_its_receptive_field_and_its_maximum(loaded):
     _click(loaded, 3, 2, (3, 1))
     region = receptive_field(_model(), (1, 1, 8, 8), pixel=(3, 1), layer=3).region
     assert _attr(loaded, "rf-text", "data-region") == ", ".join(f"{s.start}:{s.stop}" for s in region)
-    assert loaded.execute_script("return document.getElementById('calc-js')") is None
+    _, acts = forward_layers(_model(), _x())
+    assert float(_attr(loaded, "calc-js")) == float(acts[2].y[0, 2, 3, 1])   # the window's maximum, exactly
+    assert _attr(loaded, "calc-kind", "data-kind") == "max_pool"
 
 
 @pytest.mark.parametrize("n, k, p, s, d", [(7, 3, 1, 2, 1), (64, 2, 0, 2, 1), (10, 3, 0, 1, 1), (9, 3, 0, 1, 2),

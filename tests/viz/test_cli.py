@@ -59,3 +59,20 @@ def test_errors_are_one_line_with_exit_status_2(saved, capsys):
     assert main(["explain", "model", "no_such_model", "--input", str(folder / "image.npy")]) == 2
     assert "MODEL must be a model file" in capsys.readouterr().err
     assert not (folder / "x.png").exists()
+
+
+def test_explain_model_label_starts_the_backward_view_and_no_backward_drops_it(saved, capsys):
+    folder, path, _, _ = saved
+    out = folder / "label.html"
+    argv = ["explain", "model", str(path), "--input", str(folder / "image.npy"), "--out", str(out)]
+    assert main(argv + ["--label", "1"]) == 0
+    data = json.loads(re.search(r'id="convscope-data">(.*?)</script>', out.read_text(), re.S).group(1)
+                      .replace("<\\/", "</"))
+    assert data["backward"]["default"] == 1 and data["backward"]["label"] == 1
+    assert main(argv + ["--no-backward"]) == 0
+    data = json.loads(re.search(r'id="convscope-data">(.*?)</script>', out.read_text(), re.S).group(1)
+                      .replace("<\\/", "</"))
+    assert data["backward"] is None
+    capsys.readouterr()
+    assert main(argv + ["--label", "5"]) == 2
+    assert "label must be a class index from 0 to 1" in capsys.readouterr().err

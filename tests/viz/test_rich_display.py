@@ -61,6 +61,9 @@ def _results():
         "plot_filter_bank_demo": viz.plot_filter_bank_demo(),
         "animate_pool": viz.animate_pool(GRID, 2),
         "plot_output_size": viz.plot_output_size(11, 3, s=4),
+        "make_exercise": E.make_exercise("conv", seed=1),
+        "check_answer": E.check_answer(E.make_exercise("pool", seed=1), "1 2; 3 4"),
+        "exercise_sheet": E.exercise_sheet(count=2),
     }
     return out
 

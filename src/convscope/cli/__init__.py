@@ -10,6 +10,7 @@ Usage (``convscope COMMAND --help`` lists every option)::
     convscope explain conv --input "1 1 -1 -1 -1 1 -1 1 1 1" --filter "1 -1 1"
     convscope export runs/mnist/model.npz --format onnx --out model.onnx
     convscope bench --quick              # the benchmark suite (BENCHMARKS.md)
+    convscope exercise conv --seed 3 --solution   # an exercise and its worked solution
 
 One module per command group, each with a builder ``add_NAME(subparsers)`` that adds the
 command's parser (options checked by argparse types) and sets its handler
@@ -26,6 +27,8 @@ module             commands
 ``pictures``       ``explain filters``, ``features``, ``model`` (convscope.viz)
 ``export``         ``export`` (convscope.export)
 ``bench``          ``bench`` (the benchmark suite, package ``benchmarks``)
+``exercise``       ``exercise`` conv, pool, shape, params, backprop, ``check``, ``sheet``
+``serve``          ``explain serve`` (the live explainer, convscope.viz.serve)
 ``_common``        the parser class, argument types, model loading, image reading
 =================  ===========================================================
 
@@ -59,6 +62,7 @@ from ..errors import ConvscopeError
 from ..schema import check_arguments
 from ._common import CommandParser, OptionError, err, error_text
 from .bench import add_bench, bench
+from .exercise import add_exercise
 from .explain import add_explain
 from .export import add_export
 from .summary import add_summary
@@ -68,7 +72,7 @@ __all__ = ["main", "build_parser", "subcommand", "SUBCOMMANDS"]
 
 #: Parser builders, in the order ``convscope --help`` lists the commands.
 SUBCOMMANDS: list[Callable[[Any], None]] = [
-    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export, add_bench,
+    add_train, add_evaluate, add_predict, add_summary, add_explain, add_export, add_exercise, add_bench,
 ]
 
 

@@ -12,6 +12,7 @@ computes::
     convscope explain demo --out pictures                 # filter banks and the donut (9.1.11-9.1.14)
     convscope explain shift runs/mnist/model.npz          # shift consistency (Concept 59)
     convscope explain filters | features | model ...      # pictures of a model (convscope.cli.pictures)
+    convscope explain serve runs/mnist/model.npz          # the live explainer (convscope.cli.serve)
     convscope explain gradients MODEL --input digit.png --label 3 --out gradients.png
     convscope explain conv ... --out w.png                # conv, pool, shape, jacobian draw what they print
 
@@ -46,6 +47,7 @@ from .explain_pictures import (
     write_picture,
 )
 from .pictures import add_features, add_filters, add_model
+from .serve import add_serve
 from .shift import add_shift
 
 __all__ = ["EXPLAIN_SUBCOMMANDS", "explain_subcommand", "add_explain"]
@@ -355,7 +357,7 @@ def run_demo(args: argparse.Namespace) -> int:
 #: Builders of ``explain`` subcommands, in the order ``convscope explain --help`` lists them.
 EXPLAIN_SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_conv, add_pool, add_shape, add_params, add_jacobian, add_demo, add_shift,
-    add_filters, add_features, add_model, add_gradients,
+    add_filters, add_features, add_model, add_gradients, add_serve,
 ]
 
 

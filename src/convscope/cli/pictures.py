@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import MODEL_HELP, add_command, image_for_model, layer_ref, model_or_architecture
+from ._common import MODEL_HELP, add_command, image_for_model, layer_ref, model_or_architecture, non_negative_int
 
 __all__ = ["add_filters", "add_features", "add_model", "run_filters", "run_features", "run_model"]
 
@@ -75,13 +75,19 @@ def add_model(sub: Any) -> None:
     p.add_argument("--out", metavar="FILE.html", default="report.html", help="default: report.html")
     p.add_argument("--max-channels", type=int, default=64, metavar="N",
                    help="feature maps per layer at most (default 64; the page says when some are left out)")
+    p.add_argument("--label", type=non_negative_int, metavar="CLASS",
+                   help="the true class of IMAGE (a class index); the backward view starts on it")
+    p.add_argument("--no-backward", action="store_true",
+                   help="leave out the backward passes (gradient maps, dL/dW): a smaller page")
 
 
 def run_model(args: argparse.Namespace) -> int:
     """Write one HTML file (no network needed) that walks IMAGE through the model layer by layer:
-    shapes and parameter formulas, every channel's feature map, the filters, the class
-    probabilities. Clicking a feature-map pixel shows its receptive field and the window, filter
-    and dot product that made it; a playground shows the output-size formula."""
+    the prediction and a layer index at the top, shapes and parameter formulas, every channel's
+    feature map, the filters, the class probabilities. Clicking any value of any layer shows how
+    it was computed (the window on the previous layer, the receptive field on the input) and can
+    slide the window; the backward view shows every layer's gradient for a chosen class and a
+    filter's dL/dW; a playground shows the output-size formula."""
     from ..viz import explain_model_html
 
     model, metadata, described = model_or_architecture(args.model)
@@ -89,7 +95,7 @@ def run_model(args: argparse.Namespace) -> int:
     path = explain_model_html(model, x, args.out, class_names=metadata.get("classes"),
                               max_channels=args.max_channels,
                               title=f"convscope explainer: {described} on {Path(args.input).name}",
-                              input_note=note)
+                              input_note=note, label=args.label, backward=not args.no_backward)
     size = path.stat().st_size
     print(f"wrote {path} ({size / 1e6:.2f} MB); open it in a browser (no network needed)")
     return 0

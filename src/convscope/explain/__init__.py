@@ -14,6 +14,8 @@ Each feature is a function returning a result object; its fields hold the number
   (9.1.14) and the filter-bank story (9.1.11-9.1.12).
 * :func:`receptive_field` - receptive field and jump per layer, the input region of a pixel.
 * :func:`shift_consistency`, :func:`per_shift_probability` - Concept 59 measured (Zhang 2019).
+* :func:`make_exercise`, :func:`check_answer`, :func:`exercise_sheet` - exercises with random
+  small integers, solved by the traces above, marked entry by entry, as sheets (text, HTML, LaTeX).
 * :func:`trace_filter_bank` - m filters in parallel, m output channels (9.11).
 * :func:`never_read` / :func:`coverage_note` - entries no window reads (Key Equation 54).
 * :func:`centred_indexing` - taps numbered from the centre (Clarification 16).
@@ -49,6 +51,9 @@ from .linear_view import (
     filter_bank_demo,
 )
 from .receptive import ReceptiveField, ReceptiveRow, receptive_field
+from .exercise import Exercise, make_exercise
+from .exercise_check import CheckResult, check_answer
+from .exercise_sheet import ExerciseSheet, exercise_sheet
 from .bank import FilterBankTrace, trace_filter_bank
 from .coverage import coverage_note, never_read
 from .indexing import CentredIndexing, centred_indexing
@@ -65,6 +70,7 @@ __all__ = [
     "conv_weight_jacobian", "relu_jacobian", "maxpool_jacobian", "chain_9_32", "Jacobian", "Chain932",
     "conv_as_matrix", "ConvMatrix", "compose", "Composition", "filter_bank_demo", "FilterBankDemo",
     "receptive_field", "ReceptiveField", "ReceptiveRow",
+    "make_exercise", "Exercise", "check_answer", "CheckResult", "exercise_sheet", "ExerciseSheet",
     "shift_consistency", "ShiftConsistency", "per_shift_probability", "ShiftCurve", "shift_images",
     "trace_filter_bank", "FilterBankTrace", "never_read", "coverage_note", "centred_indexing",
     "CentredIndexing", "route_max_pool", "PoolRouting",

@@ -22,7 +22,12 @@ matplotlib user expects. One colour convention everywhere: :mod:`.colors`.
   :func:`plot_weight_gradients`; :mod:`.curves`: :func:`plot_curves`, :func:`plot_shift_curve`,
   :func:`save_shift_curve`; :mod:`.demo`: :func:`plot_filter_bank_demo`, :func:`save_filter_bank_demo`.
 * :mod:`.html` (NumPy only): :func:`explain_model_html` writes one HTML file that walks an input
-  through a model; :func:`explain_model_page` returns it as an :class:`HTMLPage`.
+  through a model; :func:`explain_model_page` returns it as an :class:`HTMLPage`. Clicking any
+  value of any layer shows how it was computed (the window on the previous layer, the receptive
+  field on the input), the window slides on request, and the backward view shows every layer's
+  gradient and a filter's dL/dW.
+* :mod:`.serve` (Flask, the ``serve`` extra): the same explainer live on a drawing or an
+  uploaded image, on 127.0.0.1 (:func:`convscope.viz.serve.serve`).
 * :mod:`.activations`: :func:`forward_layers`, every layer's input and output for one sample.
 * :mod:`.image`: colour maps and PNG encoding in NumPy (used by the HTML explainer).
 

@@ -6,18 +6,17 @@ fragment (or the JSON-safe numbers the page's script computes with).
 
 from __future__ import annotations
 
-import base64
 import html
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .. import functional as F
 from ..errors import ConfigError
 from ..explain.derive import axis_size
 from ..functional.windows import pad
-from ..nn import Module
+from ._explainer_data import Budget, b64, probabilities_of
 from .activations import LayerActivation
 from .image import colorize, data_uri, value_range
 
@@ -44,26 +43,6 @@ def scale(shape: Sequence[int], target: int) -> tuple[int, int]:
     return w * zoom, h * zoom
 
 
-def b64(a: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
-    """A JSON-safe, bit-exact array: little-endian bytes in base64."""
-    code = "f8" if np.dtype(dtype) == np.float64 else "f4"
-    raw = np.ascontiguousarray(a, dtype="<" + code).tobytes()
-    return {"dtype": code, "shape": list(a.shape), "b64": base64.b64encode(raw).decode("ascii")}
-
-
-class Budget:
-    """How many numbers may still be embedded."""
-
-    def __init__(self, limit: int) -> None:
-        self.left = limit
-
-    def take(self, count: int) -> bool:
-        if count > self.left:
-            return False
-        self.left -= count
-        return True
-
-
 def img(rgb: np.ndarray, shape: Sequence[int], target: int, cls: str = "", attrs: str = "",
          title: str = "") -> str:
     w, h = scale(shape, target)
@@ -86,12 +65,13 @@ def input_html(xb: np.ndarray, target: int, with_rf: bool) -> str:
         lo, hi = float(x.min()), float(x.max())
         rgb = (x if lo >= 0 and hi <= 1 else (x - lo) / ((hi - lo) or 1.0)).transpose(1, 2, 0)
         rgb8 = np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-        picture = img(rgb8, x.shape[1:], target, "inmap", title="input (RGB)")
+        picture = img(rgb8, x.shape[1:], target, "inmap", ' data-layer="0"', title="input (RGB)")
         parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
                      f'<figcaption>RGB</figcaption></figure>')
     for c in range(x.shape[0] if (x.shape[0] != 3 or not with_rf) else 0):
         rgb8 = colorize(x[c], "gray")
-        picture = img(rgb8, x.shape[1:], target, "inmap", title=f"input channel {c + 1}")
+        picture = img(rgb8, x.shape[1:], target, "inmap", f' data-layer="0" data-channel="{c}"',
+                      title=f"input channel {c + 1}")
         parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
                      f'<figcaption>channel {c + 1}</figcaption></figure>')
     return '<div class="maps">' + "".join(parts) + "</div>"
@@ -119,8 +99,10 @@ def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int
             shown)
 
 
-def filters_html(module: Module) -> str:
-    """The filter bank as a grid of small pictures: one row per filter, one column per input channel."""
+def filters_html(module: Any, index: int) -> str:
+    """The filter bank as a grid of small pictures: one row per filter, one column per input channel.
+
+    Each tile is clickable (``img.ftile``): the page then shows that filter's ``dL/dW``."""
     w = np.asarray(module.weight.data, dtype=np.float64)
     c_out, c_in = w.shape[:2]
     rows, cols = min(c_out, MAX_FILTER_ROWS), min(c_in, MAX_FILTER_COLS)
@@ -128,12 +110,13 @@ def filters_html(module: Module) -> str:
     k = w.shape[2:]
     if len(k) > 2:
         return '<p class="muted">(filters of 3-D convolutions are not drawn)</p>'
-    cells = [f'<span></span>'] + [f'<span style="text-align:center">in {c + 1}</span>' for c in range(cols)]
+    cells = ['<span></span>'] + [f'<span style="text-align:center">in {c + 1}</span>' for c in range(cols)]
     for f in range(rows):
         cells.append(f"<span>filter {f + 1}</span>")
         for c in range(cols):
-            cells.append(img(colorize(w[f, c], "diverging", lo, hi), k, FILTER_PX,
-                              title=f"filter {f + 1}, input channel {c + 1}"))
+            cells.append(img(colorize(w[f, c], "diverging", lo, hi), k, FILTER_PX, "ftile",
+                             f' data-layer="{index}" data-filter="{f}" data-channel="{c}"',
+                             title=f"filter {f + 1}, input channel {c + 1} (click: its dL/dW)"))
     cut = []
     if rows < c_out:
         cut.append(f"first {rows} of {c_out} filters")
@@ -149,11 +132,12 @@ def filters_html(module: Module) -> str:
 
 def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -> list[str]:
     """The output-size derivation of a layer: both forms of Key Equation 48 per axis for windows."""
-    lay, w = act.layer, act.layer.window
+    w = act.module.window
     if w is not None and w.op != "blur":
+        spatial = act.x.shape[2:]
         lines: list[str] = []
-        for i, (n, k, p, s, d) in enumerate(zip(lay.in_shape[2:], w.kernel_size, lay.padding,
-                                                w.stride, w.dilation)):
+        for i, (n, k, p, s, d) in enumerate(zip(spatial, w.kernel_size, w.padding_pairs(spatial), w.stride,
+                                                w.dilation)):
             lines += list(axis_size(n, k, p, s, d, w.ceil_mode, axis=i + 1).lines)
         return lines
     return list(derivations.get(act.index, ()))
@@ -161,16 +145,17 @@ def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -
 
 def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
     """What the page's script needs to redo a convolution: geometry, padded input, shown filters."""
-    m = act.module
-    geo, pairs = act.layer.window, act.layer.padding
+    m: Any = act.module
+    geo = m.window
     x_in = np.asarray(act.x)
+    pairs = geo.padding_pairs(x_in.shape[2:])
     xp = pad(x_in, pairs, geo.padding_mode)[0]
     w = m.weight.data[shown]
     data: dict[str, Any] = {
         "k": list(geo.kernel_size), "s": list(geo.stride), "d": list(geo.dilation),
-        "p_before": [b for b, _ in pairs],
-        "n": list(x_in.shape[2:]), "groups": int(geo.groups), "c_in": int(m.in_channels),
-        "c_out": int(m.out_channels), "padding_mode": geo.padding_mode, "channels": shown,
+        "p_before": [b for b, _ in pairs], "n": list(x_in.shape[2:]), "groups": int(geo.groups),
+        "c_in": int(m.in_channels), "c_out": int(m.out_channels), "padding_mode": geo.padding_mode,
+        "channels": shown,
         "padded": None, "weights": None, "bias": None, "note": None,
     }
     if not budget.take(xp.size + w.size):
@@ -184,31 +169,69 @@ def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.
     return data
 
 
-def probabilities(acts: list[LayerActivation], class_names: Any) -> str:
+def vector_strip(act: LayerActivation) -> str:
+    """A clickable strip of a vector output ``(1, n)``: one cell per entry (``img.fvec``)."""
+    v = np.asarray(act.y[0], dtype=np.float64).reshape(1, -1)
+    cmap = map_cmap(v)
+    lo, hi = value_range(v, cmap)
+    n = v.shape[1]
+    cell = max(1, min(24, 900 // n))
+    title = f"layer {act.index} output"
+    picture = (f'<img class="fvec" src="{data_uri(colorize(v, cmap, lo, hi))}" width="{n * cell}" '
+               f'height="{max(16, min(cell, 24))}" alt="{title}" title="{title}" data-layer="{act.index}">')
+    return (f'<p class="meta">{n} values, {v.min():.4g} .. {v.max():.4g}. Click an entry.</p>'
+            f'<figure><div class="rf-host">{picture}</div></figure>')
+
+
+def class_names_of(n: int, class_names: Any) -> list[str]:
+    """``class_names`` as ``n`` strings (default ``0, 1, ...``), or ConfigError."""
+    names = [str(i) for i in range(n)] if class_names is None else [str(c) for c in class_names]
+    if len(names) != n:
+        raise ConfigError(f"explain_model_html: class_names must name the model's {n} outputs; "
+                          f"got {len(names)} names.")
+    return names
+
+
+def probabilities(acts: list[LayerActivation], class_names: Any, label: int | None = None) -> str:
     """The class probabilities as bars (softmax of the scores unless the model ends in Softmax)."""
-    y = np.asarray(acts[-1].y)
-    if y.ndim != 2:
+    found = probabilities_of(acts)
+    if found is None:
+        y = np.asarray(acts[-1].y)
         return (f'<p class="muted">The model output has shape {tuple(y.shape)}, not (1, classes): '
                 f"no class probabilities to show.</p>")
-    if acts[-1].module.layer_kind == "softmax":
-        probs, how = np.asarray(y[0], dtype=np.float64), "the model's own Softmax output"
-    else:
-        probs = np.asarray(F.softmax(np.asarray(y, dtype=np.float64), axis=1)[0])
-        how = "softmax of the final scores (the model outputs scores; the softmax is applied here)"
-    names = [str(i) for i in range(probs.size)] if class_names is None else [str(c) for c in class_names]
-    if len(names) != probs.size:
-        raise ConfigError(f"explain_model_html: class_names must name the model's {probs.size} outputs; "
-                          f"got {len(names)} names.")
+    _, probs, own = found
+    how = ("the model's own Softmax output" if own else
+           "softmax of the final scores (the model outputs scores; the softmax is applied here)")
+    names = class_names_of(probs.size, class_names)
     top = int(np.argmax(probs))
     bars = []
     for i, (name, p) in enumerate(zip(names, probs)):
         fill = f'<span class="fill" style="width:{100 * p:.2f}%;display:block"></span>'
-        bars.append(f'<div class="bar{" top" if i == top else ""}" data-class="{i}" data-p="{float(p)!r}">'
-                    f'<span class="lab" title="{html.escape(name)}">{html.escape(name)}</span>'
+        cls = " top" if i == top else ""
+        cls += " label" if label == i else ""
+        mark = " (true label)" if label == i else ""
+        bars.append(f'<div class="bar{cls}" data-class="{i}" data-p="{float(p)!r}" title="click: the softmax">'
+                    f'<span class="lab" title="{html.escape(name)}">{html.escape(name)}{mark}</span>'
                     f'<span class="track">{fill}</span><span class="num">{p:.4f}</span></div>')
     return (f'<p class="meta">{how}: p_j = exp(z_j) / sum_i exp(z_i). Prediction: '
             f'<b id="prediction" data-class="{top}">{html.escape(names[top])}</b> with probability '
-            f'{probs[top]:.4f}.</p><div class="bars">{"".join(bars)}</div>')
+            f'{probs[top]:.4f}. Click a bar for its exp / sum over every class.</p>'
+            f'<div class="bars">{"".join(bars)}</div>')
+
+
+def top_classes(acts: list[LayerActivation], class_names: Any, count: int = 3) -> str:
+    """One line for the top of the page: the prediction and the next classes."""
+    found = probabilities_of(acts)
+    if found is None:
+        return ""
+    probs = found[1]
+    names = class_names_of(probs.size, class_names)
+    order = [int(i) for i in np.argsort(-probs, kind="stable")[:count]]
+    first = order[0]
+    rest = ", ".join(f"{html.escape(names[i])} {probs[i]:.3f}" for i in order[1:])
+    return (f'<p id="top-classes" data-class="{first}">Prediction: <b>{html.escape(names[first])}</b> '
+            f'(p = {probs[first]:.3f})' + (f' <span class="alt">&middot; next: {rest}</span>' if rest else "")
+            + "</p>")
 
 
 def playground() -> str:

@@ -1,24 +1,30 @@
-"""The HTML explainer: one self-contained page that walks an input through a model.
+"""The HTML explainer: one self-contained page that walks an input through a model, forward and backward.
 
 :func:`explain_model_html` writes ONE ``.html`` file, with every picture inline (PNG
 ``data:`` URIs drawn by :mod:`convscope.viz.image`, no matplotlib needed) and its style sheet
-and script inline, so it opens offline in any browser. For every layer it shows
+and script inline, so it opens offline in any browser. At the top: the prediction and the
+next classes, a layer index and the backward controls. For every layer (collapsible):
 
 * the input and output shapes, and for window layers the output size with both forms of
-  Key Equation 48 per axis;
-* the parameter count with its formula, beside a fully-connected layer's (weight sharing);
-* the receptive field and jump;
-* every channel's feature map (a click on a pixel shows its receptive field on the input and,
-  for a convolution, the window ``v``, the filter ``f`` and ``y = f . v + f_0`` computed on
-  the page from the embedded numbers, next to the value convscope's forward computed);
-* for convolutions, the filters (one row per filter, one column per input channel);
-* at the end, the softmax probabilities of the classes;
+  Key Equation 48 per axis; the parameter count with its formula, beside a fully-connected
+  layer's (weight sharing); the receptive field and jump;
+* every channel's feature map, or a strip of a vector output; a click on any value shows how
+  it was computed, in the notes' terms, redone on the page from the embedded numbers next to
+  convscope's own value (see :mod:`convscope.viz._explainer_js` for every kind of layer),
+  with the window drawn on the previous layer's maps and the receptive field on the input,
+  and a play / pause / step animation of the window sliding over the layer;
+* for convolutions, the filters (one row per filter, one column per input channel); a click
+  on a filter shows its ``dL/dW`` in the notes' 9.31 form;
+* backward: for a chosen class (the true label when given, else the prediction), the loss
+  ``L = -log p_c`` and every layer's gradient map ``dL/dy``, the ReLU masks and the max-pool
+  routing, computed by each layer's own backward (:mod:`convscope.viz._explainer_data`);
 
-and a small playground for padding, stride, kernel size and dilation with the output-size
-formula. The numbers the page computes with (each convolution's padded input, the shown
-filters and biases, the shown outputs) are embedded bit-exactly as little-endian float bytes
-in base64 inside a JSON block. Big models are capped (channels per layer, layers, embedded
-numbers); the page says what was left out.
+and the class probabilities (a click shows ``exp / sum`` over every class) and a playground
+for the output-size formula. The numbers the page computes with are embedded bit-exactly as
+little-endian float bytes in base64 inside a JSON block. Big models are capped (channels per
+layer, layers, embedded numbers, classes with a backward pass); the page says what was left out.
+
+:func:`explainer_parts` builds the same page body for the live mode (:mod:`convscope.viz.serve`).
 
 Example:
     >>> import tempfile, pathlib
@@ -36,55 +42,161 @@ from __future__ import annotations
 import html
 import json
 import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
-from ..files import write_text
 from ..explain import explain_model_shapes, receptive_field
+from ..files import write_text
 from ..nn import Module
 from ..nn.summary import summary
 from ..nn.walk import one_line
-from ._html_assets import CSS, JS
+from ._explainer_css import CSS
+from ._explainer_data import Budget, b64, backward_passes, input_refs, layer_numbers, probabilities_of
+from ._explainer_js import JS
 from ._html_parts import (
     INPUT_PX,
     MAP_PX,
-    Budget,
-    b64,
+    class_names_of,
     conv_data,
     feature_maps,
     filters_html,
-    img,
     input_html,
-    map_cmap,
     playground,
     positive,
     probabilities,
     shape_lines,
+    top_classes,
+    vector_strip,
 )
-from .activations import LayerActivation, forward_layers, name_suffix as _name_text
+from .activations import LayerActivation, forward_layers
+from .activations import name_suffix as _name_text
 from .fields import receptive_boxes
 from .figure import HTMLPage
-from .image import colorize
 
-__all__ = ["explain_model_html", "explain_model_page"]
-
-_PAGE_ONLY = object()     # explain_model_page: build the page, write no file
+__all__ = ["explain_model_html", "explain_model_page", "explainer_parts", "ExplainerParts"]
 
 
-def explain_model_page(model: Module, x: Any, **options: Any) -> HTMLPage:
+@dataclass(frozen=True, eq=False)
+class ExplainerParts:
+    """The explainer page for one input, in pieces the static page and the live mode share.
+
+    Attributes:
+        title: the page title.  body: the page body (header, layers, side panel, embedded
+            numbers), without the script.  prediction: the predicted class (None when the
+            output is not ``(1, classes)``).  probabilities: one per class (or None).
+        class_names: the names shown.  data: the embedded numbers (JSON-safe).
+    """
+
+    title: str
+    body: str
+    prediction: int | None
+    probabilities: list[float] | None
+    class_names: list[str] | None
+    data: dict[str, Any]
+
+
+def _check_label(label: Any, n: int | None) -> int | None:
+    if label is None:
+        return None
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral) or n is None or not 0 <= int(label) < n:
+        raise ConfigError(f"explain_model_html: label must be a class index from 0 to {(n or 1) - 1} (the true "
+                          f"class of x); got {label!r}.")
+    return int(label)
+
+
+def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = None, label: int | None = None,
+                    max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
+                    title: str | None = None, input_note: str | None = None, backward: bool = True,
+                    max_classes: int = 10) -> ExplainerParts:
+    """The explainer page body for ``x`` (see :func:`explain_model_html` for the arguments).
+
+    Args:
+        backward: embed backward passes (gradient maps, dL/dW) for up to ``max_classes``
+            classes: the true label, the prediction, then the likeliest others.
+    """
+    max_channels = positive(max_channels, "max_channels")
+    max_layers = positive(max_layers, "max_layers")
+    max_classes = positive(max_classes, "max_classes")
+    if isinstance(max_numbers, bool) or not isinstance(max_numbers, numbers.Integral) or max_numbers < 0:
+        raise ConfigError(f"explain_model_html: max_numbers must be a non-negative int; got {max_numbers!r}.")
+    if not isinstance(backward, bool):
+        raise ArgumentTypeError(f"explain_model_html: backward must be True or False; got {backward!r}.")
+    xb, acts = forward_layers(model, x, "explain_model_html")
+    nd = xb.ndim - 2
+    if nd not in (1, 2):
+        raise ConfigError(f"explain_model_html: the page draws 1-D and 2-D inputs; x as a batch has shape "
+                          f"{tuple(xb.shape)} ({nd} spatial axes).")
+    found = probabilities_of(acts)
+    names = None if found is None else class_names_of(found[1].size, class_names)
+    label = _check_label(label, None if found is None else found[1].size)
+    walk = _Walk(model, xb, acts, max_channels, int(max_numbers))
+    shown_acts = acts[:max_layers]
+    cards, layer_data = [], []
+    for act in shown_acts:
+        card, entry = walk.layer(act)
+        cards.append(card)
+        layer_data.append(entry)
+    data: dict[str, Any] = {"spatial_ndim": nd, "input_shape": list(xb.shape), "dtype": str(xb.dtype),
+                            "eps": float(np.finfo(xb.dtype).eps), "input": walk.input_b64, "layers": layer_data,
+                            "classes": names, "probs": None, "backward": None}
+    prediction = probs = None
+    if found is not None:
+        z, p, own = found
+        prediction, probs = int(np.argmax(p)), [float(v) for v in p]
+        data["probs"] = {"z": [float(v) for v in z], "p": probs, "own": own}
+        if backward:
+            data["backward"] = walk.backward(model, xb, acts, p, label, max_classes)
+    notes = []
+    if len(acts) > max_layers:
+        notes.append(f"Only the first {max_layers} of {len(acts)} layers are shown (max_layers).")
+    if walk.capped:
+        notes.append(f"Layers {', '.join(map(str, walk.capped))}: only the first {max_channels} channels "
+                     f"are drawn (max_channels).")
+    if walk.unembedded:
+        notes.append(f"Layers {', '.join(map(str, walk.unembedded))}: some numbers are not embedded (the "
+                     f"cap of {max_numbers:,} numbers is reached), so clicks there show pictures and "
+                     f"receptive fields only.")
+    if walk.backward_note:
+        notes.append(walk.backward_note)
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")   # no "</script>" inside
+    total = sum(r.params for r in walk.rows.values())
+    heading = title or f"convscope explainer: {type(model).__name__} on an input of shape {tuple(xb.shape)}"
+    index = "".join(f'<a href="#layer-{a.index}" class="{"nested" if a.nested else ""}" '
+                    f'title="{html.escape(one_line(a.module))}">{a.index} {html.escape(a.module.layer_kind)}</a>'
+                    for a in shown_acts)
+    body = _BODY.format(
+        title=html.escape(heading), notes="".join(f'<p class="note">{html.escape(n)}</p>' for n in notes),
+        facts=f"{len(acts)} layers, {total:,} parameters, {html.escape(str(xb.dtype))}",
+        top=top_classes(acts, names), input_note=f"<p>{html.escape(input_note)}</p>" if input_note else "",
+        controls=_controls(data["backward"], names, probs), index=index,
+        input_shape=tuple(xb.shape), inputs=input_html(xb, MAP_PX * 2, False),
+        side_inputs=input_html(xb, INPUT_PX, True), cards="".join(cards),
+        probabilities=probabilities(acts, names, label), playground=playground(), blob=blob)
+    return ExplainerParts(heading, body, prediction, probs, names, data)
+
+
+def explain_model_page(model: Module, x: Any, class_names: Sequence[Any] | None = None, max_channels: int = 64,
+                       max_layers: int = 60, max_numbers: int = 300_000, title: str | None = None,
+                       input_note: str | None = None, label: int | None = None, backward: bool = True) -> HTMLPage:
     """The page of :func:`explain_model_html` as an :class:`~convscope.viz.HTMLPage` (no file written).
 
-    It shows inline in Jupyter (in a frame) and ``.save("report.html")`` writes it. ``options``
-    are those of :func:`explain_model_html` (``class_names``, ``max_channels``, ``title``, ...).
+    It shows inline in Jupyter (in a frame) and ``.save("report.html")`` writes it; the
+    arguments are those of :func:`explain_model_html`.
     """
-    return explain_model_html(model, x, _PAGE_ONLY, **options)
+    parts = explainer_parts(model, x, class_names, label, max_channels, max_layers, max_numbers, title,
+                            input_note, backward)
+    return HTMLPage(page_html(parts.title, parts.body), parts.title)
+
 
 def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[Any] | None = None,
                        max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
-                       title: str | None = None, input_note: str | None = None) -> Path:
+                       title: str | None = None, input_note: str | None = None, label: int | None = None,
+                       backward: bool = True) -> Path:
     """Write a self-contained HTML page that walks ``x`` through ``model`` layer by layer.
 
     Args:
@@ -98,94 +210,80 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         max_channels: feature maps (and embedded numbers) per layer; more are left out and
             the page says so.
         max_layers: layers shown; later layers are left out (the probabilities still show).
-        max_numbers: cap on the numbers embedded for the page's own arithmetic (each
-            convolution's padded input and shown filters, each layer's shown outputs);
-            layers past the cap show pictures only.
+        max_numbers: cap on the numbers embedded for the page's own arithmetic (the input,
+            each layer's shown outputs, each convolution's padded input and filters, the
+            weights of Linear layers, then the backward passes); what does not fit shows
+            pictures only.
         title: the page title (default names the model and the input shape).
         input_note: a sentence shown under the title (e.g. how the input was normalised).
+        label: the true class of ``x``; the backward view starts on it (else on the prediction).
+        backward: embed backward passes (gradient maps, the ReLU mask, the max-pool routing,
+            ``dL/dW`` of every filter) for up to 10 classes.
 
     Returns:
         ``path`` as a Path.
 
     Raises:
         ShapeError: ``x`` does not fit the model (the layer is named).
-        ConfigError: 3-D inputs, a bad cap, or ``class_names`` of the wrong length.
+        ConfigError: 3-D inputs, a bad cap, a bad label, or ``class_names`` of the wrong length.
     """
-    max_channels = positive(max_channels, "max_channels")
-    max_layers = positive(max_layers, "max_layers")
-    if isinstance(max_numbers, bool) or not isinstance(max_numbers, numbers.Integral) or max_numbers < 0:
-        raise ConfigError(f"explain_model_html: max_numbers must be a non-negative int; got {max_numbers!r}.")
-    if path is not _PAGE_ONLY and (not isinstance(path, (str, Path)) or not str(path)):
+    if not isinstance(path, (str, Path)) or not str(path):
         raise ArgumentTypeError(f"explain_model_html: path must be a file name; got {path!r}.")
-    xb, acts = forward_layers(model, x, "explain_model_html")
-    nd = xb.ndim - 2
-    if nd not in (1, 2):
-        raise ConfigError(f"explain_model_html: the page draws 1-D and 2-D inputs; x as a batch has shape "
-                          f"{tuple(xb.shape)} ({nd} spatial axes).")
-    walk = _Walk(model, xb, acts, max_channels, int(max_numbers))
-    cards, layer_data = [], []
-    for act in acts[:max_layers]:
-        card, entry = walk.layer(act)
-        cards.append(card)
-        layer_data.append(entry)
-    notes = []
-    if len(acts) > max_layers:
-        notes.append(f"Only the first {max_layers} of {len(acts)} layers are shown (max_layers).")
-    if walk.capped:
-        notes.append(f"Layers {', '.join(map(str, walk.capped))}: only the first {max_channels} channels "
-                     f"are drawn (max_channels).")
-    if walk.unembedded:
-        notes.append(f"Layers {', '.join(map(str, walk.unembedded))}: some numbers are not embedded (the "
-                     f"cap of {max_numbers:,} numbers is reached), so clicks there show pictures and "
-                     f"receptive fields only.")
-    data = {"spatial_ndim": nd, "input_shape": list(xb.shape), "dtype": str(xb.dtype),
-            "eps": float(np.finfo(xb.dtype).eps), "layers": layer_data}
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")   # no "</script>" inside
-    total = sum(r.params for r in walk.rows.values())
-    heading = title or f"convscope explainer: {type(model).__name__} on an input of shape {tuple(xb.shape)}"
-    note_html = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
-    page = _PAGE.format(
-        title=html.escape(heading), css=CSS, js=JS, blob=blob, notes=note_html,
-        facts=f"{len(acts)} layers, {total:,} parameters, {html.escape(str(xb.dtype))}",
-        input_note=f"<p>{html.escape(input_note)}</p>" if input_note else "",
-        input_shape=tuple(xb.shape), inputs=input_html(xb, MAP_PX * 2, False),
-        side_inputs=input_html(xb, INPUT_PX, True), cards="".join(cards),
-        probabilities=probabilities(acts, class_names), playground=playground())
-    if path is _PAGE_ONLY:
-        return HTMLPage(page, heading)
+    parts = explainer_parts(model, x, class_names, label, max_channels, max_layers, max_numbers, title,
+                            input_note, backward)
+    page = page_html(parts.title, parts.body)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return write_text(p, page, op="explain_model_html")
 
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>{css}</style></head>
-<body>
-<header><h1>{title}</h1>
-<p>{facts}. Each layer below shows its shapes, its parameter formula and every channel's feature map.
-Click a feature-map pixel: the panel on the right shows its receptive field on the input (orange box)
-and, for a convolution, the window, the filter and the dot product y = f . v + f_0 computed on this page
-next to convscope's own value.</p>
+def page_html(title: str, body: str, extra_head: str = "", body_attrs: str = "") -> str:
+    """A complete page around an explainer body: the inline style sheet and script."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>{extra_head}</head>\n"
+            f"<body{body_attrs}>\n{body}\n<script>{JS}</script>\n</body></html>\n")
+
+
+def _controls(backward: dict[str, Any] | None, names: list[str] | None, probs: list[float] | None) -> str:
+    if not backward or names is None or probs is None:
+        return ""
+    options = "".join(f'<option value="{c}">{html.escape(names[c])} (p = {probs[c]:.3f})'
+                      f'{" - true label" if c == backward["label"] else ""}</option>' for c in backward["targets"])
+    return ('<div class="controls"><label><input type="checkbox" id="show-grads"> show the backward pass '
+            '(gradient maps dL/dy of every layer)</label>'
+            f'<label>for class <select id="grad-class">{options}</select></label>'
+            '<span class="muted">loss L = -log p (cross-entropy of that class); click a filter for its dL/dW</span>'
+            '</div>')
+
+
+_BODY = """<header><h1>{title}</h1>
+{top}
+<p>{facts}. Click any value of any layer: the panel on the right shows how it was computed (the window on the
+previous layer's maps in blue, the receptive field on the input in orange) and can slide the window over the layer.</p>
 {input_note}
+{controls}
+<nav id="layer-index"><span class="muted">layers:</span> <a href="#input">input</a> {index}
+<a href="#probabilities">probabilities</a> <a href="#playground">playground</a>
+<button type="button" id="collapse-all">collapse all</button>
+<button type="button" id="expand-all">expand all</button></nav>
 </header>
 <div class="wrap"><main>
 {notes}
-<section class="card" id="input"><h2><span class="idx">Input</span> x {input_shape}</h2>
-{inputs}</section>
-{cards}
 <section class="card" id="probabilities"><h2>Class probabilities</h2>{probabilities}</section>
+<section class="card" id="input"><h2><span class="idx">Input</span> x {input_shape}</h2>
+{inputs}<div class="gmaps" data-layer="0"></div></section>
+{cards}
 {playground}
 </main>
 <aside><h2 style="font-size:16px;margin:2px 0 8px">Input and receptive field</h2>
 {side_inputs}
-<div id="detail"><p class="muted">Click a pixel of any feature map.</p></div></aside></div>
+<div class="anim" id="anim" style="display:none"><button type="button" id="anim-back">&#9664; step</button>
+<button type="button" id="anim-play">&#9654; play</button><button type="button" id="anim-step">step &#9654;</button>
+<span id="anim-pos" data-pos=""></span></div>
+<div id="detail"><p class="muted">Click any value of any layer, a class bar or a filter.</p></div></aside></div>
 <div id="hover"></div>
 <script type="application/json" id="convscope-data">{blob}</script>
-<script>{js}</script>
-</body></html>
 """
 
 
@@ -198,11 +296,15 @@ class _Walk:
         self.derivations = {r[0]: r[5] for r in explain_model_shapes(model, xb.shape).rows}
         self.fields = {r.index: r for r in receptive_field(model, xb.shape).rows}
         self.boxes = receptive_boxes(acts, xb.shape[2:])
+        self.refs = input_refs(xb, acts)
         self.budget = Budget(max_numbers)
         self.dtype = xb.dtype
         self.max_channels = max_channels
         self.capped: list[int] = []
         self.unembedded: list[int] = []
+        self.shown: dict[int, list[int] | None] = {}
+        self.backward_note: str | None = None
+        self.input_b64 = b64(xb[0], self.dtype) if self.budget.take(xb[0].size) else None
 
     def _meta(self, act: LayerActivation) -> str:
         row, rf = self.rows[act.index], self.fields[act.index]
@@ -221,14 +323,15 @@ class _Walk:
 
     def layer(self, act: LayerActivation) -> tuple[str, dict[str, Any]]:
         rf, box = self.fields[act.index], self.boxes[act.index]
+        kind = act.module.layer_kind
         entry: dict[str, Any] = {
-            "index": act.index, "name": _name_text(act.name), "repr": one_line(act.module),
+            "index": act.index, "name": _name_text(act.name), "repr": one_line(act.module), "kind": kind,
             "nested": act.nested, "in_shape": list(act.x.shape), "out_shape": list(act.y.shape),
             "rf": None if rf.rf is None or rf.jump is None else list(rf.rf),
             "jump": None if rf.jump is None else list(rf.jump),
             "start": None if rf.start is None else list(rf.start),
             "field": None if box is None else [[first.tolist(), last.tolist()] for first, last in box],
-            "values": None, "conv": None,
+            "values": None, "conv": None, "input_ref": self.refs.get(act.index),
         }
         body = [self._meta(act)]
         if act.spatial:
@@ -237,22 +340,77 @@ class _Walk:
             if len(shown) < act.y.shape[1]:
                 self.capped.append(act.index)
             values = np.asarray(act.y[0, shown])
-            if self.budget.take(values.size):
-                entry["values"] = {"channels": shown, "data": b64(values, self.dtype)}
-            else:
-                self.unembedded.append(act.index)
-            if act.module.layer_kind == "conv":
-                entry["conv"] = conv_data(act, shown, self.budget, self.dtype)
-                if entry["conv"]["padded"] is None and act.index not in self.unembedded:
-                    self.unembedded.append(act.index)
-                body.append(filters_html(act.module))
+            self.shown[act.index] = shown
         else:
-            v = np.asarray(act.y[0], dtype=np.float64).ravel()
-            picture = img(colorize(v, map_cmap(v)), v.shape, 400, title=f"layer {act.index} output")
-            body.append(f"<figure>{picture}{v.size} values, {v.min():.4g} .. {v.max():.4g}</figure>")
+            body.append(vector_strip(act))
+            shown = None
+            values = np.asarray(act.y[0])
+            self.shown[act.index] = None
+        if self.budget.take(values.size):
+            entry["values"] = {"channels": shown, "data": b64(values, self.dtype)}
+        else:
+            self.unembedded.append(act.index)
+        if kind == "conv" and act.spatial:
+            entry["conv"] = conv_data(act, shown or [], self.budget, self.dtype)
+            if entry["conv"]["padded"] is None and act.index not in self.unembedded:
+                self.unembedded.append(act.index)
+            body.append(filters_html(act.module, act.index))
+        extra = layer_numbers(act, shown if shown is not None else [], self.budget, self.dtype)
+        entry.update({k: v for k, v in extra.items() if k != "kind"})
+        if kind == "residual":
+            entry["residual"] = {"block_ref": act.index - 1 if act.index - 1 in self.refs else None}
+        body.append(f'<div class="gmaps" data-layer="{act.index}"></div>')
         where = ' <span class="muted">(inside a Residual block)</span>' if act.nested else ""
         card = (f'<section class="card layer{" nested" if act.nested else ""}" id="layer-{act.index}" '
-                f'data-layer="{act.index}"><h2><span class="idx">Layer {act.index}</span>'
-                f'{html.escape(_name_text(act.name))}: {html.escape(one_line(act.module))}{where}</h2>'
-                f'{"".join(body)}</section>')
+                f'data-layer="{act.index}" data-kind="{html.escape(kind)}"><details open><summary>'
+                f'<h2><span class="idx">Layer {act.index}</span>'
+                f'{html.escape(_name_text(act.name))}: {html.escape(one_line(act.module))}{where}</h2></summary>'
+                f'{"".join(body)}</details></section>')
         return card, entry
+
+    def backward(self, model: Module, xb: np.ndarray, acts: list[LayerActivation], probs: np.ndarray,
+                 label: int | None, max_classes: int) -> dict[str, Any] | None:
+        """Backward passes for the label, the prediction and the likeliest classes, as far as the budget goes."""
+        order = [int(i) for i in np.argsort(-probs, kind="stable")]
+        targets = ([label] if label is not None else []) + [c for c in order if c != label]
+        per_class = xb[0].size                  # what one pass embeds: known from the shapes alone
+        for act in acts:
+            shown = self.shown.get(act.index, ())
+            if act.index not in self.shown:
+                continue
+            per_class += act.y[0].size if shown is None else len(shown) * int(np.prod(act.y.shape[2:]))
+            if act.module.layer_kind == "conv" and shown is not None:
+                conv: Any = act.module
+                per_class += len(shown) * int(np.prod(conv.weight.data.shape[1:]))
+        targets = targets[:min(max_classes, self.budget.left // max(per_class, 1))]
+        passes: dict[str, Any] = {}
+        kept: list[int] = []
+        for grad in backward_passes(model, xb, acts, targets) if targets else []:
+            layers, dws = {}, {}
+            need = xb[0].size
+            for act in acts:
+                if act.index not in self.shown:
+                    continue                                  # a layer past max_layers
+                shown = self.shown[act.index]
+                g = grad.grads[act.index][0]
+                layers[str(act.index)] = g if shown is None else g[shown]
+                need += layers[str(act.index)].size
+                if act.index in grad.weight_grads and shown is not None:
+                    dws[str(act.index)] = grad.weight_grads[act.index][shown]
+                    need += dws[str(act.index)].size
+            if not self.budget.take(need):
+                break
+            passes[str(grad.target)] = {
+                "loss": grad.loss, "input": b64(grad.input_grad[0], self.dtype),
+                "layers": {k: b64(v, self.dtype) for k, v in layers.items()},
+                "dw": {k: b64(v, self.dtype) for k, v in dws.items()},
+            }
+            kept.append(grad.target)
+        if not kept:
+            self.backward_note = ("The backward pass is not embedded: the cap on embedded numbers "
+                                  "(max_numbers) is reached.")
+            return None
+        if len(kept) < len(probs):
+            self.backward_note = (f"Backward passes are embedded for {len(kept)} of {len(probs)} classes "
+                                  f"(the label, the prediction and the likeliest others).")
+        return {"targets": kept, "default": kept[0], "label": label, "passes": passes}

@@ -1,0 +1,250 @@
+"""The numbers the HTML explainer's script computes with, for every kind of layer, forward and backward.
+
+For each walked layer (:func:`convscope.viz.forward_layers`) :func:`layer_numbers` gathers what
+the page needs to redo that layer's arithmetic for a clicked value, chosen by the layer
+protocol (``layer_kind`` and ``window``, never the layer's class):
+
+* pooling: the window geometry (max: the window on the previous layer, its maximum and ties;
+  average: the mean and its count; blur: the binomial weights and the padded input);
+* ReLU and the other activations: their formula's parameters (the input comes from the
+  previous layer's embedded output);
+* BatchNorm: the running mean and variance, ``eps``, scale and shift per channel;
+* Linear: the weight matrix and bias (the page lists the largest products ``w_ji x_i`` and
+  sums the rest);
+* Softmax: the axis; Flatten: nothing (the page maps an index back to channel and position).
+
+:func:`backward_passes` runs the backward pass of every layer for a chosen class: the loss is
+the cross-entropy of that class, ``L = -log p_c`` (so ``dL/dz = p - onehot(c)`` on the
+scores, notes 9.4 chain rule applied layer by layer), and records ``dL/dy`` of every layer's
+output and ``dL/dW`` of every convolution, through each layer's own ``backward`` - the
+library's numbers, which the page then re-derives for a clicked filter in the notes' 9.31 form.
+
+Arrays travel as little-endian float bytes in base64 (:func:`b64`), so every value is bit-exact.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from ..functional.pool import binomial_filter
+from ..functional.windows import pad
+from ..nn import Module
+from .activations import LayerActivation
+
+__all__ = ["b64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
+
+
+def b64(a: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
+    """A JSON-safe, bit-exact array: little-endian bytes in base64."""
+    code = "f8" if np.dtype(dtype) == np.float64 else "f4"
+    raw = np.ascontiguousarray(a, dtype="<" + code).tobytes()
+    return {"dtype": code, "shape": list(np.shape(a)), "b64": base64.b64encode(raw).decode("ascii")}
+
+
+class Budget:
+    """How many numbers may still be embedded."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def take(self, count: int) -> bool:
+        if count > self.left:
+            return False
+        self.left -= count
+        return True
+
+
+def input_refs(xb: np.ndarray, acts: Sequence[LayerActivation]) -> dict[int, int | None]:
+    """For each layer, the index of the layer whose output it received (0: the model's input).
+
+    The walk hands each layer the very array the previous step produced, so identity tells
+    where an input came from (a Residual's input is the layer before its block).
+    """
+    producer = {id(xb): 0}
+    refs: dict[int, int | None] = {}
+    for act in acts:
+        refs[act.index] = producer.get(id(act.x))
+        producer[id(act.y)] = act.index
+    return refs
+
+
+def _floats(a: Any) -> list[float]:
+    return [float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
+
+
+def layer_numbers(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
+    """Kind-specific numbers of one layer for the page's arithmetic (see the module docstring).
+
+    Returns a dict with ``kind`` and, depending on it, ``pool``, ``blur``, ``act``, ``bn``,
+    ``linear``, ``softmax`` entries; an entry whose numbers exceed the budget carries a
+    ``note`` instead.
+    """
+    m: Any = act.module                 # read through the layer protocol: kind first, then its fields
+    kind = m.layer_kind
+    out: dict[str, Any] = {"kind": kind}
+    window = m.window
+    spatial = act.x.shape[2:]
+    if kind in ("max_pool", "avg_pool") and window is not None:
+        pairs = window.padding_pairs(spatial)
+        out["pool"] = {"op": window.op, "k": list(window.kernel_size), "s": list(window.stride),
+                       "d": list(window.dilation), "p_before": [b for b, _ in pairs],
+                       "p_after": [a for _, a in pairs], "n": list(spatial),
+                       "ceil_mode": bool(window.ceil_mode),
+                       "count_include_pad": bool(getattr(m, "count_include_pad", True))}
+    elif kind == "blur_pool" and window is not None:
+        pairs = window.padding_pairs(spatial)
+        xp = pad(np.asarray(act.x), pairs, window.padding_mode)[0, shown]
+        weights = binomial_filter(window.kernel_size[0], window.ndim)
+        entry: dict[str, Any] = {"k": list(window.kernel_size), "s": list(window.stride),
+                                 "p_before": [b for b, _ in pairs], "n": list(spatial),
+                                 "padding_mode": window.padding_mode, "channels": shown,
+                                 "weights": _floats(weights), "padded": None}
+        if budget.take(xp.size):
+            entry["padded"] = b64(xp, dtype)
+            entry["padded_shape"] = list(xp.shape)
+        out["blur"] = entry
+    elif kind == "leaky_relu":
+        out["act"] = {"negative_slope": float(getattr(m, "negative_slope", 0.01))}
+    elif kind == "batch_norm":
+        c = act.x.shape[1]
+        mean = getattr(m, "running_mean", None)
+        var = getattr(m, "running_var", None)
+        weight = getattr(m, "weight", None)
+        bias = getattr(m, "bias", None)
+        out["bn"] = {
+            "mean": None if mean is None else _floats(mean), "var": None if var is None else _floats(var),
+            "eps": float(getattr(m, "eps", 1e-5)),
+            "weight": _floats(weight.data) if weight is not None else [1.0] * c,
+            "bias": _floats(bias.data) if bias is not None else [0.0] * c,
+        }
+    elif kind == "linear":
+        w = np.asarray(m.weight.data)
+        entry = {"in": int(w.shape[1]), "out": int(w.shape[0]), "weights": None,
+                 "bias": None if m.bias is None else _floats(m.bias.data)}
+        if budget.take(w.size):
+            entry["weights"] = b64(w, dtype)
+        else:
+            entry["note"] = (f"The {w.size:,} weights of this layer are not embedded (the page's cap on "
+                             f"embedded numbers, max_numbers, is reached).")
+        out["linear"] = entry
+    elif kind == "softmax":
+        out["softmax"] = {"dim": int(getattr(m, "dim", -1)) % act.x.ndim}
+    return out
+
+
+def probabilities_of(acts: Sequence[LayerActivation]) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(scores z, probabilities p, whether the model's own Softmax made p) of the final layer, or
+    None when the output is not ``(1, classes)``."""
+    y = np.asarray(acts[-1].y)
+    if y.ndim != 2:
+        return None
+    if acts[-1].module.layer_kind == "softmax":
+        return (np.asarray(acts[-1].x[0], dtype=np.float64), np.asarray(y[0], dtype=np.float64), True)
+    z = np.asarray(y[0], dtype=np.float64)
+    return z, np.asarray(F.softmax(z[None], axis=1)[0]), False
+
+
+@dataclass(frozen=True, eq=False)
+class ClassGrad:
+    """One backward pass: ``L = -log p_c`` for class ``c``.
+
+    Attributes:
+        target: the class.  loss: ``-log p_c``.
+        grads: ``{layer index: dL/dy of that layer's output}`` (batch of one).
+        input_grad: ``dL/dx`` of the model's input.
+        weight_grads: ``{conv layer index: dL/dW}``.
+    """
+
+    target: int
+    loss: float
+    grads: dict[int, np.ndarray]
+    input_grad: np.ndarray
+    weight_grads: dict[int, np.ndarray]
+
+
+def _final_grad(acts: Sequence[LayerActivation], target: int) -> tuple[np.ndarray, float]:
+    last = acts[-1]
+    y = np.asarray(last.y, dtype=np.float64)
+    if last.module.layer_kind == "softmax":
+        p = y[0, target]
+        g = np.zeros_like(y)
+        g[0, target] = -1.0 / max(p, 1e-300)             # d(-log p_c)/dp
+        return g.astype(last.y.dtype), float(-np.log(max(p, 1e-300)))
+    p = F.softmax(y, axis=1)
+    g = p.copy()
+    g[0, target] -= 1.0                                   # dL/dz = p - onehot(c)
+    return g.astype(last.y.dtype), float(-np.log(max(p[0, target], 1e-300)))
+
+
+def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivation],
+                    targets: Sequence[int]) -> list[ClassGrad]:
+    """Run every layer's backward for each target class (see the module docstring).
+
+    Each layer is run forward again on its recorded input just before its backward (a
+    module keeps one forward for one backward), in evaluation mode; parameter gradients and
+    the model's mode are restored afterwards, so the model is left as it was given.
+    """
+    params = list(model.parameters())
+    saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    by_index = {a.index: a for a in acts}
+    passes = []
+    try:
+        for target in targets:
+            grads: dict[int, np.ndarray] = {}
+            weight_grads: dict[int, np.ndarray] = {}
+            pending: dict[int, np.ndarray] = {}             # id(array) -> dL/d(array)
+            g_final, loss = _final_grad(acts, int(target))
+            pending[id(acts[-1].y)] = g_final
+
+            for act in reversed(acts):
+                g = pending.get(id(act.y))
+                if g is None:
+                    g = np.zeros_like(act.y)
+                grads[act.index] = g
+                if act.module.layer_kind == "residual":
+                    block_last = _block_output(act, by_index)
+                    _add(pending, act.x, g)                           # y = x + block(x): both paths get dy
+                    if block_last is not None:
+                        _add(pending, block_last.y, g)
+                    continue
+                for p in act.module.parameters():
+                    p.zero_grad()
+                act.module(act.x)
+                dx = act.module.backward(g)
+                if act.module.layer_kind == "conv":
+                    conv: Any = act.module
+                    weight_grads[act.index] = np.array(conv.weight.grad)
+                _add(pending, act.x, dx)
+            passes.append(ClassGrad(int(target), loss, grads, pending.get(id(xb), np.zeros_like(xb)),
+                                    weight_grads))
+    finally:
+        for p, g in zip(params, saved_grads):
+            if g is None:
+                p.zero_grad()
+            else:
+                p.grad[...] = g
+        for m, mode in modes:
+            m.training = mode
+    return passes
+
+
+def _add(pending: dict[int, np.ndarray], array: np.ndarray, g: np.ndarray) -> None:
+    """Accumulate ``g`` into dL/d(array): an array used twice (fan-out) gets the sum."""
+    key = id(array)
+    pending[key] = pending[key] + g if key in pending else g
+
+
+def _block_output(res: LayerActivation, by_index: dict[int, LayerActivation]) -> LayerActivation | None:
+    """The last layer of a Residual's block: the walk lists it just before the Residual."""
+    act = by_index.get(res.index - 1)
+    if act is None or not act.nested or act.y.shape != res.y.shape or not np.array_equal(act.y + res.x, res.y):
+        return None
+    return act

@@ -1,0 +1,905 @@
+"""The script of the HTML explainer (inlined; also served by the live mode, which re-runs it).
+
+``window.convscopeExplainer.init(root)`` reads the JSON block ``#convscope-data`` inside
+``root`` (numbers as little-endian float32/float64 in base64, so every value is bit-exact)
+and wires up the page:
+
+* a click on any value of any layer (a feature-map pixel, an entry of a vector layer, a class
+  bar) shows how it was computed, redone on the page from the embedded numbers next to the
+  value convscope computed: convolution (window, filter, ``f . v + f_0``), max pooling (the
+  window, the maximum and its ties), average and blur pooling (the weights), ReLU and the
+  other activations (the input and the formula), BatchNorm (mean, variance, scale, shift),
+  Linear (the largest products of the dot product, the rest summed), Softmax (``exp / sum``
+  over every class), Flatten (the channel and position a feature came from), Residual
+  (``x + block(x)``); the window is drawn on the previous layer's maps and, composed, on
+  the input (the receptive field);
+* play / pause / step slide the clicked layer's window over its output;
+* backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
+  max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
+  matrix of inputs against the upstream ``dL/dZ``) next to the library's;
+* the output-size playground (Key Equation 48).
+
+Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
+``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
+``route-text``, ``dw-js``, ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``,
+``pg-floor``; ``document.body.dataset.ready`` is "1" once the script has run.
+"""
+
+JS = r"""
+(function () {
+"use strict";
+var D, LAYERS, cache, ROOT, cur = null, timer = null, gradClass = null;
+
+// ---------------------------------------------------------------- numbers and text
+function decode(b) {
+  var bin = atob(b.b64), bytes = new Uint8Array(bin.length);
+  for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  var dv = new DataView(bytes.buffer), size = b.dtype === "f8" ? 8 : 4, n = bytes.length / size;
+  var out = new Float64Array(n);
+  for (var j = 0; j < n; j++) out[j] = size === 8 ? dv.getFloat64(j * 8, true) : dv.getFloat32(j * 4, true);
+  return out;
+}
+function arr(b) {
+  if (!b) return null;
+  if (!cache.has(b)) cache.set(b, decode(b));
+  return cache.get(b);
+}
+function prod(a) { return a.reduce(function (x, y) { return x * y; }, 1); }
+function flat(pos, shape) { var f = 0; for (var a = 0; a < shape.length; a++) f = f * shape[a] + pos[a]; return f; }
+function unflat(f, shape) {
+  var pos = new Array(shape.length);
+  for (var a = shape.length - 1; a >= 0; a--) { pos[a] = f % shape[a]; f = Math.floor(f / shape[a]); }
+  return pos;
+}
+var ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+function esc(t) { return String(t).replace(/[&<>"']/g, function (c) { return ENTITIES[c]; }); }
+function fmt(v) {
+  if (v === -Infinity) return "-inf";
+  if (!isFinite(v)) return String(v);
+  if (Number.isInteger(v) && Math.abs(v) < 1e15) return String(v);
+  var t = v.toPrecision(6);
+  if (t.indexOf("e") < 0 && t.indexOf(".") >= 0) t = t.replace(/0+$/, "").replace(/\.$/, "");
+  return t;
+}
+function paren(v) { var t = fmt(v); return t.charAt(0) === "-" ? "(" + t + ")" : t; }
+function tuple(a) { return "(" + a.join(", ") + (a.length === 1 ? "," : "") + ")"; }
+function tag(name, attrs, body) { return "<" + name + (attrs ? " " + attrs : "") + ">" + body + "</" + name + ">"; }
+function calc(body) { return tag("p", "class='calc'", body); }
+function note(t) { return tag("p", "class='note'", t); }
+function sub(name, pos) { return name + tag("sub", "", pos.map(function (p) { return p + 1; }).join(",")); }
+function el(id) { return document.getElementById(id); }
+function $$(sel) { return Array.prototype.slice.call(ROOT.querySelectorAll(sel)); }
+
+// ---------------------------------------------------------------- embedded values
+function spatialOf(shape) { return shape.slice(2); }
+function outValues(l) {
+  if (!l || !l.values) return null;
+  return {data: arr(l.values.data), channels: l.values.channels, shape: l.out_shape.slice(1)};
+}
+function valuesOf(ref) {          // the output of layer `ref` (0: the model's input)
+  if (ref === 0) {
+    return {data: arr(D.input), channels: null, shape: D.input_shape.slice(1)};
+  }
+  return ref === null || ref === undefined ? null : outValues(LAYERS[ref]);
+}
+function at(vals, c, pos) {       // one value of (C, *spatial) or (features,) values; null if not embedded
+  if (!vals) return null;
+  if (vals.shape.length === 1) return vals.data[pos[0]];
+  var ci = vals.channels ? vals.channels.indexOf(c) : c;
+  if (ci < 0) return null;
+  return vals.data[ci * prod(vals.shape.slice(1)) + flat(pos, vals.shape.slice(1))];
+}
+function inputVals(l) { return valuesOf(l.input_ref); }
+function libValue(l, c, pos) { return at(outValues(l), c, pos); }
+
+function verdict(js, lib, tol, kind) {
+  var h = calc("computed on this page: " + tag("b", "id='calc-js' data-value='" + js + "' data-kind='" + kind + "'",
+                                                 fmt(js)));
+  if (lib === null) return h + note("convscope's value of this entry is not embedded.");
+  var diff = Math.abs(js - lib), ok = diff <= tol || (js === lib);
+  h += calc("convscope forward: " + tag("b", "id='calc-lib' data-value='" + lib + "'", fmt(lib)) + " (" +
+      esc(D.dtype) + ")");
+  h += calc("|difference| = " + tag("span", "id='calc-diff' data-value='" + diff + "'", diff.toExponential(2)) +
+            "; rounding bound " + tag("span", "id='calc-tol' data-value='" + tol + "'", tol.toExponential(2)) +
+            " &rarr; " + tag("span", "id='calc-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" :
+                "DISAGREE"));
+  return h;
+}
+
+// ---------------------------------------------------------------- boxes on pictures
+function place(elm, rows, cols, H, W) {
+  elm.style.left = (cols[0] / W * 100) + "%";
+  elm.style.width = ((cols[1] - cols[0] + 1) / W * 100) + "%";
+  elm.style.top = (rows[0] / H * 100) + "%";
+  elm.style.height = ((rows[1] - rows[0] + 1) / H * 100) + "%";
+  elm.style.display = "block";
+}
+function boxOn(img, cls, ranges) {   // ranges per spatial axis [first, last] in the picture's pixels
+  var host = img.parentNode, box = host.querySelector("." + cls);
+  if (!box) { box = document.createElement("div"); box.className = cls; host.appendChild(box); }
+  if (ranges.length === 1) place(box, [0, 0], ranges[0], 1, img.naturalWidth);
+  else place(box, ranges[0], ranges[1], img.naturalHeight, img.naturalWidth);
+}
+function clearBoxes(cls) { $$("." + cls).forEach(function (b) { b.style.display = "none"; }); }
+
+function region(l, pos) {
+  if (!l.field) return null;
+  var out = [];
+  for (var a = 0; a < pos.length; a++) {
+    var first = l.field[a][0][pos[a]], last = l.field[a][1][pos[a]];
+    if (first < 0) return "padding";
+    var span = l.start ? l.start[a] + pos[a] * l.jump[a] : first;
+    out.push([first, last, span, l.rf ? span + l.rf[a] - 1 : last]);
+  }
+  return out;
+}
+function drawRegion(reg) {
+  var n = D.input_shape.slice(2), one = n.length === 1;
+  $$(".rf-box").forEach(function (box) {
+    if (!reg || reg === "padding") { box.style.display = "none"; return; }
+    place(box, one ? [0, 0] : [reg[0][0], reg[0][1]], reg[reg.length - 1], one ? 1 : n[0], n[n.length - 1]);
+  });
+}
+function markPixel(img, pos) {
+  clearBoxes("rf-pix");
+  if (!img) return;
+  var mark = img.parentNode.querySelector(".rf-pix");
+  if (!mark) { mark = document.createElement("div"); mark.className = "rf-pix"; img.parentNode.appendChild(mark); }
+  var r = pos.length === 1 ? 0 : pos[0], c = pos[pos.length - 1];
+  place(mark, [r, r], [c, c], img.naturalHeight, img.naturalWidth);
+}
+function fieldText(l, reg) {
+  if (reg === "padding") {
+    return tag("p", "id='rf-text' data-region='none'",
+        "This value's windows lie entirely in the zero padding: no input entry reaches it.");
+  }
+  if (!reg) return tag("p", "id='rf-text' data-region=''",
+      "This value can depend on the whole input (after Flatten or Linear).");
+  var txt = reg.map(function (r) { return r[0] + ":" + (r[1] + 1); }).join(", ");
+  var axes = D.spatial_ndim === 1 ? ["entries"] : ["rows", "columns"];
+  var ranges = reg.map(function (r, a) { return axes[a] + " " + r[0] + ".." + r[1]; }).join(", ");
+  var inPad = reg.some(function (r) { return r[2] < r[0] || r[3] > r[1]; });
+  return tag("p", "", "Receptive field on the input (orange): " + tag("b", "id='rf-text' data-region='" + txt + "'",
+      "x[..., " + txt + "]") +
+             " (" + ranges + (l.rf && l.jump ? "; field " + l.rf.join("x") + ", jump " + l.jump.join("x") : "") +
+             (inPad ? "; the rest of the field lies in the padding" : "") + ")");
+}
+// the window of layer l at output pos, drawn on the maps of the layer it reads (blue)
+function drawWindow(l, win, chans) {
+  clearBoxes("win-box");
+  if (!win) return "";
+  var ref = l.input_ref, n = l.in_shape.slice(2), ranges = [], txt = [];
+  for (var a = 0; a < n.length; a++) {
+    var lo = win.start[a] - win.p[a], hi = lo + win.d[a] * (win.k[a] - 1);
+    var f = Math.max(0, lo), t = Math.min(n[a] - 1, hi);
+    if (f > t) return tag("p", "id='win-text' data-window='none'", "The window lies in the padding only.");
+    ranges.push([f, t]); txt.push(f + ":" + (t + 1));
+  }
+  var sel = ref === 0 ? "#input img.inmap" : "img.fmap[data-layer='" + ref + "']";
+  $$(sel).forEach(function (img) {
+    var c = ref === 0 ? +img.dataset.channel : +img.dataset.channel;
+    if (ref === 0 && isNaN(c)) { boxOn(img, "win-box", ranges); return; }
+    if (chans.indexOf(c) >= 0) boxOn(img, "win-box", ranges);
+  });
+  var where = ref === 0 ? "the input" : "layer " + ref + "'s maps";
+  var chtxt = chans.length === 1 ? "channel " + (chans[0] + 1) : "channels " + (chans[0] + 1) + ".." +
+      (chans[chans.length - 1] + 1);
+  return tag("p", "", "Window on " + where + " (blue box, " + chtxt + "): " +
+             tag("b", "id='win-text' data-window='" + txt.join(", ") + "'", "[" + txt.join(", ") + "]") +
+             (win.d.some(function (d) { return d !== 1; }) ? " every " + tuple(win.d) + "-th entry" : ""));
+}
+
+// ---------------------------------------------------------------- small tables
+function gridTable(caption, cells, shape, classes) {
+  var rows = shape.length === 1 ? 1 : shape[0], cols = shape[shape.length - 1], h = "";
+  for (var r = 0; r < rows; r++) {
+    var tr = "";
+    for (var c = 0; c < cols; c++) {
+      var i = r * cols + c, cl = classes ? classes[i] : "";
+      tr += tag("td", cl ? "class='" + cl + "'" : "", typeof cells[i] === "string" ? cells[i] : fmt(cells[i]));
+    }
+    h += tag("tr", "", tr);
+  }
+  return tag("table", "class='grid'", tag("caption", "", esc(caption)) + h);
+}
+// taps of a window: padded positions and real input positions per tap (row-major over k)
+function taps(start, k, d, pBefore, n, pAfter) {
+  var out = [], nk = prod(k);
+  for (var t = 0; t < nk; t++) {
+    var ka = unflat(t, k), q = [], r = [], real = true, inside = true;
+    for (var a = 0; a < k.length; a++) {
+      q.push(start[a] + ka[a] * d[a]);
+      r.push(q[a] - pBefore[a]);
+      if (r[a] < 0 || r[a] >= n[a]) real = false;
+      if (pAfter && q[a] >= n[a] + pBefore[a] + pAfter[a]) inside = false;
+    }
+    out.push({q: q, r: r, real: real, inside: inside});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- forward: one panel per kind
+function convPanel(l, c, pos, lib) {
+  var cv = l.conv;
+  if (!cv.padded) return note(esc(cv.note || "The numbers of this layer are not embedded."));
+  var wi = cv.channels.indexOf(c);
+  if (wi < 0) return note("The filter of channel " + (c + 1) + " is not embedded.");
+  var P = arr(cv.padded), W = arr(cv.weights), k = cv.k;
+  var pshape = cv.padded_shape.slice(1), psize = prod(pshape), ksize = prod(k);
+  var gsize = cv.c_in / cv.groups, g = Math.floor(c / (cv.c_out / cv.groups));
+  var b = cv.bias ? cv.bias[wi] : 0;
+  var start = pos.map(function (p, a) { return p * cv.s[a]; });
+  var total = 0, absTotal = Math.abs(b), nterms = 0, subtotals = [], shown = 0, html = "";
+  var chans = [];
+  for (var q = 0; q < gsize; q++) chans.push(g * gsize + q);
+  html += drawWindow(l, {start: start, p: cv.p_before, d: cv.d, k: k}, chans);
+  html += calc("y = f . v + f_0 (Key Equation 15, Definition 26): v = x_p[" + (g * gsize) + ":" + ((g + 1) * gsize) +
+      ", " +
+               start.map(function (st, a) { var e = st + cv.d[a] * (k[a] - 1) + 1; return st + ":" + e +
+                   (cv.d[a] !== 1 ? ":" + cv.d[a] : ""); }).join(", ") +
+               "] of this layer's input" + (cv.p_before.some(function (p) { return p > 0; }) ?
+               " padded by p = " + tuple(cv.p_before) + " (" + esc(cv.padding_mode) + ")" : "") + ", stride " +
+                   tuple(cv.s));
+  for (var ch = 0; ch < gsize; ch++) {
+    var cin = g * gsize + ch, vs = [], ws = [], ps = [], cls = [], s = 0, terms = [];
+    var tp = taps(start, k, cv.d, cv.p_before, cv.n);
+    for (var t = 0; t < ksize; t++) {
+      var v = P[cin * psize + flat(tp[t].q, pshape)], w = W[wi * gsize * ksize + ch * ksize + t];
+      vs.push(v); ws.push(w); ps.push(w * v); cls.push(tp[t].real ? "" : "pad");
+      s += w * v; absTotal += Math.abs(w * v); nterms++;
+      if (terms.length < 27) terms.push(paren(w) + "*" + paren(v));
+    }
+    total += s; subtotals.push(s);
+    if (shown < 4) {
+      shown++;
+      html += tag("div", "", tag("b", "", "input channel " + (cin + 1)) +
+        tag("div", "class='grids'", gridTable("window v", vs, k, cls) + gridTable("filter f", ws, k, null) +
+            gridTable("f * v", ps, k, null)) +
+        calc(terms.join(" + ") + (ksize > terms.length ? " + ... (" + ksize + " products)" : "") + " = " + fmt(s)));
+    }
+  }
+  if (gsize > shown) html += tag("p", "class='muted'", "(" + (gsize - shown) +
+      " more input channels: their sums are below.)");
+  var y = total + b;
+  var parts = gsize > 1 ? subtotals.slice(0, 12).map(paren).join(" + ") + (gsize > 12 ? " + ..." : "") + " = " : "";
+  html += calc("f . v = " + parts + fmt(total));
+  html += calc("y = f . v + f_0 = " + fmt(total) + " + " + paren(b) + " = " + fmt(y) + " (" + nterms + " products)");
+  return html + verdict(y, lib, (nterms + 1) * D.eps * absTotal + 1e-300, "conv");
+}
+
+function poolPanel(l, c, pos, lib) {
+  var pl = l.pool, vals = inputVals(l), isMax = pl.op === "max";
+  var start = pos.map(function (p, a) { return p * pl.s[a]; });
+  var html = drawWindow(l, {start: start, p: pl.p_before, d: pl.d, k: pl.k}, [c]);
+  if (!vals) return html + note("The input of this layer is not embedded.");
+  var tp = taps(start, pl.k, pl.d, pl.p_before, pl.n, pl.p_after), cells = [], cls = [], best = -Infinity, bi = -1;
+  var counted = 0, realCount = 0, sum = 0, absSum = 0, terms = [];
+  for (var t = 0; t < tp.length; t++) {
+    var v;
+    if (!tp[t].inside) { cells.push("-"); cls.push("off"); continue; }
+    if (tp[t].real) { v = at(vals, c, tp[t].r); realCount++; } else { v = isMax ? -Infinity : 0; }
+    if (v === null) return html + note("The input channel " + (c + 1) + " is not embedded.");
+    counted++;
+    cells.push(v); cls.push(tp[t].real ? "" : "pad");
+    if (v > best) { best = v; bi = t; }
+    sum += v; absSum += Math.abs(v); terms.push(paren(v));
+  }
+  if (isMax) {
+    var ties = [];
+    tp.forEach(function (x, t) { if (cells[t] === best && x.inside) ties.push(t); });
+    ties.forEach(function (t) { cls[t] = t === bi ? "hit" : "tie"; });
+    html += tag("div", "class='grids'", gridTable("receptive field r (padding -inf)", cells, pl.k, cls));
+    html += calc("y = max(" + terms.join(", ") + ") = " + fmt(best) + " (Definition 51)");
+    var where = tp[bi].real ? "position " + tuple(tp[bi].r) + " of channel " + (c + 1) : "the padding";
+    html += tag("p", "", "The maximum is at " + tag("b", "id='pool-argmax' data-pos='" + tp[bi].r.join(",") + "'",
+        where) +
+                " of this layer's input (0-based)" +
+                (ties.length > 1 ? "; it is reached " + ties.length +
+                    " times (a tie): the first in row-major order is chosen, " +
+                 "as in convscope and PyTorch, and it alone receives the gradient" : "") + ".");
+    return html + verdict(best, lib, 0, "max_pool");
+  }
+  var count = pl.count_include_pad ? counted : realCount;
+  var w = 1 / count;
+  html += tag("div", "class='grids'", gridTable("receptive field r (padding 0)", cells, pl.k, cls) +
+              gridTable("weights", cls.map(function (x) { return x === "off" || (!pl.count_include_pad &&
+                  x === "pad") ? "0" : "1/" + count; }), pl.k, null));
+  html += calc("y = (" + terms.join(" + ") + ") / " + count + " = " + fmt(sum) + " / " + count + " = " +
+      fmt(sum / count) +
+               (pl.count_include_pad ? " (padded cells count)" : " (only real entries count)"));
+  return html + verdict(sum / count, lib, (counted + 2) * D.eps * absSum * w + 1e-300, "avg_pool");
+}
+
+function blurPanel(l, c, pos, lib) {
+  var bl = l.blur, html = "", start = pos.map(function (p, a) { return p * bl.s[a]; });
+  html += drawWindow(l, {start: start, p: bl.p_before, d: bl.k.map(function () { return 1; }), k: bl.k}, [c]);
+  if (!bl.padded) return html + note("The padded input of this layer is not embedded (max_numbers).");
+  var ci = bl.channels.indexOf(c);
+  if (ci < 0) return html + note("Channel " + (c + 1) + " is not embedded.");
+  var P = arr(bl.padded), pshape = bl.padded_shape.slice(1), psize = prod(pshape);
+  var tp = taps(start, bl.k, bl.k.map(function () { return 1; }), bl.p_before, bl.n);
+  var vs = [], cls = [], y = 0, abs = 0, terms = [];
+  tp.forEach(function (t, i) {
+    var v = P[ci * psize + flat(t.q, pshape)];
+    vs.push(v); cls.push(t.real ? "" : "pad"); y += bl.weights[i] * v; abs += Math.abs(bl.weights[i] * v);
+    if (terms.length < 16) terms.push(fmt(bl.weights[i]) + "*" + paren(v));
+  });
+  html += tag("div", "class='grids'", gridTable("window (" + esc(bl.padding_mode) + " padding)", vs, bl.k, cls) +
+              gridTable("binomial weights (sum 1)", bl.weights, bl.k, null));
+  html += calc("y = sum of weight * value = " + terms.join(" + ") + (tp.length > terms.length ? " + ..." : "") +
+      " = " + fmt(y) +
+               " (blur pooling, notes 9.2.6: low-pass filter, then keep every s-th value)");
+  return html + verdict(y, lib, (tp.length + 1) * D.eps * abs + 1e-300, "blur_pool");
+}
+
+function activationPanel(l, c, pos, lib) {
+  var z = at(inputVals(l), c, pos);
+  if (z === null) return note("The input of this value is not embedded.");
+  var y, h, kind = l.kind;
+  if (kind === "relu") {
+    y = Math.max(0, z);
+    h = calc("y = ReLU(z) = max(0, z) = max(0, " + fmt(z) + ") = " + fmt(y)) +
+        tag("p", "", "z = " + fmt(z) + " is the value at the same position of layer " + l.input_ref + "'s output; " +
+            (z > 0 ? "it is positive, so it passes unchanged (the derivative is 1, Key Equation 66)." :
+             "it is not positive, so the output is 0 (the derivative is 0: this position is masked in the " +
+             "backward pass)."));
+  } else if (kind === "leaky_relu") {
+    var a = l.act.negative_slope;
+    y = z > 0 ? z : a * z;
+    h = calc("y = z if z > 0 else " + fmt(a) + " * z = " + (z > 0 ? fmt(z) : fmt(a) + " * " + paren(z)) + " = " +
+        fmt(y));
+  } else if (kind === "sigmoid") {
+    y = 1 / (1 + Math.exp(-z));
+    h = calc("y = 1 / (1 + exp(-z)) = 1 / (1 + exp(" + fmt(-z) + ")) = " + fmt(y));
+  } else if (kind === "tanh") {
+    y = Math.tanh(z);
+    h = calc("y = tanh(z) = tanh(" + fmt(z) + ") = " + fmt(y));
+  } else {
+    y = z;
+    h = calc("y = z = " + fmt(z) + " (" + esc(kind) + " in evaluation mode passes its input through)");
+  }
+  return h + verdict(y, lib, kind === "relu" || kind === "dropout" ? 0 : 16 * D.eps * (Math.abs(y) + 1e-30), kind);
+}
+
+function bnPanel(l, c, pos, lib) {
+  var bn = l.bn, z = at(inputVals(l), c, pos);
+  if (z === null) return note("The input of this value is not embedded.");
+  if (!bn.mean) {
+    return note("This BatchNorm keeps no running statistics: it normalises with the statistics of the batch itself.");
+  }
+  var m = bn.mean[c], v = bn.var[c], g = bn.weight[c], b = bn.bias[c], sd = Math.sqrt(v + bn.eps);
+  var xh = (z - m) / sd, y = g * xh + b;
+  var h = tag("p", "", "Channel " + (c + 1) + ": running mean &mu; = " + fmt(m) +
+      ", running variance &sigma;&sup2; = " + fmt(v) +
+              ", eps = " + fmt(bn.eps) + ", scale &gamma; = " + fmt(g) + ", shift &beta; = " + fmt(b) +
+              " (evaluation mode: the statistics recorded in training).");
+  h += calc("x&#770; = (z - &mu;) / sqrt(&sigma;&sup2; + eps) = (" + fmt(z) + " - " + paren(m) + ") / sqrt(" +
+      fmt(v) + " + " +
+            fmt(bn.eps) + ") = " + fmt(z - m) + " / " + fmt(sd) + " = " + fmt(xh));
+  h += calc("y = &gamma; x&#770; + &beta; = " + fmt(g) + " * " + paren(xh) + " + " + paren(b) + " = " + fmt(y));
+  return h + verdict(y, lib, 32 * D.eps * (Math.abs(g * xh) + Math.abs(g * m / sd) + Math.abs(b) +
+      Math.abs(g * z / sd)) + 1e-30, "batch_norm");
+}
+
+function linearPanel(l, c, pos, lib) {
+  var li = l.linear, j = pos[0], xv = inputVals(l);
+  if (!li.weights) return note(esc(li.note || "The weights are not embedded."));
+  if (!xv) return note("The input of this layer is not embedded.");
+  var W = arr(li.weights), n = li["in"], contrib = [], total = 0, abs = 0;
+  for (var i = 0; i < n; i++) {
+    var x = xv.data[i], w = W[j * n + i], p = w * x;
+    contrib.push({i: i, w: w, x: x, p: p}); total += p; abs += Math.abs(p);
+  }
+  var b = li.bias ? li.bias[j] : 0, y = total + b;
+  var order = contrib.slice().sort(function (a, bb) { return Math.abs(bb.p) - Math.abs(a.p); });
+  var top = order.slice(0, 8), rest = order.slice(8), restSum = 0;
+  rest.forEach(function (t) { restSum += t.p; });
+  var rows = top.map(function (t) {
+    return tag("tr", "", tag("td", "", "x" + tag("sub", "", t.i + 1)) + tag("td", "", fmt(t.w)) + tag("td", "",
+        fmt(t.x)) + tag("td", "", fmt(t.p)));
+  }).join("");
+  var h = tag("p", "", "y" + tag("sub", "", j + 1) + " = w" + tag("sub", "", (j + 1) + ",:") + " . x + b" + tag("sub",
+      "", j + 1) +
+              ": a dot product over all " + n + " inputs (the notes' linear layer). The " + top.length +
+                  " largest products |w x|:");
+  h += tag("table", "class='grid' id='linear-top'", tag("tr", "",
+      "<th>input</th><th>w</th><th>x</th><th>w * x</th>") + rows);
+  h += calc("y = " + top.map(function (t) { return paren(t.p); }).join(" + ") +
+            (rest.length ? " + (the other " + rest.length + " products: " + fmt(restSum) + ")" : "") + " + b = " +
+            fmt(total) + " + " + paren(b) + " = " + fmt(y));
+  return h + verdict(y, lib, (n + 1) * D.eps * (abs + Math.abs(b)) + 1e-300, "linear");
+}
+
+function softmaxOver(z, j) {
+  var m = Math.max.apply(null, z), e = z.map(function (v) { return Math.exp(v - m); }), s = 0;
+  e.forEach(function (v) { s += v; });
+  return {m: m, e: e, s: s, p: e[j] / s};
+}
+function softmaxText(z, j, names) {
+  var r = softmaxOver(z, j);
+  var rows = z.map(function (v, i) {
+    return tag("tr", i === j ? "style='font-weight:700'" : "", tag("td", "", esc(names ? names[i] : String(i))) +
+        tag("td", "", fmt(v)) +
+               tag("td", "", fmt(r.e[i])) + tag("td", "", fmt(r.e[i] / r.s)));
+  }).join("");
+  var name = esc(names ? names[j] : String(j));
+  var h = tag("p", "", "p(" + name + ") = exp(z(" + name + ")) / sum over every class i of exp(z(i)); computed as " +
+              "exp(z - max z) with max z = " + fmt(r.m) + ", which leaves p unchanged:");
+  h += tag("table", "class='grid' id='softmax-table'", tag("tr", "",
+      "<th>class</th><th>z</th><th>exp(z - max)</th><th>p</th>") + rows);
+  h += calc("p = " + fmt(r.e[j]) + " / " + fmt(r.s) + " = " + fmt(r.p));
+  return {html: h, p: r.p};
+}
+function softmaxPanel(l, c, pos, lib) {
+  var xv = inputVals(l);
+  if (!xv) return note("The input of this layer is not embedded.");
+  if (xv.shape.length !== 1) return note("Click a class bar at the top for the softmax of the scores.");
+  var z = Array.prototype.slice.call(xv.data), r = softmaxText(z, pos[0], D.classes);
+  return r.html + verdict(r.p, lib, 8 * z.length * D.eps + 1e-300, "softmax");
+}
+
+function flattenPanel(l, c, pos, lib) {
+  var shape = l.in_shape.slice(1), src = unflat(pos[0], shape), v = at(inputVals(l), src[0], src.slice(1));
+  var h = tag("p", "", "Feature " + (pos[0] + 1) + " of " + prod(shape) + " comes from " +
+              tag("b", "id='flatten-source' data-source='" + src.join(",") + "'", "channel " + (src[0] + 1) +
+                  ", position " +
+                  tuple(src.slice(1))) + " of layer " + l.input_ref + "'s output " + tuple(shape) +
+              ": Flatten lays the maps out channel by channel, row by row (index = c*" + prod(shape.slice(1)) +
+                  " + row-major position).");
+  if (v === null) return h + note("That value is not embedded.");
+  h += calc("y = x[" + src.join(", ") + "] = " + fmt(v));
+  var img = l.input_ref === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + l.input_ref +
+      "'][data-channel='" + src[0] + "']");
+  clearBoxes("win-box");
+  if (img) boxOn(img, "win-box", src.slice(1).map(function (p) { return [p, p]; }));
+  return h + verdict(v, lib, 0, "flatten");
+}
+
+function residualPanel(l, c, pos, lib) {
+  var a = at(inputVals(l), c, pos), b = at(valuesOf(l.residual ? l.residual.block_ref : null), c, pos);
+  if (a === null || b === null) return note("The two addends are not both embedded.");
+  var y = a + b;
+  return calc("y = x + block(x) = " + fmt(a) + " + " + paren(b) + " = " + fmt(y) +
+      " (the skip connection adds the block's input to its output)") +
+         verdict(y, lib, 2 * D.eps * (Math.abs(a) + Math.abs(b)) + 1e-300, "residual");
+}
+
+var PANELS = {conv: convPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel, relu: activationPanel,
+              leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
+              batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
+                  residual: residualPanel};
+
+// ---------------------------------------------------------------- backward
+function pass() {
+  if (!D.backward || gradClass === null) return null;
+  return D.backward.passes[String(gradClass)] || null;
+}
+function gradVals(index) {
+  var p = pass();
+  if (!p) return null;
+  var l = LAYERS[index], b = index === 0 ? p.input : p.layers[String(index)];
+  if (!b) return null;
+  var shape = index === 0 ? D.input_shape.slice(1) : l.out_shape.slice(1);
+  var chans = index === 0 ? null : (l.values ? l.values.channels : null);
+  return {data: arr(b), channels: shape.length === 1 ? null : chans, shape: shape};
+}
+function className(c) { return D.classes ? D.classes[c] : String(c); }
+function backwardPanel(l, c, pos) {
+  var p = pass();
+  if (!p || !document.body.classList.contains("grads")) return "";
+  var g = at(gradVals(l.index), c, pos), h = tag("h4", "", "Backward: class " + esc(className(gradClass)) +
+            ", L = -log p = " + fmt(p.loss));
+  if (g === null) return h + note("The gradient of this value is not embedded.");
+  h += calc("dL/dy at this value = " + tag("b", "id='grad-value' data-value='" + g + "'", fmt(g)));
+  if (l.kind === "relu") {
+    var z = at(inputVals(l), c, pos);
+    h += calc("ReLU's derivative (Key Equation 66): dL/dz = dL/dy * [z > 0] = " + fmt(g) + " * " + (z > 0 ? 1 : 0) +
+        " = " +
+              fmt(z > 0 ? g : 0) + tag("span", "id='relu-mask' data-value='" + (z > 0 ? 1 : 0) + "'", ""));
+  } else if (l.kind === "max_pool" && l.pool) {
+    var start = pos.map(function (q, a) { return q * l.pool.s[a]; });
+    var tp = taps(start, l.pool.k, l.pool.d, l.pool.p_before, l.pool.n, l.pool.p_after), vals = inputVals(l),
+        best = -Infinity, bi = -1;
+    tp.forEach(function (t, i) {
+      if (!t.inside) return;
+      var v = t.real ? at(vals, c, t.r) : -Infinity;
+      if (v !== null && v > best) { best = v; bi = i; }
+    });
+    if (bi >= 0) {
+      h += tag("p", "id='route-text' data-pos='" + tp[bi].r.join(",") + "' data-value='" + g + "'",
+               "Max-pool derivative (Key Equation 69, 9.35): one-hot. The whole dL/dy = " + fmt(g) +
+                   " goes to position " +
+               tuple(tp[bi].r) + " of channel " + (c + 1) + ", the window's maximum; the other " + (tp.length - 1) +
+                   (tp.length === 2 ? " entry" : " entries") + " of this window get 0 " +
+               "from it (the routing map below the layer shows every window's).");
+    }
+  } else if (l.kind === "conv") {
+    h += tag("p", "", tag("button", "type='button' class='show-dw' data-layer='" + l.index + "' data-filter='" + c +
+        "'",
+                         "dL/dW of filter " + (c + 1)) + " in the notes' 9.31 form");
+  }
+  return h;
+}
+
+function showFilterGrad(index, f) {
+  var l = LAYERS[index], cv = l.conv, p = pass(), h = tag("h3", "", "Layer " + index + esc(l.name) +
+      ": dL/dW of filter " + (f + 1));
+  var detail = el("detail");
+  if (!p) { detail.innerHTML = h + note("No backward pass is embedded in this page."); return; }
+  if (!cv || !cv.padded) { detail.innerHTML = h + note("The numbers of this layer are not embedded."); return; }
+  var wi = cv.channels.indexOf(f), dyv = gradVals(index), dwl = p.dw[String(index)];
+  if (wi < 0 || !dwl) { detail.innerHTML = h + note("Filter " + (f + 1) + " is not embedded."); return; }
+  var P = arr(cv.padded), pshape = cv.padded_shape.slice(1), psize = prod(pshape), k = cv.k, ksize = prod(k);
+  var out = l.out_shape.slice(2), nout = prod(out), gsize = cv.c_in / cv.groups,
+      g = Math.floor(f / (cv.c_out / cv.groups));
+  var dy = [];
+  for (var i = 0; i < nout; i++) dy.push(dyv.data[wi * nout + i]);
+  var DW = arr(dwl), js = [], lib = [], worst = 0, ok = true;
+  h += tag("p", "", "Class " + esc(className(gradClass)) + ". Key Equation 68: dZ" + tag("sub", "", "i") + "/dW" +
+      tag("sub", "", "j") +
+           " is the input under tap j of window i, so dL/dW = (dZ/dW) . dL/dZ: the (k x n) matrix of inputs of 9.31 " +
+           "(one row per tap, " +
+           "one column per output) times the upstream gradient dL/dZ of this filter's map (n = " + nout +
+               " outputs).");
+  for (var ch = 0; ch < gsize; ch++) {
+    var cin = g * gsize + ch, M = [], dw = [], absTot = [];
+    for (var t = 0; t < ksize; t++) {
+      var ka = unflat(t, k), row = [], s = 0, a = 0;
+      for (var o = 0; o < nout; o++) {
+        var oa = unflat(o, out), q = oa.map(function (v, ax) { return v * cv.s[ax] + ka[ax] * cv.d[ax]; });
+        var x = P[cin * psize + flat(q, pshape)];
+        row.push(x); s += x * dy[o]; a += Math.abs(x * dy[o]);
+      }
+      M.push(row); dw.push(s); absTot.push(a);
+    }
+    var libc = [];
+    for (var t2 = 0; t2 < ksize; t2++) {
+      var lv = DW[(wi * gsize + ch) * ksize + t2], tol = (nout + 1) * D.eps * absTot[t2] + 1e-300;
+      libc.push(lv);
+      if (Math.abs(lv - dw[t2]) > tol) ok = false;
+      worst = Math.max(worst, Math.abs(lv - dw[t2]));
+    }
+    js.push(dw); lib.push(libc);
+    if (ch < 2) {
+      var cols = Math.min(nout, 6), hdr = "<th></th>";
+      for (var o2 = 0; o2 < cols; o2++) hdr += "<th>Z" + tag("sub", "", unflat(o2, out).map(function (v) { return v +
+          1; }).join(",")) + "</th>";
+      if (nout > cols) hdr += "<th>...</th>";
+      var body = "";
+      for (var t3 = 0; t3 < ksize; t3++) {
+        var tr = tag("th", "", "W" + tag("sub", "", unflat(t3, k).map(function (v) { return v + 1; }).join(",")));
+        for (var o3 = 0; o3 < cols; o3++) tr += tag("td", "", fmt(M[t3][o3]));
+        if (nout > cols) tr += tag("td", "", "...");
+        body += tag("tr", "", tr);
+      }
+      var dyrow = tag("th", "", "dL/dZ");
+      for (var o4 = 0; o4 < cols; o4++) dyrow += tag("td", "", fmt(dy[o4]));
+      if (nout > cols) dyrow += tag("td", "", "...");
+      h += tag("h4", "", "input channel " + (cin + 1) + ": dZ/dW (" + ksize + " x " + nout + ")" + (nout > cols ?
+          ", first " + cols + " columns" : ""));
+      h += tag("table", "class='grid dzdw'", body + tag("tr", "style='border-top:2px solid #999'", dyrow));
+      var terms = [];
+      for (var o5 = 0; o5 < Math.min(nout, 6); o5++) terms.push(paren(M[0][o5]) + "*" + paren(dy[o5]));
+      h += calc("dL/dW" + tag("sub", "", unflat(0, k).map(function (v) { return v + 1; }).join(",")) + " = " +
+          terms.join(" + ") +
+                (nout > 6 ? " + ... (" + nout + " products)" : "") + " = " + fmt(dw[0]));
+      h += tag("div", "class='grids'", gridTable("dL/dW (page)", dw, k, null) + gridTable("convscope backward", libc,
+          k, null));
+    }
+  }
+  if (gsize > 2) h += tag("p", "class='muted'", "(" + (gsize - 2) + " more input channels compared, not drawn.)");
+  h += calc(tag("span", "id='dw-js' data-value='" + JSON.stringify(js) + "'", "") + tag("span",
+      "id='dw-lib' data-value='" + JSON.stringify(lib) + "'", "") +
+            "largest |difference| " + worst.toExponential(2) + " &rarr; " +
+            tag("span", "id='dw-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"));
+  detail.innerHTML = h;
+  stopAnim(); hideAnim(); cur = null;
+}
+
+// ---------------------------------------------------------------- gradient maps (canvas)
+function diverging(t) {     // t in [-1, 1]: blue - white - red, the pictures' diverging map
+  var a = Math.min(1, Math.abs(t)), r, g, b;
+  if (t >= 0) { r = 255; g = Math.round(255 * (1 - a * 0.85)); b = Math.round(255 * (1 - a * 0.9)); }
+  else { r = Math.round(255 * (1 - a * 0.9)); g = Math.round(255 * (1 - a * 0.75)); b = 255; }
+  return [r, g, b];
+}
+function paint(canvas, data, offset, h, w, scale, mask) {
+  canvas.width = w; canvas.height = h;
+  var ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
+  for (var i = 0; i < h * w; i++) {
+    var rgb = mask ? (data[offset + i] > 0 ? [30, 30, 30] : [240, 240, 240]) : diverging(scale ? data[offset +
+        i] / scale : 0);
+    img.data[4 * i] = rgb[0]; img.data[4 * i + 1] = rgb[1]; img.data[4 * i + 2] = rgb[2]; img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+function mapsRow(vals, caption, scaleOf, mask, widthLike) {
+  var shape = vals.shape, one = shape.length === 1, nd = one ? 0 : shape.length - 1;
+  var h = one || nd === 1 ? 1 : shape[1], w = one ? shape[0] : shape[shape.length - 1], per = one ? shape[0] :
+      prod(shape.slice(1));
+  var chans = one ? [0] : (vals.channels || shape.slice(0, 1).map(function () { return 0; }));
+  if (!one && !vals.channels) { chans = []; for (var c = 0; c < shape[0]; c++) chans.push(c); }
+  var scale = 0;
+  for (var i = 0; i < vals.data.length; i++) scale = Math.max(scale, Math.abs(vals.data[i]));
+  var row = document.createElement("div"); row.className = "maps";
+  chans.forEach(function (c, ci) {
+    var fig = document.createElement("figure"), cv = document.createElement("canvas");
+    paint(cv, vals.data, ci * per, h, w, scale, mask);
+    var like = widthLike ? widthLike(c) : null;
+    if (like) { cv.style.width = like.clientWidth + "px"; cv.style.height = like.clientHeight + "px"; }
+    fig.appendChild(cv);
+    var capt = document.createElement("figcaption"); capt.textContent = one ? "" : String(c + 1);
+    fig.appendChild(capt); row.appendChild(fig);
+  });
+  var wrap = document.createElement("div");
+  var p = document.createElement("p"); p.className = "meta";
+  p.textContent = caption + (mask ? "" : "; |largest| " + fmt(scale) + " (blue negative, white 0, red positive)");
+  wrap.appendChild(p); wrap.appendChild(row);
+  return wrap;
+}
+function drawGrads() {
+  var p = pass();
+  $$(".gmaps").forEach(function (box) {
+    box.innerHTML = "";
+    if (!p) { box.innerHTML = "<p class='muted'>No backward pass embedded.</p>"; return; }
+    var index = +box.dataset.layer, l = LAYERS[index];
+    var like = function (c) {
+      return ROOT.querySelector(index === 0 ? "#input img.inmap[data-channel='" + c + "']" :
+                                "img[data-layer='" + index + "'][data-channel='" + c + "']") ||
+             ROOT.querySelector("img.fvec[data-layer='" + index + "']");
+    };
+    var gv = gradVals(index);
+    if (!gv) {
+      box.innerHTML = "<p class='muted'>The gradient of this layer is not embedded (max_numbers).</p>";
+      return;
+    }
+    var what = index === 0 ? "dL/dx of the input" : "dL/dy of this layer's output";
+    box.appendChild(mapsRow(gv, what + " for class " + className(gradClass), null, false, like));
+    if (!l) return;
+    if (l.kind === "relu") {
+      var iv = inputVals(l);
+      if (iv) box.appendChild(mapsRow(iv,
+          "ReLU mask z > 0 (dark: passes the gradient, light: blocked; Key Equation 66)", null, true, like));
+    }
+    if (l.kind === "relu" || l.kind === "max_pool") {
+      var prev = gradVals(l.input_ref);
+      if (prev) {
+        var inLike = function (c) {
+          return ROOT.querySelector(l.input_ref === 0 ? "#input img.inmap[data-channel='" + c + "']" :
+                                    "img[data-layer='" + l.input_ref + "'][data-channel='" + c + "']") ||
+                 ROOT.querySelector("img.fvec[data-layer='" + l.input_ref + "']");
+        };
+        box.appendChild(mapsRow(prev, l.kind === "max_pool" ?
+          "routing: dL/dx of this layer's input, each window's dL/dy sent whole to its maximum " +
+          "(one-hot, Key Equation 69)" :
+          "dL/dz = dL/dy * mask, the gradient this ReLU passes back", null, false, inLike));
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------- one clicked value
+function imgFor(index, c) {
+  return ROOT.querySelector("img.fmap[data-layer='" + index + "'][data-channel='" + c + "']") ||
+         ROOT.querySelector("img.fvec[data-layer='" + index + "']");
+}
+function showValue(index, c, pos) {
+  var l = LAYERS[index], lib = libValue(l, c, pos), reg = region(l, pos), img = imgFor(index, c);
+  cur = {index: index, c: c, pos: pos.slice()};
+  var vec = l.out_shape.length === 2;
+  var h = tag("h3", "id='pixel-title'", "Layer " + l.index + esc(l.name) + ": " + esc(l.repr));
+  h += tag("p", "", (vec ? "entry " + (pos[0] + 1) + " of " + l.out_shape[1] + " (y" + tag("sub", "", pos[0] + 1) +
+      ")" :
+                     "channel " + (c + 1) + " of " + l.out_shape[1] + ", pixel " + tuple(pos) +
+                         " (0-based; the notes' y" +
+                     tag("sub", "", pos.map(function (p) { return p + 1; }).join(",")) + ")") +
+                (lib !== null ? " = " + tag("b", "id='pixel-value' data-value='" + lib + "'", fmt(lib)) : "") +
+                tag("span", "id='calc-kind' data-kind='" + esc(l.kind) + "'", ""));
+  h += fieldText(l, reg);
+  drawRegion(reg);
+  markPixel(img, pos);
+  clearBoxes("win-box");
+  var panel = PANELS[l.kind];
+  h += panel ? panel(l, c, pos, lib) :
+       note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) +
+           "); its value is shown as computed.");
+  h += backwardPanel(l, c, pos);
+  el("detail").innerHTML = h;
+  var anim = el("anim"), ap = el("anim-pos");
+  if (anim) anim.style.display = "flex";
+  if (ap) {
+    ap.dataset.pos = pos.join(",");
+    ap.textContent = "window at output " + tuple(pos) + " of layer " + index + ": slide it over the layer's output";
+  }
+  var b = ROOT.querySelector(".show-dw");
+  if (b) b.addEventListener("click", function () { showFilterGrad(+b.dataset.layer, +b.dataset.filter); });
+}
+function step(dir) {
+  if (!cur) return;
+  var l = LAYERS[cur.index], sp = l.out_shape.length === 2 ? [l.out_shape[1]] : l.out_shape.slice(2), n = prod(sp);
+  var f = (flat(cur.pos, sp) + dir + n) % n;
+  showValue(cur.index, cur.c, unflat(f, sp));
+}
+function startAnim() {
+  if (timer) return;
+  timer = setInterval(function () { step(1); }, 700);
+  var b = el("anim-play");
+  if (b) b.innerHTML = "&#10074;&#10074; pause";
+}
+function hideAnim() { var a = el("anim"); if (a) a.style.display = "none"; }
+function stopAnim() {
+  if (timer) { clearInterval(timer); timer = null; }
+  var b = el("anim-play");
+  if (b) b.innerHTML = "&#9654; play";
+}
+
+function pixelOf(img, ev) {
+  var r = img.getBoundingClientRect(), W = img.naturalWidth, H = img.naturalHeight;
+  var x = ev.clientX - r.left - img.clientLeft, y = ev.clientY - r.top - img.clientTop;
+  var col = Math.min(W - 1, Math.max(0, Math.floor(x / img.clientWidth * W)));
+  var row = Math.min(H - 1, Math.max(0, Math.floor(y / img.clientHeight * H)));
+  return img.classList.contains("fvec") || D.spatial_ndim === 1 ? [col] : [row, col];
+}
+
+function showClass(j) {
+  var pr = D.probs;
+  if (!pr) return;
+  stopAnim(); cur = null;
+  var r = softmaxText(pr.z, j, D.classes);
+  var h = tag("h3", "id='pixel-title'", "Class " + esc(className(j)) + ": probability") +
+          tag("span", "id='calc-kind' data-kind='probability'", "") +
+          tag("p", "", pr.own ?
+              "The model's own Softmax layer turns the scores z of the layer before it into probabilities." :
+                             "The model outputs scores z (logits); the page applies the softmax to show " +
+                             "probabilities.");
+  h += r.html + verdict(r.p, pr.p[j], 8 * pr.z.length * D.eps + 1e-300, "probability");
+  el("detail").innerHTML = h;
+  hideAnim();
+  clearBoxes("win-box"); clearBoxes("rf-pix"); drawRegion(null);
+}
+
+// ---------------------------------------------------------------- wiring
+function wire() {
+  var hover = el("hover");
+  $$("img.fmap, img.fvec").forEach(function (img) {
+    var index = +img.dataset.layer, c = img.dataset.channel === undefined ? 0 : +img.dataset.channel;
+    img.addEventListener("click", function (ev) { stopAnim(); showValue(index, c, pixelOf(img, ev)); });
+    if (!hover) return;
+    img.addEventListener("mousemove", function (ev) {
+      var pos = pixelOf(img, ev), v = libValue(LAYERS[index], c, pos);
+      hover.textContent = (img.classList.contains("fvec") ? "entry " + (pos[0] + 1) : "channel " + (c + 1) + " " +
+          tuple(pos)) +
+                          (v !== null ? " = " + fmt(v) : "");
+      hover.style.left = (ev.clientX + 12) + "px"; hover.style.top = (ev.clientY + 12) +
+          "px"; hover.style.display = "block";
+    });
+    img.addEventListener("mouseleave", function () { hover.style.display = "none"; });
+  });
+  $$("img.ftile").forEach(function (img) {
+    img.addEventListener("click", function () {
+      if (!document.body.classList.contains("grads")) { setGrads(true); }
+      showFilterGrad(+img.dataset.layer, +img.dataset.filter);
+    });
+  });
+  $$(".bar[data-class]").forEach(function (b) {
+    b.addEventListener("click", function () { showClass(+b.dataset.class); });
+  });
+  var sel = el("grad-class"), box = el("show-grads");
+  if (sel) sel.addEventListener("change", function () { gradClass = +sel.value; drawGrads(); refresh(); });
+  if (box) box.addEventListener("change", function () { setGrads(box.checked); });
+  var back = el("anim-back"), play = el("anim-play"), fwd = el("anim-step");
+  if (fwd) fwd.addEventListener("click", function () { stopAnim(); step(1); });
+  if (back) back.addEventListener("click", function () { stopAnim(); step(-1); });
+  if (play) play.addEventListener("click", function () { if (timer) stopAnim(); else startAnim(); });
+  var fold = el("collapse-all"), open = el("expand-all");
+  if (fold) fold.addEventListener("click",
+      function () { $$("section.card.layer > details").forEach(function (d) { d.open = false; }); });
+  if (open) open.addEventListener("click",
+      function () { $$("section.card.layer > details").forEach(function (d) { d.open = true; }); });
+}
+function setGrads(on) {
+  document.body.classList.toggle("grads", on);
+  var box = el("show-grads");
+  if (box) box.checked = on;
+  if (on) drawGrads();
+  refresh();
+}
+function refresh() { if (cur) showValue(cur.index, cur.c, cur.pos); }
+
+// ---------------------------------------------------------------- the playground
+function playground() {
+  var ids = ["pg-n", "pg-k", "pg-p", "pg-s", "pg-d"];
+  if (!el("pg-n")) return;
+  function val(id) { return Number(el(id).value); }
+  function diagram(n, k, p, s, d, o, ke) {
+    var total = n + 2 * p, lastRead = (o - 1) * s + ke - 1;
+    if (total > 60 || o > 30) return tag("p", "class='muted'",
+        "(drawing shown for n + 2p &le; 60 and at most 30 outputs)");
+    var g = "<span class='lbl'>x_p</span>";
+    for (var i = 0; i < total; i++) {
+      var real = i >= p && i < p + n;
+      var read = false;
+      for (var j = 0; j < o && !read; j++) { var off = i - j * s; if (off >= 0 && off % d === 0 &&
+          off / d < k) read = true; }
+      g += tag("span", "class='cell" + (real ? " real" : "") + (!read ? " left" : "") + "'", real ? i - p : "p");
+    }
+    var rows = tag("div", "class='pg-row'", g);
+    for (var j2 = 0; j2 < o; j2++) {
+      var cells = "<span class='lbl'>y_" + (j2 + 1) + "</span>";
+      for (var q = 0; q < total; q++) {
+        var off2 = q - j2 * s, tap = off2 >= 0 && off2 % d === 0 && off2 / d < k;
+        cells += tag("span", "class='cell" + (tap ? " tap" : "") + "'", "");
+      }
+      rows += tag("div", "class='pg-row'", cells);
+    }
+    return rows;
+  }
+  function update() {
+    var n = val("pg-n"), k = val("pg-k"), p = val("pg-p"), s = val("pg-s"), d = val("pg-d");
+    var res = el("pg-result"), out = el("pg-out"), dia = el("pg-diagram");
+    var whole = [n, k, s, d].every(function (v) { return Number.isInteger(v) && v >= 1; });
+    if (!whole || !Number.isInteger(p) || p < 0) {
+      res.innerHTML = tag("p", "class='bad'",
+          "n, k, s and d must be whole numbers of at least 1, and p a whole number of at least 0.");
+      out.dataset.value = ""; out.textContent = "?"; dia.innerHTML = "";
+      return;
+    }
+    var ke = d * (k - 1) + 1, kname = d !== 1 ? "d(k-1)+1" : "k";
+    var cnum = n - (ke - 1) + 2 * p, cval = Math.ceil(cnum / s);
+    var fnum = n - ke + 2 * p, fval = Math.floor(fnum / s + 1);
+    var fits = fnum >= 0, o = fits ? fval : 0, h = "";
+    if (d !== 1) h += calc("dilated window: d(k-1)+1 = " + d + "*" + (k - 1) + "+1 = " + ke +
+        " entries, used for k below");
+    h += calc("ceiling form: ceil((n - (" + kname + " - 1) + 2p) / s) = ceil((" + n + " - " + (ke - 1) + " + " +
+        2 * p + ") / " + s +
+              ") = ceil(" + fmt(cnum / s) + ") = " + tag("span", "id='pg-ceil'", cval));
+    h += calc("floor form: floor((n - " + kname + " + 2p) / s + 1) = floor((" + n + " - " + ke + " + " + 2 * p +
+        ") / " + s +
+              " + 1) = floor(" + fmt(fnum / s + 1) + ") = " + tag("span", "id='pg-floor'", fval));
+    if (!fits) {
+      h += tag("p", "class='bad'", "does not fit: the window (" + ke +
+          " entries) is larger than the padded input (n + 2p = " + (n + 2 * p) + ").");
+    } else {
+      var used = (o - 1) * s + ke, left = n + 2 * p - used;
+      h += tag("p", "", "The last window ends at padded position " + (used - 1) + (left > 0 ? "; the last " + left +
+          " padded entr" +
+               (left === 1 ? "y is" : "ies are") + " never read (shown in orange)." : ".") +
+               (s > ke ? " The stride is larger than the window, so entries between windows are never read " +
+                         "either (Key Equation 54)." : ""));
+    }
+    out.textContent = fits ? String(o) : "0 (does not fit)";
+    out.dataset.value = String(o);
+    res.innerHTML = h;
+    dia.innerHTML = fits ? diagram(n, k, p, s, d, o, ke) : "";
+  }
+  ids.forEach(function (id) { el(id).addEventListener("input", update); });
+  $$("button[data-preset]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var v = b.dataset.preset.split(",");
+      ids.forEach(function (id, i) { el(id).value = v[i]; });
+      update();
+    });
+  });
+  update();
+}
+
+function init(root) {
+  ROOT = root || document;
+  var blob = ROOT.querySelector("#convscope-data");
+  D = JSON.parse(blob.textContent);
+  LAYERS = {}; cache = new Map(); cur = null; stopAnim();
+  D.layers.forEach(function (l) { LAYERS[l.index] = l; });
+  gradClass = D.backward ? D.backward["default"] : null;
+  var sel = el("grad-class"), box = el("show-grads");
+  if (sel && gradClass !== null) sel.value = String(gradClass);
+  if (box) box.checked = document.body.classList.contains("grads");
+  wire();
+  playground();
+  if (document.body.classList.contains("grads")) drawGrads();
+  document.body.dataset.ready = "1";
+}
+window.convscopeExplainer = {init: init, showValue: function (i, c, p) { showValue(i, c, p); },
+                             showFilterGrad: function (i, f) { showFilterGrad(i, f); }, setGrads: setGrads};
+if (document.getElementById("convscope-data") && !document.body.dataset.live) init(document);
+})();
+"""
