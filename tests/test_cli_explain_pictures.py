@@ -81,3 +81,35 @@ def test_explain_gradients_draws_dl_dw(capsys, tmp_path):
     assert out.strip().endswith(f"wrote {tmp_path / 'g.png'}") and _width(tmp_path / "g.png") >= 1600
     status, _, err = run(capsys, "gradients", "digits", "--input", str(tmp_path / "digit.npy"), "--label", "-1")
     assert status == 2 and "--label" in err
+
+
+def test_pool_out_draws_the_derivative_and_the_shift_problem(capsys, tmp_path):
+    status, out, _ = run(capsys, "pool", "--input", NOTES_POOL, "--size", "2", "--picture", "derivative",
+                         "--out", str(tmp_path / "d.png"))
+    assert status == 0 and out.strip().endswith(f"wrote {tmp_path / 'd.png'}")
+    assert _width(tmp_path / "d.png") >= 1600
+    status, out, _ = run(capsys, "pool", "--input", "[[0,0,0,0],[0,1,1,0]]", "--size", "2", "--picture", "shift",
+                         "--out", str(tmp_path / "s.svg"))
+    assert status == 0 and "max-pool" in (tmp_path / "s.svg").read_text()
+    status, _, err = run(capsys, "pool", "--input", NOTES_POOL, "--size", "2", "--kind", "avg",
+                         "--picture", "shift", "--out", str(tmp_path / "a.png"))
+    assert status == 2 and "draws max pooling" in err and not (tmp_path / "a.png").exists()
+
+
+def test_conv_and_pool_animate_window_by_window(capsys, tmp_path):
+    status, out, _ = run(capsys, "conv", "--input", NOTES_X, "--filter", NOTES_F, "--animate", str(tmp_path / "c.gif"))
+    assert status == 0 and out.strip().endswith(f"wrote {tmp_path / 'c.gif'}")
+    with Image.open(tmp_path / "c.gif") as img:
+        assert img.n_frames == 8  # one frame per window of the notes' example
+    status, _, _ = run(capsys, "pool", "--input", NOTES_POOL, "--size", "2", "--animate", str(tmp_path / "p.html"))
+    page = (tmp_path / "p.html").read_text()
+    assert status == 0 and page.count("<svg") == 4  # one frame per receptive field
+    status, _, err = run(capsys, "conv", "--input", NOTES_X, "--filter", NOTES_F, "--animate", str(tmp_path / "c.mp4"))
+    assert status == 2 and ".gif or .html" in err
+
+
+def test_summary_out_draws_the_architecture(capsys, tmp_path):
+    status = main(["summary", "--arch", "lenet", "--out", str(tmp_path / "arch.png")])
+    out, _ = capsys.readouterr()
+    assert status == 0 and "Conv2d" in out and out.strip().endswith(f"wrote {tmp_path / 'arch.png'}")
+    assert _width(tmp_path / "arch.png") >= 1600

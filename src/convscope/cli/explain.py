@@ -38,12 +38,14 @@ from typing import Any
 from ..errors import ConfigError
 from ._common import add_command, axes, choice, count, finite_number, model_and_input_shape, padding, sample_shape
 from .explain_pictures import (
+    add_animate,
     add_gradients,
     add_out,
     conv_picture,
     jacobian_picture,
     pool_picture,
     shape_picture,
+    write_animation,
     write_picture,
 )
 from .pictures import add_features, add_filters, add_model
@@ -102,6 +104,7 @@ def add_conv(sub: Any) -> None:
                         "shapes otherwise)")
     p.add_argument("--max-steps", type=count(1), default=100, metavar="N", help="print at most N windows (default 100)")
     add_out(p, "the windows, dot products and output")
+    add_animate(p, "the window sliding along the input")
 
 
 def run_conv(args: argparse.Namespace) -> int:
@@ -118,7 +121,15 @@ def run_conv(args: argparse.Namespace) -> int:
                 channels=True if args.channels else None)
     print(trace.text(max_steps=args.max_steps))
     write_picture(args.out, lambda: conv_picture(trace))
+    write_animation(args.animate, lambda: _viz().animate_conv(trace))
     return 0
+
+
+def _viz() -> Any:
+    """convscope.viz, imported when a picture is asked for (it loads matplotlib)."""
+    from .. import viz
+
+    return viz
 
 
 # ------------------------------------------------------------------------------- pool
@@ -144,6 +155,12 @@ def add_pool(sub: Any) -> None:
     p.add_argument("--max-steps", type=count(1), default=100, metavar="N",
                    help="print at most N receptive fields (default 100)")
     add_out(p, "the receptive fields and the maximum each chooses")
+    p.add_argument("--picture", type=choice("windows", "derivative", "shift"), default="windows", metavar="WHAT",
+                   help="what --out draws: windows (default), derivative (the one-hot routing of dy, "
+                        "Key Eq. 69) or shift (the input and its copy moved --shift pixels, 9.2.6)")
+    p.add_argument("--shift", type=count(1), default=1, metavar="N",
+                   help="pixels the copy is moved for --picture shift (default 1)")
+    add_animate(p, "the receptive field sliding over the input")
 
 
 def run_pool(args: argparse.Namespace) -> int:
@@ -163,7 +180,8 @@ def run_pool(args: argparse.Namespace) -> int:
         padding_mode=args.padding_mode, channels=True if args.channels else None,
     )
     print(trace.text(max_steps=args.max_steps))
-    write_picture(args.out, lambda: pool_picture(trace))
+    write_picture(args.out, lambda: pool_picture(trace, args.picture, args.shift))
+    write_animation(args.animate, lambda: _viz().animate_pool(trace))
     return 0
 
 

@@ -49,6 +49,22 @@ def write_picture(out: str | None, draw: Callable[[], Any]) -> None:
     print(f"wrote {path}")
 
 
+def add_animate(p: argparse.ArgumentParser, what: str) -> None:
+    """The ``--animate FILE.gif|FILE.html`` option: the window sliding, frame by frame."""
+    p.add_argument("--animate", metavar="FILE.gif|FILE.html",
+                   help=f"also write an animation of {what} (GIF, or HTML with SVG frames, by the suffix)")
+
+
+def write_animation(out: str | None, draw: Callable[[], Any]) -> None:
+    """Draw and write the animation when ``--animate`` was given, and say where it went."""
+    if out is None:
+        return
+    if not out.lower().endswith((".gif", ".html")):
+        raise ConfigError(f"--animate must name a .gif or .html file (the suffix chooses the format); got {out!r}.")
+    path = draw().save(out)
+    print(f"wrote {path}")
+
+
 def conv_picture(result: Any) -> Any:
     """The picture of a ConvTrace (1-D or 2-D) or a FilterBankTrace."""
     from ..explain import FilterBankTrace
@@ -65,13 +81,20 @@ def conv_picture(result: Any) -> Any:
                       + ".")
 
 
-def pool_picture(trace: Any) -> Any:
-    """The picture of a PoolTrace (1-D or 2-D)."""
-    from ..viz import plot_pool
+def pool_picture(trace: Any, picture: str = "windows", shift: int = 1) -> Any:
+    """The picture of a PoolTrace (1-D or 2-D): its windows, its derivative as one-hot routing
+    (Key Eq. 69), or the shift problem of 9.2.6 (the same input moved ``shift`` pixels)."""
+    from ..viz import plot_pool, plot_pool_derivative, plot_pool_shift
 
     if len(trace.k) > 2:
         raise ConfigError(f"--out draws 1-D and 2-D pooling; this one has {len(trace.k)} spatial axes.")
-    return plot_pool(trace)
+    if picture == "windows":
+        return plot_pool(trace)
+    if trace.kind != "max":
+        raise ConfigError(f"--picture {picture} draws max pooling (Key Eq. 69, 9.2.6); this is {trace.kind} pooling.")
+    if picture == "derivative":
+        return plot_pool_derivative(trace)
+    return plot_pool_shift(trace.x, trace.k, stride=trace.s, shift=shift)
 
 
 def shape_picture(result: Any) -> Any:
