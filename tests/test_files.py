@@ -129,7 +129,7 @@ def test_writes_binary_and_text_and_returns_the_path(tmp_path):
     assert atomic_write(tmp_path / "a.bin", lambda f: f.write(b"\x00\x01")) == tmp_path / "a.bin"
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
     write_text(tmp_path / "t.txt", "é\nx\n")
-    assert (tmp_path / "t.txt").read_bytes() == "é\nx\n".encode("utf-8")
+    assert (tmp_path / "t.txt").read_bytes() == "é\nx\n".encode()
     assert _names(tmp_path) == ["a.bin", "t.txt"]
 
 

@@ -54,8 +54,9 @@ import secrets
 import socket
 import stat
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 

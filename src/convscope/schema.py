@@ -45,8 +45,9 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Schema:
     def check(self, value: Any, where: str) -> Any:
         raise NotImplementedError
 
-    def fail(self, value: Any, where: str) -> "Invalid":
+    def fail(self, value: Any, where: str) -> Invalid:
         return Invalid(where, f"{where} must be {self.describe()}; got {_show(value)}.")
 
 

@@ -268,7 +268,7 @@ def _raw_server(respond, tls=None):
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -6,7 +6,7 @@ that pin one option each, so every mapping is exercised even if the random draws
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import strategies as st

@@ -20,8 +20,8 @@ from convscope.functional import (
     conv_backward,
     max_pool,
     max_pool_backward,
-    max_pool_with_argmax_backward,
     max_pool_with_argmax,
+    max_pool_with_argmax_backward,
 )
 from convscope.functional.reference import reference_conv
 from convscope.testing import assert_close

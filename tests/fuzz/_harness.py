@@ -21,7 +21,8 @@ import signal
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 

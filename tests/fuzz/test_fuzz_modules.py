@@ -14,7 +14,8 @@ optimizers of convscope.nn / convscope.optim.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convscope import nn, optim, summary
-from convscope.errors import ConvscopeError, StateError
+from convscope.errors import StateError
 
 from ._harness import (
     array_malformations,

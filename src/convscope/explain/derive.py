@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..nn.walk import batched_input_shape, one_line, walk

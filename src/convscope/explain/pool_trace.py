@@ -29,15 +29,16 @@ Example (the notes' 2x2, stride-2 example, 9.12):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
 from ..functional.pool import binomial_filter
-from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
 from ..functional.windows import pad
+from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size

@@ -24,14 +24,15 @@ Example (the notes' 1-D example, 9.1.4):
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
-from ..shapes import ConvGeometry, conv_geometry, format_shape
 from ..functional.windows import pad
+from ..shapes import ConvGeometry, conv_geometry, format_shape
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..settings import ALLOCATION_PLAN
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ResourceError
-from ..settings import get_array_limit
+from ..settings import ALLOCATION_PLAN, get_array_limit
 from ..shapes import FLOAT_DTYPES
 
 __all__ = [

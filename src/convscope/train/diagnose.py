@@ -29,7 +29,8 @@ A validation loss that is not finite is reported the same way.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -21,8 +21,8 @@ Example:
 from __future__ import annotations
 
 import numbers
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

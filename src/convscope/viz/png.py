@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,8 @@ from ._mpl import mosaic as _mosaic
 from ._mpl import out_path as _out_path
 from ._mpl import save as _save
 from ._mpl import tiled_size as _tiled_size
-from .activations import find_layer, forward_layers, name_suffix as _name_text, numbered_layers
+from .activations import find_layer, forward_layers, numbered_layers
+from .activations import name_suffix as _name_text
 
 __all__ = ["plot_filters", "plot_feature_maps", "plot_weight_gradients"]
 
