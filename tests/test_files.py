@@ -446,7 +446,7 @@ def test_readers_refuse_a_fifo_without_opening_it(tmp_path):
         "build_model (summary/train --arch)": (lambda p: build_model(str(p)), ConfigError),
         "parse_array": (lambda p: parse_array(str(p)), DataError),
     }
-    for i, (name, (read, error)) in enumerate(readers.items()):
+    for i, (_name, (read, error)) in enumerate(readers.items()):
         fifo = _make("fifo", tmp_path / f"pipe{i}.png")
         with pytest.raises(error, match="FIFO"):
             _no_hang(lambda: read(fifo), fifo)

@@ -5,7 +5,7 @@ pooling, activations, fully-connected layers, softmax) with its backward written
 explicitly, on a NumPy-only core.
 """
 
-from . import errors, functional, io, nn, parallel, settings, shapes
+from . import data, errors, functional, io, nn, parallel, settings, shapes, train
 from ._version import __version__
 from .io import load, save
 from .nn.summary import summary
@@ -15,13 +15,7 @@ __all__ = ["errors", "settings", "shapes", "functional", "nn", "summary", "__ver
 __all__ += ["io", "save", "load"]
 __all__ += ["parallel", "set_num_threads", "get_num_threads", "num_threads"]
 
-from . import data
-
-__all__ += ["data"]
-
-from . import train
-
-__all__ += ["train"]
+__all__ += ["data", "train"]
 
 __all__ += ["export"]
 

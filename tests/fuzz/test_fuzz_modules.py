@@ -422,7 +422,7 @@ def test_module_methods():
     for label, value in [("strict string", "yes"), ("strict None", None)]:
         judge(lambda: model.load_state_dict(state, strict=value), ("strict",), category=CATEGORY,
               context=f"load_state_dict(strict = {label})")
-    for label, value, kind in array_malformations(np.ones((2, 3), np.float32), None):
+    for label, value, _kind in array_malformations(np.ones((2, 3), np.float32), None):
         judge(lambda: nn.Parameter(value), ("data", "Parameter"), category=CATEGORY,
               context=f"Parameter({label})")
 

@@ -80,7 +80,7 @@ def plot_architecture(model: Module, input_shape: Sequence[int], title: str | No
     col_w = 4.4
     row_h = 10.5
     kinds = [b[0] for b in boxes]
-    for i, (kind, layer, shape, params, rf, name) in enumerate(boxes):
+    for i, (kind, layer, shape, params, rf, _name) in enumerate(boxes):
         row, col = divmod(i, _PER_ROW)
         x = col * col_w
         y0 = row * row_h

@@ -553,7 +553,7 @@ def plot_output_size(n: Any, k: Any = None, p: Any = 0, s: Any = None, d: Any = 
     rows: list[Any] = starts
     if len(starts) > max_windows:
         rows = starts[: max_windows // 2] + [None] + starts[-(max_windows // 2 - 1):]
-    for i, start in enumerate(rows):
+    for _i, start in enumerate(rows):
         if start is None:
             c.text(x0 + n_p / 2, y + 0.35, "\u22ee", ha="center", scale=1.2, color="#555555")
             y += 0.9

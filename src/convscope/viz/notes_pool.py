@@ -269,7 +269,7 @@ def plot_pool_derivative(x: Any, size: Any = None, *, stride: Any = None, dy: An
     c.text(0.0, y - 0.4, "dx = d(loss)/dx", scale=0.85, weight="bold")
     texts = np.array([[num(v) for v in row] for row in dxg], dtype=object)
     c.matrix(dxg, 0.0, y, vmax=vg, texts=texts)
-    for step, g, pos in r.routes:
+    for step, _g, pos in r.routes:
         if pos is None:
             continue
         idx = step.index if len(step.index) == 2 else (0,) + step.index
