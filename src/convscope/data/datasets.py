@@ -270,7 +270,9 @@ def stratified_split(
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ArgumentTypeError(f"stratified_split: labels must be a 1-D integer array; got {labels.dtype} {labels.shape}.")
+        raise ArgumentTypeError(
+            f"stratified_split: labels must be a 1-D integer array; got {labels.dtype} {labels.shape}."
+        )
     if not 0.0 < float(test_fraction) < 1.0:
         raise ConfigError(f"stratified_split: test_fraction must lie strictly between 0 and 1; got {test_fraction!r}.")
     n = labels.size

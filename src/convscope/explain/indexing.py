@@ -88,7 +88,8 @@ class CentredIndexing:
     __str__ = text
 
     def __repr__(self) -> str:
-        return f"CentredIndexing(k = {self.trace.f.shape[0]}, outputs centred at {self.centres[0] + 1}..{self.centres[-1] + 1})"
+        return (f"CentredIndexing(k = {self.trace.f.shape[0]}, "
+                f"outputs centred at {self.centres[0] + 1}..{self.centres[-1] + 1})")
 
     def _repr_html_(self) -> str:
         from ._html import centred_html

@@ -180,7 +180,8 @@ class PoolTrace:
                 lines += [f"  axis {i + 1}: {ln.strip()}" for ln in chosen]
                 note = coverage_note(n, k, p, s, d)
                 if note is not None:
-                    lines.append(f"  axis {i + 1}: {note.replace('never read', 'never seen by any receptive field', 1)}")
+                    unseen = note.replace("never read", "never seen by any receptive field", 1)
+                    lines.append(f"  axis {i + 1}: {unseen}")
         if self.padded:
             fill = {"max": "-inf (never the maximum)", "avg": "zeros"}.get(self.kind, f"{self.padding_mode} padding")
             lines.append(f"x_p: x padded with {fill}")

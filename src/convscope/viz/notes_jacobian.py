@@ -34,7 +34,8 @@ def _names(spec: str, count: int) -> list[str]:
 
 
 def _matrix(c: Canvas, m: np.ndarray | None, sym: np.ndarray | None, x0: float, y0: float,
-            rows: list[str] | None, cols: list[str] | None, vmax: float | None = None, cell: float = 1.0) -> tuple[float, float]:
+            rows: list[str] | None, cols: list[str] | None, vmax: float | None = None,
+            cell: float = 1.0) -> tuple[float, float]:
     a = m if m is not None else np.zeros(sym.shape)
     r, k = a.shape
     texts = np.empty((r, k), dtype=object)
@@ -118,13 +119,15 @@ def plot_chain(chain: Any) -> Figure:
     c.text(x, top - 0.7, f"({k} x 1)", scale=0.7, color="#555555")
     _matrix(c, chain.product, None, x, top, None, None, cell=cellw)
     y = top + max(k, n) * cellw + 1.0
-    forward = (f"forward (9.4.1): A\u2070 = {_arr(chain.a0)},  W\u00b9 = {_arr(chain.w1)},  Z\u00b9 = {_arr(chain.z1)},  "
+    forward = (f"forward (9.4.1): A\u2070 = {_arr(chain.a0)},  W\u00b9 = {_arr(chain.w1)},  "
+               f"Z\u00b9 = {_arr(chain.z1)},  "
                f"A\u00b9 = ReLU(Z\u00b9) = {_arr(chain.a1)},  A\u00b2 = {num(chain.a2)},  y = {num(chain.y)},  "
                f"L = {num(chain.loss)}")
     c.text(0.0, y, forward, scale=0.85)
     c.text(0.0, y + 0.9, f"library backward (conv_backward, relu_backward, ...): dw = {_arr(chain.library_dw)}; "
            f"largest difference {chain.max_abs_diff:.3g}", scale=0.85, color=ACCENTS["gradient"])
-    title = "The chain rule for the filter (notes 9.32): dL/dW\u00b9 = dZ\u00b9/dW\u00b9 \u00b7 dA\u00b9/dZ\u00b9 \u00b7 dA\u00b2/dA\u00b9 \u00b7 dL/dA\u00b2"
+    title = ("The chain rule for the filter (notes 9.32): "
+             "dL/dW\u00b9 = dZ\u00b9/dW\u00b9 \u00b7 dA\u00b9/dZ\u00b9 \u00b7 dA\u00b2/dA\u00b9 \u00b7 dL/dA\u00b2")
     sub = f"k = {k} taps, n = {n} outputs" + (f", stride s = {chain.stride}" if chain.stride != 1 else "") \
         + ": the shapes chain (k x n)(n x n)(n x 1)(1 x 1) = (k x 1)"
     return c.finish(title, sub)

@@ -221,7 +221,8 @@ def plot_pool_shift(x: Any = None, size: Any = 2, *, stride: Any = None, shift: 
         text = "the pooled outputs are equal here: this shift happens to be harmless"
     else:
         text = (f"pooled: {fmt_array(ta.y)} vs {fmt_array(tb.y)}: after a shift of one pixel the output is "
-                f"different, not just shifted" + (f" ({kept_a} positive outputs become {kept_b})" if kept_a != kept_b else ""))
+                "different, not just shifted"
+                + (f" ({kept_a} positive outputs become {kept_b})" if kept_a != kept_b else ""))
     c.text(0.0, y, text, scale=0.9, color=ACCENTS["unread"] if not same else ACCENTS["ink"])
     c.text(0.0, y + 0.8, "a stride s > 1 skips receptive fields, so max-pool is not translation invariant "
            "(Concept 59); BlurPool (Zhang 2019) blurs before subsampling", scale=0.85, color="#444444")
@@ -287,5 +288,6 @@ def plot_pool_derivative(x: Any, size: Any = None, *, stride: Any = None, dy: An
     c.text(0.0, y, "every other entry gets 0: it did not win its field, so changing it a little does not "
            "change y", scale=0.85, color=ACCENTS["gradient"])
     title = "Max-pool derivative: dy routed to each field's maximum (Key Equation 69, example 9.35)"
-    sub = f"receptive field {'x'.join(map(str, t.k))}, stride {'x'.join(map(str, t.s))}; green arrows: where each dy_i goes"
+    sub = (f"receptive field {'x'.join(map(str, t.k))}, stride {'x'.join(map(str, t.s))}; "
+           "green arrows: where each dy_i goes")
     return c.finish(title, sub)
