@@ -34,6 +34,7 @@ from ..shapes import (
     pool_padding_limit,
     same_padding,
 )
+from ._result import Result
 from ._text import fmt_num, fmt_shape, plural
 from .coverage import coverage_note
 
@@ -161,7 +162,7 @@ def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int =
 
 
 @dataclass(frozen=True)
-class ShapeExplanation:
+class ShapeExplanation(Result):
     """Output size of a convolution or pooling, axis by axis.
 
     Attributes:
@@ -193,16 +194,11 @@ class ShapeExplanation:
             lines.append(f"no output: {self.reason}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "shape_html"
 
     def __repr__(self) -> str:
         out = ", ".join(str(v) for v in self.out)
         return f"ShapeExplanation({self.op}, output ({out}){'' if self.fits else ', does not fit'})"
-
-    def _repr_html_(self) -> str:
-        from ._html import shape_html
-
-        return shape_html(self)
 
 
 def _per_axis(value: Any, ndim: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
@@ -285,7 +281,7 @@ def explain_shape(n: Any, k: Any, p: Any = 0, s: Any = None, d: Any = 1, op: str
 
 
 @dataclass(frozen=True)
-class ParamsExplanation:
+class ParamsExplanation(Result):
     """Parameters of a convolutional layer versus a fully-connected layer of the same sizes.
 
     Attributes:
@@ -354,16 +350,11 @@ class ParamsExplanation:
             )
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "params_html"
 
     def __repr__(self) -> str:
         return (f"ParamsExplanation(conv {self.conv_params:,} vs fully-connected "
                 f"{self.fc_params:,} parameters)")
-
-    def _repr_html_(self) -> str:
-        from ._html import params_html
-
-        return params_html(self)
 
 
 def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padding: Any = 0,
@@ -448,7 +439,7 @@ def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padd
 
 
 @dataclass(frozen=True)
-class ModelShapes:
+class ModelShapes(Result):
     """The shape walk of an input through a model, layer by layer.
 
     Attributes:
@@ -485,17 +476,12 @@ class ModelShapes:
             lines.append(f"output {_shape(self.output_shape)}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "model_shapes_html"
 
     def __repr__(self) -> str:
         return (f"ModelShapes(input {_shape(self.input_shape)} -> "
                 + (f"{_shape(self.output_shape)}" if self.fits else f"stops at layer {self.failure[0]}")
                 + f", {len(self.rows)} layers)")
-
-    def _repr_html_(self) -> str:
-        from ._html import model_shapes_html
-
-        return model_shapes_html(self)
 
 
 def _shape(shape) -> str:

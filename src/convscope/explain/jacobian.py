@@ -34,6 +34,7 @@ from .. import functional as F
 from ..errors import ArgumentTypeError, ResourceError, ShapeError
 from ..settings import check_allocation
 from ..shapes import conv_geometry, format_shape, normalize_int, normalize_tuple
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num
 from .parse import as_explain_array
 from .trace import positions, window_slices
@@ -63,7 +64,7 @@ def _string_grid(cells: np.ndarray, indent: str = "  ") -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class Jacobian:
+class Jacobian(Result):
     """One derivative matrix of section 9.4, with its meaning.
 
     Attributes:
@@ -103,16 +104,11 @@ class Jacobian:
             lines.append(_string_grid(self.symbols))
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "jacobian_html"
 
     def __repr__(self) -> str:
         r, c = self.shape
         return f"Jacobian({self.name}, {r} x {c}, {self.reference})"
-
-    def _repr_html_(self) -> str:
-        from ._html import jacobian_html
-
-        return jacobian_html(self)
 
 
 _MAX_ENTRIES = 10**6  # entries of a symbolic Jacobian (built in a Python loop, for printing)
@@ -293,7 +289,7 @@ def maxpool_jacobian(a: Any, kernel_size: Any = None, stride: Any = None) -> Jac
 
 
 @dataclass(frozen=True, eq=False)
-class Chain932:
+class Chain932(Result):
     """The notes' 1-D network and the chain rule (9.32) for ``dL/dW^1``, factor by factor.
 
     Attributes:
@@ -355,16 +351,11 @@ class Chain932:
         ]
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "chain_html"
 
     def __repr__(self) -> str:
         return (f"Chain932(dL/dW^1 = {fmt_array(self.product.ravel())}, library difference "
                 f"{self.max_abs_diff:.3g})")
-
-    def _repr_html_(self) -> str:
-        from ._html import chain_html
-
-        return chain_html(self)
 
 
 def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0, stride: int = 1) -> Chain932:

@@ -39,6 +39,7 @@ from ..errors import ArgumentTypeError, ConfigError
 from ..functional.pool import binomial_filter
 from ..functional.windows import pad
 from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size
@@ -93,7 +94,7 @@ class PoolStep:
 
 
 @dataclass(frozen=True, eq=False)
-class PoolTrace:
+class PoolTrace(Result):
     """A pooling recorded field by field.
 
     Attributes:
@@ -205,15 +206,10 @@ class PoolTrace:
     def _n(self) -> tuple[int, ...]:
         return self.x.shape[1:] if self.channels else self.x.shape
 
-    __str__ = text
+    _html = "pool_trace_html"
 
     def __repr__(self) -> str:
         return f"PoolTrace({self.kind}, input {fmt_shape(self.x.shape)}, output {fmt_shape(self.y.shape)})"
-
-    def _repr_html_(self) -> str:
-        from ._html import pool_trace_html
-
-        return pool_trace_html(self)
 
 
 def _aligned(rows: list[str]) -> list[str]:

@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import ConfigError, ShapeError
 from ..nn.receptive import field_steps, input_indices
 from ..nn.walk import batched_input_shape, one_line, walk
+from ._result import Result
 
 __all__ = ["ReceptiveRow", "ReceptiveField", "receptive_field"]
 
@@ -89,7 +90,7 @@ class ReceptiveRow:
 
 
 @dataclass(frozen=True, eq=False)
-class ReceptiveField:
+class ReceptiveField(Result):
     """Receptive field of every layer and, for a chosen pixel, the input region it sees.
 
     Attributes:
@@ -154,18 +155,14 @@ class ReceptiveField:
                 lines.append(f"  via layer {index} output: [..., {', '.join(_indices(a) for a in sets)}]")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Receptive fields"
 
     def __repr__(self) -> str:
         last = self.rows[-1]
         rf = "x".join(map(str, last.rf)) if last.rf is not None else last.note
         pixel = f", pixel {self.pixel} of layer {self.layer}" if self.pixel is not None else ""
         return f"ReceptiveField({len(self.rows) - 1} layers, last receptive field {rf}{pixel})"
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Receptive fields")
 
 
 def _slices(region: Sequence[slice]) -> str:

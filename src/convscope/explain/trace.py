@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import ArgumentTypeError, ShapeError
 from ..functional.windows import pad
 from ..shapes import ConvGeometry, conv_geometry, format_shape
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size
@@ -129,7 +130,7 @@ class ConvStep:
 
 
 @dataclass(frozen=True, eq=False)
-class ConvTrace:
+class ConvTrace(Result):
     """A convolution ``y = x * f`` recorded window by window.
 
     Attributes:
@@ -292,16 +293,11 @@ class ConvTrace:
             )
         return out
 
-    __str__ = text
+    _html = "conv_trace_html"
 
     def __repr__(self) -> str:
         return (f"ConvTrace({self.geometry.ndim}-D, output {fmt_shape(self.y.shape)}, largest "
                 f"{label('y', self.bright_spot)} = {fmt_num(self.y.max())})")
-
-    def _repr_html_(self) -> str:
-        from ._html import conv_trace_html
-
-        return conv_trace_html(self)
 
 
 def _per_axis(values: Sequence[int]) -> str:
