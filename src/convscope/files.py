@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError
+from .schema import path_or_none
 
 __all__ = [
     "STALE_SECONDS",
@@ -102,10 +103,9 @@ def as_path(path: Any, op: str) -> Path:
         >>> as_path("model.npz", "save").name
         'model.npz'
     """
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text and "\0" not in text:
-            return Path(text)
+    checked = path_or_none(path)
+    if checked is not None:
+        return checked
     raise ArgumentTypeError(
         f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
     )

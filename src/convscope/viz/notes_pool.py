@@ -18,17 +18,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..errors import ConfigError, ShapeError
 from ..explain import PoolTrace, shift_images, trace_pool
 from ..explain._text import fmt_array, label
 from ..explain.coverage import never_read
 from ..explain.routing import PoolRouting, route_max_pool
 from ._canvas import ACCENTS, Canvas, num
 from .figure import Figure
+from .notes_conv import given_or_traced
 
 __all__ = ["plot_pool", "plot_pool_shift", "plot_pool_derivative"]
 
@@ -37,13 +38,9 @@ FIELD_COLORS = ("#6a3d9a", "#1f78b4", "#33a02c", "#b15928", "#e7298a", "#666666"
 
 
 def _trace(x: Any, size: Any, op: str, **kw: Any) -> PoolTrace:
-    if isinstance(x, PoolTrace):
-        if size is not None:
-            raise ArgumentTypeError(f"{op}: give a PoolTrace alone, or x and size.")
-        return x
-    if size is None:
-        raise ArgumentTypeError(f"{op}: give a PoolTrace (convscope.explain.trace_pool) or x and size.")
-    return trace_pool(x, size, **kw)
+    return cast(PoolTrace, given_or_traced(
+        x, size, PoolTrace, trace_pool, f"{op}: give a PoolTrace alone, or x and size.",
+        f"{op}: give a PoolTrace (convscope.explain.trace_pool) or x and size.", **kw))
 
 
 def _grid2(a: np.ndarray) -> np.ndarray:
