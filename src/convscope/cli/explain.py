@@ -299,7 +299,7 @@ def run_jacobian(args: argparse.Namespace) -> int:
     if isinstance(args.stride, tuple) and "chain" in which:
         raise ConfigError(f"--stride for the chain is one int (the notes' network is 1-D); got {args.stride}.")
     blocks = []
-    results = []
+    results: list[Any] = []
     for name in which:
         if name == "conv":
             text = args.input or "6"

@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..nn.walk import batched_input_shape, one_line, walk
@@ -256,9 +256,10 @@ def explain_shape(n: Any, k: Any, p: Any = 0, s: Any = None, d: Any = 1, op: str
     k_t = _per_axis(k, ndim, "k", name, 1)
     d_t = _per_axis(d, ndim, "d", name, 1)
     s_t = (k_t if op == "pool" else (1,) * ndim) if s is None else _per_axis(s, ndim, "s", name, 1)
-    pairs = normalize_padding(p, ndim, name)
-    if pairs == "same":
-        pairs = tuple(same_padding(a, b, c, e) for a, b, c, e in zip(n_t, k_t, s_t, d_t))
+    given = normalize_padding(p, ndim, name)
+    pairs: tuple[tuple[int, int], ...] = (
+        tuple(same_padding(a, b, c, e) for a, b, c, e in zip(n_t, k_t, s_t, d_t)) if given == "same"
+        else cast(tuple[tuple[int, int], ...], given))
     axes = tuple(
         axis_size(n_t[i], k_t[i], pairs[i], s_t[i], d_t[i], ceil_mode, axis=i + 1)
         for i in range(ndim)
@@ -480,7 +481,7 @@ class ModelShapes(Result):
 
     def __repr__(self) -> str:
         return (f"ModelShapes(input {_shape(self.input_shape)} -> "
-                + (f"{_shape(self.output_shape)}" if self.fits else f"stops at layer {self.failure[0]}")
+                + (f"{_shape(self.output_shape)}" if self.failure is None else f"stops at layer {self.failure[0]}")
                 + f", {len(self.rows)} layers)")
 
 
@@ -512,9 +513,10 @@ def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
         (3, 'Conv2d(2, 2, kernel_size=(5, 5))')
     """
     shape, added = batched_input_shape(model, input_shape, "explain_model_shapes")
-    rows = []
+    rows: list[tuple[int, str, str, tuple[int, ...], tuple[int, ...] | None, tuple[str, ...]]] = []
     failure = None
     for layer in walk(model, shape):
+        assert layer.in_shape is not None  # walk was given the input shape
         derivation: tuple[str, ...] = ()
         w = layer.window
         if w is not None and layer.error is None:

@@ -89,7 +89,9 @@ class Jacobian(Result):
     def shape(self) -> tuple[int, int]:
         """``(rows, columns)``."""
         m = self.matrix if self.matrix is not None else self.symbols
-        return tuple(int(v) for v in m.shape)  # type: ignore[union-attr]
+        assert m is not None  # every Jacobian holds its numbers, its symbols or both
+        rows, cols = (int(v) for v in m.shape)
+        return rows, cols
 
     def text(self) -> str:
         """The matrix with its shape and meaning, symbolic and numeric when both are known."""
@@ -210,7 +212,7 @@ def conv_weight_jacobian(x: Any, k: Any, stride: Any = 1, padding: Any = 0,
                 symbols[row, col] = f"X_{idx[0]}" if ndim == 1 else "X_{" + ",".join(map(str, idx)) + "}"
             else:
                 symbols[row, col] = "0"
-            if matrix is not None:
+            if matrix is not None and xp is not None:
                 matrix[row, col] = xp[pos]
     note = f"dZ_i/dW_j = X_{{{_index_formula(geo.s, geo.d)}}}: the input under tap j of window i"
     if any(v != 1 for v in geo.s):
@@ -421,6 +423,7 @@ def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0, stride: int
     da1_dz1 = relu_jacobian(z1)
     da2_da1 = w2[:, None]
     dl_da2 = np.array([[2.0 * (a2 - y)]])
+    assert dz_dw.matrix is not None and da1_dz1.matrix is not None  # numeric inputs give numeric Jacobians
     product = dz_dw.matrix @ da1_dz1.matrix @ da2_da1 @ dl_da2
     # The same derivative through the library's backward functions, one layer at a time.
     pred = F.linear(a1[None], w2[None])

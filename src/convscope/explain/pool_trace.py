@@ -155,6 +155,7 @@ class PoolTrace(Result):
             count = int(round(1 / step.derivative[step.counted][0])) if vals.size else 0
             terms = " + ".join(f"({fmt_num(v)})" if v < 0 else fmt_num(v) for v in vals)
             return f"{head}    mean = ({terms}) / {count} = {fmt_num(step.y)}"
+        assert self.weights is not None  # blur pooling keeps its filter
         return f"{head}    filter . field = {products(self.weights, step.values)} = {fmt_num(step.y)}"
 
     def text(self, max_steps: int | None = None) -> str:
@@ -354,6 +355,7 @@ def trace_pool(x: Any, size: Any, stride: Any = None, kind: str = "max", padding
                 value = float(np.sum(values[counted])) / count
                 dv[counted] = 1.0 / count
             else:
+                assert weights is not None  # kind == "blur"
                 value = float(np.sum(weights * values))
                 dv = weights.copy()
             y[(c,) + index] = value

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -168,7 +168,7 @@ class ConvTrace(Result):
         >>> trace_conv([1, 2, 3, 4], [1, 1]).step(2).y
         7.0
         """
-        idx = (int(index),) if np.ndim(index) == 0 else tuple(int(i) for i in index)
+        idx = (int(cast(int, index)),) if np.ndim(index) == 0 else tuple(int(i) for i in index)
         if len(idx) != self.y.ndim or any(not 0 <= i < o for i, o in zip(idx, self.y.shape)):
             raise ShapeError(
                 f"ConvTrace.step: index must be a 0-based position inside the output of shape "

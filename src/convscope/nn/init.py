@@ -271,11 +271,12 @@ def dry_run(op: str, limit: int | None = None) -> Iterator[AllocationPlan]:
     saved_state = None if _default is None else _default.bit_generator.state
     token = _PLAN.set(AllocationPlan(op, get_array_limit() if limit is None else limit))
     try:
-        yield _PLAN.get()  # type: ignore[misc]
+        yield _PLAN.get()
     finally:
         _PLAN.reset(token)
         if saved_default is None:
             _default = None
         else:
             _default = saved_default
+            assert saved_state is not None  # saved together with saved_default
             _default.bit_generator.state = saved_state

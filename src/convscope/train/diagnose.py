@@ -184,7 +184,7 @@ def progress_warning(record: dict[str, Any], first_loss: float | None, classes: 
         return None
     accuracy = record.get("train_accuracy")
     chance = None if not classes or accuracy is None else 1.0 / classes
-    at_chance = chance is not None and accuracy <= 1.1 * chance
+    at_chance = chance is not None and accuracy is not None and accuracy <= 1.1 * chance
     if loss > EXPLODED * first_loss:
         what = "diverged"
     elif loss > STALLED * first_loss and at_chance:

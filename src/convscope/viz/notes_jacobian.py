@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -36,7 +36,11 @@ def _names(spec: str, count: int) -> list[str]:
 def _matrix(c: Canvas, m: np.ndarray | None, sym: np.ndarray | None, x0: float, y0: float,
             rows: list[str] | None, cols: list[str] | None, vmax: float | None = None,
             cell: float = 1.0) -> tuple[float, float]:
-    a = m if m is not None else np.zeros(sym.shape)
+    if m is not None:
+        a = m
+    else:
+        assert sym is not None  # the callers pass the numbers, the symbols or both
+        a = np.zeros(sym.shape)
     r, k = a.shape
     texts = np.empty((r, k), dtype=object)
     for i in range(r):
@@ -97,8 +101,11 @@ def plot_chain(chain: Any) -> Figure:
         raise ArgumentTypeError(f"plot_chain: give a Chain932 (convscope.explain.chain_9_32); got "
                                 f"{type(chain).__name__}.")
     k, n = chain.dz_dw.shape
-    factors = [("dZ\u00b9/dW\u00b9", chain.dz_dw.matrix, chain.dz_dw.symbols, f"({k} x {n})", "Key Eq. 68"),
-               ("dA\u00b9/dZ\u00b9", chain.da1_dz1.matrix, None, f"({n} x {n})", "ReLU, Key Eq. 66"),
+    # chain_9_32 works on numbers, so both Jacobians hold their matrices
+    factors: list[tuple[str, np.ndarray, np.ndarray | None, str, str]] = [
+               ("dZ\u00b9/dW\u00b9", cast(np.ndarray, chain.dz_dw.matrix), chain.dz_dw.symbols, f"({k} x {n})",
+                "Key Eq. 68"),
+               ("dA\u00b9/dZ\u00b9", cast(np.ndarray, chain.da1_dz1.matrix), None, f"({n} x {n})", "ReLU, Key Eq. 66"),
                ("dA\u00b2/dA\u00b9 = W\u00b2", chain.da2_da1, None, f"({n} x 1)", "9.22"),
                ("dL/dA\u00b2", chain.dl_da2, None, "(1 x 1)", "2(A\u00b2 - y), 9.21")]
     widest = sum(m.shape[1] for _, m, *_ in factors) + 1 + 4 * 2.2
