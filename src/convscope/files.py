@@ -104,11 +104,11 @@ def as_path(path: Any, op: str) -> Path:
         'model.npz'
     """
     checked = path_or_none(path)
-    if checked is not None:
-        return checked
-    raise ArgumentTypeError(
-        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
-    )
+    if checked is None:
+        raise ArgumentTypeError(
+            f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
+        )
+    return checked
 
 
 def _kind(mode: int) -> str | None:

@@ -104,6 +104,13 @@ def add_conv(sub: Any) -> None:
     add_out(p, "the windows, dot products and output")
 
 
+def _print_and_draw(trace: Any, args: argparse.Namespace, picture: Callable[[Any], Any]) -> int:
+    """Print a trace (``--max-steps`` of it) and write its picture where ``--out`` says; exit status 0."""
+    print(trace.text(max_steps=args.max_steps))
+    write_picture(args.out, lambda: picture(trace))
+    return 0
+
+
 def run_conv(args: argparse.Namespace) -> int:
     """Print every window v_i of the (padded) input, the dot product f . v_i (+ f_0) and the output
     y_i, then the output and its largest entry (the strongest match). The filter is not flipped
@@ -116,9 +123,7 @@ def run_conv(args: argparse.Namespace) -> int:
     trace = run(x, f, args.bias, stride=args.stride, padding=args.padding,
                 dilation=args.dilation, padding_mode=args.padding_mode,
                 channels=True if args.channels else None)
-    print(trace.text(max_steps=args.max_steps))
-    write_picture(args.out, lambda: conv_picture(trace))
-    return 0
+    return _print_and_draw(trace, args, conv_picture)
 
 
 # ------------------------------------------------------------------------------- pool
@@ -162,9 +167,7 @@ def run_pool(args: argparse.Namespace) -> int:
         ceil_mode=args.ceil_mode, count_include_pad=not args.exclude_pad,
         padding_mode=args.padding_mode, channels=True if args.channels else None,
     )
-    print(trace.text(max_steps=args.max_steps))
-    write_picture(args.out, lambda: pool_picture(trace))
-    return 0
+    return _print_and_draw(trace, args, pool_picture)
 
 
 # ------------------------------------------------------------------------------- shape

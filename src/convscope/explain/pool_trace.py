@@ -86,11 +86,10 @@ class PoolStep:
         return f"PoolStep({label('r', self.index)}{where} -> {fmt_num(self.y)}, argmax {self.argmax})"
 
     def _repr_html_(self) -> str:
-        from .._display import panel
-        from ._html import array_grid
+        from ._html import step_html
 
-        return panel(f"{label('r', self.index)} -> {fmt_num(self.y)}", array_grid(self.values),
-                     note=f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
+        return step_html(f"{label('r', self.index)} -> {fmt_num(self.y)}", self.values,
+                         f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
 
 
 @dataclass(frozen=True, eq=False)

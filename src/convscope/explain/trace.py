@@ -122,11 +122,11 @@ class ConvStep:
         return f"ConvStep({self.label} = {fmt_num(self.y)}, window starts at {self.start})"
 
     def _repr_html_(self) -> str:
-        from .._display import panel
-        from ._html import array_grid
+        from ._html import step_html
 
-        return panel(f"{self.label} = {fmt_num(self.y)}", array_grid(self.v),
-                     note=f"the window {label('v', self.index)}, starting at {self.start}; f . v = {fmt_num(self.dot)}")
+        return step_html(f"{self.label} = {fmt_num(self.y)}", self.v,
+                         f"the window {label('v', self.index)}, starting at {self.start}; "
+                         f"f . v = {fmt_num(self.dot)}")
 
 
 @dataclass(frozen=True, eq=False)
