@@ -324,7 +324,9 @@ def run_library(
         def set_mode(training: bool) -> None:
             model.train(training)
 
-        hyper = lambda: _hyper(opt)
+        def hyper():
+            return _hyper(opt)
+
     elif library == "torch":
         if torch is None:
             raise ValueError("library 'torch' needs PyTorch (import torch failed); pass --library convscope.")
@@ -361,7 +363,9 @@ def run_library(
         def set_mode(training: bool) -> None:
             twin.train(training)
 
-        hyper = lambda: _hyper(shadow_opt)
+        def hyper():
+            return _hyper(shadow_opt)
+
     else:
         raise ValueError(f"library must be one of {', '.join(LIBRARIES)}; got {library!r}.")
 

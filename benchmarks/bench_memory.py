@@ -30,8 +30,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import _env
 
@@ -125,7 +125,8 @@ def measure_case(case: str, library: str, threads: int = 1) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_memory(cases: Sequence[str] = MEMORY_CASES, libraries: Sequence[str] = ("convscope", "torch"), threads: int = 1) -> dict:
+def run_memory(cases: Sequence[str] = MEMORY_CASES, libraries: Sequence[str] = ("convscope", "torch"),
+               threads: int = 1) -> dict:
     """Every case in every library; JSON-ready."""
     rows = [measure_case(c, lib, threads) for c in cases for lib in libraries]
     return {"benchmark": "bench_memory", "threads": threads, "rows": rows}

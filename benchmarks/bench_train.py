@@ -28,10 +28,9 @@ import json
 import os
 import pstats
 import sys
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

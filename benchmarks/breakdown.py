@@ -5,12 +5,13 @@ Run from the repository root (same clean OpenBLAS environment as the benchmark):
     python -m benchmarks.breakdown --only B,D,H --threads 1
 
 Every function and class method of ``convscope.functional.conv`` and its machinery
-``convscope.functional.conv_plan`` (window copy, col2im, padding, ...) and a few NumPy entry points it calls (``matmul``, ``zeros``,
-``empty``, ``add``, ``ascontiguousarray``) are wrapped with a timer while the case runs; each
-gets its *exclusive* time (its own time minus that of wrapped calls inside it), so the parts
-add up to the whole. Time spent in array methods (``.sum``, ``.reshape``, slicing) counts
-towards the function that calls them. The wrapping adds a few microseconds per call, so the
-total is a little above the benchmark's figure. The modules are restored afterwards.
+``convscope.functional.conv_plan`` (window copy, col2im, padding, ...) and a few NumPy entry
+points it calls (``matmul``, ``zeros``, ``empty``, ``add``, ``ascontiguousarray``) are wrapped
+with a timer while the case runs; each gets its *exclusive* time (its own time minus that of
+wrapped calls inside it), so the parts add up to the whole. Time spent in array methods
+(``.sum``, ``.reshape``, slicing) counts towards the function that calls them. The wrapping
+adds a few microseconds per call, so the total is a little above the benchmark's figure. The
+modules are restored afterwards.
 """
 
 from __future__ import annotations

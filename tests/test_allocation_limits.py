@@ -126,7 +126,8 @@ def test_load_compares_the_spec_with_the_arrays_before_building(tmp_path):
 
 
 def test_from_spec_counts_the_model_against_the_array_limit():
-    with memory_cap(256), pytest.raises(ResourceError, match=r"spec.children.0 \(Linear\).*2.98 GiB in all.*set_array_limit"):
+    with memory_cap(256), pytest.raises(ResourceError,
+                                        match=r"spec.children.0 \(Linear\).*2.98 GiB in all.*set_array_limit"):
         nn.from_spec(big_spec())
     old = set_array_limit(2**20)
     try:

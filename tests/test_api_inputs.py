@@ -99,7 +99,8 @@ def test_an_unreadable_folder_is_a_data_error(tmp_path, monkeypatch, which):
         return real(self)
 
     monkeypatch.setattr(Path, "iterdir", iterdir)  # running as root, chmod cannot refuse
-    with pytest.raises(DataError, match=f"cannot list the {'image folder' if which == 'root' else which}.*Permission denied"):
+    with pytest.raises(DataError,
+                       match=f"cannot list the {'image folder' if which == 'root' else which}.*Permission denied"):
         read_image_folder(root)
 
 

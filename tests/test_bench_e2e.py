@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_e2e
+from benchmarks import bench_e2e  # noqa: E402 (needs the repository root on sys.path first)
 
 
 def _torch():

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,8 +36,8 @@ def default_run(tmp_path_factory):
     here = os.getcwd()
     os.chdir(folder)
     try:
-        from io import StringIO
         from contextlib import redirect_stderr, redirect_stdout
+        from io import StringIO
 
         out, err = StringIO(), StringIO()
         with redirect_stdout(out), redirect_stderr(err):

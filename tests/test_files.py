@@ -129,7 +129,7 @@ def test_writes_binary_and_text_and_returns_the_path(tmp_path):
     assert atomic_write(tmp_path / "a.bin", lambda f: f.write(b"\x00\x01")) == tmp_path / "a.bin"
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
     write_text(tmp_path / "t.txt", "é\nx\n")
-    assert (tmp_path / "t.txt").read_bytes() == "é\nx\n".encode("utf-8")
+    assert (tmp_path / "t.txt").read_bytes() == "é\nx\n".encode()
     assert _names(tmp_path) == ["a.bin", "t.txt"]
 
 
@@ -446,7 +446,7 @@ def test_readers_refuse_a_fifo_without_opening_it(tmp_path):
         "build_model (summary/train --arch)": (lambda p: build_model(str(p)), ConfigError),
         "parse_array": (lambda p: parse_array(str(p)), DataError),
     }
-    for i, (name, (read, error)) in enumerate(readers.items()):
+    for i, (_name, (read, error)) in enumerate(readers.items()):
         fifo = _make("fifo", tmp_path / f"pipe{i}.png")
         with pytest.raises(error, match="FIFO"):
             _no_hang(lambda: read(fifo), fifo)

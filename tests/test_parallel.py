@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import convscope
-from convscope import settings
-from convscope import parallel
+from convscope import parallel, settings
 from convscope.errors import ConfigError
 from convscope.functional import conv, conv_backward
 from convscope.testing import assert_close

@@ -54,7 +54,10 @@ f = [1, -1, 1]                                  # the bright-spot filter
     md("## 9.1.8-9.1.10 2-D convolution: window, filter, element-wise products, sum"),
     code("""
 cross = np.array([[-1, 1, -1], [1, 1, 1], [-1, 1, -1]])
-image = -np.ones((6, 6)); image[1:4, 2] = 1; image[2, 1:4] = 1; image[4, 4] = 1
+image = -np.ones((6, 6))
+image[1:4, 2] = 1
+image[2, 1:4] = 1
+image[4, 4] = 1
 viz.plot_conv2d(image, cross)
 """),
     md("## 9.1.12-9.1.13 A tensor filter over two channels"),
@@ -141,7 +144,8 @@ from convscope.train import fit
 viz.plot_pool_shift()
 """),
     md("The same row through a blur pool: the binomial filter spreads each pixel before keeping every 2nd."),
-    code("display(E.trace_pool([0, 1, 1, 0, 0, 0], 3, kind='blur'))\ndisplay(E.trace_pool([0, 0, 1, 1, 0, 0], 3, kind='blur'))"),
+    code("display(E.trace_pool([0, 1, 1, 0, 0, 0], 3, kind='blur'))\n"
+         "display(E.trace_pool([0, 0, 1, 1, 0, 0], 3, kind='blur'))"),
     md("Two small models that differ only in the pooling, trained the same way on the digits:"),
     code("""
 train, test = load_digits("train"), load_digits("test")
@@ -153,7 +157,7 @@ def make(pool):
 
 models = {"MaxPool2d(2)": make([nn.MaxPool2d(2)]),
           "BlurPool": make([nn.MaxPool2d(2, stride=1), nn.BlurPool2d(16, filter_size=3, stride=2)])}
-for name, m in models.items():
+for m in models.values():
     fit(m, nn.CrossEntropyLoss(), optim.Adam(m.parameters(), lr=3e-3), train, epochs=3, batch_size=64,
         seed=0, progress=False)
 """),

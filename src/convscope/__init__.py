@@ -5,29 +5,17 @@ pooling, activations, fully-connected layers, softmax) with its backward written
 explicitly, on a NumPy-only core.
 """
 
-from . import errors, settings, shapes
-from . import functional
-from . import nn
-from .nn.summary import summary
-
-from . import io
-from .io import load, save
-from . import parallel
-from .parallel import get_num_threads, num_threads, set_num_threads
-
+from . import data, errors, functional, io, nn, parallel, settings, shapes, train
 from ._version import __version__
+from .io import load, save
+from .nn.summary import summary
+from .parallel import get_num_threads, num_threads, set_num_threads
 
 __all__ = ["errors", "settings", "shapes", "functional", "nn", "summary", "__version__"]
 __all__ += ["io", "save", "load"]
 __all__ += ["parallel", "set_num_threads", "get_num_threads", "num_threads"]
 
-from . import data
-
-__all__ += ["data"]
-
-from . import train
-
-__all__ += ["train"]
+__all__ += ["data", "train"]
 
 __all__ += ["export"]
 

@@ -54,12 +54,14 @@ import secrets
 import socket
 import stat
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError
+from .schema import path_or_none
 
 __all__ = [
     "STALE_SECONDS",
@@ -101,13 +103,12 @@ def as_path(path: Any, op: str) -> Path:
         >>> as_path("model.npz", "save").name
         'model.npz'
     """
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text and "\0" not in text:
-            return Path(text)
-    raise ArgumentTypeError(
-        f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
-    )
+    checked = path_or_none(path)
+    if checked is None:
+        raise ArgumentTypeError(
+            f"{op}: path must be a non-empty str or pathlib.Path without NUL characters; got {path!r}."
+        )
+    return checked
 
 
 def _kind(mode: int) -> str | None:

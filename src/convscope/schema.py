@@ -45,8 +45,9 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class Schema:
     def check(self, value: Any, where: str) -> Any:
         raise NotImplementedError
 
-    def fail(self, value: Any, where: str) -> "Invalid":
+    def fail(self, value: Any, where: str) -> Invalid:
         return Invalid(where, f"{where} must be {self.describe()}; got {_show(value)}.")
 
 
@@ -476,6 +477,19 @@ def read_json(path: Path, schema: Schema, where: str, error: ErrorFactory, *,
     return validate(parse_json(data, where, error), schema, where, error)
 
 
+def path_or_none(path: Any) -> Path | None:
+    """``path`` as a Path when it is a non-empty str or ``os.PathLike`` without NUL characters, else None.
+
+    >>> path_or_none("runs/a").name, path_or_none(b"runs/a"), path_or_none("a\\0b")
+    ('a', None, None)
+    """
+    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
+        text = os.fspath(path)
+        if isinstance(text, str) and text and "\0" not in text:
+            return Path(text)
+    return None
+
+
 def check_path(path: Any, what: str) -> Path:
     """``path`` as a Path, or an :class:`~convscope.errors.ArgumentTypeError` naming ``what``.
 
@@ -485,10 +499,9 @@ def check_path(path: Any, what: str) -> Path:
     >>> check_path("runs/a", "--out").name
     'a'
     """
-    if isinstance(path, (str, os.PathLike)) and not isinstance(path, bytes):
-        text = os.fspath(path)
-        if isinstance(text, str) and text and "\0" not in text:
-            return Path(text)
+    checked = path_or_none(path)
+    if checked is not None:
+        return checked
     raise ArgumentTypeError(
         f"{what}: a path must be a non-empty str or pathlib.Path without NUL characters; got "
         f"{str(path)[:200]!r}."

@@ -41,11 +41,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import math
-import contextvars
 import threading
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

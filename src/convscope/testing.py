@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def numerical_vjp(
     """
     grads = []
     base = [np.array(a, dtype=np.float64, copy=True) for a in inputs]
-    for i, a in enumerate(base):
+    for _i, a in enumerate(base):
         g = np.zeros_like(a)
         flat = a.reshape(-1)
         gflat = g.reshape(-1)

@@ -19,7 +19,6 @@ from convscope.errors import ArgumentTypeError, ConfigError, DataError, MissingD
 
 from ._helpers import cifar_bytes, fake_cifar, fake_cifar_tar, fake_mnist, idx_bytes, write
 
-
 # --- Dataset ----------------------------------------------------------------------------
 
 

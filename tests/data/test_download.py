@@ -184,7 +184,8 @@ def test_size_limits_with_and_without_content_length(server, tmp_path):
     with pytest.raises(DataError, match="sent more than 1000 bytes"):
         dl.download_file([url + "nolength/big.bin"], tmp_path / "b", sha256=sha, max_bytes=1000)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-    assert dl.download_file([url + "nolength/big.bin"], tmp_path / "c", sha256=sha, max_bytes=5000).read_bytes() == payload
+    assert dl.download_file([url + "nolength/big.bin"], tmp_path / "c", sha256=sha,
+                            max_bytes=5000).read_bytes() == payload
 
 
 def test_content_hash_caps_decompression(server, tmp_path):
@@ -268,7 +269,7 @@ def _raw_server(respond, tls=None):
         while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

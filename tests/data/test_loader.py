@@ -27,7 +27,8 @@ def test_no_shuffle_keeps_order_and_last_batch():
     assert x.shape == (4, 1, 2, 2) and x.dtype == np.float32
 
 
-@pytest.mark.parametrize("n, b, drop, expected", [(10, 4, False, 3), (10, 4, True, 2), (8, 4, True, 2), (8, 4, False, 2), (3, 4, True, 0), (3, 4, False, 1)])
+@pytest.mark.parametrize("n, b, drop, expected", [(10, 4, False, 3), (10, 4, True, 2), (8, 4, True, 2),
+                                                  (8, 4, False, 2), (3, 4, True, 0), (3, 4, False, 1)])
 def test_len_matches_batches_yielded(n, b, drop, expected):
     loader = DataLoader(_arrays(n), batch_size=b, shuffle=True, drop_last=drop, seed=0)
     assert len(loader) == expected
@@ -87,7 +88,8 @@ def _stream(loader, epochs):
 
 
 def _same(a, b):
-    return len(a) == len(b) and all(np.array_equal(x1, x2) and np.array_equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    return len(a) == len(b) and all(np.array_equal(x1, x2) and np.array_equal(y1, y2) for (x1, y1), (x2, y2)
+                                    in zip(a, b))
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

@@ -1,7 +1,8 @@
 """explain_shape, explain_params, explain_model_shapes: Key Equation 48 and weight sharing."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convscope import nn
 from convscope.errors import ArgumentTypeError, ConfigError, ShapeError

@@ -29,7 +29,9 @@ def _softmax_model(model):
 
 
 def test_invariant_predictor_is_fully_consistent():
-    total = lambda x: np.stack([x.sum(axis=(1, 2, 3)), -x.sum(axis=(1, 2, 3))], axis=1)
+    def total(x):
+        return np.stack([x.sum(axis=(1, 2, 3)), -x.sum(axis=(1, 2, 3))], axis=1)
+
     rng = np.random.default_rng(1)
     images = rng.standard_normal((30, 1, 8, 8))
     labels = (images.sum(axis=(1, 2, 3)) < 0).astype(int)
@@ -40,7 +42,9 @@ def test_invariant_predictor_is_fully_consistent():
 
 def test_position_sensitive_predictor_is_not():
     # class = whether the brightest pixel is in an even column: flips under odd shifts
-    parity = lambda x: np.eye(2)[np.argmax(x.reshape(len(x), -1), axis=1) % 2]
+    def parity(x):
+        return np.eye(2)[np.argmax(x.reshape(len(x), -1), axis=1) % 2]
+
     rng = np.random.default_rng(2)
     images = rng.random((200, 1, 1, 16))
     labels = np.argmax(images.reshape(200, -1), axis=1) % 2
@@ -73,7 +77,9 @@ def test_with_a_model_and_zero_shift():
 
 
 def test_errors():
-    ok = lambda x: np.full((len(x), 2), 0.5)
+    def ok(x):
+        return np.full((len(x), 2), 0.5)
+
     images = np.zeros((4, 1, 5, 5))
     labels = np.zeros(4, dtype=int)
     with pytest.raises(ShapeError, match="channel axis"):

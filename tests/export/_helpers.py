@@ -6,7 +6,7 @@ that pin one option each, so every mapping is exercised even if the random draws
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import strategies as st
@@ -190,22 +190,28 @@ def _cases() -> dict[str, Callable[[np.random.Generator], tuple[nn.Module, tuple
         cases[f"blur2d_{mode}"] = lambda r, mode=mode: (nn.Sequential(nn.BlurPool2d(2, 4, 2, mode)), (2, 7, 6))
     cases.update({
         "conv2d_same_stride1_even_kernel": lambda r: (nn.Conv2d(2, 2, 4, padding="same", rng=r), (2, 6, 6)),
-        "conv2d_groups_depthwise": lambda r: (nn.Sequential(nn.Conv2d(4, 8, 3, groups=4, stride=(1, 2), rng=r)), (4, 6, 7)),
-        "convnd_4d_zeros": lambda r: (nn.Sequential(nn.ConvNd(4, 2, 2, 2, padding=((1, 0), 0, (0, 1), 1), rng=r)), (2, 3, 3, 3, 3)),
+        "conv2d_groups_depthwise": lambda r: (nn.Sequential(nn.Conv2d(4, 8, 3, groups=4, stride=(1, 2), rng=r)),
+                                          (4, 6, 7)),
+        "convnd_4d_zeros": lambda r: (nn.Sequential(nn.ConvNd(4, 2, 2, 2, padding=((1, 0), 0, (0, 1), 1), rng=r)),
+                                      (2, 3, 3, 3, 3)),
         "maxpool2d_ceil_pairs": lambda r: (nn.MaxPool2d(3, 2, padding=((1, 0), (0, 1)), ceil_mode=True), (2, 8, 7)),
-        "maxpool1d_ceil_dilated_overhang": lambda r: (nn.MaxPool1d(2, 3, padding=1, dilation=3, ceil_mode=True), (2, 9)),
+        "maxpool1d_ceil_dilated_overhang": lambda r: (nn.MaxPool1d(2, 3, padding=1, dilation=3, ceil_mode=True),
+                                                  (2, 9)),
         "maxpool3d_dilation": lambda r: (nn.MaxPool3d(2, 1, dilation=2), (1, 5, 5, 5)),
         "avgpool2d_ceil_count_pad": lambda r: (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True), (2, 6, 6)),
-        "avgpool2d_ceil_no_count_pad": lambda r: (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True, count_include_pad=False), (2, 6, 6)),
+        "avgpool2d_ceil_no_count_pad": lambda r: (nn.AvgPool2d(3, 2, padding=1, ceil_mode=True,
+                                                               count_include_pad=False), (2, 6, 6)),
         "avgpool1d_pairs": lambda r: (nn.AvgPool1d(4, 3, padding=((2, 1),), ceil_mode=True), (1, 10)),
         "avgpool3d_stride1": lambda r: (nn.AvgPool3d(2, 1, padding=1, count_include_pad=False), (1, 3, 4, 3)),
         "blurpool1d_filter1": lambda r: (nn.BlurPool1d(2, 1, 2), (2, 7)),
         "blurpool3d_circular": lambda r: (nn.BlurPool3d(1, 3, 2, "circular"), (1, 4, 5, 3)),
         "activations": lambda r: (nn.Sequential(nn.Conv1d(1, 3, 2, rng=r), nn.LeakyReLU(0.2), nn.Sigmoid(),
                                                 nn.Tanh(), nn.ReLU(), nn.Softmax(1)), (1, 8)),
-        "batchnorm2d_running": lambda r: (nn.Sequential(nn.Conv2d(2, 3, 3, rng=r), _bn(nn.BatchNorm2d, 3, r)), (2, 5, 5)),
+        "batchnorm2d_running": lambda r: (nn.Sequential(nn.Conv2d(2, 3, 3, rng=r), _bn(nn.BatchNorm2d, 3, r)),
+                                      (2, 5, 5)),
         "batchnorm2d_batch_stats": lambda r: (nn.Sequential(nn.Conv2d(2, 3, 3, rng=r),
-                                                            _bn(nn.BatchNorm2d, 3, r, track_running_stats=False)), (2, 5, 5)),
+                                                            _bn(nn.BatchNorm2d, 3, r,
+                                                                track_running_stats=False)), (2, 5, 5)),
         "batchnorm1d_features_no_affine": lambda r: (nn.Sequential(nn.Linear(6, 4, rng=r),
                                                                    _bn(nn.BatchNorm1d, 4, r, affine=False)), (6,)),
         "batchnorm1d_sequence": lambda r: (nn.Sequential(_bn(nn.BatchNorm1d, 3, r, eps=1e-3)), (3, 6)),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-import zlib
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ ONNX_ATOL = 1e-5
 BATCHES = (1, 3, 4)
 
 
-def session(path: Path) -> "ort.InferenceSession":
+def session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1

@@ -20,8 +20,11 @@ from convscope.errors import (  # noqa: E402
     DTypeError,
     MissingDependencyError,
 )
-from convscope.export import from_torch, to_torch  # noqa: E402
-from convscope.export import torch_layers  # noqa: E402
+from convscope.export import (  # noqa: E402
+    from_torch,
+    to_torch,
+    torch_layers,  # noqa: E402
+)
 from convscope.testing import assert_close, tolerance  # noqa: E402
 
 from ._helpers import CASES, build_model, models, note  # noqa: E402

@@ -20,8 +20,8 @@ from convscope.functional import (
     conv_backward,
     max_pool,
     max_pool_backward,
-    max_pool_with_argmax_backward,
     max_pool_with_argmax,
+    max_pool_with_argmax_backward,
 )
 from convscope.functional.reference import reference_conv
 from convscope.testing import assert_close
@@ -164,7 +164,8 @@ def test_layout_choice():
 
     def layout(x_shape, w_shape, **kwargs):
         x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
-        geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1, "zeros", False)[3]
+        geo = conv_module._prepare("conv", x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1,
+                                   "zeros", False)[3]
         return conv_plan.Plan(geo, 4).layout
 
     assert layout((64, 6, 14, 14), (16, 6, 5, 5)) == "batch_last"  # LeNet's 2nd layer: 36% waste

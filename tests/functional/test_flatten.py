@@ -65,7 +65,9 @@ def test_flatten_errors():
 
 
 def test_flatten_backward_errors():
-    with pytest.raises(ShapeError, match=r"dy of shape \(2, 11\) is not the flattened form of x_shape \(2, 3, 4\); expected e\.g\. \(2, 12\)"):
+    with pytest.raises(ShapeError,
+                       match=r"dy of shape \(2, 11\) is not the flattened form of x_shape "
+                             r"\(2, 3, 4\); expected e\.g\. \(2, 12\)"):
         flatten_backward(np.ones((2, 11)), (2, 3, 4))
     with pytest.raises(ShapeError, match=r"not the flattened form"):
         flatten_backward(np.ones((3, 8)), (2, 3, 4))  # same size, wrong split

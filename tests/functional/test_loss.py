@@ -160,7 +160,8 @@ def test_target_shape_errors():
     z = np.zeros((3, 4))
     with pytest.raises(ShapeError, match=r"integer targets are class indices.*\(3\).*got shape \(3, 4\).*argmax"):
         cross_entropy(z, np.zeros((3, 4), dtype=np.int64))
-    with pytest.raises(ShapeError, match=r"float targets are class probabilities.*\(3, 4\); got shape \(3\).*astype\(np\.int64\)"):
+    with pytest.raises(ShapeError,
+                       match=r"float targets are class probabilities.*\(3, 4\); got shape \(3\).*astype\(np\.int64\)"):
         cross_entropy(z, np.array([0.0, 1.0, 2.0]))
     with pytest.raises(ShapeError, match=r"integer targets.*got shape \(2\)"):
         cross_entropy(z, np.array([0, 1]))

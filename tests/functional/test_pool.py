@@ -221,7 +221,8 @@ AVG_CASES = [
     ("2d-tuple-ceil", (1, 2, 6, 7), dict(kernel_size=(2, 3), stride=(3, 2), padding=(1, 1), ceil_mode=True)),
     ("2d-pairs", (1, 1, 5, 6), dict(kernel_size=3, stride=2, padding=((1, 0), (0, 1)), count_include_pad=False)),
     ("3d", (1, 2, 4, 4, 4), dict(kernel_size=2, padding=1)),
-    ("3d-ceil-exclude", (1, 1, 5, 4, 6), dict(kernel_size=(3, 2, 2), stride=2, ceil_mode=True, count_include_pad=False)),
+    ("3d-ceil-exclude", (1, 1, 5, 4, 6), dict(kernel_size=(3, 2, 2), stride=2, ceil_mode=True,
+                                              count_include_pad=False)),
     ("4d", (1, 1, 3, 4, 3, 4), dict(kernel_size=2, stride=(1, 2, 2, 1), padding=1)),
 ]
 

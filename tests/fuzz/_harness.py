@@ -21,7 +21,8 @@ import signal
 import threading
 import time
 import tracemalloc
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -348,7 +349,8 @@ def array_malformations(a: np.ndarray, channel_axis: int | None = 1) -> list[tup
     ro.flags.writeable = False
     out.append(("read-only", ro, "layout"))
     if a.size:
-        out.append(("broadcast view (zero strides)", np.broadcast_to(a.reshape(-1)[:1].reshape((1,) * a.ndim), a.shape), "bad"))
+        out.append(("broadcast view (zero strides)", np.broadcast_to(a.reshape(-1)[:1].reshape((1,) * a.ndim),
+                                                                     a.shape), "bad"))
     # Shapes.
     out.append(("extra leading axis", a[None], "bad"))
     out.append(("extra trailing axis", a[..., None], "bad"))

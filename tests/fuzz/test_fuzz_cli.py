@@ -14,7 +14,6 @@ import io
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,7 +209,7 @@ def test_every_bad_option(paths, monkeypatch, tmp_path):
     for name, spec in commands(paths).items():
         if name == "train":
             continue  # below, always with a fast-failing option
-        for opt, (valid, bad) in spec["opts"].items():
+        for opt, (_valid, bad) in spec["opts"].items():
             for value in bad:
                 check_cli(_argv(spec, spec["pos"][0], {opt: value}), expect_error=False)
         for pos in spec["bad_pos"]:
@@ -223,7 +222,7 @@ def test_train_bad_options(paths, monkeypatch, tmp_path):
     for opt, values in spec["fatal"].items():
         for value in values:
             check_cli(_argv(spec, [], {opt: value}))
-    for opt, (valid, bad) in spec["opts"].items():
+    for opt, (_valid, bad) in spec["opts"].items():
         for value in bad:
             # paired with a fatal option so that nothing trains; whichever is checked first
             # must be reported cleanly

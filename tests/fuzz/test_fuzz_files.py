@@ -313,7 +313,7 @@ def test_save_checkpoint_arrays(tmp_path):
         if out.ok:
             arrays, _ = load_checkpoint(path)
             assert list(arrays) == [name] and np.array_equal(arrays[name], good), label
-    for label, value, kind in array_malformations(good, None):
+    for label, value, _kind in array_malformations(good, None):
         out = judge(lambda: save_checkpoint(path, {"a": value}), ("a", "array", "arrays"),
                     category=CATEGORY, context=f"save_checkpoint(array {label})")
         if out.ok:
@@ -469,7 +469,7 @@ def test_transform_arguments():
             if out.ok:
                 judge(lambda: out.value(x, np.random.default_rng(0)), category=CATEGORY,
                       context=f"{name}({label}) applied")
-    for label, value, kind in array_malformations(x, 1):
+    for label, value, _kind in array_malformations(x, 1):
         for t in (Normalize([0.0, 0.0], [1.0, 1.0]), RandomCrop(6, padding=1, rng=0),
                   RandomHorizontalFlip(0.5, rng=0)):
             judge(lambda: t(value, np.random.default_rng(0)), ("x", "batch", "images", "channels",

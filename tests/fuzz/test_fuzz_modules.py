@@ -14,7 +14,8 @@ optimizers of convscope.nn / convscope.optim.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convscope import nn, optim, summary
-from convscope.errors import ConvscopeError, StateError
+from convscope.errors import StateError
 
 from ._harness import (
     array_malformations,
@@ -421,7 +422,7 @@ def test_module_methods():
     for label, value in [("strict string", "yes"), ("strict None", None)]:
         judge(lambda: model.load_state_dict(state, strict=value), ("strict",), category=CATEGORY,
               context=f"load_state_dict(strict = {label})")
-    for label, value, kind in array_malformations(np.ones((2, 3), np.float32), None):
+    for label, value, _kind in array_malformations(np.ones((2, 3), np.float32), None):
         judge(lambda: nn.Parameter(value), ("data", "Parameter"), category=CATEGORY,
               context=f"Parameter({label})")
 

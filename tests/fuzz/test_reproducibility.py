@@ -15,7 +15,6 @@ What changes across BLAS thread counts and BLAS builds is measured and written u
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys

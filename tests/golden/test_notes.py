@@ -171,7 +171,8 @@ def test_notes_9_1_20_stride_divides_the_size():
     np.testing.assert_array_equal(y3, y1[::3])
 
 
-@pytest.mark.parametrize("n, k, p, s", [(10, 3, 0, 1), (10, 3, 1, 2), (9, 3, 2, 3), (64, 2, 0, 2), (7, 5, 2, 2), (8, 1, 0, 3)])
+@pytest.mark.parametrize("n, k, p, s", [(10, 3, 0, 1), (10, 3, 1, 2), (9, 3, 2, 3), (64, 2, 0, 2), (7, 5, 2, 2),
+                                        (8, 1, 0, 3)])
 def test_notes_key_equation_48_on_real_outputs(n, k, p, s):
     y = conv(np.zeros((1, 1, n)), np.zeros((1, 1, k)), padding=p, stride=s)
     assert y.shape[-1] == key_equation_48_ceil(n, k, p, s) == key_equation_48_floor(n, k, p, s)

@@ -15,7 +15,8 @@ def _grads(model):
     return [p.grad.copy() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("arch, shape", [("lenet", (5, 1, 28, 28)), ("cifar", (3, 3, 32, 32)), ("digits", (4, 1, 8, 8))])
+@pytest.mark.parametrize("arch, shape", [("lenet", (5, 1, 28, 28)), ("cifar", (3, 3, 32, 32)),
+                                         ("digits", (4, 1, 8, 8))])
 def test_same_parameter_gradients_as_full_backward(arch, shape):
     model = build_model(arch, seed=1, dtype=np.float64)
     x = np.random.default_rng(2).standard_normal(shape)

@@ -198,7 +198,8 @@ def test_kernel_too_large_reports_the_arithmetic():
 @pytest.mark.parametrize(
     "kwargs,error,words",
     [
-        (dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), ConfigError, "groups=2 must divide in_channels=3"),
+        (dict(in_channels=3, out_channels=4, kernel_size=3, groups=2), ConfigError,
+         "groups=2 must divide in_channels=3"),
         (dict(in_channels=4, out_channels=3, kernel_size=3, groups=2), ConfigError, "out_channels=3"),
         (dict(in_channels=1, out_channels=1, kernel_size=(2, 0)), ConfigError, "kernel_size"),
         (dict(in_channels=1, out_channels=1, kernel_size=3, stride=0), ConfigError, "stride"),

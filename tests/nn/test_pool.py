@@ -152,7 +152,8 @@ def test_blurpool_reduces_shift_sensitivity():
 
 
 def test_errors():
-    with pytest.raises(StateError, match="backward called before forward on MaxPool2d; run forward on this module first."):
+    with pytest.raises(StateError,
+                       match="backward called before forward on MaxPool2d; run forward on this module first."):
         nn.MaxPool2d(2).backward(np.zeros((1, 1, 1, 1)))
     with pytest.raises(ConfigError, match="half the window"):
         nn.MaxPool2d(2, padding=2)(np.zeros((1, 1, 6, 6)))

@@ -44,7 +44,8 @@ def _sequences(ours_opt, sched, theirs_opt, tsched, steps):
 
 
 SCHEDULES = [
-    ("StepLR", lambda o: StepLR(o, step_size=3, gamma=0.5), lambda o: lr_scheduler.StepLR(o, step_size=3, gamma=0.5), 20),
+    ("StepLR", lambda o: StepLR(o, step_size=3, gamma=0.5),
+     lambda o: lr_scheduler.StepLR(o, step_size=3, gamma=0.5), 20),
     ("StepLR-default-gamma", lambda o: StepLR(o, 4), lambda o: lr_scheduler.StepLR(o, 4), 13),
     ("Cosine", lambda o: CosineAnnealingLR(o, T_max=10), lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=10), 10),
     ("Cosine-eta-past-Tmax", lambda o: CosineAnnealingLR(o, T_max=7, eta_min=0.01),

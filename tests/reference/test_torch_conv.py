@@ -288,7 +288,8 @@ def test_we_reject_what_torch_rejects(cfg):
 )
 def test_named_torch_rejections(x_shape, w_shape, kwargs, words):
     x, w = np.ones(x_shape), np.ones(w_shape)
-    cfg = {"ndim": len(w_shape) - 2, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros", **kwargs}
+    cfg = {"ndim": len(w_shape) - 2, "stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros",
+           **kwargs}
     assert _torch_accepts(cfg, x, w) is None, "torch should refuse this configuration"
     with pytest.raises(ConvscopeError) as info:
         conv(x, w, **kwargs)

@@ -66,8 +66,10 @@ def test_progress_warning_names_the_largest_update_ratio_and_stalls():
     assert "accuracy 0.100 is at chance (1/10)" in stalled
     assert "parameter '2.weight' of layer '2' (ReLU()) by 5e+04 times its size" in stalled
     # loss far above the start without chance accuracy, or close to the start at chance: no warning
-    assert progress_warning({"epoch": 1, "train_loss": 4.0, "train_accuracy": 0.6}, 2.3, 10, ratios, owners, 0.5) is None
-    assert progress_warning({"epoch": 1, "train_loss": 2.3, "train_accuracy": 0.1}, 2.3, 10, ratios, owners, 0.5) is None
+    assert progress_warning({"epoch": 1, "train_loss": 4.0, "train_accuracy": 0.6}, 2.3, 10, ratios, owners,
+                            0.5) is None
+    assert progress_warning({"epoch": 1, "train_loss": 2.3, "train_accuracy": 0.1}, 2.3, 10, ratios, owners,
+                            0.5) is None
     assert progress_warning({"epoch": 1, "train_loss": 30.0}, 2.3, None, {}, {}, 0.5).startswith(
         "training has diverged")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from convscope import nn, optim
-from convscope.data import DataLoader, Normalize, RandomShift, Compose
+from convscope.data import Compose, DataLoader, Normalize, RandomShift
 from convscope.errors import ArgumentTypeError, ConfigError, DTypeError, NumericalError
 from convscope.train import History, blas_threads, evaluate, fit, predict
 

@@ -82,7 +82,8 @@ def test_embedded_numbers_reproduce_every_convolution_output(page):
         for ci, c in enumerate(cv["channels"]):
             g = c // per_group
             for i, j in np.ndindex(*y.shape[1:]):
-                v = xp[g * gsize:(g + 1) * gsize, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                v = xp[g * gsize:(g + 1) * gsize, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                       j * sw:j * sw + dw * (kw - 1) + 1:dw]
                 terms = w[ci] * v
                 value = terms.sum() + cv["bias"][ci]
                 bound = (terms.size + 1) * eps * (np.abs(terms).sum() + abs(cv["bias"][ci]))

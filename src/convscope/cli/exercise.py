@@ -47,7 +47,8 @@ def _exercise_options(p: argparse.ArgumentParser, kind: str | None) -> None:
 
     options = VARIANTS[kind] if kind is not None else None
     if kind is None or options:
-        p.add_argument("--variant", metavar="V", type=choice(*options) if options else None,
+        variant_type: Any = choice(*options) if options else None
+        p.add_argument("--variant", metavar="V", type=variant_type,
                        help="pool: max or avg; shape: conv or pool; backprop: dw (dL/dW of a convolution) or "
                        "maxpool (the max-pool derivative); default: drawn from the seed (pool: max)")
     p.add_argument("--channels", type=positive_int, default=1, metavar="C",

@@ -107,6 +107,15 @@ def add_conv(sub: Any) -> None:
     add_animate(p, "the window sliding along the input")
 
 
+def _print_and_draw(trace: Any, args: argparse.Namespace, picture: Callable[[Any], Any], animation: str) -> int:
+    """Print a trace (``--max-steps`` of it), write its picture where ``--out`` says and its
+    animation (``convscope.viz.<animation>``) where ``--animate`` says; exit status 0."""
+    print(trace.text(max_steps=args.max_steps))
+    write_picture(args.out, lambda: picture(trace))
+    write_animation(args.animate, lambda: getattr(_viz(), animation)(trace))
+    return 0
+
+
 def run_conv(args: argparse.Namespace) -> int:
     """Print every window v_i of the (padded) input, the dot product f . v_i (+ f_0) and the output
     y_i, then the output and its largest entry (the strongest match). The filter is not flipped
@@ -119,10 +128,7 @@ def run_conv(args: argparse.Namespace) -> int:
     trace = run(x, f, args.bias, stride=args.stride, padding=args.padding,
                 dilation=args.dilation, padding_mode=args.padding_mode,
                 channels=True if args.channels else None)
-    print(trace.text(max_steps=args.max_steps))
-    write_picture(args.out, lambda: conv_picture(trace))
-    write_animation(args.animate, lambda: _viz().animate_conv(trace))
-    return 0
+    return _print_and_draw(trace, args, conv_picture, "animate_conv")
 
 
 def _viz() -> Any:
@@ -179,10 +185,7 @@ def run_pool(args: argparse.Namespace) -> int:
         ceil_mode=args.ceil_mode, count_include_pad=not args.exclude_pad,
         padding_mode=args.padding_mode, channels=True if args.channels else None,
     )
-    print(trace.text(max_steps=args.max_steps))
-    write_picture(args.out, lambda: pool_picture(trace, args.picture, args.shift))
-    write_animation(args.animate, lambda: _viz().animate_pool(trace))
-    return 0
+    return _print_and_draw(trace, args, lambda t: pool_picture(t, args.picture, args.shift), "animate_pool")
 
 
 # ------------------------------------------------------------------------------- shape
@@ -317,7 +320,7 @@ def run_jacobian(args: argparse.Namespace) -> int:
     if isinstance(args.stride, tuple) and "chain" in which:
         raise ConfigError(f"--stride for the chain is one int (the notes' network is 1-D); got {args.stride}.")
     blocks = []
-    results = []
+    results: list[Any] = []
     for name in which:
         if name == "conv":
             text = args.input or "6"

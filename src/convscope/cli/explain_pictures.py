@@ -39,30 +39,31 @@ def add_out(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"also draw {what} into this file (PNG or SVG, by the suffix)")
 
 
-def write_picture(out: str | None, draw: Callable[[], Any]) -> None:
-    """Draw and write the picture when ``--out`` was given, and say where it went."""
-    if out is None:
-        return
-    if not out.lower().endswith(_SUFFIXES):
-        raise ConfigError(f"--out must name a .png or .svg file (the suffix chooses the format); got {out!r}.")
-    path = draw().save(out)
-    print(f"wrote {path}")
-
-
 def add_animate(p: argparse.ArgumentParser, what: str) -> None:
     """The ``--animate FILE.gif|FILE.html`` option: the window sliding, frame by frame."""
     p.add_argument("--animate", metavar="FILE.gif|FILE.html",
                    help=f"also write an animation of {what} (GIF, or HTML with SVG frames, by the suffix)")
 
 
-def write_animation(out: str | None, draw: Callable[[], Any]) -> None:
-    """Draw and write the animation when ``--animate`` was given, and say where it went."""
+def _write(out: str | None, draw: Callable[[], Any], option: str, suffixes: tuple[str, ...]) -> None:
+    """Draw and write when the option was given (the suffix chooses the format); say where it went."""
     if out is None:
         return
-    if not out.lower().endswith((".gif", ".html")):
-        raise ConfigError(f"--animate must name a .gif or .html file (the suffix chooses the format); got {out!r}.")
+    if not out.lower().endswith(suffixes):
+        kinds = " or ".join(suffixes)
+        raise ConfigError(f"{option} must name a {kinds} file (the suffix chooses the format); got {out!r}.")
     path = draw().save(out)
     print(f"wrote {path}")
+
+
+def write_picture(out: str | None, draw: Callable[[], Any]) -> None:
+    """Draw and write the picture when ``--out`` was given."""
+    _write(out, draw, "--out", _SUFFIXES)
+
+
+def write_animation(out: str | None, draw: Callable[[], Any]) -> None:
+    """Draw and write the animation when ``--animate`` was given."""
+    _write(out, draw, "--animate", (".gif", ".html"))
 
 
 def conv_picture(result: Any) -> Any:

@@ -100,6 +100,7 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
             scheduler_interval="batch", progress=PROGRESS[args.progress], transform=setup.transform,
             threads=recipe.threads)
         norm = setup.eval_transform
+        assert norm is not None  # the shift recipe always standardises its inputs
         print(f"  {label}: trained in {time.perf_counter() - start:.1f} s", flush=True)
         entries.append((label, model, norm))
         if out is not None:

@@ -24,9 +24,9 @@ from typing import Any
 
 from .. import schema as sc
 from ..errors import ConfigError
+from ..files import write_json
 from ..schema import read_json
 from ..settings import check_allocation
-from ..files import write_json
 from ._common import (
     PROGRESS,
     add_command,

@@ -33,8 +33,8 @@ from .datasets import (
     stratified_split,
 )
 from .download import MIRRORS, default_cache_dir, download_dataset, download_file
-from .formats import read_cifar_binary, read_cifar_tar, read_idx
 from .folder import read_image_folder
+from .formats import read_cifar_binary, read_cifar_tar, read_idx
 from .loader import DataLoader
 from .transforms import (
     Compose,

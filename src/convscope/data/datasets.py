@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -235,7 +236,7 @@ class Dataset:
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
         return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
-    def subset(self, indices: Any, split: str | None = None) -> "Dataset":
+    def subset(self, indices: Any, split: str | None = None) -> Dataset:
         """A new Dataset with the images ``indices`` (copied), same classes and name."""
         idx = np.asarray(indices, dtype=np.int64)
         return Dataset(
@@ -269,7 +270,9 @@ def stratified_split(
     """
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ArgumentTypeError(f"stratified_split: labels must be a 1-D integer array; got {labels.dtype} {labels.shape}.")
+        raise ArgumentTypeError(
+            f"stratified_split: labels must be a 1-D integer array; got {labels.dtype} {labels.shape}."
+        )
     if not 0.0 < float(test_fraction) < 1.0:
         raise ConfigError(f"stratified_split: test_fraction must lie strictly between 0 and 1; got {test_fraction!r}.")
     n = labels.size
@@ -305,8 +308,8 @@ class DatasetSplits(NamedTuple):
     to get that split alone.
     """
 
-    train: "Dataset"
-    test: "Dataset"
+    train: Dataset
+    test: Dataset
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or not hasattr(self.train, name):

@@ -51,9 +51,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, BinaryIO
 
 from ..errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError
 from ..files import as_path, atomic_write, check_readable

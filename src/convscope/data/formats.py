@@ -395,7 +395,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
     """A tar header that refuses long-name and pax headers above :data:`MAX_TAR_HEADER`."""
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> "_BoundedTarInfo":
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _BoundedTarInfo:
         info = super().frombuf(buf, encoding, errors)
         if info.type in _TAR_HEADER_TYPES and info.size > MAX_TAR_HEADER:
             raise DataError(

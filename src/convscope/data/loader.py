@@ -248,7 +248,8 @@ class DataLoader:
             raise ConfigError(
                 f"DataLoader.load_state: expected state version {_STATE_VERSION}; got {state['version']!r}."
             )
-        mine = {"num_samples": self._n, "batch_size": self.batch_size, "shuffle": self.shuffle, "drop_last": self.drop_last}
+        mine = {"num_samples": self._n, "batch_size": self.batch_size, "shuffle": self.shuffle,
+                "drop_last": self.drop_last}
         differ = [f"{k}: state {state[k]!r}, loader {v!r}" for k, v in mine.items() if state[k] != v]
         if differ:
             raise ConfigError(

@@ -29,9 +29,8 @@ Example:
     array([-1.,  1., -1.,  1., -3.,  3., -1.,  1.])
 """
 
-from .parse import parse_array
-from .trace import ConvStep, ConvTrace, trace_conv
-from .pool_trace import PoolStep, PoolTrace, trace_pool
+from .bank import FilterBankTrace, trace_filter_bank
+from .coverage import coverage_note, never_read
 from .derive import (
     AxisSize,
     ModelShapes,
@@ -41,6 +40,10 @@ from .derive import (
     explain_params,
     explain_shape,
 )
+from .exercise import Exercise, make_exercise
+from .exercise_check import CheckResult, check_answer
+from .exercise_sheet import ExerciseSheet, exercise_sheet
+from .indexing import CentredIndexing, centred_indexing
 from .jacobian import Chain932, Jacobian, chain_9_32, conv_weight_jacobian, maxpool_jacobian, relu_jacobian
 from .linear_view import (
     Composition,
@@ -50,15 +53,12 @@ from .linear_view import (
     conv_as_matrix,
     filter_bank_demo,
 )
+from .parse import parse_array
+from .pool_trace import PoolStep, PoolTrace, trace_pool
 from .receptive import ReceptiveField, ReceptiveRow, receptive_field
-from .exercise import Exercise, make_exercise
-from .exercise_check import CheckResult, check_answer
-from .exercise_sheet import ExerciseSheet, exercise_sheet
-from .bank import FilterBankTrace, trace_filter_bank
-from .coverage import coverage_note, never_read
-from .indexing import CentredIndexing, centred_indexing
 from .routing import PoolRouting, route_max_pool
 from .shift import ShiftConsistency, ShiftCurve, per_shift_probability, shift_consistency, shift_images
+from .trace import ConvStep, ConvTrace, trace_conv
 
 __all__ = [
     "parse_array",

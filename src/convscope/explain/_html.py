@@ -53,6 +53,11 @@ def _rows(rows: list[list[Any]], header: list[str], raw: bool = False) -> str:
     return table(header, shown, raw=raw) + more
 
 
+def step_html(title: str, values: Any, note: str) -> str:
+    """One window or receptive field of a trace: its numbers as a grid under a title, with a note."""
+    return panel(title, array_grid(values), note=note)
+
+
 def text_html(obj: Any, title: str) -> str:
     """The printed text of a result under a title (for results whose text is the table)."""
     return panel(title, pre(obj.text()))

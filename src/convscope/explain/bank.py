@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..shapes import format_shape
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural
 from .parse import as_explain_array
 from .trace import ConvTrace, trace_conv
@@ -36,7 +37,7 @@ __all__ = ["FilterBankTrace", "trace_filter_bank"]
 
 
 @dataclass(frozen=True, eq=False)
-class FilterBankTrace:
+class FilterBankTrace(Result):
     """Several filters applied to one input, each traced window by window.
 
     Attributes:
@@ -81,16 +82,11 @@ class FilterBankTrace:
                          f"{fmt_num(self.y[c][best])}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "filter_bank_html"
 
     def __repr__(self) -> str:
         return (f"FilterBankTrace({self.m} filters of {fmt_shape(self.traces[0].geometry.k)}, "
                 f"output {fmt_shape(self.y.shape)})")
-
-    def _repr_html_(self) -> str:
-        from ._html import filter_bank_html
-
-        return filter_bank_html(self)
 
 
 def trace_filter_bank(x: Any, bank: Any, b: Any = None, stride: Any = 1, padding: Any = 0,

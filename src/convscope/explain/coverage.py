@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -28,7 +29,7 @@ __all__ = ["read_counts", "never_read", "coverage_note"]
 def _pair(p: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(p, (tuple, list)):
         return int(p[0]), int(p[1])
-    return int(p), int(p)
+    return int(cast(int, p)), int(cast(int, p))
 
 
 def read_counts(n: int, k: int, p: int | Sequence[int] = 0, s: int = 1, d: int = 1) -> np.ndarray:

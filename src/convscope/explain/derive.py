@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..nn.walk import batched_input_shape, one_line, walk
@@ -33,6 +34,7 @@ from ..shapes import (
     pool_padding_limit,
     same_padding,
 )
+from ._result import Result
 from ._text import fmt_num, fmt_shape, plural
 from .coverage import coverage_note
 
@@ -160,7 +162,7 @@ def axis_size(n: int, k: int, p: tuple[int, int] | int = 0, s: int = 1, d: int =
 
 
 @dataclass(frozen=True)
-class ShapeExplanation:
+class ShapeExplanation(Result):
     """Output size of a convolution or pooling, axis by axis.
 
     Attributes:
@@ -192,16 +194,11 @@ class ShapeExplanation:
             lines.append(f"no output: {self.reason}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "shape_html"
 
     def __repr__(self) -> str:
         out = ", ".join(str(v) for v in self.out)
         return f"ShapeExplanation({self.op}, output ({out}){'' if self.fits else ', does not fit'})"
-
-    def _repr_html_(self) -> str:
-        from ._html import shape_html
-
-        return shape_html(self)
 
 
 def _per_axis(value: Any, ndim: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
@@ -259,9 +256,10 @@ def explain_shape(n: Any, k: Any, p: Any = 0, s: Any = None, d: Any = 1, op: str
     k_t = _per_axis(k, ndim, "k", name, 1)
     d_t = _per_axis(d, ndim, "d", name, 1)
     s_t = (k_t if op == "pool" else (1,) * ndim) if s is None else _per_axis(s, ndim, "s", name, 1)
-    pairs = normalize_padding(p, ndim, name)
-    if pairs == "same":
-        pairs = tuple(same_padding(a, b, c, e) for a, b, c, e in zip(n_t, k_t, s_t, d_t))
+    given = normalize_padding(p, ndim, name)
+    pairs: tuple[tuple[int, int], ...] = (
+        tuple(same_padding(a, b, c, e) for a, b, c, e in zip(n_t, k_t, s_t, d_t)) if given == "same"
+        else cast(tuple[tuple[int, int], ...], given))
     axes = tuple(
         axis_size(n_t[i], k_t[i], pairs[i], s_t[i], d_t[i], ceil_mode, axis=i + 1)
         for i in range(ndim)
@@ -284,7 +282,7 @@ def explain_shape(n: Any, k: Any, p: Any = 0, s: Any = None, d: Any = 1, op: str
 
 
 @dataclass(frozen=True)
-class ParamsExplanation:
+class ParamsExplanation(Result):
     """Parameters of a convolutional layer versus a fully-connected layer of the same sizes.
 
     Attributes:
@@ -353,16 +351,11 @@ class ParamsExplanation:
             )
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "params_html"
 
     def __repr__(self) -> str:
         return (f"ParamsExplanation(conv {self.conv_params:,} vs fully-connected "
                 f"{self.fc_params:,} parameters)")
-
-    def _repr_html_(self) -> str:
-        from ._html import params_html
-
-        return params_html(self)
 
 
 def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padding: Any = 0,
@@ -447,7 +440,7 @@ def explain_params(in_shape: Sequence[int], out_channels: int, kernel: Any, padd
 
 
 @dataclass(frozen=True)
-class ModelShapes:
+class ModelShapes(Result):
     """The shape walk of an input through a model, layer by layer.
 
     Attributes:
@@ -484,17 +477,12 @@ class ModelShapes:
             lines.append(f"output {_shape(self.output_shape)}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "model_shapes_html"
 
     def __repr__(self) -> str:
         return (f"ModelShapes(input {_shape(self.input_shape)} -> "
-                + (f"{_shape(self.output_shape)}" if self.fits else f"stops at layer {self.failure[0]}")
+                + (f"{_shape(self.output_shape)}" if self.failure is None else f"stops at layer {self.failure[0]}")
                 + f", {len(self.rows)} layers)")
-
-    def _repr_html_(self) -> str:
-        from ._html import model_shapes_html
-
-        return model_shapes_html(self)
 
 
 def _shape(shape) -> str:
@@ -525,9 +513,10 @@ def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
         (3, 'Conv2d(2, 2, kernel_size=(5, 5))')
     """
     shape, added = batched_input_shape(model, input_shape, "explain_model_shapes")
-    rows = []
+    rows: list[tuple[int, str, str, tuple[int, ...], tuple[int, ...] | None, tuple[str, ...]]] = []
     failure = None
     for layer in walk(model, shape):
+        assert layer.in_shape is not None  # walk was given the input shape
         derivation: tuple[str, ...] = ()
         w = layer.window
         if w is not None and layer.error is None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
+from ._result import Result
 from ._text import fmt_array, fmt_num, products
 from .parse import as_explain_array
 from .trace import ConvTrace, trace_conv
@@ -40,7 +41,7 @@ def _tap(j: int) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class CentredIndexing:
+class CentredIndexing(Result):
     """A 1-D convolution written with centred indices (Clarification 16).
 
     Attributes:
@@ -85,15 +86,11 @@ class CentredIndexing:
                      f"the same numbers, named {h} place{'s' if h != 1 else ''} further right")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "centred_html"
 
     def __repr__(self) -> str:
-        return f"CentredIndexing(k = {self.trace.f.shape[0]}, outputs centred at {self.centres[0] + 1}..{self.centres[-1] + 1})"
-
-    def _repr_html_(self) -> str:
-        from ._html import centred_html
-
-        return centred_html(self)
+        return (f"CentredIndexing(k = {self.trace.f.shape[0]}, "
+                f"outputs centred at {self.centres[0] + 1}..{self.centres[-1] + 1})")
 
 
 def centred_indexing(x: Any, f: Any, same: bool = False) -> CentredIndexing:

@@ -34,6 +34,7 @@ from .. import functional as F
 from ..errors import ArgumentTypeError, ResourceError, ShapeError
 from ..settings import check_allocation
 from ..shapes import conv_geometry, format_shape, normalize_int, normalize_tuple
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num
 from .parse import as_explain_array
 from .trace import positions, window_slices
@@ -63,7 +64,7 @@ def _string_grid(cells: np.ndarray, indent: str = "  ") -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class Jacobian:
+class Jacobian(Result):
     """One derivative matrix of section 9.4, with its meaning.
 
     Attributes:
@@ -88,7 +89,9 @@ class Jacobian:
     def shape(self) -> tuple[int, int]:
         """``(rows, columns)``."""
         m = self.matrix if self.matrix is not None else self.symbols
-        return tuple(int(v) for v in m.shape)  # type: ignore[union-attr]
+        assert m is not None  # every Jacobian holds its numbers, its symbols or both
+        rows, cols = (int(v) for v in m.shape)
+        return rows, cols
 
     def text(self) -> str:
         """The matrix with its shape and meaning, symbolic and numeric when both are known."""
@@ -103,16 +106,11 @@ class Jacobian:
             lines.append(_string_grid(self.symbols))
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "jacobian_html"
 
     def __repr__(self) -> str:
         r, c = self.shape
         return f"Jacobian({self.name}, {r} x {c}, {self.reference})"
-
-    def _repr_html_(self) -> str:
-        from ._html import jacobian_html
-
-        return jacobian_html(self)
 
 
 _MAX_ENTRIES = 10**6  # entries of a symbolic Jacobian (built in a Python loop, for printing)
@@ -214,7 +212,7 @@ def conv_weight_jacobian(x: Any, k: Any, stride: Any = 1, padding: Any = 0,
                 symbols[row, col] = f"X_{idx[0]}" if ndim == 1 else "X_{" + ",".join(map(str, idx)) + "}"
             else:
                 symbols[row, col] = "0"
-            if matrix is not None:
+            if matrix is not None and xp is not None:
                 matrix[row, col] = xp[pos]
     note = f"dZ_i/dW_j = X_{{{_index_formula(geo.s, geo.d)}}}: the input under tap j of window i"
     if any(v != 1 for v in geo.s):
@@ -293,7 +291,7 @@ def maxpool_jacobian(a: Any, kernel_size: Any = None, stride: Any = None) -> Jac
 
 
 @dataclass(frozen=True, eq=False)
-class Chain932:
+class Chain932(Result):
     """The notes' 1-D network and the chain rule (9.32) for ``dL/dW^1``, factor by factor.
 
     Attributes:
@@ -355,16 +353,11 @@ class Chain932:
         ]
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "chain_html"
 
     def __repr__(self) -> str:
         return (f"Chain932(dL/dW^1 = {fmt_array(self.product.ravel())}, library difference "
                 f"{self.max_abs_diff:.3g})")
-
-    def _repr_html_(self) -> str:
-        from ._html import chain_html
-
-        return chain_html(self)
 
 
 def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0, stride: int = 1) -> Chain932:
@@ -430,6 +423,7 @@ def chain_9_32(x: Any, w1: Any, w2: Any, y: float, padding: int = 0, stride: int
     da1_dz1 = relu_jacobian(z1)
     da2_da1 = w2[:, None]
     dl_da2 = np.array([[2.0 * (a2 - y)]])
+    assert dz_dw.matrix is not None and da1_dz1.matrix is not None  # numeric inputs give numeric Jacobians
     product = dz_dw.matrix @ da1_dz1.matrix @ da2_da1 @ dl_da2
     # The same derivative through the library's backward functions, one layer at a time.
     pred = F.linear(a1[None], w2[None])

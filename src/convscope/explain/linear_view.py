@@ -23,8 +23,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from .. import functional as F
 from ..errors import ArgumentTypeError, ShapeError
 from ..functional.windows import check_allocation, pad, sliding_windows
 from ..shapes import conv_geometry, format_shape
+from ._result import Result
 from ._text import fmt_grid, fmt_num, fmt_shape, plural
 from .parse import as_explain_array
 
@@ -48,7 +50,7 @@ _PRINT_LIMIT = 40  # rows/columns up to which text() prints a matrix in full
 
 
 @dataclass(frozen=True, eq=False)
-class ConvMatrix:
+class ConvMatrix(Result):
     """A convolution written as a sparse matrix ``M``: ``y.ravel() = M @ x.ravel()``.
 
     Attributes:
@@ -121,17 +123,13 @@ class ConvMatrix:
             lines.append("(M is too large to print; use .matrix or the triplets)")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Convolution as a matrix (9.1.14)"
 
     def __repr__(self) -> str:
         r, c = self.shape
         return (f"ConvMatrix({r} x {c}: {self.nonzeros} non-zeros from "
                 f"{plural(self.free_weights, 'free weight')})")
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Convolution as a matrix (9.1.14)")
 
 
 def _promote(w: np.ndarray, spatial_ndim: int | None, name: str, op: str) -> tuple[np.ndarray, bool]:
@@ -228,7 +226,7 @@ def conv_as_matrix(w: Any, input_shape: Sequence[int], stride: Any = 1, padding:
 
 
 @dataclass(frozen=True, eq=False)
-class Composition:
+class Composition(Result):
     """Several bias-and-convolution layers merged into one equivalent convolution.
 
     Attributes:
@@ -285,16 +283,12 @@ class Composition:
         lines.append(f"check on a random input: largest |stacked - combined| = {self.check_error:.3g}")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Convolutions composed into one (9.1.14)"
 
     def __repr__(self) -> str:
         return (f"Composition({len(self.weights)} convolutions -> one filter of shape "
                 f"{fmt_shape(self.weight.shape)}, check {self.check_error:.3g})")
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Convolutions composed into one (9.1.14)")
 
 
 def _pair(layer: Any, i: int, op: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -388,7 +382,7 @@ def compose(*layers: Any) -> Composition:
 
 
 @dataclass(frozen=True, eq=False)
-class FilterBankDemo:
+class FilterBankDemo(Result):
     """The notes' filter-bank story (9.1.11-9.1.12) on a generated image.
 
     Attributes:
@@ -451,16 +445,12 @@ class FilterBankDemo:
             f"{float(np.max(np.abs(self.donut_response - self.response))):.3g}",
         ])
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Filter banks and tensor filters (9.11-9.12)"
 
     def __repr__(self) -> str:
         return (f"FilterBankDemo(image {fmt_shape(self.image.shape)}, donut {fmt_shape(self.donut.shape)}, "
                 f"fires at {self.fire_positions})")
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Filter banks and tensor filters (9.11-9.12)")
 
 
 def filter_bank_demo() -> FilterBankDemo:

@@ -124,7 +124,7 @@ def _looks_like_path(text: str) -> bool:
 def _parse_rows(text: str) -> np.ndarray:
     rows = [r for r in (part.strip() for part in text.replace("\n", ";").split(";")) if r]
     values = []
-    for r, row in enumerate(rows):
+    for _r, row in enumerate(rows):
         tokens = [t for t in row.replace(",", " ").split() if t]
         try:
             values.append([float(t) for t in tokens])

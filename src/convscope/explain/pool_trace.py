@@ -29,15 +29,17 @@ Example (the notes' 2x2, stride-2 example, 9.12):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError
 from ..functional.pool import binomial_filter
-from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
 from ..functional.windows import pad
+from ..shapes import avg_pool_geometry, blur_geometry, normalize_int, normalize_tuple, pool_geometry
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size
@@ -84,15 +86,14 @@ class PoolStep:
         return f"PoolStep({label('r', self.index)}{where} -> {fmt_num(self.y)}, argmax {self.argmax})"
 
     def _repr_html_(self) -> str:
-        from .._display import panel
-        from ._html import array_grid
+        from ._html import step_html
 
-        return panel(f"{label('r', self.index)} -> {fmt_num(self.y)}", array_grid(self.values),
-                     note=f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
+        return step_html(f"{label('r', self.index)} -> {fmt_num(self.y)}", self.values,
+                         f"starts at {self.start}; derivative {fmt_array(self.derivative.reshape(-1))}")
 
 
 @dataclass(frozen=True, eq=False)
-class PoolTrace:
+class PoolTrace(Result):
     """A pooling recorded field by field.
 
     Attributes:
@@ -153,6 +154,7 @@ class PoolTrace:
             count = int(round(1 / step.derivative[step.counted][0])) if vals.size else 0
             terms = " + ".join(f"({fmt_num(v)})" if v < 0 else fmt_num(v) for v in vals)
             return f"{head}    mean = ({terms}) / {count} = {fmt_num(step.y)}"
+        assert self.weights is not None  # blur pooling keeps its filter
         return f"{head}    filter . field = {products(self.weights, step.values)} = {fmt_num(step.y)}"
 
     def text(self, max_steps: int | None = None) -> str:
@@ -179,7 +181,8 @@ class PoolTrace:
                 lines += [f"  axis {i + 1}: {ln.strip()}" for ln in chosen]
                 note = coverage_note(n, k, p, s, d)
                 if note is not None:
-                    lines.append(f"  axis {i + 1}: {note.replace('never read', 'never seen by any receptive field', 1)}")
+                    unseen = note.replace("never read", "never seen by any receptive field", 1)
+                    lines.append(f"  axis {i + 1}: {unseen}")
         if self.padded:
             fill = {"max": "-inf (never the maximum)", "avg": "zeros"}.get(self.kind, f"{self.padding_mode} padding")
             lines.append(f"x_p: x padded with {fill}")
@@ -203,15 +206,10 @@ class PoolTrace:
     def _n(self) -> tuple[int, ...]:
         return self.x.shape[1:] if self.channels else self.x.shape
 
-    __str__ = text
+    _html = "pool_trace_html"
 
     def __repr__(self) -> str:
         return f"PoolTrace({self.kind}, input {fmt_shape(self.x.shape)}, output {fmt_shape(self.y.shape)})"
-
-    def _repr_html_(self) -> str:
-        from ._html import pool_trace_html
-
-        return pool_trace_html(self)
 
 
 def _aligned(rows: list[str]) -> list[str]:
@@ -356,6 +354,7 @@ def trace_pool(x: Any, size: Any, stride: Any = None, kind: str = "max", padding
                 value = float(np.sum(values[counted])) / count
                 dv[counted] = 1.0 / count
             else:
+                assert weights is not None  # kind == "blur"
                 value = float(np.sum(weights * values))
                 dv = weights.copy()
             y[(c,) + index] = value

@@ -29,14 +29,16 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..nn.receptive import field_steps, input_indices
 from ..nn.walk import batched_input_shape, one_line, walk
+from ._result import Result
 
 __all__ = ["ReceptiveRow", "ReceptiveField", "receptive_field"]
 
@@ -68,6 +70,7 @@ class ReceptiveRow:
         if self.rf is None:
             raise ConfigError(f"receptive_field: layer {self.index} ({self.layer}) has no "
                               f"spatial receptive field ({self.note}).")
+        assert self.jump is not None and self.start is not None  # rf, jump and start are None together
         return tuple((st + i * j, st + i * j + r - 1)
                      for i, r, j, st in zip(pixel, self.rf, self.jump, self.start))
 
@@ -88,7 +91,7 @@ class ReceptiveRow:
 
 
 @dataclass(frozen=True, eq=False)
-class ReceptiveField:
+class ReceptiveField(Result):
     """Receptive field of every layer and, for a chosen pixel, the input region it sees.
 
     Attributes:
@@ -139,6 +142,7 @@ class ReceptiveField:
                  "start_out = start_in - p_before*jump_in)"]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
         if self.pixel is not None and self.exact is not None:
+            assert self.layer is not None and self.region is not None and self.chain is not None
             row = self.rows[self.layer]
             sizes = "x".join(str(int(a[-1] - a[0] + 1)) for a in self.exact)
             count = math.prod(len(a) for a in self.exact)
@@ -153,18 +157,14 @@ class ReceptiveField:
                 lines.append(f"  via layer {index} output: [..., {', '.join(_indices(a) for a in sets)}]")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Receptive fields"
 
     def __repr__(self) -> str:
         last = self.rows[-1]
         rf = "x".join(map(str, last.rf)) if last.rf is not None else last.note
         pixel = f", pixel {self.pixel} of layer {self.layer}" if self.pixel is not None else ""
         return f"ReceptiveField({len(self.rows) - 1} layers, last receptive field {rf}{pixel})"
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Receptive fields")
 
 
 def _slices(region: Sequence[slice]) -> str:
@@ -220,6 +220,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     top = [lay for lay in layers if not lay.nested]
     rows = [ReceptiveRow(0, "", "input", shape, (1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial)]
     for lay, step in zip(layers, field_steps(layers, n_spatial)):
+        assert lay.out_shape is not None  # walk was given the input shape and every layer fits
         rows.append(ReceptiveRow(lay.index, lay.name, one_line(lay.module), lay.out_shape, step.rf,
                                  step.jump, step.start, step.note))
     if pixel is None and layer is None:
@@ -240,6 +241,7 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
         if rows[chosen.index].jump is None:
             raise ConfigError(f"{op}: layer {chosen.label} has no spatial receptive field "
                               f"({rows[chosen.index].note}); choose an earlier layer.")
+    assert chosen.out_shape is not None
     out_spatial = chosen.out_shape[2:]
     if pixel is None:
         pixel = tuple(o // 2 for o in out_spatial)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError, ShapeError
 from ..shapes import format_shape
+from ._result import Result
 from ._text import fmt_grid, fmt_num, label
 from .parse import as_explain_array
 from .pool_trace import PoolStep, PoolTrace
@@ -37,7 +38,7 @@ __all__ = ["PoolRouting", "route_max_pool"]
 
 
 @dataclass(frozen=True, eq=False)
-class PoolRouting:
+class PoolRouting(Result):
     """Where every upstream gradient ``dy_i`` of a max-pool goes.
 
     Attributes:
@@ -77,15 +78,10 @@ class PoolRouting:
         lines.append(fmt_grid(self.dx))
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "routing_html"
 
     def __repr__(self) -> str:
         return f"PoolRouting(dy {format_shape(self.dy.shape)} -> dx {format_shape(self.dx.shape)})"
-
-    def _repr_html_(self) -> str:
-        from ._html import routing_html
-
-        return routing_html(self)
 
 
 def route_max_pool(trace: PoolTrace, dy: Any = None) -> PoolRouting:

@@ -35,13 +35,15 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, DataError, ShapeError
 from ..shapes import format_shape, normalize_int
+from ._result import Result
 from ._text import fmt_num
 
 __all__ = [
@@ -143,7 +145,7 @@ def _check_images(images: Any, labels: Any, op: str) -> tuple[np.ndarray, np.nda
 
 
 @dataclass(frozen=True)
-class ShiftConsistency:
+class ShiftConsistency(Result):
     """Zhang's classification consistency with the accuracy beside it.
 
     Attributes:
@@ -176,16 +178,12 @@ class ShiftConsistency:
             f"on the shifted copies",
         ])
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Shift consistency (Concept 59)"
 
     def __repr__(self) -> str:
         return (f"ShiftConsistency(consistency {100 * self.consistency:.2f}%, accuracy "
                 f"{100 * self.accuracy:.2f}%, {self.n_images} images)")
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Shift consistency (Concept 59)")
 
 
 def shift_consistency(predict_fn: Callable[[np.ndarray], np.ndarray], images: Any, labels: Any,
@@ -246,7 +244,7 @@ def shift_consistency(predict_fn: Callable[[np.ndarray], np.ndarray], images: An
 
 
 @dataclass(frozen=True, eq=False)
-class ShiftCurve:
+class ShiftCurve(Result):
     """The correct class's probability for each shift of one image.
 
     Attributes:
@@ -272,16 +270,12 @@ class ShiftCurve:
                      f"{wrong} of {len(self.shifts)} shifts")
         return "\n".join(lines)
 
-    __str__ = text
+    _html = "text_html"
+    _html_title = "Correct-class probability per shift (Concept 59)"
 
     def __repr__(self) -> str:
         return (f"ShiftCurve(class {self.label}, {len(self.shifts)} shifts, {self.mode}, "
                 f"probability {float(np.min(self.probabilities)):.3g}..{float(np.max(self.probabilities)):.3g})")
-
-    def _repr_html_(self) -> str:
-        from ._html import text_html
-
-        return text_html(self, "Correct-class probability per shift (Concept 59)")
 
 
 def per_shift_probability(predict_fn: Callable[[np.ndarray], np.ndarray], image: Any, label: int,

@@ -24,14 +24,16 @@ Example (the notes' 1-D example, 9.1.4):
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
-from ..shapes import ConvGeometry, conv_geometry, format_shape
 from ..functional.windows import pad
+from ..shapes import ConvGeometry, conv_geometry, format_shape
+from ._result import Result
 from ._text import fmt_array, fmt_grid, fmt_num, fmt_shape, label, plural, products, slice_text
 from .coverage import coverage_note
 from .derive import axis_size
@@ -120,15 +122,15 @@ class ConvStep:
         return f"ConvStep({self.label} = {fmt_num(self.y)}, window starts at {self.start})"
 
     def _repr_html_(self) -> str:
-        from .._display import panel
-        from ._html import array_grid
+        from ._html import step_html
 
-        return panel(f"{self.label} = {fmt_num(self.y)}", array_grid(self.v),
-                     note=f"the window {label('v', self.index)}, starting at {self.start}; f . v = {fmt_num(self.dot)}")
+        return step_html(f"{self.label} = {fmt_num(self.y)}", self.v,
+                         f"the window {label('v', self.index)}, starting at {self.start}; "
+                         f"f . v = {fmt_num(self.dot)}")
 
 
 @dataclass(frozen=True, eq=False)
-class ConvTrace:
+class ConvTrace(Result):
     """A convolution ``y = x * f`` recorded window by window.
 
     Attributes:
@@ -166,7 +168,7 @@ class ConvTrace:
         >>> trace_conv([1, 2, 3, 4], [1, 1]).step(2).y
         7.0
         """
-        idx = (int(index),) if np.ndim(index) == 0 else tuple(int(i) for i in index)
+        idx = (int(cast(int, index)),) if np.ndim(index) == 0 else tuple(int(i) for i in index)
         if len(idx) != self.y.ndim or any(not 0 <= i < o for i, o in zip(idx, self.y.shape)):
             raise ShapeError(
                 f"ConvTrace.step: index must be a 0-based position inside the output of shape "
@@ -291,16 +293,11 @@ class ConvTrace:
             )
         return out
 
-    __str__ = text
+    _html = "conv_trace_html"
 
     def __repr__(self) -> str:
         return (f"ConvTrace({self.geometry.ndim}-D, output {fmt_shape(self.y.shape)}, largest "
                 f"{label('y', self.bright_spot)} = {fmt_num(self.y.max())})")
-
-    def _repr_html_(self) -> str:
-        from ._html import conv_trace_html
-
-        return conv_trace_html(self)
 
 
 def _per_axis(values: Sequence[int]) -> str:

@@ -387,8 +387,9 @@ class _Exporter:
         out = m.output_shape(shape)  # validates the channels
         label = _label(path, m)
         per_channel = (1, -1) + (1,) * (len(shape) - 2)
-        mean = self.g.const(f"{label}.mean", _f32(m.mean).reshape(per_channel))
-        std = self.g.const(f"{label}.std", _f32(m.std).reshape(per_channel))
+        norm = cast(nn.Normalize, m)  # dispatched on layer_kind == "normalize"
+        mean = self.g.const(f"{label}.mean", _f32(norm.mean).reshape(per_channel))
+        std = self.g.const(f"{label}.std", _f32(norm.std).reshape(per_channel))
         centred = self.g.node("Sub", [x, mean], f"{label}.centred")
         return self.g.node("Div", [centred, std], label), out
 

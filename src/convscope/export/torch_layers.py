@@ -191,7 +191,7 @@ def layers() -> SimpleNamespace:
                 text += f", count_include_pad={self.count_include_pad}"
             return text + f", ceil_mode={self.ceil_mode}"
 
-    class Normalize(torch.nn.Module):
+    class Normalize(TorchModule):
         """convscope's Normalize: ``(x - mean[c]) / std[c]`` per channel (axis 1).
 
         ``mean`` and ``std`` are buffers (saved in the ``state_dict``, not trained), so the

@@ -13,7 +13,6 @@ Files: ``conv`` (the math) and ``conv_plan`` (its layout, chunks and threads), `
 workspace budget, the array limit, caches, forced paths) are :mod:`convscope.settings`.
 """
 
-from .windows import get_workspace_budget, set_workspace_budget
 from .activation import (
     leaky_relu,
     leaky_relu_backward,
@@ -29,17 +28,59 @@ from .activation import (
     tanh,
     tanh_backward,
 )
+from .blur_pool import binomial_filter, blur_pool, blur_pool_backward
+from .conv import conv, conv_backward
 from .flatten import flatten, flatten_backward
 from .linear import linear, linear_backward
 from .loss import cross_entropy, cross_entropy_backward, squared_loss, squared_loss_backward
-from .conv import conv, conv_backward
+from .norm import batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward
 from .pool import (
     avg_pool,
     avg_pool_backward,
     max_pool,
     max_pool_backward,
-    max_pool_with_argmax_backward,
     max_pool_with_argmax,
+    max_pool_with_argmax_backward,
 )
-from .blur_pool import binomial_filter, blur_pool, blur_pool_backward
-from .norm import batch_norm, batch_norm_backward, batch_norm_relu, batch_norm_relu_backward
+from .windows import get_workspace_budget, set_workspace_budget
+
+__all__ = [
+    "leaky_relu",
+    "leaky_relu_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "relu",
+    "relu_backward",
+    "relu_jacobian",
+    "sigmoid",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_backward",
+    "tanh",
+    "tanh_backward",
+    "binomial_filter",
+    "blur_pool",
+    "blur_pool_backward",
+    "conv",
+    "conv_backward",
+    "flatten",
+    "flatten_backward",
+    "linear",
+    "linear_backward",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "squared_loss",
+    "squared_loss_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "batch_norm_relu",
+    "batch_norm_relu_backward",
+    "avg_pool",
+    "avg_pool_backward",
+    "max_pool",
+    "max_pool_backward",
+    "max_pool_with_argmax",
+    "max_pool_with_argmax_backward",
+    "get_workspace_budget",
+    "set_workspace_budget",
+]

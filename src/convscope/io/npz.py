@@ -55,8 +55,9 @@ import json
 import math
 import os
 import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -196,7 +197,7 @@ def _digest(header_without_digest: dict, arrays: Mapping[str, np.ndarray]) -> st
     h.update(_canonical_json(header_without_digest))
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
-        meta = f"\0{name}\0{a.dtype.str}\0{','.join(map(str, a.shape))}\0".encode("utf-8")
+        meta = f"\0{name}\0{a.dtype.str}\0{','.join(map(str, a.shape))}\0".encode()
         h.update(len(meta).to_bytes(8, "little"))
         h.update(meta)
         h.update(a.nbytes.to_bytes(8, "little"))

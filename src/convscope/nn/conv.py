@@ -232,7 +232,8 @@ def _init_named(name: str) -> Any:
     f = _ConvNd.__init__
     code = f.__code__
     if hasattr(code, "co_qualname"):  # Python 3.11+: the name TypeError messages use
-        code = code.replace(co_qualname=f"{name}.__init__")
+        # mypy checks against Python 3.10, whose CodeType.replace has no co_qualname
+        code = code.replace(co_qualname=f"{name}.__init__")  # type: ignore[call-arg]
     g = types.FunctionType(code, f.__globals__, f.__name__, f.__defaults__, f.__closure__)
     g.__kwdefaults__ = f.__kwdefaults__
     g.__qualname__ = f"{name}.__init__"

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..settings import ALLOCATION_PLAN
 from ..errors import ArgumentTypeError, ConfigError, DTypeError, ResourceError
-from ..settings import get_array_limit
+from ..settings import ALLOCATION_PLAN, get_array_limit
 from ..shapes import FLOAT_DTYPES
 
 __all__ = [
@@ -271,11 +271,12 @@ def dry_run(op: str, limit: int | None = None) -> Iterator[AllocationPlan]:
     saved_state = None if _default is None else _default.bit_generator.state
     token = _PLAN.set(AllocationPlan(op, get_array_limit() if limit is None else limit))
     try:
-        yield _PLAN.get()  # type: ignore[misc]
+        yield _PLAN.get()
     finally:
         _PLAN.reset(token)
         if saved_default is None:
             _default = None
         else:
             _default = saved_default
+            assert saved_state is not None  # saved together with saved_default
             _default.bit_generator.state = saved_state

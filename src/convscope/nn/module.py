@@ -126,7 +126,8 @@ class Module:
             ``"blur_pool"``, ``"batch_norm"``, an activation's name (``"relu"``,
             ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``), ``"linear"``,
             ``"flatten"``, ``"dropout"``, ``"normalize"`` (input standardisation),
-            ``"sequential"``, ``"residual"``, or ``"module"`` for anything else. A class attribute, inherited by subclasses.
+            ``"sequential"``, ``"residual"``, or ``"module"`` for anything else. A class
+            attribute, inherited by subclasses.
     """
 
     layer_kind: str = "module"

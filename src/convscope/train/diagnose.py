@@ -29,7 +29,8 @@ A validation loss that is not finite is reported the same way.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,8 @@ def loss_error(model: Module, x: np.ndarray, value: float, where: str, advice: s
         )
     name, module, inp, out = hit
     params = [
-        f"{pname} {('holds ' + _nonfinite_text(p.data)) if not np.isfinite(p.data).all() else 'largest |value| ' + _largest(p.data)}"
+        f"{pname} holds {_nonfinite_text(p.data)}" if not np.isfinite(p.data).all()
+        else f"{pname} largest |value| {_largest(p.data)}"
         for pname, p in module._own_parameters()
     ]
     detail = f" Its parameters: {'; '.join(params)}." if params else ""
@@ -182,14 +184,15 @@ def progress_warning(record: dict[str, Any], first_loss: float | None, classes: 
         return None
     accuracy = record.get("train_accuracy")
     chance = None if not classes or accuracy is None else 1.0 / classes
-    at_chance = chance is not None and accuracy <= 1.1 * chance
+    at_chance = chance is not None and accuracy is not None and accuracy <= 1.1 * chance
     if loss > EXPLODED * first_loss:
         what = "diverged"
     elif loss > STALLED * first_loss and at_chance:
         what = "stalled"
     else:
         return None
-    facts = f"epoch {epoch}: the mean training loss {loss:.4g} is {loss / first_loss:.3g} times the first batch's loss {first_loss:.4g}"
+    facts = (f"epoch {epoch}: the mean training loss {loss:.4g} is {loss / first_loss:.3g} times "
+             f"the first batch's loss {first_loss:.4g}")
     if at_chance:
         facts += f" and the training accuracy {accuracy:.3f} is at chance (1/{classes})"
     cause = f"The likely cause is a learning rate too large for this model (lr={lr})."

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import math
 import operator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ConfigError
 from ..files import check_readable, write_json
@@ -125,7 +126,7 @@ class History:
         return {"epochs": [dict(r) for r in self.records], "info": dict(self.info)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls, data: dict[str, Any]) -> History:
         """Inverse of :meth:`to_dict`.
 
         Raises:
@@ -144,7 +145,7 @@ class History:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_json(cls, text: str) -> "History":
+    def from_json(cls, text: str) -> History:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
@@ -153,7 +154,7 @@ class History:
         return write_json(path, self.to_dict(), op="History.save")
 
     @classmethod
-    def load(cls, path: str | Path) -> "History":
+    def load(cls, path: str | Path) -> History:
         """Read a file written by :meth:`save`.
 
         Raises:

@@ -68,8 +68,9 @@ import math
 import numbers
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -671,7 +672,7 @@ class Prediction(np.ndarray):
     _names: list[str] | None = None
 
     @classmethod
-    def of(cls, probabilities: np.ndarray, names: Sequence[str] | None = None) -> "Prediction":
+    def of(cls, probabilities: np.ndarray, names: Sequence[str] | None = None) -> Prediction:
         """Wrap a probability array (and the model's class names)."""
         result = np.asarray(probabilities).view(cls)
         result._names = list(names) if names else None

@@ -37,17 +37,17 @@ matplotlib the pictures raise :class:`~convscope.errors.MissingDependencyError` 
 """
 
 from .activations import LayerActivation, forward_layers, prepare_input
+from .animation import animate_conv, animate_pool
+from .architecture import plot_architecture
 from .curves import plot_curves, plot_shift_curve, save_shift_curve
 from .demo import plot_filter_bank_demo, save_filter_bank_demo
-from .html import explain_model_html, explain_model_page
-from .png import plot_feature_maps, plot_filters, plot_weight_gradients
+from .explorer import pixel_arithmetic, plot_feature_pixel
 from .figure import Animation, Figure, HTMLPage
+from .html import explain_model_html, explain_model_page
 from .notes_conv import plot_conv1d, plot_conv2d, plot_filter_bank, plot_output_size
 from .notes_jacobian import plot_chain, plot_jacobian
 from .notes_pool import plot_pool, plot_pool_derivative, plot_pool_shift
-from .architecture import plot_architecture
-from .animation import animate_conv, animate_pool
-from .explorer import pixel_arithmetic, plot_feature_pixel
+from .png import plot_feature_maps, plot_filters, plot_weight_gradients
 
 __all__ = [
     "plot_filters", "plot_feature_maps", "plot_weight_gradients",

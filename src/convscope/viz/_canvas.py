@@ -126,7 +126,7 @@ class Canvas:
         self.ax.add_patch(Circle((x, y), r, facecolor="none", edgecolor=edge, linewidth=lw, zorder=6))
 
     # ----------------------------------------------------------------- arrays
-    def matrix(self, a: np.ndarray, x: float, y: float, cmap: str = "diverging", vmax: float | None = None,
+    def matrix(self, a: np.ndarray, x: float, y: float, cmap: str | None = "diverging", vmax: float | None = None,
                texts: Any = None, pad: Any = None, unread: Any = None, numbers: bool = True,
                scale: float = 1.0, cell: float = 1.0) -> tuple[float, float]:
         """Draw a 1-D (one row) or 2-D array from ``(x, y)``; returns its (width, height) in cells.

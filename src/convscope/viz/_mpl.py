@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, MissingDependencyError
-from ..files import atomic_write
 
 __all__ = ["WIDTH", "DPI", "figure", "colormap", "out_path", "save", "as_2d", "mosaic", "signed_scale",
            "check_positive", "draw_mosaic", "tiled_size"]

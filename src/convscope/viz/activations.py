@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -245,7 +245,7 @@ def forward_layers(model: Module, x: Any,
     bad = [lay for lay in layers if lay.error is not None]
     if bad:
         raise ShapeError(f"{op}: layer {bad[0].label} does not fit its input of shape "
-                         f"{format_shape(bad[0].in_shape)}: {bad[0].error}")
+                         f"{format_shape(cast(tuple[int, ...], bad[0].in_shape))}: {bad[0].error}")
     records: list[LayerActivation] = []
     inputs: dict[int, np.ndarray] = {}        # record index -> what it received
     modes = [(m, m.training) for m in model.modules()]

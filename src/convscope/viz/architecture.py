@@ -69,7 +69,8 @@ def plot_architecture(model: Module, input_shape: Sequence[int], title: str | No
     """
     s = summary(model, input_shape)
     kinds_by_index = {rec.index: rec.kind for rec in walk(model)}
-    boxes = [("input", "input", s.input_shape, 0, (1,) * max(len(s.input_shape) - 2, 0), "")]
+    boxes: list[tuple[str, str, tuple[int, ...], int, tuple[int, ...] | None, str]] = [
+        ("input", "input", s.input_shape, 0, (1,) * max(len(s.input_shape) - 2, 0), "")]
     for r in s.rows:
         boxes.append((_kind(kinds_by_index.get(r.index, "module")), r.layer, r.output_shape, r.params,
                       r.receptive_field, r.name))
@@ -80,7 +81,7 @@ def plot_architecture(model: Module, input_shape: Sequence[int], title: str | No
     col_w = 4.4
     row_h = 10.5
     kinds = [b[0] for b in boxes]
-    for i, (kind, layer, shape, params, rf, name) in enumerate(boxes):
+    for i, (kind, layer, shape, params, rf, _name) in enumerate(boxes):
         row, col = divmod(i, _PER_ROW)
         x = col * col_w
         y0 = row * row_h

@@ -21,8 +21,8 @@ Example:
 from __future__ import annotations
 
 import numbers
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,13 +82,13 @@ def plot_curves(history: Any, path: Any = None, test: Mapping[str, float] | None
 
     op = "plot_curves"
     cols = _history_columns(history, op)
-    losses = [k for k in ("train_loss", "val_loss", "loss") if k in cols]
+    losses: list[str] = [k for k in ("train_loss", "val_loss", "loss") if k in cols]
     if not losses or not cols[losses[0]]:
         raise DataError(f"{op}: the history needs at least one epoch with train_loss (or val_loss); "
                         f"it has keys {sorted(cols)}.")
     n = len(cols[losses[0]])
     epochs = cols.get("epoch") or list(range(1, n + 1))
-    accs = [k for k in ("train_accuracy", "val_accuracy", "accuracy") if k in cols]
+    accs: list[str] = [k for k in ("train_accuracy", "val_accuracy", "accuracy") if k in cols]
     p = _out_path(path, op)
     fig = _figure(10.0 if accs else 6.0, 4.0)
     axes = [fig.add_subplot(1, 2 if accs else 1, 1)]
@@ -96,7 +96,8 @@ def plot_curves(history: Any, path: Any = None, test: Mapping[str, float] | None
         axes.append(fig.add_subplot(1, 2, 2))
     label = {"train_loss": "train", "val_loss": "validation", "loss": "loss",
              "train_accuracy": "train", "val_accuracy": "validation", "accuracy": "accuracy"}
-    for ax, keys, what in zip(axes, (losses, accs), ("loss", "accuracy")):
+    groups: list[list[str]] = [losses, accs]
+    for ax, keys, what in zip(axes, groups, ["loss", "accuracy"]):
         if n == 1:
             # one epoch: a line of one point is a dot, so show the values as labelled bars
             values = [np.nan if cols[k][0] is None else float(cols[k][0]) for k in keys]
@@ -132,7 +133,7 @@ def plot_curves(history: Any, path: Any = None, test: Mapping[str, float] | None
     return _save(fig, p, "training curves: loss and accuracy per epoch")
 
 
-def _draw_shift_axes(ax, series: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
+def _draw_shift_axes(ax, series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
                      ticks: Any, label: Any, title: str) -> None:
     """Draw ``(name, xs, probabilities, wrong mask or None)`` curves on ``ax``."""
     for name, xs, probs, wrong in series:

@@ -88,6 +88,7 @@ def plot_feature_pixel(model: Any, x: Any, layer: int, channel: int = 0, pixel: 
     fmap = act.y[0, channel]
     if img.ndim == 1:
         img, fmap = img[None], fmap[None]
+    assert rf.mask is not None and rf.exact is not None  # receptive_field was given a pixel
     mask = rf.mask if rf.mask.ndim == 2 else rf.mask[None]
     h, w = img.shape
     c = Canvas(cell_in=min(0.45, max(0.12, 7.0 / max(w, 1))))
@@ -158,9 +159,9 @@ def pixel_arithmetic(model: Any, x: Any, layer: int, channel: int = 0, pixel: An
             return plot_conv2d(t, at=idx, note=note)
         return plot_conv1d(trace_conv(xin[0], w[0], b, s, pairs, d))
     if win is not None and win.op in ("max", "avg"):
-        t = trace_pool(xin[channel], win.kernel_size, win.stride, kind=win.op,
-                       padding=tuple(b for b, _ in pairs), dilation=win.dilation if win.op == "max" else 1,
-                       ceil_mode=win.ceil_mode)
-        return plot_pool(t)
+        pt = trace_pool(xin[channel], win.kernel_size, win.stride, kind=win.op,
+                        padding=tuple(b for b, _ in pairs), dilation=win.dilation if win.op == "max" else 1,
+                        ceil_mode=win.ceil_mode)
+        return plot_pool(pt)
     raise ConfigError(f"{op}: layer {layer} ({type(act.module).__name__}) is not a convolution or a max/avg "
                       f"pooling; its pixel is a function of the same pixel of its input.")

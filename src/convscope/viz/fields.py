@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..nn import receptive
 from .activations import LayerActivation

@@ -24,7 +24,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -42,14 +43,27 @@ __all__ = ["plot_conv1d", "plot_conv2d", "plot_filter_bank", "plot_output_size"]
 _LABEL_W = 3.4     # width of the label column, in cells
 
 
-def _trace(x: Any, f: Any, op: str, **kw: Any) -> ConvTrace:
-    if isinstance(x, ConvTrace):
-        if f is not None:
-            raise ArgumentTypeError(f"{op}: give a ConvTrace alone, or x and f; got a trace and f.")
+def given_or_traced(x: Any, arg: Any, trace_type: type, build: Callable[..., Any], both: str, neither: str,
+                    **kw: Any) -> Any:
+    """``x`` when it is already a ``trace_type``, else ``build(x, arg, **kw)``.
+
+    Raises:
+        ArgumentTypeError: ``both`` when a trace comes with ``arg``; ``neither`` when ``x``
+            is no trace and ``arg`` is None.
+    """
+    if isinstance(x, trace_type):
+        if arg is not None:
+            raise ArgumentTypeError(both)
         return x
-    if f is None:
-        raise ArgumentTypeError(f"{op}: give a ConvTrace (convscope.explain.trace_conv) or x and f.")
-    return trace_conv(x, f, **kw)
+    if arg is None:
+        raise ArgumentTypeError(neither)
+    return build(x, arg, **kw)
+
+
+def _trace(x: Any, f: Any, op: str, **kw: Any) -> ConvTrace:
+    return cast(ConvTrace, given_or_traced(
+        x, f, ConvTrace, trace_conv, f"{op}: give a ConvTrace alone, or x and f; got a trace and f.",
+        f"{op}: give a ConvTrace (convscope.explain.trace_conv) or x and f.", **kw))
 
 
 def _uni(text: str) -> str:
@@ -553,7 +567,7 @@ def plot_output_size(n: Any, k: Any = None, p: Any = 0, s: Any = None, d: Any = 
     rows: list[Any] = starts
     if len(starts) > max_windows:
         rows = starts[: max_windows // 2] + [None] + starts[-(max_windows // 2 - 1):]
-    for i, start in enumerate(rows):
+    for _i, start in enumerate(rows):
         if start is None:
             c.text(x0 + n_p / 2, y + 0.35, "\u22ee", ha="center", scale=1.2, color="#555555")
             y += 0.9

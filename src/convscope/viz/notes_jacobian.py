@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,8 +34,13 @@ def _names(spec: str, count: int) -> list[str]:
 
 
 def _matrix(c: Canvas, m: np.ndarray | None, sym: np.ndarray | None, x0: float, y0: float,
-            rows: list[str] | None, cols: list[str] | None, vmax: float | None = None, cell: float = 1.0) -> tuple[float, float]:
-    a = m if m is not None else np.zeros(sym.shape)
+            rows: list[str] | None, cols: list[str] | None, vmax: float | None = None,
+            cell: float = 1.0) -> tuple[float, float]:
+    if m is not None:
+        a = m
+    else:
+        assert sym is not None  # the callers pass the numbers, the symbols or both
+        a = np.zeros(sym.shape)
     r, k = a.shape
     texts = np.empty((r, k), dtype=object)
     for i in range(r):
@@ -96,8 +101,11 @@ def plot_chain(chain: Any) -> Figure:
         raise ArgumentTypeError(f"plot_chain: give a Chain932 (convscope.explain.chain_9_32); got "
                                 f"{type(chain).__name__}.")
     k, n = chain.dz_dw.shape
-    factors = [("dZ\u00b9/dW\u00b9", chain.dz_dw.matrix, chain.dz_dw.symbols, f"({k} x {n})", "Key Eq. 68"),
-               ("dA\u00b9/dZ\u00b9", chain.da1_dz1.matrix, None, f"({n} x {n})", "ReLU, Key Eq. 66"),
+    # chain_9_32 works on numbers, so both Jacobians hold their matrices
+    factors: list[tuple[str, np.ndarray, np.ndarray | None, str, str]] = [
+               ("dZ\u00b9/dW\u00b9", cast(np.ndarray, chain.dz_dw.matrix), chain.dz_dw.symbols, f"({k} x {n})",
+                "Key Eq. 68"),
+               ("dA\u00b9/dZ\u00b9", cast(np.ndarray, chain.da1_dz1.matrix), None, f"({n} x {n})", "ReLU, Key Eq. 66"),
                ("dA\u00b2/dA\u00b9 = W\u00b2", chain.da2_da1, None, f"({n} x 1)", "9.22"),
                ("dL/dA\u00b2", chain.dl_da2, None, "(1 x 1)", "2(A\u00b2 - y), 9.21")]
     widest = sum(m.shape[1] for _, m, *_ in factors) + 1 + 4 * 2.2
@@ -118,13 +126,15 @@ def plot_chain(chain: Any) -> Figure:
     c.text(x, top - 0.7, f"({k} x 1)", scale=0.7, color="#555555")
     _matrix(c, chain.product, None, x, top, None, None, cell=cellw)
     y = top + max(k, n) * cellw + 1.0
-    forward = (f"forward (9.4.1): A\u2070 = {_arr(chain.a0)},  W\u00b9 = {_arr(chain.w1)},  Z\u00b9 = {_arr(chain.z1)},  "
+    forward = (f"forward (9.4.1): A\u2070 = {_arr(chain.a0)},  W\u00b9 = {_arr(chain.w1)},  "
+               f"Z\u00b9 = {_arr(chain.z1)},  "
                f"A\u00b9 = ReLU(Z\u00b9) = {_arr(chain.a1)},  A\u00b2 = {num(chain.a2)},  y = {num(chain.y)},  "
                f"L = {num(chain.loss)}")
     c.text(0.0, y, forward, scale=0.85)
     c.text(0.0, y + 0.9, f"library backward (conv_backward, relu_backward, ...): dw = {_arr(chain.library_dw)}; "
            f"largest difference {chain.max_abs_diff:.3g}", scale=0.85, color=ACCENTS["gradient"])
-    title = "The chain rule for the filter (notes 9.32): dL/dW\u00b9 = dZ\u00b9/dW\u00b9 \u00b7 dA\u00b9/dZ\u00b9 \u00b7 dA\u00b2/dA\u00b9 \u00b7 dL/dA\u00b2"
+    title = ("The chain rule for the filter (notes 9.32): "
+             "dL/dW\u00b9 = dZ\u00b9/dW\u00b9 \u00b7 dA\u00b9/dZ\u00b9 \u00b7 dA\u00b2/dA\u00b9 \u00b7 dL/dA\u00b2")
     sub = f"k = {k} taps, n = {n} outputs" + (f", stride s = {chain.stride}" if chain.stride != 1 else "") \
         + ": the shapes chain (k x n)(n x n)(n x 1)(1 x 1) = (k x 1)"
     return c.finish(title, sub)

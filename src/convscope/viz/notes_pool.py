@@ -18,17 +18,18 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..errors import ConfigError, ShapeError
 from ..explain import PoolTrace, shift_images, trace_pool
 from ..explain._text import fmt_array, label
 from ..explain.coverage import never_read
 from ..explain.routing import PoolRouting, route_max_pool
 from ._canvas import ACCENTS, Canvas, num
 from .figure import Figure
+from .notes_conv import given_or_traced
 
 __all__ = ["plot_pool", "plot_pool_shift", "plot_pool_derivative"]
 
@@ -37,13 +38,9 @@ FIELD_COLORS = ("#6a3d9a", "#1f78b4", "#33a02c", "#b15928", "#e7298a", "#666666"
 
 
 def _trace(x: Any, size: Any, op: str, **kw: Any) -> PoolTrace:
-    if isinstance(x, PoolTrace):
-        if size is not None:
-            raise ArgumentTypeError(f"{op}: give a PoolTrace alone, or x and size.")
-        return x
-    if size is None:
-        raise ArgumentTypeError(f"{op}: give a PoolTrace (convscope.explain.trace_pool) or x and size.")
-    return trace_pool(x, size, **kw)
+    return cast(PoolTrace, given_or_traced(
+        x, size, PoolTrace, trace_pool, f"{op}: give a PoolTrace alone, or x and size.",
+        f"{op}: give a PoolTrace (convscope.explain.trace_pool) or x and size.", **kw))
 
 
 def _grid2(a: np.ndarray) -> np.ndarray:
@@ -221,7 +218,8 @@ def plot_pool_shift(x: Any = None, size: Any = 2, *, stride: Any = None, shift: 
         text = "the pooled outputs are equal here: this shift happens to be harmless"
     else:
         text = (f"pooled: {fmt_array(ta.y)} vs {fmt_array(tb.y)}: after a shift of one pixel the output is "
-                f"different, not just shifted" + (f" ({kept_a} positive outputs become {kept_b})" if kept_a != kept_b else ""))
+                "different, not just shifted"
+                + (f" ({kept_a} positive outputs become {kept_b})" if kept_a != kept_b else ""))
     c.text(0.0, y, text, scale=0.9, color=ACCENTS["unread"] if not same else ACCENTS["ink"])
     c.text(0.0, y + 0.8, "a stride s > 1 skips receptive fields, so max-pool is not translation invariant "
            "(Concept 59); BlurPool (Zhang 2019) blurs before subsampling", scale=0.85, color="#444444")
@@ -269,7 +267,7 @@ def plot_pool_derivative(x: Any, size: Any = None, *, stride: Any = None, dy: An
     c.text(0.0, y - 0.4, "dx = d(loss)/dx", scale=0.85, weight="bold")
     texts = np.array([[num(v) for v in row] for row in dxg], dtype=object)
     c.matrix(dxg, 0.0, y, vmax=vg, texts=texts)
-    for step, g, pos in r.routes:
+    for step, _g, pos in r.routes:
         if pos is None:
             continue
         idx = step.index if len(step.index) == 2 else (0,) + step.index
@@ -287,5 +285,6 @@ def plot_pool_derivative(x: Any, size: Any = None, *, stride: Any = None, dy: An
     c.text(0.0, y, "every other entry gets 0: it did not win its field, so changing it a little does not "
            "change y", scale=0.85, color=ACCENTS["gradient"])
     title = "Max-pool derivative: dy routed to each field's maximum (Key Equation 69, example 9.35)"
-    sub = f"receptive field {'x'.join(map(str, t.k))}, stride {'x'.join(map(str, t.s))}; green arrows: where each dy_i goes"
+    sub = (f"receptive field {'x'.join(map(str, t.k))}, stride {'x'.join(map(str, t.s))}; "
+           "green arrows: where each dy_i goes")
     return c.finish(title, sub)

@@ -27,13 +27,13 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, StateError
 from ..nn import Module
+from ..nn.layer_types import ConvLayer, LinearLayer
 from ..nn.walk import one_line as _one_line
 from ._mpl import WIDTH as _WIDTH
 from ._mpl import as_2d as _as_2d
@@ -45,7 +45,8 @@ from ._mpl import mosaic as _mosaic
 from ._mpl import out_path as _out_path
 from ._mpl import save as _save
 from ._mpl import tiled_size as _tiled_size
-from .activations import find_layer, forward_layers, name_suffix as _name_text, numbered_layers
+from .activations import find_layer, forward_layers, numbered_layers
+from .activations import name_suffix as _name_text
 
 __all__ = ["plot_filters", "plot_feature_maps", "plot_weight_gradients"]
 
@@ -110,7 +111,7 @@ def plot_filters(model: Module, path: Any = None, layer: Any = None, max_filters
     else:
         index, name, conv = find_layer(model, layer, ("conv",), "convolution", op)
     p = _out_path(path, op)
-    w = np.asarray(conv.weight.data, dtype=np.float64)
+    w = np.asarray(cast(ConvLayer, conv).weight.data, dtype=np.float64)
     mosaic, columns, xlabel, note = _filter_grid(w, max_filters, max_channels)
     tile = _as_2d(w[0, 0])[0].shape
     shown_f, shown_c = min(w.shape[0], max_filters), min(w.shape[1], max_channels)
@@ -259,10 +260,11 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
         loss = nn.CrossEntropyLoss() if loss is None else loss
         model.zero_grad()
         value = loss(model(x), target)
-        model.backward(loss.backward())
+        # a loss's backward starts the chain and takes no upstream gradient, unlike Module.backward
+        model.backward(cast(Any, loss).backward())
         loss_text = f"loss {float(value):.4g} on a batch of {np.shape(x)[0]}"
     else:
-        if all(not np.any(m.weight.grad) for _, _, m in layers):
+        if all(not np.any(cast(ConvLayer, m).weight.grad) for _, _, m in layers):
             raise StateError(f"{op}: every weight gradient is zero: run loss.backward() and "
                              f"model.backward(...) first, or pass x and target.")
         loss_text = "gradients as left in .grad"
@@ -270,7 +272,7 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
     panels = []
     usable = _WIDTH - 1.5
     for index, name, m in layers:
-        g = np.asarray(m.weight.grad, dtype=np.float64)
+        g = np.asarray(cast(ConvLayer | LinearLayer, m).weight.grad, dtype=np.float64)
         norm = float(np.linalg.norm(g))
         title = (f"layer {index}{_name_text(name)}: {_one_line(m)}\n"
                  f"dL/dW {tuple(g.shape)}, ||dL/dW|| = {norm:.3g}")
