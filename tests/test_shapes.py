@@ -383,7 +383,7 @@ def test_output_size_refusals_match_the_ops_message():
         F.conv(np.zeros((1, 1, 4)), np.zeros((1, 1, 5)))
     with pytest.raises(ShapeError) as formula_error:
         conv_output_size(4, 5)
-    tail = str(op_error.value).split(": ", 1)[1].replace(" along spatial axis 0", "")
+    tail = str(op_error.value).split(": ", 1)[1].replace(" along spatial axis 1", "")
     assert str(formula_error.value).split(": ", 1)[1] == tail
 
 

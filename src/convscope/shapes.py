@@ -685,7 +685,7 @@ def _fit_error(op: str, axis: int | None, a: AxisArithmetic, what: str) -> Shape
     padded = a.n + before + after
     pad_text = f"{before}+{after}" if before != after else f"2*{before}"
     dil = f" (dilation {a.d}: it spans d*(k-1)+1 = {a.span} entries)" if a.d != 1 else ""
-    where = f" along spatial axis {axis}" if axis is not None else ""
+    where = f" along spatial axis {axis + 1}" if axis is not None else ""
     name = "window" if a.ceil_mode else what
     rounding, even = ("ceil", ", even with ceil_mode") if a.ceil_mode else ("floor", "")
     return ShapeError(
@@ -779,13 +779,13 @@ def conv_geometry(
         if padding_mode == "reflect" and (before >= n[axis] or after >= n[axis]):
             raise ConfigError(
                 f"{op}: reflect padding needs padding < input size on every axis; got padding "
-                f"({before}, {after}) for size {n[axis]} along spatial axis {axis}. Use "
+                f"({before}, {after}) for size {n[axis]} along spatial axis {axis + 1}. Use "
                 f"padding_mode='replicate' or 'zeros', or a smaller padding."
             )
         if padding_mode == "circular" and (before > n[axis] or after > n[axis]):
             raise ConfigError(
                 f"{op}: circular padding needs padding <= input size on every axis; got padding "
-                f"({before}, {after}) for size {n[axis]} along spatial axis {axis}."
+                f"({before}, {after}) for size {n[axis]} along spatial axis {axis + 1}."
             )
     out = tuple(axis_arithmetic(n[i], k[i], p[i], s[i], d[i], False, op).check(op, i, "kernel")
                 for i in range(ndim))
@@ -845,7 +845,7 @@ def pool_geometry(
         if max(p[axis]) > limit:
             raise ConfigError(
                 f"{op}: padding must be at most half the window on each side, here {limit} "
-                f"along spatial axis {axis} (kernel {k[axis]}, dilation {d[axis]}); got "
+                f"along spatial axis {axis + 1} (kernel {k[axis]}, dilation {d[axis]}); got "
                 f"{p[axis]}. Larger padding would create windows that see only padding."
             )
         a = axis_arithmetic(n[axis], k[axis], p[axis], s[axis], d[axis], bool(ceil_mode), op)
@@ -940,7 +940,7 @@ def blur_geometry(x_shape: Sequence[int], filter_size: Any, stride: Any = 2,
             raise ShapeError(
                 f"{op}: reflect padding of ({before}, {after}) for filter_size {f} needs a "
                 f"spatial size of at least {after + 1}; got x of shape {format_shape(x_shape)} "
-                f"(size {size} along spatial axis {axis}). Reflection cannot mirror more "
+                f"(size {size} along spatial axis {axis + 1}). Reflection cannot mirror more "
                 f"entries than the input has: use padding_mode='replicate' or 'zeros', a "
                 f"smaller filter_size, or a larger input."
             )
@@ -948,7 +948,7 @@ def blur_geometry(x_shape: Sequence[int], filter_size: Any, stride: Any = 2,
             raise ShapeError(
                 f"{op}: circular padding of ({before}, {after}) for filter_size {f} needs a "
                 f"spatial size of at least {after}; got x of shape {format_shape(x_shape)} "
-                f"(size {size} along spatial axis {axis}). Use padding_mode='replicate' or "
+                f"(size {size} along spatial axis {axis + 1}). Use padding_mode='replicate' or "
                 f"'zeros', or a smaller filter_size."
             )
     out = tuple((size - 1) // si + 1 for size, si in zip(n, s))

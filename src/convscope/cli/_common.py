@@ -229,13 +229,13 @@ _FUNCTION_PREFIX = re.compile(r"^(?:[a-z_][a-z0-9_]*: )+")
 def error_text(exc: BaseException, command: str = "") -> str:
     """The message of ``exc`` on one line, without a leading library function name.
 
-    The explain commands number spatial axes from 1 (``axis 1: n = 8, ...``, the notes'
-    way); in their error lines the library's 0-based ``spatial axis 0`` becomes ``axis 1``
-    too, so one command speaks of its axes one way.
+    convscope numbers spatial axes from 1 everywhere (the notes' way: ``axis 1: n = 8, ...``
+    in explain, ``along spatial axis 1`` in the library's errors); the explain commands say
+    ``axis 1`` for both.
     """
     text = _FUNCTION_PREFIX.sub("", " ".join(str(exc).split())) or type(exc).__name__
     if command.startswith("convscope explain"):
-        text = re.sub(r"\bspatial axis (\d+)", lambda m: f"axis {int(m[1]) + 1}", text)
+        text = re.sub(r"\bspatial axis (\d+)", r"axis \1", text)
     return text
 
 

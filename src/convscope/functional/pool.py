@@ -91,7 +91,7 @@ def _first_inside_tap(g: PoolGeometry, op: str) -> np.ndarray:
             bad = int(np.argmax(empty))
             raise ConfigError(
                 f"{op}: every window must cover at least one input entry; along spatial axis "
-                f"{i} the window of output {bad} reads positions "
+                f"{i + 1} the window of output {bad} reads positions "
                 f"{pos[bad].tolist()} of an input of size {g.n[i]} (kernel {g.k[i]}, dilation "
                 f"{g.d[i]}, stride {g.s[i]}, padding {g.p[i]}, ceil_mode={g.ceil_mode}): its "
                 f"taps jump over the input. Use a smaller dilation or padding, or "
