@@ -465,10 +465,8 @@ class Module:
             lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
-    def _repr_html_(self) -> str:
-        from .summary import layer_table_html
-
-        return layer_table_html(self)
+    # ``_repr_html_`` (the layer table in Jupyter) is attached by :mod:`convscope.nn.summary`,
+    # which builds that table from the walker and sits above this file.
 
     def config(self) -> dict[str, Any]:
         """JSON-safe constructor arguments (children excluded); used by ``to_spec``."""

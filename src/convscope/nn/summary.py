@@ -344,3 +344,13 @@ def summary(model: Module, input_shape: Sequence[int]) -> Summary:
         rows.append(_row(record.index, record, step.rf, jump, note))
     out = records[-1].out_shape if records else shape
     return Summary(shape, tuple(out or ()), rows, batch_added)
+
+
+def _module_html(self: Module) -> str:
+    """A Module in Jupyter: its layer table (:func:`layer_table_html`)."""
+    return layer_table_html(self)
+
+
+# Every Module shows its layer table in Jupyter; attached here, beside the table, so that
+# module.py need not import the summary built on top of it.
+Module._repr_html_ = _module_html  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .._display import ACCENTS, ANCHORS, COLORMAPS, rgb, text_color, value_range
-from ..errors import ConfigError
+from ..errors import ConfigError, import_optional
 
 __all__ = ["ACCENTS", "COLORMAPS", "cmap", "cell_colors", "text_color", "value_range", "for_values"]
 
@@ -53,10 +53,9 @@ def cmap(name: str, bad: str = "#d9d9d9"):
     """
     if name not in ANCHORS:
         raise ConfigError(f"cmap: the colour maps are {', '.join(COLORMAPS)}; got {name!r}.")
-    from ._mpl import require_matplotlib
-
-    require_matplotlib("cmap")
-    from matplotlib.colors import LinearSegmentedColormap
+    colors = import_optional("matplotlib", "cmap (drawing PNG and SVG pictures)",
+                             "pip install 'convscope[train]'", ("colors",)).colors
+    LinearSegmentedColormap = colors.LinearSegmentedColormap
 
     anchors = ANCHORS[name] / 255.0
     steps = np.linspace(0.0, 1.0, len(anchors))
