@@ -14,21 +14,6 @@ workspace budget, the array limit, caches, forced paths) are :mod:`convscope.set
 """
 
 from .activation import (
-    leaky_relu,
-    leaky_relu_backward,
-    log_softmax,
-    log_softmax_backward,
-    relu,
-    relu_backward,
-    relu_jacobian,
-    sigmoid,
-    sigmoid_backward,
-    softmax,
-    softmax_backward,
-    tanh,
-    tanh_backward,
-)
-from .activation import (
     erf,
     gelu,
     gelu_backward,
@@ -36,10 +21,23 @@ from .activation import (
     hardsigmoid_backward,
     hardswish,
     hardswish_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    log_softmax,
+    log_softmax_backward,
+    relu,
     relu6,
     relu6_backward,
+    relu_backward,
+    relu_jacobian,
+    sigmoid,
+    sigmoid_backward,
     silu,
     silu_backward,
+    softmax,
+    softmax_backward,
+    tanh,
+    tanh_backward,
 )
 from .adaptive_pool import (
     adaptive_avg_pool,
