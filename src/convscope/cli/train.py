@@ -217,9 +217,10 @@ def run_train(args: argparse.Namespace) -> int:
     import contextlib
     import os
 
-    from ..train.torch_engine import import_torch_engine, torchrun_env
+    from ..train.torch_engine import import_torch_engine, torchrun_env, wants_torch
 
     env = None
+    wants_torch(getattr(args, "engine", "convscope"), getattr(args, "device", None), getattr(args, "nproc", None))
     if getattr(args, "engine", "convscope") == "torch":
         import_torch_engine("convscope train --engine torch")  # says what to install, before any work
         env = torchrun_env()

@@ -235,7 +235,7 @@ def ShardedBatches(loader: DataLoader, rank: int = 0, world: int = 1) -> Any:  #
         raise ConfigError(f"ShardedBatches: rank must be an int in 0..{world - 1}; got {rank!r}.")
     batches = _Batches(loader, int(rank), world)
 
-    class _Sharded(torch.utils.data.IterableDataset):  # type: ignore[name-defined,misc]
+    class _Sharded(torch.utils.data.IterableDataset):  # type: ignore[name-defined]
         def __iter__(self) -> Iterator[Any]:
             for x, y, n in batches.shards():
                 yield torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)), n
@@ -626,8 +626,11 @@ def _spawned(torch: Any, job: _Job, main: _Rank0) -> History:
             history = _train_rank(0, 0, job, main)
         finally:
             torch.distributed.destroy_process_group()
-        while not context.join(timeout=job.timeout):
-            pass
+        deadline = time.monotonic() + job.timeout
+        while not context.join(timeout=max(0.0, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"engine='torch': a training process did not finish within {job.timeout:g} s "
+                                  f"of rank 0 (timeout=).")
     except BaseException as exc:
         for p in context.processes:
             if p.is_alive():
