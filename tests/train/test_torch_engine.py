@@ -182,6 +182,36 @@ def test_first_epoch_losses_match_convscopes_engine(digits, dtype, rtol):
 
 
 @needs_torch
+def test_sgd_onecycle_batchnorm_and_augmentation_match_too():
+    """The CIFAR-10 recipe's parts (SGD with momentum and weight decay, one-cycle with momentum
+    cycling, BatchNorm, random crops and flips) on a tiny model: float64, two epochs."""
+    from convscope.data import Compose, RandomCrop, RandomHorizontalFlip
+
+    from ._helpers import tiny_cnn, toy_images
+
+    x, y = toy_images(40)
+    runs = {}
+    for engine in ("convscope", "torch"):
+        model = tiny_cnn(seed=0, dropout=0.0).to(np.float64)
+        opt = optim.SGD(model.named_parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        sched = optim.OneCycleLR(opt, max_lr=0.05, total_steps=6)
+        losses: list[float] = []
+        fit(model, (x.astype(np.float64), y), epochs=2, batch_size=16, seed=3, optimizer=opt, scheduler=sched,
+            scheduler_interval="batch", transform=Compose([RandomCrop(padding=1), RandomHorizontalFlip()]),
+            callbacks=[LambdaCallback(on_batch_end=lambda run, b, logs: losses.append(logs["loss"]))],
+            progress=False, engine=engine)
+        runs[engine] = np.array(losses), model.state_dict(), opt.state_dict()
+    (a, wa, oa), (b, wb, ob) = runs["convscope"], runs["torch"]
+    assert len(a) == 6
+    np.testing.assert_allclose(b, a, rtol=1e-12)
+    for key in wa:  # the weights, BatchNorm's running statistics and the momentum buffers came back
+        np.testing.assert_allclose(wb[key], wa[key], rtol=1e-10, atol=1e-13, err_msg=key)
+    assert oa["hyperparameters"] == pytest.approx(ob["hyperparameters"], rel=1e-12)
+    for key in oa["arrays"]:
+        np.testing.assert_allclose(ob["arrays"][key], oa["arrays"][key], rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+@needs_torch
 def test_two_processes_equal_one_on_the_global_batch(digits):
     """A real torch.distributed run (gloo on 127.0.0.1, two processes; timeout 120 s)."""
     train, test = digits
