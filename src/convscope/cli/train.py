@@ -74,7 +74,8 @@ def add_train(subparsers: Any) -> None:
                    "seeded by --seed): a quick first run on a large dataset")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads while training: convscope's own (a convolution's batch chunks) and the "
-                   "BLAS library's (matrix products between layers) (default: the recipe's; 1 for the digits)")
+                   "BLAS library's (matrix products between layers); with --engine torch, torch's threads in each "
+                   "process (default: the recipe's; 1 for the digits)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold out this share of the training split for per-epoch validation (default 0)")
     p.add_argument("--clip", type=positive_float, metavar="X", help="clip the gradient norm to X")
