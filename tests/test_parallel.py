@@ -18,7 +18,10 @@ threadpoolctl = pytest.importorskip("threadpoolctl", reason="convscope threads n
 
 @pytest.fixture(autouse=True)
 def _serial_after():
+    # These tests compare serial runs with threaded ones, so each starts serial (the
+    # default is the machine's cores) and the count comes back after.
     before = convscope.get_num_threads()
+    convscope.set_num_threads(1)
     yield
     convscope.set_num_threads(before)
 
