@@ -86,6 +86,10 @@ PATHS: dict[str, tuple[Any, ...]] = {
     # Convolution forward: the bias as one more row of the matrix product (True, one group)
     # or added while copying the products out (False).
     "fold_bias": (None, True, False),
+    # Convolution called on its own with several threads: split its sample groups over them
+    # (True) or run serially (False) regardless of its size (None: split only where the
+    # measured rule of conv_plan.Plan.split_threads says it pays).
+    "conv_split": (None, True, False),
     # Blur pooling: one matrix product per axis (True, planes up to 64 per axis) or one
     # slice pass per filter tap (False).
     "blur_matrix": (None, True, False),
