@@ -65,6 +65,7 @@ import copy
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -251,7 +252,7 @@ class _Replicas:
 
     def sync(self, reseed: bool) -> None:
         """Mode from the master; with ``reseed``, fresh generators for this step (Dropout)."""
-        for i, modules in enumerate(self.modules):
+        for modules in self.modules:
             for master, rep in zip(self.master_modules, modules):
                 rep.training = master.training
         if not reseed:
@@ -261,7 +262,8 @@ class _Replicas:
             if isinstance(gen, np.random.Generator) and master.training:
                 seed = int(gen.integers(2**63))
                 for i, modules in enumerate(self.modules):
-                    setattr(modules[j], "generator", np.random.default_rng([seed, i]))
+                    layer: Any = modules[j]
+                    layer.generator = np.random.default_rng([seed, i])
 
     def reduce_gradients(self) -> None:
         """``master.grad += shard 0 + shard 1 + ...``, in that order; the shards' gradients
@@ -307,7 +309,7 @@ def _run_shards(reps: _Replicas, tasks: list[Callable[[], Any]]) -> list:
             reps.rendezvous.barrier.abort()
             return None
 
-    results = parallel.run_parallel([lambda i=i: guarded(i) for i in range(len(tasks))])
+    results = parallel.run_parallel([partial(guarded, i) for i in range(len(tasks))])
     if any(e is not None for e in errors):
         reps.rendezvous.barrier.reset()
         first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)), None)
@@ -347,7 +349,7 @@ def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[floa
         rep.backward_params(dy)
         return value, out
 
-    results = _run_shards(reps, [lambda i=i: shard(i) for i in range(shards)])
+    results = _run_shards(reps, [partial(shard, i) for i in range(shards)])
     reps.reduce_gradients()
     value = sum(v * (s.stop - s.start) for (v, _), s in zip(results, cuts)) / batch
     output = np.concatenate([out for _, out in results], axis=0)
@@ -365,5 +367,5 @@ def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
     reps = _replicas(model, shards)
     reps.sync(reseed=False)
     cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
-    results = _run_shards(reps, [lambda s=s, m=m: m(x[s]) for s, m in zip(cuts, reps.models)])
+    results = _run_shards(reps, [partial(m, x[s]) for s, m in zip(cuts, reps.models)])
     return np.concatenate([np.asarray(r) for r in results], axis=0)
