@@ -110,6 +110,7 @@ def make_steps(case: TrainCase, torch=None, seed: int = 0) -> tuple[Callable[[],
     """``(convscope_step, pytorch_step)``: each runs one training step and returns the loss."""
     from convscope import nn as cnn
     from convscope.models import build_model
+    from convscope.train.data_parallel import training_step
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case.batch, *case.input_shape), dtype=np.float32)
@@ -122,8 +123,8 @@ def make_steps(case: TrainCase, torch=None, seed: int = 0) -> tuple[Callable[[],
 
     def cs_step() -> float:
         model.zero_grad()
-        value = loss(model(x), t)
-        model.backward_params(loss.backward())  # as fit: the images need no gradient
+        # as fit: forward, loss, backward (no image gradient), one shard per thread
+        value, _ = training_step(model, loss, x, t)
         opt.step()
         return value
 

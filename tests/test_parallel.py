@@ -18,8 +18,13 @@ threadpoolctl = pytest.importorskip("threadpoolctl", reason="convscope threads n
 
 @pytest.fixture(autouse=True)
 def _serial_after():
+    # These tests compare serial runs with threaded ones, so each starts serial (the
+    # default is the machine's cores) and the count comes back after.
+    # The shapes here are small: split them anyway (conv_split), as the tests are about it.
     before = convscope.get_num_threads()
-    yield
+    convscope.set_num_threads(1)
+    with settings.force_path(conv_split=True):
+        yield
     convscope.set_num_threads(before)
 
 

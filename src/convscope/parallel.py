@@ -12,16 +12,18 @@ fight over the cores; it is restored right after.
 
 The thread count is a setting of :mod:`convscope.settings` (where ``set_num_threads``,
 ``get_num_threads`` and ``num_threads`` live; they are re-exported here and by
-``convscope``). The default is 1: convscope runs serially and BLAS keeps whatever thread count it has
-(that was the fastest setting on a busy two-core machine, see ``BENCHMARKS.md``).
+``convscope``). The default is the machine's cores (:func:`convscope.settings.default_num_threads`),
+as PyTorch does. Training steps and inference use the threads one level higher, a whole shard
+of the batch per thread (:mod:`convscope.train.data_parallel`); inside a shard every operation
+runs serially. This module's splitting is what a single operation called on its own does.
 Results depend on the thread count only through rounding: the batch is cut into more
 groups (so BLAS blocks its products differently) and the filter gradient's partial sums
 are added in another order (relative differences near 1e-7 in float32).
 
 Example:
     >>> import convscope
-    >>> convscope.get_num_threads()
-    1
+    >>> convscope.get_num_threads() >= 1
+    True
     >>> with convscope.num_threads(1):
     ...     convscope.get_num_threads()
     1

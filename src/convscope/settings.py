@@ -3,8 +3,10 @@
 Every setting that holds for the whole process lives here, and nowhere else:
 
 * **threads**: how many threads convscope's own work runs on (:func:`set_num_threads`,
-  :func:`get_num_threads`, :func:`num_threads`; default 1; see :mod:`convscope.parallel`
-  for what runs side by side), with the worker pool and the BLAS controllers that go with it;
+  :func:`get_num_threads`, :func:`num_threads`; default: the machine's cores, as PyTorch
+  does, see :func:`default_num_threads`; see :mod:`convscope.parallel` and
+  :mod:`convscope.train.data_parallel` for what runs side by side), with the worker pool and
+  the BLAS controllers that go with it;
 * **workspace budget**: the bytes one window matrix (im2col buffer) may take
   (:func:`set_workspace_budget`, :func:`get_workspace_budget`; default 256 MiB). Work is
   cut into chunks so that no window matrix grows beyond it;
@@ -43,7 +45,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import importlib.util
 import math
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -54,6 +58,7 @@ from .errors import ArgumentTypeError, ConfigError, MissingDependencyError, Reso
 
 __all__ = [
     "set_num_threads",
+    "default_num_threads",
     "get_num_threads",
     "num_threads",
     "blas_controllers",
@@ -81,6 +86,10 @@ PATHS: dict[str, tuple[Any, ...]] = {
     # Convolution forward: the bias as one more row of the matrix product (True, one group)
     # or added while copying the products out (False).
     "fold_bias": (None, True, False),
+    # Convolution called on its own with several threads: split its sample groups over them
+    # (True) or run serially (False) regardless of its size (None: split only where the
+    # measured rule of conv_plan.Plan.split_threads says it pays).
+    "conv_split": (None, True, False),
     # Blur pooling: one matrix product per axis (True, planes up to 64 per axis) or one
     # slice pass per filter tap (False).
     "blur_matrix": (None, True, False),
@@ -106,11 +115,30 @@ class Cache(dict):
         return value
 
 
+def default_num_threads() -> int:
+    """The thread count convscope starts with: the cores this process may run on
+    (``os.sched_getaffinity``, else ``os.cpu_count()``), as PyTorch does; 1 when
+    threadpoolctl (needed to hold BLAS to one thread per worker) is not installed.
+
+    :func:`set_num_threads` (and ``--threads`` on the command line) override it.
+
+    >>> default_num_threads() >= 1
+    True
+    """
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores)
+
+
 class _State:
     """Everything process-wide (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.threads = 1
+        self.threads = default_num_threads()
         self.pool: Any = None  # concurrent.futures.ThreadPoolExecutor, made on first use
         self.blas: list | None = None  # threadpoolctl controllers of the BLAS libraries
         self.lock = threading.Lock()
@@ -171,7 +199,12 @@ def blas_controllers(refresh: bool = False) -> list:
 
 
 def set_num_threads(n: int) -> None:
-    """Run convscope's batch chunks on ``n`` threads (1 = serially, the default).
+    """Run convscope's work on ``n`` threads (1 = serially; the default is the machine's
+    cores, :func:`default_num_threads`).
+
+    Training steps and inference (``fit``, ``evaluate``, ``predict``) cut the batch into ``n``
+    shards run side by side (:mod:`convscope.train.data_parallel`); a single operation called
+    on its own splits its batch chunks where that pays (:mod:`convscope.parallel`).
 
     Args:
         n: positive int. More threads than cores only adds switching.

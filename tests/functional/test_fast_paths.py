@@ -134,6 +134,8 @@ def test_conv_layouts_and_chunks_match_reference(chunking, x_shape, w_shape, kwa
     chunking(*chunk)  # (1, 1): one output row per block; larger: several samples per block
     previous = convscope.get_num_threads()
     convscope.set_num_threads(threads)
+    split = settings.force_path(conv_split=threads > 1)  # small shapes: split them anyway
+    split.__enter__()
     try:
         rng = _rng("conv", x_shape, w_shape, layout, chunk)
         x = rng.standard_normal(x_shape)
@@ -150,6 +152,7 @@ def test_conv_layouts_and_chunks_match_reference(chunking, x_shape, w_shape, kwa
         for name, g, want in zip(("dx", "dw", "db"), got, expected):
             assert_close(g, want, kind="backward", context=f"{layout} {chunk}: {name}")
     finally:
+        split.__exit__(None, None, None)
         convscope.set_num_threads(previous)
 
 

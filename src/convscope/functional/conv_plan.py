@@ -44,6 +44,15 @@ _BATCH_LAST_WASTE = 0.10
 _BATCH_LAST_ROWS = 64
 _BATCH_LAST_SAMPLES = 8
 
+# When one convolution called on its own is split over threads (training and inference
+# split whole shards instead, convscope.train.data_parallel): at least this many
+# floating-point operations and samples. Measured on the 2-vCPU Intel Xeon (interleaved,
+# 15 repeats, machine loaded): 2 threads took 1.1-1.8x the 1-thread time on conv A's
+# forward (20 MFLOP), G's forward (18 MFLOP) and the 3-D case (8 samples, 56 and 112 MFLOP),
+# and 0.78-0.91x on B, C, F and G's backward (>= 37 MFLOP, >= 16 samples).
+_MIN_SPLIT_FLOPS = 64e6
+_MIN_SPLIT_SAMPLES = 16
+
 _GEOMETRIES = settings.cache("conv.geometry", 1024)
 _PLANS = settings.cache("conv.plan", 256)
 
@@ -143,6 +152,8 @@ class Plan:
         self.to_first = (geo.ndim + 1, *range(geo.ndim + 1))  # (C, *sp, B) -> (B, C, *sp)
         padded = geo.padded
         self.plane = [int(np.prod(padded[i + 1 :], dtype=np.int64)) for i in range(geo.ndim)]
+        # multiply-adds of one pass (forward, or each of backward's two products), times 2
+        self.flops = 2.0 * geo.batch * geo.c_out * float(np.prod(geo.out)) * (geo.c_in // geo.g) * self.ntaps
         self.offsets = [
             sum(j * d * ps for j, d, ps in zip(tap, geo.d, self.plane)) for tap in self.taps
         ]
@@ -346,6 +357,18 @@ class Plan:
             return np.concatenate([w.reshape(1, cog, -1), b.reshape(1, cog, 1)], axis=2), self.rows_k + 1, True
         return w.reshape(g, cog, -1), self.rows_k, False
 
+    def split_threads(self, backward: bool = False) -> int:
+        """Threads to split this convolution over: :func:`convscope.parallel.workers`, or 1
+        where splitting was measured slower (less than ``_MIN_SPLIT_FLOPS`` of work, counting
+        backward's two products, or fewer than ``_MIN_SPLIT_SAMPLES`` samples): more threads
+        are then never slower than one."""
+        forced = settings.forced("conv_split")
+        work = self.flops * (2 if backward else 1)
+        small = work < _MIN_SPLIT_FLOPS or self.geo.batch < _MIN_SPLIT_SAMPLES
+        if forced is False or (forced is None and small):
+            return 1
+        return parallel.workers()
+
     def share_forward(self, chunk: Callable[..., None], x: np.ndarray) -> None:
         """Run ``chunk(groups, blocks[, shared])`` over the whole batch of ``x``.
 
@@ -355,7 +378,7 @@ class Plan:
         """
         groups = list(self.groups())
         blocks = list(self.blocks())
-        threads = parallel.workers()
+        threads = self.split_threads()
         if threads > 1 and len(groups) > 1:
             runs = parallel.split_evenly(groups, threads)
             parallel.run_parallel([partial(chunk, run, blocks) for run in runs])
@@ -371,7 +394,7 @@ class Plan:
         :meth:`share_forward`); the results in the groups' order, so that partial sums
         are added in a fixed order."""
         groups = list(self.groups())
-        threads = parallel.workers()
+        threads = self.split_threads(backward=True)
         if threads > 1 and len(groups) > 1:
             runs = parallel.split_evenly(groups, threads)
             return parallel.run_parallel([partial(chunk, run) for run in runs])

@@ -95,6 +95,7 @@ from .checkpoint import (
     restore_run,
     save_training_checkpoint,
 )
+from .data_parallel import sharded_forward, training_step
 from .diagnose import gradient_error, loss_error, progress_warning, update_ratios, validation_warning
 from .history import History
 from .metrics import correct_count, is_classification
@@ -508,15 +509,15 @@ def _run_epochs(run: Run, val_loader: DataLoader | None, progress: Any, interval
                 x = _as_batch(x, dtype, "fit")
                 model.zero_grad()
                 optimizer.zero_grad()
-                output = model(x)
-                value = run.loss(output, y)
+                # forward, loss, backward (the images need no gradient): on several threads,
+                # one shard of the batch per thread (convscope.train.data_parallel)
+                value, output = training_step(model, run.loss, x, y)
                 advice = (
                     f"Lower the learning rate (now {getattr(optimizer, 'lr', '?')}), clip the gradients "
                     f"(clip_grad_norm=1.0, --clip), or check the data."
                 )
                 if check_finite and not math.isfinite(value):
                     raise loss_error(model, x, value, where, advice)
-                model.backward_params(run.loss.backward())  # the images need no gradient
                 if check_finite:
                     error = gradient_error(params, owners, value, where, advice)
                     if error is not None:
@@ -645,7 +646,7 @@ def evaluate(model: Module, *args: Any, data: Any = None, loss: Any = None, loss
     try:
         for x, y in loader:
             x = _as_batch(x, dtype, "evaluate")
-            output = model(x)
+            output = sharded_forward(model, x)  # one shard of the batch per thread
             n = int(x.shape[0])
             total += float(loss(output, y)) * n
             seen += n
@@ -767,7 +768,7 @@ def predict(model: Module, x: Any, *, batch_size: int = 256, transform: Any = No
             xb = _as_batch(xb, dtype, "predict")
             if transform is not None:
                 xb = transform(xb, gen)
-            outputs.append(np.asarray(model(xb)))
+            outputs.append(np.asarray(sharded_forward(model, xb)))
     finally:
         model.train(bool(was_training))
     if not outputs:

@@ -1,0 +1,371 @@
+"""Data parallelism: each thread runs a whole forward and backward of a shard of the batch.
+
+Splitting inside every operation (:mod:`convscope.parallel`) hands the threads many small
+NumPy calls, and between them the threads queue for the interpreter lock: a LeNet step
+gained nothing from a second core that way. Here the unit of work is a whole shard: with
+``n`` threads (:func:`convscope.set_num_threads`, by default the machine's cores) the batch
+is cut into ``n`` consecutive shards of nearly equal size and thread ``i`` runs the model's
+forward, the loss and the backward on shard ``i``; NumPy and BLAS release the interpreter
+lock inside their large calls, so the shards really run side by side. Inside a shard every
+operation runs serially and BLAS is held to one thread (no oversubscription: one thread per
+core).
+
+**Replicas.** Layers keep what their backward needs on themselves, so each shard needs its
+own copy of the model: a *replica* shares the master model's weight arrays
+(``Parameter.data``) and buffers (running statistics) but has its own gradients and its own
+saved forward state. Replicas are built once per model and thread count (a deep copy that
+shares those arrays) and re-synchronised with the master before every step (train/eval mode,
+and rebuilt if the master's arrays were replaced, e.g. by ``model.to``).
+
+**Gradients** are reduced in a fixed order: ``master.grad = shard 0 + shard 1 + ...``, the
+same for any thread scheduling, so a run repeats bit for bit for a given thread count. Each
+shard's loss gradient is scaled by ``n_i / N`` (the losses are means over the batch), so the
+result equals the serial step's up to the rounding of the sums: the per-shard partial sums
+are added in another order (relative differences near 1e-7 in float32, 1e-16 in float64;
+:mod:`tests.train.test_data_parallel` checks them).
+
+**Batch normalisation** in training mode still normalises with the statistics of the whole
+batch (a synchronised batch norm, as PyTorch's ``SyncBatchNorm``): in every replica the
+batch-norm layers meet at a barrier three times per step: to add up the per-shard channel sums
+(mean), the centred squares (variance) and, backward, ``sum(dy)`` and ``sum(dy * xhat)``;
+each sum is added in shard order. The running statistics are updated once, by shard 0, with
+the whole batch's mean and unbiased variance.
+
+**Dropout** (and any layer with a ``generator``): each step the master layer's generator
+draws one seed, and shard ``i`` draws its masks from ``default_rng([seed, i])``. The masks
+are therefore deterministic (the same seed gives the same run for a given thread count) but
+differ from the serial run's.
+
+**When it applies.** The loss must be a :class:`~convscope.nn.CrossEntropyLoss` or
+:class:`~convscope.nn.MSELoss` (means over the batch) and every module of the model one of
+convscope's own (a module defined elsewhere might mix samples); the batch must have at
+least ``MIN_SHARD_SAMPLES`` samples per shard. Otherwise the step runs serially on the
+master model, with the operations' own splitting.
+
+Example:
+    >>> import numpy as np
+    >>> from convscope import nn, num_threads
+    >>> model = nn.Sequential(nn.Linear(4, 3, rng=0))
+    >>> x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    >>> y = np.arange(8) % 3
+    >>> loss = nn.CrossEntropyLoss()
+    >>> with num_threads(1):
+    ...     serial, _ = training_step(model, loss, x, y)
+    ...     g1 = model[0].weight.grad.copy()
+    >>> model.zero_grad()
+    >>> with num_threads(2):
+    ...     sharded, out = training_step(model, loss, x, y)
+    >>> bool(np.allclose(model[0].weight.grad, g1, rtol=1e-5)), out.shape, abs(serial - sharded) < 1e-6
+    (True, (8, 3), True)
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .. import parallel
+from ..errors import ShapeError
+from ..nn import BatchNorm1d, BatchNorm2d, CrossEntropyLoss, Module, MSELoss
+from ..shapes import format_shape
+
+__all__ = ["training_step", "sharded_forward", "shards_for", "MIN_SHARD_SAMPLES"]
+
+#: Fewer samples per shard than this and the step runs serially (a shard's fixed costs,
+#: the thread hand-off and a Python pass over every layer, then outweigh its work).
+MIN_SHARD_SAMPLES = 4
+
+_LOSSES = (CrossEntropyLoss, MSELoss)
+_REPLICAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# ----------------------------------------------------------------------------- replicas
+
+
+class _Rendezvous:
+    """Where the shards' batch-norm layers exchange their per-channel sums."""
+
+    def __init__(self, shards: int) -> None:
+        self.barrier = threading.Barrier(shards)
+        self.slots: dict[tuple[int, str], list] = {}
+
+    def gather(self, layer: int, phase: str, shard: int, value: Any) -> list:
+        """Every shard's ``value`` for this layer and phase, in shard order.
+
+        Each (layer, phase) is used once per step, and between two uses of it every shard
+        passes other barriers after reading it, so a list is never overwritten early.
+        """
+        slots = self.slots[(layer, phase)]
+        slots[shard] = value
+        self.barrier.wait()
+        return list(slots)
+
+
+def _ordered_sum(parts: Sequence[np.ndarray]) -> np.ndarray:
+    total = np.array(parts[0], copy=True)
+    for part in parts[1:]:
+        total += part
+    return total
+
+
+class _SyncedBatchNorm:
+    """Mixed into a replica's batch-norm layer: training-mode statistics over all shards."""
+
+    _sync: _Rendezvous
+    _sync_layer: int
+    _sync_shard: int
+    _sync_master: Any  # the master's layer (its running statistics are updated, once)
+
+    def _normalise(self: Any, x: np.ndarray, op: Callable) -> np.ndarray:
+        if not self.training and self.track_running_stats:  # eval: running statistics, per shard
+            return super()._normalise(x, op)  # type: ignore[misc]
+        name = type(self).__mro__[2].__name__
+        x = self._check_input(x)
+        self._check_shape(x.shape)
+        axes = (0, *range(2, x.ndim))
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        gather = self._sync.gather
+        layer, shard = self._sync_layer, self._sync_shard
+        parts = gather(layer, "sum", shard, (x.sum(axis=axes, dtype=np.float64), x.size // x.shape[1]))
+        m = sum(count for _, count in parts)
+        if m < 2:
+            raise ShapeError(
+                f"{name}: training needs more than one value per channel to estimate a "
+                f"variance; got a batch of shape {format_shape((m, *x.shape[1:]))} in all."
+            )
+        mean = _ordered_sum([s for s, _ in parts]) / m
+        centred = x - mean.astype(x.dtype).reshape(shape)
+        centred *= centred
+        var = _ordered_sum(gather(layer, "squares", shard, centred.sum(axis=axes, dtype=np.float64))) / m
+        del centred
+        tracked = self.num_batches_tracked
+        if self.training and shard == 0 and tracked is not None:  # the running statistics, once per step
+            momentum = 1.0 / float(tracked + 1) if self.momentum is None else self.momentum
+            self.running_mean *= 1.0 - momentum
+            self.running_mean += (momentum * mean).astype(x.dtype)
+            self.running_var *= 1.0 - momentum
+            self.running_var += (momentum * var * (m / (m - 1))).astype(x.dtype)
+            tracked += 1
+        gamma = self.weight.data if self.weight is not None else None
+        beta = self.bias.data if self.bias is not None else None
+        y, mean_x, invstd = op(x, gamma, beta, mean.astype(x.dtype), var.astype(x.dtype), training=False,
+                               eps=self.eps, return_stats=True)
+        self._save(x=x, mean=mean_x, invstd=invstd, gamma=gamma, batch_stats=True, synced=m)
+        return y
+
+    def backward(self: Any, dy: np.ndarray) -> np.ndarray:
+        saved = self._saved
+        if not isinstance(saved, dict) or "synced" not in saved:
+            return super().backward(dy)  # type: ignore[misc]
+        saved = self._pop_saved()
+        x, m = saved["x"], saved["synced"]
+        dy = self._check_dy(dy, x.shape, x.dtype)
+        axes = (0, *range(2, x.ndim))
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        invstd = saved["invstd"].reshape(shape)
+        xhat = x - saved["mean"].reshape(shape)
+        xhat *= invstd
+        dbeta_local = dy.sum(axis=axes)
+        dgamma_local = (dy * xhat).sum(axis=axes)
+        parts = self._sync.gather(self._sync_layer, "grad", self._sync_shard, (dbeta_local, dgamma_local))
+        dbeta = _ordered_sum([p[0] for p in parts])
+        dgamma = _ordered_sum([p[1] for p in parts])
+        scale = invstd if saved["gamma"] is None else invstd * saved["gamma"].reshape(shape)
+        inv_m = x.dtype.type(1.0 / m)
+        xhat *= (dgamma * inv_m).reshape(shape)
+        dx = dy - (dbeta * inv_m).reshape(shape)
+        dx -= xhat
+        dx *= scale
+        if self.weight is not None and self.bias is not None:  # this shard's share
+            self.weight.accumulate(dgamma_local, "weight")
+            self.bias.accumulate(dbeta_local, "bias")
+        return dx
+
+
+_SYNCED_CLASSES: dict[type, type] = {}
+
+
+def _synced_class(cls: type) -> type:
+    synced = _SYNCED_CLASSES.get(cls)
+    if synced is None:
+        synced = _SYNCED_CLASSES[cls] = type(f"_Synced{cls.__name__}", (_SyncedBatchNorm, cls), {})
+    return synced
+
+
+def _supported(model: Module, loss: Any) -> bool:
+    """Data parallelism is safe: a batch-mean loss and only convscope's own modules, whose
+    batch-norm layers are the plain BatchNorm1d/2d (the only ones that mix samples)."""
+    if loss is not None and type(loss) not in _LOSSES:
+        return False
+    for module in model.modules():
+        if not type(module).__module__.startswith("convscope."):
+            return False
+        if module.layer_kind == "batch_norm" and type(module) not in (BatchNorm1d, BatchNorm2d):
+            return False
+    return True
+
+
+def _signature(model: Module) -> tuple:
+    return tuple(id(p.data) for p in model.parameters()) + tuple(id(b) for b in model.buffers())
+
+
+class _Replicas:
+    """``shards`` copies of a model sharing its weights and buffers (see the module doc)."""
+
+    def __init__(self, model: Module, shards: int) -> None:
+        self.shards = shards
+        self.signature = _signature(model)
+        self.rendezvous = _Rendezvous(shards)
+        self.models = [self._replicate(model, i) for i in range(shards)]
+        self.master_modules = list(model.modules())
+        self.master_params = list(model.parameters())
+        self.params = [list(rep.parameters()) for rep in self.models]
+        self.modules = [list(rep.modules()) for rep in self.models]
+
+    def _replicate(self, model: Module, shard: int) -> Module:
+        memo: dict[int, Any] = {}
+        for p in model.parameters():
+            memo[id(p.data)] = p.data  # shared weights; the gradient is copied (own)
+        for b in model.buffers():
+            memo[id(b)] = b  # shared running statistics
+        for m in model.modules():
+            memo[id(m._saved)] = None  # no saved forward state travels
+        replica = copy.deepcopy(model, memo)
+        layer = 0
+        for master, rep in zip(model.modules(), replica.modules()):
+            if type(rep) in (BatchNorm1d, BatchNorm2d):
+                rep.__class__ = _synced_class(type(rep))
+                synced: Any = rep
+                synced._sync, synced._sync_layer, synced._sync_shard = self.rendezvous, layer, shard
+                synced._sync_master = master
+                for phase in ("sum", "squares", "grad"):
+                    self.rendezvous.slots.setdefault((layer, phase), [None] * self.shards)
+                layer += 1
+        replica.zero_grad()
+        return replica
+
+    def sync(self, reseed: bool) -> None:
+        """Mode from the master; with ``reseed``, fresh generators for this step (Dropout)."""
+        for modules in self.modules:
+            for master, rep in zip(self.master_modules, modules):
+                rep.training = master.training
+        if not reseed:
+            return
+        for j, master in enumerate(self.master_modules):
+            gen = getattr(master, "generator", None)
+            if isinstance(gen, np.random.Generator) and master.training:
+                seed = int(gen.integers(2**63))
+                for i, modules in enumerate(self.modules):
+                    layer: Any = modules[j]
+                    layer.generator = np.random.default_rng([seed, i])
+
+    def reduce_gradients(self) -> None:
+        """``master.grad += shard 0 + shard 1 + ...``, in that order; the shards' gradients
+        are zeroed for the next step."""
+        for j, p in enumerate(self.master_params):
+            for params in self.params:
+                p.accumulate(params[j].grad)
+                params[j].grad.fill(0)
+
+
+def _replicas(model: Module, shards: int) -> _Replicas:
+    reps = _REPLICAS.get(model)
+    if reps is None or reps.shards != shards or reps.signature != _signature(model):
+        reps = _REPLICAS[model] = _Replicas(model, shards)
+    return reps
+
+
+def shards_for(model: Module, loss: Any, batch: int) -> int:
+    """How many shards a batch of ``batch`` samples is cut into (1: run serially).
+
+    >>> from convscope import nn, num_threads
+    >>> with num_threads(2):
+    ...     shards_for(nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(), 64)
+    2
+    """
+    threads = parallel.workers()
+    shards = min(threads, batch // MIN_SHARD_SAMPLES)
+    if shards < 2 or not _supported(model, loss):
+        return 1
+    return shards
+
+
+def _run_shards(reps: _Replicas, tasks: list[Callable[[], Any]]) -> list:
+    """Run one task per shard side by side; the first real error is raised (a failing shard
+    breaks the batch-norm barrier so the others stop too)."""
+    errors: list[BaseException | None] = [None] * len(tasks)
+
+    def guarded(i: int) -> Any:
+        try:
+            return tasks[i]()
+        except BaseException as exc:
+            errors[i] = exc
+            reps.rendezvous.barrier.abort()
+            return None
+
+    results = parallel.run_parallel([partial(guarded, i) for i in range(len(tasks))])
+    if any(e is not None for e in errors):
+        reps.rendezvous.barrier.reset()
+        first = next((e for e in errors if e is not None and not isinstance(e, threading.BrokenBarrierError)), None)
+        raise first or next(e for e in errors if e is not None)
+    return results
+
+
+def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[float, np.ndarray]:
+    """Forward, loss and backward of one batch: ``(loss value, model output)``; the
+    parameter gradients are ADDED to ``model``'s (call ``zero_grad`` first), as
+    ``model.backward_params(loss.backward())`` after ``loss(model(x), y)`` would.
+
+    With several threads the batch runs as shards on replicas of the model (see the module
+    docstring); else exactly the serial calls.
+    """
+    batch = int(x.shape[0]) if x.ndim else 0
+    shards = shards_for(model, loss, batch)
+    if shards == 1:
+        output = model(x)
+        value = loss(output, y)
+        model.backward_params(loss.backward())
+        return value, output
+    reps = _replicas(model, shards)
+    reps.sync(reseed=True)
+    runs = parallel.split_evenly(range(batch), shards)
+    cuts = [slice(run[0], run[-1] + 1) for run in runs]
+    losses = [copy.copy(loss) for _ in cuts]
+    y_arr = np.asarray(y)
+
+    def shard(i: int) -> tuple[float, np.ndarray]:
+        s = cuts[i]
+        rep = reps.models[i]
+        out = rep(x[s])
+        value = losses[i](out, y_arr[s])
+        dy = losses[i].backward()
+        dy *= dy.dtype.type((s.stop - s.start) / batch)
+        rep.backward_params(dy)
+        return value, out
+
+    results = _run_shards(reps, [partial(shard, i) for i in range(shards)])
+    reps.reduce_gradients()
+    value = sum(v * (s.stop - s.start) for (v, _), s in zip(results, cuts)) / batch
+    output = np.concatenate([out for _, out in results], axis=0)
+    return float(value), output
+
+
+def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
+    """``model(x)`` with the batch cut into shards run side by side (inference: call it in
+    eval mode; the result equals ``model(x)`` up to rounding, bit for bit for layers whose
+    per-sample results do not depend on the batch they come in)."""
+    batch = int(x.shape[0]) if x.ndim else 0
+    shards = shards_for(model, None, batch)
+    if shards == 1 or model.training:
+        return model(x)
+    reps = _replicas(model, shards)
+    reps.sync(reseed=False)
+    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+    results = _run_shards(reps, [partial(m, x[s]) for s, m in zip(cuts, reps.models)])
+    return np.concatenate([np.asarray(r) for r in results], axis=0)
