@@ -164,3 +164,16 @@ def test_rejects_with_reasons(tmp_path):
         explain_model_html(_model(), _x(), None)
     assert not (tmp_path / "e.html").exists()
 
+
+
+def test_every_card_says_what_feeds_it_and_a_residual_names_both_branches(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.ReLU(),
+                          nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, rng=1), nn.ReLU())),
+                          nn.Flatten(), nn.Linear(2 * 36, 3, rng=2))
+    text = explain_model_html(model, np.eye(6), tmp_path / "m.html").read_text()
+    feeds = re.findall(r'<p class="meta feeds">(.*?)</p>', text)
+    assert len(feeds) == 7                                   # every layer, in walk order
+    assert '<a href="#input">the input</a>' in feeds[0] and '<a href="#layer-1">layer 1</a>' in feeds[1]
+    # layer 5 = x + block(x): x is layer 2's output (the block's input), the block ends at layer 4
+    assert feeds[4].startswith('merge (add): <a href="#layer-2">layer 2</a> (the identity branch) + '
+                               '<a href="#layer-4">layer 4</a>')

@@ -321,6 +321,22 @@ class _Walk:
                         + html.escape("\n".join(lines)) + "</pre></details>")
         return "".join(meta)
 
+    def _ref_link(self, index: int | None) -> str:
+        if index is None:
+            return "?"
+        if index == 0:
+            return '<a href="#input">the input</a>'
+        return f'<a href="#layer-{index}">layer {index}</a>'
+
+    def _feeds(self, act: LayerActivation) -> str:
+        """Which layers' outputs this layer takes: the branches a merge joins, the fan-out of a block."""
+        ref = self.refs.get(act.index)
+        if act.module.layer_kind == "residual":
+            block = act.index - 1 if act.index - 1 in self.refs else None
+            return (f'<p class="meta feeds">merge (add): {self._ref_link(ref)} (the identity branch) + '
+                    f'{self._ref_link(block)} (the block\'s last layer) &rarr; y = x + block(x)</p>')
+        return f'<p class="meta feeds">input: {self._ref_link(ref)}</p>'
+
     def layer(self, act: LayerActivation) -> tuple[str, dict[str, Any]]:
         rf, box = self.fields[act.index], self.boxes[act.index]
         kind = act.module.layer_kind
@@ -333,7 +349,7 @@ class _Walk:
             "field": None if box is None else [[first.tolist(), last.tolist()] for first, last in box],
             "values": None, "conv": None, "input_ref": self.refs.get(act.index),
         }
-        body = [self._meta(act)]
+        body = [self._meta(act), self._feeds(act)]
         if act.spatial:
             maps, shown = feature_maps(act, self.max_channels)
             body.append(maps)
