@@ -297,6 +297,7 @@ class _Walk:
         self.fields = {r.index: r for r in receptive_field(model, xb.shape).rows}
         self.boxes = receptive_boxes(acts, xb.shape[2:])
         self.refs = input_refs(xb, acts)
+        self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
         self.budget = Budget(max_numbers)
         self.dtype = xb.dtype
         self.max_channels = max_channels
@@ -335,6 +336,9 @@ class _Walk:
             block = act.index - 1 if act.index - 1 in self.refs else None
             return (f'<p class="meta feeds">merge (add): {self._ref_link(ref)} (the identity branch) + '
                     f'{self._ref_link(block)} (the block\'s last layer) &rarr; y = x + block(x)</p>')
+        if len(act.inputs) > 1:             # a merge node of a graph: every branch it joins
+            links = " + ".join(self._ref_link(self.producer.get(id(x))) for x in act.inputs)
+            return f'<p class="meta feeds">merge ({html.escape(act.module.layer_kind)}) of: {links}</p>'
         return f'<p class="meta feeds">input: {self._ref_link(ref)}</p>'
 
     def layer(self, act: LayerActivation) -> tuple[str, dict[str, Any]]:
