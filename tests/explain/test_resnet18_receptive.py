@@ -8,7 +8,7 @@ import numpy as np
 from convscope import nn
 from convscope.explain import receptive_field
 
-from .resnet18 import resnet18_chain
+from .resnet18 import resnet18_chain, resnet18_graph
 
 
 def _main_path_windows(module):
@@ -56,3 +56,15 @@ def test_the_input_gradient_of_one_last_stage_pixel_is_nonzero_exactly_on_its_re
     assert set(rows) == set(cols) == set(range(218))
     mask = receptive_field(model, (3, 224, 224), pixel=(0, 0)).mask
     assert not np.any(np.abs(dx[0]).sum(axis=0)[~mask])      # convscope's exact region holds it
+
+
+def test_the_graph_resnet18_is_torchvisions_and_its_last_stage_field_is_435():
+    # the Graph form has the three 1x1 stride-2 projection shortcuts: torchvision's 11,689,512
+    # parameters; its field is the largest over paths, the main path's 435 (the shortcut's is smaller)
+    assert resnet18_graph().num_parameters() == 11_689_512
+    model = resnet18_graph(width=2, relu=False, dtype=np.float64).eval()
+    row = [r for r in receptive_field(model, (3, 224, 224)).rows if r.name == "layer4.1.add"][0]
+    assert (row.rf, row.jump, row.start) == ((435, 435), (32, 32), (-217, -217))
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224))
+    y = model(x)
+    assert y.shape == (1, 1000)

@@ -227,3 +227,18 @@ def test_the_graph_backward_pass_of_the_page_is_the_graphs_own(tmp_path):
     dy = p.copy()
     dy[0, 2] -= 1.0
     np.testing.assert_allclose(grad.input_grad, model.backward(dy), rtol=1e-5, atol=1e-7)
+
+
+def test_graph_branch_fields_follow_each_nodes_own_input():
+    from convscope.viz import forward_layers
+    from convscope.viz.fields import receptive_boxes
+
+    model = _small_graph()
+    xb, acts = forward_layers(model, np.zeros((6, 6)))
+    boxes = receptive_boxes(acts, (6, 6))
+    # left (1x1 conv) sees what res sees: stem 3x3 + body 3x3 -> 5 wide; right (3x3 max) -> 7 wide
+    first, last = boxes[5][0]
+    assert (first[3], last[3]) == (1, 5)
+    first, last = boxes[6][0]
+    assert (first[3], last[3]) == (0, 5) and (boxes[6][0][0][0], boxes[6][0][1][0]) == (0, 3)
+    np.testing.assert_array_equal(boxes[7][0][0], boxes[6][0][0])       # concat: the union of both
