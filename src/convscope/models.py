@@ -88,8 +88,8 @@ from . import nn, optim
 from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ResourceError, ShapeError
 from .files import check_readable
-from .schema import parse_json
 from .nn.layer_types import ResidualLayer
+from .schema import parse_json
 from .shapes import WindowGeometry, format_shape
 
 __all__ = [

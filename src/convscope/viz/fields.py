@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Sequence
 
 import numpy as np
@@ -73,7 +72,7 @@ def receptive_boxes(acts: Sequence[LayerActivation],
         if effect in ("residual", "merge"):          # every branch's field, united
             sizes = {tuple(len(first) for first, _ in b) for b in ins if b is not None}
             state = None if any(b is None for b in ins) or len(sizes) != 1 else [
-                functools.reduce(receptive._union, axis) for axis in zip(*ins)]  # type: ignore[misc]
+                functools.reduce(receptive._union, axis) for axis in zip(*ins)]
         elif ins[0] is None:
             state = None
         elif effect == "window":
