@@ -282,7 +282,7 @@ def test_antialias_twin_replaces_strided_max_pooling():
     assert twin.output_shape((2, 1, 28, 28)) == model.output_shape((2, 1, 28, 28)) == (2, 10)
     blur = next(m for _, m in twin.named_modules() if type(m).__name__ == "BlurPool2d")
     assert blur.filter_size == 3 and tuple(blur.stride) == (2, 2)
-    with pytest.raises(ConfigError, match="no max pooling with stride > 1"):
+    with pytest.raises(ConfigError, match="no max pooling or convolution with stride > 1"):
         antialias(nn.Sequential(nn.Conv2d(1, 1, 3, rng=0), nn.MaxPool2d(2, stride=1)), (1, 8, 8))
 
 
