@@ -354,7 +354,7 @@ def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
     (["shape", "--n", "5", "--k", "3", "--op", "dense"], "--op expects conv or pool"),
     (["shape", "--n", "5", "--k", "3", "--arch", "lenet"], "not both"),
     (["shape", "--model", "no_such_model.npz"], "no_such_model.npz"),
-    (["shape", "--arch", "resnet"], "unknown architecture 'resnet'"),
+    (["shape", "--arch", "vgg"], "unknown architecture 'vgg'"),
     (["params", "--kernel", "3"], "give --input-shape"),
     (["params", "--input-shape", "1,5,5", "--kernel", "3", "--out-channels", "0"], "--out-channels expects"),
     (["jacobian", "--example", "softmax"], "--example expects one of conv, relu, maxpool, chain"),

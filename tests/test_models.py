@@ -249,3 +249,26 @@ def test_antialias_rewrites_strided_convolutions_inside_a_resnet():
     for i in (3, 8, 13):                                # BasicBlocks (stride 1) rebuilt, layers shared
         assert twin[i].layer_kind == "residual" and twin[i].block[0] is model[i].block[0]
 
+
+
+def test_antialias_on_a_graph_splits_each_strided_node_in_two_and_keeps_its_references():
+    from convscope.models import antialias
+
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 3, stride=2, padding=1, rng=0), g.input)
+    pool = g.add("pool", nn.MaxPool2d(2), stem)
+    skip = g.add("skip", nn.Conv2d(2, 2, 1, stride=2, rng=1), stem)
+    add = g.add("add", nn.Add(), pool, skip)
+    model = g.build(outputs=g.add("fc", nn.Linear(2 * 4 * 4, 3, rng=2), g.add("flat", nn.Flatten(), add)))
+    twin = antialias(model, (1, 16, 16))
+    got = [(n.name, n.module.layer_kind, n.inputs) for n in twin.nodes]
+    assert got == [("stem.dense", "conv", ("input",)), ("stem", "blur_pool", ("stem.dense",)),
+                   ("pool.dense", "max_pool", ("stem",)), ("pool", "blur_pool", ("pool.dense",)),
+                   ("skip.dense", "conv", ("stem",)), ("skip", "blur_pool", ("skip.dense",)),
+                   ("add", "add", ("pool", "skip")), ("flat", "flatten", ("add",)), ("fc", "linear", ("flat",))]
+    nodes = {n.name: n.module for n in twin.nodes}
+    assert nodes["stem.dense"].stride == (1, 1) and nodes["pool.dense"].window.stride == (1, 1)
+    assert [nodes[k].window.stride for k in ("stem", "pool", "skip")] == [(2, 2)] * 3
+    assert nodes["fc"] is model.nodes[-1].module                       # layers without a stride shared
+    x = np.random.default_rng(0).standard_normal((2, 1, 16, 16)).astype(np.float32)
+    assert twin(x).shape == model(x).shape == (2, 3)

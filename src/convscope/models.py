@@ -635,6 +635,7 @@ def describe_pooling(model: nn.Module) -> str:
 #: The public pooling classes by number of spatial axes, for the layers antialias adds.
 _MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _BLUR_POOLS = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}
+_NESTS = ("sequential", "residual", "graph")      # containers antialias rebuilds inside
 
 
 def _dense_twin(module: nn.Module) -> nn.Module | None:
@@ -671,7 +672,9 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
     Layers are recognised by the layer protocol (``layer_kind`` ``"max_pool"`` or ``"conv"``
     and its ``window``), so a subclass is rewritten too. Containers of kind
     ``"sequential"`` are rebuilt as :class:`~convscope.nn.Sequential` and ``"residual"`` as
-    :class:`~convscope.nn.Residual` around the rewritten block; a rewritten convolution is a
+    :class:`~convscope.nn.Residual` around the rewritten block; in a :class:`~convscope.nn.Graph`
+    a strided node ``X`` becomes two nodes, ``X.dense`` (stride 1, reading X's inputs) and ``X``
+    (the BlurPool), so every reference to ``X`` still holds; a rewritten convolution is a
     copy (same weights, its own parameters); every other layer is the same object in both
     models, so give this function a freshly built model (same seed,
     same initial weights) when both are to be trained. The output shape must stay the same,
@@ -684,7 +687,7 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
         filter_size: the BlurPool filter size (binomial filter of that many taps per axis).
 
     Returns:
-        The twin, a new :class:`~convscope.nn.Sequential`.
+        The twin, a new container of the model's kind (Sequential, Residual or Graph).
 
     Raises:
         ConfigError: the model has no strided max pooling, or the twin's output shape differs.
@@ -709,6 +712,8 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
                 new, shape = rebuild(child, shape)
                 children.append(new)
             return nn.Sequential(*children), shape
+        if module.layer_kind == "graph":
+            return rebuild_graph(module, shape)
         if module.layer_kind == "residual":
             block, _ = rebuild(cast(ResidualLayer, module).block, shape)
             return nn.Residual(block), module.output_shape(shape)
@@ -721,6 +726,26 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
         channels = dense.output_shape(shape)[1]
         blur = _BLUR_POOLS[window.ndim](channels, filter_size=filter_size, stride=window.stride)
         return nn.Sequential(dense, blur), out
+
+    def rebuild_graph(graph: Any, shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """A strided node ``X`` becomes two nodes: ``X.dense`` (stride 1, X's inputs) and ``X``
+        (the BlurPool, reading ``X.dense``), so every reference to ``X`` still holds."""
+        shapes: dict[str, Any] = {name: shape for name in graph.inputs}
+        nodes = []
+        for node in graph.nodes:
+            ins = [shapes[ref] for ref in node.inputs]
+            before = replaced
+            new, out = rebuild(node.module, ins[0]) if len(ins) == 1 else (node.module, node.module.output_shape(*ins))
+            if replaced > before and new.layer_kind == "sequential" and node.module.layer_kind not in _NESTS:
+                dense, blur = list(new)  # type: ignore[arg-type]
+                nodes += [nn.Node(f"{node.name}.dense", dense, node.inputs), nn.Node(node.name, blur, (f"{node.name}.dense",))]
+            else:
+                nodes.append(nn.Node(node.name, new, node.inputs))
+            outs = list(out) if out and not isinstance(out[0], (int, np.integer)) else [out]
+            shapes[node.name] = outs[0]
+            shapes.update({f"{node.name}:{k}": o for k, o in enumerate(outs)})
+        twin = nn.Graph(nodes, inputs=graph.inputs, outputs=graph.outputs)
+        return twin, twin.output_shape(shape)
 
     shape = (1, *tuple(int(v) for v in input_shape))
     twin, _ = rebuild(model, shape)
