@@ -242,3 +242,13 @@ def test_graph_branch_fields_follow_each_nodes_own_input():
     first, last = boxes[6][0]
     assert (first[3], last[3]) == (0, 5) and (boxes[6][0][0][0], boxes[6][0][1][0]) == (0, 3)
     np.testing.assert_array_equal(boxes[7][0][0], boxes[6][0][0])       # concat: the union of both
+
+
+def test_the_pictures_draw_a_graph_model(tmp_path):
+    from convscope.viz import plot_feature_maps, plot_filters, plot_weight_gradients
+
+    model = _small_graph()
+    x = np.random.default_rng(0).random((1, 1, 6, 6)).astype(np.float32)
+    assert plot_filters(model, layer="left").title
+    assert plot_feature_maps(model, x[0, 0], tmp_path / "f.png").stat().st_size > 0
+    assert plot_weight_gradients(model, tmp_path / "g.png", x, np.array([1])).stat().st_size > 0
