@@ -282,7 +282,7 @@ def test_antialias_twin_replaces_strided_max_pooling():
     assert twin.output_shape((2, 1, 28, 28)) == model.output_shape((2, 1, 28, 28)) == (2, 10)
     blur = next(m for _, m in twin.named_modules() if type(m).__name__ == "BlurPool2d")
     assert blur.filter_size == 3 and tuple(blur.stride) == (2, 2)
-    with pytest.raises(ConfigError, match="no max pooling with stride > 1"):
+    with pytest.raises(ConfigError, match="no max pooling or convolution with stride > 1"):
         antialias(nn.Sequential(nn.Conv2d(1, 1, 3, rng=0), nn.MaxPool2d(2, stride=1)), (1, 8, 8))
 
 
@@ -354,7 +354,7 @@ def test_shift_train_compare_trains_both_and_saves_the_curve(capsys, tmp_path):
     (["shape", "--n", "5", "--k", "3", "--op", "dense"], "--op expects conv or pool"),
     (["shape", "--n", "5", "--k", "3", "--arch", "lenet"], "not both"),
     (["shape", "--model", "no_such_model.npz"], "no_such_model.npz"),
-    (["shape", "--arch", "resnet"], "unknown architecture 'resnet'"),
+    (["shape", "--arch", "vgg"], "unknown architecture 'vgg'"),
     (["params", "--kernel", "3"], "give --input-shape"),
     (["params", "--input-shape", "1,5,5", "--kernel", "3", "--out-channels", "0"], "--out-channels expects"),
     (["jacobian", "--example", "softmax"], "--example expects one of conv, relu, maxpool, chain"),

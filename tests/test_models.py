@@ -21,8 +21,16 @@ CIFAR = (
     + 10 * (128 * 4 * 4) + 10                       # fc
 )
 
+RESNET = (
+    16 * 3 * 9 + 2 * 16 + 2 * (16 * 16 * 9 + 2 * 16)                        # stem, stage 1's BasicBlock
+    + 32 * 16 * 9 + 2 * 32 + 2 * (32 * 32 * 9 + 2 * 32)                     # stride-2 entry, stage 2
+    + 64 * 32 * 9 + 2 * 64 + 2 * (64 * 64 * 9 + 2 * 64)                     # stride-2 entry, stage 3
+    + 10 * 64 + 10                                                          # fc after global avg pool
+)
 
-@pytest.mark.parametrize("name, count", [("digits", DIGITS), ("lenet", LENET), ("cifar", CIFAR)])
+
+@pytest.mark.parametrize("name, count", [("digits", DIGITS), ("lenet", LENET), ("cifar", CIFAR),
+                                         ("resnet", RESNET)])
 def test_parameter_counts_and_output_shapes(name, count):
     model = build_model(name, seed=0)
     shape = ARCHITECTURES[name].input_shape
@@ -196,5 +204,71 @@ def test_antialias_keeps_every_other_layer_and_the_output_shape():
     assert describe_pooling(twin) == "MaxPool2d(stride 1,1), MaxPool2d(stride 1,1); 2 BlurPool"
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     assert twin(x).shape == model(x).shape == (2, 10)
-    with pytest.raises(ConfigError, match="no max pooling with stride > 1"):
+    with pytest.raises(ConfigError, match="no max pooling or convolution with stride > 1"):
         antialias(nn.Sequential(nn.Conv2d(1, 2, 3, rng=0)), (1, 8, 8))
+
+
+def test_the_small_resnet_is_a_resnet_and_trains_one_step():
+    from convscope import optim
+
+    model = build_model("resnet", seed=0)
+    kinds = [m.layer_kind for m in model]
+    assert kinds.count("residual") == 3 and kinds[-3:] == ["avg_pool", "flatten", "linear"]
+    assert model[-3].window.kernel_size == (8, 8)                      # global: the whole 8x8 map
+    block = model[3].block
+    x = np.random.default_rng(1).standard_normal((4, 16, 32, 32)).astype(np.float32)
+    model.eval()
+    np.testing.assert_allclose(model[3](x), x + block(x), rtol=1e-6)   # y = x + F(x)
+    model.train()
+    images = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3])
+    loss = nn.CrossEntropyLoss()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = loss(model(images), labels)
+    model.backward(loss.backward())
+    opt.step()
+    assert np.isfinite(before) and loss(model(images), labels) < before
+
+
+def test_antialias_rewrites_strided_convolutions_inside_a_resnet():
+    from convscope import functional as F
+    from convscope.models import antialias
+
+    model = build_model("resnet", seed=0, dtype=np.float64)
+    twin = antialias(model, (3, 32, 32))
+    assert twin.output_shape((2, 3, 32, 32)) == (2, 10)
+    for i in (5, 10):                                   # the two stride-2 entries of stages 2 and 3
+        conv, (dense, blur) = model[i], twin[i]
+        assert conv.stride == (2, 2) and dense.stride == (1, 1) and dense is not conv
+        assert blur.layer_kind == "blur_pool" and blur.window.stride == (2, 2)
+        np.testing.assert_array_equal(dense.weight.data, conv.weight.data)
+        x = np.random.default_rng(i).standard_normal((1, conv.in_channels, 12, 12))
+        by_hand = F.blur_pool(F.conv(x, conv.weight.data, stride=1, padding=1), 4, stride=2)
+        np.testing.assert_allclose(twin[i](x), by_hand, rtol=1e-12)
+        assert twin[i](x).shape == conv(x).shape
+    for i in (3, 8, 13):                                # BasicBlocks (stride 1) rebuilt, layers shared
+        assert twin[i].layer_kind == "residual" and twin[i].block[0] is model[i].block[0]
+
+
+
+def test_antialias_on_a_graph_splits_each_strided_node_in_two_and_keeps_its_references():
+    from convscope.models import antialias
+
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 3, stride=2, padding=1, rng=0), g.input)
+    pool = g.add("pool", nn.MaxPool2d(2), stem)
+    skip = g.add("skip", nn.Conv2d(2, 2, 1, stride=2, rng=1), stem)
+    add = g.add("add", nn.Add(), pool, skip)
+    model = g.build(outputs=g.add("fc", nn.Linear(2 * 4 * 4, 3, rng=2), g.add("flat", nn.Flatten(), add)))
+    twin = antialias(model, (1, 16, 16))
+    got = [(n.name, n.module.layer_kind, n.inputs) for n in twin.nodes]
+    assert got == [("stem.dense", "conv", ("input",)), ("stem", "blur_pool", ("stem.dense",)),
+                   ("pool.dense", "max_pool", ("stem",)), ("pool", "blur_pool", ("pool.dense",)),
+                   ("skip.dense", "conv", ("stem",)), ("skip", "blur_pool", ("skip.dense",)),
+                   ("add", "add", ("pool", "skip")), ("flat", "flatten", ("add",)), ("fc", "linear", ("flat",))]
+    nodes = {n.name: n.module for n in twin.nodes}
+    assert nodes["stem.dense"].stride == (1, 1) and nodes["pool.dense"].window.stride == (1, 1)
+    assert [nodes[k].window.stride for k in ("stem", "pool", "skip")] == [(2, 2)] * 3
+    assert nodes["fc"] is model.nodes[-1].module                       # layers without a stride shared
+    x = np.random.default_rng(0).standard_normal((2, 1, 16, 16)).astype(np.float32)
+    assert twin(x).shape == model(x).shape == (2, 3)

@@ -17,6 +17,12 @@ name                    made for        layers
 ``"cifar"``             3x32x32 RGB     three blocks of conv3x3-BatchNorm-relu (x2, x2, x1;
                                         32, 64, 128 channels) each ending in pool2, flatten,
                                         fc(classes)
+``"resnet"``            3x32x32 RGB     a small ResNet (He et al. 2016, the CIFAR variant):
+                                        conv3x3(16)-BN-relu, three stages (16, 32, 64
+                                        channels) of one BasicBlock each (conv3x3-BN-relu-
+                                        conv3x3-BN plus the identity, then relu), stages 2
+                                        and 3 entered by a conv3x3 stride 2-BN-relu,
+                                        global average pooling, fc(classes) ("ResNet-8")
 ======================  ==============  ====================================================
 
 Every builder reads the channel count and image size from ``input_shape`` (the size of
@@ -63,17 +69,18 @@ Example:
     >>> model.output_shape((1, 1, 8, 8))
     (1, 10)
     >>> sorted(ARCHITECTURES)
-    ['cifar', 'digits', 'lenet']
+    ['cifar', 'digits', 'lenet', 'resnet']
     >>> recipe_for("mnist").arch, recipe_for("mnist").epochs
     ('lenet', 10)
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -81,8 +88,9 @@ from . import nn, optim
 from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomShift
 from .errors import ArgumentTypeError, ConfigError, ConvscopeError, DataError, ResourceError, ShapeError
 from .files import check_readable
+from .nn.layer_types import ResidualLayer
 from .schema import parse_json
-from .shapes import format_shape
+from .shapes import WindowGeometry, format_shape
 
 __all__ = [
     "ARCHITECTURES",
@@ -185,6 +193,36 @@ def _cifar(shape: tuple[int, ...], classes: int, rng: np.random.Generator, dtype
     return nn.Sequential(*features, nn.Linear(n, classes, rng=rng, dtype=dtype))
 
 
+def _conv_bn(c_in: int, c_out: int, stride: int, rng: np.random.Generator, dtype: Any,
+             relu: bool = True) -> list[nn.Module]:
+    """conv3x3 (padding 1, no bias) - BatchNorm [- ReLU]: the unit every ResNet is made of."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, rng=rng, dtype=dtype),
+                               nn.BatchNorm2d(c_out, dtype=dtype)]
+    return layers + [nn.ReLU()] if relu else layers
+
+
+def _resnet(shape: tuple[int, ...], classes: int, rng: np.random.Generator, dtype: Any) -> nn.Module:
+    """The small CIFAR ResNet of the table above (one BasicBlock per stage, identity shortcuts).
+
+    A stage that halves the image and doubles the channels is entered by a strided
+    conv-BN-relu (a shortcut cannot add tensors of different shapes), then its BasicBlock
+    ``relu(x + bn(conv(relu(bn(conv(x))))))`` runs at the new size.
+    """
+    layers: list[nn.Module] = _conv_bn(shape[0], 16, 1, rng, dtype)
+    c_in = 16
+    for stage, width in enumerate((16, 32, 64)):
+        if stage:
+            layers += _conv_bn(c_in, width, 2, rng, dtype)
+            c_in = width
+        block = nn.Sequential(*_conv_bn(width, width, 1, rng, dtype), *_conv_bn(width, width, 1, rng, dtype, relu=False))
+        layers += [nn.Residual(block), nn.ReLU()]
+    features = nn.Sequential(*layers)
+    side = _output_shape(features, shape, "architecture 'resnet' does not fit")[2:]
+    features = nn.Sequential(*layers, nn.AvgPool2d(tuple(side)), nn.Flatten())   # global average pooling
+    n = _head_size(features, shape, "resnet")
+    return nn.Sequential(*features, nn.Linear(n, classes, rng=rng, dtype=dtype))
+
+
 #: Built-in architectures by name.
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -192,6 +230,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("digits", (1, 8, 8), "conv-relu-pool x2, fc-relu, fc (for 8x8 digits)", _digits),
         Architecture("lenet", (1, 28, 28), "LeNet-5 with ReLU and max pooling (for 28x28 gray)", _lenet),
         Architecture("cifar", (3, 32, 32), "conv-BN-relu blocks with pooling, fc (for 32x32 RGB)", _cifar),
+        Architecture("resnet", (3, 32, 32), "a small ResNet: 3 stages of BasicBlocks, global average pooling, "
+                     "fc (for 32x32 RGB)", _resnet),
     )
 }
 
@@ -245,10 +285,10 @@ def build_model(
         61706
         >>> build_model("lenet", input_shape=(3, 32, 32), seed=0).output_shape((2, 3, 32, 32))
         (2, 10)
-        >>> build_model("resnet")
+        >>> build_model("vgg")
         Traceback (most recent call last):
         ...
-        convscope.errors.ConfigError: unknown architecture 'resnet': expected one of cifar, digits, lenet, or the path of a .json spec file (from convscope.nn.to_spec); no such file exists.
+        convscope.errors.ConfigError: unknown architecture 'vgg': expected one of cifar, digits, lenet, resnet, or the path of a .json spec file (from convscope.nn.to_spec); no such file exists.
     """
     if not isinstance(name, (str, Path)):
         raise ArgumentTypeError(f"build_model: name must be a str or a path; got {type(name).__name__}.")
@@ -595,11 +635,33 @@ def describe_pooling(model: nn.Module) -> str:
 #: The public pooling classes by number of spatial axes, for the layers antialias adds.
 _MAX_POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 _BLUR_POOLS = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}
+_NESTS = ("sequential", "residual", "graph")      # containers antialias rebuilds inside
+
+
+def _dense_twin(module: nn.Module) -> nn.Module | None:
+    """The stride-1 version of a strided max pooling or convolution (None for any other layer).
+
+    A max pooling becomes a new ``MaxPool(k, stride 1)``; a convolution a copy of itself (same
+    weights, its own parameters) with stride 1 and otherwise the same geometry.
+    """
+    window = module.window
+    if window is None or all(s == 1 for s in window.stride):
+        return None
+    if module.layer_kind == "max_pool":
+        return _MAX_POOLS[window.ndim](window.kernel_size, stride=1, padding=window.padding,
+                                       dilation=window.dilation)
+    if module.layer_kind == "conv":
+        dense = copy.deepcopy(module)
+        dense.stride = (1,) * window.ndim     # type: ignore[attr-defined]
+        return dense
+    return None
 
 
 def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4) -> nn.Module:
     """The anti-aliased twin of ``model``: every max pooling of stride ``s > 1`` becomes
-    ``MaxPool(k, stride 1)`` followed by ``BlurPool(stride s)`` (notes 9.2.6, Zhang 2019).
+    ``MaxPool(k, stride 1)`` followed by ``BlurPool(stride s)``, and every convolution of
+    stride ``s > 1`` becomes the same convolution with stride 1 followed by
+    ``BlurPool(stride s)`` (notes 9.2.6, Zhang 2019's MaxBlurPool and ConvBlurPool).
 
     Pooling with a stride skips positions, so a one-pixel shift of the input can change
     the output entirely (the shift problem of 9.2.6). Taking the maximum densely and then
@@ -607,10 +669,14 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
     filter) keeps the output shape and makes the model's answer change smoothly with
     the shift.
 
-    Layers are recognised by the layer protocol (``layer_kind == "max_pool"`` and its
-    ``window``), so a subclass of a max pooling is rewritten too. Containers of kind
-    ``"sequential"`` are rebuilt as :class:`~convscope.nn.Sequential`; every other layer is
-    the same object in both models, so give this function a freshly built model (same seed,
+    Layers are recognised by the layer protocol (``layer_kind`` ``"max_pool"`` or ``"conv"``
+    and its ``window``), so a subclass is rewritten too. Containers of kind
+    ``"sequential"`` are rebuilt as :class:`~convscope.nn.Sequential` and ``"residual"`` as
+    :class:`~convscope.nn.Residual` around the rewritten block; in a :class:`~convscope.nn.Graph`
+    a strided node ``X`` becomes two nodes, ``X.dense`` (stride 1, reading X's inputs) and ``X``
+    (the BlurPool), so every reference to ``X`` still holds; a rewritten convolution is a
+    copy (same weights, its own parameters); every other layer is the same object in both
+    models, so give this function a freshly built model (same seed,
     same initial weights) when both are to be trained. The output shape must stay the same,
     so the layers after each pooling still fit.
 
@@ -621,7 +687,7 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
         filter_size: the BlurPool filter size (binomial filter of that many taps per axis).
 
     Returns:
-        The twin, a new :class:`~convscope.nn.Sequential`.
+        The twin, a new container of the model's kind (Sequential, Residual or Graph).
 
     Raises:
         ConfigError: the model has no strided max pooling, or the twin's output shape differs.
@@ -646,21 +712,46 @@ def antialias(model: nn.Module, input_shape: Sequence[int], filter_size: int = 4
                 new, shape = rebuild(child, shape)
                 children.append(new)
             return nn.Sequential(*children), shape
+        if module.layer_kind == "graph":
+            return rebuild_graph(module, shape)
+        if module.layer_kind == "residual":
+            block, _ = rebuild(cast(ResidualLayer, module).block, shape)
+            return nn.Residual(block), module.output_shape(shape)
         out = module.output_shape(shape)
-        window = module.window
-        if module.layer_kind == "max_pool" and window is not None and any(s > 1 for s in window.stride):
-            replaced += 1
-            dense = _MAX_POOLS[window.ndim](window.kernel_size, stride=1, padding=window.padding,
-                                            dilation=window.dilation)
-            blur = _BLUR_POOLS[window.ndim](shape[1], filter_size=filter_size, stride=window.stride)
-            return nn.Sequential(dense, blur), out
-        return module, out
+        dense = _dense_twin(module)
+        if dense is None:
+            return module, out
+        replaced += 1
+        window = cast(WindowGeometry, module.window)
+        channels = dense.output_shape(shape)[1]
+        blur = _BLUR_POOLS[window.ndim](channels, filter_size=filter_size, stride=window.stride)
+        return nn.Sequential(dense, blur), out
+
+    def rebuild_graph(graph: Any, shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+        """A strided node ``X`` becomes two nodes: ``X.dense`` (stride 1, X's inputs) and ``X``
+        (the BlurPool, reading ``X.dense``), so every reference to ``X`` still holds."""
+        shapes: dict[str, Any] = {name: shape for name in graph.inputs}
+        nodes = []
+        for node in graph.nodes:
+            ins = [shapes[ref] for ref in node.inputs]
+            before = replaced
+            new, out = rebuild(node.module, ins[0]) if len(ins) == 1 else (node.module, node.module.output_shape(*ins))
+            if replaced > before and new.layer_kind == "sequential" and node.module.layer_kind not in _NESTS:
+                dense, blur = list(new)  # type: ignore[arg-type]
+                nodes += [nn.Node(f"{node.name}.dense", dense, node.inputs), nn.Node(node.name, blur, (f"{node.name}.dense",))]
+            else:
+                nodes.append(nn.Node(node.name, new, node.inputs))
+            outs = list(out) if out and not isinstance(out[0], (int, np.integer)) else [out]
+            shapes[node.name] = outs[0]
+            shapes.update({f"{node.name}:{k}": o for k, o in enumerate(outs)})
+        twin = nn.Graph(nodes, inputs=graph.inputs, outputs=graph.outputs)
+        return twin, twin.output_shape(shape)
 
     shape = (1, *tuple(int(v) for v in input_shape))
     twin, _ = rebuild(model, shape)
     if not replaced:
-        raise ConfigError(f"the model has no max pooling with stride > 1 for antialias to replace "
-                          f"by MaxPool(stride 1) + BlurPool ({describe_pooling(model)}).")
+        raise ConfigError(f"the model has no max pooling or convolution with stride > 1 for antialias to "
+                          f"replace by its stride-1 version + BlurPool ({describe_pooling(model)}).")
     want, got = model.output_shape(shape), twin.output_shape(shape)
     if want != got:
         raise ConfigError(f"the BlurPool twin from antialias gives outputs of shape {got} instead "

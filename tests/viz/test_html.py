@@ -164,3 +164,91 @@ def test_rejects_with_reasons(tmp_path):
         explain_model_html(_model(), _x(), None)
     assert not (tmp_path / "e.html").exists()
 
+
+
+def test_every_card_says_what_feeds_it_and_a_residual_names_both_branches(tmp_path):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, rng=0), nn.ReLU(),
+                          nn.Residual(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, rng=1), nn.ReLU())),
+                          nn.Flatten(), nn.Linear(2 * 36, 3, rng=2))
+    text = explain_model_html(model, np.eye(6), tmp_path / "m.html").read_text()
+    feeds = re.findall(r'<p class="meta feeds">(.*?)</p>', text)
+    assert len(feeds) == 7                                   # every layer, in walk order
+    assert '<a href="#input">the input</a>' in feeds[0] and '<a href="#layer-1">layer 1</a>' in feeds[1]
+    # layer 5 = x + block(x): x is layer 2's output (the block's input), the block ends at layer 4
+    assert feeds[4].startswith('merge (add): <a href="#layer-2">layer 2</a> (the identity branch) + '
+                               '<a href="#layer-4">layer 4</a>')
+
+
+def _small_graph():
+    """conv -> relu, then a residual (conv + skip, Add) and a concat of two branches."""
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 3, padding=1, rng=0), g.input)
+    act = g.add("act", nn.ReLU(), stem)
+    body = g.add("body", nn.Conv2d(2, 2, 3, padding=1, rng=1), act)
+    res = g.add("res", nn.Add(), body, act)
+    left = g.add("left", nn.Conv2d(2, 1, 1, rng=2), res)
+    right = g.add("right", nn.MaxPool2d(3, stride=1, padding=1), res)
+    cat = g.add("cat", nn.Concat(), left, right)
+    flat = g.add("flat", nn.Flatten(), cat)
+    return g.build(outputs=g.add("fc", nn.Linear(3 * 36, 3, rng=3), flat))
+
+
+def test_a_graph_page_lists_every_node_with_its_branches_and_the_library_output(tmp_path):
+    from convscope.viz import forward_layers
+
+    model = _small_graph()
+    x = np.random.default_rng(0).random((6, 6))
+    xb, acts = forward_layers(model, x)
+    np.testing.assert_array_equal(acts[-1].y, model(xb))            # node by node = the graph's forward
+    names = [a.name for a in acts]
+    assert names == ["stem", "act", "body", "res", "left", "right", "cat", "flat", "fc"]
+    text = explain_model_html(model, x, tmp_path / "g.html").read_text()
+    assert text.count('class="card layer') == len(names)
+    feeds = re.findall(r'<p class="meta feeds">(.*?)</p>', text)
+    assert feeds[3] == ('merge (add) of: <a href="#layer-3">layer 3</a> + <a href="#layer-2">layer 2</a>')
+    assert feeds[6] == ('merge (concat) of: <a href="#layer-5">layer 5</a> + <a href="#layer-6">layer 6</a>')
+    assert feeds[4] == feeds[5] == 'input: <a href="#layer-4">layer 4</a>'      # fan-out of the residual
+    data = json.loads(re.search(r'<script type="application/json" id="convscope-data">(.*?)</script>',
+                                text, re.S).group(1))
+    assert data["backward"] is not None and data["layers"][4]["conv"] is not None
+
+
+def test_the_graph_backward_pass_of_the_page_is_the_graphs_own(tmp_path):
+    from convscope.viz import forward_layers
+    from convscope.viz._explainer_data import backward_passes
+
+    model = _small_graph()
+    x = np.random.default_rng(1).random((1, 1, 6, 6))
+    xb, acts = forward_layers(model, x)
+    grad = backward_passes(model, xb, acts, [2])[0]
+    model.eval()
+    y = model(xb)
+    p = softmax(y, axis=1)
+    dy = p.copy()
+    dy[0, 2] -= 1.0
+    np.testing.assert_allclose(grad.input_grad, model.backward(dy), rtol=1e-5, atol=1e-7)
+
+
+def test_graph_branch_fields_follow_each_nodes_own_input():
+    from convscope.viz import forward_layers
+    from convscope.viz.fields import receptive_boxes
+
+    model = _small_graph()
+    xb, acts = forward_layers(model, np.zeros((6, 6)))
+    boxes = receptive_boxes(acts, (6, 6))
+    # left (1x1 conv) sees what res sees: stem 3x3 + body 3x3 -> 5 wide; right (3x3 max) -> 7 wide
+    first, last = boxes[5][0]
+    assert (first[3], last[3]) == (1, 5)
+    first, last = boxes[6][0]
+    assert (first[3], last[3]) == (0, 5) and (boxes[6][0][0][0], boxes[6][0][1][0]) == (0, 3)
+    np.testing.assert_array_equal(boxes[7][0][0], boxes[6][0][0])       # concat: the union of both
+
+
+def test_the_pictures_draw_a_graph_model(tmp_path):
+    from convscope.viz import plot_feature_maps, plot_filters, plot_weight_gradients
+
+    model = _small_graph()
+    x = np.random.default_rng(0).random((1, 1, 6, 6)).astype(np.float32)
+    assert plot_filters(model, layer="left").title
+    assert plot_feature_maps(model, x[0, 0], tmp_path / "f.png").stat().st_size > 0
+    assert plot_weight_gradients(model, tmp_path / "g.png", x, np.array([1])).stat().st_size > 0

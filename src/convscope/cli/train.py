@@ -58,7 +58,7 @@ def add_train(subparsers: Any) -> None:
     add_data_options(p, "digits (default, built in), mnist, fashion-mnist, cifar10, or the path of "
                         "an image folder (one sub-folder per class; train/ and test/ used if present)")
     p.add_argument("--arch", type=path_text, metavar="NAME|SPEC.json",
-                   help="digits, lenet, cifar, or a JSON spec file (default: the recipe's)")
+                   help="digits, lenet, cifar, resnet, or a JSON spec file (default: the recipe's)")
     p.add_argument("--epochs", type=positive_int, metavar="N")
     p.add_argument("--batch-size", type=positive_int, metavar="B")
     p.add_argument("--lr", type=positive_float, metavar="X", help="(peak) learning rate")

@@ -217,12 +217,15 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
                     continue
                 for p in act.module.parameters():
                     p.zero_grad()
-                act.module(act.x)
+                if getattr(act.module, "num_outputs", 1) != 1:
+                    continue              # a multi-output node: its outputs' gradients are not tracked
+                act.module(*act.inputs)
                 dx = act.module.backward(g)
                 if act.module.layer_kind == "conv":
                     conv: Any = act.module
                     weight_grads[act.index] = np.array(conv.weight.grad)
-                _add(pending, act.x, dx)
+                for x_i, dx_i in zip(act.inputs, dx if isinstance(dx, tuple) else (dx,)):
+                    _add(pending, x_i, dx_i)        # a merge hands each branch its own gradient
             passes.append(ClassGrad(int(target), loss, grads, pending.get(id(xb), np.zeros_like(xb)),
                                     weight_grads))
     finally:

@@ -60,6 +60,12 @@ class LayerActivation:
     x: np.ndarray
     y: np.ndarray
     nested: bool
+    xs: tuple[np.ndarray, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[np.ndarray, ...]:
+        """Every input it received (several for a merge such as Add or Concat)."""
+        return self.xs or (self.x,)
 
     @property
     def spatial(self) -> bool:
@@ -247,20 +253,27 @@ def forward_layers(model: Module, x: Any,
         raise ShapeError(f"{op}: layer {bad[0].label} does not fit its input of shape "
                          f"{format_shape(cast(tuple[int, ...], bad[0].in_shape))}: {bad[0].error}")
     records: list[LayerActivation] = []
-    inputs: dict[int, np.ndarray] = {}        # record index -> what it received
+    outs: dict[str, np.ndarray] = {}          # record name (or graph input name) -> its output
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        a = xb
         for lay in layers:
-            if lay.kind == "residual":        # x + block(x): x is what the block received
-                x_in = inputs[lay.block[0].index] if lay.block else a
-                out = x_in + a
+            # each record names what feeds it (the walker's ``inputs``): the previous layer in a
+            # Sequential, any earlier node in a Graph, the model's input first
+            xs = tuple(outs.get(ref, xb) for ref in (lay.inputs or ("input",)))
+            if lay.kind == "residual":        # x + block(x): inputs are (block's last layer, x)
+                block_out, x_in = (xs[0], xs[-1]) if lay.block else (xs[-1], xs[-1])
+                out: Any = x_in + block_out if lay.block else x_in
+                xs = (x_in,)
             else:
-                x_in, out = a, lay.module(a)
-            inputs[lay.index] = x_in
-            records.append(LayerActivation(lay.index, lay.name, lay.module, lay, x_in, out, lay.nested))
-            a = out
+                out = lay.module(*xs)
+            if isinstance(out, tuple):        # a multi-output node (Split): "name:k" for each
+                for k, part in enumerate(out):
+                    outs[f"{lay.name}:{k}"] = part
+                out = out[0]
+            outs[lay.name] = out
+            records.append(LayerActivation(lay.index, lay.name, lay.module, lay, xs[0], out, lay.nested,
+                                           xs if len(xs) > 1 else ()))
     finally:
         for m, mode in modes:
             m.training = mode

@@ -30,7 +30,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+
+import numpy as np
 
 from ..nn import receptive
 from .activations import LayerActivation
@@ -55,4 +58,29 @@ def receptive_boxes(acts: Sequence[LayerActivation],
         the layer has no spatial layout (Flatten, Linear and after) or its effect on
         positions is unknown. Computed by :func:`convscope.nn.receptive.receptive_boxes`.
     """
-    return receptive.receptive_boxes([act.layer for act in acts], input_spatial)
+    records = [act.layer for act in acts]
+    if not any(len(r.inputs) > 1 for r in records if r.kind != "residual"):
+        return receptive.receptive_boxes(records, input_spatial)
+    # a graph: follow each record's own inputs (a branch starts from the node that feeds it)
+    by_name: dict[str, list[Box] | None] = {}
+    full: list[Box] | None = [(np.arange(n), np.arange(n)) for n in input_spatial]
+    boxes: dict[int, list[Box] | None] = {}
+    for record in records:
+        ins = [by_name.get(ref.split(":")[0], full) for ref in (record.inputs or ("input",))]
+        effect = record.effect
+        state: list[Box] | None
+        if effect in ("residual", "merge"):          # every branch's field, united
+            sizes = {tuple(len(first) for first, _ in b) for b in ins if b is not None}
+            state = None if any(b is None for b in ins) or len(sizes) != 1 else [
+                functools.reduce(receptive._union, axis) for axis in zip(*ins)]
+        elif ins[0] is None:
+            state = None
+        elif effect == "window":
+            state = [receptive._window_box(record, a, box) for a, box in enumerate(ins[0])]
+        elif (effect != "pointwise" or record.out_shape is None or record.in_shape is None
+              or len(record.out_shape) != len(record.in_shape)):
+            state = None
+        else:
+            state = ins[0]
+        by_name[record.name] = boxes[record.index] = state
+    return boxes

@@ -297,6 +297,7 @@ class _Walk:
         self.fields = {r.index: r for r in receptive_field(model, xb.shape).rows}
         self.boxes = receptive_boxes(acts, xb.shape[2:])
         self.refs = input_refs(xb, acts)
+        self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
         self.budget = Budget(max_numbers)
         self.dtype = xb.dtype
         self.max_channels = max_channels
@@ -321,6 +322,25 @@ class _Walk:
                         + html.escape("\n".join(lines)) + "</pre></details>")
         return "".join(meta)
 
+    def _ref_link(self, index: int | None) -> str:
+        if index is None:
+            return "?"
+        if index == 0:
+            return '<a href="#input">the input</a>'
+        return f'<a href="#layer-{index}">layer {index}</a>'
+
+    def _feeds(self, act: LayerActivation) -> str:
+        """Which layers' outputs this layer takes: the branches a merge joins, the fan-out of a block."""
+        ref = self.refs.get(act.index)
+        if act.module.layer_kind == "residual":
+            block = act.index - 1 if act.index - 1 in self.refs else None
+            return (f'<p class="meta feeds">merge (add): {self._ref_link(ref)} (the identity branch) + '
+                    f'{self._ref_link(block)} (the block\'s last layer) &rarr; y = x + block(x)</p>')
+        if len(act.inputs) > 1:             # a merge node of a graph: every branch it joins
+            links = " + ".join(self._ref_link(self.producer.get(id(x))) for x in act.inputs)
+            return f'<p class="meta feeds">merge ({html.escape(act.module.layer_kind)}) of: {links}</p>'
+        return f'<p class="meta feeds">input: {self._ref_link(ref)}</p>'
+
     def layer(self, act: LayerActivation) -> tuple[str, dict[str, Any]]:
         rf, box = self.fields[act.index], self.boxes[act.index]
         kind = act.module.layer_kind
@@ -333,7 +353,7 @@ class _Walk:
             "field": None if box is None else [[first.tolist(), last.tolist()] for first, last in box],
             "values": None, "conv": None, "input_ref": self.refs.get(act.index),
         }
-        body = [self._meta(act)]
+        body = [self._meta(act), self._feeds(act)]
         if act.spatial:
             maps, shown = feature_maps(act, self.max_channels)
             body.append(maps)
