@@ -536,14 +536,7 @@ def _inside(x: np.ndarray, low: float, high: float) -> np.ndarray:
 def relu6(x: np.ndarray) -> np.ndarray:
     """ReLU capped at 6: ``min(max(x, 0), 6)`` entry by entry (MobileNetV2).
 
-    Args:
-        x: float32 or float64 array of any shape.
-
-    Returns:
-        A new array of x's shape and dtype, values in [0, 6]. NaN stays NaN.
-
-    Raises:
-        DTypeError: x is not float32 / float64.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`.
 
     Example:
         >>> import numpy as np
@@ -575,14 +568,7 @@ def relu6_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 def hardsigmoid(x: np.ndarray) -> np.ndarray:
     """Piecewise-linear sigmoid ``relu6(x + 3) / 6``: 0 below -3, 1 above 3 (MobileNetV3).
 
-    Args:
-        x: float32 or float64 array of any shape.
-
-    Returns:
-        A new array of x's shape and dtype, values in [0, 1].
-
-    Raises:
-        DTypeError: x is not float32 / float64.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`.
 
     Example:
         >>> import numpy as np
@@ -616,14 +602,7 @@ def hardsigmoid_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 def hardswish(x: np.ndarray) -> np.ndarray:
     """Hard swish ``x * relu6(x + 3) / 6`` (MobileNetV3): 0 below -3, ``x`` above 3.
 
-    Args:
-        x: float32 or float64 array of any shape.
-
-    Returns:
-        A new array of x's shape and dtype.
-
-    Raises:
-        DTypeError: x is not float32 / float64.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`.
 
     Example:
         >>> import numpy as np
@@ -660,14 +639,7 @@ def hardswish_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 def silu(x: np.ndarray) -> np.ndarray:
     """SiLU / swish ``x * sigmoid(x)`` (EfficientNet, MobileNetV3's SE-free blocks).
 
-    Args:
-        x: float32 or float64 array of any shape.
-
-    Returns:
-        A new array of x's shape and dtype.
-
-    Raises:
-        DTypeError: x is not float32 / float64.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`.
 
     Example:
         >>> import numpy as np
@@ -772,15 +744,7 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     ``approximate="none"``: ``Phi(x) = (1 + erf(x / sqrt(2))) / 2`` exactly (see :func:`erf`);
     ``"tanh"``: ``Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2``, as PyTorch.
 
-    Args:
-        x: float32 or float64 array of any shape.
-        approximate: "none" (default) or "tanh".
-
-    Returns:
-        A new array of x's shape and dtype.
-
-    Raises:
-        DTypeError: x is not float32 / float64.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`.
         ConfigError: unknown approximate.
 
     Example:

@@ -387,15 +387,8 @@ def _tap_scatter(x: np.ndarray, g: PoolGeometry, share: np.ndarray) -> np.ndarra
     return dx.reshape(x.shape)
 
 
-def max_pool_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-) -> np.ndarray:
+def max_pool_backward(dy: np.ndarray, x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                      dilation: Any = 1, ceil_mode: bool = False) -> np.ndarray:
     """Gradient of :func:`max_pool` with respect to ``x``.
 
     Args:
