@@ -744,8 +744,8 @@ def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     ``approximate="none"``: ``Phi(x) = (1 + erf(x / sqrt(2))) / 2`` exactly (see :func:`erf`);
     ``"tanh"``: ``Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2``, as PyTorch.
 
-    Argument, result (x's shape and dtype) and errors as :func:`relu`.
-        ConfigError: unknown approximate.
+    Argument, result (x's shape and dtype) and errors as :func:`relu`; ConfigError for an
+    unknown ``approximate``.
 
     Example:
         >>> import numpy as np
