@@ -637,3 +637,27 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
                 m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
     return model
+
+
+class MergeNet(nn.Module):
+    """Not torchvision: one small net with every merge and plumbing op (add, mul, cat,
+    chunk, channel shuffle, transpose, view) between plain layers, for export round trips."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.ReLU())
+        self.gate = nn.Conv2d(8, 8, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(8 * 4 * 4, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        a, b = x.chunk(2, dim=1)
+        y = torch.cat([a, self.branch(b)], dim=1)
+        y = channel_shuffle(y, 2) + x
+        y = y * torch.sigmoid(self.gate(y))
+        y = self.pool(y).transpose(2, 3)
+        return self.fc(y.reshape(y.size(0), -1))

@@ -496,7 +496,12 @@ def to_onnx(
     graph = _Graph(onnx, int(opset))
     graph.name("input")
     exporter = _Exporter(graph)
-    y, out = exporter.emit(model, shape)
+    if model.layer_kind == "graph":
+        from .graph_export import emit_graph_onnx
+
+        y, out = emit_graph_onnx(exporter, model, shape)
+    else:
+        y, out = exporter.emit(model, shape)
     if y == "input":  # an empty model: the output is the input
         y = graph.node("Identity", ["input"], "output")
     else:  # the last tensor is produced once and consumed nowhere: give it the public name

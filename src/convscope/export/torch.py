@@ -47,6 +47,7 @@ from ..errors import ArgumentTypeError, ConfigError, DTypeError
 from ..nn.layer_types import LinearLayer, ResidualLayer
 from .common import no_mapping_error
 from .fx import graph_from_torch, sequential_convertible
+from .graph_export import graph_to_torch
 from .torch_layers import _torch_pads, import_torch
 from .torch_layers import layers as _layers
 
@@ -87,6 +88,7 @@ class _ToTorch:
             "linear": self._linear, "conv": self._conv, "max_pool": self._max_pool,
             "avg_pool": self._avg_pool, "blur_pool": self._blur_pool,
             "batch_norm": self._batch_norm, "normalize": self._normalize,
+            "graph": lambda m, p: graph_to_torch(self, m, p),
         }
 
     def convert(self, m: nn.Module, path: str) -> Any:
