@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,9 +53,11 @@ class _Needs(Exception):
 
 
 def sequential_convertible(converter: Any, module: Any) -> bool:
-    """Whether ``module`` is a tree of layers the Sequential path converts directly."""
+    """Whether ``module`` is for the Sequential path: a tree of Sequentials and PyTorch's or
+    convscope's layers, no class with a forward of its own (that one is traced)."""
     known = set(converter.table) | set(converter.pad_types) | {converter.L.SamePad}
-    return all(type(m) in known for m in module.modules())
+    return all(type(m) in known or type(m).__module__.startswith("torch.nn.")
+               for m in module.modules())
 
 
 def _shape_of(value: Any) -> Any:
@@ -82,7 +84,9 @@ class _Translator:
         known = set(converter.table) | set(converter.pad_types) | {converter.L.SamePad}
         leaf_types = known - {tn.Sequential, converter.L.Residual}
 
-        class Tracer(torch.fx.Tracer):
+        tracer_base: Any = torch.fx.Tracer  # torch is imported at run time (optional)
+
+        class Tracer(tracer_base):
             def is_leaf_module(self, m: Any, qualname: str) -> bool:
                 if type(m) in leaf_types:
                     return True
@@ -149,7 +153,9 @@ class _Translator:
         torch = self.torch
         record: dict[Any, Any] = {}
 
-        class Recorder(torch.fx.Interpreter):
+        interpreter: Any = torch.fx.Interpreter
+
+        class Recorder(interpreter):
             def run_node(self, n: Any) -> Any:
                 result = super().run_node(n)
                 record[n] = _shape_of(result)
@@ -361,7 +367,7 @@ def _layer(name: str) -> Callable[..., nn.Module]:
     cls = getattr(nn, name, None)
     if cls is None:  # pragma: no cover - every name below is a convscope layer
         raise ConfigError(f"from_torch: convscope.nn has no layer {name}.")
-    return cls  # type: ignore[no-any-return]
+    return cast(Callable[..., nn.Module], cls)
 
 
 def _binary(kind: str) -> Callable[..., Any]:
@@ -618,7 +624,7 @@ def _getitem(t: _Translator, node: Any, op: str) -> str:
     seq, index = node.args
     refs = t.ref.get(seq)
     if isinstance(refs, list) and isinstance(index, int):
-        return refs[index]  # type: ignore[no-any-return]
+        return str(refs[index])
     if refs is _Needs:
         raise _Needs
     raise t.unsupported(node, op, f": indexing a tensor with {index!r} (slicing is not supported; "

@@ -173,7 +173,7 @@ class _Importer:
 
     def shape_of_ref(self, ref: str) -> tuple[tuple[int, ...], ...]:
         if ref in self.ref_shapes:
-            return self.ref_shapes[ref]  # type: ignore[no-any-return]
+            return tuple(self.ref_shapes[ref])
         base, _, k = ref.rpartition(":")
         return tuple(s[int(k)] for s in self.ref_shapes[base])
 
@@ -400,6 +400,7 @@ def _pool(kind: str) -> Callable[..., None]:
         s = tuple(int(v) for v in a.get("strides", [1] * nd))
         pads = _pairs(a.get("pads", []), nd)
         ceil = bool(a.get("ceil_mode", 0))
+        layer: nn.Module
         if kind == "max":
             if len(node.output) > 1 and node.output[1]:
                 raise imp.unsupported(node, " with an indices output")

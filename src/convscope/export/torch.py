@@ -523,11 +523,11 @@ def from_torch(module: Any, input_shape: Any = None, *, example_input: Any = Non
           (1): ReLU()
           (2): Flatten()
         )
-        >>> up = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(scale_factor=2))
-        >>> from_torch(up)  # doctest: +ELLIPSIS
+        >>> gelu = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.GELU())
+        >>> from_torch(gelu)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        convscope.errors.ConfigError: from_torch: the operation call_module Upsample at torch.fx node ... is not supported (the layer '1'). ...
+        convscope.errors.ConfigError: from_torch: layer '1' (...GELU) is not supported. ...
     """
     import_torch("from_torch")
     layers = _layers()
