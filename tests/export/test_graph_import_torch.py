@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+F = torch.nn.functional
 
 from convscope import nn  # noqa: E402
 from convscope.errors import ConfigError  # noqa: E402
@@ -195,3 +196,63 @@ def test_sizes_need_an_input_shape_and_then_fold():
 def test_a_sequential_of_supported_layers_stays_a_sequential():
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten())
     assert type(from_torch(net)).__name__ == "Sequential"
+
+
+class _Functional(torch.nn.Module):
+    """LeNet as tutorials write it: layers as attributes, the rest torch.nn.functional."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 6, 3)
+        self.fc1 = torch.nn.Linear(6 * 3 * 3, 12)
+        self.fc2 = torch.nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.avg_pool2d(torch.tanh(self.conv2(x)), kernel_size=2, stride=2, ceil_mode=True)
+        x = x.view(-1, 6 * 3 * 3)
+        x = F.dropout(F.leaky_relu(self.fc1(x), 0.2), p=0.3, training=self.training)
+        return F.softmax(torch.sigmoid(self.fc2(x)), dim=1)
+
+
+def test_functional_lenet_needs_no_input_shape():
+    torch.manual_seed(0)
+    net = _Functional().double().eval()
+    model = from_torch(net)
+    kinds = [m.layer_kind for _, m in model.named_children()]
+    assert kinds == ["conv", "relu", "max_pool", "conv", "tanh", "avg_pool", "reshape", "linear",
+                     "leaky_relu", "dropout", "linear", "sigmoid", "softmax"]
+    x = np.random.default_rng(8).standard_normal((3, 1, 14, 14))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    assert _rel(model(x), expected) < 1e-12
+
+
+class _Sliced(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :2]
+
+
+class _Parameter(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class _Untraceable(torch.nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+@pytest.mark.parametrize("net, words", [
+    (_Sliced(), r"operator.getitem at torch.fx node 'getitem'.*slicing"),
+    (_Parameter(), r"get_attr 'scale'.*outside a layer"),
+    (_Untraceable(), r"torch.fx could not trace _Untraceable.forward"),
+])
+def test_what_cannot_be_imported_is_named(net, words):
+    with pytest.raises(ConfigError, match=words):
+        from_torch(net, (4, 3, 3))

@@ -40,6 +40,7 @@ import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from .common import unique_name
 
 __all__ = ["graph_from_torch", "sequential_convertible"]
 
@@ -232,16 +233,8 @@ class _Translator:
                                              f"computes (a constant or a parameter)")
         return ref
 
-    def unique(self, name: str) -> str:
-        base, k = name, 1
-        while name in self.names:
-            name = f"{base}_{k}"
-            k += 1
-        self.names.add(name)
-        return name
-
     def emit(self, name: str, module: nn.Module, inputs: Sequence[str]) -> str:
-        name = self.unique(name)
+        name = unique_name(name, self.names)
         self.nodes.append(nn.Node(name, module, tuple(inputs)))
         return name
 

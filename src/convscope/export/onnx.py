@@ -85,7 +85,7 @@ from ..nn.layer_types import (
     WindowPoolLayer,
 )
 from ..shapes import conv_geometry, format_shape, pool_geometry
-from .common import no_mapping_error
+from .common import no_mapping_error, unique_name
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
 
@@ -142,13 +142,7 @@ class _Graph:
         self._used: set[str] = set()
 
     def name(self, hint: str) -> str:
-        base = hint or "t"
-        name, i = base, 1
-        while name in self._used:
-            name = f"{base}_{i}"
-            i += 1
-        self._used.add(name)
-        return name
+        return unique_name(hint or "t", self._used)
 
     def const(self, hint: str, array: np.ndarray) -> str:
         name = self.name(hint)

@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError
+from .common import unique_name
 from .onnx import import_onnx
 
 __all__ = ["from_onnx"]
@@ -154,12 +155,8 @@ class _Importer:
 
     def emit(self, node: Any, module: nn.Module, inputs: list[str], outputs: Any = None,
              suffix: str = "") -> str:
-        base = _qualified(node.name, node.op_type, len(self.nodes)) + suffix
-        name, k = base, 1
-        while name in self.names:
-            name = f"{base}_{k}"
-            k += 1
-        self.names.add(name)
+        name = unique_name(_qualified(node.name, node.op_type, len(self.nodes)) + suffix,
+                           self.names)
         self.nodes.append(nn.Node(name, module, tuple(inputs)))
         in_shapes = [self.shape_of_ref(r) for r in inputs]
         shapes = tuple(module.output_shape(*[s[i] for s in in_shapes])
