@@ -74,12 +74,21 @@ def add_train(subparsers: Any) -> None:
                    "seeded by --seed): a quick first run on a large dataset")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="threads while training: convscope's own (a convolution's batch chunks) and the "
-                   "BLAS library's (matrix products between layers) (default: the recipe's; 1 for the digits)")
+                   "BLAS library's (matrix products between layers); with --engine torch, torch's threads in each "
+                   "process (default: the recipe's; 1 for the digits)")
     p.add_argument("--val-fraction", type=fraction, metavar="F",
                    help="hold out this share of the training split for per-epoch validation (default 0)")
     p.add_argument("--clip", type=positive_float, metavar="X", help="clip the gradient norm to X")
     p.add_argument("--resume", type=path_text, metavar="CHECKPOINT",
                    help="continue a run from its checkpoint.npz (or its folder); --epochs is the total")
+    p.add_argument("--engine", choices=("convscope", "torch"), default="convscope",
+                   help="who trains: convscope's own NumPy engine (default) or PyTorch (the same recipe, "
+                   "batches and seed; needs pip install \"convscope[torch]\"); the outputs are the same files")
+    p.add_argument("--device", type=path_text, metavar="cpu|cuda|cuda:K",
+                   help="with --engine torch: where to train (default cpu)")
+    p.add_argument("--nproc", type=positive_int, metavar="N",
+                   help="with --engine torch: N processes joined by torch.distributed (gloo on the CPU, NCCL on "
+                   "GPUs), each taking batch/N of every batch; under torchrun leave it out")
     p.add_argument("--progress", choices=tuple(PROGRESS), default="bar",
                    help="a progress bar (default), plain lines, one line per epoch, or nothing")
     p.add_argument("--no-download", action="store_true", help="read only the cache, never download")
@@ -204,7 +213,25 @@ def _has_threadpoolctl() -> bool:
 def run_train(args: argparse.Namespace) -> int:
     """Train a CNN on a dataset, show the layer summary and a progress bar, print the test
     accuracy, and write model.npz, history.json, metrics.json and curves.png to --out. Options
-    left out come from the dataset's recipe (see convscope.models)."""
+    left out come from the dataset's recipe (see convscope.models). With --engine torch under
+    torchrun, only rank 0 prints and writes; the other ranks train their share silently."""
+    import contextlib
+    import os
+
+    from ..train.torch_engine import import_torch_engine, torchrun_env, wants_torch
+
+    env = None
+    wants_torch(getattr(args, "engine", "convscope"), getattr(args, "device", None), getattr(args, "nproc", None))
+    if getattr(args, "engine", "convscope") == "torch":
+        import_torch_engine("convscope train --engine torch")  # says what to install, before any work
+        env = torchrun_env()
+    if env is not None and env[0] > 0:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            return _run_train(args, main=False)
+    return _run_train(args, main=True)
+
+
+def _run_train(args: argparse.Namespace, main: bool) -> int:
     from .. import nn
     from ..data import load_dataset
     from ..io import save
@@ -228,7 +255,8 @@ def run_train(args: argparse.Namespace) -> int:
     load_opts: dict[str, Any] = {"data_dir": args.data_dir, "download": not args.no_download}
     start = time.perf_counter()
     out = Path(args.out) if args.out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    _check_out(out, args)
+    if main:
+        _check_out(out, args)
     train = _limited(load_dataset(dataset, split="train", **load_opts), args.limit, seed)
     test = _limited(load_dataset(dataset, split="test", **load_opts), args.limit, seed)
     val = None
@@ -250,11 +278,14 @@ def run_train(args: argparse.Namespace) -> int:
         model, train,
     )
 
-    out.mkdir(parents=True, exist_ok=True)
+    engine = getattr(args, "engine", "convscope")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     config = {
         "dataset": dataset, "data_dir": args.data_dir, "arch": arch, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "optimizer": opt_name, "seed": seed, "threads": threads,
         "val_fraction": val_fraction, "clip": args.clip, "limit": args.limit, "recipe": recipe.to_dict(),
+        "engine": engine, "device": getattr(args, "device", None), "nproc": getattr(args, "nproc", None),
     }
     # what predict, evaluate and explain need to use a checkpoint.npz of this run as a model
     config["model_metadata"] = {
@@ -262,7 +293,8 @@ def run_train(args: argparse.Namespace) -> int:
         "classes": list(train.classes), "image_shape": list(train.image_shape),
         "arch": arch,
     }
-    write_json(out / "config.json", config, op="convscope train")
+    if main:
+        write_json(out / "config.json", config, op="convscope train")
 
     loss = nn.CrossEntropyLoss()
     fit_start = time.perf_counter()
@@ -272,9 +304,14 @@ def run_train(args: argparse.Namespace) -> int:
             seed=seed, callbacks=[ModelCheckpoint(out / "checkpoint.npz")], scheduler=setup.scheduler,
             scheduler_interval="batch", resume=resume, progress=PROGRESS[args.progress],
             transform=setup.transform, clip_grad_norm=args.clip, threads=threads,
+            engine=engine, device=getattr(args, "device", None), nproc=getattr(args, "nproc", None),
         )
     except KeyboardInterrupt:
+        if not main:
+            return 130
         return _interrupted(model, out, config["model_metadata"], config, epochs)
+    if not main:
+        return 0  # a torchrun rank other than 0: rank 0 writes the run
     fit_seconds = time.perf_counter() - fit_start
     scores = evaluate(model, test, loss=loss)
     train_seconds = sum(r["train_seconds"] for r in history)
@@ -288,8 +325,15 @@ def run_train(args: argparse.Namespace) -> int:
         "fit_seconds": fit_seconds,
         "total_seconds": time.perf_counter() - start,
         "images_per_second": trained_images / train_seconds if train_seconds > 0 else None,
-        "dataset": train.name, "arch": arch, "seed": seed, "threads": threads,
+        "dataset": train.name, "arch": arch, "seed": seed, "threads": threads, "engine": engine,
     }
+    if engine == "torch":  # what PyTorch says of the trained model, beside convscope's evaluation above
+        from ..train import evaluate_torch
+
+        run_info = history.info.get("engines", [{}])[-1]
+        torch_scores = evaluate_torch(model, test, device=getattr(args, "device", None) or "cpu")
+        metrics.update({"device": run_info.get("device"), "nproc": run_info.get("nproc"),
+                        "torch_test_accuracy": torch_scores["accuracy"], "torch_test_loss": torch_scores["loss"]})
     if val is not None:
         metrics["val_accuracy"] = history.last.get("val_accuracy")
     metadata = {

@@ -396,17 +396,10 @@ def batch_norm_backward(
     return _backward("batch_norm_backward", dy, x, weight, running_mean, running_var, training, eps, stats)
 
 
-def batch_norm_relu(
-    x: np.ndarray,
-    weight: np.ndarray | None = None,
-    bias: np.ndarray | None = None,
-    running_mean: np.ndarray | None = None,
-    running_var: np.ndarray | None = None,
-    training: bool = True,
-    momentum: float = 0.1,
-    eps: float = 1e-5,
-    return_stats: bool = False,
-):
+def batch_norm_relu(x: np.ndarray, weight: np.ndarray | None = None, bias: np.ndarray | None = None,
+                    running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
+                    training: bool = True, momentum: float = 0.1, eps: float = 1e-5,
+                    return_stats: bool = False):
     """``relu(batch_norm(x, ...))`` in one pass: each chunk is normalised and rectified while
     it is in cache (the CIFAR net's training step: 665 ms, against 743 ms for the two passes).
 
@@ -422,17 +415,11 @@ def batch_norm_relu(
                     eps, return_stats, relu=True)
 
 
-def batch_norm_relu_backward(
-    dy: np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
-    weight: np.ndarray | None = None,
-    running_mean: np.ndarray | None = None,
-    running_var: np.ndarray | None = None,
-    training: bool = True,
-    eps: float = 1e-5,
-    stats: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_norm_relu_backward(dy: np.ndarray, y: np.ndarray, x: np.ndarray, weight: np.ndarray | None = None,
+                             running_mean: np.ndarray | None = None, running_var: np.ndarray | None = None,
+                             training: bool = True, eps: float = 1e-5,
+                             stats: tuple[np.ndarray, np.ndarray] | None = None,
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of :func:`batch_norm_relu`: the ReLU's derivative (Key Equation 66: 1 where
     the normalised value is positive, which is where ``y > 0``), then
     :func:`batch_norm_backward`.

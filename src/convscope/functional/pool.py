@@ -483,14 +483,8 @@ def _argmax_scatter(dy: np.ndarray, idx: np.ndarray, g: PoolGeometry, x_shape) -
     return dx.reshape(x_shape)
 
 
-def max_pool_with_argmax(
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+def max_pool_with_argmax(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                         dilation: Any = 1, ceil_mode: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """:func:`max_pool`, and for every window which of its entries was the maximum.
 
     The pair of this and :func:`max_pool_with_argmax_backward` is :func:`max_pool` /
@@ -538,16 +532,9 @@ def max_pool_with_argmax(
     return y.reshape(g.y_shape), idx.reshape(g.y_shape)
 
 
-def max_pool_with_argmax_backward(
-    dy: np.ndarray,
-    argmax: np.ndarray,
-    x_shape: Any,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-) -> np.ndarray:
+def max_pool_with_argmax_backward(dy: np.ndarray, argmax: np.ndarray, x_shape: Any, kernel_size: Any,
+                                  stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                                  ceil_mode: bool = False) -> np.ndarray:
     """Gradient of max pooling from the ``argmax`` that :func:`max_pool_with_argmax` kept.
 
     Each window's ``dy`` goes to the entry its ``argmax`` names (Key Equation 69: the
@@ -700,15 +687,8 @@ def avg_pool(
     return y
 
 
-def avg_pool_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> np.ndarray:
+def avg_pool_backward(dy: np.ndarray, x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                      ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
     """Gradient of :func:`avg_pool` with respect to ``x``.
 
     Each window's ``dy`` divided by its divisor is added to every input entry of the window

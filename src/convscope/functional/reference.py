@@ -26,17 +26,9 @@ from .windows import pad, pad_backward
 # ---- convolution ----
 
 
-def reference_conv(
-    x: np.ndarray,
-    w: np.ndarray,
-    b: np.ndarray | None = None,
-    stride: Any = 1,
-    padding: Any = 0,
-    dilation: Any = 1,
-    groups: Any = 1,
-    padding_mode: str = "zeros",
-    flip: bool = False,
-) -> np.ndarray:
+def reference_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: Any = 1,
+                   padding: Any = 0, dilation: Any = 1, groups: Any = 1, padding_mode: str = "zeros",
+                   flip: bool = False) -> np.ndarray:
     """Convolution (cross-correlation) by explicit loops: ``y_i = f . v_i + f_0`` per window.
 
     Same arguments, shapes and errors as :func:`convscope.functional.conv`. For every sample,
@@ -82,17 +74,9 @@ def reference_conv(
     return y
 
 
-def reference_conv_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    w: np.ndarray,
-    stride: Any = 1,
-    padding: Any = 0,
-    dilation: Any = 1,
-    groups: Any = 1,
-    padding_mode: str = "zeros",
-    flip: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_conv_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, stride: Any = 1, padding: Any = 0,
+                            dilation: Any = 1, groups: Any = 1, padding_mode: str = "zeros",
+                            flip: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a convolution by explicit loops: ``(dx, dw, db)`` as the notes derive them.
 
     Same arguments, shapes and results as :func:`convscope.functional.conv_backward`. Every
@@ -149,9 +133,8 @@ def reference_conv_backward(
     return np.ascontiguousarray(dx), np.ascontiguousarray(dw), db
 
 
-def reference_conv_windows(
-    x: np.ndarray, k: int, stride: int = 1, padding: Any = 0, dilation: int = 1
-) -> Iterator[tuple[int, np.ndarray]]:
+def reference_conv_windows(x: np.ndarray, k: int, stride: int = 1, padding: Any = 0,
+                           dilation: int = 1) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(i, v)`` for every window of a 1-D signal, in order (Key Equation 15).
 
     ``i`` counts from 0 (the notes' ``v_{i+1}``); ``v`` is the window of the zero-padded
@@ -240,15 +223,8 @@ def _pool_dy(dy, x, g, op):
     return dy
 
 
-def reference_max_pool(
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-):
+def reference_max_pool(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False):
     """Max pooling by explicit loops: for every output, scan its window and keep the largest.
 
     Same arguments and results as :func:`convscope.functional.max_pool`. Padding entries are
@@ -274,15 +250,8 @@ def reference_max_pool(
     return (y, indices) if return_indices else y
 
 
-def reference_max_pool_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    dilation: Any = 1,
-    ceil_mode: bool = False,
-) -> np.ndarray:
+def reference_max_pool_backward(dy: np.ndarray, x: np.ndarray, kernel_size: Any, stride: Any = None,
+                                padding: Any = 0, dilation: Any = 1, ceil_mode: bool = False) -> np.ndarray:
     """The max-pool gradient by explicit loops: each window's ``dy`` goes to its maximum.
 
     Same arguments and result as :func:`convscope.functional.max_pool_backward`. The
@@ -306,14 +275,8 @@ def reference_max_pool_backward(
     return dx
 
 
-def reference_avg_pool(
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> np.ndarray:
+def reference_avg_pool(x: np.ndarray, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                       ceil_mode: bool = False, count_include_pad: bool = True) -> np.ndarray:
     """Average pooling by explicit loops: for every output, sum its window and divide.
 
     Same arguments and results as :func:`convscope.functional.avg_pool`. The divisor is the
@@ -336,15 +299,9 @@ def reference_avg_pool(
     return y
 
 
-def reference_avg_pool_backward(
-    dy: np.ndarray,
-    x: np.ndarray,
-    kernel_size: Any,
-    stride: Any = None,
-    padding: Any = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-) -> np.ndarray:
+def reference_avg_pool_backward(dy: np.ndarray, x: np.ndarray, kernel_size: Any, stride: Any = None,
+                                padding: Any = 0, ceil_mode: bool = False,
+                                count_include_pad: bool = True) -> np.ndarray:
     """The average-pool gradient by explicit loops: each window spreads ``dy / divisor``.
 
     Same arguments and result as :func:`convscope.functional.avg_pool_backward`. A window's

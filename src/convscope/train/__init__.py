@@ -7,6 +7,9 @@
 * :class:`Callback`, :class:`EarlyStopping`, :class:`ModelCheckpoint`,
   :class:`LambdaCallback` (:mod:`.callbacks`).
 * :func:`accuracy`, :func:`top_k_accuracy`, :func:`confusion_matrix` (:mod:`.metrics`).
+* :func:`fit_torch` (``fit(..., engine="torch")``) trains the same recipe with PyTorch, on a
+  GPU or over several processes, and :func:`evaluate_torch` scores with PyTorch
+  (:mod:`.torch_engine`: how the batches, processes and checkpoints map).
 * :func:`save_training_checkpoint` / :func:`load_training_checkpoint` (:mod:`.checkpoint`).
 """
 
@@ -15,10 +18,13 @@ from .checkpoint import TrainingCheckpoint, load_training_checkpoint, save_train
 from .history import History
 from .loop import Prediction, Run, blas_threads, evaluate, fit, predict
 from .metrics import accuracy, confusion_matrix, correct_count, top_k_accuracy
+from .torch_engine import evaluate_torch, fit_torch
 
 __all__ = [
     "fit",
+    "fit_torch",
     "evaluate",
+    "evaluate_torch",
     "predict",
     "Prediction",
     "Run",

@@ -285,6 +285,9 @@ def fit(
     check_finite: bool = True,
     eval_batch_size: int = 256,
     threads: int | None = None,
+    engine: str = "convscope",
+    device: str | None = None,
+    nproc: int | None = None,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns the per-epoch History.
 
@@ -324,6 +327,10 @@ def fit(
             a gradient is NaN/Inf (default True; the check reads every gradient once).
         eval_batch_size: batch size for validation.
         threads: BLAS threads during training (None: leave as is); see :func:`blas_threads`.
+        engine: ``"convscope"`` (default) or ``"torch"``: the same recipe trained by PyTorch,
+            the weights put back into ``model`` (:mod:`convscope.train.torch_engine`).
+        device: with ``engine="torch"``: ``"cpu"`` (default), ``"cuda"`` or ``"cuda:K"``.
+        nproc: with ``engine="torch"``: processes joined by ``torch.distributed`` (default 1).
 
     Returns:
         :class:`~convscope.train.history.History`: one record per epoch (``epoch``,
@@ -346,6 +353,18 @@ def fit(
             finite. Each kind once per call, also listed in ``history.info["warnings"]``
             (see :mod:`convscope.train.diagnose`).
     """
+    if engine != "convscope" or device is not None or nproc is not None:  # another engine (issue 17)
+        from .torch_engine import fit_torch, wants_torch
+
+        if wants_torch(engine, device, nproc):
+            return fit_torch(
+                model, *data, train=train, val=val, epochs=epochs, optimizer=optimizer, loss=loss,
+                loss_fn=loss_fn, batch_size=batch_size, seed=seed, callbacks=callbacks, scheduler=scheduler,
+                scheduler_interval=scheduler_interval, resume=resume, progress=progress, transform=transform,
+                eval_transform=eval_transform, shuffle=shuffle, drop_last=drop_last,
+                clip_grad_norm=clip_grad_norm, check_finite=check_finite, eval_batch_size=eval_batch_size,
+                threads=threads, device=device or "cpu", nproc=nproc,
+            )
     if not isinstance(model, Module):
         raise ArgumentTypeError(f"fit: model must be a convscope Module; got {type(model).__name__}.")
     if data and _is_loss(data[0]):  # fit(model, loss, optimizer, train, val)
