@@ -109,3 +109,17 @@ def test_bad_paths_are_refused(tmp_path):
         from_onnx(tmp_path / "missing.onnx")
     with pytest.raises(TypeError, match="path must be"):
         from_onnx(3)
+
+
+@pytest.mark.skipif(not hasattr(nn, "GELU"), reason="nn.GELU is not in this build")
+def test_torchs_erf_gelu_pattern_is_one_gelu(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.GELU(), torch.nn.Linear(6, 2)).eval()
+    path = export(net, (4,), tmp_path / "gelu.onnx")
+    assert "Erf" in [n.op_type for n in onnx.load(str(path)).graph.node]
+    model = from_onnx(path)
+    assert [(n, m.layer_kind) for n, m in model.named_children()] == \
+        [("0", "linear"), ("1", "gelu"), ("2", "linear")]
+    x = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    assert _rel(model(x), expected) < 1e-5

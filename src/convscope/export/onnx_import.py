@@ -15,6 +15,7 @@ Concat                                 Concat
 MaxPool, AveragePool                   MaxPool*, AvgPool* (pads, dilations, ceil mode)
 GlobalAveragePool, ReduceMean over     AdaptiveAvgPool*(1) (+ Flatten without keepdims)
 all spatial axes; GlobalMaxPool        AdaptiveMaxPool*(1)
+Div -> Erf -> Add -> Mul -> Mul        GELU (PyTorch's export of exact GELU)
 Flatten(axis=1)                        Flatten
 Gemm, MatMul (+ Add of a bias)         Linear
 BatchNormalization                     BatchNorm1d/2d (running statistics)
@@ -154,8 +155,10 @@ class _Importer:
         return self.ref[name]
 
     def emit(self, node: Any, module: nn.Module, inputs: list[str], outputs: Any = None,
-             suffix: str = "") -> str:
-        name = unique_name(_qualified(node.name, node.op_type, len(self.nodes)) + suffix,
+             suffix: str = "", op: str | None = None) -> str:
+        """A graph node for ONNX ``node`` (named as if its operator were ``op``)."""
+        node_name = node.name if op is None else node.name.rpartition("/")[0] + "/" + op
+        name = unique_name(_qualified(node_name, op or node.op_type, len(self.nodes)) + suffix,
                            self.names)
         self.nodes.append(nn.Node(name, module, tuple(inputs)))
         in_shapes = [self.shape_of_ref(r) for r in inputs]
@@ -180,6 +183,9 @@ class _Importer:
     # ---------------------------------------------------------------- translation
     def run(self) -> nn.Module:
         self.ref_shapes = {self.ref[n]: s for n, s in self.shapes.items()}
+        for node in self.proto.graph.node:  # known up front: patterns look ahead at them
+            if node.op_type == "Constant":
+                self._fold(node)
         for index, node in enumerate(self.proto.graph.node):
             if index in self.skip:
                 continue
@@ -486,7 +492,7 @@ def _batch_norm(imp: _Importer, node: Any) -> None:
     rank = len(imp.shape(node.input[0])[0])
     cls = nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d
     bn = cls(scale.shape[0], eps=float(a.get("epsilon", 1e-5)),
-             momentum=1.0 - float(a.get("momentum", 0.9)), dtype=np.float32)
+             momentum=round(1.0 - float(a.get("momentum", 0.9)), 9), dtype=np.float32)
     for target, value in ((bn.weight.data, scale), (bn.bias.data, bias),  # type: ignore[union-attr]
                           (bn.running_mean, mean), (bn.running_var, var)):
         target[...] = value  # type: ignore[index]
@@ -612,6 +618,32 @@ def _finish_slices(imp: _Importer, name: str) -> None:
         imp.ref[piece[3].output[0]] = f"{ref}:{k}"
 
 
+def _erf_gelu(imp: _Importer, node: Any) -> None:
+    """PyTorch's export of exact GELU before opset 20: x * 0.5 * (1 + erf(x / sqrt(2)))
+    (``Div -> Erf -> Add 1 -> Mul x -> Mul 0.5``) -> ``GELU``."""
+    x = node.input[0]
+
+    def const_other(n: Any, value: float) -> bool:
+        other = [i for i in n.input if i in imp.const and not imp.is_data(i)]
+        return len(other) == 1 and np.allclose(imp.const[other[0]][0], value, rtol=1e-6)
+
+    chain = [node]
+    for op in ("Erf", "Add", "Mul", "Mul"):
+        nxt = _only_user(imp, chain[-1].output[0], op)
+        if nxt is None:
+            raise imp.unsupported(node, " (only as part of the exact GELU pattern "
+                                        "x * 0.5 * (1 + erf(x / sqrt(2))))")
+        chain.append(nxt)
+    div, _, add, mul_x, half = chain
+    if not (div.input[0] == x and const_other(div, np.sqrt(2.0)) and const_other(add, 1.0)
+            and x in mul_x.input and const_other(half, 0.5)):
+        raise imp.unsupported(node, " (only as part of the exact GELU pattern "
+                                    "x * 0.5 * (1 + erf(x / sqrt(2))))")
+    imp.emit(node, nn.GELU(), [imp.data(node, 0)], outputs=[half.output[0]], op="Gelu")
+    graph_nodes = list(imp.proto.graph.node)
+    imp.skip.update(graph_nodes.index(n) for n in chain[1:])
+
+
 def _alias(imp: _Importer, node: Any) -> None:
     imp.ref[node.output[0]] = imp.data(node, 0)
 
@@ -628,6 +660,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "ReduceMean": _reduce_mean, "Flatten": _flatten, "Gemm": _gemm, "MatMul": _matmul,
     "BatchNormalization": _batch_norm, "Reshape": _reshape, "Transpose": _transpose,
     "Split": _split, "Slice": _slice, "Identity": _alias, "Dropout": _alias,
+    "Div": _erf_gelu,
 }
 
 
