@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import partial
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+import pytest
+
+torch = pytest.importorskip("torch")  # collected by --doctest-modules: skip without torch
+
+F = torch.nn.functional
+nn = torch.nn
+Tensor = torch.Tensor
 
 
 def _w(channels: int, width: float) -> int:
