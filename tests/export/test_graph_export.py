@@ -96,3 +96,21 @@ def test_round_trip_torch_convscope_onnx_convscope_resnet18(tmp_path):
     ours, theirs = model.state_dict(), again.state_dict()
     for key in ("conv1.weight", "layer1.0.conv1.weight", "fc.weight", "fc.bias"):
         np.testing.assert_array_equal(theirs[key], ours[key])
+
+
+def test_a_block_node_exports_as_its_chain(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    block = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, rng=0), nn.ReLU())
+    model = nn.Graph([nn.Node("stem", nn.Conv2d(1, 2, 3, padding=1, rng=1), ("input",)),
+                      nn.Node("block", block, ("stem",)),
+                      nn.Node("add", nn.Add(), ("stem", "block")),
+                      nn.Node("flat", nn.Flatten(), ("add",))])
+    x = np.random.default_rng(9).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    path = to_onnx(model, tmp_path / "nested.onnx", (1, 5, 5))
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    assert _rel(got, model(x)) < 1e-6
+    net = to_torch(model)
+    assert list(net.state_dict()) == ["stem.weight", "stem.bias", "block.0.weight", "block.0.bias"]
+    assert _rel(net(torch.from_numpy(x)).detach().numpy(), model(x)) < 1e-6

@@ -135,6 +135,8 @@ def emit_graph_onnx(exporter: Any, model: Any, shape: tuple[int, ...]) -> tuple[
         if kind in _MERGES:
             out_shape = m.output_shape(*[s for _, s in ins])
             y = _merge_onnx(g, kind, m, [n for n, _ in ins], [s for _, s in ins], label)
+        elif kind in ("sequential", "residual"):  # a block as one node: its chain of layers
+            y, out_shape = exporter.emit(m, ins[0][1], x=ins[0][0])
         else:
             handler = exporter.handlers.get(kind)
             if handler is None:

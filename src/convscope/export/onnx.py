@@ -192,9 +192,11 @@ class _Exporter:
             "dropout": self._simple("Identity"), "normalize": self._normalize,
         }
 
-    def emit(self, model: nn.Module, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-        """The nodes of every walked layer, from the graph input ``"input"`` of ``shape``."""
-        x, out = "input", shape
+    def emit(self, model: nn.Module, shape: tuple[int, ...],
+             x: str = "input") -> tuple[str, tuple[int, ...]]:
+        """The nodes of every walked layer, from the tensor ``x`` (default: the graph input)
+        of ``shape``."""
+        out = shape
         received: dict[int, str] = {}           # layer index -> its input tensor
         for record in nn.walk(model, shape):
             if record.error is not None:
