@@ -15,6 +15,17 @@ from convscope.export import from_torch  # noqa: E402
 
 from . import reference_models as R  # noqa: E402
 
+
+def stochastic_depth(input, p, mode, training=True):
+    """torchvision.ops.stochastic_depth's signature (torchvision marks it torch.fx.wrap)."""
+    if not training or p == 0.0:
+        return input
+    keep = torch.empty([input.shape[0]] + [1] * (input.ndim - 1)).bernoulli_(1.0 - p)
+    return input * keep / (1.0 - p)
+
+
+torch.fx.wrap("stochastic_depth")
+
 pytestmark = pytest.mark.skipif(
     not hasattr(nn, "Graph"), reason="nn.Graph (issue 14's graph container) is not in this build")
 
@@ -256,3 +267,25 @@ class _Untraceable(torch.nn.Module):
 def test_what_cannot_be_imported_is_named(net, words):
     with pytest.raises(ConfigError, match=words):
         from_torch(net, (4, 3, 3))
+
+
+class _MBConvLike(torch.nn.Module):
+    """EfficientNet's residual: x + stochastic_depth(block(x))."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return stochastic_depth(self.block(x), 0.2, "row", self.training) + x
+
+
+def test_stochastic_depth_is_the_identity_in_eval_mode_and_refused_in_training():
+    net = _MBConvLike().eval()
+    model = from_torch(net)
+    assert [m.layer_kind for _, m in model.named_children()] == ["conv", "add"]
+    x = np.random.default_rng(10).standard_normal((2, 2, 4, 4)).astype(np.float32)
+    with torch.no_grad():
+        assert _rel(model(x), net(torch.from_numpy(x)).numpy()) < 1e-6
+    with pytest.raises(ConfigError, match="stochastic_depth.*training mode"):
+        from_torch(net.train())

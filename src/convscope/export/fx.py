@@ -323,7 +323,8 @@ class _Translator:
     def _call(self, node: Any) -> Any:
         handler: Callable[..., Any] | None
         if node.op == "call_function":
-            handler = _FUNCTIONS.get(node.target)
+            handler = _FUNCTIONS.get(node.target) or _BY_NAME.get(
+                getattr(node.target, "__name__", ""))
             op = f"call_function {getattr(node.target, '__module__', '') or ''}." \
                  f"{getattr(node.target, '__name__', node.target)}"
             op = op.replace("torch._C._VariableFunctions", "torch").replace("_operator", "operator")
@@ -624,6 +625,16 @@ def _getitem(t: _Translator, node: Any, op: str) -> str:
                                   f"x.chunk / torch.split are)")
 
 
+def _stochastic_depth(t: _Translator, node: Any, op: str) -> str:
+    """torchvision.ops.stochastic_depth (EfficientNet's residual blocks, torch.fx-wrapped):
+    the identity when traced in evaluation mode."""
+    a = t.bind(node, op, ["input", "p", "mode", "training"], training=True)
+    if t.const(a["training"], node, op) and float(t.const(a["p"], node, op)) > 0:
+        raise t.unsupported(node, op, " in training mode (trace the module in eval mode: "
+                                      "module.eval())")
+    return t.tensor(a["input"], node, op)
+
+
 def _size_method(t: _Translator, node: Any, op: str) -> Any:
     raise _Needs
 
@@ -678,6 +689,8 @@ def _tables() -> tuple[dict[Any, Any], dict[str, Any]]:
 
 
 _FUNCTIONS: dict[Any, Any] = {}
+# functions other libraries mark with torch.fx.wrap, by name
+_BY_NAME: dict[str, Any] = {"stochastic_depth": _stochastic_depth}
 _METHODS: dict[str, Any] = {}
 _SUPPORTED: list[str] = [
     "+ / torch.add / Tensor.add", "* / torch.mul / Tensor.mul (two tensors)", "torch.cat",
@@ -687,6 +700,7 @@ _SUPPORTED: list[str] = [
     "axes", "Tensor.view / reshape (batch axis kept)", "torch.transpose / permute (batch axis "
     "kept)", "Tensor.contiguous", "Tensor.chunk / torch.split and [k] of the result",
     "Tensor.size() / .shape and arithmetic on sizes",
+    "torchvision.ops.stochastic_depth (eval mode)",
 ]
 
 
