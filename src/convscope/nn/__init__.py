@@ -29,8 +29,10 @@ from .container import Residual, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvNd
 from .dropout import Dropout
 from .flatten import Flatten
+from .graph import Graph, GraphBuilder, Node
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
+from .merge import Add, ChannelShuffle, Concat, Mul, Permute, Reshape, Split
 from .module import LoadResult, Module
 from .norm import BatchNorm1d, BatchNorm2d
 from .normalize import Normalize, input_normalization, with_input_normalization
@@ -58,6 +60,7 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "Normalize", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
+    "Graph", "GraphBuilder", "Node", "Add", "Concat", "Mul", "ChannelShuffle", "Split", "Reshape", "Permute",
     "to_spec", "from_spec", "state_shapes", "register", "summary", "Summary",
     "input_normalization", "with_input_normalization",
     "walk", "LayerRecord", "input_rank", "input_channels", "batched_input_shape",

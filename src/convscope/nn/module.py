@@ -131,6 +131,8 @@ class Module:
     """
 
     layer_kind: str = "module"
+    num_inputs: int | None = 1  # inputs forward takes (None: any number, e.g. Add)
+    num_outputs: int = 1  # outputs forward returns (a tuple when more than one)
     training: bool = True
     dtype: np.dtype | None = None  # parameter dtype of modules that own parameters
     _saved: Any = None

@@ -36,7 +36,7 @@ import numpy as np
 from ..functional.windows import pad
 from .walk import LayerRecord
 
-__all__ = ["FieldStep", "field_steps", "tap_sources", "input_indices", "receptive_boxes"]
+__all__ = ["FieldStep", "field_steps", "branch_fields", "tap_sources", "input_indices", "receptive_boxes"]
 
 _COPYING = ("reflect", "replicate", "circular")   # padding modes whose cells copy a real entry
 
@@ -105,9 +105,16 @@ def field_steps(records: Sequence[LayerRecord], n_spatial: int) -> list[FieldSte
     unit = FieldStep((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial)
     steps: list[FieldStep] = []
     position = {r.index: i for i, r in enumerate(records)}
+    by_name: dict[str, FieldStep] = {}
     for record in records:
         previous = steps[-1] if steps else unit
-        if record.effect == "residual":
+        if record.inputs and record.effect != "residual":
+            feeding = [by_name.get(ref, by_name.get(ref.rpartition(":")[0], unit) if ":" in ref else unit)
+                       for ref in record.inputs]
+            previous = feeding[0] if len(feeding) == 1 else _merge(feeding)
+        if record.effect == "merge":
+            step = previous
+        elif record.effect == "residual":
             if record.block:
                 first = position[record.block[0].index]
                 before = steps[first - 1] if first > 0 else unit
@@ -117,7 +124,41 @@ def field_steps(records: Sequence[LayerRecord], n_spatial: int) -> list[FieldSte
         else:
             step = _step(record, previous, None)
         steps.append(step)
+        by_name[record.name] = step
     return steps
+
+
+def _merge(fields: Sequence[FieldStep]) -> FieldStep:
+    """The field of a merge (Add, Concat, Mul): the union of its inputs' fields, the largest
+    over all paths. One input that sees the whole input (a squeeze-and-excitation gate after
+    global pooling) makes the output see it too; an unknown one makes it unknown."""
+    notes = [f.note for f in fields if f.rf is None or f.jump is None or f.start is None]
+    if notes:
+        note = "unknown layer" if "unknown layer" in notes else ("whole input" if "whole input" in notes
+                                                                 else notes[0])
+        return FieldStep(None, None, None, note)
+    first = tuple(min(f.start[a] for f in fields if f.start) for a in range(len(fields[0].rf or ())))
+    last = tuple(max(f.start[a] + f.rf[a] - 1 for f in fields if f.start and f.rf)
+                 for a in range(len(fields[0].rf or ())))
+    return FieldStep(tuple(b - a + 1 for a, b in zip(first, last)), fields[0].jump, first)
+
+
+def branch_fields(records: Sequence[LayerRecord], n_spatial: int) -> dict[int, list[FieldStep]]:
+    """For every merge of a walk (Add, Concat, Mul), the receptive field along each of its
+    input branches, in the order of ``record.inputs`` (a residual block: the main path and
+    the shortcut); :func:`field_steps` gives their union.
+
+    >>> from convscope import nn
+    >>> g = nn.GraphBuilder()
+    >>> h = g.add("conv", nn.Conv1d(1, 1, 5, padding=2, rng=0), g.input)
+    >>> model = g.build(g.add("add", nn.Add(), h, g.input))
+    >>> [[f.rf for f in fields] for fields in branch_fields(list(nn.walk(model, (1, 1, 9))), 1).values()]
+    [[(5,), (1,)]]
+    """
+    unit = FieldStep((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial)
+    by_name = {r.name: s for r, s in zip(records, field_steps(records, n_spatial))}
+    return {r.index: [by_name.get(ref, unit) for ref in r.inputs]
+            for r in records if r.effect == "merge"}
 
 
 def tap_sources(record: LayerRecord, axis: int, outputs: np.ndarray) -> np.ndarray:

@@ -32,6 +32,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
+
 from ..errors import ArgumentTypeError, ConvscopeError
 from ..shapes import WindowGeometry
 from .layer_types import BatchNormLayer, ConvLayer, ResidualLayer
@@ -40,11 +42,14 @@ from .module import Module
 __all__ = ["LayerRecord", "walk", "input_rank", "input_channels", "batched_input_shape", "one_line"]
 
 # Kinds of layers the walker unfolds rather than describes.
-_CONTAINERS = ("sequential", "residual")
+_CONTAINERS = ("sequential", "residual", "graph")
 # Kinds that take inputs of several ranks: the first of them leaves a model's input rank open.
 _OPEN_RANK = ("flatten", "batch_norm")
 # Kinds that act on every entry on its own (no window, no mixing of positions).
-_POINTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "batch_norm", "normalize")
+_POINTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "batch_norm", "normalize",
+              "split", "channel_shuffle")
+# Kinds where branches meet: the receptive field is the union over the inputs.
+_MERGES = ("add", "concat", "mul")
 # Kinds after which every output can depend on every input position.
 _GLOBAL = ("flatten", "linear")
 
@@ -74,6 +79,11 @@ class LayerRecord:
         error: why the layer does not fit its input (the layer's own ShapeError or
             ConfigError), else None.
         block: for a Residual, the records of every layer inside its block, in order.
+        inputs: the names of the records (or model inputs, ``"input"``) whose outputs this
+            layer reads: the previous layer in a Sequential, a node's references in a Graph.
+        in_shapes: every input's shape (several for a merge such as Add or Concat).
+        out_shapes: every output's shape; a layer with several outputs (Split) has
+            ``out_shape`` = its first piece.
     """
 
     index: int
@@ -84,6 +94,9 @@ class LayerRecord:
     out_shape: tuple[int, ...] | None = None
     error: ConvscopeError | None = None
     block: list[LayerRecord] = field(default_factory=list)
+    inputs: tuple[str, ...] = ()
+    in_shapes: tuple[tuple[int, ...], ...] = ()
+    out_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -106,12 +119,15 @@ class LayerRecord:
         (each entry on its own: activations, dropout, batch norm, input normalisation,
         softmax over channels),
         ``"global"`` (every output sees the whole input: Flatten, Linear, softmax over a
-        spatial axis), ``"residual"``, or ``"unknown"`` (a layer convscope does not know)."""
+        spatial axis), ``"residual"``, ``"merge"`` (Add, Concat, Mul: branches meet), or
+        ``"unknown"`` (a layer convscope does not know)."""
         kind = self.kind
         if self.window is not None:
             return "window"
         if kind == "residual":
             return "residual"
+        if kind in _MERGES:
+            return "merge"
         if kind == "softmax":
             shape = self.in_shape
             dim = getattr(self.module, "dim", -1)
@@ -165,46 +181,83 @@ def walk(model: Module, input_shape: Sequence[int] | None = None) -> Iterator[La
     stopped = [False]
 
     def fit(record: LayerRecord) -> tuple[int, ...] | None:
-        if record.in_shape is None:
+        if record.in_shape is None or any(s is None for s in record.in_shapes):
             return None
         try:
-            record.out_shape = tuple(int(v) for v in record.module.output_shape(record.in_shape))
+            out = record.module.output_shape(*(record.in_shapes or (record.in_shape,)))
         except ConvscopeError as exc:
             record.error = exc
             stopped[0] = True
             return None
+        outs = list(out) if out and not isinstance(out[0], (int, np.integer)) else [out]
+        record.out_shapes = tuple(tuple(int(v) for v in o) for o in outs)
+        record.out_shape = record.out_shapes[0]
         return record.out_shape
 
-    def visit(module: Module, name: str, shape: Any, depth: int,
-              into: list[LayerRecord] | None) -> Iterator[LayerRecord]:
+    def visit(module: Module, name: str, shape: Any, depth: int, into: list[LayerRecord] | None,
+              feeds: tuple[str, ...] = ("input",), shapes: tuple[Any, ...] | None = None) -> Iterator[LayerRecord]:
         kind = module.layer_kind
         if kind == "sequential":
             for child_name, child in module.named_children():
                 records: list[LayerRecord] = []
                 yield from visit(child, f"{name}.{child_name}" if name else child_name, shape,
-                                 depth, records)
+                                 depth, records, feeds)
                 if into is not None:
                     into.extend(records)
                 if stopped[0]:
                     return
-                shape = records[-1].out_shape if records else shape
+                if records:
+                    shape, feeds = records[-1].out_shape, (records[-1].name,)
+            return
+        if kind == "graph":
+            yield from visit_graph(module, name, shape, depth, into, feeds, shapes)
             return
         if kind == "residual":
             inner: list[LayerRecord] = []
             yield from visit(cast(ResidualLayer, module).block, f"{name}.block" if name else "block", shape, depth + 1,
-                             inner)
+                             inner, feeds)
             if into is not None:
                 into.extend(inner)
             if stopped[0]:
                 return
         counter[0] += 1
         record = LayerRecord(counter[0], name or "(model)", module, depth, shape)
+        record.inputs = feeds
+        if shapes is not None and len(shapes) > 1:
+            record.in_shapes = tuple(shapes)
+        elif shape is not None:
+            record.in_shapes = (shape,)
         if kind == "residual":
             record.block = inner
+            if inner:
+                record.inputs = (inner[-1].name, *feeds)
         fit(record)
         if into is not None:
             into.append(record)
         yield record
+
+    def visit_graph(graph: Any, name: str, shape: Any, depth: int, into: list[LayerRecord] | None,
+                    feeds: tuple[str, ...], shapes: tuple[Any, ...] | None) -> Iterator[LayerRecord]:
+        in_shapes = shapes if shapes is not None else (shape,)
+        where: dict[str, tuple[str, Any]] = {}
+        for i, inp in enumerate(graph.inputs):
+            feed = feeds[i] if i < len(feeds) and name else inp
+            where[inp] = (feed, in_shapes[i] if i < len(in_shapes) else None)
+        for node in graph.nodes:
+            refs = [where[r] for r in node.inputs]
+            node_feeds = tuple(f for f, _ in refs)
+            node_shapes = tuple(s for _, s in refs)
+            records: list[LayerRecord] = []
+            yield from visit(node.module, f"{name}.{node.name}" if name else node.name,
+                             node_shapes[0] if node_shapes else None, depth, records, node_feeds, node_shapes)
+            if into is not None:
+                into.extend(records)
+            if stopped[0] or not records:
+                return
+            last = records[-1]
+            where[node.name] = (last.name, last.out_shape)
+            for k, s in enumerate(last.out_shapes):
+                where[f"{node.name}:{k}"] = (f"{last.name}:{k}", s)
 
     yield from visit(model, "", shape, 0, None)
 
