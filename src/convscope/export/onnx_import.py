@@ -518,7 +518,7 @@ def _reshape(imp: _Importer, node: Any) -> None:
         raise imp.unsupported(node, f" to {outs[0]}: the batch axis must stay first (a file "
                                     f"exported with a fixed batch size: export with a dynamic "
                                     f"batch axis)")
-    if _shuffle(imp, node, ins[0], outs[0]):
+    if _shuffle(imp, node, ins[0], outs[0]) or _shuffle_back(imp, node, outs[0]):
         return
     imp.emit(node, nn.Reshape(tuple(outs[0][1:])), [imp.data(node, 0)])
 
@@ -546,6 +546,33 @@ def _shuffle(imp: _Importer, node: Any, x: tuple[int, ...], out: tuple[int, ...]
              outputs=[node.output[0], trans.output[0], back.output[0]])
     graph_nodes = list(imp.proto.graph.node)
     imp.skip.update({graph_nodes.index(trans), graph_nodes.index(back)})
+    return True
+
+
+def _shuffle_back(imp: _Importer, node: Any, out: tuple[int, ...]) -> bool:
+    """The channel shuffle seen from its last Reshape (PyTorch computes that Reshape's target
+    after the Transpose, so the first Reshape could not look ahead): the Reshape and Permute
+    nodes already emitted become one ChannelShuffle."""
+    graph_nodes = {n.output[0]: n for n in imp.proto.graph.node if n.output}
+    trans = graph_nodes.get(node.input[0])
+    first = graph_nodes.get(trans.input[0]) if trans is not None and trans.input else None
+    if trans is None or trans.op_type != "Transpose" or first is None or first.op_type != "Reshape":
+        return False
+    if len(imp.consumers.get(trans.output[0], [])) != 1 or \
+            len(imp.consumers.get(first.output[0], [])) != 1:
+        return False
+    x = first.input[0]
+    grouped = imp.shape(first.output[0])[0]
+    if not imp.is_data(x) or imp.shape(x)[0] != out or len(grouped) != len(out) + 1 or \
+            list(imp.attrs(trans)["perm"]) != [0, 2, 1] + list(range(3, len(grouped))):
+        return False
+    drop = {imp.ref[first.output[0]], imp.ref[trans.output[0]]}
+    kinds = {n.name: n.module.layer_kind for n in imp.nodes if n.name in drop}
+    if sorted(kinds.values()) != ["permute", "reshape"]:
+        return False
+    imp.nodes = [n for n in imp.nodes if n.name not in drop]
+    imp.names -= drop
+    imp.emit(first, nn.ChannelShuffle(int(grouped[1])), [imp.ref[x]], outputs=[node.output[0]])
     return True
 
 
