@@ -357,7 +357,8 @@ class _Translator:
 
 
 # -------------------------------------------------------------------------- op handlers
-def _layer(name: str) -> Callable[..., nn.Module]:
+def nn_layer(name: str) -> Callable[..., nn.Module]:
+    """The convscope layer class ``name``, looked up when an import needs it."""
     cls = getattr(nn, name, None)
     if cls is None:  # pragma: no cover - every name below is a convscope layer
         raise ConfigError(f"from_torch: convscope.nn has no layer {name}.")
@@ -413,7 +414,7 @@ def _activation(layer: str, names: Sequence[str] = ("input", "inplace"),
     def handler(t: _Translator, node: Any, op: str) -> str:
         a = t.bind(node, op, list(names), inplace=False, **fixed)
         kwargs = {k: t.const(v, node, op) for k, v in a.items() if k not in ("input", "inplace")}
-        return t.emit(node.name, _layer(layer)(**kwargs), [t.tensor(a["input"], node, op)])
+        return t.emit(node.name, nn_layer(layer)(**kwargs), [t.tensor(a["input"], node, op)])
     return handler
 
 
@@ -446,7 +447,7 @@ def _adaptive(kind: str, nd: int) -> Callable[..., Any]:
         a = t.bind(node, op, names, return_indices=False)
         if a.get("return_indices"):
             raise t.unsupported(node, op, " with return_indices=True")
-        layer = _layer(f"Adaptive{kind}Pool{nd}d")(t.const(a["output_size"], node, op))
+        layer = nn_layer(f"Adaptive{kind}Pool{nd}d")(t.const(a["output_size"], node, op))
         return t.emit(node.name, layer, [t.tensor(a["input"], node, op)])
     return handler
 
@@ -474,10 +475,10 @@ def _pool(kind: str, nd: int) -> Callable[..., Any]:
         k = tup(v["kernel_size"])
         s = tup(v["stride"]) if v["stride"] not in (None, [], ()) else k
         if kind == "max":
-            layer = _layer(f"MaxPool{nd}d")(k, s, tup(v["padding"]), tup(v["dilation"]),
+            layer = nn_layer(f"MaxPool{nd}d")(k, s, tup(v["padding"]), tup(v["dilation"]),
                                             bool(v["ceil_mode"]))
         else:
-            layer = _layer(f"AvgPool{nd}d")(k, s, tup(v["padding"]), bool(v["ceil_mode"]),
+            layer = nn_layer(f"AvgPool{nd}d")(k, s, tup(v["padding"]), bool(v["ceil_mode"]),
                                             bool(v["count_include_pad"]))
         return t.emit(node.name, layer, [t.tensor(a["input"], node, op)])
     return handler
@@ -494,7 +495,7 @@ def _mean(t: _Translator, node: Any, op: str) -> str:
     if dims != list(range(2, rank)) or a["dtype"] is not None:
         raise t.unsupported(node, op, f" over axes {dims} of a {rank}-axis tensor (only the "
                                       f"mean over all spatial axes, global average pooling)")
-    pool = _layer(f"AdaptiveAvgPool{rank - 2}d")(1)
+    pool = nn_layer(f"AdaptiveAvgPool{rank - 2}d")(1)
     keep = bool(t.const(a["keepdim"], node, op))
     ref = t.emit(node.name if keep else f"{node.name}_pool", pool, [t.tensor(x, node, op)])
     return ref if keep else t.emit(node.name, nn.Flatten(1), [ref])

@@ -44,6 +44,7 @@ import numpy as np
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError
 from .common import unique_name
+from .fx import nn_layer
 from .onnx import import_onnx
 
 __all__ = ["from_onnx"]
@@ -349,7 +350,7 @@ def _clip(imp: _Importer, node: Any) -> nn.Module:
     lo_v = None if lo is None else float(np.asarray(lo))
     hi_v = None if hi is None else float(np.asarray(hi))
     if lo_v == 0.0 and hi_v == 6.0:
-        return nn.ReLU6()
+        return nn_layer("ReLU6")()
     if lo_v == 0.0 and hi_v is None:
         return nn.ReLU()
     raise imp.unsupported(node, f" with min={lo_v}, max={hi_v} (only Clip(0, 6), ReLU6)")
@@ -361,7 +362,7 @@ def _hardsigmoid(imp: _Importer, node: Any) -> nn.Module:
     if abs(alpha - 1 / 6) > 1e-6 or abs(beta - 0.5) > 1e-6:
         raise imp.unsupported(node, f" with alpha={alpha}, beta={beta} (PyTorch's "
                                     f"Hardsigmoid is alpha=1/6, beta=1/2)")
-    return nn.Hardsigmoid()
+    return nn_layer("Hardsigmoid")()
 
 
 def _softmax(imp: _Importer, node: Any) -> nn.Module:
@@ -373,7 +374,7 @@ def _softmax(imp: _Importer, node: Any) -> nn.Module:
 
 def _gelu(imp: _Importer, node: Any) -> nn.Module:
     approx = imp.attrs(node).get("approximate", b"none")
-    return nn.GELU(approximate=approx.decode() if isinstance(approx, bytes) else approx)
+    return nn_layer("GELU")(approximate=approx.decode() if isinstance(approx, bytes) else approx)
 
 
 def _merge(kind: str) -> Callable[..., None]:
@@ -666,7 +667,7 @@ def _erf_gelu(imp: _Importer, node: Any) -> None:
             and x in mul_x.input and const_other(half, 0.5)):
         raise imp.unsupported(node, " (only as part of the exact GELU pattern "
                                     "x * 0.5 * (1 + erf(x / sqrt(2))))")
-    imp.emit(node, nn.GELU(), [imp.data(node, 0)], outputs=[half.output[0]], op="Gelu")
+    imp.emit(node, nn_layer("GELU")(), [imp.data(node, 0)], outputs=[half.output[0]], op="Gelu")
     graph_nodes = list(imp.proto.graph.node)
     imp.skip.update(graph_nodes.index(n) for n in chain[1:])
 
@@ -679,7 +680,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "Conv": _conv, "Relu": _simple(lambda i, n: nn.ReLU()),
     "Sigmoid": _simple(lambda i, n: nn.Sigmoid()), "Tanh": _simple(lambda i, n: nn.Tanh()),
     "LeakyRelu": _simple(lambda i, n: nn.LeakyReLU(float(i.attrs(n).get("alpha", 0.01)))),
-    "Softmax": _simple(_softmax), "HardSwish": _simple(lambda i, n: nn.Hardswish()),
+    "Softmax": _simple(_softmax), "HardSwish": _simple(lambda i, n: nn_layer("Hardswish")()),
     "HardSigmoid": _simple(_hardsigmoid), "Clip": _simple(_clip), "Gelu": _simple(_gelu),
     "Add": _merge("Add"), "Mul": _merge("Mul"), "Concat": _concat,
     "MaxPool": _pool("max"), "AveragePool": _pool("avg"),
