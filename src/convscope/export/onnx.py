@@ -190,6 +190,9 @@ class _Exporter:
             "tanh": self._simple("Tanh"), "leaky_relu": self._leaky_relu,
             "softmax": self._softmax, "flatten": self._flatten, "linear": self._linear,
             "dropout": self._simple("Identity"), "normalize": self._normalize,
+            "identity": self._simple("Identity"), "hardswish": self._simple("HardSwish"),
+            "hardsigmoid": self._hardsigmoid, "relu6": self._relu6, "silu": self._silu,
+            "gelu": self._gelu, "adaptive_avg_pool": self._adaptive, "adaptive_max_pool": self._adaptive,
         }
 
     def emit(self, model: nn.Module, shape: tuple[int, ...],
@@ -303,6 +306,51 @@ class _Exporter:
         def handler(m: nn.Module, path: str, x: str, shape):
             return self.g.node(op_type, [x], _label(path, m)), m.output_shape(shape)
         return handler
+
+    def _hardsigmoid(self, m: nn.Module, path: str, x: str, shape):
+        return self.g.node("HardSigmoid", [x], _label(path, m), alpha=1.0 / 6.0, beta=0.5), shape
+
+    def _relu6(self, m: nn.Module, path: str, x: str, shape):
+        low = self.g.const(f"{path}.min", np.array(0.0, np.float32))
+        high = self.g.const(f"{path}.max", np.array(6.0, np.float32))
+        return self.g.node("Clip", [x, low, high], _label(path, m)), shape
+
+    def _silu(self, m: nn.Module, path: str, x: str, shape):
+        gate = self.g.node("Sigmoid", [x], f"{path}.sigmoid")
+        return self.g.node("Mul", [x, gate], _label(path, m)), shape
+
+    def _gelu(self, m: nn.Module, path: str, x: str, shape):
+        approximate = getattr(m, "approximate", "none")
+        if self.g.opset >= 20:
+            return self.g.node("Gelu", [x], _label(path, m), approximate=approximate), shape
+        if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            cube = self.g.node("Mul", [x, self.g.node("Mul", [x, x], f"{path}.sq")], f"{path}.cube")
+            inner = self.g.node("Add", [x, self.g.node("Mul", [cube, self.g.const(
+                f"{path}.c", np.array(0.044715, np.float32))], f"{path}.cc")], f"{path}.inner")
+            arg = self.g.node("Mul", [inner, self.g.const(f"{path}.k", np.array(np.sqrt(2 / np.pi), np.float32))],
+                              f"{path}.arg")
+            phi = self.g.node("Tanh", [arg], f"{path}.tanh")
+        else:  # 0.5 x (1 + erf(x / sqrt 2))
+            scaled = self.g.node("Mul", [x, self.g.const(f"{path}.k", np.array(1 / np.sqrt(2), np.float32))],
+                                 f"{path}.scaled")
+            phi = self.g.node("Erf", [scaled], f"{path}.erf")
+        one = self.g.node("Add", [phi, self.g.const(f"{path}.one", np.array(1.0, np.float32))], f"{path}.plus1")
+        half = self.g.node("Mul", [x, self.g.const(f"{path}.half", np.array(0.5, np.float32))], f"{path}.halfx")
+        return self.g.node("Mul", [half, one], _label(path, m)), shape
+
+    def _adaptive(self, m: nn.Module, path: str, x: str, shape):
+        out = m.output_shape(shape)
+        kind = "Average" if m.layer_kind == "adaptive_avg_pool" else "Max"
+        if all(v == 1 for v in out[2:]):
+            return self.g.node(f"Global{kind}Pool", [x], _label(path, m)), out
+        n = shape[2:]
+        if any(a % b for a, b in zip(n, out[2:])):
+            raise ConfigError(
+                f"to_onnx: layer {path!r} ({type(m).__name__}) pools {tuple(n)} to {tuple(out[2:])}; ONNX has "
+                f"adaptive pooling only as global pooling or where the output size divides the input size "
+                f"(then it is an ordinary pool). Choose such an input size.")
+        k = [a // b for a, b in zip(n, out[2:])]
+        return self.g.node(f"{kind}Pool", [x], _label(path, m), kernel_shape=k, strides=k), out
 
     def _leaky_relu(self, m: nn.Module, path: str, x: str, shape):
         layer = cast(LeakyReLULayer, m)

@@ -89,6 +89,11 @@ class _ToTorch:
             "avg_pool": self._avg_pool, "blur_pool": self._blur_pool,
             "batch_norm": self._batch_norm, "normalize": self._normalize,
             "graph": lambda m, p: graph_to_torch(self, m, p),
+            "relu6": lambda m, p: tn.ReLU6(), "hardsigmoid": lambda m, p: tn.Hardsigmoid(),
+            "hardswish": lambda m, p: tn.Hardswish(), "silu": lambda m, p: tn.SiLU(),
+            "gelu": lambda m, p: tn.GELU(approximate=m.approximate), "identity": lambda m, p: tn.Identity(),
+            "adaptive_avg_pool": lambda m, p: getattr(tn, f"AdaptiveAvgPool{m.ndim}d")(m.output_size),
+            "adaptive_max_pool": lambda m, p: getattr(tn, f"AdaptiveMaxPool{m.ndim}d")(m.output_size),
         }
 
     def convert(self, m: nn.Module, path: str) -> Any:
@@ -260,8 +265,13 @@ class _FromTorch:
             tn.Softmax: self._softmax, tn.Flatten: self._flatten, tn.Linear: self._linear,
             tn.Dropout: lambda t, p: nn.Dropout(t.p),
             tn.BatchNorm1d: self._batch_norm, tn.BatchNorm2d: self._batch_norm,
+            tn.ReLU6: lambda t, p: nn.ReLU6(), tn.Hardsigmoid: lambda t, p: nn.Hardsigmoid(),
+            tn.Hardswish: lambda t, p: nn.Hardswish(), tn.SiLU: lambda t, p: nn.SiLU(),
+            tn.GELU: lambda t, p: nn.GELU(t.approximate), tn.Identity: lambda t, p: nn.Identity(),
         }
         for nd in (1, 2, 3):
+            self.table[getattr(tn, f"AdaptiveAvgPool{nd}d")] = self._adaptive
+            self.table[getattr(tn, f"AdaptiveMaxPool{nd}d")] = self._adaptive
             self.table[getattr(tn, f"Conv{nd}d")] = self._conv
             self.table[getattr(tn, f"MaxPool{nd}d")] = self._max_pool
             self.table[getattr(tn, f"AvgPool{nd}d")] = self._avg_pool
@@ -424,6 +434,12 @@ class _FromTorch:
         avg_cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
         return avg_cls(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
                    layer.count_include_pad)
+
+    def _adaptive(self, layer: Any, path: str) -> nn.Module:
+        name = type(layer).__name__          # AdaptiveAvgPool2d, AdaptiveMaxPool1d, ...
+        if getattr(layer, "return_indices", False):
+            raise self.unsupported(layer, path, ": return_indices=True returns two tensors")
+        return getattr(nn, name)(layer.output_size)
 
     def _blur_pool(self, layer: Any, path: str) -> nn.Module:
         cls = {1: nn.BlurPool1d, 2: nn.BlurPool2d, 3: nn.BlurPool3d}.get(layer.ndim)

@@ -14,19 +14,38 @@ workspace budget, the array limit, caches, forced paths) are :mod:`convscope.set
 """
 
 from .activation import (
+    erf,
+    gelu,
+    gelu_backward,
+    hardsigmoid,
+    hardsigmoid_backward,
+    hardswish,
+    hardswish_backward,
     leaky_relu,
     leaky_relu_backward,
     log_softmax,
     log_softmax_backward,
     relu,
+    relu6,
+    relu6_backward,
     relu_backward,
     relu_jacobian,
     sigmoid,
     sigmoid_backward,
+    silu,
+    silu_backward,
     softmax,
     softmax_backward,
     tanh,
     tanh_backward,
+)
+from .adaptive_pool import (
+    adaptive_avg_pool,
+    adaptive_avg_pool_backward,
+    adaptive_max_pool,
+    adaptive_max_pool_backward,
+    adaptive_max_pool_with_argmax,
+    adaptive_max_pool_with_argmax_backward,
 )
 from .blur_pool import binomial_filter, blur_pool, blur_pool_backward
 from .conv import conv, conv_backward
@@ -83,4 +102,9 @@ __all__ = [
     "max_pool_with_argmax_backward",
     "get_workspace_budget",
     "set_workspace_budget",
+    "erf", "gelu", "gelu_backward", "hardsigmoid", "hardsigmoid_backward", "hardswish",
+    "hardswish_backward", "relu6", "relu6_backward", "silu", "silu_backward",
+    "adaptive_avg_pool", "adaptive_avg_pool_backward", "adaptive_max_pool",
+    "adaptive_max_pool_backward", "adaptive_max_pool_with_argmax",
+    "adaptive_max_pool_with_argmax_backward",
 ]

@@ -24,7 +24,15 @@ Example:
 """
 
 from . import init
-from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .activation import GELU, Hardsigmoid, Hardswish, Identity, LeakyReLU, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh
+from .adaptive_pool import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
+)
 from .container import Residual, Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvNd
 from .dropout import Dropout
@@ -60,6 +68,9 @@ __all__ = [
     "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
     "BatchNorm1d", "BatchNorm2d", "Normalize", "Sequential", "Residual",
     "CrossEntropyLoss", "MSELoss",
+    "ReLU6", "Hardsigmoid", "Hardswish", "SiLU", "GELU", "Identity",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
     "Graph", "GraphBuilder", "Node", "Add", "Concat", "Mul", "ChannelShuffle", "Split", "Reshape", "Permute",
     "to_spec", "from_spec", "state_shapes", "register", "summary", "Summary",
     "input_normalization", "with_input_normalization",

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
-from ..errors import ArgumentTypeError, ShapeError
+from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import format_shape, normalize_int
 from .module import Module
 from .spec import register
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "ReLU6", "Hardsigmoid", "Hardswish", "SiLU", "GELU",
+           "Identity"]
 
 
 class _Elementwise(Module):
@@ -193,3 +194,102 @@ class Softmax(_Elementwise):
 
     def config(self) -> dict[str, Any]:
         return {"dim": self.dim}
+
+
+class _Pointwise(_Elementwise):
+    """An elementwise activation given by a functional pair ``(f, f_backward)``."""
+
+    _pair: tuple[Any, Any]
+
+    def _f(self, x):
+        return self._pair[0](x)
+
+    def _df(self, dy, x):
+        return self._pair[1](dy, x)
+
+
+@register
+class ReLU6(_Pointwise):
+    """``y = min(max(x, 0), 6)`` (MobileNetV2); derivative 1 on (0, 6), else 0.
+
+    >>> ReLU6()(np.array([-1.0, 3.0, 9.0]))
+    array([0., 3., 6.])
+    """
+
+    layer_kind = "relu6"
+    _pair = (F.relu6, F.relu6_backward)
+
+
+@register
+class Hardsigmoid(_Pointwise):
+    """``y = clip(x / 6 + 1/2, 0, 1)`` (MobileNetV3's gate); derivative 1/6 on (-3, 3)."""
+
+    layer_kind = "hardsigmoid"
+    _pair = (F.hardsigmoid, F.hardsigmoid_backward)
+
+
+@register
+class Hardswish(_Pointwise):
+    """``y = x * hardsigmoid(x)`` (MobileNetV3); derivative ``x/3 + 1/2`` on (-3, 3)."""
+
+    layer_kind = "hardswish"
+    _pair = (F.hardswish, F.hardswish_backward)
+
+
+@register
+class SiLU(_Pointwise):
+    """``y = x * sigmoid(x)`` (Swish, EfficientNet); derivative ``s + x s (1 - s)``."""
+
+    layer_kind = "silu"
+    _pair = (F.silu, F.silu_backward)
+
+
+@register
+class GELU(_Elementwise):
+    """``y = x * Phi(x)`` with ``Phi`` the normal CDF (``approximate="none"``, exact through
+    erf) or its tanh approximation (``approximate="tanh"``), as PyTorch.
+
+    >>> GELU()(np.array([0.0, 1.0])).round(6)
+    array([0.      , 0.841345])
+    """
+
+    layer_kind = "gelu"
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(f"GELU: approximate must be 'none' or 'tanh'; got {approximate!r}.")
+        self.approximate = approximate
+
+    def _f(self, x):
+        return F.gelu(x, self.approximate)
+
+    def _df(self, dy, x):
+        return F.gelu_backward(dy, x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return "" if self.approximate == "none" else f"approximate='{self.approximate}'"
+
+    def config(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
+
+
+@register
+class Identity(Module):
+    """``y = x`` (a placeholder, e.g. a removed layer); backward passes ``dy`` through."""
+
+    layer_kind = "identity"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._save(ok=True)
+        return x
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        self._pop_saved()
+        return dy
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(int(v) for v in input_shape)
+
+    def config(self) -> dict[str, Any]:
+        return {}

@@ -47,7 +47,7 @@ _CONTAINERS = ("sequential", "residual", "graph")
 _OPEN_RANK = ("flatten", "batch_norm")
 # Kinds that act on every entry on its own (no window, no mixing of positions).
 _POINTWISE = ("relu", "leaky_relu", "sigmoid", "tanh", "dropout", "batch_norm", "normalize",
-              "split", "channel_shuffle")
+              "split", "channel_shuffle", "relu6", "hardsigmoid", "hardswish", "silu", "gelu", "identity")
 # Kinds where branches meet: the receptive field is the union over the inputs.
 _MERGES = ("add", "concat", "mul")
 # Kinds after which every output can depend on every input position.
@@ -128,6 +128,9 @@ class LayerRecord:
             return "residual"
         if kind in _MERGES:
             return "merge"
+        if kind in ("adaptive_avg_pool", "adaptive_max_pool"):  # global pooling: all of the input
+            out = self.out_shape
+            return "global" if out is not None and all(v == 1 for v in out[2:]) else "unknown"
         if kind == "softmax":
             shape = self.in_shape
             dim = getattr(self.module, "dim", -1)
