@@ -539,11 +539,11 @@ def from_torch(module: Any, input_shape: Any = None, *, example_input: Any = Non
           (1): ReLU()
           (2): Flatten()
         )
-        >>> gelu = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.GELU())
-        >>> from_torch(gelu)  # doctest: +ELLIPSIS
+        >>> up = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(scale_factor=2))
+        >>> from_torch(up)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        convscope.errors.ConfigError: from_torch: layer '1' (...GELU) is not supported. ...
+        convscope.errors.ConfigError: from_torch: layer '1' (...Upsample) is not supported. ...
     """
     import_torch("from_torch")
     layers = _layers()
