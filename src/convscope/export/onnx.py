@@ -85,7 +85,7 @@ from ..nn.layer_types import (
     WindowPoolLayer,
 )
 from ..shapes import conv_geometry, format_shape, pool_geometry
-from .common import no_mapping_error
+from .common import no_mapping_error, unique_name
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "WRAP_OPSET"]
 
@@ -142,13 +142,7 @@ class _Graph:
         self._used: set[str] = set()
 
     def name(self, hint: str) -> str:
-        base = hint or "t"
-        name, i = base, 1
-        while name in self._used:
-            name = f"{base}_{i}"
-            i += 1
-        self._used.add(name)
-        return name
+        return unique_name(hint or "t", self._used)
 
     def const(self, hint: str, array: np.ndarray) -> str:
         name = self.name(hint)
@@ -201,9 +195,11 @@ class _Exporter:
             "gelu": self._gelu, "adaptive_avg_pool": self._adaptive, "adaptive_max_pool": self._adaptive,
         }
 
-    def emit(self, model: nn.Module, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-        """The nodes of every walked layer, from the graph input ``"input"`` of ``shape``."""
-        x, out = "input", shape
+    def emit(self, model: nn.Module, shape: tuple[int, ...],
+             x: str = "input") -> tuple[str, tuple[int, ...]]:
+        """The nodes of every walked layer, from the tensor ``x`` (default: the graph input)
+        of ``shape``."""
+        out = shape
         received: dict[int, str] = {}           # layer index -> its input tensor
         for record in nn.walk(model, shape):
             if record.error is not None:
@@ -544,7 +540,12 @@ def to_onnx(
     graph = _Graph(onnx, int(opset))
     graph.name("input")
     exporter = _Exporter(graph)
-    y, out = exporter.emit(model, shape)
+    if model.layer_kind == "graph":
+        from .graph_export import emit_graph_onnx
+
+        y, out = emit_graph_onnx(exporter, model, shape)
+    else:
+        y, out = exporter.emit(model, shape)
     if y == "input":  # an empty model: the output is the input
         y = graph.node("Identity", ["input"], "output")
     else:  # the last tensor is produced once and consumed nowhere: give it the public name

@@ -46,6 +46,8 @@ from .. import nn
 from ..errors import ArgumentTypeError, ConfigError, DTypeError
 from ..nn.layer_types import LinearLayer, ResidualLayer
 from .common import no_mapping_error
+from .fx import graph_from_torch, sequential_convertible
+from .graph_export import graph_to_torch
 from .torch_layers import _torch_pads, import_torch
 from .torch_layers import layers as _layers
 
@@ -86,6 +88,7 @@ class _ToTorch:
             "linear": self._linear, "conv": self._conv, "max_pool": self._max_pool,
             "avg_pool": self._avg_pool, "blur_pool": self._blur_pool,
             "batch_norm": self._batch_norm, "normalize": self._normalize,
+            "graph": lambda m, p: graph_to_torch(self, m, p),
             "relu6": lambda m, p: tn.ReLU6(), "hardsigmoid": lambda m, p: tn.Hardsigmoid(),
             "hardswish": lambda m, p: tn.Hardswish(), "silu": lambda m, p: tn.SiLU(),
             "gelu": lambda m, p: tn.GELU(approximate=m.approximate), "identity": lambda m, p: tn.Identity(),
@@ -492,11 +495,17 @@ def _fill(target: nn.Parameter | np.ndarray | None, value: Any) -> None:
     (target.data if isinstance(target, nn.Parameter) else target)[...] = value
 
 
-def from_torch(module: Any) -> nn.Module:
-    """A convscope model that computes what a PyTorch ``nn.Sequential`` computes.
+def from_torch(module: Any, input_shape: Any = None, *, example_input: Any = None) -> nn.Module:
+    """A convscope model that computes what a PyTorch module computes.
+
+    A ``torch.nn.Sequential`` of supported layers becomes a convscope ``Sequential``; any
+    other module whose ``forward`` torch.fx can trace to supported operations (a ResNet,
+    MobileNet, DenseNet, ShuffleNet ...) becomes an ``nn.Graph`` with one node per traced
+    operation, named by torch's qualified names (see :mod:`convscope.export.fx`).
 
     Args:
-        module: a ``torch.nn.Sequential`` (nested ones allowed) of the supported layers:
+        module: a ``torch.nn.Module``; in a Sequential (nested ones allowed) or called in a
+            traced forward, the supported layers are:
             ``Conv1d/2d/3d`` (any padding, ``padding_mode``, dilation, groups),
             ``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``,
             ``Tanh``, ``Softmax``, ``Flatten``, ``Linear``, ``Dropout``,
@@ -504,15 +513,21 @@ def from_torch(module: Any) -> nn.Module:
             :mod:`convscope.export.torch_layers` (``BlurPool``, ``Residual``, ``Pool``,
             ``Normalize``, and
             ``SamePad`` before a conv). A single supported layer works too.
+        input_shape: the shape of one input sample without the batch axis, e.g.
+            ``(3, 224, 224)``; needed only when the traced forward uses sizes
+            (``x.size()``, ``chunk``, ``transpose``, ``mean``): the module is then run once
+            (eval mode, no gradients, state untouched) to find them.
+        example_input: a tensor (with batch axis) to use instead of ``input_shape``.
 
     Returns:
-        A convscope ``Sequential`` (or the single layer) with copies of the weights and
-        running statistics, in the module's dtype and training/eval mode.
+        A convscope ``Sequential`` (or the single layer), or an ``nn.Graph``, with copies of
+        the weights and running statistics, in the module's dtype and training/eval mode.
 
     Raises:
         MissingDependencyError: torch is not installed.
-        ConfigError: an unsupported layer, named with its position (``"features.3"``) and
-            type, and the list of supported types.
+        ConfigError: an unsupported layer or operation, named with its position
+            (``"features.3"``) or torch.fx node and type, and the list of supported ones; a
+            module with parameters called twice; a forward torch.fx cannot trace.
         DTypeError: parameters that are not float32 or float64.
 
     Example:
@@ -524,11 +539,11 @@ def from_torch(module: Any) -> nn.Module:
           (1): ReLU()
           (2): Flatten()
         )
-        >>> gelu = torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.GELU())
-        >>> from_torch(gelu)  # doctest: +ELLIPSIS
+        >>> up = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Upsample(scale_factor=2))
+        >>> from_torch(up)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        convscope.errors.ConfigError: from_torch: layer '1' (...GELU) is not supported. ...
+        convscope.errors.ConfigError: from_torch: layer '1' (...Upsample) is not supported. ...
     """
     import_torch("from_torch")
     layers = _layers()
@@ -537,6 +552,10 @@ def from_torch(module: Any) -> nn.Module:
             f"from_torch: module must be a torch.nn.Module (usually torch.nn.Sequential); got "
             f"{type(module).__name__}."
         )
-    model = _FromTorch(layers).convert(module, "")
+    converter = _FromTorch(layers)
+    if sequential_convertible(converter, module):
+        model = converter.convert(module, "")
+    else:
+        model = graph_from_torch(converter, module, input_shape, example_input)
     model.train(bool(module.training))
     return model

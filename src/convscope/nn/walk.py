@@ -259,7 +259,9 @@ def walk(model: Module, input_shape: Sequence[int] | None = None) -> Iterator[La
                 return
             last = records[-1]
             where[node.name] = (last.name, last.out_shape)
-            for k, s in enumerate(last.out_shapes):
+            # without shapes (a walk with no input shape) a multi-output node still has its outputs
+            n_out = int(getattr(node.module, "num_outputs", 1) or 1)
+            for k, s in enumerate(last.out_shapes or (None,) * (n_out if n_out > 1 else 0)):
                 where[f"{node.name}:{k}"] = (f"{last.name}:{k}", s)
 
     yield from visit(model, "", shape, 0, None)
