@@ -276,6 +276,21 @@ def build_unary_backward(rng):
     return dict(dy=_arr(rng, kw["x"].shape, kw["x"].dtype), **kw)
 
 
+def build_adaptive(rng):
+    return dict(x=_arr(rng, (2, 3, 5, 4), _dtype(rng)), output_size=(2, 3))
+
+
+def build_adaptive_backward(rng):
+    kw = build_adaptive(rng)
+    return dict(dy=_arr(rng, (2, 3, 2, 3), kw["x"].dtype), **kw)
+
+
+def build_adaptive_argmax_backward(rng):
+    kw = build_adaptive(rng)
+    y, argmax = F.adaptive_max_pool_with_argmax(**kw)
+    return dict(dy=_arr(rng, y.shape, y.dtype), argmax=argmax, x_shape=kw["x"].shape)
+
+
 def build_leaky(rng):
     return dict(negative_slope=float(rng.uniform(0, 0.5)), **build_unary(rng))
 
@@ -452,6 +467,27 @@ OPS = [
        {"dy": "array_flat", "x": "array_flat"}),
     Op("tanh", F.tanh, build_unary, {"x": "array_flat"}, nan_elementwise),
     Op("tanh_backward", F.tanh_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("relu6", F.relu6, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("relu6_backward", F.relu6_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("hardsigmoid", F.hardsigmoid, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("hardsigmoid_backward", F.hardsigmoid_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("hardswish", F.hardswish, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("hardswish_backward", F.hardswish_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("silu", F.silu, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("silu_backward", F.silu_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("gelu", F.gelu, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("gelu_backward", F.gelu_backward, build_unary_backward, {"dy": "array_flat", "x": "array_flat"}),
+    Op("erf", F.erf, build_unary, {"x": "array_flat"}, nan_elementwise),
+    Op("adaptive_avg_pool", F.adaptive_avg_pool, build_adaptive, {"x": "array", "output_size": "tuple"}),
+    Op("adaptive_max_pool", F.adaptive_max_pool, build_adaptive, {"x": "array", "output_size": "tuple"}),
+    Op("adaptive_max_pool_with_argmax", F.adaptive_max_pool_with_argmax, build_adaptive,
+       {"x": "array", "output_size": "tuple"}),
+    Op("adaptive_avg_pool_backward", F.adaptive_avg_pool_backward, build_adaptive_backward,
+       {"dy": "array", "x": "array", "output_size": "tuple"}),
+    Op("adaptive_max_pool_backward", F.adaptive_max_pool_backward, build_adaptive_backward,
+       {"dy": "array", "x": "array", "output_size": "tuple"}),
+    Op("adaptive_max_pool_with_argmax_backward", F.adaptive_max_pool_with_argmax_backward,
+       build_adaptive_argmax_backward, {"dy": "array", "argmax": "array", "x_shape": "shape"}),
     Op("softmax", F.softmax, build_softmax, {"x": "array_flat", "axis": "int"}, nan_softmax),
     Op("softmax_backward", F.softmax_backward, build_softmax_backward,
        {"dy": "array_flat", "x": "array_flat", "axis": "int"}),

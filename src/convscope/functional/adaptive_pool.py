@@ -105,7 +105,11 @@ def adaptive_output_size(x_shape: Sequence[int], output_size: Any, op: str) -> t
 def _checked(x: Any, output_size: Any, op: str) -> tuple[np.ndarray, tuple[int, ...]]:
     x = as_float_array(x, "x", op)
     out = adaptive_output_size(x.shape, output_size, op)
-    check_allocation(x.shape[:2] + out, x.dtype, "output", op)
+    # the passes over one axis at a time, the arg-max table and the gradient are up to the
+    # input's size, in float64 and int64
+    check_allocation(x.shape[:2] + out, x.dtype, f"output (output_size {out})", op,
+                     (x.shape, np.float64, "working copies of x"),
+                     (x.shape, np.int64, "arg-max tables"))
     return x, out
 
 
@@ -291,8 +295,14 @@ def adaptive_max_pool_with_argmax_backward(dy: np.ndarray, argmax: np.ndarray,
     """
     op = "adaptive_max_pool_with_argmax_backward"
     dy = as_float_array(dy, "dy", op)
-    argmax = np.asarray(argmax)
-    x_shape = tuple(int(v) for v in x_shape)
+    try:
+        argmax = np.asarray(argmax)
+        x_shape = tuple(int(v) for v in x_shape)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{op}: argmax must be an int array and x_shape a tuple of ints; got "
+                                f"{type(argmax).__name__} and {x_shape!r}.") from None
+    if x_shape and min(x_shape) >= 0:
+        check_allocation(x_shape, np.float64, "dx", op, (dy.shape, np.int64, "flat indices of dy"))
     if argmax.shape != dy.shape or argmax.dtype.kind not in "iu" or len(x_shape) != dy.ndim \
             or x_shape[:2] != dy.shape[:2]:
         raise ShapeError(
@@ -308,6 +318,8 @@ def adaptive_max_pool_with_argmax_backward(dy: np.ndarray, argmax: np.ndarray,
             f"forward."
         )
     rows = math.prod(x_shape[:2])
+    if rows == 0 or dy.size == 0:
+        return np.zeros(x_shape, dtype=dy.dtype)
     flat = argmax.reshape(rows, -1).astype(np.int64) + (np.arange(rows, dtype=np.int64) * plane)[:, None]
     dx = np.bincount(flat.ravel(), weights=dy.reshape(-1).astype(np.float64), minlength=rows * plane)
     return dx.astype(dy.dtype).reshape(x_shape)

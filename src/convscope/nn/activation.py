@@ -281,12 +281,13 @@ class Identity(Module):
     layer_kind = "identity"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._save(ok=True)
+        x = self._check_input(x)
+        self._save(shape=x.shape, dtype=x.dtype)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        self._pop_saved()
-        return dy
+        saved = self._pop_saved()
+        return self._check_dy(dy, saved["shape"], saved["dtype"])
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(v) for v in input_shape)

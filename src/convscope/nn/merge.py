@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentTypeError, ConfigError, ShapeError
+from ..settings import check_allocation
 from ..shapes import as_float_array, format_shape
 from .module import Module
 from .spec import register
@@ -235,16 +236,18 @@ class ChannelShuffle(Module):
     def forward(self, x: Any) -> np.ndarray:
         x = as_float_array(x, "x", "ChannelShuffle")
         self.output_shape(x.shape)
-        self._save(c=x.shape[1])
+        check_allocation(x.shape, x.dtype, "the shuffled copy", "ChannelShuffle")
+        self._save(shape=x.shape, dtype=x.dtype)
         return self._shuffle(x, self.groups)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        c = self._pop_saved()["c"]
-        return self._shuffle(dy, c // self.groups)
+        saved = self._pop_saved()
+        dy = self._check_dy(dy, saved["shape"], saved["dtype"])
+        return self._shuffle(dy, saved["shape"][1] // self.groups)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(v) for v in input_shape)
-        if len(shape) < 2 or shape[1] % self.groups:
+        if len(shape) < 2 or shape[1] % self.groups or shape[1] < self.groups:
             raise ShapeError(
                 f"ChannelShuffle: the channels must split into {self.groups} equal groups; "
                 f"input shape {format_shape(shape)}.")

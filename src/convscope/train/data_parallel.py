@@ -31,10 +31,11 @@ batch-norm layers meet at a barrier three times per step: to add up the per-shar
 each sum is added in shard order. The running statistics are updated once, by shard 0, with
 the whole batch's mean and unbiased variance.
 
-**Dropout** (and any layer with a ``generator``): each step the master layer's generator
-draws one seed, and shard ``i`` draws its masks from ``default_rng([seed, i])``. The masks
-are therefore deterministic (the same seed gives the same run for a given thread count) but
-differ from the serial run's.
+**Dropout** (and any layer with a ``generator``): the shards share the master layer's
+generator through :class:`_ShardDraws`: the first shard to ask draws the whole batch's
+random numbers in one call, exactly as the serial layer would, and each shard takes its own
+rows. The masks, and the generator's state afterwards, are those of the serial run, whatever
+the thread count.
 
 **When it applies.** The loss must be a :class:`~convscope.nn.CrossEntropyLoss` or
 :class:`~convscope.nn.MSELoss` (means over the batch) and every module of the model one of
@@ -250,20 +251,20 @@ class _Replicas:
         replica.zero_grad()
         return replica
 
-    def sync(self, reseed: bool) -> None:
-        """Mode from the master; with ``reseed``, fresh generators for this step (Dropout)."""
+    def sync(self, reseed: bool, cuts: list[slice] | None = None) -> None:
+        """Mode from the master; with ``reseed``, this step's shared draws (Dropout)."""
         for modules in self.modules:
             for master, rep in zip(self.master_modules, modules):
                 rep.training = master.training
-        if not reseed:
+        if not reseed or cuts is None:
             return
         for j, master in enumerate(self.master_modules):
             gen = getattr(master, "generator", None)
             if isinstance(gen, np.random.Generator) and master.training:
-                seed = int(gen.integers(2**63))
+                draws = _ShardDraws(gen, cuts)
                 for i, modules in enumerate(self.modules):
                     layer: Any = modules[j]
-                    layer.generator = np.random.default_rng([seed, i])
+                    layer.generator = draws.for_shard(i)
 
     def reduce_gradients(self) -> None:
         """``master.grad += shard 0 + shard 1 + ...``, in that order; the shards' gradients
@@ -317,6 +318,34 @@ def _run_shards(reps: _Replicas, tasks: list[Callable[[], Any]]) -> list:
     return results
 
 
+class _ShardDraws:
+    """One layer's random numbers for one step, drawn once for the whole batch from the
+    master's generator (as the serial layer draws them) and handed out by rows."""
+
+    def __init__(self, generator: np.random.Generator, cuts: list[slice]) -> None:
+        self.generator, self.cuts = generator, cuts
+        self.lock = threading.Lock()
+        self.drawn: list[np.ndarray] = []  # one per call, in call order
+        self.calls = [0] * len(cuts)
+
+    def for_shard(self, i: int) -> Any:
+        outer = self
+
+        class _View:
+            def random(self, shape: Any) -> np.ndarray:
+                shape = tuple(int(v) for v in shape)
+                with outer.lock:
+                    k = outer.calls[i]
+                    outer.calls[i] += 1
+                    if k == len(outer.drawn):
+                        total = outer.cuts[-1].stop
+                        outer.drawn.append(outer.generator.random((total, *shape[1:])))
+                    full = outer.drawn[k]
+                return full[outer.cuts[i]]
+
+        return _View()
+
+
 def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[float, np.ndarray]:
     """Forward, loss and backward of one batch: ``(loss value, model output)``; the
     parameter gradients are ADDED to ``model``'s (call ``zero_grad`` first), as
@@ -333,9 +362,9 @@ def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[floa
         model.backward_params(loss.backward())
         return value, output
     reps = _replicas(model, shards)
-    reps.sync(reseed=True)
     runs = parallel.split_evenly(range(batch), shards)
     cuts = [slice(run[0], run[-1] + 1) for run in runs]
+    reps.sync(reseed=True, cuts=cuts)
     losses = [copy.copy(loss) for _ in cuts]
     y_arr = np.asarray(y)
 
