@@ -262,6 +262,12 @@ class Run:
 # ----------------------------------------------------------------------------- fit
 
 
+#: Training engines besides convscope's own, by name: ``(wants(engine, device, nproc) -> bool,
+#: fit)``. :mod:`convscope.train.torch_engine` registers ``"torch"`` when ``convscope.train``
+#: is imported, so this module needs no import of the engine above it.
+OTHER_ENGINES: dict[str, tuple[Callable[..., bool], Callable[..., Any]]] = {}
+
+
 def fit(
     model: Module,
     *data: Any,
@@ -355,10 +361,9 @@ def fit(
             (see :mod:`convscope.train.diagnose`).
     """
     if engine != "convscope" or device is not None or nproc is not None:  # another engine (issue 17)
-        from .torch_engine import fit_torch, wants_torch
-
-        if wants_torch(engine, device, nproc):
-            return fit_torch(
+        wants_other, fit_other = OTHER_ENGINES["torch"]
+        if wants_other(engine, device, nproc):
+            return fit_other(
                 model, *data, train=train, val=val, epochs=epochs, optimizer=optimizer, loss=loss,
                 loss_fn=loss_fn, batch_size=batch_size, seed=seed, callbacks=callbacks, scheduler=scheduler,
                 scheduler_interval=scheduler_interval, resume=resume, progress=progress, transform=transform,

@@ -92,7 +92,7 @@ from ..nn import CrossEntropyLoss, Module
 from .callbacks import Callback
 from .checkpoint import load_training_checkpoint, restore_run
 from .history import History
-from .loop import Run, _check_positive_int, _loader, _pick_loss
+from .loop import OTHER_ENGINES, Run, _check_positive_int, _loader, _pick_loss
 from .progress import EpochProgress
 
 __all__ = ["ENGINES", "fit_torch", "wants_torch", "evaluate_torch", "ShardedBatches", "torchrun_env", "resolve_device",
@@ -693,7 +693,7 @@ def fit_torch(
                                 "validation data by position (fit(model, train, val)); the rest by name.")
     if options.pop("engine", "torch") != "torch":
         raise ConfigError("fit_torch trains with engine='torch'; call fit for another engine.")
-    from .loop import fit
+    from .loop import fit  # the module OTHER_ENGINES comes from: no new import edge
 
     try:  # fit's own arguments and defaults, so the two engines cannot drift apart
         bound = inspect.signature(fit).bind(model, **options)
@@ -795,3 +795,6 @@ def fit_torch(
         return _train_rank(rank, local_rank, job, main)
     finally:
         torch.distributed.destroy_process_group()
+
+
+OTHER_ENGINES["torch"] = (wants_torch, fit_torch)
