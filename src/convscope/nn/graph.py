@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import ArgumentTypeError, ConfigError, ShapeError, StateError
+from ..errors import ArgumentTypeError, ConfigError, ShapeError
 from ..shapes import format_shape
 from .module import Module
 from .spec import register
@@ -67,6 +67,18 @@ def _split_ref(ref: str) -> tuple[str, int | None]:
 
 def _num_outputs(module: Module) -> int:
     return int(getattr(module, "num_outputs", 1))
+
+
+def _summed(parts: list[np.ndarray] | None, shape: tuple[int, ...] | None = None,
+            dtype: np.dtype | None = None) -> Any:
+    """The gradients a tensor's readers sent back, added in the order they came (fan-out);
+    zeros of ``shape`` when nobody read it (None without a shape)."""
+    if not parts:
+        return None if shape is None else np.zeros(shape, dtype=dtype)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
 
 
 def _check_name(name: Any, what: str) -> str:
@@ -235,48 +247,23 @@ class Graph(Module):
         return grads
 
     def _backward(self, dy: Any, input_grad: bool) -> Any:
-        saved = self._saved
-        if saved is None or not isinstance(saved, dict) or "meta" not in saved:
-            raise StateError("backward called before forward on Graph; run forward first.")
         meta = self._pop_saved()["meta"]
         grads = self._grads(dy)
-        needs_input = input_grad
-
-        def total(ref: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-            parts = grads.pop(ref, None)
-            if not parts:
-                return np.zeros(shape, dtype=dtype)
-            out = parts[0]
-            for p in parts[1:]:
-                out = out + p
-            return out
-
         for node in reversed(self.nodes):
             outs = meta[node.name]
             if len(outs) == 1 and _num_outputs(node.module) == 1:
-                g: Any = total(node.name, *outs[0])
+                g: Any = _summed(grads.pop(node.name, None), *outs[0])
             else:
-                g = tuple(total(f"{node.name}:{k}", *outs[k]) for k in range(len(outs)))
-            feeds_only_inputs = all(r in self.inputs for r in node.inputs)
-            if feeds_only_inputs and not needs_input and len(node.inputs) == 1:
+                g = tuple(_summed(grads.pop(f"{node.name}:{k}", None), *outs[k]) for k in range(len(outs)))
+            if not input_grad and len(node.inputs) == 1 and node.inputs[0] in self.inputs:
                 node.module.backward_params(g)
                 continue
             back: Any = node.module.backward(g)
-            dxs = back if isinstance(back, tuple) else (back,)
-            for ref, dx in zip(node.inputs, dxs):
+            for ref, dx in zip(node.inputs, back if isinstance(back, tuple) else (back,)):
                 grads.setdefault(ref, []).append(dx)
         if not input_grad:
             return None
-        result: list[Any] = []
-        for name in self.inputs:
-            parts = grads.get(name, [])
-            if not parts:
-                result.append(None)
-                continue
-            out = parts[0]
-            for p in parts[1:]:
-                out = out + p
-            result.append(out)
+        result = [_summed(grads.get(name)) for name in self.inputs]
         return result[0] if len(result) == 1 else tuple(result)
 
     def backward(self, dy: Any) -> Any:

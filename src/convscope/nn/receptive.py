@@ -109,8 +109,7 @@ def field_steps(records: Sequence[LayerRecord], n_spatial: int) -> list[FieldSte
     for record in records:
         previous = steps[-1] if steps else unit
         if record.inputs and record.effect != "residual":
-            feeding = [by_name.get(ref, by_name.get(ref.rpartition(":")[0], unit) if ":" in ref else unit)
-                       for ref in record.inputs]
+            feeding = [_field_of(by_name, ref, unit) for ref in record.inputs]
             previous = feeding[0] if len(feeding) == 1 else _merge(feeding)
         if record.effect == "merge":
             step = previous
@@ -157,8 +156,14 @@ def branch_fields(records: Sequence[LayerRecord], n_spatial: int) -> dict[int, l
     """
     unit = FieldStep((1,) * n_spatial, (1,) * n_spatial, (0,) * n_spatial)
     by_name = {r.name: s for r, s in zip(records, field_steps(records, n_spatial))}
-    return {r.index: [by_name.get(ref, unit) for ref in r.inputs]
+    return {r.index: [_field_of(by_name, ref, unit) for ref in r.inputs]
             for r in records if r.effect == "merge"}
+
+
+def _field_of(by_name: dict[str, FieldStep], ref: str, unit: FieldStep) -> FieldStep:
+    """The field of what ``ref`` names: a record, piece ``k`` of one (``"split:1"``: the
+    pieces share their layer's field), or the model's input (``unit``)."""
+    return by_name.get(ref.split(":")[0], unit)
 
 
 def tap_sources(record: LayerRecord, axis: int, outputs: np.ndarray) -> np.ndarray:
