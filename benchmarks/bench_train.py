@@ -128,6 +128,7 @@ def make_steps(case: TrainCase, torch=None, seed: int = 0) -> tuple[Callable[[],
         opt.step()
         return value
 
+    cs_step.model = model  # type: ignore[attr-defined]  (run_train reports its data-parallel choice)
     if twin is None:
         return cs_step, None
     twin.train()
@@ -185,6 +186,13 @@ def run_train(
                 torch.set_num_threads(n)
             for case in cases:
                 cs_step, pt_step = make_steps(case, torch)
+                # a run's first steps choose between the serial and the sharded step by timing
+                # both (convscope.train.data_parallel.tuning); a training run does them once, so
+                # they are warm-up here, as the fork of the worker processes is
+                from convscope.train.data_parallel import tuning
+
+                for _ in range(8):
+                    cs_step()
                 fns = {"convscope": cs_step}
                 if pt_step is not None:
                     fns["torch"] = pt_step
@@ -208,6 +216,8 @@ def run_train(
                 # images/s ratio convscope / PyTorch (>= 1: convscope is at least as fast)
                 row["ratio"] = row["convscope_images_s"] / row["torch_images_s"] if pt else None
                 row.update(load)
+                choice = [t for t in tuning(cs_step.model) if t["task"] == "train"]  # type: ignore[attr-defined]
+                row["data_parallel"] = choice[0] if choice else {"choice": "serial", "backend": "serial"}
                 rows.append(row)
                 say("  " + _row_text(row))
         results["threads"][str(n)] = {"rows": rows}
@@ -223,22 +233,38 @@ def _row_text(row: dict) -> str:
         f"({row['convscope_images_s']:7.0f} img/s)  PyTorch "
         + (f"{pt['median_ms']:8.2f} ms ({row['torch_images_s']:7.0f} img/s)  ratio {row['ratio']:.2f}" if pt else "-")
         + f"  other load {row.get('other_load') or 0:.2f}"
+        + (f"  step: {_choice_text(row['data_parallel'])}" if row.get("data_parallel") else "")
     )
+
+
+def _step_cell(row: dict) -> str:
+    dp = row.get("data_parallel") or {}
+    return f"{dp['backend']} x{dp['shards']}" if dp.get("choice") == "sharded" else "serial"
+
+
+def _choice_text(dp: dict) -> str:
+    """Which step the measured choice kept, with its trial times."""
+    if dp.get("choice") == "sharded":
+        return f"{dp['backend']} x{dp['shards']} (trials {dp['sharded_ms']:.1f} vs serial {dp['serial_ms']:.1f} ms)"
+    if dp.get("serial_ms") is not None:
+        return f"serial (trials: sharded {dp['sharded_ms']:.1f} vs serial {dp['serial_ms']:.1f} ms)"
+    return "serial"
 
 
 def format_train(results: dict) -> str:
     """Markdown table of the training rows (images/s ratio: convscope / PyTorch)."""
-    out = ["| threads | model | batch | convscope ms | PyTorch ms | convscope img/s | PyTorch img/s | ratio | clock |",
-           "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| threads | model | batch | convscope ms | PyTorch ms | convscope img/s | PyTorch img/s | ratio | clock "
+           "| convscope step |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for n, block in results["threads"].items():
         for r in block["rows"]:
             pt = r["torch"]
             out.append(
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | "
                 f"{pt['median_ms']:.2f} | {r['convscope_images_s']:.0f} | {r['torch_images_s']:.0f} | "
-                f"{r['ratio']:.2f} | {r.get('clock', 'wall')} |" if pt else
+                f"{r['ratio']:.2f} | {r.get('clock', 'wall')} | {_step_cell(r)} |" if pt else
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | - | "
-                f"{r['convscope_images_s']:.0f} | - | - | {r.get('clock', 'wall')} |"
+                f"{r['convscope_images_s']:.0f} | - | - | {r.get('clock', 'wall')} | {_step_cell(r)} |"
             )
     return "\n".join(out) + "\n"
 

@@ -35,7 +35,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -47,7 +48,7 @@ from .settings import get_num_threads, num_threads, set_num_threads
 
 __all__ = [
     "set_num_threads", "get_num_threads", "num_threads", "run_parallel", "split_evenly",
-    "threads_for", "batch_slices", "over_batch",
+    "threads_for", "batch_slices", "over_batch", "serial_region",
 ]
 
 #: Arrays smaller than this are not worth splitting (handing work to a thread costs tens
@@ -129,12 +130,7 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
             _state.pool = ThreadPoolExecutor(max_workers=max(1, _state.threads - 1),
                                              thread_name_prefix="convscope")
         pool = _state.pool
-    blas = settings.blas_controllers()
-    saved = [lib.get_num_threads() for lib in blas]
-    for lib in blas:
-        lib.set_num_threads(1)
-    _state.active.on = True
-    try:
+    with serial_region():
         futures = [pool.submit(_in_region, task) for task in tasks[1:]]
         first_error = None
         try:
@@ -149,8 +145,29 @@ def run_parallel(tasks: Sequence[Callable[[], Any]]) -> list:
         if first_error is not None:
             raise first_error
         return results
+
+
+@contextlib.contextmanager
+def serial_region() -> Iterator[None]:
+    """Inside the block this thread runs as one worker of a parallel region: ops do not
+    split (:func:`workers` is 1) and BLAS is held to one thread (restored afterwards).
+    The data-parallel step runs its own shard this way while other threads or processes
+    run theirs.
+
+    >>> with serial_region():
+    ...     workers()
+    1
+    """
+    blas = settings.blas_controllers()
+    saved = [lib.get_num_threads() for lib in blas]
+    for lib in blas:
+        lib.set_num_threads(1)
+    was = getattr(_state.active, "on", False)
+    _state.active.on = True
+    try:
+        yield
     finally:
-        _state.active.on = False
+        _state.active.on = was
         for lib, n in zip(blas, saved):
             lib.set_num_threads(n)
 

@@ -93,6 +93,10 @@ PATHS: dict[str, tuple[Any, ...]] = {
     # Blur pooling: one matrix product per axis (True, planes up to 64 per axis) or one
     # slice pass per filter tap (False).
     "blur_matrix": (None, True, False),
+    # Training steps and inference with several threads: shards of the batch on worker
+    # processes (Linux), on threads, or the whole batch serially (None: the rule of
+    # convscope.train.data_parallel.plan, which weighs the shard's work).
+    "data_parallel": (None, "processes", "threads", "serial"),
 }
 
 
@@ -392,7 +396,9 @@ def force_path(**switches: Any) -> Iterator[None]:
             * ``fold_bias``: the convolution's bias inside the matrix product (True) or
               added on the copy out (False);
             * ``blur_matrix``: blur pooling by matrix products (True, planes up to 64 per
-              axis) or by filter-tap passes (False).
+              axis) or by filter-tap passes (False);
+            * ``data_parallel``: a training step's (or inference's) shards on worker
+              "processes", on "threads", or the batch run "serial".
 
     Raises:
         ConfigError: an unknown switch or value.

@@ -6,13 +6,23 @@ import numpy as np
 import pytest
 
 import convscope
-from convscope import nn
+from convscope import nn, settings
 from convscope.errors import ShapeError
 from convscope.models import build_model
-from convscope.train import evaluate, fit, predict
-from convscope.train.data_parallel import sharded_forward, shards_for, training_step
+from convscope.train import evaluate, fit, predict, process_group
+from convscope.train.data_parallel import plan, sharded_forward, shards_for, training_step, tuning
 
 pytest.importorskip("threadpoolctl", reason="several threads need threadpoolctl")
+
+
+@pytest.fixture(autouse=True, params=["threads", "processes"])
+def backend(request):
+    """Every test runs with the shards on threads and again on worker processes (forced:
+    the rule would run these small models serially)."""
+    if request.param == "processes" and not process_group.available():
+        pytest.skip("worker processes need Linux with fork")
+    with settings.force_path(data_parallel=request.param):
+        yield request.param
 
 
 def _bn_net(dtype=np.float64):
@@ -32,13 +42,14 @@ def _step(model, x, y, threads):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_sharded_step_equals_serial_in_float64_with_batch_norm_over_the_whole_batch(threads):
+def test_sharded_step_equals_serial_in_float64_with_batch_norm_over_the_whole_batch(threads, backend):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((13, 2, 10, 10))  # 13: uneven shards
     y = rng.integers(0, 3, 13)
     serial, sharded = _bn_net(), _bn_net()
     with convscope.num_threads(threads):
         assert shards_for(sharded, nn.CrossEntropyLoss(), 13) == threads
+        assert plan(sharded, nn.CrossEntropyLoss(), x) == (backend, threads)
     v1, out1, g1, b1 = _step(serial, x, y, 1)
     v2, out2, g2, b2 = _step(sharded, x, y, threads)
     assert v2 == pytest.approx(v1, rel=1e-13)
@@ -98,6 +109,8 @@ def test_dropout_masks_are_deterministic_per_seed_and_differ_between_shards():
 
     x = np.ones((16, 5), dtype=np.float32)
     y = np.zeros(16, dtype=np.int64)
+    with convscope.num_threads(2):  # random layers share their draws: threads, never processes
+        assert plan(net(), nn.CrossEntropyLoss(), x) == ("threads", 2)
     outs = [_step(net(), x, y, 2)[1] for _ in range(2)]
     np.testing.assert_array_equal(outs[0], outs[1])
     assert not np.array_equal(outs[0][:8], outs[0][8:])  # each shard has its own stream
@@ -156,3 +169,118 @@ def test_models_outside_convscope_and_other_losses_run_serially():
         assert shards_for(nn.Sequential(nn.ReLU()), object(), 64) == 1
         assert shards_for(nn.Sequential(nn.ReLU()), nn.MSELoss(), 7) == 1  # < 4 per shard
         assert shards_for(nn.Sequential(nn.ReLU()), nn.MSELoss(), 8) == 2
+
+
+def test_the_rule_runs_small_work_serially_and_large_work_sharded():
+    with settings.force_path(data_parallel=None), convscope.num_threads(2):
+        small = build_model("lenet", seed=0)
+        assert plan(small, nn.CrossEntropyLoss(), np.zeros((8, 1, 28, 28), np.float32)) == ("serial", 1)
+        want = "processes" if process_group.available() else "threads"
+        assert plan(small, nn.CrossEntropyLoss(), np.zeros((256, 1, 28, 28), np.float32)) == (want, 2)
+    with settings.force_path(data_parallel="serial"), convscope.num_threads(2):
+        assert plan(small, nn.CrossEntropyLoss(), np.zeros((256, 1, 28, 28), np.float32)) == ("serial", 1)
+
+
+def _workers(model):
+    from convscope.train import data_parallel
+
+    entry = data_parallel._GROUPS.get(model)
+    return [] if entry is None else [p for p in entry[0].procs[1:]]
+
+
+def test_worker_processes_are_reused_and_renewed_when_the_thread_count_changes(backend):
+    if backend != "processes":
+        pytest.skip("about worker processes")
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
+    model = _bn_net()
+    _step(model, x, y, 2)
+    first = _workers(model)
+    assert len(first) == 1 and first[0].is_alive()
+    _step(model, x, y, 2)
+    assert _workers(model) == first  # the same worker, no new fork per step
+    _, _, g3, _ = _step(model, x, y, 3)
+    assert len(_workers(model)) == 2 and not first[0].is_alive()
+    _, _, g1, _ = _step(model, x, y, 1)
+    for got, want in zip(g3, g1):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+def test_a_worker_that_dies_is_reported_and_the_next_step_starts_afresh(backend):
+    if backend != "processes":
+        pytest.skip("about worker processes")
+    import os
+    import signal
+
+    from convscope.train.process_group import WorkerError
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
+    model = _bn_net()
+    _step(model, x, y, 2)
+    (worker,) = _workers(model)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join(5)
+    with pytest.raises(WorkerError, match="shard 1"):
+        _step(model, x, y, 2)
+    assert _workers(model) == []  # the broken group is gone
+    _, _, g2, _ = _step(model, x, y, 2)
+    _, _, g1, _ = _step(_bn_net(), x, y, 1)
+    # (the failed step ran no update, but batch-norm's running statistics are not compared)
+    for got, want in zip(g2, g1):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+class _FakeClock:
+    """A clock that makes every serial step take ``serial`` seconds and every sharded one
+    ``sharded`` (the step under way is read from the trial record)."""
+
+    def __init__(self, serial, sharded):
+        self.t, self.cost = 0.0, {"serial": serial, "sharded": sharded}
+        self.started = None
+
+    def __call__(self):
+        from convscope.train import data_parallel
+
+        if self.started is None:
+            entries = [e for table in data_parallel._TUNING.values() for e in table.values()]
+            self.started = entries[-1].next()
+            return self.t
+        self.t += self.cost[self.started]
+        self.started = None
+        return self.t
+
+
+@pytest.mark.parametrize("serial_s, sharded_s, want",
+                         [(1.0, 0.6, "sharded"), (1.0, 0.97, "serial"), (1.0, 2.0, "serial")])
+def test_the_measured_choice_keeps_the_faster_step(monkeypatch, serial_s, sharded_s, want):
+    from convscope.train import data_parallel
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    model = build_model("lenet", seed=0)
+    data_parallel._TUNING.clear()
+    monkeypatch.setattr(data_parallel, "_clock", _FakeClock(serial_s, sharded_s))
+    kinds = []
+    with settings.force_path(data_parallel=None), convscope.num_threads(2):
+        backend, shards = plan(model, nn.CrossEntropyLoss(), x)
+        assert shards == 2 and backend in ("processes", "threads")
+        grads = []
+        for step in range(8):
+            model.zero_grad()
+            entry = next(iter(data_parallel._TUNING[model].values())) if step else None
+            kinds.append(entry.next() if entry else "serial")
+            training_step(model, nn.CrossEntropyLoss(), x, y)
+            grads.append([p.grad.copy() for p in model.parameters()])
+        (report,) = tuning(model)
+    assert kinds[:6] == list(data_parallel._TRIALS)
+    assert kinds[6:] == [want, want]
+    assert report["choice"] == want and report["shards"] == 2 and report["input"] == "(16, 1, 28, 28)"
+    assert report["serial_ms"] == pytest.approx(serial_s * 1e3)
+    assert report["sharded_ms"] == pytest.approx(sharded_s * 1e3)
+    if want == "serial":
+        assert _workers(model) == []  # no idle worker processes for a model that runs serially
+    for g in grads[1:]:  # serial and sharded steps learn the same (no update between them)
+        for got, ref in zip(g, grads[0]):
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)

@@ -1,14 +1,31 @@
-"""Data parallelism: each thread runs a whole forward and backward of a shard of the batch.
+"""Data parallelism: each core runs a whole forward and backward of a shard of the batch.
 
 Splitting inside every operation (:mod:`convscope.parallel`) hands the threads many small
 NumPy calls, and between them the threads queue for the interpreter lock: a LeNet step
 gained nothing from a second core that way. Here the unit of work is a whole shard: with
 ``n`` threads (:func:`convscope.set_num_threads`, by default the machine's cores) the batch
-is cut into ``n`` consecutive shards of nearly equal size and thread ``i`` runs the model's
-forward, the loss and the backward on shard ``i``; NumPy and BLAS release the interpreter
-lock inside their large calls, so the shards really run side by side. Inside a shard every
-operation runs serially and BLAS is held to one thread (no oversubscription: one thread per
-core).
+is cut into ``n`` consecutive shards of nearly equal size and shard ``i`` runs the model's
+forward, the loss and the backward on its rows. Inside a shard every operation runs
+serially and BLAS is held to one thread (no oversubscription: one shard per core).
+
+**Where the shards run.** On Linux, shard 0 runs in the calling process and shards
+``1 .. n-1`` on worker processes forked once per model and thread count
+(:mod:`convscope.train.process_group`: weights go to them through shared memory every step,
+gradients come back the same way), so no shard waits for another's interpreter lock. Where
+processes are not available (macOS, Windows), and for models with random layers (Dropout),
+whose draws the shards share, the shards run on threads, which overlap only inside NumPy's
+large calls.
+
+**Measured choice.** A sharded step has fixed costs (a hand-off per shard, a pass over every
+layer in Python, the weights' copy) that a small step does not repay, and whether it does is
+a property of the machine as much as of the model. So a step runs serially below
+``MIN_SHARD_MACS`` multiply-adds per shard, and above it the first six steps of each (model,
+batch shape, dtype, thread count) alternate serial and sharded steps (the first of each a
+warm-up) and the faster is kept, the sharded one only if its best trial beats the best serial
+trial by 5% (:func:`tuning` shows the trials). Both give the same result up to the rounding
+of the sums (below), so the choice changes speed, never what is learnt.
+``convscope.settings.force_path(data_parallel="processes" | "threads" | "serial")`` skips the
+trials.
 
 **Replicas.** Layers keep what their backward needs on themselves, so each shard needs its
 own copy of the model: a *replica* shares the master model's weight arrays
@@ -37,7 +54,7 @@ random numbers in one call, exactly as the serial layer would, and each shard ta
 rows. The masks, and the generator's state afterwards, are those of the serial run, whatever
 the thread count.
 
-**When it applies.** The loss must be a :class:`~convscope.nn.CrossEntropyLoss` or
+**When it applies** (:func:`plan`). The loss must be a :class:`~convscope.nn.CrossEntropyLoss` or
 :class:`~convscope.nn.MSELoss` (means over the batch) and every module of the model one of
 convscope's own (a module defined elsewhere might mix samples); the batch must have at
 least ``MIN_SHARD_SAMPLES`` samples per shard. Otherwise the step runs serially on the
@@ -64,6 +81,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -71,19 +89,27 @@ from typing import Any
 
 import numpy as np
 
-from .. import parallel
+from .. import parallel, settings
 from ..errors import ShapeError
 from ..nn import BatchNorm1d, BatchNorm2d, CrossEntropyLoss, Module, MSELoss
+from ..nn.walk import walk
 from ..shapes import format_shape
+from . import process_group
 
-__all__ = ["training_step", "sharded_forward", "shards_for", "MIN_SHARD_SAMPLES"]
+__all__ = ["training_step", "sharded_forward", "shards_for", "plan", "tuning", "MIN_SHARD_SAMPLES", "MIN_SHARD_MACS"]
 
 #: Fewer samples per shard than this and the step runs serially (a shard's fixed costs,
 #: the thread hand-off and a Python pass over every layer, then outweigh its work).
 MIN_SHARD_SAMPLES = 4
+#: Fewer multiply-adds in a shard's forward than this and the step runs serially, untimed
+#: (LeNet: 0.42 M per sample; on the 2-vCPU Xeon its sharded step lost at 4 samples a shard,
+#: 1.7 M, and won at 8, 3.3 M).
+MIN_SHARD_MACS = 2_000_000
 
 _LOSSES = (CrossEntropyLoss, MSELoss)
 _REPLICAS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (ProcessGroup, signature)
+_MACS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------- replicas
@@ -93,6 +119,7 @@ class _Rendezvous:
     """Where the shards' batch-norm layers exchange their per-channel sums."""
 
     def __init__(self, shards: int) -> None:
+        self.shards = shards
         self.barrier = threading.Barrier(shards)
         self.slots: dict[tuple[int, str], list] = {}
 
@@ -213,7 +240,37 @@ def _supported(model: Module, loss: Any) -> bool:
 
 
 def _signature(model: Module) -> tuple:
-    return tuple(id(p.data) for p in model.parameters()) + tuple(id(b) for b in model.buffers())
+    """What a replica was built from: the modules, their weight arrays and buffers (a
+    replaced layer or array, e.g. after ``model.to``, means new replicas)."""
+    return (tuple(id(m) for m in model.modules()) + tuple(id(p.data) for p in model.parameters())
+            + tuple(id(b) for b in model.buffers()))
+
+
+def _replicate(model: Module, shard: int, rendezvous: Any) -> Module:
+    """A copy of ``model`` sharing its weight arrays and buffers, with its own gradients and
+    no saved forward state; its batch-norm layers exchange their sums through
+    ``rendezvous`` (anything with the ``gather`` of :class:`_Rendezvous`)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p.data)] = p.data  # shared weights; the gradient is copied (own)
+    for b in model.buffers():
+        memo[id(b)] = b  # shared running statistics
+    for m in model.modules():
+        memo[id(m._saved)] = None  # no saved forward state travels
+    replica = copy.deepcopy(model, memo)
+    layer = 0
+    for master, rep in zip(model.modules(), replica.modules()):
+        if type(rep) in (BatchNorm1d, BatchNorm2d):
+            rep.__class__ = _synced_class(type(rep))
+            synced: Any = rep
+            synced._sync, synced._sync_layer, synced._sync_shard = rendezvous, layer, shard
+            synced._sync_master = master
+            if isinstance(rendezvous, _Rendezvous):
+                for phase in ("sum", "squares", "grad"):
+                    rendezvous.slots.setdefault((layer, phase), [None] * rendezvous.shards)
+            layer += 1
+    replica.zero_grad()
+    return replica
 
 
 class _Replicas:
@@ -223,33 +280,11 @@ class _Replicas:
         self.shards = shards
         self.signature = _signature(model)
         self.rendezvous = _Rendezvous(shards)
-        self.models = [self._replicate(model, i) for i in range(shards)]
+        self.models = [_replicate(model, i, self.rendezvous) for i in range(shards)]
         self.master_modules = list(model.modules())
         self.master_params = list(model.parameters())
         self.params = [list(rep.parameters()) for rep in self.models]
         self.modules = [list(rep.modules()) for rep in self.models]
-
-    def _replicate(self, model: Module, shard: int) -> Module:
-        memo: dict[int, Any] = {}
-        for p in model.parameters():
-            memo[id(p.data)] = p.data  # shared weights; the gradient is copied (own)
-        for b in model.buffers():
-            memo[id(b)] = b  # shared running statistics
-        for m in model.modules():
-            memo[id(m._saved)] = None  # no saved forward state travels
-        replica = copy.deepcopy(model, memo)
-        layer = 0
-        for master, rep in zip(model.modules(), replica.modules()):
-            if type(rep) in (BatchNorm1d, BatchNorm2d):
-                rep.__class__ = _synced_class(type(rep))
-                synced: Any = rep
-                synced._sync, synced._sync_layer, synced._sync_shard = self.rendezvous, layer, shard
-                synced._sync_master = master
-                for phase in ("sum", "squares", "grad"):
-                    self.rendezvous.slots.setdefault((layer, phase), [None] * self.shards)
-                layer += 1
-        replica.zero_grad()
-        return replica
 
     def sync(self, reseed: bool, cuts: list[slice] | None = None) -> None:
         """Mode from the master; with ``reseed``, this step's shared draws (Dropout)."""
@@ -282,19 +317,97 @@ def _replicas(model: Module, shards: int) -> _Replicas:
     return reps
 
 
-def shards_for(model: Module, loss: Any, batch: int) -> int:
-    """How many shards a batch of ``batch`` samples is cut into (1: run serially).
+def _has_generators(model: Module) -> bool:
+    return any(isinstance(getattr(m, "generator", None), np.random.Generator) for m in model.modules())
+
+
+def _macs_per_sample(model: Module, sample_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one sample's forward through the model's convolutions and linear
+    layers (what the cut into shards is weighed by); 0 where the walk cannot tell."""
+    table = _MACS.setdefault(model, {})
+    key = (_signature(model), sample_shape)
+    macs = table.get(key)
+    if macs is None:
+        macs = 0
+        try:
+            for record in walk(model, (1, *sample_shape)):
+                weight = getattr(record.module, "weight", None)
+                if record.kind in ("conv", "linear") and weight is not None and record.out_shape:
+                    macs += int(weight.size) * int(np.prod(record.out_shape[2:], dtype=np.int64))
+        except Exception:  # noqa: BLE001 - the model's own call will report a bad shape
+            macs = 0
+        if len(table) > 8:
+            table.clear()
+        table[key] = macs
+    return macs
+
+
+def plan(model: Module, loss: Any, x: Any) -> tuple[str, int]:
+    """How a batch ``x`` runs: ``(backend, shards)``, the backend one of "serial",
+    "processes" and "threads".
+
+    The rule (``convscope.settings.force_path(data_parallel=...)`` overrides it): with
+    ``n`` threads (:func:`convscope.get_num_threads`) the batch is cut into ``n`` shards of at
+    least ``MIN_SHARD_SAMPLES`` samples if the model is supported (see the module doc) and
+    each shard's forward has at least ``MIN_SHARD_MACS`` multiply-adds; the shards run on
+    worker processes on Linux (:mod:`convscope.train.process_group`), on threads elsewhere or
+    for models with random layers (Dropout), whose draws the threads share. A sharded plan is
+    then confirmed by timing (the module doc's *measured choice*; see :func:`tuning`).
+
+    >>> import numpy as np
+    >>> from convscope import nn, num_threads
+    >>> tiny = nn.Sequential(nn.Linear(2, 2))
+    >>> with num_threads(2):
+    ...     plan(tiny, nn.CrossEntropyLoss(), np.zeros((64, 2)))
+    ('serial', 1)
+    """
+    threads = parallel.workers()
+    batch = int(x.shape[0]) if getattr(x, "ndim", 0) else 0
+    shards = min(threads, batch // MIN_SHARD_SAMPLES)
+    forced = settings.forced("data_parallel")
+    if shards < 2 or forced == "serial" or not _supported(model, loss):
+        return "serial", 1
+    use_processes = process_group.available() and not (model.training and _has_generators(model))
+    if forced is None:
+        work = _macs_per_sample(model, tuple(int(v) for v in x.shape[1:])) * (batch // shards)
+        if work < MIN_SHARD_MACS:
+            return "serial", 1
+    elif forced == "threads":
+        use_processes = False
+    return ("processes" if use_processes else "threads"), shards
+
+
+def shards_for(model: Module, loss: Any, batch: int, sample_shape: Sequence[int] | None = None) -> int:
+    """How many shards a batch of ``batch`` samples is cut into (1: run serially); without
+    ``sample_shape`` the work is not weighed (the count the thread count allows).
 
     >>> from convscope import nn, num_threads
     >>> with num_threads(2):
     ...     shards_for(nn.Sequential(nn.Linear(2, 2)), nn.CrossEntropyLoss(), 64)
     2
     """
-    threads = parallel.workers()
-    shards = min(threads, batch // MIN_SHARD_SAMPLES)
-    if shards < 2 or not _supported(model, loss):
-        return 1
-    return shards
+    if sample_shape is None:
+        threads = parallel.workers()
+        shards = min(threads, batch // MIN_SHARD_SAMPLES)
+        return 1 if shards < 2 or not _supported(model, loss) else shards
+    return plan(model, loss, np.empty((batch, *sample_shape), dtype=np.uint8))[1]
+
+
+def _group(model: Module, shards: int) -> process_group.ProcessGroup:
+    entry = _GROUPS.get(model)
+    signature = _signature(model)
+    if entry is not None and (entry[0].shards != shards or entry[1] != signature):
+        entry[0].close()
+        entry = None
+    if entry is None:
+        entry = _GROUPS[model] = (process_group.ProcessGroup(model, shards, _replicate), signature)
+    return entry[0]
+
+
+def _drop_group(model: Module) -> None:
+    entry = _GROUPS.pop(model, None)
+    if entry is not None:
+        entry[0].close()
 
 
 def _run_shards(reps: _Replicas, tasks: list[Callable[[], Any]]) -> list:
@@ -346,55 +459,163 @@ class _ShardDraws:
         return _View()
 
 
+def _shard_step(rep: Module, loss: Any, x: np.ndarray, y: np.ndarray, s: slice,
+                batch: int) -> tuple[float, np.ndarray]:
+    out = rep(x[s])
+    value = loss(out, y[s])
+    dy = loss.backward()
+    dy *= dy.dtype.type((s.stop - s.start) / batch)
+    rep.backward_params(dy)
+    return value, out
+
+
+# ----------------------------------------------------------------------------- measured choice
+#: The trial steps of a new (model, batch shape, thread count): serial and sharded steps
+#: alternate; the first of each kind is a warm-up (first-call costs: workspaces, the fork).
+_TRIALS = ("serial", "serial", "sharded", "sharded", "serial", "sharded")
+_WARM_UP = frozenset({0, 2})
+#: The sharded step is kept only if its best trial beats the best serial trial by this factor.
+_MARGIN = 0.95
+_clock = time.perf_counter  # (tests replace it)
+_TUNING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {key: _Tuning}
+
+
+class _Tuning:
+    """The trial steps of one (model, batch shape, dtype, thread count, task) and the choice."""
+
+    def __init__(self, key: tuple, backend: str, shards: int) -> None:
+        self.key, self.backend, self.shards = key, backend, shards
+        self.seconds: dict[str, list[float]] = {"serial": [], "sharded": []}
+        self.steps = 0
+        self.choice: str | None = None
+
+    def next(self) -> str:
+        return self.choice or _TRIALS[self.steps]
+
+    def record(self, kind: str, seconds: float) -> None:
+        if self.choice is not None:
+            return
+        if self.steps not in _WARM_UP:
+            self.seconds[kind].append(seconds)
+        self.steps += 1
+        if self.steps == len(_TRIALS):
+            fast = min(self.seconds["sharded"]) < _MARGIN * min(self.seconds["serial"])
+            self.choice = "sharded" if fast else "serial"
+
+    def report(self) -> dict[str, Any]:
+        shape, dtype, threads, task = self.key[1:]
+        best = {k: (min(v) * 1e3 if v else None) for k, v in self.seconds.items()}
+        return {"task": task, "input": format_shape(shape), "dtype": dtype, "threads": threads,
+                "backend": self.backend, "shards": self.shards, "serial_ms": best["serial"],
+                "sharded_ms": best["sharded"], "choice": self.choice}
+
+
+def _tuning(model: Module, x: np.ndarray, task: str, backend: str, shards: int) -> _Tuning | None:
+    """The trial record for this call, or None when the path is forced (no trials)."""
+    if settings.forced("data_parallel") is not None:
+        return None
+    table = _TUNING.setdefault(model, {})
+    key = (_signature(model), tuple(int(v) for v in x.shape), str(x.dtype), parallel.workers(), task)
+    entry = table.get(key)
+    if entry is None or entry.backend != backend or entry.shards != shards:
+        if len(table) >= 16:
+            table.clear()
+        entry = table[key] = _Tuning(key, backend, shards)
+    return entry
+
+
+def tuning(model: Module) -> list[dict[str, Any]]:
+    """What the measured choice found for ``model``: one dict per (task, input shape, dtype,
+    thread count) with the backend tried, its shard count, the best serial and sharded trial
+    step in milliseconds and the choice (``None`` while the trials run).
+
+    >>> from convscope import nn
+    >>> tuning(nn.Sequential(nn.ReLU()))
+    []
+    """
+    return [t.report() for t in _TUNING.get(model, {}).values()]
+
+
+def _step(model: Module, loss: Any, x: np.ndarray, y: Any, backend: str, shards: int) -> tuple[float, np.ndarray]:
+    if backend == "serial":
+        output = model(x)
+        value = loss(output, y)
+        model.backward_params(loss.backward())
+        return value, output
+    batch = int(x.shape[0])
+    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+    y_arr = np.asarray(y)
+    if backend == "processes":
+        group = _group(model, shards)
+        try:
+            results = group.step(copy.copy(loss), x, y_arr, cuts, batch,
+                                 lambda rep, shard_loss, s: _shard_step(rep, shard_loss, x, y_arr, s, batch))
+        except BaseException:
+            _drop_group(model)  # its workers may be anywhere in the step: start afresh next time
+            raise
+    else:
+        reps = _replicas(model, shards)
+        reps.sync(reseed=True, cuts=cuts)
+        losses = [copy.copy(loss) for _ in cuts]
+        results = _run_shards(reps, [partial(_shard_step, reps.models[i], losses[i], x, y_arr, cuts[i], batch)
+                                     for i in range(shards)])
+        reps.reduce_gradients()
+    value = sum(v * (s.stop - s.start) for (v, _), s in zip(results, cuts)) / batch
+    output = np.concatenate([out for _, out in results], axis=0)
+    return float(value), output
+
+
+def _forward(model: Module, x: np.ndarray, backend: str, shards: int) -> np.ndarray:
+    if backend == "serial":
+        return model(x)
+    batch = int(x.shape[0])
+    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+    if backend == "processes":
+        try:
+            results = _group(model, shards).forward(x, cuts)
+        except BaseException:
+            _drop_group(model)
+            raise
+    else:
+        reps = _replicas(model, shards)
+        reps.sync(reseed=False)
+        results = _run_shards(reps, [partial(m, x[s]) for s, m in zip(cuts, reps.models)])
+    return np.concatenate([np.asarray(r) for r in results], axis=0)
+
+
+def _measured(model: Module, x: np.ndarray, task: str, backend: str, shards: int,
+              run: Callable[[str, int], Any]) -> Any:
+    """Run ``run(backend, shards)``, or serially while the trials say so; time the trials."""
+    trial = _tuning(model, x, task, backend, shards) if backend != "serial" else None
+    if trial is None:
+        return run(backend, shards)
+    kind = trial.next()
+    start = _clock()
+    result = run(backend, shards) if kind == "sharded" else run("serial", 1)
+    trial.record(kind, _clock() - start)
+    if trial.choice == "serial" and backend == "processes":
+        _drop_group(model)  # no idle workers for a model that runs serially
+    return result
+
+
 def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[float, np.ndarray]:
     """Forward, loss and backward of one batch: ``(loss value, model output)``; the
     parameter gradients are ADDED to ``model``'s (call ``zero_grad`` first), as
     ``model.backward_params(loss.backward())`` after ``loss(model(x), y)`` would.
 
-    With several threads the batch runs as shards on replicas of the model (see the module
-    docstring); else exactly the serial calls.
+    With several threads the batch runs as shards on worker processes or threads with
+    replicas of the model (see :func:`plan` and the module docstring); else exactly the
+    serial calls.
     """
-    batch = int(x.shape[0]) if x.ndim else 0
-    shards = shards_for(model, loss, batch)
-    if shards == 1:
-        output = model(x)
-        value = loss(output, y)
-        model.backward_params(loss.backward())
-        return value, output
-    reps = _replicas(model, shards)
-    runs = parallel.split_evenly(range(batch), shards)
-    cuts = [slice(run[0], run[-1] + 1) for run in runs]
-    reps.sync(reseed=True, cuts=cuts)
-    losses = [copy.copy(loss) for _ in cuts]
-    y_arr = np.asarray(y)
-
-    def shard(i: int) -> tuple[float, np.ndarray]:
-        s = cuts[i]
-        rep = reps.models[i]
-        out = rep(x[s])
-        value = losses[i](out, y_arr[s])
-        dy = losses[i].backward()
-        dy *= dy.dtype.type((s.stop - s.start) / batch)
-        rep.backward_params(dy)
-        return value, out
-
-    results = _run_shards(reps, [partial(shard, i) for i in range(shards)])
-    reps.reduce_gradients()
-    value = sum(v * (s.stop - s.start) for (v, _), s in zip(results, cuts)) / batch
-    output = np.concatenate([out for _, out in results], axis=0)
-    return float(value), output
+    backend, shards = plan(model, loss, x)
+    return _measured(model, x, "train", backend, shards, lambda b, n: _step(model, loss, x, y, b, n))
 
 
 def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
     """``model(x)`` with the batch cut into shards run side by side (inference: call it in
     eval mode; the result equals ``model(x)`` up to rounding, bit for bit for layers whose
     per-sample results do not depend on the batch they come in)."""
-    batch = int(x.shape[0]) if x.ndim else 0
-    shards = shards_for(model, None, batch)
-    if shards == 1 or model.training:
+    if model.training or not hasattr(x, "shape"):
         return model(x)
-    reps = _replicas(model, shards)
-    reps.sync(reseed=False)
-    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
-    results = _run_shards(reps, [partial(m, x[s]) for s, m in zip(cuts, reps.models)])
-    return np.concatenate([np.asarray(r) for r in results], axis=0)
+    backend, shards = plan(model, None, x)
+    return _measured(model, x, "infer", backend, shards, lambda b, n: _forward(model, x, b, n))
