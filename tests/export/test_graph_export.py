@@ -244,3 +244,46 @@ def test_to_onnx_refuses_shapes_that_are_not_one_per_graph_input(tmp_path):
     with pytest.raises(ConfigError, match="rename the graph's inputs"):
         to_onnx(clash, tmp_path / "m.onnx", [(2,), (2,)])
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_to_onnx_of_the_trained_form_normalize_then_resnet_graph_matches_onnxruntime(tmp_path):
+    """``convscope train --arch resnet`` saves Sequential(Normalize, graph): a graph inside a
+    Sequential exports through its node list, named under the Sequential's index."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is needed to run the exported file")
+    onnx = pytest.importorskip("onnx")
+    model = nn.with_input_normalization(_resnet(np.float32), [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]).eval()
+    assert [m.layer_kind for m in model] == ["normalize", "graph"]
+    path = to_onnx(model, tmp_path / "trained.onnx", (3, 32, 32))
+    names = [n.name for n in onnx.load(path).graph.node]
+    assert "1.layer2.0.downsample.0/Conv" in names and "1.layer3.0.add/Add" in names
+    x = np.random.default_rng(16).random((2, 3, 32, 32), dtype=np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert _rel(got, model(x)) < 1e-5
+
+
+def _session_output(ort, path, x):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def test_to_onnx_keeps_an_output_that_later_nodes_read_wired(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is needed to run the exported file")
+    pytest.importorskip("onnx")
+    model = nn.Graph([nn.Node("stem", nn.Conv2d(1, 2, 3, padding=1, rng=1), ("input",)),
+                      nn.Node("relu", nn.ReLU(), ("stem",)),          # reads the output "stem"
+                      nn.Node("sum", nn.Add(), ("relu", "stem"))], outputs="stem")
+    x = np.random.default_rng(17).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    assert _rel(_session_output(ort, to_onnx(model, tmp_path / "mid.onnx", (1, 5, 5)), x), model(x)) < 1e-6
+
+
+def test_to_onnx_of_a_graph_node_inside_a_graph(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is needed to run the exported file")
+    onnx = pytest.importorskip("onnx")
+    inner = nn.Graph([nn.Node("c", nn.Conv2d(2, 2, 1, rng=0), ("u",)), nn.Node("add", nn.Add(), ("c", "u"))],
+                     inputs=("u",))
+    model = nn.Graph([nn.Node("stem", nn.Conv2d(1, 2, 3, padding=1, rng=1), ("input",)),
+                      nn.Node("blk", inner, ("stem",)),
+                      nn.Node("sum", nn.Add(), ("stem", "blk"))])
+    x = np.random.default_rng(18).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    path = to_onnx(model, tmp_path / "nested.onnx", (1, 5, 5))
+    assert [n.name for n in onnx.load(path).graph.node] == ["stem/Conv", "blk.c/Conv", "blk.add/Add", "sum/Add"]
+    assert _rel(_session_output(ort, path, x), model(x)) < 1e-6

@@ -115,10 +115,11 @@ def graph_to_torch(converter: Any, model: Any, path: str = "") -> Any:
 
 
 def emit_graph_onnx(exporter: Any, model: Any, shapes: list[tuple[int, ...]],
-                    input_names: list[str]) -> list[tuple[str, Any]]:
+                    input_names: list[str], prefix: str = "") -> list[tuple[str, Any]]:
     """The ONNX nodes of graph ``model``, its inputs read from the ONNX tensors
-    ``input_names`` (one per graph input, in order, of the batched ``shapes``); returns the
-    ``(tensor name, shape)`` of each graph output, in the graph's order."""
+    ``input_names`` (one per graph input, in order, of the batched ``shapes``), each node
+    labelled ``prefix + name``; returns the ``(tensor name, shape)`` of each graph output, in
+    the graph's order."""
     g = exporter.g
     nodes, inputs, outputs = _graph_parts(model)
     names: dict[str, str] = dict(zip(inputs, input_names))
@@ -133,12 +134,15 @@ def emit_graph_onnx(exporter: Any, model: Any, shapes: list[tuple[int, ...]],
         m = node.module
         kind = m.layer_kind
         ins = [get(r) for r in node.inputs]
-        label = node.name
+        label = prefix + node.name
         if kind in _MERGES:
             out_shape = m.output_shape(*[s for _, s in ins])
             y = _merge_onnx(g, kind, m, [n for n, _ in ins], [s for _, s in ins], label)
+        elif kind == "graph":                     # a graph as one node: its own node list
+            results = emit_graph_onnx(exporter, m, [s for _, s in ins], [n for n, _ in ins], prefix=f"{label}.")
+            y, out_shape = results[0] if len(results) == 1 else ([n for n, _ in results], [s for _, s in results])
         elif kind in ("sequential", "residual"):  # a block as one node: its chain of layers
-            y, out_shape = exporter.emit(m, ins[0][1], x=ins[0][0])
+            y, out_shape = exporter.emit(m, ins[0][1], x=ins[0][0], prefix=f"{label}.")
         else:
             handler = exporter.handlers.get(kind)
             if handler is None:

@@ -247,15 +247,28 @@ class _Exporter:
         }
 
     def emit(self, model: nn.Module, shape: tuple[int, ...],
-             x: str = "input") -> tuple[str, tuple[int, ...]]:
+             x: str = "input", prefix: str = "") -> tuple[str, tuple[int, ...]]:
         """The nodes of every walked layer, from the tensor ``x`` (default: the graph input)
-        of ``shape``."""
+        of ``shape``; ``prefix`` (``"1."``) goes before every layer's dotted path.
+
+        A Sequential with an ``nn.Graph`` among its children (``Sequential(Normalize, graph)``,
+        what ``convscope train`` makes of the graph architectures) is emitted child by child,
+        each graph through its own node list."""
+        if model.layer_kind == "sequential" and any(c.layer_kind == "graph" for _, c in model.named_children()):
+            from .graph_export import emit_graph_onnx
+
+            for child_name, child in model.named_children():
+                if child.layer_kind == "graph":
+                    ((x, shape),) = emit_graph_onnx(self, child, [shape], [x], prefix=f"{prefix}{child_name}.")
+                else:
+                    x, shape = self.emit(child, shape, x, prefix=f"{prefix}{child_name}.")
+            return x, shape
         out = shape
         received: dict[int, str] = {}           # layer index -> its input tensor
         for record in nn.walk(model, shape):
             if record.error is not None:
                 raise record.error
-            path = "" if record.name == "(model)" else record.name
+            path = prefix[:-1] if record.name == "(model)" else prefix + record.name
             if record.kind == "residual":       # x + block(x), x being what the block received
                 x_in = received[record.block[0].index] if record.block else x
                 y = self.g.node("Add", [x_in, x], _label(path, record.module))
