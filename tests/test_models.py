@@ -22,9 +22,10 @@ CIFAR = (
 )
 
 RESNET = (
-    16 * 3 * 9 + 2 * 16 + 2 * (16 * 16 * 9 + 2 * 16)                        # stem, stage 1's BasicBlock
-    + 32 * 16 * 9 + 2 * 32 + 2 * (32 * 32 * 9 + 2 * 32)                     # stride-2 entry, stage 2
-    + 64 * 32 * 9 + 2 * 64 + 2 * (64 * 64 * 9 + 2 * 64)                     # stride-2 entry, stage 3
+    16 * 3 * 9 + 2 * 16                                                     # stem conv1-bn1
+    + 2 * (16 * 16 * 9 + 2 * 16)                                            # layer1.0 (identity shortcut)
+    + 32 * 16 * 9 + 32 * 32 * 9 + 2 * 2 * 32 + 32 * 16 + 2 * 32             # layer2.0 + 1x1 projection
+    + 64 * 32 * 9 + 64 * 64 * 9 + 2 * 2 * 64 + 64 * 32 + 2 * 64             # layer3.0 + 1x1 projection
     + 10 * 64 + 10                                                          # fc after global avg pool
 )
 
@@ -208,47 +209,103 @@ def test_antialias_keeps_every_other_layer_and_the_output_shape():
         antialias(nn.Sequential(nn.Conv2d(1, 2, 3, rng=0)), (1, 8, 8))
 
 
-def test_the_small_resnet_is_a_resnet_and_trains_one_step():
+def _block_by_hand(model, prefix, x, skip):
+    """relu(bn2(conv2(relu(bn1(conv1(x))))) + skip), from the graph's own layers (eval mode)."""
+    def layer(name, h):
+        return model.node(prefix + name).module(h)
+    h = layer("bn1", layer("conv1", x))
+    h = layer("bn2", layer("conv2", np.maximum(h, 0)))
+    return np.maximum(h + skip, 0)
+
+
+def test_the_small_resnet_is_a_graph_of_basic_blocks_with_projection_shortcuts():
+    model = build_model("resnet", seed=0, dtype=np.float64)
+    assert isinstance(model, nn.Graph)
+    nodes = {n.name: n for n in model.nodes}
+    assert [n.module.layer_kind for n in model.nodes[-3:]] == ["adaptive_avg_pool", "flatten", "linear"]
+    assert nodes["avgpool"].module.output_size == (1, 1)
+    assert nodes["layer1.0.add"].inputs == ("layer1.0.bn2", "relu")                     # identity shortcut
+    for stage, (c_in, c_out) in ((2, (16, 32)), (3, (32, 64))):
+        p = f"layer{stage}.0."
+        proj = nodes[p + "downsample.0"].module
+        assert (proj.kernel_size, proj.stride, proj.in_channels, proj.out_channels) == ((1, 1), (2, 2), c_in, c_out)
+        assert nodes[p + "conv1"].module.stride == (2, 2)
+        assert nodes[p + "add"].inputs == (p + "bn2", p + "downsample.1")
+        assert nodes[p + "relu"].inputs == (p + "add",)                                  # relu after the add
+    for bn in (m for m in model.modules() if m.layer_kind == "batch_norm"):
+        rng = np.random.default_rng(bn.num_features)
+        bn.running_mean[...] = rng.normal(0, 0.3, bn.num_features)
+        bn.running_var[...] = rng.uniform(0.5, 2, bn.num_features)
+    model.eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 32, 32))
+    h = np.maximum(nodes["bn1"].module(nodes["conv1"].module(x)), 0)
+    h = _block_by_hand(model, "layer1.0.", h, h)
+    for p in ("layer2.0.", "layer3.0."):
+        skip = nodes[p + "downsample.1"].module(nodes[p + "downsample.0"].module(h))
+        h = _block_by_hand(model, p, h, skip)
+    logits = nodes["fc"].module(h.mean(axis=(2, 3)))
+    np.testing.assert_allclose(model(x), logits, rtol=1e-12, atol=1e-12)
+
+
+def test_the_small_resnet_trains_a_few_steps():
     from convscope import optim
 
     model = build_model("resnet", seed=0)
-    kinds = [m.layer_kind for m in model]
-    assert kinds.count("residual") == 3 and kinds[-3:] == ["avg_pool", "flatten", "linear"]
-    assert model[-3].window.kernel_size == (8, 8)                      # global: the whole 8x8 map
-    block = model[3].block
-    x = np.random.default_rng(1).standard_normal((4, 16, 32, 32)).astype(np.float32)
-    model.eval()
-    np.testing.assert_allclose(model[3](x), x + block(x), rtol=1e-6)   # y = x + F(x)
-    model.train()
     images = np.random.default_rng(2).standard_normal((4, 3, 32, 32)).astype(np.float32)
     labels = np.array([0, 1, 2, 3])
     loss = nn.CrossEntropyLoss()
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    before = loss(model(images), labels)
-    model.backward(loss.backward())
-    opt.step()
-    assert np.isfinite(before) and loss(model(images), labels) < before
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    first = None
+    for _ in range(3):
+        value = loss(model(images), labels)
+        first = value if first is None else first
+        model.zero_grad()
+        model.backward(loss.backward())
+        assert all(np.isfinite(p.grad).all() and np.abs(p.grad).sum() > 0 for p in model.parameters())
+        opt.step()
+    assert np.isfinite(first) and loss(model(images), labels) < first
 
 
-def test_antialias_rewrites_strided_convolutions_inside_a_resnet():
+def test_the_small_resnet_saves_loads_and_summarises(tmp_path):
+    import convscope
+
+    model = build_model("resnet", seed=0)
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    model.train()
+    model(x)                                    # move the BatchNorm running statistics
+    model.eval()
+    path = convscope.save(model, tmp_path / "resnet.npz")
+    back = convscope.load(path)
+    assert isinstance(back, nn.Graph) and [n.name for n in back.nodes] == [n.name for n in model.nodes]
+    back.eval()
+    np.testing.assert_array_equal(back(x), model(x))
+    text = str(nn.summary(model, (3, 32, 32)))
+    assert "layer3.0.downsample.0" in text and "78,042" in text
+
+
+def test_antialias_rewrites_the_strided_convolutions_of_the_resnet_graph():
     from convscope import functional as F
     from convscope.models import antialias
 
     model = build_model("resnet", seed=0, dtype=np.float64)
     twin = antialias(model, (3, 32, 32))
     assert twin.output_shape((2, 3, 32, 32)) == (2, 10)
-    for i in (5, 10):                                   # the two stride-2 entries of stages 2 and 3
-        conv, (dense, blur) = model[i], twin[i]
+    nodes = {n.name: n for n in twin.nodes}
+    strided = ("layer2.0.conv1", "layer2.0.downsample.0", "layer3.0.conv1", "layer3.0.downsample.0")
+    assert sorted(n for n in nodes if n.endswith(".dense")) == sorted(f"{s}.dense" for s in strided)
+    for name in strided:
+        conv, dense, blur = model.node(name).module, nodes[f"{name}.dense"].module, nodes[name].module
+        assert nodes[name].inputs == (f"{name}.dense",) and nodes[f"{name}.dense"].inputs == model.node(name).inputs
         assert conv.stride == (2, 2) and dense.stride == (1, 1) and dense is not conv
         assert blur.layer_kind == "blur_pool" and blur.window.stride == (2, 2)
         np.testing.assert_array_equal(dense.weight.data, conv.weight.data)
-        x = np.random.default_rng(i).standard_normal((1, conv.in_channels, 12, 12))
-        by_hand = F.blur_pool(F.conv(x, conv.weight.data, stride=1, padding=1), 4, stride=2)
-        np.testing.assert_allclose(twin[i](x), by_hand, rtol=1e-12)
-        assert twin[i](x).shape == conv(x).shape
-    for i in (3, 8, 13):                                # BasicBlocks (stride 1) rebuilt, layers shared
-        assert twin[i].layer_kind == "residual" and twin[i].block[0] is model[i].block[0]
-
+        x = np.random.default_rng(len(name)).standard_normal((1, conv.in_channels, 12, 12))
+        pad = conv.kernel_size[0] // 2
+        by_hand = F.blur_pool(F.conv(x, conv.weight.data, stride=1, padding=pad), 4, stride=2)
+        np.testing.assert_allclose(blur(dense(x)), by_hand, rtol=1e-12)
+    assert nodes["layer2.0.conv2"].module is model.node("layer2.0.conv2").module   # stride-1 layers shared
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32))
+    assert twin(x).shape == (2, 10)
 
 
 def test_antialias_on_a_graph_splits_each_strided_node_in_two_and_keeps_its_references():

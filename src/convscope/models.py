@@ -17,12 +17,14 @@ name                    made for        layers
 ``"cifar"``             3x32x32 RGB     three blocks of conv3x3-BatchNorm-relu (x2, x2, x1;
                                         32, 64, 128 channels) each ending in pool2, flatten,
                                         fc(classes)
-``"resnet"``            3x32x32 RGB     a small ResNet (He et al. 2016, the CIFAR variant):
-                                        conv3x3(16)-BN-relu, three stages (16, 32, 64
-                                        channels) of one BasicBlock each (conv3x3-BN-relu-
-                                        conv3x3-BN plus the identity, then relu), stages 2
-                                        and 3 entered by a conv3x3 stride 2-BN-relu,
-                                        global average pooling, fc(classes) ("ResNet-8")
+``"resnet"``            3x32x32 RGB     a small ResNet (He et al. 2016, the CIFAR variant),
+                                        an ``nn.Graph``: conv3x3(16)-BN-relu, three stages
+                                        (16, 32, 64 channels) of one BasicBlock each
+                                        (conv3x3-BN-relu-conv3x3-BN, added to the shortcut,
+                                        then relu); the blocks of stages 2 and 3 start with
+                                        stride 2 and their shortcut is a projection,
+                                        conv1x1 stride 2-BN; AdaptiveAvgPool2d(1), flatten,
+                                        fc(classes) ("ResNet-8", 78,042 parameters)
 ======================  ==============  ====================================================
 
 Every builder reads the channel count and image size from ``input_shape`` (the size of
@@ -193,34 +195,36 @@ def _cifar(shape: tuple[int, ...], classes: int, rng: np.random.Generator, dtype
     return nn.Sequential(*features, nn.Linear(n, classes, rng=rng, dtype=dtype))
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int, rng: np.random.Generator, dtype: Any,
-             relu: bool = True) -> list[nn.Module]:
-    """conv3x3 (padding 1, no bias) - BatchNorm [- ReLU]: the unit every ResNet is made of."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False, rng=rng, dtype=dtype),
-                               nn.BatchNorm2d(c_out, dtype=dtype)]
-    return layers + [nn.ReLU()] if relu else layers
-
-
 def _resnet(shape: tuple[int, ...], classes: int, rng: np.random.Generator, dtype: Any) -> nn.Module:
-    """The small CIFAR ResNet of the table above (one BasicBlock per stage, identity shortcuts).
+    """The small CIFAR ResNet of the table above, an :class:`~convscope.nn.Graph` with
+    torchvision's node names (``conv1``, ``layer2.0.conv1``, ``layer2.0.downsample.0`` ...).
 
-    A stage that halves the image and doubles the channels is entered by a strided
-    conv-BN-relu (a shortcut cannot add tensors of different shapes), then its BasicBlock
-    ``relu(x + bn(conv(relu(bn(conv(x))))))`` runs at the new size.
+    Each BasicBlock computes ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``: the
+    shortcut is ``x`` itself where the block keeps size and width (stage 1), and the projection
+    ``bn(conv1x1 stride 2 (x))`` where it halves the image and doubles the channels (the first
+    block of stages 2 and 3: He et al.'s option B, torchvision's ``downsample``).
     """
-    layers: list[nn.Module] = _conv_bn(shape[0], 16, 1, rng, dtype)
+    g = nn.GraphBuilder()
+
+    def conv_bn(prefix: str, ref: str, c_in: int, c_out: int, k: int, stride: int, conv: str, bn: str) -> str:
+        h = g.add(prefix + conv, nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False,
+                                           rng=rng, dtype=dtype), ref)
+        return g.add(prefix + bn, nn.BatchNorm2d(c_out, dtype=dtype), h)
+
+    h = g.add("relu", nn.ReLU(), conv_bn("", g.input, shape[0], 16, 3, 1, "conv1", "bn1"))
     c_in = 16
     for stage, width in enumerate((16, 32, 64)):
-        if stage:
-            layers += _conv_bn(c_in, width, 2, rng, dtype)
-            c_in = width
-        block = nn.Sequential(*_conv_bn(width, width, 1, rng, dtype), *_conv_bn(width, width, 1, rng, dtype, relu=False))
-        layers += [nn.Residual(block), nn.ReLU()]
-    features = nn.Sequential(*layers)
-    side = _output_shape(features, shape, "architecture 'resnet' does not fit")[2:]
-    features = nn.Sequential(*layers, nn.AvgPool2d(tuple(side)), nn.Flatten())   # global average pooling
-    n = _head_size(features, shape, "resnet")
-    return nn.Sequential(*features, nn.Linear(n, classes, rng=rng, dtype=dtype))
+        p, stride = f"layer{stage + 1}.0.", 1 if stage == 0 else 2
+        y = g.add(p + "relu1", nn.ReLU(), conv_bn(p, h, c_in, width, 3, stride, "conv1", "bn1"))
+        y = conv_bn(p, y, width, width, 3, 1, "conv2", "bn2")
+        skip = h if stride == 1 and c_in == width else conv_bn(p, h, c_in, width, 1, stride,
+                                                                 "downsample.0", "downsample.1")
+        h = g.add(p + "relu", nn.ReLU(), g.add(p + "add", nn.Add(), y, skip))
+        c_in = width
+    h = g.add("flatten", nn.Flatten(), g.add("avgpool", nn.AdaptiveAvgPool2d(1), h))   # global average pooling
+    model = g.build(g.add("fc", nn.Linear(c_in, classes, rng=rng, dtype=dtype), h))
+    _output_shape(model, shape, "architecture 'resnet' does not fit")
+    return model
 
 
 #: Built-in architectures by name.
@@ -230,8 +234,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("digits", (1, 8, 8), "conv-relu-pool x2, fc-relu, fc (for 8x8 digits)", _digits),
         Architecture("lenet", (1, 28, 28), "LeNet-5 with ReLU and max pooling (for 28x28 gray)", _lenet),
         Architecture("cifar", (3, 32, 32), "conv-BN-relu blocks with pooling, fc (for 32x32 RGB)", _cifar),
-        Architecture("resnet", (3, 32, 32), "a small ResNet: 3 stages of BasicBlocks, global average pooling, "
-                     "fc (for 32x32 RGB)", _resnet),
+        Architecture("resnet", (3, 32, 32), "a small ResNet graph: 3 stages of BasicBlocks (projection "
+                     "shortcuts), global average pooling, fc (for 32x32 RGB)", _resnet),
     )
 }
 
@@ -272,7 +276,8 @@ def build_model(
         dtype: float32 (default) or float64 (built-in architectures only).
 
     Returns:
-        A fresh, untrained :class:`~convscope.nn.Sequential` (or whatever the spec holds).
+        A fresh, untrained :class:`~convscope.nn.Sequential` (an :class:`~convscope.nn.Graph`
+            for ``"resnet"``; whatever the spec holds for a spec file).
 
     Raises:
         ConfigError: unknown name, unreadable or invalid spec file, bad input_shape or

@@ -203,7 +203,7 @@ def add_shape(sub: Any) -> None:
     p.add_argument("--op", type=choice("conv", "pool"), default="conv", metavar="OP", help="conv (default) or pool")
     p.add_argument("--ceil-mode", action="store_true", help="pool: round the output size up")
     p.add_argument("--model", metavar="MODEL", help="a model.npz (convscope train / convscope.save)")
-    p.add_argument("--arch", metavar="NAME|SPEC.json", help="digits, lenet, cifar or a JSON spec file")
+    p.add_argument("--arch", metavar="NAME|SPEC.json", help="digits, lenet, cifar, resnet or a JSON spec file")
     p.add_argument("--input-shape", type=sample_shape(), metavar="C,H,W",
                    help="the input of one sample (default: the model's recorded / the architecture's own)")
     add_out(p, "the padded axis and every window position (--n/--k, one axis)")

@@ -40,7 +40,7 @@ __all__ = ["add_export", "run_export"]
 def add_export(subparsers: Any) -> None:
     p = add_command(subparsers, "export", run_export, "write a model as an ONNX file or a PyTorch module")
     p.add_argument("model", metavar="MODEL",
-                   help="a model file from convscope train, or digits, lenet, cifar "
+                   help="a model file from convscope train, or digits, lenet, cifar, resnet "
                    "(untrained, seed 0)")
     p.add_argument("--format", required=True, choices=("onnx", "torch"), help="what to write")
     p.add_argument("--out", required=True, metavar="PATH", help="the file to write")

@@ -22,7 +22,7 @@ __all__ = ["add_summary", "run_summary"]
 def add_summary(subparsers: Any) -> None:
     p = add_command(subparsers, "summary", run_summary, "layer table of a saved model or a built-in architecture")
     p.add_argument("model", metavar="MODEL", nargs="?", help="a model.npz (or give --arch)")
-    p.add_argument("--arch", metavar="NAME|SPEC.json", help="digits, lenet, cifar or a JSON spec file")
+    p.add_argument("--arch", metavar="NAME|SPEC.json", help="digits, lenet, cifar, resnet or a JSON spec file")
     p.add_argument("--input-shape", type=sample_shape(3), metavar="C,H,W",
                    help="input of one image (default: the model's recorded / the architecture's own)")
     p.add_argument("--out", metavar="FILE.png|FILE.svg",

@@ -18,7 +18,10 @@ Permute(dims)      ``x.permute(0, *(d + 1 for d in dims))``           ``Transpos
 =================  =================================================  ==================
 
 :func:`convscope.export.to_onnx` on an ``nn.Graph`` writes the layers with the same
-converters as for a ``Sequential``, node by node in the graph's (topological) order.
+converters as for a ``Sequential``, node by node in the graph's (topological) order. A graph
+with several inputs gives an ONNX graph with one input per graph input, named as the graph
+names them, in the graph's order; several outputs give ONNX outputs ``output_0``,
+``output_1``, ... in the order of ``Graph.outputs`` (see :func:`~convscope.export.to_onnx`).
 """
 
 from __future__ import annotations
@@ -111,32 +114,35 @@ def graph_to_torch(converter: Any, model: Any, path: str = "") -> Any:
     return gm
 
 
-def emit_graph_onnx(exporter: Any, model: Any, shape: tuple[int, ...]) -> tuple[str, Any]:
-    """The ONNX nodes of graph ``model`` (one input, one output) from ``"input"``."""
+def emit_graph_onnx(exporter: Any, model: Any, shapes: list[tuple[int, ...]],
+                    input_names: list[str], prefix: str = "") -> list[tuple[str, Any]]:
+    """The ONNX nodes of graph ``model``, its inputs read from the ONNX tensors
+    ``input_names`` (one per graph input, in order, of the batched ``shapes``), each node
+    labelled ``prefix + name``; returns the ``(tensor name, shape)`` of each graph output, in
+    the graph's order."""
     g = exporter.g
     nodes, inputs, outputs = _graph_parts(model)
-    if len(inputs) != 1 or not isinstance(outputs, str):
-        raise ConfigError(
-            f"to_onnx: a graph with one input and one output is exported; this one has inputs "
-            f"{list(inputs)} and outputs {outputs!r}.")
-    names: dict[str, str] = {inputs[0]: "input"}
-    shapes: dict[str, Any] = {inputs[0]: shape}
+    names: dict[str, str] = dict(zip(inputs, input_names))
+    known: dict[str, Any] = dict(zip(inputs, shapes))
 
     def get(ref: str) -> tuple[str, Any]:
         if ref in names:
-            return names[ref], shapes[ref]
+            return names[ref], known[ref]
         raise ConfigError(f"to_onnx: the graph reference {ref!r} is unknown.")  # pragma: no cover
 
     for node in nodes:
         m = node.module
         kind = m.layer_kind
         ins = [get(r) for r in node.inputs]
-        label = node.name
+        label = prefix + node.name
         if kind in _MERGES:
             out_shape = m.output_shape(*[s for _, s in ins])
             y = _merge_onnx(g, kind, m, [n for n, _ in ins], [s for _, s in ins], label)
+        elif kind == "graph":                     # a graph as one node: its own node list
+            results = emit_graph_onnx(exporter, m, [s for _, s in ins], [n for n, _ in ins], prefix=f"{label}.")
+            y, out_shape = results[0] if len(results) == 1 else ([n for n, _ in results], [s for _, s in results])
         elif kind in ("sequential", "residual"):  # a block as one node: its chain of layers
-            y, out_shape = exporter.emit(m, ins[0][1], x=ins[0][0])
+            y, out_shape = exporter.emit(m, ins[0][1], x=ins[0][0], prefix=f"{label}.")
         else:
             handler = exporter.handlers.get(kind)
             if handler is None:
@@ -147,9 +153,9 @@ def emit_graph_onnx(exporter: Any, model: Any, shape: tuple[int, ...]) -> tuple[
             y, out_shape = handler(m, label, ins[0][0], ins[0][1])
         if isinstance(y, list):  # a split: one ONNX output per piece
             for k, (name, s) in enumerate(zip(y, out_shape)):
-                names[f"{node.name}:{k}"], shapes[f"{node.name}:{k}"] = name, s
-        names[node.name], shapes[node.name] = (y if isinstance(y, str) else ""), out_shape
-    return names[outputs], shapes[outputs]
+                names[f"{node.name}:{k}"], known[f"{node.name}:{k}"] = name, s
+        names[node.name], known[node.name] = (y if isinstance(y, str) else ""), out_shape
+    return [get(ref) for ref in ((outputs,) if isinstance(outputs, str) else outputs)]
 
 
 def _merge_onnx(g: Any, kind: str, m: Any, xs: list[str], shapes: list[Any], label: str) -> Any:

@@ -122,6 +122,57 @@ def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _input_shapes(input_shape: Any, inputs: tuple[str, ...]) -> list[tuple[int, ...]]:
+    """One checked shape per graph input: ``input_shape`` itself for one input (or a list
+    holding one shape), a sequence of len(inputs) shapes, or a dict input name -> shape."""
+    if len(inputs) == 1:
+        if (isinstance(input_shape, (tuple, list)) and len(input_shape) == 1
+                and isinstance(input_shape[0], (tuple, list))):
+            input_shape = input_shape[0]
+        return [_check_input_shape(input_shape)]
+    rule = (f"one shape per graph input ({', '.join(inputs)}), each without the batch axis: a list "
+            f"of {len(inputs)} shapes in that order, or a dict input name -> shape")
+    if isinstance(input_shape, dict):
+        if set(input_shape) != set(inputs):
+            raise ConfigError(f"to_onnx: input_shape must give {rule}; the dict has keys "
+                              f"{sorted(map(str, input_shape))}.")
+        input_shape = [input_shape[name] for name in inputs]
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != len(inputs)
+            or not all(isinstance(s, (tuple, list)) for s in input_shape)):
+        raise ConfigError(f"to_onnx: input_shape must give {rule}; got {input_shape!r}.")
+    return [_check_input_shape(s) for s in input_shape]
+
+
+def _output_names(count: int, inputs: list[str]) -> list[str]:
+    """``["output"]`` for one output, else ``output_0``, ``output_1``, ...; a graph input with
+    one of those names is refused (the names would clash)."""
+    names = ["output"] if count == 1 else [f"output_{k}" for k in range(count)]
+    clash = sorted(set(names) & set(inputs))
+    if clash:
+        raise ConfigError(f"to_onnx: the graph input name(s) {clash} are the names the ONNX outputs get "
+                          f"({', '.join(names)}); rename the graph's inputs.")
+    return names
+
+
+def _name_outputs(graph: _Graph, produced: list[str], names: list[str], inputs: list[str]) -> None:
+    """Give the tensors ``produced`` (one per output) their public ``names``: rename the tensor
+    where it is made and read, or add an ``Identity`` where it is a graph input or already an
+    output under another name."""
+    final: dict[str, str] = {}
+    helper = graph.onnx.helper
+    for tensor, want in zip(produced, names):
+        if tensor in inputs or tensor in final:
+            graph.nodes.append(helper.make_node("Identity", [final.get(tensor, tensor)], [want],
+                                                name=graph.name(f"{want}/Identity")))
+        else:
+            final[tensor] = want
+    for node in graph.nodes:
+        for names_list in (node.input, node.output):
+            for i, name in enumerate(names_list):
+                if name in final:
+                    names_list[i] = final[name]
+
+
 def _needs_wrap(model: nn.Module) -> bool:
     for record in nn.walk(model):
         w = record.window
@@ -196,15 +247,28 @@ class _Exporter:
         }
 
     def emit(self, model: nn.Module, shape: tuple[int, ...],
-             x: str = "input") -> tuple[str, tuple[int, ...]]:
+             x: str = "input", prefix: str = "") -> tuple[str, tuple[int, ...]]:
         """The nodes of every walked layer, from the tensor ``x`` (default: the graph input)
-        of ``shape``."""
+        of ``shape``; ``prefix`` (``"1."``) goes before every layer's dotted path.
+
+        A Sequential with an ``nn.Graph`` among its children (``Sequential(Normalize, graph)``,
+        what ``convscope train`` makes of the graph architectures) is emitted child by child,
+        each graph through its own node list."""
+        if model.layer_kind == "sequential" and any(c.layer_kind == "graph" for _, c in model.named_children()):
+            from .graph_export import emit_graph_onnx
+
+            for child_name, child in model.named_children():
+                if child.layer_kind == "graph":
+                    ((x, shape),) = emit_graph_onnx(self, child, [shape], [x], prefix=f"{prefix}{child_name}.")
+                else:
+                    x, shape = self.emit(child, shape, x, prefix=f"{prefix}{child_name}.")
+            return x, shape
         out = shape
         received: dict[int, str] = {}           # layer index -> its input tensor
         for record in nn.walk(model, shape):
             if record.error is not None:
                 raise record.error
-            path = "" if record.name == "(model)" else record.name
+            path = prefix[:-1] if record.name == "(model)" else prefix + record.name
             if record.kind == "residual":       # x + block(x), x being what the block received
                 x_in = received[record.block[0].index] if record.block else x
                 y = self.g.node("Add", [x_in, x], _label(path, record.module))
@@ -462,7 +526,7 @@ def _window_pads(geo: Any) -> tuple[list[int], list[int]]:
 def to_onnx(
     model: nn.Module,
     path: str | os.PathLike,
-    input_shape: tuple[int, ...],
+    input_shape: Any,
     *,
     opset: int | None = None,
     check: bool = True,
@@ -477,6 +541,17 @@ def to_onnx(
         input_shape: the shape of ONE sample without the batch axis, e.g. ``(1, 28, 28)``.
             The batch axis of the graph is dynamic (named ``"batch"``); the other axes are
             fixed, because ``padding="same"`` and pooling windows are resolved for them.
+            For an ``nn.Graph`` with several inputs: one such shape per input, a list in
+            the order of ``model.inputs`` or a dict input name -> shape (every input
+            shares the one ``"batch"`` axis).
+
+    Names in the file: one input is ``"input"`` and one output ``"output"``, whatever the
+    graph calls them. A graph with several inputs gives ONNX inputs named as the graph's
+    inputs (``model.inputs``), in that order; several outputs give ``"output_0"``,
+    ``"output_1"``, ... in the order of ``model.outputs`` (an output that is a graph
+    input, or the same tensor as an earlier output, is written through an ``Identity``).
+    :func:`~convscope.export.from_onnx` reads such a file back into a graph with the same
+    input names and outputs in the same order.
         opset: ONNX opset to write; default 17, or 19 when a circular padding needs
             ``Pad(mode="wrap")``.
         check: run ``onnx.checker.check_model`` with full shape inference on the result
@@ -488,7 +563,8 @@ def to_onnx(
     Raises:
         MissingDependencyError: ``onnx`` is not installed.
         ConfigError: a module type without an ONNX mapping (named with its position),
-            an opset below what the model needs, a bad ``input_shape``.
+            an opset below what the model needs, a bad ``input_shape`` (not one shape
+            per graph input), a graph input named like an ONNX output (``output_0`` ...).
         ShapeError: ``input_shape`` does not fit the model (the model's own message).
 
     Example:
@@ -514,7 +590,8 @@ def to_onnx(
         raise ArgumentTypeError(
             f"to_onnx: path must be a str or os.PathLike; got {type(path).__name__}."
         )
-    dims = _check_input_shape(input_shape)
+    graph_inputs: tuple[str, ...] = tuple(model.inputs) if model.layer_kind == "graph" else ("input",)  # type: ignore[attr-defined]
+    all_dims = _input_shapes(input_shape, graph_inputs)
     needed = WRAP_OPSET if _needs_wrap(model) else DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
     if opset is None:
@@ -528,40 +605,43 @@ def to_onnx(
             f"to_onnx: opset must be between {needed} and {newest} for this model{why} with the "
             f"installed onnx {onnx.__version__}; got {opset}."
         )
-    shape = (1, *dims)
+    shapes = [(1, *dims) for dims in all_dims]
     try:
-        model.output_shape(shape)
+        model.output_shape(*shapes)
     except ShapeError as exc:
+        given = ", ".join(format_shape(d) for d in all_dims)
         raise ShapeError(
-            f"to_onnx: the model does not accept samples of input_shape {format_shape(dims)} "
+            f"to_onnx: the model does not accept samples of input_shape {given} "
             f"(input_shape excludes the batch axis): {exc}"
         ) from None
 
     graph = _Graph(onnx, int(opset))
-    graph.name("input")
+    in_names = ["input"] if len(graph_inputs) == 1 else list(graph_inputs)
+    for name in in_names:
+        graph.name(name)
     exporter = _Exporter(graph)
     if model.layer_kind == "graph":
         from .graph_export import emit_graph_onnx
 
-        y, out = emit_graph_onnx(exporter, model, shape)
+        results = emit_graph_onnx(exporter, model, shapes, in_names)
     else:
-        y, out = exporter.emit(model, shape)
-    if y == "input":  # an empty model: the output is the input
-        y = graph.node("Identity", ["input"], "output")
-    else:  # the last tensor is produced once and consumed nowhere: give it the public name
-        for node in graph.nodes:
-            if y in node.output:
-                node.output[list(node.output).index(y)] = "output"
-        y = "output"
+        results = [exporter.emit(model, shapes[0])]
+    out_names = _output_names(len(results), in_names)
+    for name in out_names:
+        graph.name(name)
+    _name_outputs(graph, [y for y, _ in results], out_names, in_names)
     helper = onnx.helper
     # Flatten(start_dim=0) merges the batch axis into the features: its size is then unknown
-    out_dims: list[Any] = ["batch", *out[1:]] if exporter.batch_kept else ["flat", *out[1:]]
+    first = ["batch"] * len(results) if exporter.batch_kept else (
+        ["flat"] if len(results) == 1 else [f"flat_{k}" for k in range(len(results))])
     proto = helper.make_model(
         helper.make_graph(
             graph.nodes,
             "convscope",
-            [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *dims])],
-            [helper.make_tensor_value_info(y, onnx.TensorProto.FLOAT, out_dims)],
+            [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", *dims])
+             for name, dims in zip(in_names, all_dims)],
+            [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [d0, *out[1:]])
+             for name, d0, (_, out) in zip(out_names, first, results)],
             initializer=graph.initializers,
         ),
         opset_imports=[helper.make_opsetid("", int(opset))],
