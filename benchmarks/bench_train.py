@@ -189,9 +189,9 @@ def run_train(
                 # a run's first steps choose between the serial and the sharded step by timing
                 # both (convscope.train.data_parallel.tuning); a training run does them once, so
                 # they are warm-up here, as the fork of the worker processes is
-                from convscope.train.data_parallel import tuning
+                from convscope.train.data_parallel import _TRIALS, tuning
 
-                for _ in range(8):
+                for _ in range(len(_TRIALS) + 2):
                     cs_step()
                 fns = {"convscope": cs_step}
                 if pt_step is not None:

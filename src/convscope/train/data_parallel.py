@@ -19,10 +19,10 @@ large calls.
 **Measured choice.** A sharded step has fixed costs (a hand-off per shard, a pass over every
 layer in Python, the weights' copy) that a small step does not repay, and whether it does is
 a property of the machine as much as of the model. So a step runs serially below
-``MIN_SHARD_MACS`` multiply-adds per shard, and above it the first six steps of each (model,
-batch shape, dtype, thread count) alternate serial and sharded steps (the first of each a
-warm-up) and the faster is kept, the sharded one only if its best trial beats the best serial
-trial by 5% (:func:`tuning` shows the trials). Both give the same result up to the rounding
+``MIN_SHARD_MACS`` multiply-adds per shard, and above it the first eleven steps of each
+(model, batch shape, dtype, thread count) are trials: serial and sharded steps alternate
+after warm-ups (``_TRIALS``), and the faster is kept, the sharded one only if its best trial
+beats the best serial trial by 5% (:func:`tuning` shows the trials). Both give the same result up to the rounding
 of the sums (below), so the choice changes speed, never what is learnt.
 ``convscope.settings.force_path(data_parallel="processes" | "threads" | "serial")`` skips the
 trials.
@@ -471,9 +471,12 @@ def _shard_step(rep: Module, loss: Any, x: np.ndarray, y: np.ndarray, s: slice,
 
 # ----------------------------------------------------------------------------- measured choice
 #: The trial steps of a new (model, batch shape, thread count): serial and sharded steps
-#: alternate; the first of each kind is a warm-up (first-call costs: workspaces, the fork).
-_TRIALS = ("serial", "serial", "sharded", "sharded", "serial", "sharded")
-_WARM_UP = frozenset({0, 2})
+#: alternate after warm-ups (first-call costs: workspaces; the fork, after which both
+#: processes pay a copy-on-write fault for every page they write first).
+#: (LeNet b64 on the 2-vCPU Xeon: 75, 28, 30, 21 ms, then 14 ms a sharded step after the fork.)
+_TRIALS = ("serial", "sharded", "sharded", "sharded", "sharded", "sharded",
+           "serial", "sharded", "serial", "sharded", "serial")
+_WARM_UP = frozenset({0, 1, 2, 3, 4})
 #: The sharded step is kept only if its best trial beats the best serial trial by this factor.
 _MARGIN = 0.95
 _clock = time.perf_counter  # (tests replace it)
