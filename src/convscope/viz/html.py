@@ -97,7 +97,7 @@ from .figure import HTMLPage
 __all__ = ["explain_model_html", "explain_model_page", "explainer_parts", "ExplainerParts"]
 
 MAX_LAYERS = 120                 # ResNet-18 has 69 walked layers, ResNet-34 125 (max_layers)
-MAX_NUMBERS = 1_000_000          # backward passes, all classes together (max_numbers)
+MAX_NUMBERS = 500_000            # backward passes, all classes together (max_numbers)
 MAX_LAYER_NUMBERS = 24_000       # one layer's forward numbers (max_layer_numbers)
 
 
