@@ -89,13 +89,15 @@ def _count(node):
 
 
 def test_backward_passes_stop_at_the_numbers_cap(tmp_path):
+    # max_numbers caps the backward passes only (each layer's forward numbers have their own cap)
     full = _data(explain_model_html(_model(), _x(), tmp_path / "f.html").read_text())
     per_class = _count(full["backward"]["passes"]["0"])
-    forward = _count(full) - 4 * per_class
-    text = explain_model_html(_model(), _x(), tmp_path / "c.html", max_numbers=forward + per_class + 10).read_text()
+    assert per_class == _count(full["backward"]["passes"]["3"]) > 0
+    text = explain_model_html(_model(), _x(), tmp_path / "c.html", max_numbers=per_class + 10).read_text()
     data = _data(text)
     assert len(data["backward"]["targets"]) == 1 and "Backward passes are embedded for 1 of 4 classes" in text
-    text = explain_model_html(_model(), _x(), tmp_path / "z.html", max_numbers=forward + 10).read_text()
+    assert _count(data) == _count(full) - 3 * per_class          # the forward numbers do not change
+    text = explain_model_html(_model(), _x(), tmp_path / "z.html", max_numbers=per_class - 1).read_text()
     assert _data(text)["backward"] is None and "backward pass is not embedded" in text
     none = _data(explain_model_html(_model(), _x(), tmp_path / "n.html", backward=False).read_text())
     assert none["backward"] is None

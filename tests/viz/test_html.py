@@ -135,14 +135,19 @@ def test_softmax_model_output_used_as_is(tmp_path):
 
 def test_caps_are_applied_and_stated(tmp_path):
     text = explain_model_html(_model(), _x(), tmp_path / "c.html", max_channels=1, max_layers=3,
-                              max_numbers=100).read_text()
+                              max_numbers=100, max_layer_numbers=40).read_text()
     assert len(re.findall(r'<img class="fmap"', text)) == 3
     assert len(re.findall(r'<section class="card layer', text)) == 3
     assert "Only the first 3 of 7 layers are shown" in text
     assert "only the first 1 channels are drawn" in text
-    assert "not embedded" in text
+    assert "backward pass is not embedded" in text                  # one class needs more than 100 numbers
     data = _data(text)
-    assert data["layers"][0]["conv"]["padded"] is None          # 1x10x10 padded input > 100 numbers
+    conv = data["layers"][0]
+    # 40 numbers per layer: the 8x8 map's values (1 channel), its padded input patch and the filter do not
+    # fit, so the layer embeds a centred block: values 2x3, patch 4x5 (3x3 windows, stride 1), one filter 3x3
+    assert conv["values"]["tile"] == [2, 3] and conv["values"]["start"] == [3, 2]
+    assert conv["conv"]["padded_shape"] == [1, 4, 5] and conv["conv"]["padded_start"] == [3, 2]
+    assert "dashed box" in text and "max_layer_numbers" in text
     assert "Class probabilities" in text                          # still there after a layer cap
 
 

@@ -60,9 +60,10 @@ details > summary { cursor: pointer; color: var(--accent); font-size: 13px; marg
   font-size: 13px;
 }
 .rf-host { position: relative; display: inline-block; width: max-content; }
-.rf-box, .win-box, .rf-pix { position: absolute; pointer-events: none; display: none; }
+.rf-box, .win-box, .rf-pix, .tile-box { position: absolute; pointer-events: none; display: none; }
 .rf-box { border: 2px solid var(--rf); background: rgba(232, 89, 12, 0.15); }
 .win-box { border: 2px solid var(--win); background: rgba(25, 113, 194, 0.18); }
+.tile-box { border: 1px dashed #222; box-shadow: 0 0 0 1px rgba(255, 255, 255, 0.6); }
 .rf-pix { border: 2px solid var(--pix); }
 table.grid {
   border-collapse: collapse; margin: 2px 8px 6px 0; font: 11px/1.2 ui-monospace, Menlo, Consolas, monospace;

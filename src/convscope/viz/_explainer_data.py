@@ -9,8 +9,8 @@ protocol (``layer_kind`` and ``window``, never the layer's class):
 * ReLU and the other activations: their formula's parameters (the input comes from the
   previous layer's embedded output);
 * BatchNorm: the running mean and variance, ``eps``, scale and shift per channel;
-* Linear: the weight matrix and bias (the page lists the largest products ``w_ji x_i`` and
-  sums the rest);
+* Linear: the weight rows of the largest outputs that fit the layer's cap, and the bias (the
+  page lists the largest products ``w_ji x_i`` and sums the rest);
 * Softmax: the axis; Flatten: nothing (the page maps an index back to channel and position).
 
 :func:`backward_passes` runs the backward pass of every layer for a chosen class: the loss is
@@ -20,6 +20,7 @@ output and ``dL/dW`` of every convolution, through each layer's own ``backward``
 library's numbers, which the page then re-derives for a clicked filter in the notes' 9.31 form.
 
 Arrays travel as little-endian float bytes in base64 (:func:`b64`), so every value is bit-exact.
+What each layer embeds, and its per-layer cap, is :mod:`convscope.viz._explainer_slices`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .. import functional as F
 from ..functional.pool import binomial_filter
 from ..functional.windows import pad
 from ..nn import Module
+from ._explainer_slices import linear_rows, window_span
 from .activations import LayerActivation
 
 __all__ = ["b64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
@@ -78,12 +80,14 @@ def _floats(a: Any) -> list[float]:
     return [float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
 
 
-def layer_numbers(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
+def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int], list[int]] | None, room: int,
+                  dtype: np.dtype) -> dict[str, Any]:
     """Kind-specific numbers of one layer for the page's arithmetic (see the module docstring).
 
+    ``tile``: the (start, size) of the layer's values tile (None: the whole output); ``room``:
+    the numbers the layer may still embed under its cap (:mod:`convscope.viz._explainer_slices`).
     Returns a dict with ``kind`` and, depending on it, ``pool``, ``blur``, ``act``, ``bn``,
-    ``linear``, ``softmax`` entries; an entry whose numbers exceed the budget carries a
-    ``note`` instead.
+    ``linear``, ``softmax`` entries; an entry whose numbers exceed the room carries a ``note``.
     """
     m: Any = act.module                 # read through the layer protocol: kind first, then its fields
     kind = m.layer_kind
@@ -99,13 +103,16 @@ def layer_numbers(act: LayerActivation, shown: list[int], budget: Budget, dtype:
                        "count_include_pad": bool(getattr(m, "count_include_pad", True))}
     elif kind == "blur_pool" and window is not None:
         pairs = window.padding_pairs(spatial)
+        start, size = tile if tile is not None else ([0] * len(spatial), list(act.y.shape[2:]))
+        first, last = window_span(window, start, size)
         xp = pad(np.asarray(act.x), pairs, window.padding_mode)[0, shown]
+        xp = xp[(slice(None), *(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in enumerate(zip(first, last))))]
         weights = binomial_filter(window.kernel_size[0], window.ndim)
         entry: dict[str, Any] = {"k": list(window.kernel_size), "s": list(window.stride),
                                  "p_before": [b for b, _ in pairs], "n": list(spatial),
                                  "padding_mode": window.padding_mode, "channels": shown,
-                                 "weights": _floats(weights), "padded": None}
-        if budget.take(xp.size):
+                                 "weights": _floats(weights), "padded": None, "padded_start": first}
+        if xp.size <= room:
             entry["padded"] = b64(xp, dtype)
             entry["padded_shape"] = list(xp.shape)
         out["blur"] = entry
@@ -125,13 +132,15 @@ def layer_numbers(act: LayerActivation, shown: list[int], budget: Budget, dtype:
         }
     elif kind == "linear":
         w = np.asarray(m.weight.data)
-        entry = {"in": int(w.shape[1]), "out": int(w.shape[0]), "weights": None,
+        rows = linear_rows(act, room)
+        entry = {"in": int(w.shape[1]), "out": int(w.shape[0]), "weights": None, "rows": rows,
                  "bias": None if m.bias is None else _floats(m.bias.data)}
-        if budget.take(w.size):
-            entry["weights"] = b64(w, dtype)
-        else:
-            entry["note"] = (f"The {w.size:,} weights of this layer are not embedded (the page's cap on "
-                             f"embedded numbers, max_numbers, is reached).")
+        if rows:
+            entry["weights"] = b64(w[rows], dtype)
+        if len(rows) < w.shape[0]:
+            entry["note"] = (f"The weight rows of {len(rows):,} of the {w.shape[0]:,} outputs (the largest) are "
+                             f"embedded: the cap on numbers per layer (max_layer_numbers) holds "
+                             f"{max(room, 0):,} more numbers here.")
         out["linear"] = entry
     elif kind == "softmax":
         out["softmax"] = {"dim": int(getattr(m, "dim", -1)) % act.x.ndim}

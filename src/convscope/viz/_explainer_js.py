@@ -74,7 +74,12 @@ function $$(sel) { return Array.prototype.slice.call(ROOT.querySelectorAll(sel))
 function spatialOf(shape) { return shape.slice(2); }
 function outValues(l) {
   if (!l || !l.values) return null;
-  return {data: arr(l.values.data), channels: l.values.channels, shape: l.out_shape.slice(1)};
+  return {data: arr(l.values.data), channels: l.values.channels, shape: l.out_shape.slice(1),
+          start: l.values.start || null, tile: l.values.tile || null};
+}
+function sliceVals(s, shape) {   // an embedded block: channels, start and size per spatial axis
+  return s && s.data ? {data: arr(s.data), channels: s.channels, shape: shape, start: s.start || null,
+                        tile: s.tile || null} : null;
 }
 function valuesOf(ref) {          // the output of layer `ref` (0: the model's input)
   if (ref === 0) {
@@ -87,9 +92,38 @@ function at(vals, c, pos) {       // one value of (C, *spatial) or (features,) v
   if (vals.shape.length === 1) return vals.data[pos[0]];
   var ci = vals.channels ? vals.channels.indexOf(c) : c;
   if (ci < 0) return null;
-  return vals.data[ci * prod(vals.shape.slice(1)) + flat(pos, vals.shape.slice(1))];
+  var tile = vals.tile || vals.shape.slice(1), rel = pos;
+  if (vals.start) {
+    rel = [];
+    for (var a = 0; a < pos.length; a++) {
+      var r = pos[a] - vals.start[a];
+      if (r < 0 || r >= tile[a]) return null;       // outside the embedded block
+      rel.push(r);
+    }
+  }
+  return vals.data[ci * prod(tile) + flat(rel, tile)];
 }
-function inputVals(l) { return valuesOf(l.input_ref); }
+function inputVals(l, i) {        // input i of layer l: its own slice, else the producer's tile
+  var s = l.inputs ? l.inputs[i || 0] : null;
+  if (s && s.data) return sliceVals(s, s.shape);
+  if (s) return valuesOf(s.ref);
+  return i ? null : valuesOf(l.input_ref);
+}
+function tiled(l) {               // the layer embeds a block of its positions, not the whole map
+  if (!l.values || !l.values.tile) return false;
+  var n = l.out_shape.slice(2);
+  return l.values.tile.some(function (t, a) { return t !== n[a]; });
+}
+function inTile(l, pos) {
+  if (!tiled(l)) return true;
+  return pos.every(function (p, a) { return p >= l.values.start[a] && p < l.values.start[a] + l.values.tile[a]; });
+}
+function tileText(l) {
+  var axes = l.values.tile.length === 1 ? ["entries"] : ["rows", "columns"];
+  return l.values.tile.map(function (t, a) {
+    return axes[a] + " " + l.values.start[a] + ".." + (l.values.start[a] + t - 1);
+  }).join(", ");
+}
 function libValue(l, c, pos) { return at(outValues(l), c, pos); }
 
 function verdict(js, lib, tol, kind) {
@@ -223,8 +257,8 @@ function convPanel(l, c, pos, lib) {
   var cv = l.conv;
   if (!cv.padded) return note(esc(cv.note || "The numbers of this layer are not embedded."));
   var wi = cv.channels.indexOf(c);
-  if (wi < 0) return note("The filter of channel " + (c + 1) + " is not embedded.");
-  var P = arr(cv.padded), W = arr(cv.weights), k = cv.k;
+  if (wi < 0) return note("The filter of channel " + (c + 1) + " is not embedded. " + esc(cv.note || ""));
+  var P = arr(cv.padded), W = arr(cv.weights), k = cv.k, p0 = cv.padded_start || k.map(function () { return 0; });
   var pshape = cv.padded_shape.slice(1), psize = prod(pshape), ksize = prod(k);
   var gsize = cv.c_in / cv.groups, g = Math.floor(c / (cv.c_out / cv.groups));
   var b = cv.bias ? cv.bias[wi] : 0;
@@ -244,7 +278,8 @@ function convPanel(l, c, pos, lib) {
     var cin = g * gsize + ch, vs = [], ws = [], ps = [], cls = [], s = 0, terms = [];
     var tp = taps(start, k, cv.d, cv.p_before, cv.n);
     for (var t = 0; t < ksize; t++) {
-      var v = P[cin * psize + flat(tp[t].q, pshape)], w = W[wi * gsize * ksize + ch * ksize + t];
+      var v = P[cin * psize + flat(tp[t].q.map(function (q, a) { return q - p0[a]; }), pshape)],
+          w = W[wi * gsize * ksize + ch * ksize + t];
       vs.push(v); ws.push(w); ps.push(w * v); cls.push(tp[t].real ? "" : "pad");
       s += w * v; absTotal += Math.abs(w * v); nterms++;
       if (terms.length < 27) terms.push(paren(w) + "*" + paren(v));
@@ -313,14 +348,15 @@ function poolPanel(l, c, pos, lib) {
 function blurPanel(l, c, pos, lib) {
   var bl = l.blur, html = "", start = pos.map(function (p, a) { return p * bl.s[a]; });
   html += drawWindow(l, {start: start, p: bl.p_before, d: bl.k.map(function () { return 1; }), k: bl.k}, [c]);
-  if (!bl.padded) return html + note("The padded input of this layer is not embedded (max_numbers).");
+  if (!bl.padded) return html + note("The padded input of this layer is not embedded (max_layer_numbers).");
   var ci = bl.channels.indexOf(c);
   if (ci < 0) return html + note("Channel " + (c + 1) + " is not embedded.");
   var P = arr(bl.padded), pshape = bl.padded_shape.slice(1), psize = prod(pshape);
+  var p0 = bl.padded_start || bl.k.map(function () { return 0; });
   var tp = taps(start, bl.k, bl.k.map(function () { return 1; }), bl.p_before, bl.n);
   var vs = [], cls = [], y = 0, abs = 0, terms = [];
   tp.forEach(function (t, i) {
-    var v = P[ci * psize + flat(t.q, pshape)];
+    var v = P[ci * psize + flat(t.q.map(function (q, a) { return q - p0[a]; }), pshape)];
     vs.push(v); cls.push(t.real ? "" : "pad"); y += bl.weights[i] * v; abs += Math.abs(bl.weights[i] * v);
     if (terms.length < 16) terms.push(fmt(bl.weights[i]) + "*" + paren(v));
   });
@@ -383,11 +419,13 @@ function bnPanel(l, c, pos, lib) {
 
 function linearPanel(l, c, pos, lib) {
   var li = l.linear, j = pos[0], xv = inputVals(l);
-  if (!li.weights) return note(esc(li.note || "The weights are not embedded."));
+  var row = li.rows ? li.rows.indexOf(j) : j;
+  if (!li.weights || row < 0) return note("The weights of output " + (j + 1) + " are not embedded. " +
+                                          esc(li.note || ""));
   if (!xv) return note("The input of this layer is not embedded.");
   var W = arr(li.weights), n = li["in"], contrib = [], total = 0, abs = 0;
   for (var i = 0; i < n; i++) {
-    var x = xv.data[i], w = W[j * n + i], p = w * x;
+    var x = xv.data[i], w = W[row * n + i], p = w * x;
     contrib.push({i: i, w: w, x: x, p: p}); total += p; abs += Math.abs(p);
   }
   var b = li.bias ? li.bias[j] : 0, y = total + b;
@@ -456,7 +494,8 @@ function flattenPanel(l, c, pos, lib) {
 }
 
 function residualPanel(l, c, pos, lib) {
-  var a = at(inputVals(l), c, pos), b = at(valuesOf(l.residual ? l.residual.block_ref : null), c, pos);
+  var a = at(inputVals(l), c, pos),
+      b = at(l.inputs && l.inputs[1] ? inputVals(l, 1) : valuesOf(l.residual ? l.residual.block_ref : null), c, pos);
   if (a === null || b === null) return note("The two addends are not both embedded.");
   var y = a + b;
   return calc("y = x + block(x) = " + fmt(a) + " + " + paren(b) + " = " + fmt(y) +
@@ -464,7 +503,21 @@ function residualPanel(l, c, pos, lib) {
          verdict(y, lib, 2 * D.eps * (Math.abs(a) + Math.abs(b)) + 1e-300, "residual");
 }
 
-var PANELS = {conv: convPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel, relu: activationPanel,
+function addPanel(l, c, pos, lib) {   // a graph's merge: the sum of its branches
+  var terms = [], y = 0, abs = 0;
+  for (var i = 0; i < l.inputs.length; i++) {
+    var v = at(inputVals(l, i), c, pos);
+    if (v === null) return note("Branch " + (i + 1) + "'s value (layer " + l.inputs[i].ref + ") is not embedded.");
+    terms.push({ref: l.inputs[i].ref, v: v}); y += v; abs += Math.abs(v);
+  }
+  var h = tag("p", "", "The branches meet here: y is the sum, position by position, of " + terms.map(function (t) {
+    return "layer " + t.ref + "'s output";
+  }).join(" and ") + " (the skip connection adds the shortcut to the main path).");
+  h += calc("y = " + terms.map(function (t, i) { return (i ? paren(t.v) : fmt(t.v)); }).join(" + ") + " = " + fmt(y));
+  return h + verdict(y, lib, (terms.length + 1) * D.eps * abs + 1e-300, "add");
+}
+
+var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel, relu: activationPanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
               batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
                   residual: residualPanel};
@@ -481,7 +534,9 @@ function gradVals(index) {
   if (!b) return null;
   var shape = index === 0 ? D.input_shape.slice(1) : l.out_shape.slice(1);
   var chans = index === 0 ? null : (l.values ? l.values.channels : null);
-  return {data: arr(b), channels: shape.length === 1 ? null : chans, shape: shape};
+  var start = index === 0 || !l.values ? null : l.values.start || null;
+  return {data: arr(b), channels: shape.length === 1 ? null : chans, shape: shape, start: start,
+          tile: start ? l.values.tile : null};
 }
 function className(c) { return D.classes ? D.classes[c] : String(c); }
 function backwardPanel(l, c, pos) {
@@ -521,19 +576,48 @@ function backwardPanel(l, c, pos) {
   return h;
 }
 
+function dwSource(l) {      // the inputs dL/dW multiplies: get(input channel, padded position)
+  var cv = l.conv;
+  if (!cv.dw) {             // the whole map: the embedded patch is the padded input
+    var P = arr(cv.padded), pshape = cv.padded_shape.slice(1), psize = prod(pshape), p0 = cv.padded_start;
+    return {get: function (cin, q) {
+      return P[cin * psize + flat(q.map(function (v, a) { return v - p0[a]; }), pshape)];
+    }};
+  }
+  var dw = cv.dw, n = cv.n, nsz = prod(n), X = dw.from_input ? arr(D.input) : arr(dw.planes);
+  return {get: function (cin, q) {     // the whole planes, padded with zeros here
+    var r = q.map(function (v, a) { return v - cv.p_before[a]; });
+    for (var a = 0; a < r.length; a++) if (r[a] < 0 || r[a] >= n[a]) return 0;
+    return X[(dw.from_input ? cin : dw.channels.indexOf(cin)) * nsz + flat(r, n)];
+  }};
+}
 function showFilterGrad(index, f) {
   var l = LAYERS[index], cv = l.conv, p = pass(), h = tag("h3", "", "Layer " + index + esc(l.name) +
       ": dL/dW of filter " + (f + 1));
   var detail = el("detail");
   if (!p) { detail.innerHTML = h + note("No backward pass is embedded in this page."); return; }
   if (!cv || !cv.padded) { detail.innerHTML = h + note("The numbers of this layer are not embedded."); return; }
-  var wi = cv.channels.indexOf(f), dyv = gradVals(index), dwl = p.dw[String(index)];
-  if (wi < 0 || !dwl) { detail.innerHTML = h + note("Filter " + (f + 1) + " is not embedded."); return; }
-  var P = arr(cv.padded), pshape = cv.padded_shape.slice(1), psize = prod(pshape), k = cv.k, ksize = prod(k);
+  if (cv.dw === null) {
+    detail.innerHTML = h + note("dL/dW is not re-derived on this layer: its numbers are a block of positions and " +
+                                "its padding (" + esc(cv.padding_mode) + ") is not zeros.");
+    return;
+  }
+  var src = dwSource(l), filters = cv.dw ? cv.dw.filters : cv.channels, wi = filters.indexOf(f),
+      dwl = p.dw[String(index)];
+  if (wi < 0 || !dwl) {
+    detail.innerHTML = h + note("Filter " + (f + 1) + "'s dL/dW is not embedded" + (cv.dw ?
+        " (dL/dW sums over every output position, so on this layer, whose numbers are a block of positions, " +
+        "it is re-derived for filters " + filters.map(function (v) { return v + 1; }).join(", ") + ")." : "."));
+    return;
+  }
+  var k = cv.k, ksize = prod(k);
   var out = l.out_shape.slice(2), nout = prod(out), gsize = cv.c_in / cv.groups,
       g = Math.floor(f / (cv.c_out / cv.groups));
-  var dy = [];
-  for (var i = 0; i < nout; i++) dy.push(dyv.data[wi * nout + i]);
+  var chs = [];
+  if (cv.dw) chs = cv.dw.channels; else for (var q0 = 0; q0 < gsize; q0++) chs.push(g * gsize + q0);
+  var dyv = gradVals(index), dy = [], dysrc = cv.dw ? arr(p.dy_full[String(index)]) : dyv.data,
+      dyi = cv.dw ? wi : (l.values.channels ? l.values.channels.indexOf(f) : f);
+  for (var i = 0; i < nout; i++) dy.push(dysrc[dyi * nout + i]);
   var DW = arr(dwl), js = [], lib = [], worst = 0, ok = true;
   h += tag("p", "", "Class " + esc(className(gradClass)) + ". Key Equation 68: dZ" + tag("sub", "", "i") + "/dW" +
       tag("sub", "", "j") +
@@ -541,20 +625,20 @@ function showFilterGrad(index, f) {
            "(one row per tap, " +
            "one column per output) times the upstream gradient dL/dZ of this filter's map (n = " + nout +
                " outputs).");
-  for (var ch = 0; ch < gsize; ch++) {
-    var cin = g * gsize + ch, M = [], dw = [], absTot = [];
+  for (var ch = 0; ch < chs.length; ch++) {
+    var cin = chs[ch], M = [], dw = [], absTot = [];
     for (var t = 0; t < ksize; t++) {
       var ka = unflat(t, k), row = [], s = 0, a = 0;
       for (var o = 0; o < nout; o++) {
         var oa = unflat(o, out), q = oa.map(function (v, ax) { return v * cv.s[ax] + ka[ax] * cv.d[ax]; });
-        var x = P[cin * psize + flat(q, pshape)];
+        var x = src.get(cin, q);
         row.push(x); s += x * dy[o]; a += Math.abs(x * dy[o]);
       }
       M.push(row); dw.push(s); absTot.push(a);
     }
     var libc = [];
     for (var t2 = 0; t2 < ksize; t2++) {
-      var lv = DW[(wi * gsize + ch) * ksize + t2], tol = (nout + 1) * D.eps * absTot[t2] + 1e-300;
+      var lv = DW[(wi * chs.length + ch) * ksize + t2], tol = (nout + 1) * D.eps * absTot[t2] + 1e-300;
       libc.push(lv);
       if (Math.abs(lv - dw[t2]) > tol) ok = false;
       worst = Math.max(worst, Math.abs(lv - dw[t2]));
@@ -587,7 +671,11 @@ function showFilterGrad(index, f) {
           k, null));
     }
   }
-  if (gsize > 2) h += tag("p", "class='muted'", "(" + (gsize - 2) + " more input channels compared, not drawn.)");
+  if (chs.length > 2) h += tag("p", "class='muted'", "(" + (chs.length - 2) +
+      " more input channels compared, not drawn.)");
+  if (chs.length < gsize) h += tag("p", "class='muted'", "(This layer's numbers are a block of positions; dL/dW, " +
+      "a sum over all " + nout + " outputs, is re-derived on input channels " + chs.map(function (v) { return v + 1; })
+      .join(", ") + " of " + gsize + " from their whole input planes.)");
   h += calc(tag("span", "id='dw-js' data-value='" + JSON.stringify(js) + "'", "") + tag("span",
       "id='dw-lib' data-value='" + JSON.stringify(lib) + "'", "") +
             "largest |difference| " + worst.toExponential(2) + " &rarr; " +
@@ -615,8 +703,9 @@ function paint(canvas, data, offset, h, w, scale, mask) {
 }
 function mapsRow(vals, caption, scaleOf, mask, widthLike) {
   var shape = vals.shape, one = shape.length === 1, nd = one ? 0 : shape.length - 1;
-  var h = one || nd === 1 ? 1 : shape[1], w = one ? shape[0] : shape[shape.length - 1], per = one ? shape[0] :
-      prod(shape.slice(1));
+  var sp = one ? [shape[0]] : (vals.tile || shape.slice(1));
+  var h = one || nd === 1 ? 1 : sp[0], w = sp[sp.length - 1], per = prod(sp);
+  var frac = one ? [1, 1] : [nd === 1 ? 1 : sp[0] / shape[1], w / shape[shape.length - 1]];
   var chans = one ? [0] : (vals.channels || shape.slice(0, 1).map(function () { return 0; }));
   if (!one && !vals.channels) { chans = []; for (var c = 0; c < shape[0]; c++) chans.push(c); }
   var scale = 0;
@@ -626,14 +715,16 @@ function mapsRow(vals, caption, scaleOf, mask, widthLike) {
     var fig = document.createElement("figure"), cv = document.createElement("canvas");
     paint(cv, vals.data, ci * per, h, w, scale, mask);
     var like = widthLike ? widthLike(c) : null;
-    if (like) { cv.style.width = like.clientWidth + "px"; cv.style.height = like.clientHeight + "px"; }
+    if (like) { cv.style.width = like.clientWidth * frac[1] + "px"; cv.style.height = like.clientHeight * frac[0] + "px"; }
     fig.appendChild(cv);
     var capt = document.createElement("figcaption"); capt.textContent = one ? "" : String(c + 1);
     fig.appendChild(capt); row.appendChild(fig);
   });
   var wrap = document.createElement("div");
   var p = document.createElement("p"); p.className = "meta";
-  p.textContent = caption + (mask ? "" : "; |largest| " + fmt(scale) + " (blue negative, white 0, red positive)");
+  p.textContent = caption + (vals.start ? " (the embedded block: " + vals.start.map(function (s0, a) {
+    return s0 + ".." + (s0 + sp[a] - 1); }).join(" x ") + ")" : "") +
+      (mask ? "" : "; |largest| " + fmt(scale) + " (blue negative, white 0, red positive)");
   wrap.appendChild(p); wrap.appendChild(row);
   return wrap;
 }
@@ -700,9 +791,15 @@ function showValue(index, c, pos) {
   markPixel(img, pos);
   clearBoxes("win-box");
   var panel = PANELS[l.kind];
-  h += panel ? panel(l, c, pos, lib) :
-       note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) +
-           "); its value is shown as computed.");
+  if (!inTile(l, pos)) {
+    h += tag("p", "class='note' id='tile-note'", "This layer's numbers are embedded for the block " + tileText(l) +
+             " (the dashed box on its maps; each layer embeds at most " + (D.max_layer_numbers || 0) +
+             " numbers, max_layer_numbers): click inside it to see the arithmetic.");
+  } else {
+    h += panel ? panel(l, c, pos, lib) :
+         note("convscope does not know the arithmetic of this kind of layer (" + esc(l.kind) +
+             "); its value is shown as computed.");
+  }
   h += backwardPanel(l, c, pos);
   el("detail").innerHTML = h;
   var anim = el("anim"), ap = el("anim-pos");
@@ -883,6 +980,32 @@ function playground() {
   update();
 }
 
+function tileBoxes() {     // the dashed box of the positions a tiled layer embeds
+  D.layers.forEach(function (l) {
+    if (!tiled(l)) return;
+    var ranges = l.values.tile.map(function (t, a) { return [l.values.start[a], l.values.start[a] + t - 1]; });
+    $$("img.fmap[data-layer='" + l.index + "']").forEach(function (img) { boxOn(img, "tile-box", ranges); });
+  });
+}
+// a link can open the page on one value: #value=LAYER,CHANNEL,ROW,COL (+ &grads=1 for the backward pass),
+// #filter=LAYER,FILTER for a filter's dL/dW; LAYER and CHANNEL as the page numbers them (channels from 0)
+function fromHash() {
+  var hash = (window.location.hash || "").replace(/^#/, ""), parts = {};
+  hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) parts[kv.slice(0, i)] = kv.slice(i + 1); });
+  if (parts.grads === "1" && D.backward) setGrads(true);
+  var nums = function (t) { return t.split(",").map(Number); };
+  if (parts.value) {
+    var v = nums(parts.value), l = LAYERS[v[0]];
+    if (!l || v.some(isNaN)) return;
+    var vec = l.out_shape.length === 2, pos = vec ? v.slice(1, 2) : v.slice(2);
+    var card = el("layer-" + v[0]);
+    if (card) card.scrollIntoView({block: "start"});
+    showValue(v[0], vec ? 0 : v[1], pos);
+  } else if (parts.filter) {
+    var fv = nums(parts.filter);
+    if (LAYERS[fv[0]] && LAYERS[fv[0]].conv) { if (D.backward) setGrads(true); showFilterGrad(fv[0], fv[1]); }
+  }
+}
 function init(root) {
   ROOT = root || document;
   var blob = ROOT.querySelector("#convscope-data");
@@ -894,12 +1017,13 @@ function init(root) {
   if (sel && gradClass !== null) sel.value = String(gradClass);
   if (box) box.checked = document.body.classList.contains("grads");
   wire();
+  tileBoxes();
   playground();
   if (document.body.classList.contains("grads")) drawGrads();
   document.body.dataset.ready = "1";
 }
 window.convscopeExplainer = {init: init, showValue: function (i, c, p) { showValue(i, c, p); },
                              showFilterGrad: function (i, f) { showFilterGrad(i, f); }, setGrads: setGrads};
-if (document.getElementById("convscope-data") && !document.body.dataset.live) init(document);
+if (document.getElementById("convscope-data") && !document.body.dataset.live) { init(document); fromHash(); }
 })();
 """

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..explain.derive import axis_size
-from ..functional.windows import pad
-from ._explainer_data import Budget, b64, probabilities_of
+from ._explainer_data import probabilities_of
 from .activations import LayerActivation
 from .image import colorize, data_uri, value_range
 
@@ -141,32 +140,6 @@ def shape_lines(act: LayerActivation, derivations: dict[int, tuple[str, ...]]) -
             lines += list(axis_size(n, k, p, s, d, w.ceil_mode, axis=i + 1).lines)
         return lines
     return list(derivations.get(act.index, ()))
-
-
-def conv_data(act: LayerActivation, shown: list[int], budget: Budget, dtype: np.dtype) -> dict[str, Any]:
-    """What the page's script needs to redo a convolution: geometry, padded input, shown filters."""
-    m: Any = act.module
-    geo = m.window
-    x_in = np.asarray(act.x)
-    pairs = geo.padding_pairs(x_in.shape[2:])
-    xp = pad(x_in, pairs, geo.padding_mode)[0]
-    w = m.weight.data[shown]
-    data: dict[str, Any] = {
-        "k": list(geo.kernel_size), "s": list(geo.stride), "d": list(geo.dilation),
-        "p_before": [b for b, _ in pairs], "n": list(x_in.shape[2:]), "groups": int(geo.groups),
-        "c_in": int(m.in_channels), "c_out": int(m.out_channels), "padding_mode": geo.padding_mode,
-        "channels": shown,
-        "padded": None, "weights": None, "bias": None, "note": None,
-    }
-    if not budget.take(xp.size + w.size):
-        data["note"] = (f"The numbers of this layer ({xp.size + w.size:,}) are not embedded: the page's "
-                        f"cap on embedded numbers (max_numbers) is reached. Pictures only.")
-        return data
-    data["padded"] = b64(xp, dtype)
-    data["padded_shape"] = list(xp.shape)
-    data["weights"] = b64(w, dtype)
-    data["bias"] = None if m.bias is None else [float(v) for v in m.bias.data[shown]]
-    return data
 
 
 def vector_strip(act: LayerActivation) -> str:

@@ -21,8 +21,11 @@ next classes, a layer index and the backward controls. For every layer (collapsi
 
 and the class probabilities (a click shows ``exp / sum`` over every class) and a playground
 for the output-size formula. The numbers the page computes with are embedded bit-exactly as
-little-endian float bytes in base64 inside a JSON block. Big models are capped (channels per
-layer, layers, embedded numbers, classes with a backward pass); the page says what was left out.
+little-endian float bytes in base64 inside a JSON block. Every layer has its own cap on embedded
+numbers (``max_layer_numbers``): a layer embeds what a click needs on a centred block of
+positions, the whole map when it fits (:mod:`convscope.viz._explainer_slices`), so late layers
+keep their arithmetic however large the early ones are. Big models are also capped in channels
+per layer, layers, and backward numbers and classes; the page says what was left out.
 
 :func:`explainer_parts` builds the same page body for the live mode (:mod:`convscope.viz.serve`).
 
@@ -58,11 +61,24 @@ from ..nn.walk import one_line
 from ._explainer_css import CSS
 from ._explainer_data import Budget, b64, backward_passes, input_refs, layer_numbers, probabilities_of
 from ._explainer_js import JS
+from ._explainer_slices import (
+    WINDOWED,
+    Slice,
+    block,
+    conv_need,
+    conv_numbers,
+    covers,
+    dw_inputs,
+    dw_need,
+    pool_input,
+    pool_region,
+    tile_of,
+    window_span,
+)
 from ._html_parts import (
     INPUT_PX,
     MAP_PX,
     class_names_of,
-    conv_data,
     feature_maps,
     filters_html,
     input_html,
@@ -79,6 +95,10 @@ from .fields import receptive_boxes
 from .figure import HTMLPage
 
 __all__ = ["explain_model_html", "explain_model_page", "explainer_parts", "ExplainerParts"]
+
+MAX_LAYERS = 120                 # ResNet-18 has 69 walked layers, ResNet-34 125 (max_layers)
+MAX_NUMBERS = 500_000            # backward passes, all classes together (max_numbers)
+MAX_LAYER_NUMBERS = 24_000       # one layer's forward numbers (max_layer_numbers)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +130,9 @@ def _check_label(label: Any, n: int | None) -> int | None:
 
 
 def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = None, label: int | None = None,
-                    max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
+                    max_channels: int = 64, max_layers: int = MAX_LAYERS, max_numbers: int = MAX_NUMBERS,
                     title: str | None = None, input_note: str | None = None, backward: bool = True,
-                    max_classes: int = 10) -> ExplainerParts:
+                    max_classes: int = 10, max_layer_numbers: int = MAX_LAYER_NUMBERS) -> ExplainerParts:
     """The explainer page body for ``x`` (see :func:`explain_model_html` for the arguments).
 
     Args:
@@ -124,6 +144,7 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
     max_classes = positive(max_classes, "max_classes")
     if isinstance(max_numbers, bool) or not isinstance(max_numbers, numbers.Integral) or max_numbers < 0:
         raise ConfigError(f"explain_model_html: max_numbers must be a non-negative int; got {max_numbers!r}.")
+    max_layer_numbers = positive(max_layer_numbers, "max_layer_numbers")
     if not isinstance(backward, bool):
         raise ArgumentTypeError(f"explain_model_html: backward must be True or False; got {backward!r}.")
     xb, acts = forward_layers(model, x, "explain_model_html")
@@ -134,7 +155,7 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
     found = probabilities_of(acts)
     names = None if found is None else class_names_of(found[1].size, class_names)
     label = _check_label(label, None if found is None else found[1].size)
-    walk = _Walk(model, xb, acts, max_channels, int(max_numbers))
+    walk = _Walk(model, xb, acts, max_channels, int(max_numbers), max_layer_numbers)
     shown_acts = acts[:max_layers]
     cards, layer_data = [], []
     for act in shown_acts:
@@ -143,6 +164,7 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
         layer_data.append(entry)
     data: dict[str, Any] = {"spatial_ndim": nd, "input_shape": list(xb.shape), "dtype": str(xb.dtype),
                             "eps": float(np.finfo(xb.dtype).eps), "input": walk.input_b64, "layers": layer_data,
+                            "max_layer_numbers": max_layer_numbers,
                             "classes": names, "probs": None, "backward": None}
     prediction = probs = None
     if found is not None:
@@ -157,10 +179,14 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
     if walk.capped:
         notes.append(f"Layers {', '.join(map(str, walk.capped))}: only the first {max_channels} channels "
                      f"are drawn (max_channels).")
+    if walk.tiled:
+        notes.append(f"Layers {', '.join(map(str, walk.tiled))}: the numbers of a centred block of positions "
+                     f"are embedded (the dashed box on the maps; at most {max_layer_numbers:,} numbers per layer, "
+                     f"max_layer_numbers): click inside it for the arithmetic.")
     if walk.unembedded:
         notes.append(f"Layers {', '.join(map(str, walk.unembedded))}: some numbers are not embedded (the "
-                     f"cap of {max_numbers:,} numbers is reached), so clicks there show pictures and "
-                     f"receptive fields only.")
+                     f"cap of {max_layer_numbers:,} numbers per layer is reached), so clicks there show pictures "
+                     f"and receptive fields only.")
     if walk.backward_note:
         notes.append(walk.backward_note)
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")   # no "</script>" inside
@@ -181,22 +207,23 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
 
 
 def explain_model_page(model: Module, x: Any, class_names: Sequence[Any] | None = None, max_channels: int = 64,
-                       max_layers: int = 60, max_numbers: int = 300_000, title: str | None = None,
-                       input_note: str | None = None, label: int | None = None, backward: bool = True) -> HTMLPage:
+                       max_layers: int = MAX_LAYERS, max_numbers: int = MAX_NUMBERS, title: str | None = None,
+                       input_note: str | None = None, label: int | None = None, backward: bool = True,
+                       max_layer_numbers: int = MAX_LAYER_NUMBERS) -> HTMLPage:
     """The page of :func:`explain_model_html` as an :class:`~convscope.viz.HTMLPage` (no file written).
 
     It shows inline in Jupyter (in a frame) and ``.save("report.html")`` writes it; the
     arguments are those of :func:`explain_model_html`.
     """
     parts = explainer_parts(model, x, class_names, label, max_channels, max_layers, max_numbers, title,
-                            input_note, backward)
+                            input_note, backward, max_layer_numbers=max_layer_numbers)
     return HTMLPage(page_html(parts.title, parts.body), parts.title)
 
 
 def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[Any] | None = None,
-                       max_channels: int = 64, max_layers: int = 60, max_numbers: int = 300_000,
+                       max_channels: int = 64, max_layers: int = MAX_LAYERS, max_numbers: int = MAX_NUMBERS,
                        title: str | None = None, input_note: str | None = None, label: int | None = None,
-                       backward: bool = True) -> Path:
+                       backward: bool = True, max_layer_numbers: int = MAX_LAYER_NUMBERS) -> Path:
     """Write a self-contained HTML page that walks ``x`` through ``model`` layer by layer.
 
     Args:
@@ -210,10 +237,13 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
         max_channels: feature maps (and embedded numbers) per layer; more are left out and
             the page says so.
         max_layers: layers shown; later layers are left out (the probabilities still show).
-        max_numbers: cap on the numbers embedded for the page's own arithmetic (the input,
-            each layer's shown outputs, each convolution's padded input and filters, the
-            weights of Linear layers, then the backward passes); what does not fit shows
-            pictures only.
+        max_numbers: cap on the numbers of the backward passes, all classes together (one
+            class's ``dL/dy`` tiles, ``dL/dx`` and ``dL/dW`` checks); classes that do not fit
+            are left out, and the page says so.
+        max_layer_numbers: cap on the numbers one layer embeds for its clicks (its values tile,
+            a convolution's input patch and filters, a Linear layer's weight rows; see
+            :mod:`convscope.viz._explainer_slices`); a layer over it embeds a smaller centred
+            block of positions, drawn as a dashed box.
         title: the page title (default names the model and the input shape).
         input_note: a sentence shown under the title (e.g. how the input was normalised).
         label: the true class of ``x``; the backward view starts on it (else on the prediction).
@@ -230,7 +260,7 @@ def explain_model_html(model: Module, x: Any, path: Any, class_names: Sequence[A
     if not isinstance(path, (str, Path)) or not str(path):
         raise ArgumentTypeError(f"explain_model_html: path must be a file name; got {path!r}.")
     parts = explainer_parts(model, x, class_names, label, max_channels, max_layers, max_numbers, title,
-                            input_note, backward)
+                            input_note, backward, max_layer_numbers=max_layer_numbers)
     page = page_html(parts.title, parts.body)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -291,21 +321,27 @@ class _Walk:
     """Builds one layer's card (HTML) and its entry in the embedded data, in order."""
 
     def __init__(self, model: Module, xb: np.ndarray, acts: list[LayerActivation], max_channels: int,
-                 max_numbers: int) -> None:
+                 max_numbers: int, max_layer_numbers: int) -> None:
         self.rows = {r.index: r for r in summary(model, xb.shape).rows}
         self.derivations = {r[0]: r[5] for r in explain_model_shapes(model, xb.shape).rows}
         self.fields = {r.index: r for r in receptive_field(model, xb.shape).rows}
         self.boxes = receptive_boxes(acts, xb.shape[2:])
         self.refs = input_refs(xb, acts)
         self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
-        self.budget = Budget(max_numbers)
+        self.by_index = {a.index: a for a in acts}
+        self.budget = Budget(max_numbers)               # the backward passes, all layers together
+        self.cap = max_layer_numbers                    # each layer's forward numbers
         self.dtype = xb.dtype
         self.max_channels = max_channels
         self.capped: list[int] = []
         self.unembedded: list[int] = []
+        self.tiled: list[int] = []
         self.shown: dict[int, list[int] | None] = {}
+        self.tiles: dict[int, tuple[list[int], list[int]] | None] = {}
+        self.entries: dict[int, dict[str, Any]] = {}
         self.backward_note: str | None = None
-        self.input_b64 = b64(xb[0], self.dtype) if self.budget.take(xb[0].size) else None
+        self.input_b64 = b64(xb[0], self.dtype)         # the input, whole: the page draws and explains it
+        self.input_values = {"channels": None, "data": self.input_b64}
 
     def _meta(self, act: LayerActivation) -> str:
         row, rf = self.rows[act.index], self.fields[act.index]
@@ -341,6 +377,78 @@ class _Walk:
             return f'<p class="meta feeds">merge ({html.escape(act.module.layer_kind)}) of: {links}</p>'
         return f'<p class="meta feeds">input: {self._ref_link(ref)}</p>'
 
+    def _tile(self, act: LayerActivation, shown: list[int]) -> tuple[list[int], list[int]]:
+        """The layer's values tile: that of its (first) input for an elementwise layer or a merge; else
+        half the cap for the values, then shrunk until what its arithmetic reads fits too."""
+        spatial, cap, kind = list(act.y.shape[2:]), self.cap, act.module.layer_kind
+        if kind not in WINDOWED and act.inputs:
+            ref = self.producer.get(id(act.inputs[0]))
+            tile = self.tiles.get(ref) if ref else None
+            if tile is not None and act.inputs[0].shape == act.y.shape and self.shown.get(ref) == shown:
+                return tile                 # an elementwise layer, a merge: the tile of the layer it reads
+        start, size = tile_of(spatial, lambda t: len(shown) * int(np.prod(t)), cap // 2)
+        if kind == "conv":
+            extra = dw_need(act, self.refs.get(act.index) == 0)
+
+            def need(t: list[int]) -> int:
+                return conv_need(act, shown, [0] * len(t), t) + (0 if t == spatial else extra)
+            start, size = tile_of(spatial, need, cap, size)
+        elif kind in ("max_pool", "avg_pool") and act.module.window is not None:
+            start, size = tile_of(spatial, lambda t: len(shown) * (int(np.prod(t)) + int(np.prod(
+                pool_region(act, [0] * len(t), t)[1]))), cap, size)
+        elif kind == "blur_pool" and act.module.window is not None:
+            def blur_need(t: list[int]) -> int:
+                first, last = window_span(act.module.window, [0] * len(t), t)
+                return len(shown) * (int(np.prod(t)) + int(np.prod([e - f + 1 for f, e in zip(first, last)])))
+            start, size = tile_of(spatial, blur_need, cap, size)
+        return start, size
+
+    def _reads(self, act: LayerActivation, x_i: np.ndarray, shown: list[int] | None,
+               tile: tuple[list[int], list[int]] | None) -> tuple[list[int] | None, list[int], list[int]] | None:
+        """What an input of a layer without its own window patch is read at: (channels, start, size)."""
+        kind = act.module.layer_kind
+        if kind in WINDOWED:
+            return None                               # a window patch of its own (conv, blur) or pool_input
+        if x_i.ndim == 2:
+            return None, [], []                       # a vector: read whole
+        if kind == "flatten":
+            return None, [0] * (x_i.ndim - 2), list(x_i.shape[2:])
+        if tile is not None and x_i.shape == act.y.shape:
+            return shown, tile[0], tile[1]            # elementwise, a merge: the same positions
+        return None
+
+    def _inputs(self, act: LayerActivation, shown: list[int] | None, tile: tuple[list[int], list[int]] | None,
+                room: int) -> tuple[list[dict[str, Any]], int]:
+        """Each input: a reference to the producer's tile when it covers what is read, else a slice of its own."""
+        xs = list(act.inputs)
+        if act.module.layer_kind == "residual" and act.index - 1 in self.entries:
+            xs = [act.x, self.by_index[act.index - 1].y]             # x and block(x)
+        out = []
+        for x_i in xs:
+            ref = self.producer.get(id(x_i))
+            item: dict[str, Any] = {"ref": ref, "shape": list(x_i.shape[1:])}
+            if act.module.layer_kind in ("max_pool", "avg_pool") and act.module.window is not None and tile:
+                item.update(pool_input(act, shown or [], tile[0], tile[1], self.dtype, b64))
+                room -= len(shown or []) * int(np.prod(item["tile"]))
+                out.append(item)
+                continue
+            reads = self._reads(act, x_i, shown, tile)
+            if reads is not None:
+                channels, start, size = reads
+                have = self.input_values if ref == 0 else self.entries.get(ref, {}).get("values")
+                if not covers(have, channels, start, size):
+                    count = (x_i.shape[1] if channels is None else len(channels)) * int(np.prod(size)) \
+                        if x_i.ndim > 2 else x_i[0].size
+                    if count <= room:
+                        if x_i.ndim == 2:
+                            item["data"] = b64(x_i[0], self.dtype)
+                            item["channels"] = None
+                        else:
+                            item.update(Slice.of(x_i[0], channels, start, size, self.dtype, b64))
+                        room -= count
+            out.append(item)
+        return out, room
+
     def layer(self, act: LayerActivation) -> tuple[str, dict[str, Any]]:
         rf, box = self.fields[act.index], self.boxes[act.index]
         kind = act.module.layer_kind
@@ -354,31 +462,48 @@ class _Walk:
             "values": None, "conv": None, "input_ref": self.refs.get(act.index),
         }
         body = [self._meta(act), self._feeds(act)]
+        room = self.cap
+        tile: tuple[list[int], list[int]] | None = None
         if act.spatial:
             maps, shown = feature_maps(act, self.max_channels)
             body.append(maps)
             if len(shown) < act.y.shape[1]:
                 self.capped.append(act.index)
-            values = np.asarray(act.y[0, shown])
             self.shown[act.index] = shown
+            tile = self._tile(act, shown)
+            values = Slice.of(np.asarray(act.y[0]), shown, tile[0], tile[1], self.dtype, b64)
+            count = len(shown) * int(np.prod(tile[1]))
+            if tile[1] != list(act.y.shape[2:]):
+                self.tiled.append(act.index)
         else:
             body.append(vector_strip(act))
             shown = None
-            values = np.asarray(act.y[0])
             self.shown[act.index] = None
-        if self.budget.take(values.size):
-            entry["values"] = {"channels": shown, "data": b64(values, self.dtype)}
+            values = {"channels": None, "data": b64(np.asarray(act.y[0]), self.dtype)}
+            count = act.y[0].size
+        self.tiles[act.index] = tile
+        if count <= room:
+            entry["values"] = values
+            room -= count
         else:
             self.unembedded.append(act.index)
-        if kind == "conv" and act.spatial:
-            entry["conv"] = conv_data(act, shown or [], self.budget, self.dtype)
-            if entry["conv"]["padded"] is None and act.index not in self.unembedded:
+        entry["inputs"], room = self._inputs(act, shown, tile, room)
+        if kind == "conv" and act.spatial and tile is not None:
+            from_input = self.refs.get(act.index) == 0
+            full = tile[1] == list(act.y.shape[2:])
+            conv = conv_numbers(act, shown or [], tile[0], tile[1], room - (0 if full else dw_need(act, from_input)),
+                                self.dtype, b64)
+            entry["conv"] = conv
+            if conv["padded"] is None:
                 self.unembedded.append(act.index)
+            elif not full:
+                conv["dw"] = dw_inputs(act, conv["channels"], self.dtype, b64, from_input)
             body.append(filters_html(act.module, act.index))
-        extra = layer_numbers(act, shown if shown is not None else [], self.budget, self.dtype)
+        extra = layer_numbers(act, shown if shown is not None else [], tile, room, self.dtype)
         entry.update({k: v for k, v in extra.items() if k != "kind"})
         if kind == "residual":
             entry["residual"] = {"block_ref": act.index - 1 if act.index - 1 in self.refs else None}
+        self.entries[act.index] = entry
         body.append(f'<div class="gmaps" data-layer="{act.index}"></div>')
         where = ' <span class="muted">(inside a Residual block)</span>' if act.nested else ""
         card = (f'<section class="card layer{" nested" if act.nested else ""}" id="layer-{act.index}" '
@@ -388,49 +513,57 @@ class _Walk:
                 f'{"".join(body)}</details></section>')
         return card, entry
 
+    def _grad_parts(self, act: LayerActivation, grad: Any) -> dict[str, np.ndarray]:
+        """What one backward pass embeds for one layer: dL/dy on its tile, and for a convolution
+        dL/dW of its embedded filters (and the filters' whole dL/dy planes on a tiled layer)."""
+        shown, tile = self.shown[act.index], self.tiles.get(act.index)
+        g = grad.grads[act.index][0]
+        parts = {"dy": g if shown is None else block(g[shown], *tile)}
+        conv = self.entries[act.index].get("conv")
+        if act.index in grad.weight_grads and conv and conv.get("padded") is not None:
+            dw = grad.weight_grads[act.index]
+            check = conv.get("dw")
+            if "dw" not in conv:                        # the whole map: the page has every input
+                parts["dw"] = dw[conv["channels"]]
+            elif check is not None:
+                gsize = dw.shape[1]
+                rel = [c - (c // gsize) * gsize for c in check["channels"]]
+                parts["dw"] = dw[check["filters"]][:, rel]
+                parts["dy_full"] = g[check["filters"]]
+        return parts
+
     def backward(self, model: Module, xb: np.ndarray, acts: list[LayerActivation], probs: np.ndarray,
                  label: int | None, max_classes: int) -> dict[str, Any] | None:
         """Backward passes for the label, the prediction and the likeliest classes, as far as the budget goes."""
         order = [int(i) for i in np.argsort(-probs, kind="stable")]
         targets = ([label] if label is not None else []) + [c for c in order if c != label]
-        per_class = xb[0].size                  # what one pass embeds: known from the shapes alone
-        for act in acts:
-            shown = self.shown.get(act.index, ())
-            if act.index not in self.shown:
-                continue
-            per_class += act.y[0].size if shown is None else len(shown) * int(np.prod(act.y.shape[2:]))
-            if act.module.layer_kind == "conv" and shown is not None:
-                conv: Any = act.module
-                per_class += len(shown) * int(np.prod(conv.weight.data.shape[1:]))
-        targets = targets[:min(max_classes, self.budget.left // max(per_class, 1))]
+        shown_acts = [a for a in acts if a.index in self.shown]
         passes: dict[str, Any] = {}
         kept: list[int] = []
-        for grad in backward_passes(model, xb, acts, targets) if targets else []:
-            layers, dws = {}, {}
-            need = xb[0].size
-            for act in acts:
-                if act.index not in self.shown:
-                    continue                                  # a layer past max_layers
-                shown = self.shown[act.index]
-                g = grad.grads[act.index][0]
-                layers[str(act.index)] = g if shown is None else g[shown]
-                need += layers[str(act.index)].size
-                if act.index in grad.weight_grads and shown is not None:
-                    dws[str(act.index)] = grad.weight_grads[act.index][shown]
-                    need += dws[str(act.index)].size
+        per_class = None
+        todo = targets[:max_classes]
+        while todo:
+            grad = backward_passes(model, xb, acts, todo[:1])[0]
+            todo = todo[1:]
+            parts = {a.index: self._grad_parts(a, grad) for a in shown_acts}
+            need = xb[0].size + sum(v.size for p in parts.values() for v in p.values())
+            per_class = need
             if not self.budget.take(need):
                 break
             passes[str(grad.target)] = {
                 "loss": grad.loss, "input": b64(grad.input_grad[0], self.dtype),
-                "layers": {k: b64(v, self.dtype) for k, v in layers.items()},
-                "dw": {k: b64(v, self.dtype) for k, v in dws.items()},
+                "layers": {str(i): b64(p["dy"], self.dtype) for i, p in parts.items()},
+                "dw": {str(i): b64(p["dw"], self.dtype) for i, p in parts.items() if "dw" in p},
+                "dy_full": {str(i): b64(p["dy_full"], self.dtype) for i, p in parts.items() if "dy_full" in p},
             }
             kept.append(grad.target)
+            if per_class > self.budget.left:
+                break
         if not kept:
-            self.backward_note = ("The backward pass is not embedded: the cap on embedded numbers "
-                                  "(max_numbers) is reached.")
+            self.backward_note = (f"The backward pass is not embedded: one class needs {per_class or 0:,} numbers, "
+                                  f"over the cap on embedded backward numbers (max_numbers).")
             return None
         if len(kept) < len(probs):
             self.backward_note = (f"Backward passes are embedded for {len(kept)} of {len(probs)} classes "
-                                  f"(the label, the prediction and the likeliest others).")
+                                  f"(the label, the prediction and the likeliest others; max_classes, max_numbers).")
         return {"targets": kept, "default": kept[0], "label": label, "passes": passes}

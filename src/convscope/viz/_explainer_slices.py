@@ -1,0 +1,194 @@
+"""What one layer of the HTML explainer embeds for its clicks: a block of positions, under a per-layer cap.
+
+Design (issue #14, a ResNet-18 on a 224 x 224 image): every layer gets its own cap on
+embedded numbers (``max_layer_numbers``), so the early, large layers can no longer spend a
+page-wide budget that the late layers then miss. Within its cap a layer embeds exactly what a
+click on it needs, and nothing twice:
+
+* its **values tile**: the outputs of the shown channels on a centred block of positions
+  (:func:`tile_of`), the whole map when it fits half the cap. A click inside the tile (the
+  dashed box on the maps) shows the arithmetic; outside it the page says where the tile is.
+  Layers of the same output shape and channels get the same tile, so an elementwise layer
+  (ReLU, BatchNorm, Add, ...) reads its input from the tile of the layer before it;
+* for a convolution, the **padded input patch** under its tile, every input channel of the
+  groups (a dot product runs over all of them, shown or not) - not the whole padded input -
+  and the **filters of the shown channels, as many as fit** (at least one; the page names
+  the others as left out) - not the whole bank;
+* for a pooling layer, the input region its tile's windows read (shown channels);
+* for a Linear layer, the input vector and the weight rows of the largest outputs, as many
+  as fit;
+* an input slice of its own only when the producer's tile does not cover what it reads.
+
+The tile shrinks (longest axis first) until the layer's numbers fit its cap. Every number is
+the library's own, little-endian float bytes of the model's dtype in base64
+(:func:`convscope.viz._explainer_data.b64`), so the dot product the page shows reproduces the
+embedded output to float rounding. The backward passes embed ``dL/dy`` on the same tiles; a
+filter's ``dL/dW`` (a sum over every output position) is checked on the first input channels,
+from their full input planes and the filter's full ``dL/dy`` plane (:func:`dw_inputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..functional.windows import pad
+from .activations import LayerActivation
+
+__all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
+           "dw_inputs", "dw_need", "linear_rows", "covers", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+
+WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
+DW_CHANNELS = 2          # input channels whose dL/dW the page re-derives on a tiled layer
+DW_FILTERS = 2           # filters of a tiled layer with a dL/dW check
+
+
+def tile_of(spatial: Sequence[int], need: Callable[[list[int]], int], cap: int,
+            size: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
+    """The centred block (start, size per axis) of at most ``size`` positions whose ``need(size)``
+    numbers fit ``cap``.
+
+    The whole map (or ``size``) when it fits; else the longest axis shrinks first, one
+    position at a time, down to one position.
+    """
+    size = [int(n) for n in (spatial if size is None else size)]
+    while need(size) > cap and max(size) > 1:
+        size[int(np.argmax(size))] -= 1
+    return [(int(n) - t) // 2 for n, t in zip(spatial, size)], size
+
+
+def block(a: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """``a[..., start:start + size]`` over the trailing axes."""
+    index = tuple(slice(s, s + t) for s, t in zip(start, size))
+    return a[(Ellipsis, *index)]
+
+
+class Slice:
+    """A block of an array as the page reads it: channels, start and size per spatial axis, numbers."""
+
+    @staticmethod
+    def of(a: np.ndarray, channels: list[int] | None, start: Sequence[int], size: Sequence[int],
+           dtype: np.dtype, b64: Any) -> dict[str, Any]:
+        part = block(a if channels is None else a[channels], start, size)
+        return {"channels": channels, "start": [int(s) for s in start], "tile": [int(t) for t in size],
+                "data": b64(part, dtype)}
+
+
+def window_span(window: Any, start: Sequence[int], size: Sequence[int]) -> tuple[list[int], list[int]]:
+    """First and last padded position (per axis) the windows of outputs ``start .. start+size-1`` read."""
+    first = [st * s for st, s in zip(start, window.stride)]
+    last = [(st + t - 1) * s + d * (k - 1) for st, t, s, d, k in
+            zip(start, size, window.stride, window.dilation, window.kernel_size)]
+    return first, last
+
+
+def conv_numbers(act: LayerActivation, shown: list[int], start: Sequence[int], size: Sequence[int],
+                 cap: int, dtype: np.dtype, b64: Any) -> dict[str, Any]:
+    """A convolution's geometry, the padded input patch under the tile, and the filters that fit.
+
+    ``cap``: the numbers left for the patch and the filters; the patch and one filter must fit
+    (the caller shrinks the tile until they do), then further shown filters join while they fit.
+    """
+    m: Any = act.module
+    geo = m.window
+    x_in = np.asarray(act.x)
+    n = x_in.shape[2:]
+    pairs = geo.padding_pairs(n)
+    first, last = window_span(geo, start, size)
+    xp = pad(x_in, pairs, geo.padding_mode)[0]
+    patch = xp[(slice(None), *(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in
+                               enumerate(zip(first, last))))]
+    per_filter = int(np.prod(m.weight.data.shape[1:]))
+    room = cap - patch.size
+    filters = shown[:max(0, min(len(shown), room // max(per_filter, 1)))]
+    data: dict[str, Any] = {
+        "k": list(geo.kernel_size), "s": list(geo.stride), "d": list(geo.dilation),
+        "p_before": [b for b, _ in pairs], "n": list(n), "groups": int(geo.groups),
+        "c_in": int(m.in_channels), "c_out": int(m.out_channels), "padding_mode": geo.padding_mode,
+        "channels": filters, "padded": None, "padded_start": first, "padded_shape": list(patch.shape),
+        "padded_full": list(xp.shape), "weights": None, "bias": None, "note": None,
+    }
+    if not filters:
+        data["note"] = (f"The input patch and one filter of this layer ({patch.size + per_filter:,} numbers) "
+                        f"exceed the cap of {cap:,} numbers per layer (max_layer_numbers). Pictures only.")
+        return data
+    data["padded"] = b64(patch, dtype)
+    data["weights"] = b64(m.weight.data[filters], dtype)
+    data["bias"] = None if m.bias is None else [float(v) for v in m.bias.data[filters]]
+    if len(filters) < len(shown):
+        data["note"] = (f"Filters of channels {filters[0] + 1}..{filters[-1] + 1} are embedded; the other "
+                        f"{len(shown) - len(filters)} shown channels' filters do not fit the cap of {cap:,} "
+                        f"numbers per layer (max_layer_numbers).")
+    return data
+
+
+def conv_need(act: LayerActivation, shown: list[int], start: Sequence[int], size: Sequence[int]) -> int:
+    """Numbers of a convolution's tile: values, the padded input patch and one filter."""
+    m: Any = act.module
+    first, last = window_span(m.window, start, size)
+    patch = int(m.in_channels) * int(np.prod([e - f + 1 for f, e in zip(first, last)]))
+    return len(shown) * int(np.prod(size)) + patch + int(np.prod(m.weight.data.shape[1:]))
+
+
+def pool_region(act: LayerActivation, start: Sequence[int], size: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The input positions (unpadded, clipped to the input) the tile's windows read: start and size."""
+    m: Any = act.module
+    n = act.x.shape[2:]
+    pairs = m.window.padding_pairs(n)
+    first, last = window_span(m.window, start, size)
+    lo = [max(0, f - b) for f, (b, _) in zip(first, pairs)]
+    hi = [min(int(k) - 1, e - b) for e, (b, _), k in zip(last, pairs, n)]
+    return lo, [max(1, h - l + 1) for l, h in zip(lo, hi)]
+
+
+def pool_input(act: LayerActivation, shown: list[int], start: Sequence[int], size: Sequence[int],
+               dtype: np.dtype, b64: Any) -> dict[str, Any]:
+    """The input region a pooling tile reads, shown channels."""
+    lo, span = pool_region(act, start, size)
+    return Slice.of(np.asarray(act.x)[0], shown, lo, span, dtype, b64)
+
+
+def linear_rows(act: LayerActivation, cap: int) -> list[int]:
+    """The output rows of a Linear layer whose weights fit ``cap``: the largest outputs first."""
+    w = np.asarray(act.module.weight.data)
+    order = [int(i) for i in np.argsort(-np.asarray(act.y[0], dtype=np.float64), kind="stable")]
+    return sorted(order[:max(0, min(len(order), cap // max(int(w.shape[1]), 1)))])
+
+
+def covers(entry: dict[str, Any] | None, channels: list[int] | None, start: Sequence[int],
+           size: Sequence[int]) -> bool:
+    """Whether an embedded values entry holds ``channels`` on the block ``start .. start+size-1``."""
+    if entry is None or entry.get("data") is None:
+        return False
+    if entry.get("channels") is not None and (channels is None or not set(channels) <= set(entry["channels"])):
+        return False
+    if "start" not in entry:
+        return True
+    return all(es <= s and s + t <= es + et for es, et, s, t in zip(entry["start"], entry["tile"], start, size))
+
+
+def dw_inputs(act: LayerActivation, filters: list[int], dtype: np.dtype, b64: Any,
+              from_input: bool) -> dict[str, Any] | None:
+    """For a tiled convolution: the full (unpadded) input planes of the first input channels of the
+    first filters' group, which the page pads and multiplies by the filter's full dL/dy plane.
+
+    ``from_input``: the layer reads the model's input, which the page embeds whole (no planes then).
+    None for other padding modes than zeros (the page pads with zeros) or no filter.
+    """
+    m: Any = act.module
+    if not filters or m.window.padding_mode != "zeros":
+        return None
+    gsize = int(m.in_channels) // int(m.window.groups)
+    group = filters[0] // (int(m.out_channels) // int(m.window.groups))
+    chosen = [f for f in filters if f // (int(m.out_channels) // int(m.window.groups)) == group][:DW_FILTERS]
+    channels = list(range(group * gsize, group * gsize + min(gsize, DW_CHANNELS)))
+    return {"filters": chosen, "channels": channels, "from_input": from_input,
+            "planes": None if from_input else b64(np.asarray(act.x)[0, channels], dtype)}
+
+
+def dw_need(act: LayerActivation, from_input: bool) -> int:
+    """Numbers of :func:`dw_inputs` (the input planes), known from the shapes."""
+    return 0 if from_input else min(int(act.x.shape[1]) // int(act.module.window.groups), DW_CHANNELS) * \
+        int(np.prod(act.x.shape[2:]))
