@@ -3,11 +3,10 @@ every layer, layer4 and the classifier included, embeds its click arithmetic (me
 it embedded numbers, about 4 s on one core)."""
 
 import re
-
-import numpy as np
-
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import convscope
 from convscope.viz import explain_model_html

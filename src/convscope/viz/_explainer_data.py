@@ -106,7 +106,8 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
         start, size = tile if tile is not None else ([0] * len(spatial), list(act.y.shape[2:]))
         first, last = window_span(window, start, size)
         xp = pad(np.asarray(act.x), pairs, window.padding_mode)[0, shown]
-        xp = xp[(slice(None), *(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in enumerate(zip(first, last))))]
+        xp = xp[(slice(None),) + tuple(slice(f, min(e + 1, xp.shape[1 + a]))
+                                       for a, (f, e) in enumerate(zip(first, last)))]
         weights = binomial_filter(window.kernel_size[0], window.ndim)
         entry: dict[str, Any] = {"k": list(window.kernel_size), "s": list(window.stride),
                                  "p_before": [b for b, _ in pairs], "n": list(spatial),

@@ -517,7 +517,8 @@ function addPanel(l, c, pos, lib) {   // a graph's merge: the sum of its branche
   return h + verdict(y, lib, (terms.length + 1) * D.eps * abs + 1e-300, "add");
 }
 
-var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel, relu: activationPanel,
+var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
+              relu: activationPanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
               batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
                   residual: residualPanel};
@@ -715,7 +716,10 @@ function mapsRow(vals, caption, scaleOf, mask, widthLike) {
     var fig = document.createElement("figure"), cv = document.createElement("canvas");
     paint(cv, vals.data, ci * per, h, w, scale, mask);
     var like = widthLike ? widthLike(c) : null;
-    if (like) { cv.style.width = like.clientWidth * frac[1] + "px"; cv.style.height = like.clientHeight * frac[0] + "px"; }
+    if (like) {
+      cv.style.width = like.clientWidth * frac[1] + "px";
+      cv.style.height = like.clientHeight * frac[0] + "px";
+    }
     fig.appendChild(cv);
     var capt = document.createElement("figcaption"); capt.textContent = one ? "" : String(c + 1);
     fig.appendChild(capt); row.appendChild(fig);
@@ -991,7 +995,10 @@ function tileBoxes() {     // the dashed box of the positions a tiled layer embe
 // #filter=LAYER,FILTER for a filter's dL/dW; LAYER and CHANNEL as the page numbers them (channels from 0)
 function fromHash() {
   var hash = (window.location.hash || "").replace(/^#/, ""), parts = {};
-  hash.split("&").forEach(function (kv) { var i = kv.indexOf("="); if (i > 0) parts[kv.slice(0, i)] = kv.slice(i + 1); });
+  hash.split("&").forEach(function (kv) {
+    var i = kv.indexOf("=");
+    if (i > 0) parts[kv.slice(0, i)] = kv.slice(i + 1);
+  });
   if (parts.grads === "1" && D.backward) setGrads(true);
   var nums = function (t) { return t.split(",").map(Number); };
   if (parts.value) {

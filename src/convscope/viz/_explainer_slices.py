@@ -62,7 +62,7 @@ def tile_of(spatial: Sequence[int], need: Callable[[list[int]], int], cap: int,
 def block(a: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
     """``a[..., start:start + size]`` over the trailing axes."""
     index = tuple(slice(s, s + t) for s, t in zip(start, size))
-    return a[(Ellipsis, *index)]
+    return a[(Ellipsis,) + index]
 
 
 class Slice:
@@ -98,8 +98,8 @@ def conv_numbers(act: LayerActivation, shown: list[int], start: Sequence[int], s
     pairs = geo.padding_pairs(n)
     first, last = window_span(geo, start, size)
     xp = pad(x_in, pairs, geo.padding_mode)[0]
-    patch = xp[(slice(None), *(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in
-                               enumerate(zip(first, last))))]
+    patch = xp[(slice(None),) + tuple(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in
+                                      enumerate(zip(first, last)))]
     per_filter = int(np.prod(m.weight.data.shape[1:]))
     room = cap - patch.size
     filters = shown[:max(0, min(len(shown), room // max(per_filter, 1)))]
@@ -152,7 +152,8 @@ def pool_input(act: LayerActivation, shown: list[int], start: Sequence[int], siz
 
 def linear_rows(act: LayerActivation, cap: int) -> list[int]:
     """The output rows of a Linear layer whose weights fit ``cap``: the largest outputs first."""
-    w = np.asarray(act.module.weight.data)
+    module: Any = act.module
+    w = np.asarray(module.weight.data)
     order = [int(i) for i in np.argsort(-np.asarray(act.y[0], dtype=np.float64), kind="stable")]
     return sorted(order[:max(0, min(len(order), cap // max(int(w.shape[1]), 1)))])
 
@@ -190,5 +191,6 @@ def dw_inputs(act: LayerActivation, filters: list[int], dtype: np.dtype, b64: An
 
 def dw_need(act: LayerActivation, from_input: bool) -> int:
     """Numbers of :func:`dw_inputs` (the input planes), known from the shapes."""
-    return 0 if from_input else min(int(act.x.shape[1]) // int(act.module.window.groups), DW_CHANNELS) * \
+    window: Any = act.module.window
+    return 0 if from_input else min(int(act.x.shape[1]) // int(window.groups), DW_CHANNELS) * \
         int(np.prod(act.x.shape[2:]))

@@ -384,7 +384,8 @@ class _Walk:
         if kind not in WINDOWED and act.inputs:
             ref = self.producer.get(id(act.inputs[0]))
             tile = self.tiles.get(ref) if ref else None
-            if tile is not None and act.inputs[0].shape == act.y.shape and self.shown.get(ref) == shown:
+            if tile is not None and ref is not None and act.inputs[0].shape == act.y.shape \
+                    and self.shown.get(ref) == shown:
                 return tile                 # an elementwise layer, a merge: the tile of the layer it reads
         start, size = tile_of(spatial, lambda t: len(shown) * int(np.prod(t)), cap // 2)
         if kind == "conv":
@@ -435,7 +436,8 @@ class _Walk:
             reads = self._reads(act, x_i, shown, tile)
             if reads is not None:
                 channels, start, size = reads
-                have = self.input_values if ref == 0 else self.entries.get(ref, {}).get("values")
+                have = (self.input_values if ref == 0 else
+                        None if ref is None else self.entries.get(ref, {}).get("values"))
                 if not covers(have, channels, start, size):
                     count = (x_i.shape[1] if channels is None else len(channels)) * int(np.prod(size)) \
                         if x_i.ndim > 2 else x_i[0].size
@@ -518,7 +520,7 @@ class _Walk:
         dL/dW of its embedded filters (and the filters' whole dL/dy planes on a tiled layer)."""
         shown, tile = self.shown[act.index], self.tiles.get(act.index)
         g = grad.grads[act.index][0]
-        parts = {"dy": g if shown is None else block(g[shown], *tile)}
+        parts = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
         conv = self.entries[act.index].get("conv")
         if act.index in grad.weight_grads and conv and conv.get("padded") is not None:
             dw = grad.weight_grads[act.index]
