@@ -285,3 +285,56 @@ def test_the_measured_choice_keeps_the_faster_step(monkeypatch, serial_s, sharde
     for g in grads[1:]:  # serial and sharded steps learn the same (no update between them)
         for got, ref in zip(g, grads[0]):
             np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)
+
+
+_ABRUPT_EXIT = """
+import os, sys, numpy as np, convscope
+from convscope import nn, settings
+from convscope.train import data_parallel
+sys.path.insert(0, {here!r})
+from test_data_parallel import _bn_net
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
+models = [_bn_net(), _bn_net()]
+with settings.force_path(data_parallel="processes"), convscope.num_threads(3):
+    for m in models:  # two groups: the second's workers inherit the first's pipes
+        data_parallel.training_step(m, nn.CrossEntropyLoss(), x, y)
+pids = [p.pid for m in models for p in data_parallel._GROUPS[m][0].procs[1:]]
+print(" ".join(map(str, pids)), flush=True)
+os._exit(0)  # no exit handlers: the workers must notice by themselves
+"""
+
+
+def test_workers_end_when_the_calling_process_dies_without_cleaning_up(backend):
+    if backend != "processes":
+        pytest.skip("about worker processes")
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    here = str(Path(__file__).parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(convscope.__file__).parents[1]),
+                                                                    os.environ.get("PYTHONPATH")])))
+    run = subprocess.run([sys.executable, "-c", _ABRUPT_EXIT.format(here=here)], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    pids = [int(v) for v in run.stdout.split()]
+    assert len(pids) == 4
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for init to reap it has ended
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if alive(p)]
+    for p in left:
+        os.kill(p, 9)
+    assert not left, f"worker processes {left} outlived their parent"

@@ -12,7 +12,7 @@ uses threads) when a model first takes a sharded step with a given thread count,
 inherit the model with nothing serialised, and they live as long as the model (or until
 the thread count or the model's arrays change, or a step fails). Each worker holds BLAS to
 one thread, ignores Ctrl-C (the calling process handles it) and exits when the calling
-process closes its pipe or dies.
+process closes its pipe or dies (it checks twice a second).
 
 **Every step** the calling process writes the current weights and buffers into one block
 of shared memory (an anonymous ``mmap`` made before the fork, so only the two processes see
@@ -59,6 +59,10 @@ __all__ = ["available", "ProcessGroup", "WorkerError"]
 
 #: How long a wait sleeps between checks that the worker is still alive (seconds).
 _POLL_S = 0.5
+#: The calling process's ends of every worker's pipe (weak): a newly forked worker closes
+#: its copies of the others', or a worker whose parent died would keep its siblings' pipes
+#: open, and they would wait for a message forever.
+_PARENT_ENDS: weakref.WeakSet = weakref.WeakSet()
 _ALIGN = 64
 
 
@@ -130,6 +134,12 @@ def _worker_main(conn: Any, model: Any, weights: mmap.mmap, grads: mmap.mmap,
                  w_layout: _Layout, g_layout: _Layout) -> None:
     """A worker's loop: one message in, one answer out, until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    for other in list(_PARENT_ENDS):  # copies inherited through the fork: not ours to hold
+        try:
+            other.close()
+        except OSError:
+            pass
     state = settings._STATE
     state.pool, state.threads = None, 1  # the parent's thread pool did not come along
     for lib in settings.blas_controllers(refresh=True):
@@ -144,6 +154,9 @@ def _worker_main(conn: Any, model: Any, weights: mmap.mmap, grads: mmap.mmap,
             m._sync = _Spoke(conn)
     while True:
         try:
+            while not conn.poll(_POLL_S):
+                if os.getppid() != parent:  # the calling process is gone: so is our work
+                    return
             msg = conn.recv()
         except (EOFError, OSError):
             return
@@ -223,6 +236,7 @@ class ProcessGroup:
                 self.grads.append(g_layout.views(block))
                 replica = replicate(model, i, None)
                 ours, theirs = ctx.Pipe(duplex=True)
+                _PARENT_ENDS.add(ours)  # (the child closes its copy of this end too)
                 proc = ctx.Process(target=_run_worker, name=f"convscope-shard-{i}", daemon=True,
                                    args=(theirs, replica, self.weights, block, w_layout, g_layout))
                 with warnings.catch_warnings():
