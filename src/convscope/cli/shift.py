@@ -49,8 +49,8 @@ def add_shift(sub: Any) -> None:
                    help="the test image whose per-shift curve is drawn in the PNG (default 0)")
     p.add_argument("--out", metavar="DIR", help="save the curve (PNG) and the trained models here")
     p.add_argument("--train-compare", action="store_true",
-                   help="train a MaxPool model and its MaxPool(stride 1) + BlurPool twin with the same "
-                        "recipe, and compare them")
+                   help="train a model and its anti-aliased twin (strided MaxPool and convolutions at "
+                        "stride 1 + BlurPool) with the same recipe, and compare them")
     p.add_argument("--arch", metavar="NAME",
                    help="--train-compare: the architecture (default: the recipe's or the model's)")
     p.add_argument("--epochs", type=count(1), metavar="N", help="--train-compare: epochs (default: the recipe's)")
@@ -87,12 +87,13 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
         twin = antialias(fresh(), train.image_shape, args.blur_filter)
     except ConfigError as exc:
         raise ConfigError(f"--train-compare: {exc}") from None
+    plain, blurred = downsampling_labels(base)
     print(f"training {arch} twice on {train.name} ({len(train)} images, {plural(recipe.epochs, 'epoch')}, batch "
-          f"{recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}, seed {args.seed}): MaxPool, then "
-          f"MaxPool(stride 1) + BlurPool(filter {args.blur_filter})", flush=True)
+          f"{recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g}, seed {args.seed}): {plain}, then "
+          f"{blurred} (filter {args.blur_filter})", flush=True)
     out = Path(args.out) if args.out else None
     entries = []
-    for label, model in (("MaxPool", base), ("MaxPool(stride 1) + BlurPool", twin)):
+    for label, model in ((plain, base), (blurred, twin)):
         start = time.perf_counter()
         setup = build_training(recipe, model, train)
         fit(model, train, loss=nn.CrossEntropyLoss(), optimizer=setup.optimizer, epochs=recipe.epochs,
@@ -105,7 +106,7 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
         entries.append((label, model, norm))
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            name = "maxpool.npz" if label == "MaxPool" else "blurpool.npz"
+            name = "maxpool.npz" if model is base else "blurpool.npz"
             save(model, out / name, {
                 "dataset": dataset, "classes": list(train.classes),
                 "image_shape": list(train.image_shape), "arch": arch,
@@ -116,11 +117,39 @@ def _train_compare(args: argparse.Namespace, dataset: str, load: dict, metadata:
     return entries
 
 
+def downsampling_labels(model: Any) -> tuple[str, str]:
+    """Names of a model's downsampling and of its anti-aliased twin's, from the layers that
+    :func:`~convscope.models.antialias` rewrites (strided max pooling, strided convolutions).
+
+    >>> from convscope.models import build_model
+    >>> downsampling_labels(build_model("lenet", seed=0))
+    ('MaxPool', 'MaxPool(stride 1) + BlurPool')
+    >>> downsampling_labels(build_model("resnet", seed=0))
+    ('strided conv', 'conv(stride 1) + BlurPool')
+    """
+    kinds = []
+    for m in model.modules():
+        window = getattr(m, "window", None)
+        kind = getattr(m, "layer_kind", None)
+        if window is None or kind not in ("max_pool", "conv") or max(window.stride) <= 1:
+            continue
+        name = "MaxPool" if kind == "max_pool" else "strided conv"
+        if name not in kinds:
+            kinds.append(name)
+    if not kinds:
+        return "no downsampling", "no downsampling (nothing to blur)"
+    plain = " and ".join(kinds)
+    blurred = " and ".join("MaxPool(stride 1) + BlurPool" if k == "MaxPool" else "conv(stride 1) + BlurPool"
+                           for k in kinds)
+    return plain, blurred
+
+
 def run_shift(args: argparse.Namespace) -> int:
     """Zhang 2019's classification consistency: two random shifts of each test image (crops of a
     zero-padded canvas, and circular shifts), the share of images whose top-1 class is the same
     for both, reported with the accuracy. With --train-compare, trains the dataset's recipe
-    twice, with MaxPool and with MaxPool(stride 1) + BlurPool, and compares them; also prints
+    twice, with its strided layers (MaxPool, strided convolutions) and with them at stride 1 +
+    BlurPool, and compares them (labels from :func:`downsampling_labels`); also prints
     the correct-class probability per shift (saved as PNG curves with --out)."""
 
     import numpy as np
