@@ -168,6 +168,7 @@ def run_train(
     from threadpoolctl import threadpool_limits
 
     import convscope
+    from convscope.train.data_parallel import _TRIALS, tuning
 
     torch = None
     if use_torch:
@@ -189,8 +190,6 @@ def run_train(
                 # a run's first steps choose between the serial and the sharded step by timing
                 # both (convscope.train.data_parallel.tuning); a training run does them once, so
                 # they are warm-up here, as the fork of the worker processes is
-                from convscope.train.data_parallel import _TRIALS, tuning
-
                 for _ in range(len(_TRIALS) + 2):
                     cs_step()
                 fns = {"convscope": cs_step}

@@ -39,10 +39,16 @@ def _rel(a, b) -> float:
 @pytest.mark.parametrize("name", list(NETS))
 def test_to_torch_forward_and_gradients_match(name):
     model, shape = _graph(name, torch.float64)
+    _check_to_torch(model, shape, seed=4)
+
+
+def _check_to_torch(model, shape, seed):
+    """to_torch(model): an fx graph in eval mode with every state_dict key, the same forward,
+    input gradient and parameter gradients (float64); returns the torch module."""
     net = to_torch(model)
     assert isinstance(net, torch.fx.GraphModule) and not net.training
     assert set(net.state_dict()) >= set(model.state_dict())
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, *shape))
     xt = torch.from_numpy(x).requires_grad_(True)
     yt = net(xt)
@@ -56,6 +62,7 @@ def test_to_torch_forward_and_gradients_match(name):
     theirs = dict(net.named_parameters())
     for key, p in model.named_parameters():
         assert _rel(p.grad, theirs[key].grad.numpy()) < 1e-10, key
+    return net
 
 
 def test_to_torch_then_from_torch_is_the_same_graph():
@@ -131,24 +138,8 @@ def _resnet(dtype):
 
 
 def test_builtin_resnet_to_torch_forward_and_gradients_match():
-    model = _resnet(np.float64)
-    net = to_torch(model)
-    assert isinstance(net, torch.fx.GraphModule) and not net.training
-    assert set(net.state_dict()) >= set(model.state_dict())
+    net = _check_to_torch(_resnet(np.float64), (3, 32, 32), seed=12)
     assert "layer2.0.downsample.0.weight" in net.state_dict()
-    rng = np.random.default_rng(12)
-    x = rng.standard_normal((2, 3, 32, 32))
-    xt = torch.from_numpy(x).requires_grad_(True)
-    yt = net(xt)
-    y = model(x)
-    assert _rel(yt.detach().numpy(), y) < 1e-12
-    dy = rng.standard_normal(y.shape)
-    yt.backward(torch.from_numpy(dy))
-    model.zero_grad()
-    assert _rel(model.backward(dy), xt.grad.numpy()) < 1e-10
-    theirs = dict(net.named_parameters())
-    for key, p in model.named_parameters():
-        assert _rel(p.grad, theirs[key].grad.numpy()) < 1e-10, key
 
 
 def test_builtin_resnet_and_its_antialiased_twin_to_onnx_match_onnxruntime_and_resnet_imports_back(tmp_path):

@@ -188,11 +188,16 @@ def _workers(model):
     return [] if entry is None else [p for p in entry[0].procs[1:]]
 
 
-def test_worker_processes_are_reused_and_renewed_when_the_thread_count_changes(backend):
+def _processes_only(backend, seed):
+    """Skip unless the shards run on worker processes; a batch of 12 for ``_bn_net``."""
     if backend != "processes":
         pytest.skip("about worker processes")
-    rng = np.random.default_rng(4)
-    x, y = rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
+
+
+def test_worker_processes_are_reused_and_renewed_when_the_thread_count_changes(backend):
+    x, y = _processes_only(backend, 4)
     model = _bn_net()
     _step(model, x, y, 2)
     first = _workers(model)
@@ -207,15 +212,12 @@ def test_worker_processes_are_reused_and_renewed_when_the_thread_count_changes(b
 
 
 def test_a_worker_that_dies_is_reported_and_the_next_step_starts_afresh(backend):
-    if backend != "processes":
-        pytest.skip("about worker processes")
+    x, y = _processes_only(backend, 5)
     import os
     import signal
 
     from convscope.train.process_group import WorkerError
 
-    rng = np.random.default_rng(5)
-    x, y = rng.standard_normal((12, 2, 10, 10)), rng.integers(0, 3, 12)
     model = _bn_net()
     _step(model, x, y, 2)
     (worker,) = _workers(model)
@@ -306,8 +308,7 @@ os._exit(0)  # no exit handlers: the workers must notice by themselves
 
 
 def test_workers_end_when_the_calling_process_dies_without_cleaning_up(backend):
-    if backend != "processes":
-        pytest.skip("about worker processes")
+    _processes_only(backend, 0)
     import os
     import subprocess
     import sys

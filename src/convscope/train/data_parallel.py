@@ -276,9 +276,9 @@ def _replicate(model: Module, shard: int, rendezvous: Any) -> Module:
 class _Replicas:
     """``shards`` copies of a model sharing its weights and buffers (see the module doc)."""
 
-    def __init__(self, model: Module, shards: int) -> None:
+    def __init__(self, model: Module, shards: int, signature: tuple) -> None:
         self.shards = shards
-        self.signature = _signature(model)
+        self.signature = signature
         self.rendezvous = _Rendezvous(shards)
         self.models = [_replicate(model, i, self.rendezvous) for i in range(shards)]
         self.master_modules = list(model.modules())
@@ -310,10 +310,10 @@ class _Replicas:
                 params[j].grad.fill(0)
 
 
-def _replicas(model: Module, shards: int) -> _Replicas:
+def _replicas(model: Module, shards: int, signature: tuple) -> _Replicas:
     reps = _REPLICAS.get(model)
-    if reps is None or reps.shards != shards or reps.signature != _signature(model):
-        reps = _REPLICAS[model] = _Replicas(model, shards)
+    if reps is None or reps.shards != shards or reps.signature != signature:
+        reps = _REPLICAS[model] = _Replicas(model, shards, signature)
     return reps
 
 
@@ -321,11 +321,11 @@ def _has_generators(model: Module) -> bool:
     return any(isinstance(getattr(m, "generator", None), np.random.Generator) for m in model.modules())
 
 
-def _macs_per_sample(model: Module, sample_shape: tuple[int, ...]) -> int:
+def _macs_per_sample(model: Module, sample_shape: tuple[int, ...], signature: tuple) -> int:
     """Multiply-adds of one sample's forward through the model's convolutions and linear
     layers (what the cut into shards is weighed by); 0 where the walk cannot tell."""
     table = _MACS.setdefault(model, {})
-    key = (_signature(model), sample_shape)
+    key = (signature, sample_shape)
     macs = table.get(key)
     if macs is None:
         macs = 0
@@ -361,15 +361,25 @@ def plan(model: Module, loss: Any, x: Any) -> tuple[str, int]:
     ...     plan(tiny, nn.CrossEntropyLoss(), np.zeros((64, 2)))
     ('serial', 1)
     """
-    threads = parallel.workers()
+    return _plan(model, loss, x, _signature(model))
+
+
+def _shard_count(model: Module, loss: Any, batch: int) -> int:
+    """Shards the thread count and ``MIN_SHARD_SAMPLES`` allow (1: serial), work not weighed."""
+    shards = min(parallel.workers(), batch // MIN_SHARD_SAMPLES)
+    return 1 if shards < 2 or not _supported(model, loss) else shards
+
+
+def _plan(model: Module, loss: Any, x: Any, signature: tuple) -> tuple[str, int]:
+    """:func:`plan` with the model's :func:`_signature` already taken (once per step)."""
     batch = int(x.shape[0]) if getattr(x, "ndim", 0) else 0
-    shards = min(threads, batch // MIN_SHARD_SAMPLES)
+    shards = _shard_count(model, loss, batch)
     forced = settings.forced("data_parallel")
-    if shards < 2 or forced == "serial" or not _supported(model, loss):
+    if shards == 1 or forced == "serial":
         return "serial", 1
     use_processes = process_group.available() and not (model.training and _has_generators(model))
     if forced is None:
-        work = _macs_per_sample(model, tuple(int(v) for v in x.shape[1:])) * (batch // shards)
+        work = _macs_per_sample(model, tuple(int(v) for v in x.shape[1:]), signature) * (batch // shards)
         if work < MIN_SHARD_MACS:
             return "serial", 1
     elif forced == "threads":
@@ -387,15 +397,12 @@ def shards_for(model: Module, loss: Any, batch: int, sample_shape: Sequence[int]
     2
     """
     if sample_shape is None:
-        threads = parallel.workers()
-        shards = min(threads, batch // MIN_SHARD_SAMPLES)
-        return 1 if shards < 2 or not _supported(model, loss) else shards
+        return _shard_count(model, loss, batch)
     return plan(model, loss, np.empty((batch, *sample_shape), dtype=np.uint8))[1]
 
 
-def _group(model: Module, shards: int) -> process_group.ProcessGroup:
+def _group(model: Module, shards: int, signature: tuple) -> process_group.ProcessGroup:
     entry = _GROUPS.get(model)
-    signature = _signature(model)
     if entry is not None and (entry[0].shards != shards or entry[1] != signature):
         entry[0].close()
         entry = None
@@ -513,12 +520,12 @@ class _Tuning:
                 "sharded_ms": best["sharded"], "choice": self.choice}
 
 
-def _tuning(model: Module, x: np.ndarray, task: str, backend: str, shards: int) -> _Tuning | None:
+def _tuning(model: Module, x: np.ndarray, signature: tuple, task: str, backend: str, shards: int) -> _Tuning | None:
     """The trial record for this call, or None when the path is forced (no trials)."""
     if settings.forced("data_parallel") is not None:
         return None
     table = _TUNING.setdefault(model, {})
-    key = (_signature(model), tuple(int(v) for v in x.shape), str(x.dtype), parallel.workers(), task)
+    key = (signature, tuple(int(v) for v in x.shape), str(x.dtype), parallel.workers(), task)
     entry = table.get(key)
     if entry is None or entry.backend != backend or entry.shards != shards:
         if len(table) >= 16:
@@ -539,17 +546,23 @@ def tuning(model: Module) -> list[dict[str, Any]]:
     return [t.report() for t in _TUNING.get(model, {}).values()]
 
 
-def _step(model: Module, loss: Any, x: np.ndarray, y: Any, backend: str, shards: int) -> tuple[float, np.ndarray]:
+def _cuts(batch: int, shards: int) -> list[slice]:
+    """The shards' rows: ``shards`` consecutive runs of nearly equal size."""
+    return [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+
+
+def _step(model: Module, loss: Any, x: np.ndarray, y: Any, signature: tuple, backend: str,
+          shards: int) -> tuple[float, np.ndarray]:
     if backend == "serial":
         output = model(x)
         value = loss(output, y)
         model.backward_params(loss.backward())
         return value, output
     batch = int(x.shape[0])
-    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+    cuts = _cuts(batch, shards)
     y_arr = np.asarray(y)
     if backend == "processes":
-        group = _group(model, shards)
+        group = _group(model, shards, signature)
         try:
             results = group.step(copy.copy(loss), x, y_arr, cuts, batch,
                                  lambda rep, shard_loss, s: _shard_step(rep, shard_loss, x, y_arr, s, batch))
@@ -557,7 +570,7 @@ def _step(model: Module, loss: Any, x: np.ndarray, y: Any, backend: str, shards:
             _drop_group(model)  # its workers may be anywhere in the step: start afresh next time
             raise
     else:
-        reps = _replicas(model, shards)
+        reps = _replicas(model, shards, signature)
         reps.sync(reseed=True, cuts=cuts)
         losses = [copy.copy(loss) for _ in cuts]
         results = _run_shards(reps, [partial(_shard_step, reps.models[i], losses[i], x, y_arr, cuts[i], batch)
@@ -568,28 +581,28 @@ def _step(model: Module, loss: Any, x: np.ndarray, y: Any, backend: str, shards:
     return float(value), output
 
 
-def _forward(model: Module, x: np.ndarray, backend: str, shards: int) -> np.ndarray:
+def _forward(model: Module, x: np.ndarray, signature: tuple, backend: str, shards: int) -> np.ndarray:
     if backend == "serial":
         return model(x)
     batch = int(x.shape[0])
-    cuts = [slice(run[0], run[-1] + 1) for run in parallel.split_evenly(range(batch), shards)]
+    cuts = _cuts(batch, shards)
     if backend == "processes":
         try:
-            results = _group(model, shards).forward(x, cuts)
+            results = _group(model, shards, signature).forward(x, cuts)
         except BaseException:
             _drop_group(model)
             raise
     else:
-        reps = _replicas(model, shards)
+        reps = _replicas(model, shards, signature)
         reps.sync(reseed=False)
         results = _run_shards(reps, [partial(m, x[s]) for s, m in zip(cuts, reps.models)])
     return np.concatenate([np.asarray(r) for r in results], axis=0)
 
 
-def _measured(model: Module, x: np.ndarray, task: str, backend: str, shards: int,
+def _measured(model: Module, x: np.ndarray, signature: tuple, task: str, backend: str, shards: int,
               run: Callable[[str, int], Any]) -> Any:
     """Run ``run(backend, shards)``, or serially while the trials say so; time the trials."""
-    trial = _tuning(model, x, task, backend, shards) if backend != "serial" else None
+    trial = _tuning(model, x, signature, task, backend, shards) if backend != "serial" else None
     if trial is None:
         return run(backend, shards)
     kind = trial.next()
@@ -610,8 +623,10 @@ def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[floa
     replicas of the model (see :func:`plan` and the module docstring); else exactly the
     serial calls.
     """
-    backend, shards = plan(model, loss, x)
-    return _measured(model, x, "train", backend, shards, lambda b, n: _step(model, loss, x, y, b, n))
+    signature = _signature(model)
+    backend, shards = _plan(model, loss, x, signature)
+    return _measured(model, x, signature, "train", backend, shards,
+                     lambda b, n: _step(model, loss, x, y, signature, b, n))
 
 
 def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
@@ -620,5 +635,7 @@ def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
     per-sample results do not depend on the batch they come in)."""
     if model.training or not hasattr(x, "shape"):
         return model(x)
-    backend, shards = plan(model, None, x)
-    return _measured(model, x, "infer", backend, shards, lambda b, n: _forward(model, x, b, n))
+    signature = _signature(model)
+    backend, shards = _plan(model, None, x, signature)
+    return _measured(model, x, signature, "infer", backend, shards,
+                     lambda b, n: _forward(model, x, signature, b, n))

@@ -34,9 +34,8 @@ import numpy as np
 
 from .. import functional as F
 from ..functional.pool import binomial_filter
-from ..functional.windows import pad
 from ..nn import Module
-from ._explainer_slices import linear_rows, window_span
+from ._explainer_slices import linear_rows, padded_patch
 from .activations import LayerActivation
 
 __all__ = ["b64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
@@ -102,12 +101,8 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
                        "ceil_mode": bool(window.ceil_mode),
                        "count_include_pad": bool(getattr(m, "count_include_pad", True))}
     elif kind == "blur_pool" and window is not None:
-        pairs = window.padding_pairs(spatial)
         start, size = tile if tile is not None else ([0] * len(spatial), list(act.y.shape[2:]))
-        first, last = window_span(window, start, size)
-        xp = pad(np.asarray(act.x), pairs, window.padding_mode)[0, shown]
-        xp = xp[(slice(None),) + tuple(slice(f, min(e + 1, xp.shape[1 + a]))
-                                       for a, (f, e) in enumerate(zip(first, last)))]
+        xp, first, pairs, _ = padded_patch(act.x, window, start, size, shown)
         weights = binomial_filter(window.kernel_size[0], window.ndim)
         entry: dict[str, Any] = {"k": list(window.kernel_size), "s": list(window.stride),
                                  "p_before": [b for b, _ in pairs], "n": list(spatial),

@@ -38,7 +38,7 @@ from ..functional.windows import pad
 from .activations import LayerActivation
 
 __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
-           "dw_inputs", "dw_need", "linear_rows", "covers", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+           "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
 DW_CHANNELS = 2          # input channels whose dL/dW the page re-derives on a tiled layer
@@ -84,6 +84,22 @@ def window_span(window: Any, start: Sequence[int], size: Sequence[int]) -> tuple
     return first, last
 
 
+def padded_patch(x: Any, window: Any, start: Sequence[int], size: Sequence[int],
+                 channels: list[int] | None = None) -> tuple[np.ndarray, list[int], list, list[int]]:
+    """The part of sample 0's padded input (``channels``, default all) that the windows of
+    outputs ``start .. start+size-1`` read: ``(patch, first padded position, padding pairs,
+    padded shape)``."""
+    x_in = np.asarray(x)
+    pairs = window.padding_pairs(x_in.shape[2:])
+    first, last = window_span(window, start, size)
+    xp = pad(x_in, pairs, window.padding_mode)[0]
+    if channels is not None:
+        xp = xp[channels]
+    patch = xp[(slice(None),) + tuple(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in
+                                      enumerate(zip(first, last)))]
+    return patch, first, pairs, list(xp.shape)
+
+
 def conv_numbers(act: LayerActivation, shown: list[int], start: Sequence[int], size: Sequence[int],
                  cap: int, dtype: np.dtype, b64: Any) -> dict[str, Any]:
     """A convolution's geometry, the padded input patch under the tile, and the filters that fit.
@@ -93,13 +109,8 @@ def conv_numbers(act: LayerActivation, shown: list[int], start: Sequence[int], s
     """
     m: Any = act.module
     geo = m.window
-    x_in = np.asarray(act.x)
-    n = x_in.shape[2:]
-    pairs = geo.padding_pairs(n)
-    first, last = window_span(geo, start, size)
-    xp = pad(x_in, pairs, geo.padding_mode)[0]
-    patch = xp[(slice(None),) + tuple(slice(f, min(e + 1, xp.shape[1 + a])) for a, (f, e) in
-                                      enumerate(zip(first, last)))]
+    n = act.x.shape[2:]
+    patch, first, pairs, padded_full = padded_patch(act.x, geo, start, size)
     per_filter = int(np.prod(m.weight.data.shape[1:]))
     room = cap - patch.size
     filters = shown[:max(0, min(len(shown), room // max(per_filter, 1)))]
@@ -108,7 +119,7 @@ def conv_numbers(act: LayerActivation, shown: list[int], start: Sequence[int], s
         "p_before": [b for b, _ in pairs], "n": list(n), "groups": int(geo.groups),
         "c_in": int(m.in_channels), "c_out": int(m.out_channels), "padding_mode": geo.padding_mode,
         "channels": filters, "padded": None, "padded_start": first, "padded_shape": list(patch.shape),
-        "padded_full": list(xp.shape), "weights": None, "bias": None, "note": None,
+        "padded_full": padded_full, "weights": None, "bias": None, "note": None,
     }
     if not filters:
         data["note"] = (f"The input patch and one filter of this layer ({patch.size + per_filter:,} numbers) "
