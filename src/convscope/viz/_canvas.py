@@ -119,6 +119,12 @@ class Canvas:
                                           connectionstyle=f"arc3,rad={rad}"))
         self._grow(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
+    def line(self, points: Sequence[tuple[float, float]], color: str = INK, lw: float = 1.6) -> None:
+        """A polyline through ``points`` (no head; end it with :meth:`arrow`)."""
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        self.ax.plot(xs, ys, color=color, linewidth=lw, zorder=6, solid_capstyle="butt")
+        self._grow(min(xs), min(ys), max(xs), max(ys))
+
     def circle(self, x: float, y: float, r: float = 0.42, edge: str = ACCENTS["match"], lw: float = 2.5) -> None:
         """A circle around the cell centred at ``(x, y)``."""
         from matplotlib.patches import Circle

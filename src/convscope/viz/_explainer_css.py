@@ -36,6 +36,14 @@ section.card {
   margin-bottom: 12px;
 }
 section.card.nested { margin-left: 26px; border-left: 4px solid #c9d6e8; }
+div.block { border: 1px dashed #9fb3c8; border-radius: 10px; padding: 6px 8px 0; margin-bottom: 12px;
+  background: #fbfcfe; }
+.block-head, .branch-head { color: var(--muted); font-size: 13px; margin: 2px 2px 6px; }
+.branch-head { font-weight: 600; color: var(--ink); }
+.branches { display: flex; gap: 10px; align-items: flex-start; }
+.branch { flex: 1 1 0; min-width: 0; overflow-x: auto; border-top: 3px solid #c9d6e8; padding-top: 2px; }
+.branch.identity { flex: 0 0 170px; border-top-style: dashed; }
+.branch section.card.nested { margin-left: 0; }
 .card h2 { font-size: 16px; margin: 2px 0 4px; display: inline; }
 .card h2 .idx { color: var(--accent); }
 .card > details > summary { cursor: pointer; list-style-position: outside; margin: 2px 0; }

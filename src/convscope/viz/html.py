@@ -58,6 +58,7 @@ from ..files import write_text
 from ..nn import Module
 from ..nn.summary import summary
 from ..nn.walk import one_line
+from ._branches import Block, Item, branch_layout
 from ._explainer_css import CSS
 from ._explainer_data import Budget, b64, backward_passes, input_refs, layer_numbers, probabilities_of
 from ._explainer_js import JS
@@ -157,10 +158,10 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
     label = _check_label(label, None if found is None else found[1].size)
     walk = _Walk(model, xb, acts, max_channels, int(max_numbers), max_layer_numbers)
     shown_acts = acts[:max_layers]
-    cards, layer_data = [], []
+    cards: dict[int, str] = {}
+    layer_data = []
     for act in shown_acts:
-        card, entry = walk.layer(act)
-        cards.append(card)
+        cards[act.index], entry = walk.layer(act)
         layer_data.append(entry)
     data: dict[str, Any] = {"spatial_ndim": nd, "input_shape": list(xb.shape), "dtype": str(xb.dtype),
                             "eps": float(np.finfo(xb.dtype).eps), "input": walk.input_b64, "layers": layer_data,
@@ -201,7 +202,8 @@ def explainer_parts(model: Module, x: Any, class_names: Sequence[Any] | None = N
         top=top_classes(acts, names), input_note=f"<p>{html.escape(input_note)}</p>" if input_note else "",
         controls=_controls(data["backward"], names, probs), index=index,
         input_shape=tuple(xb.shape), inputs=input_html(xb, MAP_PX * 2, False),
-        side_inputs=input_html(xb, INPUT_PX, True), cards="".join(cards),
+        side_inputs=input_html(xb, INPUT_PX, True),
+        cards=_layout_html(branch_layout(a.layer for a in shown_acts), cards, walk.by_index),
         probabilities=probabilities(acts, names, label), playground=playground(), blob=blob)
     return ExplainerParts(heading, body, prediction, probs, names, data)
 
@@ -285,6 +287,40 @@ def _controls(backward: dict[str, Any] | None, names: list[str] | None, probs: l
             f'<label>for class <select id="grad-class">{options}</select></label>'
             '<span class="muted">loss L = -log p (cross-entropy of that class); click a filter for its dL/dW</span>'
             '</div>')
+
+
+def _layer_word(items: Sequence[Item]) -> str:
+    count = sum(len(it.layers()) if isinstance(it, Block) else 1 for it in items)
+    return f"{count} layer{'s' if count != 1 else ''}"
+
+
+def _layout_html(items: Sequence[Item], cards: dict[int, str], acts: dict[int, LayerActivation]) -> str:
+    """The cards in order, each block's branches side by side in columns above its merge card."""
+    out = []
+    for item in items:
+        if not isinstance(item, Block):
+            out.append(cards[item])
+            continue
+        merge = acts[item.merge]
+        fork = '<a href="#input">the input</a>' if item.fork == 0 else \
+            f'<a href="#layer-{item.fork}">layer {item.fork}</a>'
+        columns = []
+        for j, branch in enumerate(item.branches, 1):
+            if branch:
+                first = branch[0].fork if isinstance(branch[0], Block) else branch[0]
+                head = f"branch {j}: {_layer_word(branch)} from layer {first}"
+                inner = _layout_html(branch, cards, acts)
+            else:
+                head = f"branch {j}: identity"
+                inner = (f'<p class="meta">the output of {fork} itself, unchanged (the skip connection), '
+                         f'into layer {item.merge}</p>')
+            columns.append(f'<div class="branch{"" if branch else " identity"}" data-branch="{j}">'
+                           f'<p class="branch-head">{html.escape(head)}</p>{inner}</div>')
+        out.append(f'<div class="block" data-fork="{item.fork}" data-merge="{item.merge}">'
+                   f'<p class="block-head">{fork} forks into {len(item.branches)} branches, side by side '
+                   f'below; layer {item.merge} ({html.escape(merge.module.layer_kind)}) joins them</p>'
+                   f'<div class="branches">{"".join(columns)}</div>{cards[item.merge]}</div>')
+    return "".join(out)
 
 
 _BODY = """<header><h1>{title}</h1>
