@@ -13,8 +13,8 @@ and wires up the page:
   over every class), Flatten (the channel and position a feature came from), Residual
   (``x + block(x)``) and a graph's merges: Add (the branches' sum), Concat (which input and
   which of its channels a value comes from), Mul (``x * s``, the broadcast factor of a
-  squeeze-and-excitation gate), ChannelShuffle (the input channel of an output channel); the window is drawn on the previous layer's maps and, composed, on
-  the input (the receptive field);
+  squeeze-and-excitation gate), ChannelShuffle (the input channel of an output channel); the
+  window is drawn on the previous layer's maps and, composed, on the input (the receptive field);
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
   max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
@@ -23,8 +23,9 @@ and wires up the page:
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``dw-js``, ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``,
-``pg-floor``; ``document.body.dataset.ready`` is "1" once the script has run.
+``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``dw-js``,
+``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
+``document.body.dataset.ready`` is "1" once the script has run.
 """
 
 JS = r"""
@@ -523,14 +524,18 @@ function refLink(ref) {              // a link to the card of layer `ref` (0: th
   return ref === 0 ? "<a href='#input'>the input</a>" :
       ref === null || ref === undefined ? "an unrecorded layer" : "<a href='#layer-" + ref + "'>layer " + ref + "</a>";
 }
-function markSource(ref, c, pos) {    // the value a merge reads, boxed on its producer's map
-  var img = ref === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + ref + "'][data-channel='" + c + "']");
+function markSource(sources) {        // the values a merge reads, [ref, channel, pos]: boxed on their maps
   clearBoxes("win-box");
-  if (img) boxOn(img, "win-box", pos.map(function (p) { return [p, p]; }));
+  sources.forEach(function (s) {
+    var img = s[0] === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + s[0] + "'][data-channel='" + s[1] +
+                                                      "']");
+    if (img) boxOn(img, "win-box", s[2].map(function (p) { return [p, p]; }));
+  });
 }
 function sourceTag(i, ref, c, text) {
   return tag("b", "id='merge-source' data-input='" + i + "' data-ref='" + ref + "' data-channel='" + c + "'", text);
 }
+var FROM0 = tag("span", "class='muted'", " &nbsp;(indices from 0)");
 function ranges(offsets, sizes) {
   return offsets.map(function (o, i) { return (o + 1) + ".." + (o + sizes[i]); });
 }
@@ -544,10 +549,10 @@ function concatPanel(l, c, pos, lib) {   // a graph's merge: the inputs side by 
   if (ct.axis > 0) pin[ct.axis - 1] -= ct.offsets[i];
   var ref = l.inputs[i].ref, along = ct.axis === 0 ? "channels" : ["rows", "columns"][ct.axis - 1];
   var parts = ranges(ct.offsets, ct.sizes).map(function (r, j) {
-    return r + " are " + refLink(l.inputs[j].ref) + "'s " + ct.sizes[j];
+    return r + " are " + refLink(l.inputs[j].ref) + "'s " + along + " 1.." + ct.sizes[j];
   });
   var h = tag("p", "", "Concatenation lays its " + ct.sizes.length + " inputs side by side along the " + along +
-              ": " + along + " " + parts.join(", ") + ". So " + (ct.axis === 0 ? "output channel " + (c + 1) :
+              ": output " + along + " " + parts.join(", ") + ". So " + (ct.axis === 0 ? "output channel " + (c + 1) :
               along.slice(0, -1) + " " + q) + " is " +
               sourceTag(i, ref, ci, "input " + (i + 1) + " (" + refLink(ref) + "), " +
                         (ct.axis === 0 ? "its channel " + (ci + 1) + " (" + (c + 1) + " - " + ct.offsets[i] + ")" :
@@ -556,9 +561,9 @@ function concatPanel(l, c, pos, lib) {   // a graph's merge: the inputs side by 
               "; nothing is computed, the value is copied.");
   var v = at(inputVals(l, i), ci, pin);
   if (v === null) return h + note("That value of " + refLink(ref) + " is not embedded.");
-  markSource(ref, ci, pin);
+  markSource([[ref, ci, pin]]);
   h += calc("y[" + [c].concat(pos).join(", ") + "] = x" + tag("sub", "", i + 1) + "[" + [ci].concat(pin).join(", ") +
-            "] = " + fmt(v));
+            "] = " + fmt(v) + FROM0);
   return h + verdict(v, lib, 0, "concat");
 }
 
@@ -589,9 +594,10 @@ function mulPanel(l, c, pos, lib) {      // a graph's merge: the product, broadc
   h += tag("p", "", terms.map(function (t) {
     return sourceTag(t.i, t.ref, vec ? 0 : t.q[0], idx(t)) + " is read from " + refLink(t.ref);
   }).join("; ") + ".");
-  if (full.length && !vec) markSource(full[0].ref, full[0].q[0], full[0].q.slice(1));
+  if (!vec) markSource(terms.map(function (t) { return [t.ref, t.q[0], t.q.slice(1)]; }));
   h += calc("y[" + out.join(", ") + "] = " + terms.map(idx).join(" &times; ") + " = " +
-            terms.map(function (t, j) { return j ? paren(t.v) : fmt(t.v); }).join(" &times; ") + " = " + fmt(y));
+            terms.map(function (t, j) { return j ? paren(t.v) : fmt(t.v); }).join(" &times; ") + " = " + fmt(y) +
+            FROM0);
   return h + verdict(y, lib, D.eps * Math.abs(y) + 1e-300, "mul");
 }
 
@@ -606,12 +612,13 @@ function shufflePanel(l, c, pos, lib) {  // plumbing: ShuffleNet's channel shuff
               " of " + refLink(ref) + ", at the same pixel " + tuple(pos) + ".");
   var v = at(inputVals(l, 0), src, pos);
   if (v === null) return h + note("That value of " + refLink(ref) + " is not embedded.");
-  markSource(ref, src, pos);
-  h += calc("y[" + [c].concat(pos).join(", ") + "] = x[" + [src].concat(pos).join(", ") + "] = " + fmt(v));
+  markSource([[ref, src, pos]]);
+  h += calc("y[" + [c].concat(pos).join(", ") + "] = x[" + [src].concat(pos).join(", ") + "] = " + fmt(v) + FROM0);
   return h + verdict(v, lib, 0, "channel_shuffle");
 }
 
-var PANELS = {conv: convPanel, add: addPanel, concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
+var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
+              concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel,
               relu: activationPanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
               batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
