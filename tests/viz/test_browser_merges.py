@@ -29,6 +29,14 @@ def page(browser, built):
     return Page(browser)
 
 
+def _boxed(page):
+    """The maps (layer:channel) that show a window box: where the clicked value was read."""
+    return sorted(page.driver.execute_script(
+        "return Array.from(document.querySelectorAll('.win-box')).filter(function (b) {"
+        " return b.style.display === 'block'; }).map(function (b) {"
+        " var i = b.parentNode.querySelector('img'); return i.dataset.layer + ':' + i.dataset.channel; })"))
+
+
 def _named(data):
     return {lay["name"].strip(" ()"): lay for lay in data["layers"]}
 
@@ -68,6 +76,7 @@ def test_a_concat_value_names_its_input_and_channel(page, built):
             " return a.getAttribute('href'); })")
         assert links == [f"#layer-{ref}"]
         assert f"its channel {channel + 1}" in page.attr("merge-source", "textContent")
+        assert _boxed(page) == [f"{ref}:{channel}"]
 
 
 def test_a_gated_value_is_x_times_the_broadcast_factor(page, built):
@@ -87,6 +96,7 @@ def test_a_gated_value_is_x_times_the_broadcast_factor(page, built):
         "return Array.from(document.querySelectorAll('#detail a')).map(function (a) {"
         " return a.getAttribute('href'); })")
     assert f"#layer-{gate['index']}" in hrefs and f"#layer-{cat['index']}" in hrefs
+    assert _boxed(page) == sorted([f"{gate['index']}:{c}", f"{cat['index']}:{c}"])
     assert page.attr("calc-verdict", "textContent") == "agree"
 
 
