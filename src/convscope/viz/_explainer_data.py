@@ -11,7 +11,10 @@ protocol (``layer_kind`` and ``window``, never the layer's class):
 * BatchNorm: the running mean and variance, ``eps``, scale and shift per channel;
 * Linear: the weight rows of the largest outputs that fit the layer's cap, and the bias (the
   page lists the largest products ``w_ji x_i`` and sums the rest);
-* Softmax: the axis; Flatten: nothing (the page maps an index back to channel and position).
+* Softmax: the axis; Flatten: nothing (the page maps an index back to channel and position);
+* Concat: the axis and each input's offset and size along it (the page finds the input and
+  channel a value comes from); ChannelShuffle: the groups; Mul: nothing (each input's shape,
+  in its ``inputs`` entry, says which axes broadcast).
 
 :func:`backward_passes` runs the backward pass of every layer for a chosen class: the loss is
 the cross-entropy of that class, ``L = -log p_c`` (so ``dL/dz = p - onehot(c)`` on the
@@ -35,7 +38,7 @@ import numpy as np
 from .. import functional as F
 from ..functional.pool import binomial_filter
 from ..nn import Module
-from ._explainer_slices import linear_rows, padded_patch
+from ._explainer_slices import concat_parts, linear_rows, padded_patch
 from .activations import LayerActivation
 
 __all__ = ["b64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
@@ -86,7 +89,7 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
     ``tile``: the (start, size) of the layer's values tile (None: the whole output); ``room``:
     the numbers the layer may still embed under its cap (:mod:`convscope.viz._explainer_slices`).
     Returns a dict with ``kind`` and, depending on it, ``pool``, ``blur``, ``act``, ``bn``,
-    ``linear``, ``softmax`` entries; an entry whose numbers exceed the room carries a ``note``.
+    ``linear``, ``softmax``, ``concat``, ``shuffle`` entries; an entry whose numbers exceed the room carries a ``note``.
     """
     m: Any = act.module                 # read through the layer protocol: kind first, then its fields
     kind = m.layer_kind
@@ -140,6 +143,11 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
         out["linear"] = entry
     elif kind == "softmax":
         out["softmax"] = {"dim": int(getattr(m, "dim", -1)) % act.x.ndim}
+    elif kind == "concat" and act.inputs:
+        axis, offsets, sizes = concat_parts(act)
+        out["concat"] = {"axis": axis - 1, "offsets": offsets, "sizes": sizes}      # axis of one sample
+    elif kind == "channel_shuffle":
+        out["shuffle"] = {"groups": int(getattr(m, "groups", 1))}
     return out
 
 

@@ -11,8 +11,10 @@ and wires up the page:
   other activations (the input and the formula), BatchNorm (mean, variance, scale, shift),
   Linear (the largest products of the dot product, the rest summed), Softmax (``exp / sum``
   over every class), Flatten (the channel and position a feature came from), Residual
-  (``x + block(x)``); the window is drawn on the previous layer's maps and, composed, on
-  the input (the receptive field);
+  (``x + block(x)``) and a graph's merges: Add (the branches' sum), Concat (which input and
+  which of its channels a value comes from), Mul (``x * s``, the broadcast factor of a
+  squeeze-and-excitation gate), ChannelShuffle (the input channel of an output channel); the
+  window is drawn on the previous layer's maps and, composed, on the input (the receptive field);
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
   max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
@@ -21,8 +23,9 @@ and wires up the page:
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``dw-js``, ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``,
-``pg-floor``; ``document.body.dataset.ready`` is "1" once the script has run.
+``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``dw-js``,
+``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
+``document.body.dataset.ready`` is "1" once the script has run.
 """
 
 JS = r"""
@@ -517,7 +520,105 @@ function addPanel(l, c, pos, lib) {   // a graph's merge: the sum of its branche
   return h + verdict(y, lib, (terms.length + 1) * D.eps * abs + 1e-300, "add");
 }
 
+function refLink(ref) {              // a link to the card of layer `ref` (0: the input)
+  return ref === 0 ? "<a href='#input'>the input</a>" :
+      ref === null || ref === undefined ? "an unrecorded layer" : "<a href='#layer-" + ref + "'>layer " + ref + "</a>";
+}
+function markSource(sources) {        // the values a merge reads, [ref, channel, pos]: boxed on their maps
+  clearBoxes("win-box");
+  sources.forEach(function (s) {
+    var img = s[0] === 0 ? null : ROOT.querySelector("img.fmap[data-layer='" + s[0] + "'][data-channel='" + s[1] +
+                                                      "']");
+    if (img) boxOn(img, "win-box", s[2].map(function (p) { return [p, p]; }));
+  });
+}
+function sourceTag(i, ref, c, text) {
+  return tag("b", "id='merge-source' data-input='" + i + "' data-ref='" + ref + "' data-channel='" + c + "'", text);
+}
+var FROM0 = tag("span", "class='muted'", " &nbsp;(indices from 0)");
+function ranges(offsets, sizes) {
+  return offsets.map(function (o, i) { return (o + 1) + ".." + (o + sizes[i]); });
+}
+
+function concatPanel(l, c, pos, lib) {   // a graph's merge: the inputs side by side
+  var ct = l.concat;
+  if (!ct || ct.axis < 0) return note("This concatenation's layout is not embedded.");
+  var q = ct.axis === 0 ? c : pos[ct.axis - 1], i = 0;
+  while (i < ct.offsets.length - 1 && q >= ct.offsets[i] + ct.sizes[i]) i++;
+  var ci = ct.axis === 0 ? c - ct.offsets[i] : c, pin = pos.slice();
+  if (ct.axis > 0) pin[ct.axis - 1] -= ct.offsets[i];
+  var ref = l.inputs[i].ref, along = ct.axis === 0 ? "channels" : ["rows", "columns"][ct.axis - 1];
+  var parts = ranges(ct.offsets, ct.sizes).map(function (r, j) {
+    return r + " are " + refLink(l.inputs[j].ref) + "'s " + along + " 1.." + ct.sizes[j];
+  });
+  var h = tag("p", "", "Concatenation lays its " + ct.sizes.length + " inputs side by side along the " + along +
+              ": output " + along + " " + parts.join(", ") + ". So " + (ct.axis === 0 ? "output channel " + (c + 1) :
+              along.slice(0, -1) + " " + q) + " is " +
+              sourceTag(i, ref, ci, "input " + (i + 1) + " (" + refLink(ref) + "), " +
+                        (ct.axis === 0 ? "its channel " + (ci + 1) + " (" + (c + 1) + " - " + ct.offsets[i] + ")" :
+                         along.slice(0, -1) + " " + pin[ct.axis - 1] + " (" + q + " - " + ct.offsets[i] + ")")) +
+              ", read at the same " + (ct.axis === 0 ? "pixel " + tuple(pos) : "place") +
+              "; nothing is computed, the value is copied.");
+  var v = at(inputVals(l, i), ci, pin);
+  if (v === null) return h + note("That value of " + refLink(ref) + " is not embedded.");
+  markSource([[ref, ci, pin]]);
+  h += calc("y[" + [c].concat(pos).join(", ") + "] = x" + tag("sub", "", i + 1) + "[" + [ci].concat(pin).join(", ") +
+            "] = " + fmt(v) + FROM0);
+  return h + verdict(v, lib, 0, "concat");
+}
+
+function mulPanel(l, c, pos, lib) {      // a graph's merge: the product, broadcast (the SE gate x * s)
+  var vec = l.out_shape.length === 2, out = vec ? pos.slice() : [c].concat(pos), terms = [];
+  var axes = vec ? ["entries"] : ["channels", "rows", "columns"].slice(0, out.length);
+  for (var i = 0; i < l.inputs.length; i++) {
+    var shape = l.inputs[i].shape;
+    if (shape.length !== out.length) return note("Input " + (i + 1) + " broadcasts over the batch axis; the " +
+                                                 "page does not redo that.");
+    var q = out.map(function (p, a) { return shape[a] === 1 ? 0 : p; });
+    var v = vec ? at(inputVals(l, i), 0, q) : at(inputVals(l, i), q[0], q.slice(1));
+    if (v === null) return note("Input " + (i + 1) + "'s value (" + refLink(l.inputs[i].ref) + ") is not embedded.");
+    var stretched = axes.filter(function (n, a) { return shape[a] === 1 && l.out_shape[a + 1] !== 1; });
+    terms.push({i: i, ref: l.inputs[i].ref, q: q, v: v, shape: shape, bc: stretched});
+  }
+  var full = terms.filter(function (t) { return !t.bc.length; }), y = terms[0].v * terms[1].v;
+  var name = function (t) { return t.bc.length ? "s" : "x"; };
+  var idx = function (t) { return name(t) + "[" + t.q.join(", ") + "]"; };
+  var h = tag("p", "", "Elementwise product of " + terms.map(function (t) {
+    return refLink(t.ref) + "'s output " + name(t) + " " + tuple(t.shape);
+  }).join(" and ") + "." + terms.filter(function (t) { return t.bc.length; }).map(function (t) {
+    return " s has size 1 on its " + t.bc.join(" and ") + ", so broadcasting stretches it: " +
+        (vec ? "every entry" : "every position of channel " + (c + 1)) + " is multiplied by the same factor " +
+        idx(t) + (full.length && !vec && t.bc.indexOf("channels") < 0 ?
+                  " (the squeeze-and-excitation gate: one factor per channel scales x)" : "") + ".";
+  }).join(""));
+  h += tag("p", "", terms.map(function (t) {
+    return sourceTag(t.i, t.ref, vec ? 0 : t.q[0], idx(t)) + " is read from " + refLink(t.ref);
+  }).join("; ") + ".");
+  if (!vec) markSource(terms.map(function (t) { return [t.ref, t.q[0], t.q.slice(1)]; }));
+  h += calc("y[" + out.join(", ") + "] = " + terms.map(idx).join(" &times; ") + " = " +
+            terms.map(function (t, j) { return j ? paren(t.v) : fmt(t.v); }).join(" &times; ") + " = " + fmt(y) +
+            FROM0);
+  return h + verdict(y, lib, D.eps * Math.abs(y) + 1e-300, "mul");
+}
+
+function shufflePanel(l, c, pos, lib) {  // plumbing: ShuffleNet's channel shuffle
+  var g = l.shuffle ? l.shuffle.groups : 1, C = l.in_shape[1], per = C / g;
+  var j = Math.floor(c / g), i = c % g, src = i * per + j, ref = l.inputs[0].ref;
+  var h = tag("p", "", "ChannelShuffle(" + g + ") views the " + C + " input channels as " + g + " groups of " + per +
+              ", a " + g + " x " + per + " table read out column by column (transposed to " + per + " x " + g +
+              "), so the next grouped convolution sees every group. Output channel " + (c + 1) + " = " +
+              j + " x " + g + " + " + (i + 1) + " is channel " + (j + 1) + " of group " + (i + 1) + ": " +
+              sourceTag(0, ref, src, "input channel " + (src + 1) + " (" + i + " x " + per + " + " + (j + 1) + ")") +
+              " of " + refLink(ref) + ", at the same pixel " + tuple(pos) + ".");
+  var v = at(inputVals(l, 0), src, pos);
+  if (v === null) return h + note("That value of " + refLink(ref) + " is not embedded.");
+  markSource([[ref, src, pos]]);
+  h += calc("y[" + [c].concat(pos).join(", ") + "] = x[" + [src].concat(pos).join(", ") + "] = " + fmt(v) + FROM0);
+  return h + verdict(v, lib, 0, "channel_shuffle");
+}
+
 var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
+              concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel,
               relu: activationPanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
               batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,

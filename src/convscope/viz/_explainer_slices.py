@@ -17,6 +17,11 @@ click on it needs, and nothing twice:
 * for a pooling layer, the input region its tile's windows read (shown channels);
 * for a Linear layer, the input vector and the weight rows of the largest outputs, as many
   as fit;
+* a merge that is not elementwise reads each input where its tile's values come from
+  (:func:`merge_reads`): a Concat's input on the channels it contributes (the Concat's tile
+  lies inside its inputs' tiles), a Mul's broadcast input (an SE gate ``(C, 1, 1)``) at
+  position 0 of its size-1 axes - so it is tiny and read whole - and a ChannelShuffle's input
+  on the source channels of the shown ones;
 * an input slice of its own only when the producer's tile does not cover what it reads.
 
 The tile shrinks (longest axis first) until the layer's numbers fit its cap. Every number is
@@ -38,9 +43,11 @@ from ..functional.windows import pad
 from .activations import LayerActivation
 
 __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
-           "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+           "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "merge_reads", "concat_parts",
+           "shuffle_source", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
+MERGES = ("concat", "mul", "channel_shuffle")    # merges and plumbing whose inputs are read by merge_reads
 DW_CHANNELS = 2          # input channels whose dL/dW the page re-derives on a tiled layer
 DW_FILTERS = 2           # filters of a tiled layer with a dL/dW check
 
@@ -205,3 +212,53 @@ def dw_need(act: LayerActivation, from_input: bool) -> int:
     window: Any = act.module.window
     return 0 if from_input else min(int(act.x.shape[1]) // int(window.groups), DW_CHANNELS) * \
         int(np.prod(act.x.shape[2:]))
+
+
+def concat_parts(act: LayerActivation) -> tuple[int, list[int], list[int]]:
+    """A Concat's axis (of the batched tensors) and each input's offset and size along it."""
+    axis = int(getattr(act.module, "dim", 1)) % act.y.ndim
+    sizes = [int(x.shape[axis]) for x in act.inputs]
+    return axis, [int(v) for v in np.cumsum([0] + sizes[:-1])], sizes
+
+
+def shuffle_source(c: int, channels: int, groups: int) -> int:
+    """The input channel that output channel ``c`` of a channel shuffle comes from: channels viewed
+    as ``(groups, channels/groups)`` and transposed, so output ``c = j*groups + i`` is input
+    ``i*(channels/groups) + j``."""
+    return (c % groups) * (channels // groups) + c // groups
+
+
+def merge_reads(act: LayerActivation, i: int, shown: list[int],
+                tile: tuple[list[int], list[int]]) -> tuple[list[int] | None, list[int], list[int]] | None:
+    """Where input ``i`` of a merge (:data:`MERGES`) is read by the values of ``shown`` channels on
+    ``tile``: (its channels, start, size), or None when none of them comes from it (a Concat's
+    input whose channels are not shown) or the layout is one the page does not redo."""
+    kind = act.module.layer_kind
+    x_i = act.inputs[i]
+    start, size = list(tile[0]), list(tile[1])
+    if kind == "concat":
+        axis, offsets, sizes = concat_parts(act)
+        lo, n = offsets[i], sizes[i]
+        if axis == 1:
+            channels = [c - lo for c in shown if lo <= c < lo + n]
+            return (channels, start, size) if channels else None
+        if axis < 2:
+            return None
+        a = axis - 2                                   # a spatial axis: the part of the tile inside input i
+        first, last = max(start[a], lo), min(start[a] + size[a], lo + n)
+        if first >= last:
+            return None
+        start[a], size[a] = first - lo, last - first
+        return shown, start, size
+    if kind == "mul":
+        if x_i.ndim != act.y.ndim:
+            return None
+        channels = [0] if x_i.shape[1] == 1 else shown            # broadcasting: size-1 axes read at 0
+        for a, n in enumerate(x_i.shape[2:]):
+            if n == 1:
+                start[a], size[a] = 0, 1
+        return channels, start, size
+    if kind == "channel_shuffle":
+        groups = int(getattr(act.module, "groups", 1))
+        return sorted({shuffle_source(c, int(x_i.shape[1]), groups) for c in shown}), start, size
+    return None

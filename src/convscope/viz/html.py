@@ -63,6 +63,7 @@ from ._explainer_css import CSS
 from ._explainer_data import Budget, b64, backward_passes, input_refs, layer_numbers, probabilities_of
 from ._explainer_js import JS
 from ._explainer_slices import (
+    MERGES,
     WINDOWED,
     Slice,
     block,
@@ -71,6 +72,7 @@ from ._explainer_slices import (
     covers,
     dw_inputs,
     dw_need,
+    merge_reads,
     pool_input,
     pool_region,
     tile_of,
@@ -417,13 +419,17 @@ class _Walk:
         """The layer's values tile: that of its (first) input for an elementwise layer or a merge; else
         half the cap for the values, then shrunk until what its arithmetic reads fits too."""
         spatial, cap, kind = list(act.y.shape[2:]), self.cap, act.module.layer_kind
-        if kind not in WINDOWED and act.inputs:
-            ref = self.producer.get(id(act.inputs[0]))
+        bound = None
+        for x_i in act.inputs if kind not in WINDOWED else ():
+            ref = self.producer.get(id(x_i))
             tile = self.tiles.get(ref) if ref else None
-            if tile is not None and ref is not None and act.inputs[0].shape == act.y.shape \
+            if tile is not None and ref is not None and x_i.shape == act.y.shape \
                     and self.shown.get(ref) == shown:
                 return tile                 # an elementwise layer, a merge: the tile of the layer it reads
-        start, size = tile_of(spatial, lambda t: len(shown) * int(np.prod(t)), cap // 2)
+            if kind == "concat" and tile is not None and list(x_i.shape[2:]) == spatial:
+                bound = tile[1] if bound is None else [min(a, b) for a, b in zip(bound, tile[1])]
+        # a Concat: at most its inputs' (centred) tiles, so its tile lies inside each of them
+        start, size = tile_of(spatial, lambda t: len(shown) * int(np.prod(t)), cap // 2, bound)
         if kind == "conv":
             extra = dw_need(act, self.refs.get(act.index) == 0)
 
@@ -440,7 +446,7 @@ class _Walk:
             start, size = tile_of(spatial, blur_need, cap, size)
         return start, size
 
-    def _reads(self, act: LayerActivation, x_i: np.ndarray, shown: list[int] | None,
+    def _reads(self, act: LayerActivation, i: int, x_i: np.ndarray, shown: list[int] | None,
                tile: tuple[list[int], list[int]] | None) -> tuple[list[int] | None, list[int], list[int]] | None:
         """What an input of a layer without its own window patch is read at: (channels, start, size)."""
         kind = act.module.layer_kind
@@ -450,6 +456,8 @@ class _Walk:
             return None, [], []                       # a vector: read whole
         if kind == "flatten":
             return None, [0] * (x_i.ndim - 2), list(x_i.shape[2:])
+        if kind in MERGES and tile is not None and shown is not None and i < len(act.inputs):
+            return merge_reads(act, i, shown, tile)   # Concat's channels, Mul's broadcast, shuffle's sources
         if tile is not None and x_i.shape == act.y.shape:
             return shown, tile[0], tile[1]            # elementwise, a merge: the same positions
         return None
@@ -461,7 +469,7 @@ class _Walk:
         if act.module.layer_kind == "residual" and act.index - 1 in self.entries:
             xs = [act.x, self.by_index[act.index - 1].y]             # x and block(x)
         out = []
-        for x_i in xs:
+        for i, x_i in enumerate(xs):
             ref = self.producer.get(id(x_i))
             item: dict[str, Any] = {"ref": ref, "shape": list(x_i.shape[1:])}
             if act.module.layer_kind in ("max_pool", "avg_pool") and act.module.window is not None and tile:
@@ -469,7 +477,7 @@ class _Walk:
                 room -= len(shown or []) * int(np.prod(item["tile"]))
                 out.append(item)
                 continue
-            reads = self._reads(act, x_i, shown, tile)
+            reads = self._reads(act, i, x_i, shown, tile)
             if reads is not None:
                 channels, start, size = reads
                 have = (self.input_values if ref == 0 else
