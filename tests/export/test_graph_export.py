@@ -155,13 +155,19 @@ def test_builtin_resnet_and_its_antialiased_twin_to_onnx_match_onnxruntime_and_r
         path = to_onnx(m, tmp_path / f"{name}.onnx", (3, 32, 32))
         got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
         assert _rel(got, m(x)) < 1e-5, name
-    # from_onnx has no Pad (the BlurPool's reflect padding), so only the plain ResNet comes back
-    back = from_onnx(tmp_path / "resnet.onnx")
-    assert [n.module.layer_kind for n in back.nodes] == [n.module.layer_kind for n in model.nodes]
-    ours, theirs = model.state_dict(), back.state_dict()
-    for key in ("conv1.weight", "layer2.0.downsample.0.weight", "layer3.0.downsample.1.running_var", "fc.bias"):
-        np.testing.assert_array_equal(theirs[key], ours[key])
-    assert _rel(back(x), model(x)) < 1e-5
+    # both come back, the twin's Pad -> binomial depthwise Conv as BlurPool (reflect) again
+    for name, m in (("resnet", model), ("resnet_blur", twin)):
+        back = from_onnx(tmp_path / f"{name}.onnx")
+        assert [(n.name, n.module.layer_kind) for n in back.nodes] == \
+            [(n.name, n.module.layer_kind) for n in m.nodes], name
+        ours, theirs = m.state_dict(), back.state_dict()
+        assert sorted(ours) == sorted(theirs), name
+        for key in ours:  # ONNX carries no batch-norm step counter
+            if not key.endswith("num_batches_tracked"):
+                np.testing.assert_array_equal(theirs[key], ours[key])
+        assert _rel(back(x), m(x)) < 1e-5, name
+    assert [n.module.padding_mode for n in back.nodes if n.module.layer_kind == "blur_pool"] == \
+        ["reflect"] * sum(n.module.layer_kind == "blur_pool" for n in twin.nodes)
 
 
 def _two_in_five_out() -> nn.Graph:

@@ -123,3 +123,98 @@ def test_torchs_erf_gelu_pattern_is_one_gelu(tmp_path):
     expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"input": x})[0]
     assert _rel(model(x), expected) < 1e-5
+
+
+class _TorchBlurPool(torch.nn.Module):
+    """antialiased-cnns' BlurPool (Zhang 2019): reflect pad, then a fixed depthwise binomial
+    filter ([1, 3, 3, 1] / 8 per axis) at stride 2, a buffer rather than a parameter."""
+
+    def __init__(self, channels):
+        super().__init__()
+        a = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        f = a[:, None] * a[None, :]
+        self.register_buffer("filt", (f / f.sum()).expand(channels, 1, 4, 4).clone())
+        self.pad = torch.nn.ReflectionPad2d((1, 2, 1, 2))
+        self.channels = channels
+
+    def forward(self, x):
+        return torch.nn.functional.conv2d(self.pad(x), self.filt, stride=2, groups=self.channels)
+
+
+class _Preprocess(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def _run_both(path, x):
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})[0]
+    model = from_onnx(path)
+    assert _rel(model(x), expected) < 1e-5
+    return model
+
+
+def test_pads_before_convolutions_become_their_padding_and_blurpool_comes_back(tmp_path):
+    net = torch.nn.Sequential(
+        _Preprocess(),
+        torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Conv2d(4, 4, 3, padding=1, padding_mode="replicate"),
+        torch.nn.ReflectionPad2d(2), torch.nn.Conv2d(4, 6, 5),
+        torch.nn.ReLU(), _TorchBlurPool(6),
+    ).eval()
+    torch.manual_seed(3)
+    x = np.random.default_rng(4).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    model = _run_both(export(net, (3, 12, 12), tmp_path / "pads.onnx"), x)
+    layers = [m for _, m in model.named_children()]
+    assert [m.layer_kind for m in layers] == \
+        ["normalize", "conv", "conv", "conv", "relu", "blur_pool"]
+    assert [getattr(m, "padding_mode", None) for m in layers] == \
+        [None, "reflect", "replicate", "reflect", None, "reflect"]
+    np.testing.assert_allclose(layers[0].std, [0.229, 0.224, 0.225], rtol=1e-6)
+    assert layers[3].padding == ((2, 2), (2, 2)) and layers[5].stride == (2, 2)
+
+
+def test_convscopes_own_padded_and_normalized_models_come_back_with_their_names(tmp_path):
+    from convscope.export.onnx import to_onnx
+
+    model = nn.Sequential(nn.Normalize([0.5, 0.25], [2.0, 4.0]),
+                          nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular", rng=0),
+                          nn.BlurPool2d(3, padding_mode="replicate"), nn.ReLU(),
+                          nn.BlurPool2d(3, filter_size=3, padding_mode="zeros")).eval()
+    x = np.random.default_rng(5).standard_normal((2, 2, 9, 9)).astype(np.float32)
+    back = _run_both(to_onnx(model, tmp_path / "own.onnx", (2, 9, 9)), x)
+    assert [(n, m.layer_kind, getattr(m, "padding_mode", None)) for n, m in back.named_children()] \
+        == [("0", "normalize", None), ("1", "conv", "circular"), ("2", "blur_pool", "replicate"),
+            ("3", "relu", None), ("4", "blur_pool", "zeros")]
+    np.testing.assert_array_equal(back(x), model(x))
+
+
+@pytest.mark.parametrize("net, why", [
+    (torch.nn.Sequential(torch.nn.ReflectionPad2d(1), torch.nn.MaxPool2d(2)), "feeds one Conv"),
+    (torch.nn.Sequential(torch.nn.ConstantPad2d(1, 0.5), torch.nn.Conv2d(2, 2, 3)), "value"),
+])
+def test_a_pad_that_is_no_convolutions_padding_is_refused(net, why, tmp_path):
+    with pytest.raises(ConfigError, match=r"operator Pad at ONNX node .*only a Pad of the spatial"):
+        from_onnx(export(net.eval(), (2, 6, 6), tmp_path / "p.onnx"))
+
+
+class _Minus(torch.nn.Module):
+    def forward(self, x):
+        return x - x * x
+
+
+def test_a_sub_that_is_no_normalization_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"operator Sub at ONNX node .*\(x - mean\) / std"):
+        from_onnx(export(_Minus().eval(), (2, 4, 4), tmp_path / "s.onnx"))
+
+
+def test_torchs_circular_padding_slices_are_refused_cleanly(tmp_path):
+    """PyTorch writes padding_mode="circular" as Slices and Concats of the input, not Pad."""
+    net = torch.nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular").eval()
+    with pytest.raises(ConfigError, match=r"operator Slice at ONNX node .*together cover it"):
+        from_onnx(export(net, (2, 6, 6), tmp_path / "c.onnx"))

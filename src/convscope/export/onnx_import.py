@@ -6,6 +6,11 @@
 ONNX                                   convscope
 =====================================  ==============================================
 Conv                                   Conv1d/2d/3d (weights and bias copied)
+Pad (reflect, edge, wrap, constant 0)  that Conv's padding_mode and padding
+-> Conv
+Conv (or Pad -> Conv) with the         BlurPool* (what BlurPool exports as: a fixed
+depthwise binomial filter, no bias     filter, so no parameters to train)
+Sub -> Div by per-channel constants    Normalize (preprocessing kept in the model)
 Relu, Sigmoid, Tanh, LeakyRelu,        ReLU, Sigmoid, Tanh, LeakyReLU, Softmax,
 Softmax, HardSwish, HardSigmoid        Hardswish, Hardsigmoid (PyTorch's alpha 1/6)
 (alpha 1/6, beta 1/2), Gelu
@@ -29,7 +34,8 @@ arithmetic on shapes                   sizes: a value that changes is the batch 
 =====================================  ==============================================
 
 Node names come from the ONNX node names PyTorch writes (``/layer1/layer1.0/conv1/Conv``
-becomes ``layer1.0.conv1``). Any other operator is refused with a
+becomes ``layer1.0.conv1``), or convscope's own ``to_onnx`` writes (``layer1.0.add/Add``
+becomes ``layer1.0.add``: a file convscope wrote comes back with its node names). Any other operator is refused with a
 :class:`~convscope.errors.ConfigError` naming it, the node and the supported list.
 """
 
@@ -43,6 +49,8 @@ import numpy as np
 
 from .. import nn
 from ..errors import ArgumentTypeError, ConfigError
+from ..functional import binomial_filter
+from ..shapes import blur_padding
 from .common import unique_name
 from .fx import nn_layer
 from .onnx import import_onnx
@@ -74,7 +82,7 @@ def _qualified(node_name: str, op: str, index: int) -> str:
 
 _LAYER_OPS = {"Conv", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "LeakyRelu",
               "Softmax", "MaxPool", "AveragePool", "Gemm", "BatchNormalization", "Gelu",
-              "GlobalAveragePool", "Flatten", "MatMul"}
+              "GlobalAveragePool", "Flatten", "MatMul", "Normalize"}
 
 
 class _Importer:
@@ -82,6 +90,7 @@ class _Importer:
         self.onnx = onnx
         self.proto = proto
         g = proto.graph
+        self.ours = proto.producer_name == "convscope"  # node names are module paths
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
                           13)
         self.const: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -159,8 +168,11 @@ class _Importer:
              suffix: str = "", op: str | None = None) -> str:
         """A graph node for ONNX ``node`` (named as if its operator were ``op``)."""
         node_name = node.name if op is None else node.name.rpartition("/")[0] + "/" + op
-        name = unique_name(_qualified(node_name, op or node.op_type, len(self.nodes)) + suffix,
-                           self.names)
+        if self.ours and "/" in node.name:  # convscope writes "<module path>/<operator>"
+            qualified = node.name.rpartition("/")[0]
+        else:
+            qualified = _qualified(node_name, op or node.op_type, len(self.nodes))
+        name = unique_name(qualified + suffix, self.names)
         self.nodes.append(nn.Node(name, module, tuple(inputs)))
         in_shapes = [self.shape_of_ref(r) for r in inputs]
         shapes = tuple(module.output_shape(*[s[i] for s in in_shapes])
@@ -179,6 +191,8 @@ class _Importer:
         return tuple(s[int(k)] for s in self.ref_shapes[base])
 
     def shape(self, name: str) -> tuple[tuple[int, ...], ...]:
+        if self.ref.get(name) == _PENDING:
+            _finish_slices(self, name)
         return self.shape_of_ref(self.ref[name])
 
     # ---------------------------------------------------------------- translation
@@ -297,6 +311,7 @@ _FOLD: dict[str, Callable[..., np.ndarray]] = {
     "Div": _div, "Mul": lambda i, n, a: np.asarray(a[0] * a[1]),
     "Add": lambda i, n, a: np.asarray(a[0] + a[1]), "Sub": lambda i, n, a: np.asarray(a[0] - a[1]),
     "Reshape": lambda i, n, a: a[0].reshape(a[1]),
+    "Transpose": lambda i, n, a: np.transpose(a[0], i.attrs(n).get("perm")),
     "ConstantOfShape": lambda i, n, a: np.full(
         tuple(int(v) for v in a[0]),
         i.onnx.numpy_helper.to_array(i.attrs(n)["value"]).reshape(-1)[0]
@@ -317,7 +332,10 @@ def _no_auto_pad(imp: _Importer, node: Any, a: dict) -> None:
         raise imp.unsupported(node, f" with auto_pad={auto}")
 
 
-def _conv(imp: _Importer, node: Any) -> None:
+def _conv(imp: _Importer, node: Any, pad: tuple[str, tuple[tuple[int, int], ...]] | None = None,
+          source: str | None = None) -> None:
+    """A Conv; ``pad`` = ``(padding_mode, pairs)`` of a ``Pad`` folded in front of it (whose
+    input ``source`` is then the convolution's input)."""
     a = imp.attrs(node)
     _no_auto_pad(imp, node, a)
     w = imp.value(node, 1, "weight")
@@ -326,15 +344,89 @@ def _conv(imp: _Importer, node: Any) -> None:
     if nd not in (1, 2, 3):
         raise imp.unsupported(node, f" with {nd} spatial axes")
     groups = int(a.get("group", 1))
+    stride = tuple(int(v) for v in a.get("strides", [1] * nd))
+    dilation = tuple(int(v) for v in a.get("dilations", [1] * nd))
+    mode, padding = pad if pad is not None else ("zeros", _pairs(a.get("pads", []), nd))
+    x = imp.data(node, 0) if source is None else imp.ref[source]
+    if _is_blur(w, b, groups, dilation, padding):
+        blur = getattr(nn, f"BlurPool{nd}d")(groups, w.shape[-1], stride, mode)
+        imp.emit(node, blur, [x])
+        return
     cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nd]
-    conv = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]),
-               stride=tuple(a.get("strides", [1] * nd)), padding=_pairs(a.get("pads", []), nd),
-               dilation=tuple(a.get("dilations", [1] * nd)), groups=groups, bias=b is not None,
-               dtype=np.float32)
+    conv = cls(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), stride=stride,
+               padding=padding, dilation=dilation, groups=groups, bias=b is not None,
+               padding_mode=mode, dtype=np.float32)
     conv.weight.data[...] = w
     if b is not None and conv.bias is not None:
         conv.bias.data[...] = b
-    imp.emit(node, conv, [imp.data(node, 0)])
+    imp.emit(node, conv, [x])
+
+
+def _is_blur(w: np.ndarray, b: np.ndarray | None, groups: int, dilation: tuple[int, ...],
+             padding: tuple[tuple[int, int], ...]) -> bool:
+    """A depthwise, bias-free Conv whose every filter is the binomial one, padded by
+    ``blur_padding``: what ``to_onnx`` writes for ``BlurPool`` (and what antialiased-cnns'
+    BlurPool exports as)."""
+    f, nd = w.shape[-1], w.ndim - 2
+    if b is not None or w.shape[:2] != (groups, 1) or set(w.shape[2:]) != {f} or \
+            not 1 <= f <= 7 or set(dilation) != {1} or set(padding) != {blur_padding(f)}:
+        return False
+    return bool(np.allclose(w, binomial_filter(f, nd), rtol=1e-6, atol=1e-7))
+
+
+_PAD_MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+_PAD_RULE = (" (only a Pad of the spatial axes by a constant amount, reflect, edge, wrap or "
+             "constant 0, that feeds one Conv of its own: it becomes that Conv's padding, or a "
+             "BlurPool when the Conv is the binomial blur)")
+
+
+def _pad(imp: _Importer, node: Any) -> None:
+    """``Pad -> Conv`` (how ``to_onnx`` writes a convolution or blur pool with reflect,
+    replicate or circular padding) -> one Conv or BlurPool with that padding."""
+    conv = _only_user(imp, node.output[0], "Conv")
+    if conv is None or conv.input[0] != node.output[0]:
+        raise imp.unsupported(node, _PAD_RULE)
+    a = imp.attrs(node)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    rank = len(imp.shape(node.input[0])[0])
+    pads = list(a.get("pads", [])) if imp.opset < 11 else imp.value(node, 1, "pads").tolist()
+    axes = imp.optional(node, 3)
+    full = [0] * (2 * rank)
+    for k, axis in enumerate(range(rank) if axes is None else [int(v) % rank for v in axes]):
+        full[axis], full[axis + rank] = int(pads[k]), int(pads[k + len(pads) // 2])
+    value = imp.optional(node, 2)
+    conv_pads = imp.attrs(conv).get("pads", [])
+    if any(full[i] or full[i + rank] for i in (0, 1)) or min(full) < 0 or any(conv_pads) or \
+            (mode == "constant" and value is not None and float(value) != 0.0) or \
+            mode not in (*_PAD_MODES, "constant"):
+        raise imp.unsupported(node, f" with mode={mode}, pads={full}" + _PAD_RULE)
+    pairs = tuple((full[i], full[i + rank]) for i in range(2, rank))
+    imp.skip.add(list(imp.proto.graph.node).index(conv))
+    _conv(imp, conv, (_PAD_MODES.get(mode, "zeros"), pairs), source=node.input[0])
+
+
+def _normalize(imp: _Importer, node: Any) -> None:
+    """``Sub(x, mean) -> Div(., std)`` with per-channel constants (how ``to_onnx`` writes
+    ``Normalize``, and how a preprocessing ``(x - mean) / std`` exports) -> ``Normalize``."""
+    div = _only_user(imp, node.output[0], "Div")
+    rule = (" (only as (x - mean) / std with constant, per-channel mean and std: a "
+            "Normalize)")
+    if div is None or node.input[1] not in imp.const or imp.is_data(node.input[1]) or \
+            div.input[0] != node.output[0] or imp.is_data(div.input[1]):
+        raise imp.unsupported(node, rule)
+    shape = imp.shape(node.input[0])[0]
+    mean, std = imp.value(node, 1, "mean"), imp.value(div, 1, "std")
+    per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
+    for v in (mean, std):
+        if v.size not in (1, shape[1]) or (v.size > 1 and np.broadcast_shapes(
+                v.shape, per_channel) != per_channel) or v.ndim > len(shape):
+            raise imp.unsupported(node, f" with a constant of shape {v.shape}" + rule)
+    if not np.all(std > 0) or not np.all(np.isfinite(std)):
+        raise imp.unsupported(node, " dividing by a constant that is not positive" + rule)
+    imp.emit(div, nn.Normalize(mean.reshape(-1), std.reshape(-1)), [imp.data(node, 0)],
+             op="Normalize")
+    imp.skip.add(list(imp.proto.graph.node).index(div))
 
 
 def _simple(make: Callable[[_Importer, Any], nn.Module]) -> Callable[..., None]:
@@ -688,7 +780,7 @@ _HANDLERS: dict[str, Callable[..., None]] = {
     "ReduceMean": _reduce_mean, "Flatten": _flatten, "Gemm": _gemm, "MatMul": _matmul,
     "BatchNormalization": _batch_norm, "Reshape": _reshape, "Transpose": _transpose,
     "Split": _split, "Slice": _slice, "Identity": _alias, "Dropout": _alias,
-    "Div": _erf_gelu,
+    "Div": _erf_gelu, "Pad": _pad, "Sub": _normalize,
 }
 
 
