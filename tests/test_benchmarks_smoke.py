@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not add the root
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _env, _timing, bench_ops, breakdown  # noqa: E402
+from benchmarks import _env, _timing, bench_ops, bench_winograd, breakdown  # noqa: E402
 from convscope import functional as F  # noqa: E402
 from convscope.shapes import conv_output_size  # noqa: E402
 
@@ -123,7 +124,20 @@ def test_breakdown_parts_add_up_and_the_module_is_restored():
     assert {k: dict(vars(getattr(mod, k))) for k in methods} == methods
 
 
-@pytest.mark.parametrize("module", [_env, _timing, bench_ops, breakdown], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_env, _timing, bench_ops, bench_winograd, breakdown], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 6), (1, 4, 8, 8), (3, 2, 1, 7), (2, 5, 2, 2)])
+def test_the_winograd_benchmarks_convolution_equals_convscopes(shape):
+    """bench_winograd's F(2x2, 3x3) is measured against conv: it must compute the same thing
+    (odd and even sizes: the last tile row and column hang over the padding)."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape)
+    w, b = rng.standard_normal((3, shape[1], 3, 3)), rng.standard_normal(3)
+    expected = F.conv(x, w, b, padding=1)
+    np.testing.assert_allclose(bench_winograd.winograd_f2x3(x, w, b), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bench_winograd.winograd_f2x3(x, w, b, u=bench_winograd.winograd_filters(w)), expected,
+                               rtol=1e-12, atol=1e-12)
