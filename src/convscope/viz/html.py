@@ -67,6 +67,7 @@ from ._explainer_slices import (
     WINDOWED,
     Slice,
     block,
+    concat_parts,
     conv_need,
     conv_numbers,
     covers,
@@ -75,6 +76,7 @@ from ._explainer_slices import (
     merge_reads,
     pool_input,
     pool_region,
+    sent_region,
     tile_of,
     window_span,
 )
@@ -367,6 +369,12 @@ class _Walk:
         self.refs = input_refs(xb, acts)
         self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
         self.by_index = {a.index: a for a in acts}
+        self.consumers: dict[int, list[list[int]]] = {}  # producer -> [[layer, its input], ...] reading it
+        for a in acts:
+            for i, x_i in enumerate(a.inputs):
+                ref = self.producer.get(id(x_i))
+                if ref is not None:
+                    self.consumers.setdefault(ref, []).append([a.index, i])
         self.budget = Budget(max_numbers)               # the backward passes, all layers together
         self.cap = max_layer_numbers                    # each layer's forward numbers
         self.dtype = xb.dtype
@@ -385,7 +393,9 @@ class _Walk:
         row, rf = self.rows[act.index], self.fields[act.index]
         fc = (f" &nbsp; (a fully-connected layer with the same input and output sizes: "
               f"{html.escape(row.fc_formula)})" if row.fc_params is not None else "")
-        meta = [f'<p class="meta">shape <b>{tuple(act.x.shape)}</b> &rarr; <b>{tuple(act.y.shape)}</b></p>',
+        shapes = (self._merge_shapes(act) if len(act.inputs) > 1 else
+                  f'shape <b>{tuple(act.x.shape)}</b> &rarr; <b>{tuple(act.y.shape)}</b>')
+        meta = [f'<p class="meta shapes">{shapes}</p>',
                 f'<p class="meta">parameters: <b>{html.escape(row.formula)}</b>{fc}</p>']
         if rf.rf is not None and rf.jump is not None:
             meta.append(f'<p class="meta">receptive field {"x".join(map(str, rf.rf))} input pixels, jump '
@@ -395,6 +405,39 @@ class _Walk:
             meta.append("<details><summary>output size, Key Equation 48</summary><pre>"
                         + html.escape("\n".join(lines)) + "</pre></details>")
         return "".join(meta)
+
+    def _merge_shapes(self, act: LayerActivation) -> str:
+        """Every input's shape (one sample), named by the layer that made it, then the output's:
+        ``a (C, H, W) + b (C, H, W) -> (C, H, W)``; a Concat's inputs with the ranges they fill, a
+        Mul's broadcast axes."""
+        kind = act.module.layer_kind
+        names = []
+        for x_i in act.inputs:
+            ref = self.producer.get(id(x_i))
+            who = ("the input" if ref == 0 else "?" if ref is None else
+                   html.escape(self.by_index[ref].name if not self.by_index[ref].name.isdigit()
+                               else f"layer {ref}"))
+            link = f'<a href="#{"input" if ref == 0 else f"layer-{ref}"}">{who}</a>' if ref is not None else who
+            names.append(f"<b>{link}</b> {tuple(x_i.shape[1:])}")
+        out = f"<b>{tuple(act.y.shape[1:])}</b>"
+        if kind == "concat":
+            axis, offsets, sizes = concat_parts(act)
+            along = ("channels", "rows", "columns")[axis - 1] if 1 <= axis <= 3 else f"axis {axis}"
+            parts = [f"{n} &rarr; {along} {o + 1}..{o + k}" for n, o, k in zip(names, offsets, sizes)]
+            return f"shape: {' | '.join(parts)} &rarr; {out} (one sample; the inputs side by side)"
+        if kind == "mul":
+            text = " &times; ".join(names) + f" &rarr; {out} (one sample)"
+            spatial = {0: (), 1: ("entries",), 2: ("rows", "columns")}.get(act.y.ndim - 2, ())
+            axes = (("entries",) if act.y.ndim == 2 else ("channels", *spatial))
+            for x_i in act.inputs:
+                spread = [axes[a] if a < len(axes) else f"axis {a + 1}" for a, n in enumerate(x_i.shape[1:])
+                          if n == 1 and act.y.shape[a + 1] != 1]
+                if spread:
+                    text += (f"; {tuple(x_i.shape[1:])} is broadcast over the {' and '.join(spread)}"
+                             + (": one factor per channel" if spatial and spread == list(spatial) else ""))
+            return f"shape: {text}"
+        sign = " + " if kind == "add" else ", "
+        return f"shape: {sign.join(names)} &rarr; {out} (one sample)"
 
     def _ref_link(self, index: int | None) -> str:
         if index is None:
@@ -549,6 +592,12 @@ class _Walk:
         entry.update({k: v for k, v in extra.items() if k != "kind"})
         if kind == "residual":
             entry["residual"] = {"block_ref": act.index - 1 if act.index - 1 in self.refs else None}
+        if kind in ("add", "concat", "mul") and len(act.inputs) > 1:
+            regions = [sent_region(act, i, shown, tile) for i in range(len(act.inputs))]
+            entry["sent_at"] = [None if r is None else {"channels": r[0], "start": r[1], "tile": r[2]}
+                                for r in regions]
+        if len(self.consumers.get(act.index, [])) > 1:
+            entry["consumers"] = self.consumers[act.index]     # fan-out: dL/dy sums what each sends back
         self.entries[act.index] = entry
         body.append(f'<div class="gmaps" data-layer="{act.index}"></div>')
         where = ' <span class="muted">(inside a Residual block)</span>' if act.nested else ""
@@ -565,6 +614,13 @@ class _Walk:
         shown, tile = self.shown[act.index], self.tiles.get(act.index)
         g = grad.grads[act.index][0]
         parts = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
+        at = self.entries[act.index].get("sent_at")
+        for i, where in enumerate(at or ()):
+            if where is not None and act.index in grad.sent:
+                dx = grad.sent[act.index][i][0]
+                chans = where["channels"]
+                parts[f"sent{i}"] = dx if not where["tile"] else block(dx if chans is None else dx[chans],
+                                                                      where["start"], where["tile"])
         conv = self.entries[act.index].get("conv")
         if act.index in grad.weight_grads and conv and conv.get("padded") is not None:
             dw = grad.weight_grads[act.index]
@@ -601,6 +657,9 @@ class _Walk:
                 "layers": {str(i): b64(p["dy"], self.dtype) for i, p in parts.items()},
                 "dw": {str(i): b64(p["dw"], self.dtype) for i, p in parts.items() if "dw" in p},
                 "dy_full": {str(i): b64(p["dy_full"], self.dtype) for i, p in parts.items() if "dy_full" in p},
+                "sent": {str(i): [b64(p[f"sent{j}"], self.dtype) if f"sent{j}" in p else None
+                                  for j in range(len(self.entries[i]["sent_at"]))]
+                         for i, p in parts.items() if self.entries[i].get("sent_at")},
             }
             kept.append(grad.target)
             if per_class > self.budget.left:
