@@ -95,51 +95,56 @@ def _block(a, where):
     return a[(Ellipsis,) + tuple(slice(s, s + t) for s, t in zip(where["start"], where["tile"]))]
 
 
+def _sent(p, lay, i):
+    """The gradient merge ``lay`` sends to input ``i`` as the page reads it: its own numbers, or the
+    channels of the layer's embedded dL/dy it equals bit for bit."""
+    b = p["sent"][str(lay["index"])][i]
+    if b is not None and "same_as_dy" in b:
+        dy, shown = _dec(p["layers"][str(lay["index"])]), lay["values"]["channels"]
+        return dy[[shown.index(c) for c in b["same_as_dy"]]]
+    return _dec(b)
+
+
 def test_each_input_gets_what_the_graphs_backward_sends_it(page):
     kwargs, _, data, model, x = page
     names = _named(data)
     assert {names[n]["kind"] for n in ("block.add", "fire.cat", "se.scale")} == {"add", "concat", "mul"}
     for target in data["backward"]["targets"]:
         sent, _ = graph_backward(model, x, target)
-        passed = data["backward"]["passes"][str(target)]["sent"]
+        p = data["backward"]["passes"][str(target)]
         for name in ("block.add", "fire.cat", "se.scale"):
             lay = names[name]
-            regions, embedded = lay["sent_at"], passed[str(lay["index"])]
+            regions, embedded = lay["sent_at"], p["sent"][str(lay["index"])]
             assert len(regions) == len(embedded) == 2
-            for i, (where, b) in enumerate(zip(regions, embedded)):
+            for i, where in enumerate(regions):
                 want = _block(sent[name][i][0], where)
-                assert b is not None and b["dtype"] == "f8"
-                np.testing.assert_array_equal(_dec(b), want, err_msg=f"{name} input {i + 1}, class {target}")
+                np.testing.assert_array_equal(_sent(p, lay, i), want, err_msg=f"{name} input {i + 1}, class {target}")
+            # an Add's and a Concat's are dL/dy's own numbers (named, not repeated); a Mul's its own
+            assert all(("same_as_dy" in b) == (name != "se.scale") for b in embedded)
+            assert all(b["dtype"] == "f8" for b in embedded if "b64" in b)
     if kwargs:                                    # tiled: the Add's gradient only on its block
         assert names["block.add"]["sent_at"][0]["tile"] != [5, 5]
 
 
-def test_the_rules_rebuild_each_inputs_gradient_from_dy(page):
-    """The page's rules from the embedded dL/dy and forward values: Add copies, Concat slices, Mul
-    multiplies by the other factor and sums the gate's over H and W (whole maps: every term is
-    embedded)."""
+def test_the_mul_rule_rebuilds_each_factors_gradient(page):
+    """The Mul's rule from the forward values: dL/dx = dL/dy * s, and the gate's dL/ds = dL/dy * x
+    summed over H and W (the axes its (C, 1, 1) was broadcast over)."""
     kwargs, _, data, model, x = page
-    names = _named(data)
-    target = data["backward"]["default"]
-    p = data["backward"]["passes"][str(target)]
-    dy = {n: _dec(p["layers"][str(names[n]["index"])]) for n in ("block.add", "fire.cat", "se.scale")}
-    sent = {n: [_dec(b) for b in p["sent"][str(names[n]["index"])]] for n in ("block.add", "fire.cat", "se.scale")}
-    assert all(np.array_equal(s, dy["block.add"]) for s in sent["block.add"])
-    cat = names["fire.cat"]
-    assert cat["concat"] == {"axis": 0, "offsets": [0, 2], "sizes": [2, 3]}
-    shown = cat["values"]["channels"]
-    for i, (o, n) in enumerate(zip(cat["concat"]["offsets"], cat["concat"]["sizes"])):
-        rows = [shown.index(c) for c in shown if o <= c < o + n]
-        np.testing.assert_array_equal(sent["fire.cat"][i], dy["fire.cat"][rows])
-    if kwargs:
-        return
+    mul = _named(data)["se.scale"]
+    p = data["backward"]["passes"][str(data["backward"]["default"])]
+    dy = _dec(p["layers"][str(mul["index"])])
     _, acts = forward_layers(model, x)
     by_name = {a.name: a for a in acts}
-    h, s = by_name["fire.cat"].y[0], by_name["se.gate"].y[0]
-    np.testing.assert_allclose(sent["se.scale"][0], dy["se.scale"] * s, rtol=1e-14)
-    np.testing.assert_allclose(sent["se.scale"][1], (dy["se.scale"] * h).sum(axis=(1, 2), keepdims=True),
-                               rtol=1e-12)
-    assert sent["se.scale"][1].shape == (5, 1, 1)
+    shown, (start, tile) = mul["values"]["channels"], (mul["values"]["start"], mul["values"]["tile"])
+    h = _block(by_name["fire.cat"].y[0], mul["values"])
+    s = by_name["se.gate"].y[0][shown]
+    np.testing.assert_allclose(_sent(p, mul, 0), dy * s, rtol=1e-14)
+    assert _sent(p, mul, 1).shape == (len(shown), 1, 1) and mul["sent_at"][1]["tile"] == [1, 1]
+    if not kwargs:                        # the whole map: the sum over every position
+        np.testing.assert_allclose(_sent(p, mul, 1), (dy * h).sum(axis=(1, 2), keepdims=True), rtol=1e-12)
+    else:                                 # a block: the sum over it is only part of the library's
+        assert tile != [5, 5] and start is not None
+        assert not np.allclose(_sent(p, mul, 1), (dy * h).sum(axis=(1, 2), keepdims=True))
 
 
 def test_a_fanned_out_output_gets_the_sum_of_what_its_consumers_send(page):

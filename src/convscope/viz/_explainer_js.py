@@ -645,8 +645,19 @@ function sentVals(l, i) {          // the gradient merge l sends to its input i,
   var p = pass(), s = l.sent_at ? l.sent_at[i] : null;
   var b = p && p.sent && p.sent[String(l.index)] ? p.sent[String(l.index)][i] : null;
   if (!s || !b) return null;
-  var shape = l.inputs[i].shape;
-  return {data: arr(b), channels: shape.length === 1 ? null : s.channels, shape: shape,
+  var shape = l.inputs[i].shape, data;
+  if (b.same_as_dy) {              // bit for bit these output channels of dL/dy (embedded once)
+    var dv = gradVals(l.index), per = prod(s.tile);
+    if (!dv) return null;
+    data = new Float64Array(b.same_as_dy.length * per);
+    b.same_as_dy.forEach(function (oc, r) {
+      var k = dv.channels ? dv.channels.indexOf(oc) : oc;
+      data.set(dv.data.subarray(k * per, (k + 1) * per), r * per);
+    });
+  } else {
+    data = arr(b);
+  }
+  return {data: data, channels: shape.length === 1 ? null : s.channels, shape: shape, same: !!b.same_as_dy,
           start: shape.length === 1 ? null : s.start, tile: shape.length === 1 ? null : s.tile};
 }
 function atFull(vals, q) { return vals ? (vals.shape.length === 1 ? at(vals, 0, q) : at(vals, q[0], q.slice(1))) :
@@ -656,13 +667,14 @@ function layerName(ref) {          // "layer 7 (layer1.0.bn2)", linked; the inpu
   return refLink(ref) + esc(LAYERS[ref] ? LAYERS[ref].name : "");
 }
 function sentCheck(l, i, q, js, tol) {   // the page's value next to what convscope's backward sent
-  var lib = atFull(sentVals(l, i), q), ref = l.inputs[i].ref;
+  var sv = sentVals(l, i), lib = atFull(sv, q), ref = l.inputs[i].ref;
   var attrs = "class='sent' data-input='" + i + "' data-ref='" + ref + "' data-at='" + q.join(",") + "'";
   if (lib === null) return tag("div", attrs + " data-page='" + js + "'", note("convscope's gradient for this input " +
       "is not embedded here."));
   var ok = js !== null && (Math.abs(js - lib) <= tol || js === lib);
   return tag("div", attrs + " data-page='" + (js === null ? "" : js) + "' data-lib='" + lib + "'",
-             calc("convscope's backward sends " + tag("b", "", fmt(lib)) + (js === null ? "" : " &rarr; " +
+             calc("convscope's backward sends " + tag("b", "", fmt(lib)) + (sv.same ? " (bit for bit the " +
+                  "embedded dL/dy, so it is embedded once)" : "") + (js === null ? "" : " &rarr; " +
                   tag("span", "class='sent-verdict " + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"))));
 }
 function sentPanel(l, c, pos, g) {
@@ -746,9 +758,9 @@ function sentPanel(l, c, pos, g) {
                  "is summed over the " + over + ":") +
              calc(lhs + " = sum over " + me.bc.map(function (a, b) { return "ijk".charAt(b); }).join(", ") +
                   " of dL/d" + ix("y", sumIx) + " &times; " + ix(on, sumIx.map(function (p, a) {
-                    return other.shape[a] === 1 ? 0 : p; })) + " = " +
-                  (missing ? "? " : terms.join(" + ") + (count > terms.length ? " + ..." : "") + " = " + fmt(js)) +
-                  " (" + count + " products)" + FROM0);
+                    return other.shape[a] === 1 ? 0 : p; })) +
+                  (missing ? "" : " = " + terms.join(" + ") + (count > terms.length ? " + ..." : "") + " = " +
+                   fmt(js)) + " (" + count + " products)" + FROM0);
       if (missing) body += note("This layer's numbers are a block of its positions, so the sum over all " + count +
                                 " is not redone on the page; convscope's value is below.");
     }

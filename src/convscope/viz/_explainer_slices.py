@@ -28,7 +28,9 @@ The tile shrinks (longest axis first) until the layer's numbers fit its cap. Eve
 the library's own, little-endian float bytes of the model's dtype in base64
 (:func:`convscope.viz._explainer_data.b64`), so the dot product the page shows reproduces the
 embedded output to float rounding. The backward passes embed ``dL/dy`` on the same tiles, and
-what a merge sends back to each input where that input is read (:func:`sent_region`); a
+what a merge sends back to each input where that input is read (:func:`sent_region`; an Add's
+copy and a Concat's channel slice of ``dL/dy`` name the channels of ``dL/dy`` they equal bit for
+bit instead of repeating them); a
 filter's ``dL/dW`` (a sum over every output position) is checked on the first input channels,
 from their full input planes and the filter's full ``dL/dy`` plane (:func:`dw_inputs`).
 """

@@ -608,19 +608,26 @@ class _Walk:
                 f'{"".join(body)}</details></section>')
         return card, entry
 
-    def _grad_parts(self, act: LayerActivation, grad: Any) -> dict[str, np.ndarray]:
-        """What one backward pass embeds for one layer: dL/dy on its tile, and for a convolution
-        dL/dW of its embedded filters (and the filters' whole dL/dy planes on a tiled layer)."""
+    def _grad_parts(self, act: LayerActivation, grad: Any) -> dict[str, Any]:
+        """What one backward pass embeds for one layer: dL/dy on its tile; for a merge what it sends
+        to each input (``sent<i>``), or, where that is bit for bit a part of the embedded dL/dy (an
+        Add's copy, a Concat's channel slice), the output channels it equals (``same<i>``: nothing is
+        embedded twice); for a convolution dL/dW of its embedded filters (and the filters' whole
+        dL/dy planes on a tiled layer)."""
         shown, tile = self.shown[act.index], self.tiles.get(act.index)
         g = grad.grads[act.index][0]
-        parts = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
-        at = self.entries[act.index].get("sent_at")
-        for i, where in enumerate(at or ()):
-            if where is not None and act.index in grad.sent:
-                dx = grad.sent[act.index][i][0]
-                chans = where["channels"]
-                parts[f"sent{i}"] = dx if not where["tile"] else block(dx if chans is None else dx[chans],
-                                                                      where["start"], where["tile"])
+        parts: dict[str, Any] = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
+        for i, where in enumerate(self.entries[act.index].get("sent_at") or ()):
+            if where is None or act.index not in grad.sent:
+                continue
+            dx, chans = grad.sent[act.index][i][0], where["channels"]
+            part = dx if not where["tile"] else block(dx if chans is None else dx[chans], where["start"], where["tile"])
+            same = self._same_as_dy(act, i, where, shown, tile)
+            ref = None if same is None or tile is None else block(g[same], *tile)
+            if ref is not None and ref.shape == part.shape and ref.tobytes() == part.tobytes():
+                parts[f"same{i}"] = same                 # bit for bit those channels of dL/dy
+            else:
+                parts[f"sent{i}"] = part
         conv = self.entries[act.index].get("conv")
         if act.index in grad.weight_grads and conv and conv.get("padded") is not None:
             dw = grad.weight_grads[act.index]
@@ -633,6 +640,24 @@ class _Walk:
                 parts["dw"] = dw[check["filters"]][:, rel]
                 parts["dy_full"] = g[check["filters"]]
         return parts
+
+    @staticmethod
+    def _same_as_dy(act: LayerActivation, i: int, where: dict[str, Any], shown: list[int] | None,
+                    tile: tuple[list[int], list[int]] | None) -> list[int] | None:
+        """The output channels whose dL/dy (on the layer's tile) an Add's or a channel Concat's input
+        ``i`` gets, when its gradient is embedded on that same tile; else None."""
+        kind = act.module.layer_kind
+        if shown is None or tile is None or where["channels"] is None or \
+                [where["start"], where["tile"]] != [list(tile[0]), list(tile[1])]:
+            return None
+        if kind == "add":
+            offset = 0
+        elif kind == "concat" and concat_parts(act)[0] == 1:
+            offset = concat_parts(act)[1][i]
+        else:
+            return None
+        same = [c + offset for c in where["channels"]]
+        return same if set(same) <= set(shown) else None
 
     def backward(self, model: Module, xb: np.ndarray, acts: list[LayerActivation], probs: np.ndarray,
                  label: int | None, max_classes: int) -> dict[str, Any] | None:
@@ -648,7 +673,7 @@ class _Walk:
             grad = backward_passes(model, xb, acts, todo[:1])[0]
             todo = todo[1:]
             parts = {a.index: self._grad_parts(a, grad) for a in shown_acts}
-            need = xb[0].size + sum(v.size for p in parts.values() for v in p.values())
+            need = xb[0].size + sum(v.size for p in parts.values() for v in p.values() if isinstance(v, np.ndarray))
             per_class = need
             if not self.budget.take(need):
                 break
@@ -657,7 +682,8 @@ class _Walk:
                 "layers": {str(i): b64(p["dy"], self.dtype) for i, p in parts.items()},
                 "dw": {str(i): b64(p["dw"], self.dtype) for i, p in parts.items() if "dw" in p},
                 "dy_full": {str(i): b64(p["dy_full"], self.dtype) for i, p in parts.items() if "dy_full" in p},
-                "sent": {str(i): [b64(p[f"sent{j}"], self.dtype) if f"sent{j}" in p else None
+                "sent": {str(i): [b64(p[f"sent{j}"], self.dtype) if f"sent{j}" in p else
+                                  {"same_as_dy": p[f"same{j}"]} if f"same{j}" in p else None
                                   for j in range(len(self.entries[i]["sent_at"]))]
                          for i, p in parts.items() if self.entries[i].get("sent_at")},
             }
