@@ -18,12 +18,18 @@ and wires up the page:
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
   max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
-  matrix of inputs against the upstream ``dL/dZ``) next to the library's;
+  matrix of inputs against the upstream ``dL/dZ``) next to the library's; for a clicked merge
+  value what each input gets (Add: ``dL/dy`` itself; Concat: the input whose slice it is; Mul:
+  ``dL/dy`` times the other factor, the broadcast gate's summed over the axes it was stretched
+  on), redone next to what convscope's backward sent, and for an output that feeds several
+  layers (fan-out) its ``dL/dy`` as the sum of what they send back;
 * the output-size playground (Key Equation 48).
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``dw-js``,
+``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
+per input of a merge: ``data-input``, ``data-ref``, ``data-at``, ``data-page``, ``data-lib``, and
+``.sent-verdict`` inside), ``fanout`` (``data-count``, ``data-parts``, ``data-known``), ``dw-js``,
 ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
 ``document.body.dataset.ready`` is "1" once the script has run.
 """

@@ -47,7 +47,7 @@ from .activations import LayerActivation
 
 __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
            "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "merge_reads", "concat_parts",
-           "shuffle_source", "sent_region", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+           "shuffle_source", "sent_region", "same_as_dy", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
 MERGES = ("concat", "mul", "channel_shuffle")    # merges and plumbing whose inputs are read by merge_reads
@@ -284,3 +284,22 @@ def sent_region(act: LayerActivation, i: int, shown: list[int] | None,
     if act.module.layer_kind == "add":
         return list(shown), list(tile[0]), list(tile[1])
     return merge_reads(act, i, shown, tile)
+
+
+def same_as_dy(act: LayerActivation, i: int, where: dict[str, Any], shown: list[int] | None,
+               tile: tuple[list[int], list[int]] | None) -> list[int] | None:
+    """The output channels whose ``dL/dy`` (on the layer's tile) an Add's or a channel Concat's
+    input ``i`` gets, when its gradient is embedded (``where``, from :func:`sent_region`) on that
+    same tile; else None. The caller still checks that the numbers agree bit for bit."""
+    kind = act.module.layer_kind
+    if shown is None or tile is None or where["channels"] is None or \
+            [where["start"], where["tile"]] != [list(tile[0]), list(tile[1])]:
+        return None
+    if kind == "add":
+        offset = 0
+    elif kind == "concat" and concat_parts(act)[0] == 1:
+        offset = concat_parts(act)[1][i]
+    else:
+        return None
+    same = [c + offset for c in where["channels"]]
+    return same if set(same) <= set(shown) else None

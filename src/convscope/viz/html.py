@@ -5,9 +5,10 @@
 and script inline, so it opens offline in any browser. At the top: the prediction and the
 next classes, a layer index and the backward controls. For every layer (collapsible):
 
-* the input and output shapes, and for window layers the output size with both forms of
-  Key Equation 48 per axis; the parameter count with its formula, beside a fully-connected
-  layer's (weight sharing); the receptive field and jump;
+* the input and output shapes (a merge: every input's, named by the layer that made it), and
+  for window layers the output size with both forms of Key Equation 48 per axis; the parameter
+  count with its formula, beside a fully-connected layer's (weight sharing); the receptive field
+  and jump;
 * every channel's feature map, or a strip of a vector output; a click on any value shows how
   it was computed, in the notes' terms, redone on the page from the embedded numbers next to
   convscope's own value (see :mod:`convscope.viz._explainer_js` for every kind of layer),
@@ -17,7 +18,8 @@ next classes, a layer index and the backward controls. For every layer (collapsi
   on a filter shows its ``dL/dW`` in the notes' 9.31 form;
 * backward: for a chosen class (the true label when given, else the prediction), the loss
   ``L = -log p_c`` and every layer's gradient map ``dL/dy``, the ReLU masks and the max-pool
-  routing, computed by each layer's own backward (:mod:`convscope.viz._explainer_data`);
+  routing, what a merge sends to each of its inputs, computed by each layer's own backward
+  (:mod:`convscope.viz._explainer_data`);
 
 and the class probabilities (a click shows ``exp / sum`` over every class) and a playground
 for the output-size formula. The numbers the page computes with are embedded bit-exactly as
@@ -67,7 +69,6 @@ from ._explainer_slices import (
     WINDOWED,
     Slice,
     block,
-    concat_parts,
     conv_need,
     conv_numbers,
     covers,
@@ -76,6 +77,7 @@ from ._explainer_slices import (
     merge_reads,
     pool_input,
     pool_region,
+    same_as_dy,
     sent_region,
     tile_of,
     window_span,
@@ -87,6 +89,7 @@ from ._html_parts import (
     feature_maps,
     filters_html,
     input_html,
+    merge_shapes,
     playground,
     positive,
     probabilities,
@@ -407,37 +410,8 @@ class _Walk:
         return "".join(meta)
 
     def _merge_shapes(self, act: LayerActivation) -> str:
-        """Every input's shape (one sample), named by the layer that made it, then the output's:
-        ``a (C, H, W) + b (C, H, W) -> (C, H, W)``; a Concat's inputs with the ranges they fill, a
-        Mul's broadcast axes."""
-        kind = act.module.layer_kind
-        names = []
-        for x_i in act.inputs:
-            ref = self.producer.get(id(x_i))
-            who = ("the input" if ref == 0 else "?" if ref is None else
-                   html.escape(self.by_index[ref].name if not self.by_index[ref].name.isdigit()
-                               else f"layer {ref}"))
-            link = f'<a href="#{"input" if ref == 0 else f"layer-{ref}"}">{who}</a>' if ref is not None else who
-            names.append(f"<b>{link}</b> {tuple(x_i.shape[1:])}")
-        out = f"<b>{tuple(act.y.shape[1:])}</b>"
-        if kind == "concat":
-            axis, offsets, sizes = concat_parts(act)
-            along = ("channels", "rows", "columns")[axis - 1] if 1 <= axis <= 3 else f"axis {axis}"
-            parts = [f"{n} &rarr; {along} {o + 1}..{o + k}" for n, o, k in zip(names, offsets, sizes)]
-            return f"shape: {' | '.join(parts)} &rarr; {out} (one sample; the inputs side by side)"
-        if kind == "mul":
-            text = " &times; ".join(names) + f" &rarr; {out} (one sample)"
-            spatial = {0: (), 1: ("entries",), 2: ("rows", "columns")}.get(act.y.ndim - 2, ())
-            axes = (("entries",) if act.y.ndim == 2 else ("channels", *spatial))
-            for x_i in act.inputs:
-                spread = [axes[a] if a < len(axes) else f"axis {a + 1}" for a, n in enumerate(x_i.shape[1:])
-                          if n == 1 and act.y.shape[a + 1] != 1]
-                if spread:
-                    text += (f"; {tuple(x_i.shape[1:])} is broadcast over the {' and '.join(spread)}"
-                             + (": one factor per channel" if spatial and spread == list(spatial) else ""))
-            return f"shape: {text}"
-        sign = " + " if kind == "add" else ", "
-        return f"shape: {sign.join(names)} &rarr; {out} (one sample)"
+        refs = [self.producer.get(id(x_i)) for x_i in act.inputs]
+        return merge_shapes(act, [(r, None if r is None or r == 0 else self.by_index[r].name) for r in refs])
 
     def _ref_link(self, index: int | None) -> str:
         if index is None:
@@ -622,7 +596,7 @@ class _Walk:
                 continue
             dx, chans = grad.sent[act.index][i][0], where["channels"]
             part = dx if not where["tile"] else block(dx if chans is None else dx[chans], where["start"], where["tile"])
-            same = self._same_as_dy(act, i, where, shown, tile)
+            same = same_as_dy(act, i, where, shown, tile)
             ref = None if same is None or tile is None else block(g[same], *tile)
             if ref is not None and ref.shape == part.shape and ref.tobytes() == part.tobytes():
                 parts[f"same{i}"] = same                 # bit for bit those channels of dL/dy
@@ -640,24 +614,6 @@ class _Walk:
                 parts["dw"] = dw[check["filters"]][:, rel]
                 parts["dy_full"] = g[check["filters"]]
         return parts
-
-    @staticmethod
-    def _same_as_dy(act: LayerActivation, i: int, where: dict[str, Any], shown: list[int] | None,
-                    tile: tuple[list[int], list[int]] | None) -> list[int] | None:
-        """The output channels whose dL/dy (on the layer's tile) an Add's or a channel Concat's input
-        ``i`` gets, when its gradient is embedded on that same tile; else None."""
-        kind = act.module.layer_kind
-        if shown is None or tile is None or where["channels"] is None or \
-                [where["start"], where["tile"]] != [list(tile[0]), list(tile[1])]:
-            return None
-        if kind == "add":
-            offset = 0
-        elif kind == "concat" and concat_parts(act)[0] == 1:
-            offset = concat_parts(act)[1][i]
-        else:
-            return None
-        same = [c + offset for c in where["channels"]]
-        return same if set(same) <= set(shown) else None
 
     def backward(self, model: Module, xb: np.ndarray, acts: list[LayerActivation], probs: np.ndarray,
                  label: int | None, max_classes: int) -> dict[str, Any] | None:
