@@ -180,3 +180,27 @@ def test_a_merge_card_names_every_inputs_shape(page):
     assert plain("stem") == "shape (1, 2, 5, 5) -> (1, 3, 5, 5)"          # one input: as before
     add = lines[names["block.add"]["index"]]
     assert all(f'href="#layer-{names[n]["index"]}"' in add for n in ("block.bn2", "stem_relu"))
+
+
+def test_a_gate_first_mul_in_float32_gets_what_the_graph_sends(tmp_path):
+    """torchvision's order ``scale * input`` (the gate is input 1) and the model's own float32: each
+    input's embedded gradient is the graph's backward's, to float32 rounding (sums of a fan-out may
+    add in another order)."""
+    from .test_explainer_merges import fire_se_graph
+    from .test_explainer_merges import merge_x as fire_x
+
+    model, x = fire_se_graph(), fire_x()
+    data = _data(explain_model_html(model, x, tmp_path / "f.html").read_text())
+    names = _named(data)
+    mul = names["se.scale"]
+    assert [s["shape"] for s in mul["inputs"]] == [[6, 1, 1], [6, 6, 6]]
+    assert mul["sent_at"][0] == {"channels": list(range(6)), "start": [0, 0], "tile": [1, 1]}
+    for target in data["backward"]["targets"][:3]:
+        sent, _ = graph_backward(model, x, target)
+        p = data["backward"]["passes"][str(target)]
+        for name in ("fire.cat", "se.scale"):
+            for i, where in enumerate(names[name]["sent_at"]):
+                got, want = _sent(p, names[name], i), _block(sent[name][i][0], where)
+                assert got.shape == want.shape
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max(),
+                                           err_msg=f"{name} input {i + 1}")
