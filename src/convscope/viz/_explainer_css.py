@@ -86,6 +86,8 @@ table.grid th { font-weight: 400; color: var(--muted); padding: 1px 4px; font-si
 .grids { display: flex; flex-wrap: wrap; align-items: flex-start; }
 .calc { font: 12px/1.5 ui-monospace, Menlo, Consolas, monospace; word-break: break-word; margin: 3px 0; }
 .ok { color: #2b8a3e; font-weight: 600; }
+.sent-to { margin: 8px 0; padding: 2px 0 2px 8px; border-left: 3px solid #c9d6e8; }
+.sent-to > p { margin: 3px 0; }
 .bad { color: #c92a2a; font-weight: 600; }
 .bars { margin-top: 4px; }
 .bar { display: flex; align-items: center; gap: 8px; margin: 2px 0; font-size: 13px; cursor: pointer; }

@@ -19,8 +19,11 @@ protocol (``layer_kind`` and ``window``, never the layer's class):
 :func:`backward_passes` runs the backward pass of every layer for a chosen class: the loss is
 the cross-entropy of that class, ``L = -log p_c`` (so ``dL/dz = p - onehot(c)`` on the
 scores, notes 9.4 chain rule applied layer by layer), and records ``dL/dy`` of every layer's
-output and ``dL/dW`` of every convolution, through each layer's own ``backward`` - the
-library's numbers, which the page then re-derives for a clicked filter in the notes' 9.31 form.
+output, ``dL/dW`` of every convolution and what each merge (a layer with several inputs) sends
+back to each of its inputs, through each layer's own ``backward`` - the library's numbers, which
+the page then re-derives for a clicked filter in the notes' 9.31 form and for a clicked merge
+value from its rule (Add: ``dL/dy`` to every input; Concat: each input its slice; Mul: ``dL/dy``
+times the other factor, summed over the broadcast axes).
 
 Arrays travel as little-endian float bytes in base64 (:func:`b64`), so every value is bit-exact.
 What each layer embeds, and its per-layer cap, is :mod:`convscope.viz._explainer_slices`.
@@ -172,6 +175,8 @@ class ClassGrad:
         grads: ``{layer index: dL/dy of that layer's output}`` (batch of one).
         input_grad: ``dL/dx`` of the model's input.
         weight_grads: ``{conv layer index: dL/dW}``.
+        sent: ``{merge layer index: (dL/dx_1, dL/dx_2, ...)}``: what the merge's backward sends to
+            each input (an input that feeds several layers sums what they all send: fan-out).
     """
 
     target: int
@@ -179,6 +184,7 @@ class ClassGrad:
     grads: dict[int, np.ndarray]
     input_grad: np.ndarray
     weight_grads: dict[int, np.ndarray]
+    sent: dict[int, tuple[np.ndarray, ...]]
 
 
 def _final_grad(acts: Sequence[LayerActivation], target: int) -> tuple[np.ndarray, float]:
@@ -213,6 +219,7 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
         for target in targets:
             grads: dict[int, np.ndarray] = {}
             weight_grads: dict[int, np.ndarray] = {}
+            sent: dict[int, tuple[np.ndarray, ...]] = {}
             pending: dict[int, np.ndarray] = {}             # id(array) -> dL/d(array)
             g_final, loss = _final_grad(acts, int(target))
             pending[id(acts[-1].y)] = g_final
@@ -237,10 +244,13 @@ def backward_passes(model: Module, xb: np.ndarray, acts: Sequence[LayerActivatio
                 if act.module.layer_kind == "conv":
                     conv: Any = act.module
                     weight_grads[act.index] = np.array(conv.weight.grad)
-                for x_i, dx_i in zip(act.inputs, dx if isinstance(dx, tuple) else (dx,)):
+                dxs = dx if isinstance(dx, tuple) else (dx,)
+                if len(act.inputs) > 1:
+                    sent[act.index] = tuple(np.array(d) for d in dxs)
+                for x_i, dx_i in zip(act.inputs, dxs):
                     _add(pending, x_i, dx_i)        # a merge hands each branch its own gradient
             passes.append(ClassGrad(int(target), loss, grads, pending.get(id(xb), np.zeros_like(xb)),
-                                    weight_grads))
+                                    weight_grads, sent))
     finally:
         for p, g in zip(params, saved_grads):
             if g is None:

@@ -18,12 +18,18 @@ and wires up the page:
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
   max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
-  matrix of inputs against the upstream ``dL/dZ``) next to the library's;
+  matrix of inputs against the upstream ``dL/dZ``) next to the library's; for a clicked merge
+  value what each input gets (Add: ``dL/dy`` itself; Concat: the input whose slice it is; Mul:
+  ``dL/dy`` times the other factor, the broadcast gate's summed over the axes it was stretched
+  on), redone next to what convscope's backward sent, and for an output that feeds several
+  layers (fan-out) its ``dL/dy`` as the sum of what they send back;
 * the output-size playground (Key Equation 48).
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``dw-js``,
+``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
+per input of a merge: ``data-input``, ``data-ref``, ``data-at``, ``data-page``, ``data-lib``, and
+``.sent-verdict`` inside), ``fanout`` (``data-count``, ``data-parts``, ``data-known``), ``dw-js``,
 ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
 ``document.body.dataset.ready`` is "1" once the script has run.
 """
@@ -640,6 +646,157 @@ function gradVals(index) {
   return {data: arr(b), channels: shape.length === 1 ? null : chans, shape: shape, start: start,
           tile: start ? l.values.tile : null};
 }
+// ---------------------------------------------------------------- backward of a merge: what each input gets
+function sentVals(l, i) {          // the gradient merge l sends to its input i, where that input is read
+  var p = pass(), s = l.sent_at ? l.sent_at[i] : null;
+  var b = p && p.sent && p.sent[String(l.index)] ? p.sent[String(l.index)][i] : null;
+  if (!s || !b) return null;
+  var shape = l.inputs[i].shape, data;
+  if (b.same_as_dy) {              // bit for bit these output channels of dL/dy (embedded once)
+    var dv = gradVals(l.index), per = prod(s.tile);
+    if (!dv) return null;
+    data = new Float64Array(b.same_as_dy.length * per);
+    b.same_as_dy.forEach(function (oc, r) {
+      var k = dv.channels ? dv.channels.indexOf(oc) : oc;
+      data.set(dv.data.subarray(k * per, (k + 1) * per), r * per);
+    });
+  } else {
+    data = arr(b);
+  }
+  return {data: data, channels: shape.length === 1 ? null : s.channels, shape: shape, same: !!b.same_as_dy,
+          start: shape.length === 1 ? null : s.start, tile: shape.length === 1 ? null : s.tile};
+}
+function atFull(vals, q) { return vals ? (vals.shape.length === 1 ? at(vals, 0, q) : at(vals, q[0], q.slice(1))) :
+                           null; }
+function layerName(ref) {          // "layer 7 (layer1.0.bn2)", linked; the input
+  if (ref === 0 || ref === null || ref === undefined) return refLink(ref);
+  return refLink(ref) + esc(LAYERS[ref] ? LAYERS[ref].name : "");
+}
+function sentCheck(l, i, q, js, tol) {   // the page's value next to what convscope's backward sent
+  var sv = sentVals(l, i), lib = atFull(sv, q), ref = l.inputs[i].ref;
+  var attrs = "class='sent' data-input='" + i + "' data-ref='" + ref + "' data-at='" + q.join(",") + "'";
+  if (lib === null) return tag("div", attrs + " data-page='" + js + "'", note("convscope's gradient for this input " +
+      "is not embedded here."));
+  var ok = js !== null && (Math.abs(js - lib) <= tol || js === lib);
+  return tag("div", attrs + " data-page='" + (js === null ? "" : js) + "' data-lib='" + lib + "'",
+             calc("convscope's backward sends " + tag("b", "", fmt(lib)) + (sv.same ? " (bit for bit the " +
+                  "embedded dL/dy, so it is embedded once)" : "") + (js === null ? "" : " &rarr; " +
+                  tag("span", "class='sent-verdict " + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"))));
+}
+function sentPanel(l, c, pos, g) {
+  var vec = l.out_shape.length === 2, out = vec ? pos.slice() : [c].concat(pos), n = l.inputs.length;
+  var ix = function (name, q) { return name + "[" + q.join(", ") + "]"; }, h = "";
+  var head = function (i) {
+    return tag("b", "", "to input " + (i + 1) + ", " + layerName(l.inputs[i].ref) + " " + tuple(l.inputs[i].shape));
+  };
+  if (l.kind === "add") {
+    h += tag("p", "", "y = " + l.inputs.map(function (s, i) { return "x" + tag("sub", "", i + 1); }).join(" + ") +
+             ", so dy/dx" + tag("sub", "", "i") + " = 1 for every input (the identity, position by position), and " +
+             "the chain rule dL/dx" + tag("sub", "", "i") + " = dL/dy &middot; dy/dx" + tag("sub", "", "i") +
+             " passes dL/dy unchanged to every input:");
+    for (var i = 0; i < n; i++) {
+      h += tag("div", "class='sent-to'", head(i) + calc("dL/d" + ix("x" + tag("sub", "", i + 1), out) + " = dL/d" +
+               ix("y", out) + " &middot; 1 = " + fmt(g) + FROM0) + sentCheck(l, i, out, g, 0));
+    }
+    return h;
+  }
+  if (l.kind === "concat") {
+    var ct = l.concat, along = ct.axis === 0 ? "channels" : ["rows", "columns"][ct.axis - 1];
+    var qa = ct.axis === 0 ? c : pos[ct.axis - 1], k = 0;
+    while (k < ct.offsets.length - 1 && qa >= ct.offsets[k] + ct.sizes[k]) k++;
+    var qin = out.slice();
+    qin[ct.axis] -= ct.offsets[k];
+    h += tag("p", "", "Concatenation only copies: dy/dx" + tag("sub", "", "i") + " is 1 where a value of input i " +
+             "was copied and 0 elsewhere, so the chain rule gives each input its own slice of dL/dy: " +
+             ranges(ct.offsets, ct.sizes).map(function (r, j) {
+               return "output " + along + " " + r + " go back to " + refLink(l.inputs[j].ref) + " (its " + along +
+                   " 1.." + ct.sizes[j] + ")";
+             }).join(", ") + ". This value's gradient goes to input " + (k + 1) + " alone:");
+    for (var j = 0; j < n; j++) {
+      if (j !== k) {
+        h += tag("div", "class='sent-to'", head(j) + calc("nothing from this value (input " + (j + 1) + " fills " +
+                 along + " " + ranges(ct.offsets, ct.sizes)[j] + ")"));
+        continue;
+      }
+      h += tag("div", "class='sent-to'", head(k) + calc("dL/d" + ix("x" + tag("sub", "", k + 1), qin) + " = dL/d" +
+               ix("y", out) + " = " + fmt(g) + FROM0) + sentCheck(l, k, qin, g, 0));
+    }
+    return h;
+  }
+  if (l.kind !== "mul" || n !== 2) return "";
+  var axes = vec ? ["entries"] : ["channels", "rows", "columns"].slice(0, out.length);
+  var osh = l.out_shape.slice(1), info = l.inputs.map(function (s) {
+    var bc = [];
+    s.shape.forEach(function (m, a) { if (m === 1 && osh[a] !== 1) bc.push(a); });
+    return {shape: s.shape, bc: bc, q: out.map(function (p, a) { return s.shape[a] === 1 ? 0 : p; })};
+  });
+  var names = info.map(function (t) { return t.bc.length ? "s" : "x"; });
+  if (names[0] === names[1]) names = ["a", "b"];
+  var dyv = gradVals(l.index);
+  h += tag("p", "", "y = " + names[0] + " &times; " + names[1] + ", so dy/d" + names[0] + " = " + names[1] +
+           " and dy/d" + names[1] + " = " + names[0] + " (the product rule): each input's gradient is dL/dy times " +
+           "the other factor" + (info.some(function (t) { return t.bc.length; }) ? "; a factor that broadcasting " +
+           "used at many positions adds up the gradient of every one of them (the chain rule sums over every " +
+           "path)" : "") + ":");
+  for (var m = 0; m < 2; m++) {
+    var me = info[m], other = info[1 - m], on = names[1 - m], terms = [], js = 0, abs = 0, missing = false;
+    var spans = me.bc.map(function (a) { return osh[a]; }), count = prod(spans);
+    for (var t = 0; t < count; t++) {          // every output position that used this factor
+      var qq = out.slice(), u = unflat(t, spans.length ? spans : [1]);
+      me.bc.forEach(function (a, b) { qq[a] = u[b]; });
+      var dy = atFull(dyv, qq), ov = atFull(inputVals(l, 1 - m), qq.map(function (p, a) {
+        return other.shape[a] === 1 ? 0 : p; }));
+      if (dy === null || ov === null) { missing = true; break; }
+      js += dy * ov; abs += Math.abs(dy * ov);
+      if (terms.length < 4) terms.push(paren(dy) + "&times;" + paren(ov));
+    }
+    var lhs = "dL/d" + ix(names[m], me.q), oq = out.map(function (p, a) { return other.shape[a] === 1 ? 0 : p; });
+    var body;
+    if (!me.bc.length) {
+      body = calc(lhs + " = dL/d" + ix("y", out) + " &times; " + ix(on, oq) + " = " +
+                  (missing ? "?" : paren(g) + " &times; " + paren(atFull(inputVals(l, 1 - m), oq)) + " = " + fmt(js)) +
+                  FROM0);
+    } else {
+      var over = me.bc.map(function (a) { return axes[a]; }).join(" and ");
+      var sumIx = out.map(function (p, a) { return me.bc.indexOf(a) >= 0 ? "ijk".charAt(me.bc.indexOf(a)) : p; });
+      body = tag("p", "", ix(names[m], me.q) + " multiplies all " + count + " positions of " +
+                 (vec ? "the output" : "channel " + (c + 1)) + " (broadcast over the " + over + "), so its gradient " +
+                 "is summed over the " + over + ":") +
+             calc(lhs + " = sum over " + me.bc.map(function (a, b) { return "ijk".charAt(b); }).join(", ") +
+                  " of dL/d" + ix("y", sumIx) + " &times; " + ix(on, sumIx.map(function (p, a) {
+                    return other.shape[a] === 1 ? 0 : p; })) +
+                  (missing ? "" : " = " + terms.join(" + ") + (count > terms.length ? " + ..." : "") + " = " +
+                   fmt(js)) + " (" + count + " products)" + FROM0);
+      if (missing) body += note("This layer's numbers are a block of its positions, so the sum over all " + count +
+                                " is not redone on the page; convscope's value is below.");
+    }
+    h += tag("div", "class='sent-to'", head(m) + body +
+             sentCheck(l, m, me.q, missing ? null : js, (count + 1) * D.eps * abs + 1e-300));
+  }
+  return h;
+}
+function fanoutText(l, c, pos, g) {  // dL/dy of an output read by several layers: the sum of what each sends
+  var vec = l.out_shape.length === 2, q = vec ? pos.slice() : [c].concat(pos), known = 0, unknown = [];
+  var parts = l.consumers.map(function (ci) {
+    var m = LAYERS[ci[0]], v = m && m.sent_at ? atFull(sentVals(m, ci[1]), q) : null;
+    var who = layerName(ci[0]) + " (" + esc(m ? m.kind : "?") + (m && m.inputs.length > 1 ? ", its input " +
+        (ci[1] + 1) : "") + ")";
+    if (v === null) { unknown.push(who); return null; }
+    known += v;
+    return who + " sends " + tag("b", "", fmt(v));
+  }).filter(function (t) { return t !== null; });
+  var h = "Fan-out: this output feeds " + l.consumers.length + " layers, so its dL/dy is the sum of what each of " +
+      "them sends back (the chain rule adds one term per path to the loss)";
+  if (parts.length) {
+    h += ": " + parts.join("; ") + (unknown.length === 1 ? "; " + unknown[0] + " sends the rest, " + fmt(g) +
+        " - " + paren(known) + " = " + fmt(g - known) : unknown.length ? "; " + unknown.join(", ") +
+        " send the rest, " + fmt(g - known) + " together" : " (sum " + fmt(known) + ")");
+  } else {
+    h += ": " + unknown.join(", ");
+  }
+  return tag("p", "id='fanout' data-count='" + l.consumers.length + "' data-known='" + known + "' data-parts='" +
+             parts.length + "'", h + ".");
+}
 function className(c) { return D.classes ? D.classes[c] : String(c); }
 function backwardPanel(l, c, pos) {
   var p = pass();
@@ -648,6 +805,8 @@ function backwardPanel(l, c, pos) {
             ", L = -log p = " + fmt(p.loss));
   if (g === null) return h + note("The gradient of this value is not embedded.");
   h += calc("dL/dy at this value = " + tag("b", "id='grad-value' data-value='" + g + "'", fmt(g)));
+  if (l.consumers) h += fanoutText(l, c, pos, g);
+  if (l.sent_at) h += sentPanel(l, c, pos, g);
   if (l.kind === "relu") {
     var z = at(inputVals(l), c, pos);
     h += calc("ReLU's derivative (Key Equation 66): dL/dz = dL/dy * [z > 0] = " + fmt(g) + " * " + (z > 0 ? 1 : 0) +
@@ -871,6 +1030,16 @@ function drawGrads() {
           "dL/dz = dL/dy * mask, the gradient this ReLU passes back", null, false, inLike));
       }
     }
+    (l.sent_at || []).forEach(function (s, i) {     // a merge: what its backward sends to each input
+      var sv = sentVals(l, i), ref = l.inputs[i].ref;
+      if (!sv) return;
+      box.appendChild(mapsRow(sv, "sent back to input " + (i + 1) + " (layer " + ref + (LAYERS[ref] ?
+          LAYERS[ref].name : "") + "): dL/dx" + (i + 1), null, false, function (c) {
+        return ROOT.querySelector(ref === 0 ? "#input img.inmap[data-channel='" + c + "']" :
+                                  "img[data-layer='" + ref + "'][data-channel='" + c + "']") ||
+               ROOT.querySelector("img.fvec[data-layer='" + ref + "']");
+      }));
+    });
   });
 }
 

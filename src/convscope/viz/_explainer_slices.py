@@ -27,7 +27,10 @@ click on it needs, and nothing twice:
 The tile shrinks (longest axis first) until the layer's numbers fit its cap. Every number is
 the library's own, little-endian float bytes of the model's dtype in base64
 (:func:`convscope.viz._explainer_data.b64`), so the dot product the page shows reproduces the
-embedded output to float rounding. The backward passes embed ``dL/dy`` on the same tiles; a
+embedded output to float rounding. The backward passes embed ``dL/dy`` on the same tiles, and
+what a merge sends back to each input where that input is read (:func:`sent_region`; an Add's
+copy and a Concat's channel slice of ``dL/dy`` name the channels of ``dL/dy`` they equal bit for
+bit instead of repeating them); a
 filter's ``dL/dW`` (a sum over every output position) is checked on the first input channels,
 from their full input planes and the filter's full ``dL/dy`` plane (:func:`dw_inputs`).
 """
@@ -44,7 +47,7 @@ from .activations import LayerActivation
 
 __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
            "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "merge_reads", "concat_parts",
-           "shuffle_source", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+           "shuffle_source", "sent_region", "same_as_dy", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
 MERGES = ("concat", "mul", "channel_shuffle")    # merges and plumbing whose inputs are read by merge_reads
@@ -262,3 +265,41 @@ def merge_reads(act: LayerActivation, i: int, shown: list[int],
         groups = int(getattr(act.module, "groups", 1))
         return sorted({shuffle_source(c, int(x_i.shape[1]), groups) for c in shown}), start, size
     return None
+
+
+def sent_region(act: LayerActivation, i: int, shown: list[int] | None,
+                tile: tuple[list[int], list[int]] | None) -> tuple[list[int] | None, list[int], list[int]] | None:
+    """Where the gradient a merge (Add, Concat, Mul) sends to input ``i`` is embedded: the block of
+    that input its values tile reads, (channels, start, size); ``(None, [], [])`` for a vector
+    input (embedded whole); None when none of the shown values reads it.
+
+    Add reads every input at the tile itself; Concat and Mul as :func:`merge_reads` says (a
+    Concat's input on its shown channels, a Mul's gate ``(C, 1, 1)`` at its one position).
+    """
+    x_i = act.inputs[i]
+    if x_i.ndim == 2:
+        return None, [], []
+    if shown is None or tile is None:
+        return None
+    if act.module.layer_kind == "add":
+        return list(shown), list(tile[0]), list(tile[1])
+    return merge_reads(act, i, shown, tile)
+
+
+def same_as_dy(act: LayerActivation, i: int, where: dict[str, Any], shown: list[int] | None,
+               tile: tuple[list[int], list[int]] | None) -> list[int] | None:
+    """The output channels whose ``dL/dy`` (on the layer's tile) an Add's or a channel Concat's
+    input ``i`` gets, when its gradient is embedded (``where``, from :func:`sent_region`) on that
+    same tile; else None. The caller still checks that the numbers agree bit for bit."""
+    kind = act.module.layer_kind
+    if shown is None or tile is None or where["channels"] is None or \
+            [where["start"], where["tile"]] != [list(tile[0]), list(tile[1])]:
+        return None
+    if kind == "add":
+        offset = 0
+    elif kind == "concat" and concat_parts(act)[0] == 1:
+        offset = concat_parts(act)[1][i]
+    else:
+        return None
+    same = [c + offset for c in where["channels"]]
+    return same if set(same) <= set(shown) else None

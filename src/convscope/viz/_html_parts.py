@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..explain.derive import axis_size
 from ._explainer_data import probabilities_of
+from ._explainer_slices import concat_parts
 from .activations import LayerActivation
 from .image import colorize, data_uri, value_range
 
@@ -223,3 +224,36 @@ def playground() -> str:
             f'for k).</p><div class="pg-inputs">{inputs}</div><div>{presets}</div>'
             '<p>output size: <b id="pg-out" data-value="">?</b></p><div id="pg-result"></div>'
             '<div id="pg-diagram"></div></section>')
+
+
+def merge_shapes(act: LayerActivation, producers: Sequence[tuple[int | None, str | None]]) -> str:
+    """A merge card's shape line: every input's shape (one sample), named by the layer that made it
+    (``producers``: its index, 0 for the model's input, and name per input), then the output's:
+    ``a (C, H, W) + b (C, H, W) -> (C, H, W)``; a Concat's inputs with the ranges they fill, a
+    Mul's broadcast axes."""
+    kind = act.module.layer_kind
+    names = []
+    for x_i, (ref, name) in zip(act.inputs, producers):
+        who = "the input" if ref == 0 else "?" if ref is None else html.escape(
+            name if name and not name.isdigit() else f"layer {ref}")
+        link = who if ref is None else f'<a href="#{"input" if ref == 0 else f"layer-{ref}"}">{who}</a>'
+        names.append(f"<b>{link}</b> {tuple(x_i.shape[1:])}")
+    out = f"<b>{tuple(act.y.shape[1:])}</b>"
+    if kind == "concat":
+        axis, offsets, sizes = concat_parts(act)
+        along = ("channels", "rows", "columns")[axis - 1] if 1 <= axis <= 3 else f"axis {axis}"
+        parts = [f"{n} &rarr; {along} {o + 1}..{o + k}" for n, o, k in zip(names, offsets, sizes)]
+        return f"shape: {' | '.join(parts)} &rarr; {out} (one sample; the inputs side by side)"
+    if kind == "mul":
+        text = " &times; ".join(names) + f" &rarr; {out} (one sample)"
+        spatial = {1: ("entries",), 2: ("rows", "columns")}.get(act.y.ndim - 2, ())
+        axes = ("entries",) if act.y.ndim == 2 else ("channels", *spatial)
+        for x_i in act.inputs:
+            spread = [axes[a] if a < len(axes) else f"axis {a + 1}" for a, n in enumerate(x_i.shape[1:])
+                      if n == 1 and act.y.shape[a + 1] != 1]
+            if spread:
+                text += (f"; {tuple(x_i.shape[1:])} is broadcast over the {' and '.join(spread)}"
+                         + (": one factor per channel" if spatial and spread == list(spatial) else ""))
+        return f"shape: {text}"
+    sign = " + " if kind == "add" else ", "
+    return f"shape: {sign.join(names)} &rarr; {out} (one sample)"

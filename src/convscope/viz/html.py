@@ -5,9 +5,10 @@
 and script inline, so it opens offline in any browser. At the top: the prediction and the
 next classes, a layer index and the backward controls. For every layer (collapsible):
 
-* the input and output shapes, and for window layers the output size with both forms of
-  Key Equation 48 per axis; the parameter count with its formula, beside a fully-connected
-  layer's (weight sharing); the receptive field and jump;
+* the input and output shapes (a merge: every input's, named by the layer that made it), and
+  for window layers the output size with both forms of Key Equation 48 per axis; the parameter
+  count with its formula, beside a fully-connected layer's (weight sharing); the receptive field
+  and jump;
 * every channel's feature map, or a strip of a vector output; a click on any value shows how
   it was computed, in the notes' terms, redone on the page from the embedded numbers next to
   convscope's own value (see :mod:`convscope.viz._explainer_js` for every kind of layer),
@@ -17,7 +18,8 @@ next classes, a layer index and the backward controls. For every layer (collapsi
   on a filter shows its ``dL/dW`` in the notes' 9.31 form;
 * backward: for a chosen class (the true label when given, else the prediction), the loss
   ``L = -log p_c`` and every layer's gradient map ``dL/dy``, the ReLU masks and the max-pool
-  routing, computed by each layer's own backward (:mod:`convscope.viz._explainer_data`);
+  routing, what a merge sends to each of its inputs, computed by each layer's own backward
+  (:mod:`convscope.viz._explainer_data`);
 
 and the class probabilities (a click shows ``exp / sum`` over every class) and a playground
 for the output-size formula. The numbers the page computes with are embedded bit-exactly as
@@ -75,6 +77,8 @@ from ._explainer_slices import (
     merge_reads,
     pool_input,
     pool_region,
+    same_as_dy,
+    sent_region,
     tile_of,
     window_span,
 )
@@ -85,6 +89,7 @@ from ._html_parts import (
     feature_maps,
     filters_html,
     input_html,
+    merge_shapes,
     playground,
     positive,
     probabilities,
@@ -367,6 +372,12 @@ class _Walk:
         self.refs = input_refs(xb, acts)
         self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
         self.by_index = {a.index: a for a in acts}
+        self.consumers: dict[int, list[list[int]]] = {}  # producer -> [[layer, its input], ...] reading it
+        for a in acts:
+            for i, x_i in enumerate(a.inputs):
+                ref = self.producer.get(id(x_i))
+                if ref is not None:
+                    self.consumers.setdefault(ref, []).append([a.index, i])
         self.budget = Budget(max_numbers)               # the backward passes, all layers together
         self.cap = max_layer_numbers                    # each layer's forward numbers
         self.dtype = xb.dtype
@@ -385,7 +396,9 @@ class _Walk:
         row, rf = self.rows[act.index], self.fields[act.index]
         fc = (f" &nbsp; (a fully-connected layer with the same input and output sizes: "
               f"{html.escape(row.fc_formula)})" if row.fc_params is not None else "")
-        meta = [f'<p class="meta">shape <b>{tuple(act.x.shape)}</b> &rarr; <b>{tuple(act.y.shape)}</b></p>',
+        shapes = (self._merge_shapes(act) if len(act.inputs) > 1 else
+                  f'shape <b>{tuple(act.x.shape)}</b> &rarr; <b>{tuple(act.y.shape)}</b>')
+        meta = [f'<p class="meta shapes">{shapes}</p>',
                 f'<p class="meta">parameters: <b>{html.escape(row.formula)}</b>{fc}</p>']
         if rf.rf is not None and rf.jump is not None:
             meta.append(f'<p class="meta">receptive field {"x".join(map(str, rf.rf))} input pixels, jump '
@@ -395,6 +408,10 @@ class _Walk:
             meta.append("<details><summary>output size, Key Equation 48</summary><pre>"
                         + html.escape("\n".join(lines)) + "</pre></details>")
         return "".join(meta)
+
+    def _merge_shapes(self, act: LayerActivation) -> str:
+        refs = [self.producer.get(id(x_i)) for x_i in act.inputs]
+        return merge_shapes(act, [(r, None if r is None or r == 0 else self.by_index[r].name) for r in refs])
 
     def _ref_link(self, index: int | None) -> str:
         if index is None:
@@ -549,6 +566,12 @@ class _Walk:
         entry.update({k: v for k, v in extra.items() if k != "kind"})
         if kind == "residual":
             entry["residual"] = {"block_ref": act.index - 1 if act.index - 1 in self.refs else None}
+        if kind in ("add", "concat", "mul") and len(act.inputs) > 1:
+            regions = [sent_region(act, i, shown, tile) for i in range(len(act.inputs))]
+            entry["sent_at"] = [None if r is None else {"channels": r[0], "start": r[1], "tile": r[2]}
+                                for r in regions]
+        if len(self.consumers.get(act.index, [])) > 1:
+            entry["consumers"] = self.consumers[act.index]     # fan-out: dL/dy sums what each sends back
         self.entries[act.index] = entry
         body.append(f'<div class="gmaps" data-layer="{act.index}"></div>')
         where = ' <span class="muted">(inside a Residual block)</span>' if act.nested else ""
@@ -559,12 +582,26 @@ class _Walk:
                 f'{"".join(body)}</details></section>')
         return card, entry
 
-    def _grad_parts(self, act: LayerActivation, grad: Any) -> dict[str, np.ndarray]:
-        """What one backward pass embeds for one layer: dL/dy on its tile, and for a convolution
-        dL/dW of its embedded filters (and the filters' whole dL/dy planes on a tiled layer)."""
+    def _grad_parts(self, act: LayerActivation, grad: Any) -> dict[str, Any]:
+        """What one backward pass embeds for one layer: dL/dy on its tile; for a merge what it sends
+        to each input (``sent<i>``), or, where that is bit for bit a part of the embedded dL/dy (an
+        Add's copy, a Concat's channel slice), the output channels it equals (``same<i>``: nothing is
+        embedded twice); for a convolution dL/dW of its embedded filters (and the filters' whole
+        dL/dy planes on a tiled layer)."""
         shown, tile = self.shown[act.index], self.tiles.get(act.index)
         g = grad.grads[act.index][0]
-        parts = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
+        parts: dict[str, Any] = {"dy": g if shown is None or tile is None else block(g[shown], *tile)}
+        for i, where in enumerate(self.entries[act.index].get("sent_at") or ()):
+            if where is None or act.index not in grad.sent:
+                continue
+            dx, chans = grad.sent[act.index][i][0], where["channels"]
+            part = dx if not where["tile"] else block(dx if chans is None else dx[chans], where["start"], where["tile"])
+            same = same_as_dy(act, i, where, shown, tile)
+            ref = None if same is None or tile is None else block(g[same], *tile)
+            if ref is not None and ref.shape == part.shape and ref.tobytes() == part.tobytes():
+                parts[f"same{i}"] = same                 # bit for bit those channels of dL/dy
+            else:
+                parts[f"sent{i}"] = part
         conv = self.entries[act.index].get("conv")
         if act.index in grad.weight_grads and conv and conv.get("padded") is not None:
             dw = grad.weight_grads[act.index]
@@ -592,7 +629,7 @@ class _Walk:
             grad = backward_passes(model, xb, acts, todo[:1])[0]
             todo = todo[1:]
             parts = {a.index: self._grad_parts(a, grad) for a in shown_acts}
-            need = xb[0].size + sum(v.size for p in parts.values() for v in p.values())
+            need = xb[0].size + sum(v.size for p in parts.values() for v in p.values() if isinstance(v, np.ndarray))
             per_class = need
             if not self.budget.take(need):
                 break
@@ -601,6 +638,10 @@ class _Walk:
                 "layers": {str(i): b64(p["dy"], self.dtype) for i, p in parts.items()},
                 "dw": {str(i): b64(p["dw"], self.dtype) for i, p in parts.items() if "dw" in p},
                 "dy_full": {str(i): b64(p["dy_full"], self.dtype) for i, p in parts.items() if "dy_full" in p},
+                "sent": {str(i): [b64(p[f"sent{j}"], self.dtype) if f"sent{j}" in p else
+                                  {"same_as_dy": p[f"same{j}"]} if f"same{j}" in p else None
+                                  for j in range(len(self.entries[i]["sent_at"]))]
+                         for i, p in parts.items() if self.entries[i].get("sent_at")},
             }
             kept.append(grad.target)
             if per_class > self.budget.left:
