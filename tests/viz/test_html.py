@@ -140,6 +140,7 @@ def test_caps_are_applied_and_stated(tmp_path):
     assert len(re.findall(r'<section class="card layer', text)) == 3
     assert "Only the first 3 of 7 layers are shown" in text
     assert "only the first 1 channels are drawn" in text
+    assert "Showing the first 1 of 4 channels: <code>convscope explain model --max-channels 4</code>" in text
     assert "backward pass is not embedded" in text                  # one class needs more than 100 numbers
     data = _data(text)
     conv = data["layers"][0]

@@ -93,7 +93,9 @@ def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int
     colours = ("blue (negative) - white (0) - red (positive)" if cmap == "diverging"
                else "dark (low) to yellow (high)")
     legend = f"colour scale {colours}, {lo:.4g} .. {hi:.4g} for every channel of this layer"
-    note = (f'<p class="note">Showing the first {len(shown)} of {y.shape[0]} channels (max_channels).</p>'
+    note = (f'<p class="note">Showing the first {len(shown)} of {y.shape[0]} channels: '
+            f'<code>convscope explain model --max-channels {y.shape[0]}</code> (or '
+            f'<code>max_channels={y.shape[0]}</code>) shows them all.</p>'
             if len(shown) < y.shape[0] else "")
     return (f'<p class="meta">{legend}. Click a pixel.</p>{note}<div class="maps">{"".join(parts)}</div>',
             shown)
