@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convscope.errors import ConfigError, ShapeError
+from convscope.errors import ArgumentTypeError, ConfigError, ShapeError
 from convscope.viz.image import colorize, data_uri, png_bytes, value_range
 
 PIL = pytest.importorskip("PIL.Image", reason="Pillow (the test extra) decodes the PNGs")
@@ -17,24 +17,67 @@ PIL = pytest.importorskip("PIL.Image", reason="Pillow (the test extra) decodes t
 def test_png_decodes_to_the_same_pixels(shape, grey):
     rng = np.random.default_rng(sum(shape))
     a = rng.integers(0, 256, size=shape if grey else (*shape, 3), dtype=np.uint8)
-    img = PIL.open(io.BytesIO(png_bytes(a)))
-    img.load()
-    assert img.mode == ("L" if grey else "RGB")
-    assert img.size == (shape[1], shape[0])
-    np.testing.assert_array_equal(np.asarray(img), a)
+    for palette in (True, False):
+        img = PIL.open(io.BytesIO(png_bytes(a, palette=palette)))
+        img.load()
+        assert img.mode == ("L" if grey else "P" if palette and shape[0] * shape[1] > 64 else "RGB")
+        assert img.size == (shape[1], shape[0])
+        np.testing.assert_array_equal(np.asarray(img.convert("L" if grey else "RGB")), a)
 
 
-def test_png_chunks_carry_valid_crcs():
-    data = png_bytes(np.zeros((2, 2, 3), np.uint8))
-    pos, kinds = 8, []
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The PNG's chunks as (kind, body), each CRC checked."""
+    pos, out = 8, []
     while pos < len(data):
         length = int.from_bytes(data[pos:pos + 4], "big")
         kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
         crc = int.from_bytes(data[pos + 8 + length:pos + 12 + length], "big")
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, kind
-        kinds.append(kind)
+        out.append((kind, body))
         pos += 12 + length
-    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+    return out
+
+
+@pytest.mark.parametrize("cmap", ["gray"])
+def test_a_colour_mapped_picture_is_a_palette_png_with_exactly_the_rgb_pixels(cmap):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 56)) * 3.0
+    a[0, 0], a[1, 1], a[2, 2] = np.nan, np.inf, -np.inf
+    a = a if cmap == "diverging" else np.abs(a)
+    rgb = colorize(a, cmap)
+    data = png_bytes(rgb)
+    chunks = dict(_chunks(data))
+    assert chunks[b"IHDR"][8:10] == bytes([8, 3])                   # 8 bits per pixel, colour type 3
+    colours = np.unique(rgb.reshape(-1, 3), axis=0)
+    assert len(chunks[b"PLTE"]) == 3 * len(colours) <= 3 * 256
+    assert len(zlib.decompress(chunks[b"IDAT"])) == 40 * (1 + 56)   # one byte per pixel (+ a filter byte per row)
+    img = PIL.open(io.BytesIO(data))
+    img.load()
+    assert img.mode == "P"
+    np.testing.assert_array_equal(np.asarray(img.convert("RGB")), rgb)
+    direct = PIL.open(io.BytesIO(png_bytes(rgb, palette=False)))
+    assert direct.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(img.convert("RGB")), np.asarray(direct))
+    assert len(data) < len(png_bytes(rgb, palette=False))
+
+
+def test_more_than_256_colours_stay_rgb_and_tiny_pictures_keep_the_shorter_file():
+    many = np.arange(300 * 3, dtype=np.int64).reshape(20, 15, 3).astype(np.uint8)
+    many[..., 2] = np.arange(300).reshape(20, 15) // 256         # 300 distinct colours
+    img = PIL.open(io.BytesIO(png_bytes(many)))
+    assert img.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(img), many)
+    tile = colorize(np.array([[-1.0, 0.5, 0.0], [0.25, 1.0, -0.5], [0.1, 0.2, 0.3]]), "diverging")
+    data = png_bytes(tile)
+    assert len(data) <= len(png_bytes(tile, palette=False))
+    np.testing.assert_array_equal(np.asarray(PIL.open(io.BytesIO(data)).convert("RGB")), tile)
+
+
+def test_png_chunks_carry_valid_crcs():
+    direct = png_bytes(np.zeros((2, 2, 3), np.uint8), palette=False)
+    assert [kind for kind, _ in _chunks(direct)] == [b"IHDR", b"IDAT", b"IEND"]
+    indexed = png_bytes(np.zeros((16, 16, 3), np.uint8))
+    assert [kind for kind, _ in _chunks(indexed)] == [b"IHDR", b"PLTE", b"IDAT", b"IEND"]
 
 
 def test_data_uri_round_trip():
@@ -80,3 +123,5 @@ def test_errors_name_what_was_expected():
         png_bytes(np.zeros((2, 2, 3), np.float32))
     with pytest.raises(ShapeError, match=r"\(H, W, 3\)"):
         png_bytes(np.zeros((2, 2, 4), np.uint8))
+    with pytest.raises(ArgumentTypeError, match="palette must be True or False"):
+        png_bytes(np.zeros((2, 2, 3), np.uint8), palette="yes")
