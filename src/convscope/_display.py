@@ -52,6 +52,11 @@ ANCHORS: dict[str, np.ndarray] = {
 #: Names of the colour maps.
 COLORMAPS = tuple(ANCHORS)
 
+#: Steps of every colour scale, ends included (matplotlib's maps have 256): a value is drawn at the
+#: nearest step, so a picture has at most this many colours (one byte per pixel in a palette PNG),
+#: and the number is odd so that the middle of the scale (0 on a diverging one) is a step.
+LEVELS = 255
+
 #: One colour per meaning, the same in pictures and HTML tables.
 ACCENTS: dict[str, str] = {
     "window": "#6a3d9a",     # the window v (or receptive field) being read, and the filter over it
@@ -86,6 +91,8 @@ def value_range(a: np.ndarray, cmap: str) -> tuple[float, float]:
 def rgb(a: Any, cmap: str, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
     """Values to ``uint8`` RGB with one of :data:`COLORMAPS` (shape ``a.shape + (3,)``).
 
+    A value is placed on the nearest of :data:`LEVELS` steps of the scale (off by at most half a
+    step, 1/508 of the range), then its colour is interpolated linearly between the anchors.
     NaN draws as the middle of the scale, infinities as its ends. An unknown ``cmap`` raises
     KeyError; callers that take a user's name check it first.
     """
@@ -96,6 +103,7 @@ def rgb(a: Any, cmap: str, vmin: float | None = None, vmax: float | None = None)
     hi = hi if vmax is None else float(vmax)
     span = hi - lo if hi > lo else 1.0
     t = np.clip((np.nan_to_num(a, nan=(lo + hi) / 2, posinf=hi, neginf=lo) - lo) / span, 0.0, 1.0)
+    t = np.rint(t * (LEVELS - 1)) / (LEVELS - 1)
     pos = t * (len(anchors) - 1)
     i = np.minimum(pos.astype(np.int64), len(anchors) - 2)
     frac = (pos - i)[..., None]

@@ -38,7 +38,7 @@ def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return out
 
 
-@pytest.mark.parametrize("cmap", ["gray"])
+@pytest.mark.parametrize("cmap", ["diverging", "sequential", "gray"])
 def test_a_colour_mapped_picture_is_a_palette_png_with_exactly_the_rgb_pixels(cmap):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((40, 56)) * 3.0
@@ -125,3 +125,21 @@ def test_errors_name_what_was_expected():
         png_bytes(np.zeros((2, 2, 4), np.uint8))
     with pytest.raises(ArgumentTypeError, match="palette must be True or False"):
         png_bytes(np.zeros((2, 2, 3), np.uint8), palette="yes")
+
+
+@pytest.mark.parametrize("cmap", ["diverging", "sequential", "gray"])
+def test_colours_sit_on_255_steps_of_the_scale_within_half_a_step_of_the_continuous_map(cmap):
+    from convscope._display import ANCHORS, LEVELS
+
+    a = np.linspace(-1.0 if cmap == "diverging" else 0.0, 1.0, 5001)[None]
+    rgb = colorize(a, cmap).reshape(-1, 3).astype(int)
+    assert LEVELS == 255 and len(np.unique(rgb, axis=0)) <= LEVELS
+    t = (a[0] - a[0, 0]) / (a[0, -1] - a[0, 0])
+    anchors = ANCHORS[cmap]
+    steps = np.linspace(0.0, 1.0, len(anchors))
+    exact = np.stack([np.interp(t, steps, anchors[:, k]) for k in range(3)], axis=1)
+    slope = np.abs(np.diff(anchors, axis=0)).max() * (len(anchors) - 1)    # colour units per unit of t
+    assert np.abs(rgb - exact).max() <= slope / (2 * (LEVELS - 1)) + 0.5
+    assert rgb[0].tolist() == anchors[0].tolist() and rgb[-1].tolist() == anchors[-1].tolist()
+    if cmap == "diverging":
+        assert rgb[2500].tolist() == [255, 255, 255]                          # 0 is still exactly white
