@@ -4,7 +4,8 @@ Run from the repository root (one core)::
 
     PYTHONPATH=src python -m benchmarks.page_size [out.html]
 
-Writes the page (default /tmp/r18.html), prints the time to build and write it, and splits its
+Writes the page (default /tmp/r18.html), prints the time to build and write it (wall and CPU:
+the machine may be shared), and splits its
 bytes into: feature-map PNGs (``img.fmap``, ``img.inmap``, ``img.fvec``), filter PNGs
 (``img.ftile``), the JSON block of embedded numbers (by top-level part, and the base64 arrays in it),
 the script, the style sheet, and the rest of the markup.
@@ -60,13 +61,13 @@ def main(argv: list[str]) -> None:
     convscope.set_num_threads(1)
     model = resnet18_graph().eval()
     x = np.random.default_rng(0).standard_normal((3, 224, 224)).astype(np.float32)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     explain_model_html(model, x, out)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     text = out.read_text()
     total = len(text.encode())
     parts = breakdown(text)
-    print(f"page {out}: {_mb(total)}, written in {seconds:.2f} s (one core)")
+    print(f"page {out}: {_mb(total)}, written in {seconds:.2f} s ({cpu:.2f} s CPU, one core)")
     known = 0
     for key, value in sorted(parts.items(), key=lambda kv: -kv[1]):
         if key.startswith("  count"):
