@@ -1,5 +1,6 @@
 """convscope.viz.image: colour maps and the NumPy PNG encoder (decoded back with Pillow)."""
 
+import base64
 import io
 import zlib
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from convscope.errors import ArgumentTypeError, ConfigError, ShapeError
-from convscope.viz.image import colorize, data_uri, png_bytes, value_range
+from convscope.viz.image import colorize, colormap_png, data_uri, png_bytes, value_range
 
 PIL = pytest.importorskip("PIL.Image", reason="Pillow (the test extra) decodes the PNGs")
 
@@ -83,7 +84,6 @@ def test_png_chunks_carry_valid_crcs():
 def test_data_uri_round_trip():
     a = colorize(np.arange(6.0).reshape(2, 3), "sequential")
     uri = data_uri(a)
-    import base64
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1]) == png_bytes(a)
 
@@ -143,3 +143,58 @@ def test_colours_sit_on_255_steps_of_the_scale_within_half_a_step_of_the_continu
     assert rgb[0].tolist() == anchors[0].tolist() and rgb[-1].tolist() == anchors[-1].tolist()
     if cmap == "diverging":
         assert rgb[2500].tolist() == [255, 255, 255]                          # 0 is still exactly white
+
+
+@pytest.mark.parametrize("kind", [1, 2, 3, 4])
+@pytest.mark.parametrize("bpp", [1, 3])
+def test_each_png_row_filter_decodes_to_the_raw_bytes(kind, bpp):
+    from convscope.viz.image import _chunk, _residuals
+
+    rng = np.random.default_rng(kind * 10 + bpp)
+    h, w = 13, 17
+    raw = rng.integers(0, 256, size=(h, w * bpp), dtype=np.uint8)
+    raw[4:] = np.cumsum(raw[4:] // 32, axis=1, dtype=np.uint8)        # smooth rows too, with wrap-around
+    body = np.concatenate([np.full((h, 1), kind, np.uint8), _residuals(raw.astype(np.int16), bpp, kind)], axis=1)
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0 if bpp == 1 else 2, 0, 0, 0])
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(body.tobytes()))
+            + _chunk(b"IEND", b""))
+    img = PIL.open(io.BytesIO(data))
+    img.load()
+    np.testing.assert_array_equal(np.asarray(img).reshape(h, -1), raw)
+
+
+@pytest.mark.parametrize("cmap", ["diverging", "sequential", "gray"])
+def test_colormap_png_is_colorize_exactly_with_the_palette_in_the_scales_order(cmap):
+    from convscope._display import scale_colours
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    smooth = np.sin(xx / 9.0) + np.cos(yy / 7.0)                        # a smooth map: a row filter pays
+    noise = np.random.default_rng(5).standard_normal((48, 64))
+    for name, a in (("smooth", smooth), ("noise", noise), ("tiny", smooth[:3, :4])):
+        a = a if cmap == "diverging" else a - a.min()
+        lo, hi = (-1.5, 1.5) if cmap == "diverging" else (0.0, 3.0)    # values beyond clip to the ends
+        data = colormap_png(a, cmap, lo, hi)
+        img = PIL.open(io.BytesIO(data))
+        img.load()
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB")), colorize(a, cmap, lo, hi))
+        if name == "tiny":
+            continue
+        assert len(data) <= len(png_bytes(colorize(a, cmap, lo, hi)))   # a palette in colour order
+        assert img.mode == "P"
+        chunks = dict(_chunks(data))
+        plte = np.frombuffer(chunks[b"PLTE"], np.uint8).reshape(-1, 3)
+        scale = scale_colours(cmap)
+        steps = [int(np.flatnonzero((scale == c).all(axis=1))[0]) for c in plte]
+        assert steps == sorted(steps)                                    # the palette follows the scale
+        filters = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(48, 65)[:, 0]
+        if name == "smooth":
+            assert filters.min() >= 1, filters                          # a smooth map is row-filtered
+
+
+def test_data_uri_takes_png_bytes_and_refuses_other_bytes():
+    png = colormap_png(np.arange(12.0).reshape(3, 4))
+    assert data_uri(png) == "data:image/png;base64," + base64.b64encode(png).decode()
+    with pytest.raises(ShapeError, match="bytes of a PNG file"):
+        data_uri(b"GIF89a")
+    with pytest.raises(ConfigError, match="colormap_png: cmap must be one of"):
+        colormap_png(np.zeros((2, 2)), "jet")
