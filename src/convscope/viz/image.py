@@ -154,7 +154,8 @@ def png_bytes(rgb: Any, palette: bool = True) -> bytes:
     With ``palette`` (the default), an RGB image of at most 256 distinct colours - a picture
     drawn through a colour map usually is - is written as an 8-bit palette PNG (colour type 3:
     a ``PLTE`` chunk of its colours, one byte per pixel), which decodes to exactly the same
-    pixels in a third of the raw bytes; a tiny image keeps whichever file is shorter.
+    pixels in a third of the raw bytes; a tiny image keeps whichever file is shorter. The rows
+    go through the one PNG filter (none, Sub, Up, Average, Paeth) that suits the picture best.
 
     Raises:
         ShapeError: another shape or dtype.  ArgumentTypeError: ``palette`` is not a bool.
