@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ANCHORS", "ACCENTS", "COLORMAPS", "rgb", "hex_color", "text_color", "value_range", "esc",
+__all__ = ["ANCHORS", "ACCENTS", "COLORMAPS", "LEVELS", "levels", "scale_colours", "rgb", "hex_color", "text_color", "value_range", "esc",
            "table", "grid", "panel", "pre", "short", "STYLE"]
 
 #: Anchor colours of the three colour maps; values in between are interpolated linearly in RGB.
@@ -51,6 +51,11 @@ ANCHORS: dict[str, np.ndarray] = {
 
 #: Names of the colour maps.
 COLORMAPS = tuple(ANCHORS)
+
+#: Steps of every colour scale, ends included (matplotlib's maps have 256): a value is drawn at the
+#: nearest step, so a picture has at most this many colours (one byte per pixel in a palette PNG),
+#: and the number is odd so that the middle of the scale (0 on a diverging one) is a step.
+LEVELS = 255
 
 #: One colour per meaning, the same in pictures and HTML tables.
 ACCENTS: dict[str, str] = {
@@ -83,24 +88,52 @@ def value_range(a: np.ndarray, cmap: str) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def rgb(a: Any, cmap: str, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """Values to ``uint8`` RGB with one of :data:`COLORMAPS` (shape ``a.shape + (3,)``).
+def levels(a: Any, cmap: str, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """The step of the scale (``0 .. LEVELS - 1``, int64) that each value of ``a`` is drawn at.
 
-    NaN draws as the middle of the scale, infinities as its ends. An unknown ``cmap`` raises
-    KeyError; callers that take a user's name check it first.
+    The nearest of :data:`LEVELS` steps from ``vmin`` to ``vmax`` (default :func:`value_range`),
+    so off by at most half a step, 1/508 of the range; NaN goes to the middle step, infinities to
+    the ends. ``rgb(a, ...) == scale_colours(cmap)[levels(a, ...)]``.
     """
     a = np.asarray(a, dtype=np.float64)
-    anchors = ANCHORS[cmap]
     lo, hi = value_range(a, cmap) if a.size else (-1.0, 1.0)
     lo = lo if vmin is None else float(vmin)
     hi = hi if vmax is None else float(vmax)
     span = hi - lo if hi > lo else 1.0
     t = np.clip((np.nan_to_num(a, nan=(lo + hi) / 2, posinf=hi, neginf=lo) - lo) / span, 0.0, 1.0)
-    pos = t * (len(anchors) - 1)
-    i = np.minimum(pos.astype(np.int64), len(anchors) - 2)
-    frac = (pos - i)[..., None]
-    out = anchors[i] * (1 - frac) + anchors[i + 1] * frac
-    return np.rint(out).astype(np.uint8)
+    return np.rint(t * (LEVELS - 1)).astype(np.int64)
+
+
+_SCALES: dict[str, np.ndarray] = {}
+
+
+def scale_colours(cmap: str) -> np.ndarray:
+    """The ``(LEVELS, 3)`` uint8 colours of the steps of ``cmap``: linear between its anchors.
+
+    >>> scale_colours("diverging")[[0, LEVELS // 2, -1]].tolist()
+    [[20, 60, 140], [255, 255, 255], [165, 15, 35]]
+    """
+    if cmap not in _SCALES:
+        anchors = ANCHORS[cmap]
+        pos = np.arange(LEVELS) / (LEVELS - 1) * (len(anchors) - 1)
+        i = np.minimum(pos.astype(np.int64), len(anchors) - 2)
+        frac = (pos - i)[..., None]
+        colours = np.rint(anchors[i] * (1 - frac) + anchors[i + 1] * frac).astype(np.uint8)
+        colours.setflags(write=False)
+        _SCALES[cmap] = colours
+    return _SCALES[cmap]
+
+
+def rgb(a: Any, cmap: str, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """Values to ``uint8`` RGB with one of :data:`COLORMAPS` (shape ``a.shape + (3,)``).
+
+    A value is placed on the nearest of :data:`LEVELS` steps of the scale (:func:`levels`: off by
+    at most half a step, 1/508 of the range), whose colour is interpolated linearly between the
+    anchors (:func:`scale_colours`). NaN draws as the middle of the scale, infinities as its ends.
+    An unknown ``cmap`` raises KeyError; callers that take a user's name check it first.
+    """
+    colours = scale_colours(cmap)
+    return colours[levels(a, cmap, vmin, vmax)]
 
 
 def hex_color(value: float, cmap: str, vmax: float, vmin: float | None = None) -> str:

@@ -1,6 +1,5 @@
 """The numbers the explainer embeds: every layer's arithmetic inputs and the backward passes."""
 
-import base64
 import json
 import re
 
@@ -10,7 +9,7 @@ import pytest
 from convscope import functional as F
 from convscope import nn
 from convscope.viz import explain_model_html, forward_layers
-from convscope.viz._explainer_data import backward_passes, input_refs
+from convscope.viz._explainer_data import backward_passes, input_refs, unb64
 
 
 def _model():
@@ -31,8 +30,7 @@ def _data(text):
 
 
 def _decode(entry):
-    dtype = "<f8" if entry["dtype"] == "f8" else "<f4"
-    return np.frombuffer(base64.b64decode(entry["b64"]), dtype=dtype).reshape(entry["shape"])
+    return unb64(entry)
 
 
 def test_input_refs_follow_the_arrays_through_a_residual():

@@ -6,7 +6,6 @@ branches of a merge, ...) and compare it with the library's forward output at th
 for the whole map (the default cap) and for a small cap that tiles every layer.
 """
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from convscope import nn
 from convscope.viz import explain_model_html, forward_layers
-from convscope.viz._explainer_data import backward_passes
+from convscope.viz._explainer_data import backward_passes, unb64
 from convscope.viz._explainer_slices import tile_of
 
 SMALL_CAP = 150          # numbers per layer: every spatial layer of the model below is tiled
@@ -60,8 +59,7 @@ def _data(text):
 
 
 def _dec(entry):
-    dtype = "<f8" if entry["dtype"] == "f8" else "<f4"
-    return np.frombuffer(base64.b64decode(entry["b64"]), dtype=dtype).reshape(entry["shape"]).astype(np.float64)
+    return unb64(entry).astype(np.float64)
 
 
 class Embedded:

@@ -16,6 +16,7 @@ from convscope.errors import ArgumentTypeError, ConfigError
 from convscope.explain import receptive_field, trace_conv
 from convscope.functional import softmax
 from convscope.viz import explain_model_html, forward_layers
+from convscope.viz._explainer_data import unb64
 
 
 def _model(dtype=np.float32):
@@ -37,8 +38,7 @@ def _data(text):
 
 
 def _decode(entry):
-    dtype = "<f8" if entry["dtype"] == "f8" else "<f4"
-    return np.frombuffer(base64.b64decode(entry["b64"]), dtype=dtype).reshape(entry["shape"]).astype(np.float64)
+    return unb64(entry).astype(np.float64)
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,15 @@ the page then re-derives for a clicked filter in the notes' 9.31 form and for a 
 value from its rule (Add: ``dL/dy`` to every input; Concat: each input its slice; Mul: ``dL/dy``
 times the other factor, summed over the broadcast axes).
 
-Arrays travel as little-endian float bytes in base64 (:func:`b64`), so every value is bit-exact.
+Arrays travel as little-endian float bytes in base64 (:func:`b64`; raw-DEFLATE compressed when
+that pays, as the zeros after a ReLU do), so every value is bit-exact; :func:`unb64` reads one back.
 What each layer embeds, and its per-layer cap, is :mod:`convscope.viz._explainer_slices`.
 """
 
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,19 +41,46 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..errors import ConfigError
 from ..functional.pool import binomial_filter
 from ..nn import Module
 from ._explainer_slices import concat_parts, linear_rows, padded_patch
 from .activations import LayerActivation
 
-__all__ = ["b64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
+__all__ = ["b64", "unb64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
 
 
 def b64(a: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
-    """A JSON-safe, bit-exact array: little-endian bytes in base64."""
+    """A JSON-safe, bit-exact array: little-endian bytes in base64, raw-DEFLATE compressed first
+    (``"deflate": true``; the page's script inflates them) when that saves an eighth or more."""
     code = "f8" if np.dtype(dtype) == np.float64 else "f4"
     raw = np.ascontiguousarray(a, dtype="<" + code).tobytes()
-    return {"dtype": code, "shape": list(np.shape(a)), "b64": base64.b64encode(raw).decode("ascii")}
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)            # raw DEFLATE (RFC 1951): no zlib header
+    packed = packer.compress(raw) + packer.flush()
+    out: dict[str, Any] = {"dtype": code, "shape": list(np.shape(a))}
+    if len(packed) <= len(raw) - len(raw) // 8:
+        out.update(b64=base64.b64encode(packed).decode("ascii"), deflate=True)
+    else:
+        out["b64"] = base64.b64encode(raw).decode("ascii")
+    return out
+
+
+def unb64(entry: dict[str, Any]) -> np.ndarray:
+    """The array of a :func:`b64` entry (float64 or float32, its shape), bit for bit.
+
+    Raises:
+        ConfigError: ``entry`` is not such an entry, or its bytes do not fill its shape.
+    """
+    if not isinstance(entry, dict) or entry.get("dtype") not in ("f4", "f8") or "b64" not in entry \
+            or "shape" not in entry:
+        raise ConfigError(f"unb64: expected an embedded array {{'dtype': 'f4' or 'f8', 'shape': [...], "
+                          f"'b64': ...}}; got {str(entry)[:80]!r}.")
+    raw = base64.b64decode(entry["b64"])
+    raw = zlib.decompress(raw, -15) if entry.get("deflate") else raw
+    size = (8 if entry["dtype"] == "f8" else 4) * int(np.prod(entry["shape"]))
+    if len(raw) != size:
+        raise ConfigError(f"unb64: the shape {entry['shape']} needs {size} bytes; the entry holds {len(raw)}.")
+    return np.frombuffer(raw, dtype="<" + entry["dtype"]).reshape(entry["shape"])
 
 
 class Budget:

@@ -1,8 +1,8 @@
 """The script of the HTML explainer (inlined; also served by the live mode, which re-runs it).
 
 ``window.convscopeExplainer.init(root)`` reads the JSON block ``#convscope-data`` inside
-``root`` (numbers as little-endian float32/float64 in base64, so every value is bit-exact)
-and wires up the page:
+``root`` (numbers as little-endian float32/float64 in base64, so every value is bit-exact; an
+array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires up the page:
 
 * a click on any value of any layer (a feature-map pixel, an entry of a vector layer, a class
   bar) shows how it was computed, redone on the page from the embedded numbers next to the
@@ -40,10 +40,86 @@ JS = r"""
 var D, LAYERS, cache, ROOT, cur = null, timer = null, gradClass = null;
 
 // ---------------------------------------------------------------- numbers and text
+// raw DEFLATE (RFC 1951), as Python's zlib writes the arrays marked "deflate"; after zlib's puff.c
+var LBASE = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163,
+  195, 227, 258], LEXT = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+var DBASE = [1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
+  4097, 6145, 8193, 12289, 16385, 24577], DEXT = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9,
+  10, 10, 11, 11, 12, 12, 13, 13];
+var CLORDER = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15], FIXED = null;
+function huffman(lengths) {         // a canonical code: how many codes of each length, symbols in code order
+  var counts = new Uint16Array(16), offs = new Uint16Array(16), symbols = new Uint16Array(lengths.length), i;
+  for (i = 0; i < lengths.length; i++) counts[lengths[i]]++;
+  counts[0] = 0;
+  for (i = 1; i < 16; i++) offs[i] = offs[i - 1] + counts[i - 1];
+  for (i = 0; i < lengths.length; i++) if (lengths[i]) symbols[offs[lengths[i]]++] = i;
+  return {counts: counts, symbols: symbols};
+}
+function inflate(src, size) {
+  var out = new Uint8Array(size), op = 0, pos = 0, bitbuf = 0, bitcnt = 0, last, type, i;
+  function bits(n) {
+    while (bitcnt < n) {
+      if (pos >= src.length) throw new Error("deflate data ends early");
+      bitbuf |= src[pos++] << bitcnt; bitcnt += 8;
+    }
+    var v = bitbuf & ((1 << n) - 1);
+    bitbuf >>>= n; bitcnt -= n;
+    return v;
+  }
+  function symbol(h) {
+    var code = 0, first = 0, index = 0;
+    for (var len = 1; len < 16; len++) {
+      code |= bits(1);
+      var count = h.counts[len];
+      if (code - count < first) return h.symbols[index + (code - first)];
+      index += count; first = (first + count) << 1; code <<= 1;
+    }
+    throw new Error("bad deflate code");
+  }
+  if (!FIXED) {
+    var fl = new Uint8Array(288), fd = new Uint8Array(30).fill(5);
+    for (i = 0; i < 288; i++) fl[i] = i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8;
+    FIXED = [huffman(fl), huffman(fd)];
+  }
+  do {
+    last = bits(1); type = bits(2);
+    if (type === 0) {                                  // stored: byte-aligned length, its complement, bytes
+      bitbuf = 0; bitcnt = 0;
+      var n = src[pos] | (src[pos + 1] << 8);
+      pos += 4;
+      out.set(src.subarray(pos, pos + n), op); pos += n; op += n;
+      continue;
+    }
+    var lit = FIXED[0], dist = FIXED[1];
+    if (type === 2) {                                  // dynamic: the code lengths come first, coded too
+      var nlen = bits(5) + 257, ndist = bits(5) + 1, ncode = bits(4) + 4, cl = new Uint8Array(19);
+      for (i = 0; i < ncode; i++) cl[CLORDER[i]] = bits(3);
+      var ch = huffman(cl), lens = new Uint8Array(nlen + ndist);
+      for (i = 0; i < nlen + ndist;) {
+        var c = symbol(ch);
+        if (c < 16) { lens[i++] = c; continue; }
+        var rep = c === 16 ? 3 + bits(2) : c === 17 ? 3 + bits(3) : 11 + bits(7), v = c === 16 ? lens[i - 1] : 0;
+        while (rep--) lens[i++] = v;
+      }
+      lit = huffman(lens.subarray(0, nlen)); dist = huffman(lens.subarray(nlen));
+    } else if (type !== 1) throw new Error("bad deflate block");
+    for (;;) {
+      var s = symbol(lit);
+      if (s < 256) { out[op++] = s; continue; }
+      if (s === 256) break;
+      s -= 257;
+      var length = LBASE[s] + bits(LEXT[s]), d = symbol(dist), from = op - DBASE[d] - bits(DEXT[d]);
+      while (length--) out[op++] = out[from++];
+    }
+  } while (!last);
+  if (op !== size) throw new Error("deflate data gives " + op + " bytes, not " + size);
+  return out;
+}
 function decode(b) {
-  var bin = atob(b.b64), bytes = new Uint8Array(bin.length);
+  var bin = atob(b.b64), bytes = new Uint8Array(bin.length), size = b.dtype === "f8" ? 8 : 4;
   for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  var dv = new DataView(bytes.buffer), size = b.dtype === "f8" ? 8 : 4, n = bytes.length / size;
+  if (b.deflate) bytes = inflate(bytes, size * prod(b.shape));
+  var dv = new DataView(bytes.buffer), n = bytes.length / size;
   var out = new Float64Array(n);
   for (var j = 0; j < n; j++) out[j] = size === 8 ? dv.getFloat64(j * 8, true) : dv.getFloat32(j * 4, true);
   return out;

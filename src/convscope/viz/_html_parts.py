@@ -18,7 +18,7 @@ from ..explain.derive import axis_size
 from ._explainer_data import probabilities_of
 from ._explainer_slices import concat_parts
 from .activations import LayerActivation
-from .image import colorize, data_uri, value_range
+from .image import colormap_png, data_uri, value_range
 
 MAP_PX = 96        # displayed size of the longer side of a feature map
 INPUT_PX = 224     # displayed size of the input in the side panel
@@ -43,12 +43,13 @@ def scale(shape: Sequence[int], target: int) -> tuple[int, int]:
     return w * zoom, h * zoom
 
 
-def img(rgb: np.ndarray, shape: Sequence[int], target: int, cls: str = "", attrs: str = "",
+def img(picture: Any, shape: Sequence[int], target: int, cls: str = "", attrs: str = "",
          title: str = "") -> str:
+    """An ``<img>`` of ``picture`` (PNG bytes or an RGB array, see :func:`~convscope.viz.image.data_uri`)."""
     w, h = scale(shape, target)
     c = f' class="{cls}"' if cls else ""
     t = f' title="{html.escape(title)}"' if title else ""
-    return f'<img{c} src="{data_uri(rgb)}" width="{w}" height="{h}" alt="{html.escape(title)}"{t}{attrs}>'
+    return f'<img{c} src="{data_uri(picture)}" width="{w}" height="{h}" alt="{html.escape(title)}"{t}{attrs}>'
 
 
 def map_cmap(a: np.ndarray) -> str:
@@ -69,8 +70,7 @@ def input_html(xb: np.ndarray, target: int, with_rf: bool) -> str:
         parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
                      f'<figcaption>RGB</figcaption></figure>')
     for c in range(x.shape[0] if (x.shape[0] != 3 or not with_rf) else 0):
-        rgb8 = colorize(x[c], "gray")
-        picture = img(rgb8, x.shape[1:], target, "inmap", f' data-layer="0" data-channel="{c}"',
+        picture = img(colormap_png(x[c], "gray"), x.shape[1:], target, "inmap", f' data-layer="0" data-channel="{c}"',
                       title=f"input channel {c + 1}")
         parts.append(f'<figure><div class="rf-host">{picture}{box}</div>'
                      f'<figcaption>channel {c + 1}</figcaption></figure>')
@@ -85,10 +85,10 @@ def feature_maps(act: LayerActivation, max_channels: int) -> tuple[str, list[int
     lo, hi = value_range(y, cmap)
     parts = []
     for c in shown:
-        rgb = colorize(y[c], cmap, lo, hi)
         attrs = f' data-layer="{act.index}" data-channel="{c}"'
-        parts.append(f'<figure><div class="rf-host">'
-                     f'{img(rgb, y.shape[1:], MAP_PX, "fmap", attrs, f"layer {act.index} channel {c + 1}")}'
+        picture = img(colormap_png(y[c], cmap, lo, hi), y.shape[1:], MAP_PX, "fmap", attrs,
+                      f"layer {act.index} channel {c + 1}")
+        parts.append(f'<figure><div class="rf-host">{picture}'
                      f'<div class="rf-pix"></div></div><figcaption>{c + 1}</figcaption></figure>')
     colours = ("blue (negative) - white (0) - red (positive)" if cmap == "diverging"
                else "dark (low) to yellow (high)")
@@ -116,7 +116,7 @@ def filters_html(module: Any, index: int) -> str:
     for f in range(rows):
         cells.append(f"<span>filter {f + 1}</span>")
         for c in range(cols):
-            cells.append(img(colorize(w[f, c], "diverging", lo, hi), k, FILTER_PX, "ftile",
+            cells.append(img(colormap_png(w[f, c], "diverging", lo, hi), k, FILTER_PX, "ftile",
                              f' data-layer="{index}" data-filter="{f}" data-channel="{c}"',
                              title=f"filter {f + 1}, input channel {c + 1} (click: its dL/dW)"))
     cut = []
@@ -153,7 +153,7 @@ def vector_strip(act: LayerActivation) -> str:
     n = v.shape[1]
     cell = max(1, min(24, 900 // n))
     title = f"layer {act.index} output"
-    picture = (f'<img class="fvec" src="{data_uri(colorize(v, cmap, lo, hi))}" width="{n * cell}" '
+    picture = (f'<img class="fvec" src="{data_uri(colormap_png(v, cmap, lo, hi))}" width="{n * cell}" '
                f'height="{max(16, min(cell, 24))}" alt="{title}" title="{title}" data-layer="{act.index}">')
     return (f'<p class="meta">{n} values, {v.min():.4g} .. {v.max():.4g}. Click an entry.</p>'
             f'<figure><div class="rf-host">{picture}</div></figure>')

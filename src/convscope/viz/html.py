@@ -1,7 +1,8 @@
 """The HTML explainer: one self-contained page that walks an input through a model, forward and backward.
 
 :func:`explain_model_html` writes ONE ``.html`` file, with every picture inline (PNG
-``data:`` URIs drawn by :mod:`convscope.viz.image`, no matplotlib needed) and its style sheet
+``data:`` URIs drawn by :mod:`convscope.viz.image`, palette PNGs of the colour scale's 255 steps,
+no matplotlib needed) and its style sheet
 and script inline, so it opens offline in any browser. At the top: the prediction and the
 next classes, a layer index and the backward controls. For every layer (collapsible):
 
@@ -23,7 +24,8 @@ next classes, a layer index and the backward controls. For every layer (collapsi
 
 and the class probabilities (a click shows ``exp / sum`` over every class) and a playground
 for the output-size formula. The numbers the page computes with are embedded bit-exactly as
-little-endian float bytes in base64 inside a JSON block. Every layer has its own cap on embedded
+little-endian float bytes in base64 (raw DEFLATE first where that saves an eighth, as the zeros
+after a ReLU do) inside a JSON block. Every layer has its own cap on embedded
 numbers (``max_layer_numbers``): a layer embeds what a click needs on a centred block of
 positions, the whole map when it fits (:mod:`convscope.viz._explainer_slices`), so late layers
 keep their arithmetic however large the early ones are. Big models are also capped in channels
