@@ -258,3 +258,19 @@ def test_the_pictures_draw_a_graph_model(tmp_path):
     assert plot_filters(model, layer="left").title
     assert plot_feature_maps(model, x[0, 0], tmp_path / "f.png").stat().st_size > 0
     assert plot_weight_gradients(model, tmp_path / "g.png", x, np.array([1])).stat().st_size > 0
+
+
+def test_a_cut_filter_bank_says_which_command_draws_it_whole(tmp_path):
+    """The page's layer numbers are convscope summary's, which `explain filters --layer` takes."""
+    from convscope import summary
+
+    model = nn.Sequential(nn.Normalize([0.5], [0.25]), nn.Conv2d(1, 20, 3, rng=0), nn.ReLU(),
+                          nn.Conv2d(20, 9, 3, rng=1), nn.Flatten(), nn.Linear(9 * 2 * 2, 3, rng=2))
+    text = explain_model_html(model, _x((1, 6, 6)), tmp_path / "f.html").read_text()
+    assert ("(showing first 16 of 20 filters; <code>convscope explain filters MODEL --layer 2 "
+            "--max-filters 20 --max-channels 1</code> draws them all)") in text
+    assert ("(showing first 8 of 20 input channels; <code>convscope explain filters MODEL --layer 4 "
+            "--max-filters 9 --max-channels 20</code> draws them all)") in text
+    rows = str(summary(model, (1, 6, 6))).splitlines()
+    assert any(line.split()[:1] == ["2"] and "Conv2d(1, 20" in line for line in rows)
+    assert any(line.split()[:1] == ["4"] and "Conv2d(20, 9" in line for line in rows)

@@ -124,7 +124,9 @@ def filters_html(module: Any, index: int) -> str:
         cut.append(f"first {rows} of {c_out} filters")
     if cols < c_in:
         cut.append(f"first {cols} of {c_in} input channels")
-    note = f' <span class="muted">(showing {", ".join(cut)})</span>' if cut else ""
+    more = (f"; <code>convscope explain filters MODEL --layer {index} "
+            f"--max-filters {c_out} --max-channels {c_in}</code> draws them all" if cut else "")
+    note = f' <span class="muted">(showing {", ".join(cut)}{more})</span>' if cut else ""
     return (f'<details open><summary>Filters: weight {tuple(w.shape)} = (filters, input channels'
             f'{", " + " x ".join("k" * len(k)) if k else ""}); blue negative, white 0, red positive, '
             f'|w| up to {hi:.4g}{note}</summary>'
