@@ -1,0 +1,41 @@
+"""The command line on graph models imported from PyTorch (issue 14): the reference
+architectures' building blocks, small, saved as a user would with ``convscope.save``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import convscope  # noqa: E402
+from convscope.cli import main  # noqa: E402
+from convscope.export import from_torch  # noqa: E402
+
+from . import reference_models as R  # noqa: E402
+
+pytest.importorskip("matplotlib", reason="the pictures need matplotlib (convscope[train])")
+
+
+@pytest.fixture(scope="module")
+def resnet(tmp_path_factory):
+    """A narrow ResNet-18 on 32x32: its last stage's BatchNorms see 1x1 maps."""
+    torch.manual_seed(0)
+    net = R.randomize(R.resnet18(num_classes=4, width=0.125)).eval()
+    folder = tmp_path_factory.mktemp("resnet")
+    path = convscope.save(from_torch(net, input_shape=(3, 32, 32)), folder / "resnet.npz",
+                          input_shape=(3, 32, 32), classes=["a", "b", "c", "d"])
+    image = folder / "image.npy"
+    np.save(image, np.random.default_rng(0).random((3, 32, 32)))
+    return net, path, image
+
+
+def test_explain_gradients_uses_the_saved_model_in_evaluation_mode(resnet, tmp_path, capsys):
+    # a freshly loaded model is in training mode: BatchNorm on one image's 1x1 maps cannot
+    # estimate a variance, and the gradients would be those of batch statistics, not the model's
+    _, path, image = resnet
+    out = tmp_path / "g.png"
+    status = main(["explain", "gradients", str(path), "--input", str(image), "--label", "1", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.stat().st_size > 10_000
