@@ -39,3 +39,23 @@ def test_explain_gradients_uses_the_saved_model_in_evaluation_mode(resnet, tmp_p
     _, err = capsys.readouterr()
     assert status == 0, err
     assert out.stat().st_size > 10_000
+
+
+def test_explain_features_names_the_classes_of_the_model(resnet, tmp_path, capsys, monkeypatch):
+    import convscope.viz as viz
+
+    seen = {}
+    real = viz.plot_feature_maps
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_feature_maps", spy)
+    _, path, image = resnet
+    out = tmp_path / "f.png"
+    status = main(["explain", "features", str(path), str(image), "--out", str(out), "--max-channels", "4"])
+    _, err = capsys.readouterr()
+    assert status == 0, err
+    assert seen["class_names"] == ["a", "b", "c", "d"]         # the output strip's labels, not "class 0"
+    assert out.stat().st_size > 10_000
