@@ -147,3 +147,17 @@ def test_without_matplotlib_png_says_what_to_install_and_html_still_works(tmp_pa
         plot_filters(nn.Conv2d(1, 1, 3, rng=0), tmp_path / "f.png")
     page = explain_model_html(_small_model(), np.zeros((6, 6)), tmp_path / "p.html")
     assert page.stat().st_size > 1000
+
+
+def test_feature_maps_draw_every_piece_of_a_split():
+    # a ShuffleNet unit's chunk: piece 1 skips to the Concat, piece 2 feeds the branch; both are drawn
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 4, 3, padding=1, rng=0), g.input)
+    split = g.add("split", nn.Split((3, 1)), stem)
+    branch = g.add("branch", nn.Conv2d(1, 1, 3, padding=1, rng=1), f"{split}:1")
+    model = g.build(g.add("cat", nn.Concat(), f"{split}:0", branch))
+    x = np.random.default_rng(0).random((1, 6, 6)).astype(np.float32)
+    fig = plot_feature_maps(model, x)
+    titles = [ax.get_title(loc="left") or ax.get_title() for ax in fig.mpl.axes]
+    text = "\n".join(titles)
+    assert "piece 1 of 2 (1, 3, 6, 6)" in text and "piece 2 of 2 (1, 1, 6, 6)" in text, text

@@ -146,7 +146,8 @@ def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int
     One panel per layer, channels laid out row-major (channel 1 top left), on one colour
     scale per layer so channels can be compared; the input comes first. Layers whose output
     has no spatial axes (Linear) are drawn as one strip of numbers; Flatten (a reshape of
-    the previous panel) is skipped. 1-D feature maps are drawn one channel per row.
+    the previous panel) is skipped. 1-D feature maps are drawn one channel per row. A node
+    with several outputs (a graph's Split) gets one panel per piece.
 
     Args:
         model: the model.
@@ -196,8 +197,11 @@ def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int
     for act in acts:
         if act.module.layer_kind == "flatten":
             continue
-        title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}"
-        add(act.y, title, 0.75)
+        title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)}"
+        pieces = act.outputs
+        for k, y in enumerate(pieces):        # a Split: every piece (each feeds its own branch)
+            piece = f" -> piece {k + 1} of {len(pieces)}" if len(pieces) > 1 else " ->"
+            add(y, f"{title}{piece} {tuple(y.shape)}", 0.75)
     heights = [h + 0.45 for _, _, h, _ in panels]
     fig = _figure(_WIDTH, sum(heights) + 0.2)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
