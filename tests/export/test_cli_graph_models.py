@@ -59,3 +59,17 @@ def test_explain_features_names_the_classes_of_the_model(resnet, tmp_path, capsy
     assert status == 0, err
     assert seen["class_names"] == ["a", "b", "c", "d"]         # the output strip's labels, not "class 0"
     assert out.stat().st_size > 10_000
+
+
+def test_explain_shift_names_the_strided_convolutions_of_a_graph(tmp_path, capsys):
+    # ResNet-18 on the digits: one max pooling, and stride-2 convolutions (the stem, three
+    # stages, their projections); the header said only "pooling MaxPool2d(stride 2,2)"
+    torch.manual_seed(0)
+    net = R.randomize(R.resnet18(num_classes=10, width=0.125)).eval()
+    net.conv1 = torch.nn.Conv2d(1, net.conv1.out_channels, 7, 2, 3, bias=False)
+    path = convscope.save(from_torch(net, input_shape=(1, 8, 8)), tmp_path / "digits.npz",
+                          {"dataset": "digits"}, input_shape=(1, 8, 8), classes=[str(d) for d in range(10)])
+    status = main(["explain", "shift", str(path), "--images", "4", "--mode", "crop", "--curve-images", "2"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"{path}: pooling MaxPool2d(stride 2,2); downsampling strided conv and MaxPool" in out
