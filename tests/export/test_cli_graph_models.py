@@ -73,3 +73,16 @@ def test_explain_shift_names_the_strided_convolutions_of_a_graph(tmp_path, capsy
     out, err = capsys.readouterr()
     assert status == 0, err
     assert f"{path}: pooling MaxPool2d(stride 2,2); downsampling strided conv and MaxPool" in out
+
+
+def test_predict_says_an_image_is_smaller_not_larger_than_the_training_images(resnet, tmp_path, capsys):
+    from PIL import Image
+
+    _, path, _ = resnet
+    small, big = tmp_path / "small.png", tmp_path / "big.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(small)
+    Image.new("RGB", (128, 128), (200, 30, 30)).save(big)
+    assert main(["predict", str(path), str(small), str(big)]) == 0
+    _, err = capsys.readouterr()
+    assert "small.png is 8x8 pixels, 4 times smaller than the 32x32 training images" in err
+    assert "big.png is 128x128 pixels, 4 times the size of the 32x32 training images" in err
