@@ -149,3 +149,20 @@ def test_model_shape_walk_residual_and_blur():
     assert walk.fits and walk.output_shape == model.output_shape((1, 2, 16))
     assert "ceil(13 / 2) = 7" in walk.text()
     assert any("Residual" in r[2] for r in walk.rows)
+
+
+def test_model_shape_walk_of_a_graph_names_every_branch():
+    # a Split's second piece feeds a branch, a Concat joins both pieces: the row's shapes are one
+    # input's and one output's, so the walk names every input and output and where a branch reads
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 6, 3, padding=1, rng=0), g.input)
+    split = g.add("split", nn.Split((2, 4)), stem)
+    branch = g.add("branch", nn.Conv2d(4, 3, 3, padding=1, rng=1), f"{split}:1")
+    model = g.build(g.add("cat", nn.Concat(), f"{split}:0", branch))
+    text = explain_model_shapes(model, (1, 5, 5)).text()
+    assert "outputs: split:0 (1, 2, 5, 5), split:1 (1, 4, 5, 5)" in text
+    assert ("3  branch: Conv2d(4, 3, kernel_size=(3, 3), padding=(1, 1))  (1, 4, 5, 5) -> (1, 3, 5, 5)\n"
+            "     input: split:1 (1, 4, 5, 5)\n") in text
+    assert ("inputs: split:0 (1, 2, 5, 5), branch (1, 3, 5, 5); side by side along axis 1: 2 + 3 = 5"
+            in text)
+    assert "input:" not in explain_model_shapes(nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU()), (1, 5, 5)).text()

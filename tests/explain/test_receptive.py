@@ -95,3 +95,25 @@ def test_errors():
         receptive_field(model, (1, 2, 2))
     with pytest.raises(ConfigError, match="layer must be"):
         receptive_field(model, (1, 8, 8), pixel=(0, 0), layer=9)
+
+
+def test_exact_region_of_a_graph_pixel_is_the_union_over_its_branches():
+    # a 3x3 branch and a dilated 3x3 branch of one conv, added, then a 1x1 conv: the pixel sees
+    # rows/columns 4..6 through one branch and {2, 5, 8} through the other; the chain names
+    # every layer on the way, the model's input first
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 1, rng=0), g.input)
+    near = g.add("near", nn.Conv2d(2, 2, 3, padding=1, rng=1), stem)
+    far = g.add("far", nn.Conv2d(2, 2, 3, padding=3, dilation=3, rng=2), stem)
+    add = g.add("add", nn.Add(), near, far)
+    model = _positive(g.build(g.add("head", nn.Conv2d(2, 1, 1, rng=3), add)))
+    rf = receptive_field(model, (1, 11, 11), pixel=(5, 5))
+    assert rf.layer == 5
+    for axis in rf.exact:
+        np.testing.assert_array_equal(axis, [2, 4, 5, 6, 8])
+    assert [index for index, _ in rf.chain] == [0, 1, 2, 3, 4, 5]
+    x = np.random.default_rng(0).random((1, 1, 11, 11)).astype(np.float32) + 0.1
+    support = _support(model, x, model, (5, 5))
+    assert not np.any(support[~rf.mask])          # nothing outside the per-axis sets influences it
+    assert support[4:7, 4:7].all() and support[2::3, 2::3][:3, :3].all()
+    assert receptive_field(model, (1, 11, 11), pixel=(5, 5), layer=3).exact[0].tolist() == [2, 5, 8]

@@ -122,3 +122,17 @@ def test_summary_argument_errors():
         convscope.summary(object(), (1, 32, 32))
     with pytest.raises(ConfigError, match="output_shape"):
         convscope.summary(nn.Sequential(type("Custom", (nn.Module,), {})()), (1, 2))
+
+
+def test_summary_of_a_split_shows_every_piece():
+    # ShuffleNet's chunk: both pieces are outputs (one skips to the Concat, one feeds the branch)
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 6, 3, padding=1, rng=0), g.input)
+    split = g.add("split", nn.Split((2, 4)), stem)
+    branch = g.add("branch", nn.Conv2d(4, 3, 3, padding=1, rng=1), f"{split}:1")
+    s = convscope.summary(g.build(g.add("cat", nn.Concat(), f"{split}:0", branch)), (1, 5, 5))
+    row = s.rows[1]
+    assert row.output_shape == (1, 2, 5, 5) and row.output_shapes == ((1, 2, 5, 5), (1, 4, 5, 5))
+    assert "(1, 2, 5, 5), (1, 4, 5, 5)" in str(s) and "(1, 2, 5, 5), (1, 4, 5, 5)" in s.to_text(width=80)
+    assert json.loads(json.dumps(s.to_dict()))["rows"][1]["output_shapes"] == [[1, 2, 5, 5], [1, 4, 5, 5]]
+    assert s.rows[0].output_shapes == () and "output_shapes" not in s.to_dict()["rows"][0]

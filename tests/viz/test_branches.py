@@ -122,3 +122,21 @@ def test_the_architecture_picture_draws_branches_in_lanes_and_the_identity_over_
     assert len(over) == 1
     plain = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2, rng=1))
     assert not [ln for ax in plot_architecture(plain, (1, 8, 8)).mpl.axes for ln in ax.lines]
+
+
+def test_the_architecture_picture_names_every_earlier_row_a_concat_reads_in_one_note():
+    # a DenseNet concat reads the block's input and earlier layers' outputs from rows above:
+    # one "from layers ..." note, not one note per input drawn over each other
+    from convscope.viz import plot_architecture
+
+    g = GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 3, padding=1, rng=0), g.input)
+    h, kept = stem, []
+    for i in range(14):
+        h = g.add(f"c{i}", nn.Conv2d(2, 2, 3, padding=1, rng=i + 1), h)
+        if i == 3:
+            kept.append(h)
+    model = g.build(g.add("cat", nn.Concat(), stem, kept[0], h))
+    fig = plot_architecture(model, (1, 6, 6))
+    notes = [t for ax in fig.mpl.axes for t in ax.texts if t.get_text().startswith("from layer")]
+    assert [t.get_text() for t in notes] == ["from layers 1, 5"]

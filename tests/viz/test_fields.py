@@ -24,7 +24,21 @@ MODELS = {
     "replicate, stride larger than the window, windows wholly in padding": (lambda: nn.Sequential(
         nn.Conv2d(1, 2, (3, 1), stride=(1, 2), padding=(0, 2), padding_mode="replicate", rng=0),
         nn.MaxPool2d(3, stride=1, padding=1), nn.Conv2d(2, 1, 2, stride=3, padding=4, rng=1)), (1, 7, 9)),
+    "graph: a strided block beside its 1x1 projection, then a concat with a dilated branch": (
+        lambda: _graph(), (1, 9, 9)),
 }
+
+
+def _graph():
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 2, 3, padding=1, rng=0), g.input)
+    a = g.add("a", nn.Conv2d(2, 2, 3, stride=2, padding=1, rng=1), stem)
+    a = g.add("a2", nn.Conv2d(2, 2, 3, padding=1, rng=2), g.add("relu", nn.ReLU(), a))
+    short = g.add("short", nn.Conv2d(2, 2, 1, stride=2, rng=3), stem)
+    add = g.add("add", nn.Add(), a, short)
+    far = g.add("far", nn.Conv2d(2, 2, 3, padding=2, dilation=2, rng=4), add)
+    cat = g.add("cat", nn.Concat(), add, far)
+    return g.build(g.add("head", nn.Conv2d(4, 1, 1, rng=5), cat))
 
 
 @pytest.mark.parametrize("name", list(MODELS))

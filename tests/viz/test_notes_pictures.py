@@ -168,3 +168,23 @@ def test_feature_pixel_arithmetic_equals_the_forward():
     assert "layer 4" in viz.plot_feature_pixel(model, x, layer=4, channel=2, pixel=(1, 0)).title
     with pytest.raises(ConfigError, match="not a convolution"):
         viz.pixel_arithmetic(model, x, layer=2)
+
+
+def test_feature_pixel_arithmetic_of_a_depthwise_conv_reads_its_group():
+    # MobileNet's and ShuffleNet's depthwise 3x3: output channel 3 is filter 3 over input channel 3
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=0), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, padding=1, groups=4, rng=1),
+                          nn.Conv2d(4, 4, 3, padding=1, groups=2, rng=2), nn.AdaptiveAvgPool2d(1))
+    x = np.random.default_rng(0).random((6, 6))
+    y = model(x[None, None].astype(np.float32))
+    for layer, channel, group in ((3, 2, "group 3 of 4: input channels 3..3"), (4, 3, "group 2 of 2: input "
+                                                                                        "channels 3..4")):
+        fig = viz.pixel_arithmetic(model, x, layer=layer, channel=channel, pixel=(2, 1))
+        sub = nn.Sequential(*list(model)[:layer])
+        expected = sub(x[None, None].astype(np.float32))[0, channel, 2, 1]
+        total = [t for t in _texts(fig) if t.startswith("y_{3,2}")][0]
+        assert f"= {viz._canvas.num(float(expected))}" in total, (layer, total)
+        assert any(group in t for t in _texts(fig)), layer
+    assert y.shape == (1, 4, 1, 1)
+    with pytest.raises(ConfigError, match="reads the whole of its input"):
+        viz.pixel_arithmetic(model, x, layer=5)

@@ -147,3 +147,32 @@ def test_without_matplotlib_png_says_what_to_install_and_html_still_works(tmp_pa
         plot_filters(nn.Conv2d(1, 1, 3, rng=0), tmp_path / "f.png")
     page = explain_model_html(_small_model(), np.zeros((6, 6)), tmp_path / "p.html")
     assert page.stat().st_size > 1000
+
+
+def test_feature_maps_draw_every_piece_of_a_split():
+    # a ShuffleNet unit's chunk: piece 1 skips to the Concat, piece 2 feeds the branch; both are drawn
+    g = nn.GraphBuilder()
+    stem = g.add("stem", nn.Conv2d(1, 4, 3, padding=1, rng=0), g.input)
+    split = g.add("split", nn.Split((3, 1)), stem)
+    branch = g.add("branch", nn.Conv2d(1, 1, 3, padding=1, rng=1), f"{split}:1")
+    model = g.build(g.add("cat", nn.Concat(), f"{split}:0", branch))
+    x = np.random.default_rng(0).random((1, 6, 6)).astype(np.float32)
+    fig = plot_feature_maps(model, x)
+    titles = [ax.get_title(loc="left") or ax.get_title() for ax in fig.mpl.axes]
+    text = "\n".join(titles)
+    assert "piece 1 of 2 (1, 3, 6, 6)" in text and "piece 2 of 2 (1, 1, 6, 6)" in text, text
+
+
+def test_weight_gradients_heading_stays_above_the_first_panel_of_a_deep_model():
+    # the heading sat at 98% of the figure's height: inside the first panel once the figure is
+    # tens of inches tall (a ResNet's 20 convolutions)
+    model = nn.Sequential(*[nn.Conv2d(2 if i else 1, 2, 3, padding=1, rng=i) for i in range(24)],
+                          nn.Flatten(), nn.Linear(2 * 4 * 4, 3, rng=99))
+    x = np.random.default_rng(0).random((1, 1, 4, 4)).astype(np.float32)
+    fig = plot_weight_gradients(model, x=x, target=np.array([1])).mpl
+    renderer = fig.canvas.get_renderer()
+    heading = fig._suptitle.get_window_extent(renderer)
+    first = fig.axes[0]
+    top = max(first.get_window_extent(renderer).y1,
+              *(t.get_window_extent(renderer).y1 for t in (first.title, first._left_title) if t.get_text()))
+    assert heading.y0 >= top, (heading, top)

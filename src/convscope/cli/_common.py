@@ -486,7 +486,9 @@ def read_image(path: Path, shape: Sequence[int], command: str = "predict",
             if im.size != (w, h):
                 ratio = max(im.size[0] / w, w / im.size[0], im.size[1] / h, h / im.size[1])
                 if ratio >= 4:
-                    warn(f"is {im.size[0]}x{im.size[1]} pixels, {ratio:.0f} times the size of the {w}x{h} "
+                    larger = im.size[0] * im.size[1] >= w * h
+                    warn(f"is {im.size[0]}x{im.size[1]} pixels, {ratio:.0f} times "
+                         f"{'the size of' if larger else 'smaller than'} the {w}x{h} "
                          f"training images; resized to {w}x{h}, which loses or invents detail")
                 else:
                     err(f"convscope {command}: note: {path} is {im.size[0]}x{im.size[1]}; resized to {w}x{h}.")

@@ -141,6 +141,9 @@ def run_gradients(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(_SUFFIXES):
         raise ConfigError(f"--out must name a .png or .svg file; got {args.out!r}.")
     model, metadata, _ = model_or_architecture(args.model)
+    # the gradients of the model as it predicts: running statistics, no dropout (a file loads
+    # in training mode, where BatchNorm on one image would use that image's own statistics)
+    model.eval()
     x, _ = image_for_model(args.input, args.model, metadata, "explain gradients")
     classes = metadata.get("classes")
     count = len(classes) if classes else None

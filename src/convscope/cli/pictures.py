@@ -63,7 +63,8 @@ def run_features(args: argparse.Namespace) -> int:
 
     model, metadata, _ = model_or_architecture(args.model)
     x, _ = image_for_model(args.image, args.model, metadata, "explain features")
-    path = plot_feature_maps(model, x, args.out, max_channels=args.max_channels)
+    path = plot_feature_maps(model, x, args.out, max_channels=args.max_channels,
+                             class_names=metadata.get("classes"))
     print(f"wrote {path}")
     return 0
 

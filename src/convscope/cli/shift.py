@@ -180,7 +180,10 @@ def run_shift(args: argparse.Namespace) -> int:
     entries: list[tuple[str, Any, Any]] = []
     if model_file is not None:
         check_fits(model_file, test.image_shape, test.num_classes, f"the {test.name!r}")
-        print(f"{args.model}: pooling {describe_pooling(model_file)}")
+        # what downsamples matters to shift consistency: a ResNet's or MobileNet's strided
+        # convolutions as much as its pooling
+        print(f"{args.model}: pooling {describe_pooling(model_file)}; downsampling "
+              f"{downsampling_labels(model_file)[0]}")
         entries.append((Path(args.model).name, model_file, normalizer(metadata)))
     if args.train_compare:
         entries += _train_compare(args, dataset, load, metadata)

@@ -489,6 +489,24 @@ def _shape(shape) -> str:
     return "(" + ", ".join(str(v) for v in shape) + ")"
 
 
+def _branch_lines(layer: Any, previous: str) -> tuple[str, ...]:
+    """Every input of a merge and every output of a Split (the row's shapes are the first's),
+    and the input of a layer that does not read the row above (a graph's branch)."""
+    lines = []
+    if len(layer.inputs) == 1 and layer.inputs[0] != previous and not layer.nested:
+        lines.append(f"input: {layer.inputs[0]} {_shape(layer.in_shape)}")
+    if len(layer.in_shapes) > 1:
+        line = "inputs: " + ", ".join(f"{ref} {_shape(s)}" for ref, s in zip(layer.inputs, layer.in_shapes))
+        if layer.kind == "concat" and layer.out_shape is not None:
+            axis = layer.module.dim % len(layer.out_shape)
+            line += (f"; side by side along axis {axis}: "
+                     + " + ".join(str(s[axis]) for s in layer.in_shapes) + f" = {layer.out_shape[axis]}")
+        lines.append(line)
+    if len(layer.out_shapes) > 1:
+        lines.append("outputs: " + ", ".join(f"{layer.name}:{k} {_shape(s)}" for k, s in enumerate(layer.out_shapes)))
+    return tuple(lines)
+
+
 def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
     """Walk an input shape through every layer, with Key Equation 48 for each window layer.
 
@@ -515,6 +533,7 @@ def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
     shape, added = batched_input_shape(model, input_shape, "explain_model_shapes")
     rows: list[tuple[int, str, str, tuple[int, ...], tuple[int, ...] | None, tuple[str, ...]]] = []
     failure = None
+    previous = "input"
     for layer in walk(model, shape):
         assert layer.in_shape is not None  # walk was given the input shape
         derivation: tuple[str, ...] = ()
@@ -532,6 +551,8 @@ def explain_model_shapes(model: Any, input_shape: Sequence[int]) -> ModelShapes:
                 derivation = tuple(f"axis {i + 1}: blur keeps the size, then keeps every s-th entry: "
                                    f"ceil({n} / {s}) = {-(-n // s)}"
                                    for i, (n, s) in enumerate(zip(layer.in_shape[2:], w.stride)))
+        derivation = _branch_lines(layer, previous) + derivation
+        previous = layer.name
         rows.append((layer.index, layer.name, one_line(layer.module), layer.in_shape,
                      layer.out_shape, derivation))
         if layer.error is not None:

@@ -183,7 +183,8 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     """Receptive field size and jump of every layer, and the exact input region of one pixel.
 
     Args:
-        model: a :class:`convscope.nn.Module` (Sequential and Residual unfolded).
+        model: a :class:`convscope.nn.Module` (Sequential and Residual unfolded; a Graph's
+            pixel region is the union, per axis, over every branch that reaches it).
         input_shape: with or without the batch axis, as :func:`convscope.summary`.
         pixel: a 0-based spatial position (int for 1-D) in the output of ``layer``; None
             for the table only.
@@ -249,11 +250,37 @@ def receptive_field(model: Any, input_shape: Sequence[int], pixel: Any = None,
     if len(pix) != len(out_spatial) or any(not 0 <= v < o for v, o in zip(pix, out_spatial)):
         raise ShapeError(f"{op}: pixel must be a 0-based position inside the spatial output "
                          f"{tuple(out_spatial)} of layer {chosen.label}; got {pixel!r}.")
-    sets = tuple(np.array([v]) for v in pix)
-    chain = [(chosen.index, sets)]
-    for lay in reversed(top[: top.index(chosen) + 1]):
-        sets = input_indices(lay, sets)
-        prev_index = top[top.index(lay) - 1].index if top.index(lay) > 0 else 0
-        chain.append((prev_index, sets))
-    chain.reverse()
-    return ReceptiveField(shape, tuple(rows), chosen.index, pix, sets, tuple(chain))
+    chain = _chain_back(layers, top[: top.index(chosen) + 1], tuple(np.array([v]) for v in pix))
+    return ReceptiveField(shape, tuple(rows), chosen.index, pix, chain[0][1], chain)
+
+
+def _chain_back(layers: Sequence[Any], top: Sequence[Any],
+                sets: tuple[np.ndarray, ...]) -> tuple[tuple[int, tuple[np.ndarray, ...]], ...]:
+    """``((0, input indices), ..., (top[-1].index, sets))``: the indices of every layer's output
+    on the way to ``sets`` of the last layer of ``top``, walked back along each record's
+    ``inputs`` (a graph's branches meet at a merge and fan out: the union over the paths)."""
+    nested = {lay.name for lay in layers if lay.nested}
+    by_name = {lay.name: lay for lay in top}
+    reached: dict[str, tuple[np.ndarray, ...]] = {top[-1].name: sets}
+    seen: tuple[np.ndarray, ...] | None = None     # indices of the model's input
+    chain = []
+    for lay in reversed(top):
+        out = reached.pop(lay.name, None)
+        if out is None:                            # not on the way to the pixel
+            continue
+        chain.append((lay.index, out))
+        through = out if lay.effect == "merge" else input_indices(lay, out)
+        for ref in lay.inputs:
+            name = ref.split(":")[0]               # piece k of a Split: its layer's output
+            if name in nested:                     # a Residual's block: input_indices went through it
+                continue
+            if name in by_name:                    # a broadcast input (size 1) is read at 0
+                size = by_name[name].out_shape[2:]
+                fit = tuple(a[a < n] if n > 1 else np.zeros(1, np.int64) for a, n in zip(through, size))
+                old = reached.get(name)
+                reached[name] = fit if old is None else tuple(np.union1d(a, b) for a, b in zip(old, fit))
+            else:
+                seen = through if seen is None else tuple(np.union1d(a, b) for a, b in zip(seen, through))
+    assert seen is not None, "the pixel's layer is reached from the model's input"
+    chain.append((0, seen))
+    return tuple(reversed(chain))

@@ -55,6 +55,8 @@ class LayerRow:
         window_bytes: bytes of the convolution's window matrix (0 for other layers).
         field_note: "unknown layer" after a layer whose effect on positions convscope does
             not know (its receptive field is then None), else "".
+        output_shapes: every output's shape for a layer with several (a graph's Split;
+            ``output_shape`` is the first), else ``()``.
     """
 
     index: int
@@ -69,6 +71,12 @@ class LayerRow:
     jump: tuple[int, ...] | None
     window_bytes: int
     field_note: str = ""
+    output_shapes: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def output_text(self) -> str:
+        """The output shape as the table shows it: every piece of a Split, ``(..), (..)``."""
+        return ", ".join(format_shape(s) for s in self.output_shapes or (self.output_shape,))
 
 
 @dataclass
@@ -109,6 +117,7 @@ class Summary:
                 {
                     "index": r.index, "name": r.name, "layer": r.layer,
                     "output_shape": list(r.output_shape), "params": r.params,
+                    **({"output_shapes": [list(o) for o in r.output_shapes]} if r.output_shapes else {}),
                     "formula": r.formula, "fc_params": r.fc_params,
                     "receptive_field": None if r.receptive_field is None else list(r.receptive_field),
                     "jump": None if r.jump is None else list(r.jump),
@@ -127,7 +136,7 @@ class Summary:
         table = [header]
         for r in self.rows:
             table.append([
-                str(r.index), r.name, r.layer, format_shape(r.output_shape), r.formula,
+                str(r.index), r.name, r.layer, r.output_text, r.formula,
                 r.fc_formula if r.fc_params is not None else "-",
                 _axes_text(r.receptive_field, "unknown" if r.field_note else "all"),
                 _axes_text(r.jump, "-"),
@@ -180,7 +189,7 @@ class Summary:
             return full
         header = ["#", "name", "layer", "output shape", "params", "receptive field", "jump"]
         table = [header] + [
-            [str(r.index), r.name, re.sub(r"\((\d+)(?:, \1)+\)", r"\1", r.layer), format_shape(r.output_shape),
+            [str(r.index), r.name, re.sub(r"\((\d+)(?:, \1)+\)", r"\1", r.layer), r.output_text,
              f"{r.params:,}", _axes_text(r.receptive_field, "unknown" if r.field_note else "all"),
              _axes_text(r.jump, "-")]
             for r in self.rows
@@ -213,7 +222,7 @@ class Summary:
     def _repr_html_(self) -> str:
         from .._display import esc, panel, table
 
-        rows = [[r.index, esc(r.name), esc(r.layer), format_shape(r.output_shape), esc(r.formula),
+        rows = [[r.index, esc(r.name), esc(r.layer), r.output_text, esc(r.formula),
                  esc(r.fc_formula) if r.fc_params is not None else "-", _axes_text(r.receptive_field, "all"),
                  _axes_text(r.jump, "-")] for r in self.rows]
         body = table(["#", "name", "layer", "output shape", "params (formula)", "FC equivalent",
@@ -276,7 +285,7 @@ def _row(index: int, record: LayerRecord, rf: Any, jump: Any, note: str) -> Laye
         bn = cast(BatchNormLayer, module)
         formula = f"2*{bn.num_features} = {params}" if bn.affine else "0"
     return LayerRow(index, record.name, one_line(module), out, params, formula, fc, fc_formula,
-                    rf, jump, window_bytes, note)
+                    rf, jump, window_bytes, note, record.out_shapes if len(record.out_shapes) > 1 else ())
 
 
 def _fc_equivalent(in_shape, out_shape, bias: bool) -> tuple[int, str]:

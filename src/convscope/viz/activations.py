@@ -51,6 +51,9 @@ class LayerActivation:
         y: what it produced, batch of 1.
         nested: True for layers inside a Residual block (their output is not the next
             top-level layer's input).
+        xs: every input of a merge (Add, Concat, Mul), else ``()``; see :attr:`inputs`.
+        ys: every output of a node with several (a Split's pieces; ``y`` is the first),
+            else ``()``; see :attr:`outputs`.
     """
 
     index: int
@@ -61,11 +64,17 @@ class LayerActivation:
     y: np.ndarray
     nested: bool
     xs: tuple[np.ndarray, ...] = ()
+    ys: tuple[np.ndarray, ...] = ()
 
     @property
     def inputs(self) -> tuple[np.ndarray, ...]:
         """Every input it received (several for a merge such as Add or Concat)."""
         return self.xs or (self.x,)
+
+    @property
+    def outputs(self) -> tuple[np.ndarray, ...]:
+        """Every output it produced (several for a Split, one per piece)."""
+        return self.ys or (self.y,)
 
     @property
     def spatial(self) -> bool:
@@ -267,13 +276,14 @@ def forward_layers(model: Module, x: Any,
                 xs = (x_in,)
             else:
                 out = lay.module(*xs)
+            pieces: tuple[np.ndarray, ...] = ()
             if isinstance(out, tuple):        # a multi-output node (Split): "name:k" for each
                 for k, part in enumerate(out):
                     outs[f"{lay.name}:{k}"] = part
-                out = out[0]
+                pieces, out = tuple(out), out[0]
             outs[lay.name] = out
             records.append(LayerActivation(lay.index, lay.name, lay.module, lay, xs[0], out, lay.nested,
-                                           xs if len(xs) > 1 else ()))
+                                           xs if len(xs) > 1 else (), pieces))
     finally:
         for m, mode in modes:
             m.training = mode

@@ -195,6 +195,7 @@ def _edges(c: Canvas, preds: dict[int, list[int]], pos: dict[int, tuple[int, int
         row, column, lane = pos[i]
         cx, y0, depth, _height = geo[i]
         yc = y0 + 3.2
+        far: list[int] = []                             # inputs from earlier rows: one note for all
         for p in dict.fromkeys(preds.get(i, [])):
             if p not in pos:
                 continue
@@ -205,7 +206,7 @@ def _edges(c: Canvas, preds: dict[int, list[int]], pos: dict[int, tuple[int, int
                 if p_col == max(col for (r, col, _l) in pos.values() if r == p_row) and column == 0 and p_lane == 0:
                     c.text(px + p_depth / 2 + 0.9, pyc, "\u21b5", scale=1.3, color="#555555")
                 else:
-                    c.text(cx, y0 + 0.3, f"from layer {p}", ha="center", scale=0.75, color="#555555")
+                    far.append(p)
                 continue
             if p_lane == lane and p_col == column - 1:
                 c.arrow(px + p_depth / 2 + 0.45, pyc, cx - depth / 2 - 0.5, yc, lw=1.2)
@@ -220,3 +221,6 @@ def _edges(c: Canvas, preds: dict[int, list[int]], pos: dict[int, tuple[int, int
                 xb = column * col_w + 0.6
                 c.line([(px + p_depth / 2 + 0.45, pyc), (xb, pyc)], lw=1.2)
                 c.arrow(xb, pyc, xb, yc + 0.05, lw=1.2)
+        if far:                                         # a DenseNet concat reads several earlier rows
+            note = f"from layer {far[0]}" if len(far) == 1 else f"from layers {', '.join(map(str, far))}"
+            c.text(cx, y0 + 0.3, note, ha="center", scale=0.75, color="#555555")

@@ -127,8 +127,8 @@ def pixel_arithmetic(model: Any, x: Any, layer: int, channel: int = 0, pixel: An
         layer's own input, and equal the model's forward.
 
     Raises:
-        ConfigError: a layer that is neither a convolution nor a pooling, or a grouped
-            convolution.
+        ConfigError: a layer that is neither a convolution nor a pooling (a grouped
+            convolution is drawn with its group's input channels).
     """
     op = "pixel_arithmetic"
     _, act = _activation(model, x, layer, op)
@@ -139,21 +139,25 @@ def pixel_arithmetic(model: Any, x: Any, layer: int, channel: int = 0, pixel: An
         pairs = win.padding_pairs(xin.shape[1:])
     if win is not None and win.op == "conv":
         module = act.module
-        if win.groups != 1:
-            raise ConfigError(f"{op}: layer {layer} is a grouped convolution; draw an ungrouped one.")
         s, d, mode = win.stride, win.dilation, win.padding_mode
         w = np.asarray(module.weight.data[channel], dtype=np.float64)
         b = float(module.bias.data[channel]) if getattr(module, "bias", None) is not None else 0.0
+        notes = []
+        if win.groups != 1:   # a grouped (depthwise) conv: the filter reads its group's channels only
+            per_in, group = w.shape[0], channel // (module.weight.shape[0] // win.groups)
+            xin = xin[group * per_in:(group + 1) * per_in]
+            notes.append(f"group {group + 1} of {win.groups}: input channels {group * per_in + 1}.."
+                         f"{(group + 1) * per_in} of the layer's input are channels 1..{per_in} here")
         keep = min(max_channels, xin.shape[0])
-        note = None
         if keep < xin.shape[0]:
             # the other channels' share enters as the offset, so the drawn sum is still the output
             rest = trace_conv(xin[keep:], w[keep:], 0.0, s, pairs, d, mode, channels=True)
             share = float(rest.step(idx).y)
-            note = (f"f_0 here = the layer's bias {b:.3g} + {share:.3g}, the sum of f \u2299 v over input channels "
-                    f"{keep + 1}..{xin.shape[0]} (not drawn)")
+            notes.append(f"f_0 here = the layer's bias {b:.3g} + {share:.3g}, the sum of f \u2299 v over input "
+                         f"channels {keep + 1}..{xin.shape[0]} (not drawn)")
             b += share
             xin, w = xin[:keep], w[:keep]
+        note = "; ".join(notes) or None
         t = trace_conv(xin, w, b, s, pairs, d, mode, channels=True)
         if t.y.ndim == 2:
             return plot_conv2d(t, at=idx, note=note)
@@ -163,5 +167,9 @@ def pixel_arithmetic(model: Any, x: Any, layer: int, channel: int = 0, pixel: An
                         padding=tuple(b for b, _ in pairs), dilation=win.dilation if win.op == "max" else 1,
                         ceil_mode=win.ceil_mode)
         return plot_pool(pt)
+    effect = act.layer.effect
+    why = {"merge": "its pixel combines the same pixel of each of its inputs",
+           "global": "each of its values reads the whole of its input (global pooling)"}.get(
+        effect, "its pixel is a function of the same pixel of its input")
     raise ConfigError(f"{op}: layer {layer} ({type(act.module).__name__}) is not a convolution or a max/avg "
-                      f"pooling; its pixel is a function of the same pixel of its input.")
+                      f"pooling; {why}.")

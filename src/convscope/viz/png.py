@@ -146,7 +146,8 @@ def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int
     One panel per layer, channels laid out row-major (channel 1 top left), on one colour
     scale per layer so channels can be compared; the input comes first. Layers whose output
     has no spatial axes (Linear) are drawn as one strip of numbers; Flatten (a reshape of
-    the previous panel) is skipped. 1-D feature maps are drawn one channel per row.
+    the previous panel) is skipped. 1-D feature maps are drawn one channel per row. A node
+    with several outputs (a graph's Split) gets one panel per piece.
 
     Args:
         model: the model.
@@ -196,8 +197,11 @@ def plot_feature_maps(model: Module, x: Any, path: Any = None, max_channels: int
     for act in acts:
         if act.module.layer_kind == "flatten":
             continue
-        title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)} -> {tuple(act.y.shape)}"
-        add(act.y, title, 0.75)
+        title = f"layer {act.index}{_name_text(act.name)}: {_one_line(act.module)}"
+        pieces = act.outputs
+        for k, y in enumerate(pieces):        # a Split: every piece (each feeds its own branch)
+            piece = f" -> piece {k + 1} of {len(pieces)}" if len(pieces) > 1 else " ->"
+            add(y, f"{title}{piece} {tuple(y.shape)}", 0.75)
     heights = [h + 0.45 for _, _, h, _ in panels]
     fig = _figure(_WIDTH, sum(heights) + 0.2)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=heights)
@@ -302,7 +306,10 @@ def plot_weight_gradients(model: Module, path: Any = None, x: Any = None, target
         ax = fig.add_subplot(grid[i, 0])
         _draw_mosaic(fig, ax, mosaic, title, xlabel=xlabel, aspect="equal" if width else "auto",
                      width_in=width, ylabel=ylabel)
-    fig.suptitle(f"Weight gradients dL/dW ({loss_text}); white = 0", fontsize=10, x=0.01, ha="left")
+    # the heading 0.1 in from the top, in the 0.45 in kept free above the panels (matplotlib's
+    # default 98% of the height lands inside the first panel of a tall figure)
+    fig.suptitle(f"Weight gradients dL/dW ({loss_text}); white = 0", fontsize=10, x=0.01, ha="left",
+                 y=1 - 0.1 / total, va="top")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / total))
     return _save(fig, p, f"weight gradients dL/dW ({loss_text})")
 
