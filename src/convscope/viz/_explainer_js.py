@@ -300,10 +300,12 @@ function drawWindow(l, win, chans) {
     if (ref === 0 && isNaN(c)) { boxOn(img, "win-box", ranges); return; }
     if (chans.indexOf(c) >= 0) boxOn(img, "win-box", ranges);
   });
-  var where = ref === 0 ? "the input" : "layer " + ref + "'s maps";
+  var where = ref === 0 ? "the input" : ref == null ? (l.input_label || "its input") :
+      "layer " + ref + "'s maps";
   var chtxt = chans.length === 1 ? "channel " + (chans[0] + 1) : "channels " + (chans[0] + 1) + ".." +
       (chans[chans.length - 1] + 1);
-  return tag("p", "", "Window on " + where + " (blue box, " + chtxt + "): " +
+  return tag("p", "", "Window on " + where + " (" + (ref == null ? "its maps are not drawn; " : "blue box, ") +
+             chtxt + "): " +
              tag("b", "id='win-text' data-window='" + txt.join(", ") + "'", "[" + txt.join(", ") + "]") +
              (win.d.some(function (d) { return d !== 1; }) ? " every " + tuple(win.d) + "-th entry" : ""));
 }

@@ -224,6 +224,14 @@ def concat_parts(act: LayerActivation) -> tuple[int, list[int], list[int]]:
     return axis, [int(v) for v in np.cumsum([0] + sizes[:-1])], sizes
 
 
+def piece_range(act: LayerActivation, k: int) -> tuple[int, int, int]:
+    """A Split's piece ``k``: the axis (of the batched tensors) and ``[lo, hi)`` along it."""
+    axis = int(getattr(act.module, "dim", 1)) % act.x.ndim
+    sizes = [int(y.shape[axis]) for y in act.outputs]
+    lo = sum(sizes[:k])
+    return axis, lo, lo + sizes[k]
+
+
 def shuffle_source(c: int, channels: int, groups: int) -> int:
     """The input channel that output channel ``c`` of a channel shuffle comes from: channels viewed
     as ``(groups, channels/groups)`` and transposed, so output ``c = j*groups + i`` is input

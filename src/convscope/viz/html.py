@@ -77,6 +77,7 @@ from ._explainer_slices import (
     dw_inputs,
     dw_need,
     merge_reads,
+    piece_range,
     pool_input,
     pool_region,
     same_as_dy,
@@ -373,6 +374,10 @@ class _Walk:
         self.boxes = receptive_boxes(acts, xb.shape[2:])
         self.refs = input_refs(xb, acts)
         self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
+        # a Split's later pieces: (the Split's index, piece, its channel range); their maps are not
+        # drawn (the Split's card shows its first piece), so they are named, not referenced
+        self.pieces = {id(y): (a.index, k, piece_range(a, k)) for a in acts
+                       for k, y in enumerate(a.outputs) if k}
         self.by_index = {a.index: a for a in acts}
         self.consumers: dict[int, list[list[int]]] = {}  # producer -> [[layer, its input], ...] reading it
         for a in acts:
@@ -415,6 +420,21 @@ class _Walk:
         refs = [self.producer.get(id(x_i)) for x_i in act.inputs]
         return merge_shapes(act, [(r, None if r is None or r == 0 else self.by_index[r].name) for r in refs])
 
+    def _piece_text(self, x: np.ndarray) -> str | None:
+        """``piece 2 of layer 19's split (channels 9..16 of its input)`` for a Split's later piece."""
+        if id(x) not in self.pieces:
+            return None
+        index, k, (axis, lo, hi) = self.pieces[id(x)]
+        along = {1: "channels", 2: "rows", 3: "columns"}.get(axis, f"axis {axis}")
+        return f"piece {k + 1} of layer {index}'s split ({along} {lo + 1}..{hi} of its input)"
+
+    def _source_link(self, x: np.ndarray) -> str:
+        """The layer an input came from, linked; a Split's later piece named with its range."""
+        piece = self._piece_text(x)
+        if piece is not None:
+            return f'<a href="#layer-{self.pieces[id(x)][0]}">{html.escape(piece)}</a>'
+        return self._ref_link(self.producer.get(id(x)))
+
     def _ref_link(self, index: int | None) -> str:
         if index is None:
             return "?"
@@ -430,9 +450,9 @@ class _Walk:
             return (f'<p class="meta feeds">merge (add): {self._ref_link(ref)} (the identity branch) + '
                     f'{self._ref_link(block)} (the block\'s last layer) &rarr; y = x + block(x)</p>')
         if len(act.inputs) > 1:             # a merge node of a graph: every branch it joins
-            links = " + ".join(self._ref_link(self.producer.get(id(x))) for x in act.inputs)
+            links = " + ".join(self._source_link(x) for x in act.inputs)
             return f'<p class="meta feeds">merge ({html.escape(act.module.layer_kind)}) of: {links}</p>'
-        return f'<p class="meta feeds">input: {self._ref_link(ref)}</p>'
+        return f'<p class="meta feeds">input: {self._source_link(act.x)}</p>'
 
     def _tile(self, act: LayerActivation, shown: list[int]) -> tuple[list[int], list[int]]:
         """The layer's values tile: that of its (first) input for an elementwise layer or a merge; else
@@ -525,6 +545,7 @@ class _Walk:
             "start": None if rf.start is None else list(rf.start),
             "field": None if box is None else [[first.tolist(), last.tolist()] for first, last in box],
             "values": None, "conv": None, "input_ref": self.refs.get(act.index),
+            "input_label": self._piece_text(act.x),
         }
         body = [self._meta(act), self._feeds(act)]
         room = self.cap
