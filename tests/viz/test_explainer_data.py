@@ -95,6 +95,12 @@ def test_backward_passes_stop_at_the_numbers_cap(tmp_path):
     data = _data(text)
     assert len(data["backward"]["targets"]) == 1 and "Backward passes are embedded for 1 of 4 classes" in text
     assert _count(data) == _count(full) - 3 * per_class          # the forward numbers do not change
+    predicted = int(np.argmax(full["probs"]["p"]))
+    assert (f"1 of 4 classes: class {predicted} (the prediction) (each needs {per_class:,} numbers; the cap "
+            f"on embedded backward numbers is max_numbers)") in text
+    labelled = explain_model_html(_model(), _x(), tmp_path / "l.html", max_numbers=per_class + 10,
+                                  label=(predicted + 1) % 4).read_text()
+    assert f"1 of 4 classes: class {(predicted + 1) % 4} (the label) (each needs" in labelled
     text = explain_model_html(_model(), _x(), tmp_path / "z.html", max_numbers=per_class - 1).read_text()
     assert _data(text)["backward"] is None and "backward pass is not embedded" in text
     none = _data(explain_model_html(_model(), _x(), tmp_path / "n.html", backward=False).read_text())

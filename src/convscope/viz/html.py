@@ -674,6 +674,10 @@ class _Walk:
                                   f"over the cap on embedded backward numbers (max_numbers).")
             return None
         if len(kept) < len(probs):
-            self.backward_note = (f"Backward passes are embedded for {len(kept)} of {len(probs)} classes "
-                                  f"(the label, the prediction and the likeliest others; max_classes, max_numbers).")
+            which = ", ".join(f"class {c}" + (" (the label)" if c == label else "")
+                              + (" (the prediction)" if c == order[0] else "") for c in kept)
+            why = (f"max_classes={max_classes}" if len(kept) == max_classes else
+                   f"each needs {per_class:,} numbers; the cap on embedded backward numbers is max_numbers")
+            self.backward_note = (f"Backward passes are embedded for {len(kept)} of {len(probs)} classes: "
+                                  f"{which} ({why}).")
         return {"targets": kept, "default": kept[0], "label": label, "passes": passes}
