@@ -71,6 +71,13 @@ def test_the_page_holds_canvas_upload_and_the_explainer(client):
     assert r.status_code == 200 and '<canvas id="draw"' in text and 'id="file"' in text
     assert 'id="explainer"' in text and "convscopeExplainer" in text
     assert "http://" not in text and "https://" not in text
+    assert "<b>Draw</b> (white on black, as MNIST and the built-in digits are written)" in text
+
+
+def test_the_drawing_pad_says_what_a_colour_model_gets():
+    colour = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1, rng=0), nn.Flatten(), nn.Linear(2 * 12 * 12, 2, rng=1))
+    text = create_app(colour, (3, 12, 12)).test_client().get("/").get_data(as_text=True)
+    assert "<b>Draw</b> (white on black: a grey image, the same in all 3 channels" in text
 
 
 @pytest.mark.parametrize("data, words", [

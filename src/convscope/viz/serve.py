@@ -203,7 +203,8 @@ def create_app(model: Module, image_shape: Sequence[int], class_names: Sequence[
         first = explain(blank)
         return page_html(heading, _LIVE.format(title=html.escape(heading), shape=html.escape(str(shape)),
                                                mb=f"{max_upload_bytes / 2**20:.1f}", side=max_side,
-                                               body=first["body"], h=shape[1], w=shape[2]),
+                                               body=first["body"], h=shape[1], w=shape[2],
+                                               ink=_ink(shape[0])),
                          extra_head=f'<link rel="icon" href="data:,"><script>{_LIVE_JS}</script>',
                          body_attrs=' data-live="1"')
 
@@ -315,8 +316,16 @@ def serve(model: Module, image_shape: Sequence[int], host: str = "127.0.0.1", po
         print("stopped", flush=True)
 
 
+def _ink(channels: int) -> str:
+    """What the drawing pad gives the model: white strokes on black, grey in every channel."""
+    if channels == 1:
+        return "white on black, as MNIST and the built-in digits are written"
+    return (f"white on black: a grey image, the same in all {channels} channels; "
+            f"a photo suits this model better")
+
+
 _LIVE = """<div class="live">
-<div class="pad-box"><b>Draw</b> (white on black, as the training digits)<br>
+<div class="pad-box"><b>Draw</b> ({ink})<br>
 <canvas id="draw" width="280" height="280"></canvas>
 <div class="controls"><button type="button" id="clear">clear</button>
 <label>pen <input type="range" id="pen" min="8" max="40" value="22"></label></div></div>
