@@ -176,3 +176,13 @@ def test_weight_gradients_heading_stays_above_the_first_panel_of_a_deep_model():
     top = max(first.get_window_extent(renderer).y1,
               *(t.get_window_extent(renderer).y1 for t in (first.title, first._left_title) if t.get_text()))
     assert heading.y0 >= top, (heading, top)
+
+
+def test_a_wide_filter_grid_names_rows_and_columns_on_its_axes_not_over_every_tile():
+    # 64 x 32 labels "f12, ch 30" written over 3x3 tiles overlapped into a grey smear
+    wide = plot_filters(nn.Conv2d(12, 20, 3, rng=0), max_channels=12).mpl.axes[0]
+    assert [t.get_text() for t in wide.get_xticklabels()] == [f"ch {c}" for c in range(1, 13)]
+    assert [t.get_text() for t in wide.get_yticklabels()] == [f"f{r}" for r in range(1, 21)]
+    assert not [t for t in wide.texts if ", ch " in t.get_text()]
+    narrow = plot_filters(nn.Conv2d(3, 4, 3, rng=0)).mpl.axes[0]       # few columns: a label per tile
+    assert len([t for t in narrow.texts if ", ch " in t.get_text()]) == 12 and not narrow.get_xticklabels()

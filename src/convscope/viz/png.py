@@ -69,6 +69,22 @@ def _filter_grid(w: np.ndarray, max_filters: int, max_channels: int) -> tuple[np
     return _mosaic(tiles, shown_c), shown_c, f"input channels 1..{shown_c}", note
 
 
+#: Above this many input channels (columns) a filter grid names its rows and columns on the axes
+#: ("f1", "ch 1") instead of writing "f1, ch 1" over each tile, which would overlap.
+_TILE_LABEL_COLUMNS = 8
+
+
+def _grid_ticks(ax: Any, tile: tuple[int, int], rows: int, columns: int, gap: int = 1) -> None:
+    """Row ("f1" ...) and column ("ch 1" ...) names of a (filters x channels) mosaic on its axes."""
+    h, w = tile
+    step = max(1, math.ceil(max(rows, columns) / 64))  # at most 64 names per axis
+    ax.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(0, columns, step)])
+    ax.set_xticklabels([f"ch {c + 1}" for c in range(0, columns, step)], fontsize=6, rotation=90)
+    ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(0, rows, step)])
+    ax.set_yticklabels([f"f{r + 1}" for r in range(0, rows, step)], fontsize=6)
+    ax.tick_params(length=0, pad=1)
+
+
 def _caps(c_out: int, c_in: int, max_filters: int, max_channels: int) -> str:
     parts = []
     if c_out > max_filters:
@@ -130,9 +146,12 @@ def plot_filters(model: Module, path: Any = None, layer: Any = None, max_filters
     if w.shape[1] == 1:
         labels = [f"filter {f + 1}" for f in range(shown_f)]
         tiles = [_as_2d(w[f, 0])[0] for f in range(shown_f)]
-    else:
+    elif shown_c <= _TILE_LABEL_COLUMNS:
         labels = [f"f{f + 1}, ch {c + 1}" for f in range(shown_f) for c in range(shown_c)]
         tiles = [_as_2d(w[f, c])[0] for f in range(shown_f) for c in range(shown_c)]
+    else:  # a label over every tile would not fit: name the rows and columns on the axes instead
+        labels, tiles = None, []
+        _grid_ticks(ax, tile, shown_f, shown_c)
     _label_tiles(ax, mosaic, tile, count, columns, labels, tiles if small else None,
                  fontsize=9.0 if tile_in >= 0.9 else 7.0)
     fig.tight_layout()
