@@ -1,0 +1,103 @@
+"""fold_batch_norm: conv -> batch norm pairs become one convolution for inference; the folded
+copy computes what the model computes (float64 to rounding), the model itself is unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convscope import nn
+from convscope.errors import ArgumentTypeError, StateError
+from convscope.models import build_model, fold_batch_norm
+
+
+def _randomize(model, seed=0):
+    """Batch norms with statistics and affine parameters far from 0/1, so a wrong fold shows."""
+    rng = np.random.default_rng(seed)
+    for record in nn.walk(model):
+        m = record.module
+        if m.layer_kind == "batch_norm":
+            c = m.num_features
+            m.running_mean[...] = rng.standard_normal(c)
+            m.running_var[...] = rng.random(c) + 0.5
+            m.weight.data[...] = rng.standard_normal(c)
+            m.bias.data[...] = rng.standard_normal(c)
+    return model.eval()
+
+
+def _kinds(model):
+    return [r.module.layer_kind for r in nn.walk(model)]
+
+
+def _state(model):
+    return {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+
+
+def test_the_builtin_resnet_graph_folds_every_pair_and_computes_the_same():
+    model = _randomize(build_model("resnet"))
+    before = _state(model)
+    folded = fold_batch_norm(model)
+    assert _kinds(model).count("batch_norm") == 9 and _kinds(folded).count("batch_norm") == 0
+    assert _kinds(folded).count("identity") == 9 and len(_kinds(folded)) == len(_kinds(model))
+    x = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    y, z = model(x), folded(x)
+    assert np.abs(z - y).max() <= 1e-5 * np.abs(y).max()
+    assert _state(model).keys() == before.keys()
+    for key, value in _state(model).items():            # the model itself is not changed
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_float64_sequential_with_and_without_conv_bias_folds_to_rounding():
+    model = _randomize(nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1, bias=False, rng=0, dtype=np.float64), nn.BatchNorm2d(4, dtype=np.float64),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, groups=2, padding=1, padding_mode="reflect", rng=1, dtype=np.float64),
+        nn.BatchNorm2d(4, dtype=np.float64),
+        nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 1, rng=2, dtype=np.float64), nn.BatchNorm2d(4, dtype=np.float64))),
+        nn.Flatten(), nn.Linear(4 * 5 * 5, 3, rng=3, dtype=np.float64), nn.BatchNorm1d(3, dtype=np.float64)))
+    folded = fold_batch_norm(model)
+    assert _kinds(folded).count("batch_norm") == 1                 # after the Linear: not a convolution
+    assert folded[0].bias is not None and model[0].bias is None
+    x = np.random.default_rng(2).standard_normal((2, 2, 5, 5))
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-12, atol=1e-12)
+
+
+def test_a_convolution_read_by_another_layer_too_is_not_folded():
+    g = nn.GraphBuilder()
+    conv = g.add("conv", nn.Conv2d(1, 2, 3, padding=1, rng=0, dtype=np.float64), g.input)
+    bn = g.add("bn", nn.BatchNorm2d(2, dtype=np.float64), conv)
+    model = _randomize(g.build(g.add("add", nn.Add(), bn, conv)))   # conv fans out to bn and add
+    assert fold_batch_norm(model) is model                          # nothing to fold: the model itself
+    g = nn.GraphBuilder()
+    conv = g.add("conv", nn.Conv2d(1, 2, 3, padding=1, rng=0, dtype=np.float64), g.input)
+    bn = g.add("bn", nn.BatchNorm2d(2, dtype=np.float64), conv)
+    model = _randomize(g.build(g.add("relu", nn.ReLU(), bn)))
+    folded = fold_batch_norm(model)
+    assert [(n.name, n.module.layer_kind) for n in folded.nodes] == [("conv", "conv"), ("bn", "identity"),
+                                                                     ("relu", "relu")]
+    x = np.random.default_rng(3).standard_normal((2, 1, 6, 6))
+    np.testing.assert_allclose(folded(x), model(x), rtol=1e-12, atol=1e-12)
+
+
+def test_torch_reference_resnet18_folds_and_matches_torch():
+    torch = pytest.importorskip("torch")
+    from convscope.export import from_torch
+
+    from .export import reference_models as R
+
+    torch.manual_seed(0)
+    net = R.randomize(R.resnet18(10, width=0.125)).double().eval()
+    model = from_torch(net, input_shape=(3, 32, 32))
+    folded = fold_batch_norm(model.eval())
+    assert _kinds(folded).count("batch_norm") == 0 and _kinds(model).count("batch_norm") == 20
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(folded(x), expected, rtol=1e-10, atol=1e-10)
+
+
+def test_training_mode_and_non_modules_are_refused():
+    with pytest.raises(StateError, match="training mode.*call model.eval"):
+        fold_batch_norm(nn.Sequential(nn.Conv2d(1, 1, 3), nn.BatchNorm2d(1)))
+    with pytest.raises(ArgumentTypeError, match="must be a convscope nn.Module; got str"):
+        fold_batch_norm("model.npz")
