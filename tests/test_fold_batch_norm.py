@@ -101,3 +101,28 @@ def test_training_mode_and_non_modules_are_refused():
         fold_batch_norm(nn.Sequential(nn.Conv2d(1, 1, 3), nn.BatchNorm2d(1)))
     with pytest.raises(ArgumentTypeError, match="must be a convscope nn.Module; got str"):
         fold_batch_norm("model.npz")
+
+
+def test_convscope_evaluate_and_predict_fold_and_answer_as_the_model(tmp_path, capsys):
+    import json
+
+    import convscope
+    from convscope import cli
+    from convscope.data import load_dataset
+    from convscope.train import evaluate, predict
+
+    model = _randomize(nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1, bias=False, rng=0), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 4 * 4, 10, rng=1)))
+    path = convscope.save(model, tmp_path / "bn.npz", {"dataset": "digits"}, input_shape=(1, 8, 8),
+                          classes=[str(d) for d in range(10)])
+    test = load_dataset("digits", split="test")
+    expected = evaluate(model, test)
+    assert cli.main(["evaluate", str(path), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["accuracy"] == expected["accuracy"] and got["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    np.save(tmp_path / "a.npy", test.images[0])
+    assert cli.main(["predict", str(path), str(tmp_path / "a.npy"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    probs = predict(model, test.images[:1])[0]
+    assert row["class"] == int(probs.argmax()) and row["probability"] == pytest.approx(float(probs.max()), rel=1e-5)

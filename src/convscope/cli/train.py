@@ -405,7 +405,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Load a model written by convscope train and print its loss and accuracy on a dataset
     (default: the dataset it was trained on)."""
     from ..data import load_dataset
-    from ..models import check_fits
+    from ..models import check_fits, fold_batch_norm
     from ..train import evaluate
 
     model, metadata = load_model(args.model)
@@ -414,7 +414,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate: {args.model} does not record its dataset; pass --dataset.")
     data = load_dataset(dataset, data_dir=args.data_dir, split=args.split)
     check_fits(model, data.image_shape, data.num_classes, f"the {data.name!r}")
-    scores = evaluate(model, data, batch_size=args.batch_size, transform=normalizer(metadata))
+    model.eval()  # inference only: conv -> batch norm pairs run as one convolution
+    scores = evaluate(fold_batch_norm(model), data, batch_size=args.batch_size, transform=normalizer(metadata))
     result = {"dataset": data.name, "split": args.split, **scores}
     if args.json:
         print(json.dumps(result))
@@ -447,6 +448,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import ConvscopeError
+    from ..models import fold_batch_norm
     from ..train import predict
 
     model, metadata = load_model(args.model)
@@ -464,7 +466,8 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             paths.append(path)
     if images:
-        probs = predict(model, np.stack(images), transform=normalizer(metadata)).probabilities
+        model.eval()  # inference only: conv -> batch norm pairs run as one convolution
+        probs = predict(fold_batch_norm(model), np.stack(images), transform=normalizer(metadata)).probabilities
         classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
         if len(classes) != probs.shape[1]:
             raise ConfigError(
