@@ -510,8 +510,10 @@ class _Walk:
             start, size = tile_of(spatial, blur_need, cap, size)
         elif kind in ADAPTIVE:
             n = list(act.x.shape[2:])
-            start, size = tile_of(spatial, lambda t: len(shown) * (int(np.prod(t)) + int(np.prod(
-                adaptive_region(n, spatial, [0] * len(t), t)[1]))), cap, size)
+            def adaptive_need(t: list[int]) -> int:           # the windows of the centred block tile_of picks
+                centred = [(o - k) // 2 for o, k in zip(spatial, t)]
+                return len(shown) * (int(np.prod(t)) + int(np.prod(adaptive_region(n, spatial, centred, t)[1])))
+            start, size = tile_of(spatial, adaptive_need, cap, size)
         return start, size
 
     def _reads(self, act: LayerActivation, i: int, x_i: np.ndarray, shown: list[int] | None,
