@@ -12,6 +12,7 @@ from convscope import nn
 from convscope.functional.adaptive_pool import adaptive_windows
 from convscope.nn.graph import GraphBuilder
 from convscope.viz import forward_layers
+from convscope.viz._explainer_data import backward_passes
 from convscope.viz._explainer_slices import adaptive_region
 from convscope.viz.html import explainer_parts
 
@@ -142,3 +143,12 @@ def test_a_value_without_a_receptive_field_says_why():
                                     "pooling of layer 2")
     assert reason["adaptive_avg_pool6"].startswith("a global pooling")      # its own reason, not layer 2's
     assert reason["linear8"] == "a Linear layer: each value is a dot product over every feature"
+
+
+def test_identity_passes_its_gradient_back_once():
+    m = _model()
+    xb, acts = forward_layers(m, _x())
+    assert acts[9].module.layer_kind == "identity" and acts[9].y is not acts[9].x
+    (grad,) = backward_passes(m, xb, acts, [0])
+    assert np.abs(grad.grads[11]).max() > 0
+    assert np.array_equal(grad.grads[9], grad.grads[10]) and np.array_equal(grad.grads[10], grad.grads[11])

@@ -7,8 +7,11 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
 * a click on any value of any layer (a feature-map pixel, an entry of a vector layer, a class
   bar) shows how it was computed, redone on the page from the embedded numbers next to the
   value convscope computed: convolution (window, filter, ``f . v + f_0``), max pooling (the
-  window, the maximum and its ties), average and blur pooling (the weights), ReLU and the
-  other activations (the input and the formula), BatchNorm (mean, variance, scale, shift),
+  window, the maximum and its ties), average and blur pooling (the weights), adaptive average
+  and max pooling (the window from PyTorch's ``floor(i*n/out) .. ceil((i+1)*n/out)``; a global
+  pooling's is the whole channel), ReLU, ReLU6, Hardsigmoid, Hardswish, SiLU, GELU (an erf of
+  convscope's own algorithm) and the other activations (the input and the formula), Identity and
+  Dropout (passed through), Normalize (``(x - mean) / std``), BatchNorm (mean, variance, scale, shift),
   Linear (the largest products of the dot product, the rest summed), Softmax (``exp / sum``
   over every class), Flatten (the channel and position a feature came from), Residual
   (``x + block(x)``) and a graph's merges: Add (the branches' sum), Concat (which input and
@@ -17,8 +20,10 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
   window is drawn on the previous layer's maps and, composed, on the input (the receptive field);
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
-  max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
-  matrix of inputs against the upstream ``dL/dZ``) next to the library's; for a clicked merge
+  max-pool routing, an elementwise layer's local derivative ``f'(z)`` and ``dL/dz = dL/dy f'(z)``
+  (next to convscope's, when the input feeds this layer alone), and for a clicked filter its
+  ``dL/dW`` in the notes' 9.31 form (the matrix of inputs against the upstream ``dL/dZ``) next
+  to the library's; for a clicked merge
   value what each input gets (Add: ``dL/dy`` itself; Concat: the input whose slice it is; Mul:
   ``dL/dy`` times the other factor, the broadcast gate's summed over the axes it was stretched
   on), redone next to what convscope's backward sent, and for an output that feeds several
@@ -27,7 +32,8 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
+``route-text``, ``local-grad``, ``local-verdict``, ``adaptive-window`` (``data-start``,
+``data-size``), ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
 per input of a merge: ``data-input``, ``data-ref``, ``data-at``, ``data-page``, ``data-lib``, and
 ``.sent-verdict`` inside), ``fanout`` (``data-count``, ``data-parts``, ``data-known``), ``dw-js``,
 ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
@@ -634,7 +640,9 @@ function adaptivePanel(l, c, pos, lib) {   // adaptive pooling: the window follo
   }
   var more = count > terms.length ? " + ... (" + count + " values)" : "";
   var cls = cells.map(function (v, t) { return isMax && v === best ? (t === bi ? "hit" : "tie") : ""; });
-  if (count <= 100) html += tag("div", "class='grids'", gridTable("window (" + size.join("x") + ")", cells, size, cls));
+  if (count <= 36 && size[size.length - 1] <= 6) {       // a small window as a grid; a large one by its sum
+    html += tag("div", "class='grids'", gridTable("window (" + size.join("x") + ")", cells, size, cls));
+  }
   html += tag("span", "id='adaptive-window' data-start='" + lo.join(",") + "' data-size='" + size.join(",") + "'", "");
   if (isMax) {
     var at0 = unflat(bi, size).map(function (v, ax) { return v + lo[ax]; });
