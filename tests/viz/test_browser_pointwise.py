@@ -109,7 +109,23 @@ def test_backward_local_derivative_agrees_with_the_library(page, index, channel,
     assert not page.errors()
 
 
+def test_backward_of_adaptive_pooling_spreads_or_routes(page, acts):
+    if not page.driver.execute_script("return document.body.classList.contains('grads')"):
+        page.driver.execute_script("window.scrollTo(0, 0)")
+        page.click("#show-grads")
+    page.click_value(12, 2, (2, 3))
+    window = acts[11].x[0, 2, 3:6, 5:8]
+    r, c = np.unravel_index(int(np.argmax(window)), window.shape)
+    assert page.attr("route-text", "data-pos") == f"{3 + r},{5 + c}"
+    assert page.number("route-text") == page.number("grad-value")
+    page.click_value(13, 1, (1, 2))                           # rows 2..4, columns 3..4 of the 5 x 5 input: 6 entries
+    assert page.attr("spread-text", "data-count") == "6"
+    assert page.number("spread-text") == page.number("grad-value") / 6
+    assert not page.errors()
+
+
 def test_after_a_global_pooling_and_an_se_gate_the_page_says_why(browser, tmp_path):
+    # last: it loads another page in the module's browser
     path = explain_model_html(_se_graph(), np.random.default_rng(0).random((2, 6, 6)), tmp_path / "se.html")
     browser.get(path.resolve().as_uri())
     page = Page(browser)

@@ -142,6 +142,7 @@ def test_a_value_without_a_receptive_field_says_why():
     assert reason["hardswish5"] == ("after the squeeze-and-excitation gate of layer 4, made from the global "
                                     "pooling of layer 2")
     assert reason["adaptive_avg_pool6"].startswith("a global pooling")      # its own reason, not layer 2's
+    assert reason["flatten7"] == "after the global pooling of layer 6: each of its values reads its whole channel"
     assert reason["linear8"] == "a Linear layer: each value is a dot product over every feature"
 
 

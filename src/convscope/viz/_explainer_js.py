@@ -612,12 +612,42 @@ function normalizePanel(l, c, pos, lib) {
   return h + verdict(y, lib, 4 * D.eps * ((Math.abs(z) + Math.abs(m)) / sd + Math.abs(y)) + 1e-300, "normalize");
 }
 
+function adaptiveWindow(ad, pos) {   // PyTorch's window of output pos: start floor(i*n/out), end ceil((i+1)*n/out)
+  var lo = pos.map(function (i, a) { return Math.floor(i * ad.n[a] / ad.out[a]); });
+  var size = pos.map(function (i, a) { return Math.ceil((i + 1) * ad.n[a] / ad.out[a]) - lo[a]; });
+  return {lo: lo, size: size, cells: function (vals, c) {      // its values, row-major; null if not embedded
+    var out = [];
+    for (var t = 0; t < prod(size); t++) {
+      var v = at(vals, c, unflat(t, size).map(function (u, a) { return u + lo[a]; }));
+      if (v === null) return null;
+      out.push(v);
+    }
+    return out;
+  }};
+}
+function adaptiveGrad(l, c, pos, g) {  // the derivative of an adaptive pooling: spread evenly, or routed
+  var win = adaptiveWindow(l.adaptive, pos), count = prod(win.size);
+  if (l.adaptive.op === "avg") {
+    return tag("p", "id='spread-text' data-value='" + g / count + "' data-count='" + count + "'",
+               "Adaptive average pooling's derivative: y is the mean of the " + count + " entries of its window, so " +
+               "dy/dx = 1/" + count + " for each; every entry of the window gets dL/dy / " + count + " = " + fmt(g) +
+               " / " + count + " = " + fmt(g / count) + " from this value (where windows overlap, the shares add up).");
+  }
+  var cells = win.cells(inputVals(l), c), bi = 0;
+  if (!cells) return "";
+  cells.forEach(function (v, t) { if (v > cells[bi]) bi = t; });
+  var at0 = unflat(bi, win.size).map(function (u, a) { return u + win.lo[a]; });
+  return tag("p", "id='route-text' data-pos='" + at0.join(",") + "' data-value='" + g + "'",
+             "Adaptive max pooling's derivative: one-hot (Key Equation 69). The whole dL/dy = " + fmt(g) +
+             " goes to position " + tuple(at0) + " of channel " + (c + 1) + ", the window's first maximum; the " +
+             "other " + (count - 1) + " entries of this window get 0 from it.");
+}
 function adaptivePanel(l, c, pos, lib) {   // adaptive pooling: the window follows from the sizes
   var ad = l.adaptive, vals = inputVals(l), isMax = ad.op === "max";
-  var lo = [], size = [], axes = ad.n.length === 1 ? ["entries"] : ["rows", "columns"], lines = [];
+  var win = adaptiveWindow(ad, pos), lo = win.lo, size = win.size, lines = [];
+  var axes = ad.n.length === 1 ? ["entries"] : ["rows", "columns"];
   for (var a = 0; a < ad.n.length; a++) {
     var n = ad.n[a], o = ad.out[a], i = pos[a];
-    lo.push(Math.floor(i * n / o)); size.push(Math.ceil((i + 1) * n / o) - lo[a]);
     lines.push(axes[a] + ": floor(" + i + "*" + n + "/" + o + ") = " + lo[a] + " to ceil(" + (i + 1) + "*" + n +
                "/" + o + ") = " + (lo[a] + size[a]) + " (exclusive), " + size[a] + " entr" +
                (size[a] === 1 ? "y" : "ies"));
@@ -630,14 +660,13 @@ function adaptivePanel(l, c, pos, lib) {   // adaptive pooling: the window follo
   html += drawWindow(l, {start: lo, p: lo.map(function () { return 0; }), d: lo.map(function () { return 1; }),
                          k: size}, [c]);
   if (!vals) return html + note("The input of this layer is not embedded.");
-  var count = prod(size), cells = [], sum = 0, abs = 0, best = -Infinity, bi = -1, terms = [];
-  for (var t = 0; t < count; t++) {
-    var r = unflat(t, size).map(function (v, ax) { return v + lo[ax]; }), v = at(vals, c, r);
-    if (v === null) return html + note("The input channel " + (c + 1) + " is not embedded on this window.");
-    cells.push(v); sum += v; abs += Math.abs(v);
+  var count = prod(size), cells = win.cells(vals, c), sum = 0, abs = 0, best = -Infinity, bi = -1, terms = [];
+  if (!cells) return html + note("The input channel " + (c + 1) + " is not embedded on this window.");
+  cells.forEach(function (v, t) {
+    sum += v; abs += Math.abs(v);
     if (v > best || bi < 0) { best = v; bi = t; }
     if (terms.length < 12) terms.push(paren(v));
-  }
+  });
   var more = count > terms.length ? " + ... (" + count + " values)" : "";
   var cls = cells.map(function (v, t) { return isMax && v === best ? (t === bi ? "hit" : "tie") : ""; });
   if (count <= 36 && size[size.length - 1] <= 6) {       // a small window as a grid; a large one by its sum
@@ -1083,6 +1112,8 @@ function backwardPanel(l, c, pos) {
                    (tp.length === 2 ? " entry" : " entries") + " of this window get 0 " +
                "from it (the routing map below the layer shows every window's).");
     }
+  } else if (l.adaptive) {
+    h += adaptiveGrad(l, c, pos, g);
   } else if (l.kind !== "relu" && slopeOf(l, c, 0) !== null) {
     h += localGrad(l, c, pos, g);
   } else if (l.kind === "conv") {

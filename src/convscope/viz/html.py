@@ -440,17 +440,15 @@ class _Walk:
     def _field_reason(self, act: LayerActivation) -> str:
         """Why a layer's values have no receptive field on the input (each can read all of it), as the
         page says it after "This value can depend on the whole input": a layer whose every value reads
-        everything (a global pooling, Flatten, Linear) says so itself; a squeeze-and-excitation Mul
+        everything (a global pooling, Linear) says so itself; a squeeze-and-excitation Mul
         names the global pooling its gate comes from; any other layer is after the nearest of them."""
         kind, at = act.module.layer_kind, f"layer {act.index}"
         own = None
         if kind in ADAPTIVE and all(v == 1 for v in act.y.shape[2:]):
             what, own = f"the global pooling of {at}", "a global pooling: each value reads its whole channel"
             self.reasons[act.index] = (f"after {what}: each of its values reads its whole channel", what)
-        elif kind in ("flatten", "linear"):
-            what = f"the {'Flatten' if kind == 'flatten' else 'Linear layer'} of {at}"
-            own = ("a Flatten: from here on the page does not trace positions" if kind == "flatten" else
-                   "a Linear layer: each value is a dot product over every feature")
+        elif kind == "linear":
+            what, own = f"the Linear layer of {at}", "a Linear layer: each value is a dot product over every feature"
         elif kind == "softmax":
             what, own = f"the softmax over a spatial axis of {at}", "a softmax over a spatial axis"
         if own is not None:
@@ -470,7 +468,9 @@ class _Walk:
                         f"so every value reads its whole input channels")
             self.reasons[act.index] = origin
             return origin[0]
-        if kind in ADAPTIVE:
+        if kind == "flatten":
+            what, own = f"the Flatten of {at}", "a Flatten: from here on the page does not trace positions"
+        elif kind in ADAPTIVE:
             what = f"the adaptive pooling of {at}"
             own = "an adaptive pooling, whose windows (floor(i*n/out) to ceil((i+1)*n/out)) the receptive field " \
                   "does not trace"
