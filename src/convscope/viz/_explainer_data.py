@@ -6,8 +6,11 @@ protocol (``layer_kind`` and ``window``, never the layer's class):
 
 * pooling: the window geometry (max: the window on the previous layer, its maximum and ties;
   average: the mean and its count; blur: the binomial weights and the padded input);
-* ReLU and the other activations: their formula's parameters (the input comes from the
-  previous layer's embedded output);
+* ReLU and the other activations: their formula's parameters (a LeakyReLU's slope, a GELU's
+  ``approximate``; the input comes from the previous layer's embedded output);
+* Normalize: the mean and std per channel;
+* adaptive pooling: the input and output sizes (the page derives each window, PyTorch's
+  ``floor(i*n/out) .. ceil((i+1)*n/out)``; the input values are the region the tile reads);
 * BatchNorm: the running mean and variance, ``eps``, scale and shift per channel;
 * Linear: the weight rows of the largest outputs that fit the layer's cap, and the bias (the
   page lists the largest products ``w_ji x_i`` and sums the rest);
@@ -121,7 +124,8 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
     ``tile``: the (start, size) of the layer's values tile (None: the whole output); ``room``:
     the numbers the layer may still embed under its cap (:mod:`convscope.viz._explainer_slices`).
     Returns a dict with ``kind`` and, depending on it, ``pool``, ``blur``, ``act``, ``bn``,
-    ``linear``, ``softmax``, ``concat``, ``shuffle`` entries; an entry whose numbers exceed the room carries a ``note``.
+    ``linear``, ``softmax``, ``concat``, ``shuffle``, ``norm``, ``adaptive`` entries; an entry
+    whose numbers exceed the room carries a ``note``.
     """
     m: Any = act.module                 # read through the layer protocol: kind first, then its fields
     kind = m.layer_kind
@@ -149,6 +153,15 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
         out["blur"] = entry
     elif kind == "leaky_relu":
         out["act"] = {"negative_slope": float(getattr(m, "negative_slope", 0.01))}
+    elif kind == "gelu":
+        out["act"] = {"approximate": str(getattr(m, "approximate", "none"))}
+    elif kind == "normalize":
+        c = act.x.shape[1]
+        out["norm"] = {"mean": _floats(np.resize(np.asarray(m.mean).reshape(-1), c)),
+                       "std": _floats(np.resize(np.asarray(m.std).reshape(-1), c))}
+    elif kind in ("adaptive_avg_pool", "adaptive_max_pool") and act.x.ndim > 2:
+        out["adaptive"] = {"op": "max" if kind == "adaptive_max_pool" else "avg", "n": list(spatial),
+                           "out": list(act.y.shape[2:])}
     elif kind == "batch_norm":
         c = act.x.shape[1]
         mean = getattr(m, "running_mean", None)

@@ -7,8 +7,11 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
 * a click on any value of any layer (a feature-map pixel, an entry of a vector layer, a class
   bar) shows how it was computed, redone on the page from the embedded numbers next to the
   value convscope computed: convolution (window, filter, ``f . v + f_0``), max pooling (the
-  window, the maximum and its ties), average and blur pooling (the weights), ReLU and the
-  other activations (the input and the formula), BatchNorm (mean, variance, scale, shift),
+  window, the maximum and its ties), average and blur pooling (the weights), adaptive average
+  and max pooling (the window from PyTorch's ``floor(i*n/out) .. ceil((i+1)*n/out)``; a global
+  pooling's is the whole channel), ReLU, ReLU6, Hardsigmoid, Hardswish, SiLU, GELU (an erf of
+  convscope's own algorithm) and the other activations (the input and the formula), Identity and
+  Dropout (passed through), Normalize (``(x - mean) / std``), BatchNorm (mean, variance, scale, shift),
   Linear (the largest products of the dot product, the rest summed), Softmax (``exp / sum``
   over every class), Flatten (the channel and position a feature came from), Residual
   (``x + block(x)``) and a graph's merges: Add (the branches' sum), Concat (which input and
@@ -17,8 +20,10 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
   window is drawn on the previous layer's maps and, composed, on the input (the receptive field);
 * play / pause / step slide the clicked layer's window over its output;
 * backward: for the chosen class, every layer's gradient map ``dL/dy``, the ReLU mask and the
-  max-pool routing, and for a clicked filter its ``dL/dW`` in the notes' 9.31 form (the
-  matrix of inputs against the upstream ``dL/dZ``) next to the library's; for a clicked merge
+  max-pool routing, an elementwise layer's local derivative ``f'(z)`` and ``dL/dz = dL/dy f'(z)``
+  (next to convscope's, when the input feeds this layer alone), and for a clicked filter its
+  ``dL/dW`` in the notes' 9.31 form (the matrix of inputs against the upstream ``dL/dZ``) next
+  to the library's; for a clicked merge
   value what each input gets (Add: ``dL/dy`` itself; Concat: the input whose slice it is; Mul:
   ``dL/dy`` times the other factor, the broadcast gate's summed over the axes it was stretched
   on), redone next to what convscope's backward sent, and for an output that feeds several
@@ -27,7 +32,8 @@ array marked ``deflate`` is raw DEFLATE, inflated here by ``inflate``) and wires
 
 Ids the tests read: ``calc-js``, ``calc-lib``, ``calc-diff``, ``calc-tol``, ``calc-verdict``,
 ``calc-kind``, ``rf-text`` (``data-region``), ``pixel-value``, ``win-text``, ``grad-value``,
-``route-text``, ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
+``route-text``, ``local-grad``, ``local-verdict``, ``adaptive-window`` (``data-start``,
+``data-size``), ``merge-source`` (``data-ref``, ``data-input``, ``data-channel``), ``.sent`` (one
 per input of a merge: ``data-input``, ``data-ref``, ``data-at``, ``data-page``, ``data-lib``, and
 ``.sent-verdict`` inside), ``fanout`` (``data-count``, ``data-parts``, ``data-known``), ``dw-js``,
 ``dw-lib``, ``dw-verdict``, ``anim-pos``, ``pg-out``, ``pg-ceil``, ``pg-floor``;
@@ -272,8 +278,8 @@ function fieldText(l, reg) {
     return tag("p", "id='rf-text' data-region='none'",
         "This value's windows lie entirely in the zero padding: no input entry reaches it.");
   }
-  if (!reg) return tag("p", "id='rf-text' data-region=''",
-      "This value can depend on the whole input (after Flatten or Linear).");
+  if (!reg) return tag("p", "id='rf-text' data-region=''", "This value can depend on the whole input (" +
+      esc(l.field_reason || "after Flatten or Linear") + ").");
   var txt = reg.map(function (r) { return r[0] + ":" + (r[1] + 1); }).join(", ");
   var axes = D.spatial_ndim === 1 ? ["entries"] : ["rows", "columns"];
   var ranges = reg.map(function (r, a) { return axes[a] + " " + r[0] + ".." + r[1]; }).join(", ");
@@ -477,11 +483,210 @@ function activationPanel(l, c, pos, lib) {
   } else if (kind === "tanh") {
     y = Math.tanh(z);
     h = calc("y = tanh(z) = tanh(" + fmt(z) + ") = " + fmt(y));
+  } else if (kind === "relu6") {
+    y = Math.min(Math.max(z, 0), 6);
+    h = calc("y = ReLU6(z) = min(max(0, z), 6) = min(max(0, " + fmt(z) + "), 6) = " + fmt(y)) +
+        tag("p", "", z <= 0 ? "z is not positive: the output is 0." : z >= 6 ? "z is at least 6: the output is " +
+            "capped at 6." : "0 < z < 6: it passes unchanged.");
+  } else if (kind === "hardsigmoid") {
+    y = Math.min(Math.max(z + 3, 0), 6) / 6;
+    h = calc("y = hardsigmoid(z) = min(max(0, z + 3), 6) / 6 = min(max(0, " + fmt(z) + " + 3), 6) / 6 = " +
+             fmt(Math.min(Math.max(z + 3, 0), 6)) + " / 6 = " + fmt(y)) +
+        tag("p", "", "A piecewise-linear sigmoid: 0 for z &le; -3, 1 for z &ge; 3, z/6 + 1/2 in between.");
+  } else if (kind === "hardswish") {
+    var r6 = Math.min(Math.max(z + 3, 0), 6);
+    y = z * r6 / 6;
+    h = calc("y = hardswish(z) = z * min(max(0, z + 3), 6) / 6 = " + paren(z) + " * min(max(0, " + fmt(z) +
+             " + 3), 6) / 6 = " + paren(z) + " * " + fmt(r6) + " / 6 = " + fmt(y)) +
+        tag("p", "", "z times its hard sigmoid (MobileNetV3): 0 for z &le; -3, z for z &ge; 3.");
+  } else if (kind === "silu") {
+    var sg = 1 / (1 + Math.exp(-z));
+    y = z * sg;
+    h = calc("y = SiLU(z) = z * sigmoid(z) = " + paren(z) + " * 1 / (1 + exp(" + fmt(-z) + ")) = " + paren(z) +
+             " * " + fmt(sg) + " = " + fmt(y));
+  } else if (kind === "gelu") {
+    var ph = phiOf(z, l.act ? l.act.approximate : "none");
+    y = z * ph.phi;
+    h = calc("y = GELU(z) = z * &Phi;(z), " + ph.text + " = " + fmt(ph.phi)) +
+        calc("y = " + paren(z) + " * " + fmt(ph.phi) + " = " + fmt(y));
   } else {
     y = z;
-    h = calc("y = z = " + fmt(z) + " (" + esc(kind) + " in evaluation mode passes its input through)");
+    h = calc("y = z = " + fmt(z) + " (" + (kind === "identity" ? "Identity passes its input through" :
+             esc(kind) + " in evaluation mode passes its input through") + ")");
   }
-  return h + verdict(y, lib, kind === "relu" || kind === "dropout" ? 0 : 16 * D.eps * (Math.abs(y) + 1e-30), kind);
+  return h + verdict(y, lib, actTol(kind, z, y), kind);
+}
+function actTol(kind, z, y) {     // float rounding of the library's formula in its dtype
+  var a = Math.abs(z), e = D.eps;
+  if (kind === "relu" || kind === "relu6" || kind === "dropout" || kind === "identity") return 0;
+  if (kind === "hardsigmoid") return 8 * e * ((a + 3) / 6 + Math.abs(y)) + 1e-300;
+  if (kind === "hardswish") return 8 * e * (a * (a + 3) / 6 + Math.abs(y)) + 1e-300;
+  if (kind === "gelu") return 16 * e * (Math.abs(y) + a) + 1e-300;
+  return 16 * e * (Math.abs(y) + 1e-30);
+}
+// the error function (NumPy has none): convscope's own algorithm (convscope.functional.erf), in float64
+function erf(x) {
+  var a = Math.abs(x), v2 = a * a, t, total, k;
+  if (isNaN(x)) return NaN;
+  if (a <= 3) {
+    t = a; total = a;
+    for (k = 1; k < 200; k++) { t = t * (2 * v2) / (2 * k + 1); total += t; if (!(t > 1e-17 * total)) break; }
+    return (x < 0 ? -1 : 1) * (2 / Math.sqrt(Math.PI) * Math.exp(-v2) * total);
+  }
+  if (a < 6) {
+    var frac = 0;
+    for (k = 60; k > 0; k--) frac = (k / 2) / (a + frac);
+    return (x < 0 ? -1 : 1) * (1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + frac));
+  }
+  return x < 0 ? -1 : 1;
+}
+var GELU_C = 0.044715, SQRT_2_PI = Math.sqrt(2 / Math.PI);
+function phiOf(z, approximate) {  // the normal CDF Phi(z) of GELU, or its tanh approximation
+  if (approximate === "tanh") {
+    var u = SQRT_2_PI * (z + GELU_C * z * z * z), T = Math.tanh(u);
+    return {phi: 0.5 * (1 + T), T: T, text: "&Phi;(z) &asymp; (1 + tanh(sqrt(2/&pi;) (z + 0.044715 z&sup3;))) / 2 " +
+            "(approximate='tanh') = (1 + tanh(" + fmt(u) + ")) / 2"};
+  }
+  var e = erf(z / Math.SQRT2);
+  return {phi: 0.5 * (1 + e), text: "&Phi;(z) = (1 + erf(z / sqrt 2)) / 2 (the standard normal CDF) = " +
+          "(1 + erf(" + fmt(z / Math.SQRT2) + ")) / 2 = (1 + " + paren(e) + ") / 2"};
+}
+// the local derivative dy/dz of an elementwise layer at z: its formula and value (the backward view)
+function slopeOf(l, c, z) {
+  var k = l.kind, s;
+  if (k === "relu6") return {f: "ReLU6'(z) = [0 < z < 6]", d: z > 0 && z < 6 ? 1 : 0};
+  if (k === "hardsigmoid") return {f: "hardsigmoid'(z) = 1/6 on -3 < z < 3, else 0", d: z > -3 && z < 3 ? 1 / 6 : 0};
+  if (k === "hardswish") {
+    return {f: "hardswish'(z) = 0 for z &le; -3, z/3 + 1/2 for -3 < z < 3, 1 for z &ge; 3" +
+            (z > -3 && z < 3 ? " = " + paren(z) + "/3 + 1/2" : ""), d: z <= -3 ? 0 : z < 3 ? z / 3 + 0.5 : 1};
+  }
+  if (k === "silu") {
+    s = 1 / (1 + Math.exp(-z));
+    return {f: "SiLU'(z) = s (1 + z (1 - s)), s = sigmoid(z) = " + fmt(s), d: s * (1 + z * (1 - s))};
+  }
+  if (k === "sigmoid") { s = 1 / (1 + Math.exp(-z)); return {f: "sigmoid'(z) = s (1 - s), s = " + fmt(s),
+                                                              d: s * (1 - s)}; }
+  if (k === "tanh") { s = Math.tanh(z); return {f: "tanh'(z) = 1 - tanh(z)&sup2; = 1 - " + paren(s) + "&sup2;",
+                                                d: 1 - s * s}; }
+  if (k === "leaky_relu") return {f: "LeakyReLU'(z) = 1 for z > 0, else " + fmt(l.act.negative_slope),
+                                  d: z > 0 ? 1 : l.act.negative_slope};
+  if (k === "gelu") {
+    var approx = l.act ? l.act.approximate : "none", ph = phiOf(z, approx);
+    if (approx === "tanh") {
+      var du = SQRT_2_PI * (1 + 3 * GELU_C * z * z);
+      return {f: "GELU'(z) = (1 + T)/2 + z/2 (1 - T&sup2;) sqrt(2/&pi;) (1 + 3*0.044715 z&sup2;), T = " + fmt(ph.T),
+              d: 0.5 * (1 + ph.T) + 0.5 * z * (1 - ph.T * ph.T) * du};
+    }
+    var dens = Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
+    return {f: "GELU'(z) = &Phi;(z) + z &phi;(z), &Phi;(z) = " + fmt(ph.phi) + ", &phi;(z) = exp(-z&sup2;/2) / " +
+            "sqrt(2&pi;) = " + fmt(dens), d: ph.phi + z * dens};
+  }
+  if (k === "normalize") return {f: "d/dx (x - &mu;) / &sigma; = 1/&sigma; = 1/" + fmt(l.norm.std[c]),
+                                 d: 1 / l.norm.std[c]};
+  if (k === "identity" || k === "dropout") return {f: "dy/dz = 1 (" + esc(k) + " passes its input through)", d: 1};
+  return null;
+}
+function localGrad(l, c, pos, g) {   // dL/dz = dL/dy * f'(z), next to convscope's dL/dz when it is the input's own
+  var z = at(inputVals(l), c, pos), sl = z === null ? null : slopeOf(l, c, z);
+  if (!sl) return "";
+  var js = g * sl.d, ref = l.input_ref, h = calc("local derivative: " + sl.f + " = " + fmt(sl.d) +
+      (l.kind === "normalize" ? "" : " at z = " + fmt(z)));
+  h += calc("dL/dz = dL/dy * dy/dz = " + fmt(g) + " * " + paren(sl.d) + " = " +
+            tag("b", "id='local-grad' data-value='" + js + "'", fmt(js)) + " (the chain rule)");
+  var src = ref === null || ref === undefined ? null : ref === 0 ? null : LAYERS[ref];
+  if (ref === null || ref === undefined || (src && src.consumers)) return h;   // fan-out: it gets a sum
+  var lib = at(gradVals(ref), c, pos);
+  if (lib === null) return h;
+  var tol = 16 * D.eps * Math.abs(g) * (Math.abs(sl.d) + Math.abs(z) + 1) + 1e-300,
+      ok = Math.abs(js - lib) <= tol || js === lib;
+  return h + calc("convscope's backward: dL/dz = " + fmt(lib) + " (" + refLink(ref) + "'s dL/dy) &rarr; " +
+                  tag("span", "id='local-verdict' class='" + (ok ? "ok" : "bad") + "'", ok ? "agree" : "DISAGREE"));
+}
+
+function normalizePanel(l, c, pos, lib) {
+  var nm = l.norm, z = at(inputVals(l), c, pos);
+  if (z === null) return note("The input of this value is not embedded.");
+  var m = nm.mean[c], sd = nm.std[c], y = (z - m) / sd;
+  var h = tag("p", "", "Channel " + (c + 1) + ": mean &mu; = " + fmt(m) + ", std &sigma; = " + fmt(sd) +
+              " (the input standardisation kept in the model: the statistics of the training images, not trained).");
+  h += calc("y = (x - &mu;) / &sigma; = (" + fmt(z) + " - " + paren(m) + ") / " + fmt(sd) + " = " + fmt(z - m) +
+            " / " + fmt(sd) + " = " + fmt(y));
+  return h + verdict(y, lib, 4 * D.eps * ((Math.abs(z) + Math.abs(m)) / sd + Math.abs(y)) + 1e-300, "normalize");
+}
+
+function adaptiveWindow(ad, pos) {   // PyTorch's window of output pos: start floor(i*n/out), end ceil((i+1)*n/out)
+  var lo = pos.map(function (i, a) { return Math.floor(i * ad.n[a] / ad.out[a]); });
+  var size = pos.map(function (i, a) { return Math.ceil((i + 1) * ad.n[a] / ad.out[a]) - lo[a]; });
+  return {lo: lo, size: size, cells: function (vals, c) {      // its values, row-major; null if not embedded
+    var out = [];
+    for (var t = 0; t < prod(size); t++) {
+      var v = at(vals, c, unflat(t, size).map(function (u, a) { return u + lo[a]; }));
+      if (v === null) return null;
+      out.push(v);
+    }
+    return out;
+  }};
+}
+function adaptiveGrad(l, c, pos, g) {  // the derivative of an adaptive pooling: spread evenly, or routed
+  var win = adaptiveWindow(l.adaptive, pos), count = prod(win.size);
+  if (l.adaptive.op === "avg") {
+    return tag("p", "id='spread-text' data-value='" + g / count + "' data-count='" + count + "'",
+               "Adaptive average pooling's derivative: y is the mean of the " + count + " entries of its window, so " +
+               "dy/dx = 1/" + count + " for each; every entry of the window gets dL/dy / " + count + " = " + fmt(g) +
+               " / " + count + " = " + fmt(g / count) + " from this value (where windows overlap, the shares add up).");
+  }
+  var cells = win.cells(inputVals(l), c), bi = 0;
+  if (!cells) return "";
+  cells.forEach(function (v, t) { if (v > cells[bi]) bi = t; });
+  var at0 = unflat(bi, win.size).map(function (u, a) { return u + win.lo[a]; });
+  return tag("p", "id='route-text' data-pos='" + at0.join(",") + "' data-value='" + g + "'",
+             "Adaptive max pooling's derivative: one-hot (Key Equation 69). The whole dL/dy = " + fmt(g) +
+             " goes to position " + tuple(at0) + " of channel " + (c + 1) + ", the window's first maximum; the " +
+             "other " + (count - 1) + " entries of this window get 0 from it.");
+}
+function adaptivePanel(l, c, pos, lib) {   // adaptive pooling: the window follows from the sizes
+  var ad = l.adaptive, vals = inputVals(l), isMax = ad.op === "max";
+  var win = adaptiveWindow(ad, pos), lo = win.lo, size = win.size, lines = [];
+  var axes = ad.n.length === 1 ? ["entries"] : ["rows", "columns"];
+  for (var a = 0; a < ad.n.length; a++) {
+    var n = ad.n[a], o = ad.out[a], i = pos[a];
+    lines.push(axes[a] + ": floor(" + i + "*" + n + "/" + o + ") = " + lo[a] + " to ceil(" + (i + 1) + "*" + n +
+               "/" + o + ") = " + (lo[a] + size[a]) + " (exclusive), " + size[a] + " entr" +
+               (size[a] === 1 ? "y" : "ies"));
+  }
+  var global = ad.out.every(function (v) { return v === 1; });
+  var html = tag("p", "", "Adaptive " + (isMax ? "max" : "average") + " pooling to " + tuple(ad.out) + " from " +
+                 tuple(ad.n) + (global ? " (global pooling: one window, the whole channel)" : "") +
+                 ": output i of an axis of n inputs and out outputs reads inputs floor(i*n/out) to " +
+                 "ceil((i+1)*n/out) (PyTorch's windows).") + lines.map(function (t) { return calc(t); }).join("");
+  html += drawWindow(l, {start: lo, p: lo.map(function () { return 0; }), d: lo.map(function () { return 1; }),
+                         k: size}, [c]);
+  if (!vals) return html + note("The input of this layer is not embedded.");
+  var count = prod(size), cells = win.cells(vals, c), sum = 0, abs = 0, best = -Infinity, bi = -1, terms = [];
+  if (!cells) return html + note("The input channel " + (c + 1) + " is not embedded on this window.");
+  cells.forEach(function (v, t) {
+    sum += v; abs += Math.abs(v);
+    if (v > best || bi < 0) { best = v; bi = t; }
+    if (terms.length < 12) terms.push(paren(v));
+  });
+  var more = count > terms.length ? " + ... (" + count + " values)" : "";
+  var cls = cells.map(function (v, t) { return isMax && v === best ? (t === bi ? "hit" : "tie") : ""; });
+  if (count <= 36 && size[size.length - 1] <= 6) {       // a small window as a grid; a large one by its sum
+    html += tag("div", "class='grids'", gridTable("window (" + size.join("x") + ")", cells, size, cls));
+  }
+  html += tag("span", "id='adaptive-window' data-start='" + lo.join(",") + "' data-size='" + size.join(",") + "'", "");
+  if (isMax) {
+    var at0 = unflat(bi, size).map(function (v, ax) { return v + lo[ax]; });
+    html += calc("y = max(" + terms.join(", ") + (count > terms.length ? ", ... (" + count + " values)" : "") +
+                 ") = " + fmt(best));
+    html += tag("p", "", "The maximum is at " + tag("b", "id='pool-argmax' data-pos='" + at0.join(",") + "'",
+                "position " + tuple(at0) + " of channel " + (c + 1)) + " of this layer's input (0-based; the first " +
+                "in row-major order on a tie, as in convscope and PyTorch).");
+    return html + verdict(best, lib, 0, "adaptive_max_pool");
+  }
+  html += calc("y = (" + terms.join(" + ") + more + ") / " + count + " = " + fmt(sum) + " / " + count + " = " +
+               fmt(sum / count));
+  return html + verdict(sum / count, lib, (count + 2) * D.eps * abs / count + 1e-300, "adaptive_avg_pool");
 }
 
 function bnPanel(l, c, pos, lib) {
@@ -703,7 +908,9 @@ function shufflePanel(l, c, pos, lib) {  // plumbing: ShuffleNet's channel shuff
 
 var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
               concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel,
-              relu: activationPanel,
+              relu: activationPanel, relu6: activationPanel, hardsigmoid: activationPanel,
+              hardswish: activationPanel, silu: activationPanel, gelu: activationPanel, identity: activationPanel,
+              normalize: normalizePanel, adaptive_avg_pool: adaptivePanel, adaptive_max_pool: adaptivePanel,
               leaky_relu: activationPanel, sigmoid: activationPanel, tanh: activationPanel, dropout: activationPanel,
               batch_norm: bnPanel, linear: linearPanel, softmax: softmaxPanel, flatten: flattenPanel,
                   residual: residualPanel};
@@ -907,6 +1114,10 @@ function backwardPanel(l, c, pos) {
                    (tp.length === 2 ? " entry" : " entries") + " of this window get 0 " +
                "from it (the routing map below the layer shows every window's).");
     }
+  } else if (l.adaptive) {
+    h += adaptiveGrad(l, c, pos, g);
+  } else if (l.kind !== "relu" && slopeOf(l, c, 0) !== null) {
+    h += localGrad(l, c, pos, g);
   } else if (l.kind === "conv") {
     h += tag("p", "", tag("button", "type='button' class='show-dw' data-layer='" + l.index + "' data-filter='" + c +
         "'",

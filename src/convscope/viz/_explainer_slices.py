@@ -22,6 +22,8 @@ click on it needs, and nothing twice:
   lies inside its inputs' tiles), a Mul's broadcast input (an SE gate ``(C, 1, 1)``) at
   position 0 of its size-1 axes - so it is tiny and read whole - and a ChannelShuffle's input
   on the source channels of the shown ones;
+* an adaptive pooling reads the input windows of its tile (:func:`adaptive_region`; a global
+  pooling its whole channels), a reference to the producer's tile when that covers them;
 * an input slice of its own only when the producer's tile does not cover what it reads.
 
 The tile shrinks (longest axis first) until the layer's numbers fit its cap. Every number is
@@ -47,9 +49,11 @@ from .activations import LayerActivation
 
 __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_need", "pool_region", "pool_input",
            "dw_inputs", "dw_need", "padded_patch", "linear_rows", "covers", "merge_reads", "concat_parts",
-           "shuffle_source", "sent_region", "same_as_dy", "MERGES", "WINDOWED", "DW_CHANNELS", "DW_FILTERS"]
+           "shuffle_source", "sent_region", "same_as_dy", "adaptive_region", "MERGES", "WINDOWED", "ADAPTIVE",
+           "DW_CHANNELS", "DW_FILTERS"]
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
+ADAPTIVE = ("adaptive_avg_pool", "adaptive_max_pool")     # windows from the sizes (PyTorch's floor / ceil)
 MERGES = ("concat", "mul", "channel_shuffle")    # merges and plumbing whose inputs are read by merge_reads
 DW_CHANNELS = 2          # input channels whose dL/dW the page re-derives on a tiled layer
 DW_FILTERS = 2           # filters of a tiled layer with a dL/dW check
@@ -169,6 +173,16 @@ def pool_input(act: LayerActivation, shown: list[int], start: Sequence[int], siz
     """The input region a pooling tile reads, shown channels."""
     lo, span = pool_region(act, start, size)
     return Slice.of(np.asarray(act.x)[0], shown, lo, span, dtype, b64)
+
+
+def adaptive_region(n: Sequence[int], out: Sequence[int], start: Sequence[int],
+                    size: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The input positions (start, size per axis) that the windows of adaptive-pooling outputs
+    ``start .. start+size-1`` read: output ``i`` of an axis of ``n`` inputs and ``out`` outputs
+    reads ``floor(i*n/out) .. ceil((i+1)*n/out) - 1`` (PyTorch's windows)."""
+    lo = [int(s) * int(k) // int(o) for s, k, o in zip(start, n, out)]
+    hi = [-(-(int(s) + int(t)) * int(k) // int(o)) for s, t, k, o in zip(start, size, n, out)]
+    return lo, [h - l for l, h in zip(lo, hi)]
 
 
 def linear_rows(act: LayerActivation, cap: int) -> list[int]:

@@ -276,6 +276,8 @@ def forward_layers(model: Module, x: Any,
                 xs = (x_in,)
             else:
                 out = lay.module(*xs)
+            if any(out is x_i for x_i in xs):  # Identity hands back its input: the walk tracks arrays by
+                out = out.copy()                # identity, so each layer's output is an array of its own
             pieces: tuple[np.ndarray, ...] = ()
             if isinstance(out, tuple):        # a multi-output node (Split): "name:k" for each
                 for k, part in enumerate(out):

@@ -67,9 +67,11 @@ from ._explainer_css import CSS
 from ._explainer_data import Budget, b64, backward_passes, input_refs, layer_numbers, probabilities_of
 from ._explainer_js import JS
 from ._explainer_slices import (
+    ADAPTIVE,
     MERGES,
     WINDOWED,
     Slice,
+    adaptive_region,
     block,
     conv_need,
     conv_numbers,
@@ -395,6 +397,7 @@ class _Walk:
         self.shown: dict[int, list[int] | None] = {}
         self.tiles: dict[int, tuple[list[int], list[int]] | None] = {}
         self.entries: dict[int, dict[str, Any]] = {}
+        self.reasons: dict[int, tuple[str, str]] = {}   # no receptive field: (text after it, where it was lost)
         self.backward_note: str | None = None
         self.input_b64 = b64(xb[0], self.dtype)         # the input, whole: the page draws and explains it
         self.input_values = {"channels": None, "data": self.input_b64}
@@ -454,6 +457,48 @@ class _Walk:
             return f'<p class="meta feeds">merge ({html.escape(act.module.layer_kind)}) of: {links}</p>'
         return f'<p class="meta feeds">input: {self._source_link(act.x)}</p>'
 
+    def _field_reason(self, act: LayerActivation) -> str:
+        """Why a layer's values have no receptive field on the input (each can read all of it), as the
+        page says it after "This value can depend on the whole input": a layer whose every value reads
+        everything (a global pooling, Linear) says so itself; a squeeze-and-excitation Mul
+        names the global pooling its gate comes from; any other layer is after the nearest of them."""
+        kind, at = act.module.layer_kind, f"layer {act.index}"
+        own = None
+        if kind in ADAPTIVE and all(v == 1 for v in act.y.shape[2:]):
+            what, own = f"the global pooling of {at}", "a global pooling: each value reads its whole channel"
+            self.reasons[act.index] = (f"after {what}: each of its values reads its whole channel", what)
+        elif kind == "linear":
+            what, own = f"the Linear layer of {at}", "a Linear layer: each value is a dot product over every feature"
+        elif kind == "softmax":
+            what, own = f"the softmax over a spatial axis of {at}", "a softmax over a spatial axis"
+        if own is not None:
+            self.reasons.setdefault(act.index, (f"after {what}", what))
+            return own
+        refs = [self.producer.get(id(x_i)) for x_i in act.inputs]
+        if kind == "mul" and len(refs) > 1:          # the broadcast gate's branch first
+            refs.sort(key=lambda r: 0 if r and all(v == 1 for v in self.by_index[r].y.shape[2:]) else 1)
+        for ref in refs:
+            origin = self.reasons.get(ref) if ref else None
+            if origin is None:
+                continue
+            if kind == "mul" and act.y.ndim > 2 and len(refs) > 1:
+                self.reasons[act.index] = (f"after the squeeze-and-excitation gate of {at}, made from "
+                                           f"{origin[1]}", origin[1])
+                return (f"it multiplies by a gate (squeeze-and-excitation) made from {origin[1]}, "
+                        f"so every value reads its whole input channels")
+            self.reasons[act.index] = origin
+            return origin[0]
+        if kind == "flatten":
+            what, own = f"the Flatten of {at}", "a Flatten: from here on the page does not trace positions"
+        elif kind in ADAPTIVE:
+            what = f"the adaptive pooling of {at}"
+            own = "an adaptive pooling, whose windows (floor(i*n/out) to ceil((i+1)*n/out)) the receptive field " \
+                  "does not trace"
+        else:
+            what, own = f"{at} ({kind})", f"a layer ({kind}) whose effect on positions convscope does not know"
+        self.reasons[act.index] = (f"after {what}", what)
+        return own
+
     def _tile(self, act: LayerActivation, shown: list[int]) -> tuple[list[int], list[int]]:
         """The layer's values tile: that of its (first) input for an elementwise layer or a merge; else
         half the cap for the values, then shrunk until what its arithmetic reads fits too."""
@@ -483,6 +528,12 @@ class _Walk:
                 first, last = window_span(act.module.window, [0] * len(t), t)
                 return len(shown) * (int(np.prod(t)) + int(np.prod([e - f + 1 for f, e in zip(first, last)])))
             start, size = tile_of(spatial, blur_need, cap, size)
+        elif kind in ADAPTIVE:
+            n = list(act.x.shape[2:])
+            def adaptive_need(t: list[int]) -> int:           # the windows of the centred block tile_of picks
+                centred = [(o - k) // 2 for o, k in zip(spatial, t)]
+                return len(shown) * (int(np.prod(t)) + int(np.prod(adaptive_region(n, spatial, centred, t)[1])))
+            start, size = tile_of(spatial, adaptive_need, cap, size)
         return start, size
 
     def _reads(self, act: LayerActivation, i: int, x_i: np.ndarray, shown: list[int] | None,
@@ -497,6 +548,8 @@ class _Walk:
             return None, [0] * (x_i.ndim - 2), list(x_i.shape[2:])
         if kind in MERGES and tile is not None and shown is not None and i < len(act.inputs):
             return merge_reads(act, i, shown, tile)   # Concat's channels, Mul's broadcast, shuffle's sources
+        if kind in ADAPTIVE and tile is not None and shown is not None:
+            return (shown, *adaptive_region(x_i.shape[2:], act.y.shape[2:], *tile))   # the tile's windows
         if tile is not None and x_i.shape == act.y.shape:
             return shown, tile[0], tile[1]            # elementwise, a merge: the same positions
         return None
@@ -546,6 +599,7 @@ class _Walk:
             "field": None if box is None else [[first.tolist(), last.tolist()] for first, last in box],
             "values": None, "conv": None, "input_ref": self.refs.get(act.index),
             "input_label": self._piece_text(act.x),
+            "field_reason": None if box is not None else self._field_reason(act),
         }
         body = [self._meta(act), self._feeds(act)]
         room = self.cap
