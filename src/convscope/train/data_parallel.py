@@ -19,9 +19,9 @@ large calls.
 **Measured choice.** A sharded step has fixed costs (a hand-off per shard, a pass over every
 layer in Python, the weights' copy) that a small step does not repay, and whether it does is
 a property of the machine as much as of the model. So a step runs serially below
-``MIN_SHARD_MACS`` multiply-adds per shard, and above it the first eleven steps of each
-(model, batch shape, dtype, thread count) are trials: serial and sharded steps alternate
-after warm-ups (``_TRIALS``), and the faster is kept, the sharded one only if its best trial
+``MIN_SHARD_MACS`` multiply-adds per shard, and above it the first fourteen steps of each
+(model, batch shape, dtype, thread count) are trials: a block of serial steps, then a block of
+sharded ones, after warm-ups (``_TRIALS``), and the faster is kept, the sharded one only if its best trial
 beats the best serial trial by 5% (:func:`tuning` shows the trials). Both give the same result up to the rounding
 of the sums (below), so the choice changes speed, never what is learnt.
 ``convscope.settings.force_path(data_parallel="processes" | "threads" | "serial")`` skips the
@@ -477,13 +477,16 @@ def _shard_step(rep: Module, loss: Any, x: np.ndarray, y: np.ndarray, s: slice,
 
 
 # ----------------------------------------------------------------------------- measured choice
-#: The trial steps of a new (model, batch shape, thread count): serial and sharded steps
-#: alternate after warm-ups (first-call costs: workspaces; the fork, after which both
-#: processes pay a copy-on-write fault for every page they write first).
-#: (LeNet b64 on the 2-vCPU Xeon: 75, 28, 30, 21 ms, then 14 ms a sharded step after the fork.)
-_TRIALS = ("serial", "sharded", "sharded", "sharded", "sharded", "sharded",
-           "serial", "sharded", "serial", "sharded", "serial")
-_WARM_UP = frozenset({0, 1, 2, 3, 4})
+#: The trial steps of a new (model, batch shape, thread count): four serial steps (the first
+#: warms up: workspaces), then ten sharded ones of which the first seven warm up (the fork,
+#: after which both processes pay a copy-on-write fault for every page they write first, and
+#: the second core coming back from idle). Blocks, not alternation, and the sharded block
+#: last: a sharded step after serial ones measured up to 2x its steady time for about ten
+#: steps (LeNet b64 on the 2-vCPU Xeon, quiet: sharded steps 41.8, 14.5, 11.5, 19.0, 12.9, 13.9,
+#: 6.3, then 5.1-5.4 ms; serial 9.6-10.0 ms). The previous schedule, five warm-ups then
+#: alternating, timed the sharded step at 9.3 ms and kept the serial one.
+_TRIALS = ("serial",) * 4 + ("sharded",) * 10
+_WARM_UP = frozenset({0, 4, 5, 6, 7, 8, 9, 10})
 #: The sharded step is kept only if its best trial beats the best serial trial by this factor.
 _MARGIN = 0.95
 _clock = time.perf_counter  # (tests replace it)
