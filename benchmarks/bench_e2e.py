@@ -304,22 +304,30 @@ def run_library(
         def prepare(x, y):
             return np.asarray(x, dtype=np.float32), y
 
-        # As fit: no gradient for the images (backward_params) where the convscope under
-        # test has it (older checkouts only have backward).
+        # As fit: the data-parallel step and forward (one shard per thread, the measured
+        # choice) where the convscope under test has them; older checkouts: the serial calls,
+        # without the images' gradient (backward_params) where it exists.
+        try:
+            from convscope.train.data_parallel import sharded_forward, training_step
+        except ImportError:
+            training_step = sharded_forward = None
         backward = getattr(model, "backward_params", model.backward)
 
         def step(x, y) -> float:
             model.zero_grad()
             opt.zero_grad()
-            value = loss_fn(model(x), y)
-            backward(loss_fn.backward())
+            if training_step is not None:
+                value, _ = training_step(model, loss_fn, x, y)
+            else:
+                value = loss_fn(model(x), y)
+                backward(loss_fn.backward())
             opt.step()
             if sched is not None:
                 sched.step()
             return float(value)
 
         def forward_eval(x):
-            return model(x)
+            return model(x) if sharded_forward is None else sharded_forward(model, x)
 
         def set_mode(training: bool) -> None:
             model.train(training)
