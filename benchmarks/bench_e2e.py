@@ -19,7 +19,8 @@ the batch, converting it for the library; shared work, reported apart), then the
 on the full test set (not counted). A library's run stops at the first epoch whose test
 accuracy reaches ``--target``, or after ``--max-epochs``; a schedule keeps the recipe's
 length even when the run stops early. Libraries run one after the other in one process,
-at the same thread count (threadpoolctl for BLAS, ``torch.set_num_threads``).
+at the same thread count (threadpoolctl for BLAS, ``torch.set_num_threads``,
+``convscope.set_num_threads``).
 
 Recipes:
 
@@ -523,9 +524,13 @@ def run_e2e(
         "versions": {"numpy": np.__version__, "torch": getattr(torch, "__version__", None)},
         "runs": {},
     }
+    import convscope
+
     with threadpool_limits(limits=threads):
         if torch is not None:
             torch.set_num_threads(threads)
+        if hasattr(convscope, "set_num_threads"):  # convscope's own threads (default: every core)
+            convscope.set_num_threads(threads)
         results["blas"] = _env.blas_info()
         for lib in libraries:
             say(f"{lib}: {plan.describe()}, target {target}, at most {max_epochs} epochs, {threads} thread(s)")
