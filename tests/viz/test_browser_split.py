@@ -64,3 +64,16 @@ def test_a_click_on_the_piece_reader_names_its_window_and_agrees(page):
     assert panel.startswith(f"Window on piece 2 of layer {split}'s split (channels 4..4 of its input) "
                             f"(its maps are not drawn; channel")
     assert not page.errors()
+
+
+def test_the_split_card_shows_its_copy_and_the_identity_branch_names_its_piece(page, built):
+    split = _index("split")
+    act = {a.index: a for a in forward_layers(split_graph(), _x())[1]}[split]
+    page.click_value(split, 2, (4, 1))
+    assert page.attr("calc-kind", "data-kind") == "split"
+    assert page.number("calc-lib") == float(act.y[0, 2, 4, 1]) == page.number("calc-js")
+    assert page.attr("calc-verdict", "textContent") == "agree"
+    assert not page.errors()
+    block = built[1][built[1].index('class="branch identity"'):]
+    assert (f"piece 1 of <a href=\"#layer-{split}\">layer {split}</a>'s split (channels 1..3 of its input), "
+            "unchanged (the skip connection)") in block.split("</div>")[0]

@@ -193,6 +193,10 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
         out["concat"] = {"axis": axis - 1, "offsets": offsets, "sizes": sizes}      # axis of one sample
     elif kind == "channel_shuffle":
         out["shuffle"] = {"groups": int(getattr(m, "groups", 1))}
+    elif kind == "split":
+        axis = int(getattr(m, "dim", 1)) % act.x.ndim
+        out["split"] = {"sizes": [int(y.shape[axis]) for y in act.outputs],
+                        "along": {1: "the channels", 2: "the rows", 3: "the columns"}.get(axis, f"axis {axis}")}
     return out
 
 

@@ -906,8 +906,23 @@ function shufflePanel(l, c, pos, lib) {  // plumbing: ShuffleNet's channel shuff
   return h + verdict(v, lib, 0, "channel_shuffle");
 }
 
+// a Split's card shows its first piece: the input's first part along the split axis, so the
+// value is the input's at the same index (a copy)
+function splitPanel(l, c, pos, lib) {
+  var ref = l.input_ref, sp = l.split || {};
+  var h = tag("p", "", "A Split cuts its input into pieces along " + esc(sp.along || "an axis") + " (sizes " +
+              tuple(sp.sizes || []) + "); this card shows piece 1, the first " + (sp.sizes ? sp.sizes[0] : "") +
+              ", so each value is a copy of the input's at the same index (the other pieces are read by " +
+              "the layers they feed).");
+  var v = at(inputVals(l, 0), c, pos);
+  if (v === null) return h + note("That value of " + refLink(ref) + " is not embedded.");
+  markSource([[ref, c, pos]]);
+  h += calc("y[" + [c].concat(pos).join(", ") + "] = x[" + [c].concat(pos).join(", ") + "] = " + fmt(v) + FROM0);
+  return h + verdict(v, lib, 0, "split");
+}
+
 var PANELS = {conv: convPanel, add: addPanel, max_pool: poolPanel, avg_pool: poolPanel, blur_pool: blurPanel,
-              concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel,
+              split: splitPanel, concat: concatPanel, mul: mulPanel, channel_shuffle: shufflePanel,
               relu: activationPanel, relu6: activationPanel, hardsigmoid: activationPanel,
               hardswish: activationPanel, silu: activationPanel, gelu: activationPanel, identity: activationPanel,
               normalize: normalizePanel, adaptive_avg_pool: adaptivePanel, adaptive_max_pool: adaptivePanel,

@@ -54,7 +54,7 @@ __all__ = ["tile_of", "block", "Slice", "window_span", "conv_numbers", "conv_nee
 
 WINDOWED = ("conv", "max_pool", "avg_pool", "blur_pool")
 ADAPTIVE = ("adaptive_avg_pool", "adaptive_max_pool")     # windows from the sizes (PyTorch's floor / ceil)
-MERGES = ("concat", "mul", "channel_shuffle")    # merges and plumbing whose inputs are read by merge_reads
+MERGES = ("concat", "mul", "channel_shuffle", "split")  # merges and plumbing whose inputs merge_reads reads
 DW_CHANNELS = 2          # input channels whose dL/dW the page re-derives on a tiled layer
 DW_FILTERS = 2           # filters of a tiled layer with a dL/dW check
 
@@ -286,6 +286,8 @@ def merge_reads(act: LayerActivation, i: int, shown: list[int],
     if kind == "channel_shuffle":
         groups = int(getattr(act.module, "groups", 1))
         return sorted({shuffle_source(c, int(x_i.shape[1]), groups) for c in shown}), start, size
+    if kind == "split":                                # the card shows piece 1: the input's first part,
+        return shown, start, size                      # at the same channels and positions
     return None
 
 

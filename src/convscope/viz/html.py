@@ -306,6 +306,19 @@ def _layer_word(items: Sequence[Item]) -> str:
     return f"{count} layer{'s' if count != 1 else ''}"
 
 
+def _identity_source(item: Block, fork: str, acts: dict[int, LayerActivation]) -> str:
+    """What a block's identity branch carries: the fork's output, or the piece of a Split it is."""
+    source = acts.get(item.fork)
+    if source is not None and len(source.outputs) > 1:
+        read = {id(x) for x in acts[item.merge].inputs}
+        for k, y in enumerate(source.outputs):
+            if id(y) in read:
+                axis, lo, hi = piece_range(source, k)
+                along = {1: "channels", 2: "rows", 3: "columns"}.get(axis, f"axis {axis}")
+                return f"piece {k + 1} of {fork}'s split ({along} {lo + 1}..{hi} of its input)"
+    return f"the output of {fork} itself"
+
+
 def _layout_html(items: Sequence[Item], cards: dict[int, str], acts: dict[int, LayerActivation]) -> str:
     """The cards in order, each block's branches side by side in columns above its merge card."""
     out = []
@@ -324,7 +337,7 @@ def _layout_html(items: Sequence[Item], cards: dict[int, str], acts: dict[int, L
                 inner = _layout_html(branch, cards, acts)
             else:
                 head = f"branch {j}: identity"
-                inner = (f'<p class="meta">the output of {fork} itself, unchanged (the skip connection), '
+                inner = (f'<p class="meta">{_identity_source(item, fork, acts)}, unchanged (the skip connection), '
                          f'into layer {item.merge}</p>')
             columns.append(f'<div class="branch{"" if branch else " identity"}" data-branch="{j}">'
                            f'<p class="branch-head">{html.escape(head)}</p>{inner}</div>')
