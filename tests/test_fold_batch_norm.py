@@ -103,7 +103,7 @@ def test_training_mode_and_non_modules_are_refused():
         fold_batch_norm("model.npz")
 
 
-def test_convscope_evaluate_and_predict_fold_and_answer_as_the_model(tmp_path, capsys):
+def test_convscope_evaluate_folds_and_both_it_and_predict_answer_as_the_model(tmp_path, capsys):
     import json
 
     import convscope

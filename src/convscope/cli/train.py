@@ -448,7 +448,6 @@ def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import ConvscopeError
-    from ..models import fold_batch_norm
     from ..train import predict
 
     model, metadata = load_model(args.model)
@@ -466,8 +465,7 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             paths.append(path)
     if images:
-        model.eval()  # inference only: conv -> batch norm pairs run as one convolution
-        probs = predict(fold_batch_norm(model), np.stack(images), transform=normalizer(metadata)).probabilities
+        probs = predict(model, np.stack(images), transform=normalizer(metadata)).probabilities
         classes = metadata.get("classes") or [str(i) for i in range(probs.shape[1])]
         if len(classes) != probs.shape[1]:
             raise ConfigError(
