@@ -126,3 +126,51 @@ def test_convscope_evaluate_folds_and_both_it_and_predict_answer_as_the_model(tm
     row = json.loads(capsys.readouterr().out)
     probs = predict(model, test.images[:1])[0]
     assert row["class"] == int(probs.argmax()) and row["probability"] == pytest.approx(float(probs.max()), rel=1e-5)
+
+
+def _bn_lenet(dtype=np.float32):
+    return _randomize(nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False, rng=0, dtype=dtype), nn.BatchNorm2d(4, dtype=dtype), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3, rng=1, dtype=dtype)))
+
+
+def _direct_loss(model, x, y):
+    return float(nn.CrossEntropyLoss()(model(x), y))
+
+
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_evaluate_runs_the_folded_twin_and_follows_the_models_weights(backend):
+    import convscope
+    from convscope import settings
+    from convscope.models import inference_twin
+    from convscope.train import evaluate
+
+    model = _bn_lenet()
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((40, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 40)
+    twin = inference_twin(model)
+    assert twin is not model and twin is inference_twin(model) and _kinds(twin).count("batch_norm") == 0
+    with settings.force_path(data_parallel=backend), convscope.num_threads(2 if backend != "serial" else 1):
+        for step in range(3):
+            got = evaluate(model, (x, y), batch_size=16)
+            assert got["loss"] == pytest.approx(_direct_loss(model, x, y), rel=1e-5), step
+            model[0].weight.data *= 1.5                      # training moves the weights and statistics ...
+            model[1].running_mean += 0.25
+            model[1].bias.data -= 0.5                        # ... evaluate must see them on its next call
+    assert inference_twin(model) is twin                     # refreshed in place, not copied again
+
+
+def test_the_twin_is_refolded_when_the_model_changes_and_skipped_in_training_mode():
+    from convscope.models import inference_twin
+
+    model = _bn_lenet()
+    first = inference_twin(model)
+    model.to(np.float64)                                     # new arrays of another dtype: fold anew
+    second = inference_twin(model)
+    assert second is not first and second[0].weight.data.dtype == np.float64
+    x = np.random.default_rng(8).standard_normal((2, 1, 8, 8))
+    np.testing.assert_allclose(second(x), model(x), rtol=1e-12, atol=1e-12)
+    model.train()
+    assert inference_twin(model) is model
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.ReLU()).eval()
+    assert inference_twin(plain) is plain                    # nothing to fold

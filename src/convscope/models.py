@@ -79,6 +79,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,6 +103,7 @@ __all__ = [
     "Training",
     "antialias",
     "fold_batch_norm",
+    "inference_twin",
     "add_input_normalization",
     "input_statistics",
     "describe_pooling",
@@ -776,9 +778,10 @@ def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
             and getattr(conv, "out_channels", None) == getattr(bn, "num_features", None))
 
 
-def _folded(conv: nn.Module, bn: nn.Module) -> nn.Module:
-    """One convolution computing ``bn(conv(x))``: with ``s = gamma / sqrt(running_var + eps)`` per
-    output channel, ``w' = s * w`` and ``b' = s * (b - running_mean) + beta``."""
+def _fold_values(conv: nn.Module, bn: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """The weight and bias of one convolution computing ``bn(conv(x))``: with
+    ``s = gamma / sqrt(running_var + eps)`` per output channel, ``w' = s * w`` and
+    ``b' = s * (b - running_mean) + beta`` (in float64, cast to the convolution's dtype)."""
     c = cast(Any, conv)
     norm = cast(Any, bn)
     dtype = c.weight.data.dtype
@@ -790,11 +793,17 @@ def _folded(conv: nn.Module, bn: nn.Module) -> nn.Module:
         shift = shift + np.asarray(c.bias.data, np.float64) * scale
     if norm.bias is not None:
         shift = shift + np.asarray(norm.bias.data, np.float64)
+    weight = np.asarray(c.weight.data, np.float64) * scale.reshape((-1,) + (1,) * (c.weight.data.ndim - 1))
+    return weight.astype(dtype), shift.astype(dtype)
+
+
+def _folded(conv: nn.Module, bn: nn.Module) -> nn.Module:
+    """One convolution computing ``bn(conv(x))`` (see :func:`_fold_values`)."""
+    weight, bias = _fold_values(conv, bn)
     fused = copy.deepcopy(conv)
     f = cast(Any, fused)
-    f.weight = nn.Parameter((np.asarray(c.weight.data, np.float64)
-                             * scale.reshape((-1,) + (1,) * (c.weight.data.ndim - 1))).astype(dtype))
-    f.bias = nn.Parameter(shift.astype(dtype))
+    f.weight = nn.Parameter(weight)
+    f.bias = nn.Parameter(bias)
     fused.eval()
     return fused
 
@@ -847,17 +856,26 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
         raise StateError("fold_batch_norm: the model is in training mode, where batch norm "
                          "normalises with each batch's own statistics, which no fixed "
                          "convolution computes; call model.eval() first (folding is for inference).")
-    folds = 0
+    folded, pairs = _fold(model)
+    return folded if pairs else model
+
+
+def _fold(model: nn.Module) -> tuple[nn.Module, list[tuple[nn.Module, nn.Module, nn.Module]]]:
+    """:func:`fold_batch_norm`'s copy and its ``(fused conv, conv, batch norm)`` triples."""
+    pairs: list[tuple[nn.Module, nn.Module, nn.Module]] = []
+
+    def fuse(conv: nn.Module, bn: nn.Module) -> nn.Module:
+        fused = _folded(conv, bn)
+        pairs.append((fused, conv, bn))
+        return fused
 
     def rebuild(module: nn.Module) -> nn.Module:
-        nonlocal folds
         kind = module.layer_kind
         if kind == "sequential":
             children = [rebuild(c) for c in module]  # type: ignore[attr-defined]
             for i in range(len(children) - 1):
                 if _foldable(children[i], children[i + 1]):
-                    children[i], children[i + 1] = _folded(children[i], children[i + 1]), nn.Identity()
-                    folds += 1
+                    children[i], children[i + 1] = fuse(children[i], children[i + 1]), nn.Identity()
             return nn.Sequential(*children)
         if kind == "residual":
             return nn.Residual(rebuild(cast(ResidualLayer, module).block))
@@ -874,14 +892,51 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
                 src = node.inputs[0] if len(node.inputs) == 1 else ""
                 if src in by_name and readers.get(src) == [node.name] and src not in outputs \
                         and _foldable(modules[src], modules[node.name]):
-                    modules[src], modules[node.name] = _folded(modules[src], modules[node.name]), nn.Identity()
-                    folds += 1
+                    modules[src], modules[node.name] = fuse(modules[src], modules[node.name]), nn.Identity()
             return nn.Graph([nn.Node(n.name, modules[n.name], n.inputs) for n in graph.nodes],
                             inputs=graph.inputs, outputs=graph.outputs)
         return module
 
     folded = rebuild(model)
-    if not folds:
-        return model
     folded.eval()
-    return folded
+    return folded, pairs
+
+
+#: model -> (its structure, the folded twin, the (fused, conv, bn) triples) for inference_twin
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inference_twin(model: nn.Module) -> nn.Module:
+    """What :func:`convscope.train.evaluate` runs: ``model``'s :func:`fold_batch_norm` copy, kept
+    per model and brought up to date with its weights and statistics on every call.
+
+    The copy is made once per model (and again if its layers change); later calls recompute the
+    fused convolutions' weights in place, so the same arrays stay in use (the worker processes
+    of :mod:`convscope.train.data_parallel` keep them) and every other layer is the model's own.
+    A model in training mode, or one with nothing to fold, is returned as it is.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, rng=0), nn.BatchNorm2d(2)).eval()
+        >>> twin = inference_twin(net)
+        >>> twin is inference_twin(net), [type(m).__name__ for m in twin]
+        (True, ['Conv2d', 'Identity'])
+    """
+    if not isinstance(model, nn.Module) or model.training:
+        return model
+    structure = tuple(id(r.module) for r in nn.walk(model))
+    entry = _TWINS.get(model)
+    if entry is not None and any(cast(Any, f).weight.data.dtype != cast(Any, c).weight.data.dtype
+                                 or cast(Any, f).weight.data.shape != cast(Any, c).weight.data.shape
+                                 for f, c, _ in entry[2]):
+        entry = None                            # the model was cast (model.to) or reshaped: fold anew
+    if entry is None or entry[0] != structure:
+        folded, pairs = _fold(model)
+        entry = (structure, folded if pairs else model, pairs)
+        _TWINS[model] = entry
+        return entry[1]
+    for fused, conv, bn in entry[2]:
+        weight, bias = _fold_values(conv, bn)
+        f = cast(Any, fused)
+        f.weight.data[...] = weight
+        f.bias.data[...] = bias
+    return entry[1]

@@ -405,7 +405,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Load a model written by convscope train and print its loss and accuracy on a dataset
     (default: the dataset it was trained on)."""
     from ..data import load_dataset
-    from ..models import check_fits, fold_batch_norm
+    from ..models import check_fits
     from ..train import evaluate
 
     model, metadata = load_model(args.model)
@@ -414,8 +414,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"evaluate: {args.model} does not record its dataset; pass --dataset.")
     data = load_dataset(dataset, data_dir=args.data_dir, split=args.split)
     check_fits(model, data.image_shape, data.num_classes, f"the {data.name!r}")
-    model.eval()  # inference only: conv -> batch norm pairs run as one convolution
-    scores = evaluate(fold_batch_norm(model), data, batch_size=args.batch_size, transform=normalizer(metadata))
+    scores = evaluate(model, data, batch_size=args.batch_size, transform=normalizer(metadata))
     result = {"dataset": data.name, "split": args.split, **scores}
     if args.json:
         print(json.dumps(result))

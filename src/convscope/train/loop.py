@@ -84,6 +84,7 @@ from ..errors import (
     TrainingWarning,
 )
 from ..functional import softmax
+from ..models import inference_twin
 from ..nn import Module
 from ..nn.layer_types import RandomLayer
 from ..optim import clip_grad_norm_
@@ -649,9 +650,11 @@ def evaluate(model: Module, *args: Any, data: Any = None, loss: Any = None, loss
     model.eval()
     total, correct, seen, classification = 0.0, 0, 0, None
     try:
+        # conv -> batch norm pairs as one convolution (kept per model, refreshed each call)
+        runner = inference_twin(model)
         for x, y in loader:
             x = _as_batch(x, dtype, "evaluate")
-            output = sharded_forward(model, x)  # one shard of the batch per thread
+            output = sharded_forward(runner, x)  # one shard of the batch per thread
             n = int(x.shape[0])
             total += float(loss(output, y)) * n
             seen += n
