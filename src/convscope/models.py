@@ -887,10 +887,9 @@ def _fold(model: nn.Module) -> tuple[nn.Module, list[tuple[nn.Module, nn.Module,
                     readers.setdefault(ref, []).append(node.name)
             outputs = graph.outputs if isinstance(graph.outputs, tuple) else (graph.outputs,)
             modules = {node.name: rebuild(node.module) for node in graph.nodes}
-            by_name = {node.name: node for node in graph.nodes}
             for node in graph.nodes:
                 src = node.inputs[0] if len(node.inputs) == 1 else ""
-                if src in by_name and readers.get(src) == [node.name] and src not in outputs \
+                if src in modules and readers.get(src) == [node.name] and src not in outputs \
                         and _foldable(modules[src], modules[node.name]):
                     modules[src], modules[node.name] = fuse(modules[src], modules[node.name]), nn.Identity()
             return nn.Graph([nn.Node(n.name, modules[n.name], n.inputs) for n in graph.nodes],

@@ -53,6 +53,7 @@ from ..functional import binomial_filter
 from ..shapes import blur_padding
 from .common import unique_name
 from .fx import nn_layer
+from .onnx import _PAD_MODES as _EXPORTED_PAD_MODES
 from .onnx import import_onnx
 
 __all__ = ["from_onnx"]
@@ -374,7 +375,7 @@ def _is_blur(w: np.ndarray, b: np.ndarray | None, groups: int, dilation: tuple[i
     return bool(np.allclose(w, binomial_filter(f, nd), rtol=1e-6, atol=1e-7))
 
 
-_PAD_MODES = {"reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+_PAD_MODES = {onnx_mode: mode for mode, onnx_mode in _EXPORTED_PAD_MODES.items()}  # ONNX -> convscope
 _PAD_RULE = (" (only a Pad of the spatial axes by a constant amount, reflect, edge, wrap or "
              "constant 0, that feeds one Conv of its own: it becomes that Conv's padding, or a "
              "BlurPool when the Conv is the binomial blur)")

@@ -47,7 +47,7 @@ from .. import functional as F
 from ..errors import ConfigError
 from ..functional.pool import binomial_filter
 from ..nn import Module
-from ._explainer_slices import concat_parts, linear_rows, padded_patch
+from ._explainer_slices import axis_word, concat_parts, linear_rows, padded_patch
 from .activations import LayerActivation
 
 __all__ = ["b64", "unb64", "Budget", "layer_numbers", "input_refs", "ClassGrad", "backward_passes", "probabilities_of"]
@@ -196,7 +196,7 @@ def layer_numbers(act: LayerActivation, shown: list[int], tile: tuple[list[int],
     elif kind == "split":
         axis = int(getattr(m, "dim", 1)) % act.x.ndim
         out["split"] = {"sizes": [int(y.shape[axis]) for y in act.outputs],
-                        "along": {1: "the channels", 2: "the rows", 3: "the columns"}.get(axis, f"axis {axis}")}
+                        "along": ("the " if 1 <= axis <= 3 else "") + axis_word(axis)}
     return out
 
 

@@ -238,6 +238,17 @@ def concat_parts(act: LayerActivation) -> tuple[int, list[int], list[int]]:
     return axis, [int(v) for v in np.cumsum([0] + sizes[:-1])], sizes
 
 
+def axis_word(axis: int) -> str:
+    """What axis ``axis`` of a batched (N, C, H, W) tensor is called: channels, rows, columns."""
+    return {1: "channels", 2: "rows", 3: "columns"}.get(axis, f"axis {axis}")
+
+
+def piece_text(act: LayerActivation, k: int, who: str) -> str:
+    """``piece 2 of layer 19's split (channels 9..16 of its input)``: piece ``k`` of Split ``act``."""
+    axis, lo, hi = piece_range(act, k)
+    return f"piece {k + 1} of {who}'s split ({axis_word(axis)} {lo + 1}..{hi} of its input)"
+
+
 def piece_range(act: LayerActivation, k: int) -> tuple[int, int, int]:
     """A Split's piece ``k``: the axis (of the batched tensors) and ``[lo, hi)`` along it."""
     axis = int(getattr(act.module, "dim", 1)) % act.x.ndim

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..explain.derive import axis_size
 from ._explainer_data import probabilities_of
-from ._explainer_slices import concat_parts
+from ._explainer_slices import axis_word, concat_parts
 from .activations import LayerActivation
 from .image import colormap_png, data_uri, value_range
 
@@ -245,7 +245,7 @@ def merge_shapes(act: LayerActivation, producers: Sequence[tuple[int | None, str
     out = f"<b>{tuple(act.y.shape[1:])}</b>"
     if kind == "concat":
         axis, offsets, sizes = concat_parts(act)
-        along = ("channels", "rows", "columns")[axis - 1] if 1 <= axis <= 3 else f"axis {axis}"
+        along = axis_word(axis)
         parts = [f"{n} &rarr; {along} {o + 1}..{o + k}" for n, o, k in zip(names, offsets, sizes)]
         return f"shape: {' | '.join(parts)} &rarr; {out} (one sample; the inputs side by side)"
     if kind == "mul":

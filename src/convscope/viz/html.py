@@ -79,7 +79,7 @@ from ._explainer_slices import (
     dw_inputs,
     dw_need,
     merge_reads,
-    piece_range,
+    piece_text,
     pool_input,
     pool_region,
     same_as_dy,
@@ -313,9 +313,7 @@ def _identity_source(item: Block, fork: str, acts: dict[int, LayerActivation]) -
         read = {id(x) for x in acts[item.merge].inputs}
         for k, y in enumerate(source.outputs):
             if id(y) in read:
-                axis, lo, hi = piece_range(source, k)
-                along = {1: "channels", 2: "rows", 3: "columns"}.get(axis, f"axis {axis}")
-                return f"piece {k + 1} of {fork}'s split ({along} {lo + 1}..{hi} of its input)"
+                return piece_text(source, k, fork)
     return f"the output of {fork} itself"
 
 
@@ -391,7 +389,7 @@ class _Walk:
         self.producer = {id(xb): 0, **{id(a.y): a.index for a in acts}}
         # a Split's later pieces: (the Split's index, piece, its channel range); their maps are not
         # drawn (the Split's card shows its first piece), so they are named, not referenced
-        self.pieces = {id(y): (a.index, k, piece_range(a, k)) for a in acts
+        self.pieces = {id(y): (a.index, piece_text(a, k, f"layer {a.index}")) for a in acts
                        for k, y in enumerate(a.outputs) if k}
         self.by_index = {a.index: a for a in acts}
         self.consumers: dict[int, list[list[int]]] = {}  # producer -> [[layer, its input], ...] reading it
@@ -438,11 +436,7 @@ class _Walk:
 
     def _piece_text(self, x: np.ndarray) -> str | None:
         """``piece 2 of layer 19's split (channels 9..16 of its input)`` for a Split's later piece."""
-        if id(x) not in self.pieces:
-            return None
-        index, k, (axis, lo, hi) = self.pieces[id(x)]
-        along = {1: "channels", 2: "rows", 3: "columns"}.get(axis, f"axis {axis}")
-        return f"piece {k + 1} of layer {index}'s split ({along} {lo + 1}..{hi} of its input)"
+        return self.pieces[id(x)][1] if id(x) in self.pieces else None
 
     def _source_link(self, x: np.ndarray) -> str:
         """The layer an input came from, linked; a Split's later piece named with its range."""
