@@ -299,3 +299,61 @@ def test_max_pool_argmax_backward_refuses_tap_numbers_outside_the_window(bad):
         max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax, x.shape, 2)
     with pytest.raises(TypeError, match="argmax must hold integers"):
         max_pool_with_argmax_backward(np.ones((1, 2, 2, 2), np.float32), argmax.astype(np.float32), x.shape, 2)
+
+
+# ----------------------------------------------------------------------------------------
+# Skinny products: blocks of columns, the filter gradient as its transpose
+# ----------------------------------------------------------------------------------------
+@pytest.fixture
+def small_blocks():
+    """Blocks of a few columns, so small arrays take the blocked products."""
+    old = (conv_plan._PANEL_BYTES, conv_plan._MIN_BLOCK, conv_plan._INNER_BYTES)
+    conv_plan._PANEL_BYTES, conv_plan._MIN_BLOCK, conv_plan._INNER_BYTES = 1024, 4, 64
+    try:
+        yield
+    finally:
+        conv_plan._PANEL_BYTES, conv_plan._MIN_BLOCK, conv_plan._INNER_BYTES = old
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("g, m, k, n", [(1, 6, 26, 28544), (2, 8, 40, 5000), (1, 16, 151, 3200), (3, 64, 6, 2050)])
+def test_skinny_products_in_blocks_equal_one_product(g, m, k, n, dtype):
+    rng = _rng("skinny", g, m, k, n, dtype)
+    a = rng.standard_normal((g, m, k)).astype(dtype)
+    b = rng.standard_normal((g, k, n)).astype(dtype)
+    blocked = conv_plan._column_block(m, k, np.dtype(dtype).itemsize)
+    assert bool(blocked) == (m <= 8 or k <= 8 or (m <= 32 and k <= 32))
+    got = conv_plan.group_matmul(a, b)
+    want = np.stack([a[q].astype(np.float64) @ b[q] for q in range(g)])
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(k))
+    # the filter gradient's form: dy (m x n) times V (k x n) transposed
+    dy = rng.standard_normal((g, m, n)).astype(dtype)
+    cols = rng.standard_normal((g, k, n)).astype(dtype)
+    out_t = np.empty((g, k, m), dtype=dtype)
+    got = conv_plan.group_matmul_nt(dy, cols, out_t)
+    assert got.shape == (g, m, k) and np.shares_memory(got, out_t)
+    want = np.stack([dy[q].astype(np.float64) @ cols[q].T for q in range(g)])
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(n))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((3, 1, 14, 14), (6, 1, 5, 5), dict(padding=2)),  # LeNet's first layer: 6 filters, 26 rows
+    ((2, 6, 9, 9), (16, 6, 5, 5), dict()),  # its second: 16 filters, 150 rows (columns not blocked)
+    ((2, 3, 10, 10), (32, 3, 3, 3), dict(padding=1, stride=2)),  # 32 filters, 27 rows
+    ((2, 4, 8, 8), (4, 2, 3, 3), dict(groups=2, padding=1)),  # groups
+])
+def test_conv_with_blocked_products_matches_reference(small_blocks, x_shape, w_shape, kwargs):
+    """A convolution whose products run in blocks (forward, filter and input gradients)
+    agrees with the plain loops, in float64."""
+    from convscope.functional.reference import reference_conv_backward
+
+    rng = _rng("blocked conv", x_shape, w_shape)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    y = conv(x, w, b, **kwargs)
+    assert_close(y, reference_conv(x, w, b, **kwargs), kind="forward")
+    dy = rng.standard_normal(y.shape)
+    for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs),
+                               reference_conv_backward(dy, x, w, **kwargs)):
+        assert_close(got, want, kind="backward", context=name)

@@ -339,3 +339,53 @@ def test_workers_end_when_the_calling_process_dies_without_cleaning_up(backend):
     for p in left:
         os.kill(p, 9)
     assert not left, f"worker processes {left} outlived their parent"
+
+
+@pytest.mark.parametrize("exchange_bytes", [1 << 20, 256])
+def test_rows_and_outputs_travel_through_shared_memory_or_the_pipe_and_agree(monkeypatch, backend, exchange_bytes):
+    """A worker's rows, targets and output pass through its exchange block when they fit
+    and through the pipe when not (256 bytes: nothing fits); either way the step and
+    inference equal the serial ones, and an output handed back is a copy the next step
+    leaves alone."""
+    x, y = _processes_only(backend, 6)
+    monkeypatch.setattr(process_group, "_EXCHANGE_BYTES", exchange_bytes)
+    model, serial = _bn_net(), _bn_net()
+    v2, out2, g2, _ = _step(model, x, y, 2)
+    kept = out2.copy()
+    v1, out1, g1, _ = _step(serial, x, y, 1)
+    assert v2 == pytest.approx(v1, rel=1e-13)
+    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-13)
+    for got, want in zip(g2, g1):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    _step(model, x[::-1].copy(), y[::-1].copy(), 2)  # the next step writes the same block
+    np.testing.assert_array_equal(out2, kept)
+    from convscope.train import data_parallel
+
+    group = data_parallel._GROUPS[model][0]
+    rows = group.exchanges[1].pack([x[6:], y[6:]])
+    # (256 bytes: the 6 targets fit, the rows do not)
+    assert [type(r).__name__ for r in rows] == ["_Slot" if exchange_bytes > 256 else "ndarray", "_Slot"]
+    model.eval()
+    with convscope.num_threads(2):
+        got = sharded_forward(model, x)
+    with convscope.num_threads(1):
+        want = model(x)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_worker_weights_and_gradients_are_the_shared_blocks(backend):
+    """A worker reads the weights the calling process publishes and adds its gradients
+    straight into its shared block: after an optimizer step the next sharded step sees the
+    new weights (it equals a serial step at the new weights)."""
+    x, y = _processes_only(backend, 7)
+    from convscope.optim import SGD
+
+    model, serial = _bn_net(), _bn_net()
+    for net in (model, serial):
+        opt = SGD(list(net.parameters()), lr=0.1)
+        _step(net, x, y, 2 if net is model else 1)
+        opt.step()
+    _, _, g2, _ = _step(model, x, y, 2)
+    _, _, g1, _ = _step(serial, x, y, 1)
+    for got, want in zip(g2, g1):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

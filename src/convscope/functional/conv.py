@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ShapeError
 from ..shapes import ConvGeometry, float_inputs, format_shape
-from .conv_plan import Plan, geometry, group_matmul, plan_for, use_transposed_dx
+from .conv_plan import Plan, geometry, group_matmul, group_matmul_nt, plan_for, use_transposed_dx
 from .windows import check_allocation, check_dy
 
 __all__ = ["conv", "conv_backward"]
@@ -147,7 +147,7 @@ def _backward_chunk(dy: np.ndarray, ctx: _Context, dx: np.ndarray | None, groups
     g, cog = geo.g, geo.c_out // geo.g
     wmat_t = wk.reshape(g, cog, -1).transpose(0, 2, 1)
     dwmat = np.zeros((g, cog, wmat_t.shape[1]), dtype=x.dtype)
-    dw_part = np.empty_like(dwmat)
+    dw_part_t = np.empty((g, wmat_t.shape[1], cog), dtype=x.dtype)
     sum_axes = (0, *range(2, dy.ndim))
     db = np.zeros(geo.c_out, dtype=x.dtype)
     ws_cols = plan.workspace(plan.rows_k, x.dtype)
@@ -165,7 +165,7 @@ def _backward_chunk(dy: np.ndarray, ctx: _Context, dx: np.ndarray | None, groups
             colsg = cols.reshape(g, -1, columns)
             # Filter derivative, Key Equation 68: dZ_i/dW_j = X_{i+j-1}, so dL/dW is the sum
             # over windows (and batch) of dy_i * v_i: dy @ V^T.
-            dwmat += group_matmul(dyg, colsg.transpose(0, 2, 1), out=dw_part)
+            dwmat += group_matmul_nt(dyg, colsg, dw_part_t)
             if dx is None:
                 continue
             # Input derivative: dZ_i/dX_{i+j-1} = W_j, so window i receives W^T dy_i, added

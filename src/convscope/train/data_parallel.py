@@ -91,7 +91,7 @@ import numpy as np
 
 from .. import parallel, settings
 from ..errors import ShapeError
-from ..nn import BatchNorm1d, BatchNorm2d, CrossEntropyLoss, Module, MSELoss
+from ..nn import BatchNorm1d, BatchNorm2d, CrossEntropyLoss, Module, MSELoss, Parameter
 from ..nn.walk import walk
 from ..shapes import format_shape
 from . import process_group
@@ -226,24 +226,45 @@ def _synced_class(cls: type) -> type:
     return synced
 
 
-def _supported(model: Module, loss: Any) -> bool:
-    """Data parallelism is safe: a batch-mean loss and only convscope's own modules, whose
-    batch-norm layers are the plain BatchNorm1d/2d (the only ones that mix samples)."""
+def _survey(model: Module) -> tuple[tuple, bool, bool]:
+    """One walk over the model (every step takes one): ``(signature, own, random)``.
+
+    ``signature`` is what a replica is built from: the modules, their weight arrays and
+    buffers (a replaced layer or array, e.g. after ``model.to``, means new replicas);
+    ``own``: every module is one of convscope's own, and its batch-norm layers the plain
+    BatchNorm1d/2d (the only ones that mix samples), so sharding is safe; ``random``: some
+    module has a ``generator`` (Dropout), whose draws shards share.
+    """
+    modules: list[int] = []
+    arrays: list[int] = []
+    own, random = True, False
+    stack = [model]
+    while stack:  # depth first, children in definition order (as Module.modules)
+        m = stack.pop()
+        modules.append(id(m))
+        for name, value in vars(m).items():
+            if isinstance(value, Parameter) and not name.startswith("_"):
+                arrays.append(id(value.data))
+        for name in m._buffer_names:
+            value = getattr(m, name, None)
+            if value is not None:
+                arrays.append(id(value))
+        cls = type(m)
+        if not cls.__module__.startswith("convscope.") or (
+                m.layer_kind == "batch_norm" and cls not in (BatchNorm1d, BatchNorm2d)):
+            own = False
+        if isinstance(getattr(m, "generator", None), np.random.Generator):
+            random = True
+        stack.extend(reversed(list(m.children())))
+    return tuple(modules) + tuple(arrays), own, random
+
+
+def _supported(model: Module, loss: Any, own: bool | None = None) -> bool:
+    """Data parallelism is safe: a batch-mean loss and only convscope's own modules (see
+    :func:`_survey`; ``own`` is its answer, if taken already)."""
     if loss is not None and type(loss) not in _LOSSES:
         return False
-    for module in model.modules():
-        if not type(module).__module__.startswith("convscope."):
-            return False
-        if module.layer_kind == "batch_norm" and type(module) not in (BatchNorm1d, BatchNorm2d):
-            return False
-    return True
-
-
-def _signature(model: Module) -> tuple:
-    """What a replica was built from: the modules, their weight arrays and buffers (a
-    replaced layer or array, e.g. after ``model.to``, means new replicas)."""
-    return (tuple(id(m) for m in model.modules()) + tuple(id(p.data) for p in model.parameters())
-            + tuple(id(b) for b in model.buffers()))
+    return _survey(model)[1] if own is None else own
 
 
 def _replicate(model: Module, shard: int, rendezvous: Any) -> Module:
@@ -317,10 +338,6 @@ def _replicas(model: Module, shards: int, signature: tuple) -> _Replicas:
     return reps
 
 
-def _has_generators(model: Module) -> bool:
-    return any(isinstance(getattr(m, "generator", None), np.random.Generator) for m in model.modules())
-
-
 def _macs_per_sample(model: Module, sample_shape: tuple[int, ...], signature: tuple) -> int:
     """Multiply-adds of one sample's forward through the model's convolutions and linear
     layers (what the cut into shards is weighed by); 0 where the walk cannot tell."""
@@ -361,23 +378,24 @@ def plan(model: Module, loss: Any, x: Any) -> tuple[str, int]:
     ...     plan(tiny, nn.CrossEntropyLoss(), np.zeros((64, 2)))
     ('serial', 1)
     """
-    return _plan(model, loss, x, _signature(model))
+    return _plan(model, loss, x, _survey(model))
 
 
-def _shard_count(model: Module, loss: Any, batch: int) -> int:
+def _shard_count(model: Module, loss: Any, batch: int, own: bool | None = None) -> int:
     """Shards the thread count and ``MIN_SHARD_SAMPLES`` allow (1: serial), work not weighed."""
     shards = min(parallel.workers(), batch // MIN_SHARD_SAMPLES)
-    return 1 if shards < 2 or not _supported(model, loss) else shards
+    return 1 if shards < 2 or not _supported(model, loss, own) else shards
 
 
-def _plan(model: Module, loss: Any, x: Any, signature: tuple) -> tuple[str, int]:
-    """:func:`plan` with the model's :func:`_signature` already taken (once per step)."""
+def _plan(model: Module, loss: Any, x: Any, survey: tuple[tuple, bool, bool]) -> tuple[str, int]:
+    """:func:`plan` with the model's :func:`_survey` already taken (once per step)."""
+    signature, own, random = survey
     batch = int(x.shape[0]) if getattr(x, "ndim", 0) else 0
-    shards = _shard_count(model, loss, batch)
+    shards = _shard_count(model, loss, batch, own)
     forced = settings.forced("data_parallel")
     if shards == 1 or forced == "serial":
         return "serial", 1
-    use_processes = process_group.available() and not (model.training and _has_generators(model))
+    use_processes = process_group.available() and not (model.training and random)
     if forced is None:
         work = _macs_per_sample(model, tuple(int(v) for v in x.shape[1:]), signature) * (batch // shards)
         if work < MIN_SHARD_MACS:
@@ -626,8 +644,9 @@ def training_step(model: Module, loss: Any, x: np.ndarray, y: Any) -> tuple[floa
     replicas of the model (see :func:`plan` and the module docstring); else exactly the
     serial calls.
     """
-    signature = _signature(model)
-    backend, shards = _plan(model, loss, x, signature)
+    survey = _survey(model)
+    signature = survey[0]
+    backend, shards = _plan(model, loss, x, survey)
     return _measured(model, x, signature, "train", backend, shards,
                      lambda b, n: _step(model, loss, x, y, signature, b, n))
 
@@ -638,7 +657,8 @@ def sharded_forward(model: Module, x: np.ndarray) -> np.ndarray:
     per-sample results do not depend on the batch they come in)."""
     if model.training or not hasattr(x, "shape"):
         return model(x)
-    signature = _signature(model)
-    backend, shards = _plan(model, None, x, signature)
+    survey = _survey(model)
+    signature = survey[0]
+    backend, shards = _plan(model, None, x, survey)
     return _measured(model, x, signature, "infer", backend, shards,
                      lambda b, n: _forward(model, x, signature, b, n))
