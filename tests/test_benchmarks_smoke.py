@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `pytest` (unlike `python -m pytest`) does not add the root
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import _env, _timing, bench_ops, bench_winograd, breakdown  # noqa: E402
+from benchmarks import _env, _timing, bench_infer, bench_ops, bench_winograd, breakdown  # noqa: E402
 from convscope import functional as F  # noqa: E402
 from convscope.shapes import conv_output_size  # noqa: E402
 
@@ -124,7 +124,7 @@ def test_breakdown_parts_add_up_and_the_module_is_restored():
     assert {k: dict(vars(getattr(mod, k))) for k in methods} == methods
 
 
-@pytest.mark.parametrize("module", [_env, _timing, bench_ops, bench_winograd, breakdown], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_env, _timing, bench_infer, bench_ops, bench_winograd, breakdown], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_memory, bench_train  # noqa: E402
+from benchmarks import bench_infer, bench_memory, bench_train  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -31,6 +31,23 @@ def test_training_step_twin_matches_convscope_and_rows_are_made():
     assert row["convscope_images_s"] > 0 and row["torch_images_s"] > 0 and row["ratio"] > 0
     assert row["clock"] == "cpu"
     assert "| 1 | digits | 8 |" in bench_train.format_train(results)
+
+
+@pytest.mark.parametrize("arch", ["digits", "resnet"])
+def test_inference_forwards_agree_and_rows_are_made(arch):
+    """evaluate's path (folded, sharded), the plain forward and PyTorch's twin give the same
+    scores; a tiny run makes a row with both ratios and a table line."""
+    case = bench_train.TrainCase(f"{arch} b8", arch, 8)
+    fns = bench_infer.make_forwards(case, torch)
+    outs = {name: fn() for name, fn in fns.items()}
+    assert set(outs) == {"convscope", "plain", "torch"}
+    for name in ("convscope", "plain"):
+        np.testing.assert_allclose(outs[name], outs["torch"], rtol=1e-4, atol=1e-5)
+    results = bench_infer.run_infer([case], threads=[1], min_repeats=1, target_s=0.0, rounds=1,
+                                    max_wait_s=0.0, retries=0)
+    (row,) = results["threads"]["1"]["rows"]
+    assert row["ratio"] > 0 and row["plain_ratio"] > 0 and row["max_rel_difference"] < 1e-4
+    assert f"| 1 | {arch} | 8 |" in bench_infer.format_infer(results)
 
 
 def test_profile_step_lists_functions():
