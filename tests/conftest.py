@@ -16,6 +16,10 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# The convscope command makes glibc keep freed memory (settings.retain_freed_memory); the CLI
+# tests call it in this process, which should keep its allocator as it is.
+os.environ.setdefault("CONVSCOPE_MALLOC", "default")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -124,7 +124,8 @@ def test_breakdown_parts_add_up_and_the_module_is_restored():
     assert {k: dict(vars(getattr(mod, k))) for k in methods} == methods
 
 
-@pytest.mark.parametrize("module", [_env, _timing, bench_infer, bench_ops, bench_winograd, breakdown], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_env, _timing, bench_infer, bench_ops, bench_winograd, breakdown],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -167,3 +167,61 @@ def test_raising_the_limit_lets_the_work_through():
         F.relu(x)
     finally:
         settings.set_array_limit(old)
+
+
+_FAULTS = """
+import resource, sys, numpy as np
+from convscope import settings
+
+def faults():  # minor page faults of ten rounds of a step's worth of 2-16 MiB arrays
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        arrays = [np.ones(n) for n in (1 << 18, 1 << 20, 3 << 19, 1 << 21, 1 << 19, 1 << 21)]
+        del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+faults()
+before = faults()
+applied = settings.retain_freed_memory()
+faults()
+print(applied, before, faults())
+"""
+
+
+def _glibc() -> bool:
+    import platform
+    import sys
+
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
+@pytest.mark.skipif(not _glibc(), reason="retain_freed_memory needs glibc (Linux)")
+def test_retain_freed_memory_ends_the_page_faults_of_repeated_large_arrays():
+    """Run in a child process (it is process wide): before it, every round's arrays arrive
+    as fresh pages; after it, the freed memory is reused."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    applied, before, after = out[0] == "True", int(out[1]), int(out[2])
+    assert applied and before > 5000 and after < before / 20, (applied, before, after)
+    # the environment's own MALLOC_ settings are left alone
+    env["MALLOC_TRIM_THRESHOLD_"] = str(128 << 10)
+    out = subprocess.run([sys.executable, "-c", _FAULTS], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    assert out[0] == "False"
+
+
+def test_the_command_retains_freed_memory_unless_told_not_to(monkeypatch):
+    from convscope.cli import main
+
+    calls = []
+    monkeypatch.setattr(settings, "retain_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.delenv("CONVSCOPE_MALLOC", raising=False)
+    assert main(["summary", "--arch", "lenet"]) == 0
+    monkeypatch.setenv("CONVSCOPE_MALLOC", "default")
+    assert main(["summary", "--arch", "lenet"]) == 0
+    assert calls == [1]

@@ -155,3 +155,36 @@ def test_errors_say_what_was_expected(call, error, words):
     x = np.ones((4, 3, 2))
     with pytest.raises(error, match=words):
         call(x)
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1000.0])
+def test_float32_gradients_stay_accurate_whatever_the_channel_mean(monkeypatch, offset):
+    """sum(dy * (x - mean)) is taken uncentred (one pass) only where |mean| / std is small;
+    a channel far from zero (offset 1000, std 1) takes the centred pass. Either way float32
+    matches float64 as closely as the centred pass does."""
+    import importlib
+
+    norm = importlib.import_module("convscope.functional.norm")
+    rng = np.random.default_rng(5)
+    x64 = rng.standard_normal((8, 3, 6, 6)) + offset
+    dy64 = rng.standard_normal(x64.shape)
+    w64 = np.array([1.5, -0.5, 2.0])
+    want = batch_norm_backward(dy64, x64, w64, training=True)
+    x32, dy32, w32 = (a.astype(np.float32) for a in (x64, dy64, w64))
+
+    calls = []
+    real = norm._grad_sums
+
+    def spy(dy, x, mean, invstd):
+        calls.append(float(np.max(np.abs(mean) * invstd)) <= norm._UNCENTRED_MAX)
+        return real(dy, x, mean, invstd)
+
+    monkeypatch.setattr(norm, "_grad_sums", spy)
+    got = batch_norm_backward(dy32, x32, w32, training=True)
+    assert calls == [offset < 100]  # the one-pass form where the mean is a few std at most
+    monkeypatch.setattr(norm, "_UNCENTRED_MAX", -1.0)  # always centred
+    centred = batch_norm_backward(dy32, x32, w32, training=True)
+    for name, g, c, w in zip(("dx", "dweight", "dbias"), got, centred, want):
+        scale = np.abs(w).max()
+        err, err_centred = np.abs(g - w).max() / scale, np.abs(c - w).max() / scale
+        assert err <= 2 * err_centred + 1e-6, (name, err, err_centred)

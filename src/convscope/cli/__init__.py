@@ -53,11 +53,13 @@ heavy modules inside the handler. Nothing in the library imports this package.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import settings
 from ..errors import ConvscopeError
 from ..schema import check_arguments
 from ._common import CommandParser, OptionError, err, error_text
@@ -125,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    if os.environ.get("CONVSCOPE_MALLOC", "") != "default":
+        settings.retain_freed_memory()  # this process is ours: no fresh pages every step
     try:
         check_arguments(argv, "command line")
         return int(handler(args) or 0)

@@ -91,6 +91,7 @@ import numpy as np
 
 from .. import parallel, settings
 from ..errors import ShapeError
+from ..functional import norm
 from ..nn import BatchNorm1d, BatchNorm2d, CrossEntropyLoss, Module, MSELoss, Parameter
 from ..nn.walk import walk
 from ..shapes import format_shape
@@ -157,7 +158,6 @@ class _SyncedBatchNorm:
         x = self._check_input(x)
         self._check_shape(x.shape)
         axes = (0, *range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
         gather = self._sync.gather
         layer, shard = self._sync_layer, self._sync_shard
         parts = gather(layer, "sum", shard, (x.sum(axis=axes, dtype=np.float64), x.size // x.shape[1]))
@@ -168,10 +168,8 @@ class _SyncedBatchNorm:
                 f"variance; got a batch of shape {format_shape((m, *x.shape[1:]))} in all."
             )
         mean = _ordered_sum([s for s, _ in parts]) / m
-        centred = x - mean.astype(x.dtype).reshape(shape)
-        centred *= centred
-        var = _ordered_sum(gather(layer, "squares", shard, centred.sum(axis=axes, dtype=np.float64))) / m
-        del centred
+        squares = norm._centred_squares(x, mean.astype(x.dtype), list(norm._chunks(x)))
+        var = _ordered_sum(gather(layer, "squares", shard, squares.astype(np.float64))) / m
         tracked = self.num_batches_tracked
         if self.training and shard == 0 and tracked is not None:  # the running statistics, once per step
             momentum = 1.0 / float(tracked + 1) if self.momentum is None else self.momentum
@@ -194,22 +192,13 @@ class _SyncedBatchNorm:
         saved = self._pop_saved()
         x, m = saved["x"], saved["synced"]
         dy = self._check_dy(dy, x.shape, x.dtype)
-        axes = (0, *range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        invstd = saved["invstd"].reshape(shape)
-        xhat = x - saved["mean"].reshape(shape)
-        xhat *= invstd
-        dbeta_local = dy.sum(axis=axes)
-        dgamma_local = (dy * xhat).sum(axis=axes)
+        invstd = saved["invstd"]
+        dbeta_local, dot = norm._grad_sums(dy, x, saved["mean"], invstd)
+        dgamma_local = dot * invstd
         parts = self._sync.gather(self._sync_layer, "grad", self._sync_shard, (dbeta_local, dgamma_local))
         dbeta = _ordered_sum([p[0] for p in parts])
         dgamma = _ordered_sum([p[1] for p in parts])
-        scale = invstd if saved["gamma"] is None else invstd * saved["gamma"].reshape(shape)
-        inv_m = x.dtype.type(1.0 / m)
-        xhat *= (dgamma * inv_m).reshape(shape)
-        dx = dy - (dbeta * inv_m).reshape(shape)
-        dx -= xhat
-        dx *= scale
+        dx = norm._grad_input(dy, x, saved["mean"], invstd, saved["gamma"], dgamma, dbeta, m)
         if self.weight is not None and self.bias is not None:  # this shard's share
             self.weight.accumulate(dgamma_local, "weight")
             self.bias.accumulate(dbeta_local, "bias")
