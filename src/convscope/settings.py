@@ -97,6 +97,9 @@ PATHS: dict[str, tuple[Any, ...]] = {
     # (True) or run serially (False) regardless of its size (None: split only where the
     # measured rule of conv_plan.Plan.split_threads says it pays).
     "conv_split": (None, True, False),
+    # Convolution forward: one sample per matrix product written straight into y (True),
+    # the chunked layouts (False), or the measured rule (None, conv_plan.use_direct_forward).
+    "conv_direct": (None, True, False),
     # Blur pooling: one matrix product per axis (True, planes up to 64 per axis) or one
     # slice pass per filter tap (False).
     "blur_matrix": (None, True, False),
@@ -443,6 +446,8 @@ def force_path(**switches: Any) -> Iterator[None]:
               convolution (True, where the geometry allows it) or by col2im (False);
             * ``fold_bias``: the convolution's bias inside the matrix product (True) or
               added on the copy out (False);
+            * ``conv_direct``: a convolution's forward one sample per matrix product,
+              written straight into the output (True), or in the chunked layouts (False);
             * ``blur_matrix``: blur pooling by matrix products (True, planes up to 64 per
               axis) or by filter-tap passes (False);
             * ``data_parallel``: a training step's (or inference's) shards on worker

@@ -357,3 +357,47 @@ def test_conv_with_blocked_products_matches_reference(small_blocks, x_shape, w_s
     for name, got, want in zip(("dx", "dw", "db"), conv_backward(dy, x, w, **kwargs),
                                reference_conv_backward(dy, x, w, **kwargs)):
         assert_close(got, want, kind="backward", context=name)
+
+
+# ----------------------------------------------------------------------------------------
+# The direct forward: one sample per product, written straight into y
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", CONV_CASES)
+def test_direct_forward_matches_reference_and_the_chunked_layouts(x_shape, w_shape, kwargs, threads):
+    """Every case (groups, strides, dilation, padding modes, 1-D to 3-D, bias folded or not)
+    gives the plain loops' result through the direct forward, and the chunked layouts'."""
+    rng = _rng("direct", x_shape, w_shape)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    with convscope.num_threads(threads), settings.force_path(conv_split=threads > 1):
+        for fold in (None, False):
+            with settings.force_path(conv_direct=True, fold_bias=fold):
+                y = conv(x, w, b, **kwargs)
+                assert conv_plan.plan_for(_geometry(x, w, kwargs), 8, forward=True).direct
+            assert_close(y, reference_conv(x, w, b, **kwargs), kind="forward", context=f"fold={fold}")
+        with settings.force_path(conv_direct=False):
+            chunked = conv(x, w, b, **kwargs)
+            assert not conv_plan.plan_for(_geometry(x, w, kwargs), 8, forward=True).direct
+    assert_close(y, chunked, kind="forward")
+
+
+def test_direct_forward_rule():
+    """Large planes (>= 256 outputs a channel, >= 16 filters of >= 27 rows, one sample's
+    window matrix within the chunk size) take the direct forward; small planes or filter
+    banks, and any forced layout, do not; the backward's plan is never the direct one."""
+    def direct(x_shape, w_shape, padding):
+        geo = _geometry(np.empty(x_shape, np.float32), np.empty(w_shape, np.float32), dict(padding=padding))
+        return conv_plan.use_direct_forward(geo, 4)
+
+    assert direct((128, 32, 32, 32), (32, 32, 3, 3), 1)  # CIFAR's 32x32 layers
+    assert direct((128, 64, 16, 16), (64, 64, 3, 3), 1)  # 16x16: 256 outputs
+    assert direct((256, 3, 32, 32), (16, 3, 3, 3), 1)  # 27 rows, 16 filters
+    assert not direct((64, 1, 28, 28), (8, 1, 5, 5), 2)  # shape A: 8 filters of 25 rows
+    assert not direct((64, 8, 14, 14), (16, 8, 5, 5), 2)  # shape B: 196 outputs
+    assert not direct((128, 64, 8, 8), (128, 64, 3, 3), 1)
+    assert not direct((2, 512, 64, 64), (8, 512, 3, 3), 1)  # one sample's windows: 75 MB
+    with settings.force_path(conv_layout="flat"):
+        assert not direct((128, 32, 32, 32), (32, 32, 3, 3), 1)
+    geo = _geometry(np.empty((128, 32, 32, 32)), np.empty((32, 32, 3, 3)), dict(padding=1))
+    assert conv_plan.plan_for(geo, 8, forward=True).direct and not conv_plan.plan_for(geo, 8).direct

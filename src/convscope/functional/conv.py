@@ -98,17 +98,28 @@ def _forward_chunk(x, w, b, y, plan: Plan, groups, blocks, shared=None) -> None:
     # One row per filter f (with its offset f_0 as one more weight where the plan folds it).
     wmat, rows, folded = plan.filter_matrix(w, b)
     ws_cols = plan.workspace(rows, x.dtype)
-    ws_out = plan.workspace(geo.c_out, x.dtype)
+    ws_out = plan.workspace(0 if plan.direct else geo.c_out, x.dtype)  # (direct: y itself)
     for bs in groups:
         src = plan.source(x[bs]) if shared is None else shared  # padded (notes 9.1.7)
         bsize = bs.stop - bs.start
+        if plan.direct:  # one sample at a time: its products (C_out, *out) are y[n] itself
+            columns = plan.length(geo.out[0])
+            cols = ws_cols[: rows * columns].reshape(g, -1, columns)
+            for i in range(bsize):
+                plan.im2col(src[i : i + 1], 0, geo.out[0], ws_cols, ones=folded)
+                n = bs.start + i
+                group_matmul(wmat, cols, out=y[n : n + 1].reshape(g, cog, columns))
+                if b is not None and not folded:
+                    y[n] += b.reshape((-1,) + (1,) * geo.ndim)
+            continue
         for r0, rc in blocks:
             # The windows v_i of this block of outputs, one column each (Key Equation 15).
             plan.im2col(src, r0, rc, ws_cols, ones=folded)
             columns = bsize * plan.length(rc)
+            cols = ws_cols[: rows * columns].reshape(g, -1, columns)
             # Every dot product f . v_i of the block, all filters of a group at once.
             block = ws_out[: geo.c_out * columns].reshape(g, cog, columns)
-            group_matmul(wmat, ws_cols[: rows * columns].reshape(g, -1, columns), out=block)
+            group_matmul(wmat, cols, out=block)
             # ... + f_0, into y's layout.
             plan.outputs(block, y[bs, :, r0 : r0 + rc], None if folded else b)
 
@@ -192,7 +203,7 @@ def _dx_transposed(dy: np.ndarray, ctx: _Context) -> np.ndarray:
     wt = np.ascontiguousarray(np.flip(ctx.w, axis=spatial).swapaxes(0, 1))
     pads = tuple((d * (k - 1) - before, d * (k - 1) - after) for (before, after), d, k in zip(geo.p, geo.d, geo.k))
     geo_t = geometry(dy.shape, wt.shape, 1, pads, geo.d, 1, "zeros", "conv_backward")
-    return _forward(dy, wt, None, geo_t, plan_for(geo_t, dy.dtype.itemsize))
+    return _forward(dy, wt, None, geo_t, plan_for(geo_t, dy.dtype.itemsize, forward=True))
 
 
 # ----------------------------------------------------------------------------------------
@@ -257,7 +268,7 @@ def conv(
         workspace budget; results do not depend on the chunking.
     """
     x, w, b, geo = _prepare("conv", x, w, b, stride, padding, dilation, groups, padding_mode, flip)
-    return _forward(x, w, b, geo, plan_for(geo, x.dtype.itemsize))
+    return _forward(x, w, b, geo, plan_for(geo, x.dtype.itemsize, forward=True))
 
 
 def conv_backward(

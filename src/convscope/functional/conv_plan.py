@@ -29,7 +29,8 @@ from .. import parallel, settings
 from ..shapes import ConvGeometry, conv_geometry
 from .windows import get_workspace_budget, kernel_taps, pad, pad_backward, tap_slices
 
-__all__ = ["Plan", "plan_for", "geometry", "group_matmul", "group_matmul_nt", "use_transposed_dx"]
+__all__ = ["Plan", "plan_for", "geometry", "group_matmul", "group_matmul_nt", "use_transposed_dx",
+           "use_direct_forward"]
 
 
 # Chunk sizing (measured on the benchmark suite, see benchmarks/): a window matrix of about
@@ -52,6 +53,12 @@ _BATCH_LAST_SAMPLES = 8
 # and 0.78-0.91x on B, C, F and G's backward (>= 37 MFLOP, >= 16 samples).
 _MIN_SPLIT_FLOPS = 64e6
 _MIN_SPLIT_SAMPLES = 16
+# A forward whose sample has at least this many outputs per channel, filters and window rows
+# (and whose window matrix of one sample stays under _CHUNK_BYTES) runs one sample per
+# product, written straight into y (Plan's "direct" forward, see use_direct_forward).
+_DIRECT_MIN_OUTPUTS = 256
+_DIRECT_MIN_FILTERS = 16
+_DIRECT_MIN_ROWS = 27
 
 _GEOMETRIES = settings.cache("conv.geometry", 1024)
 _PLANS = settings.cache("conv.plan", 256)
@@ -68,21 +75,51 @@ def geometry(x_shape, w_shape, stride, padding, dilation, groups, padding_mode, 
     return geo
 
 
-def plan_for(geo: ConvGeometry, itemsize: int) -> Plan:
+def plan_for(geo: ConvGeometry, itemsize: int, forward: bool = False) -> Plan:
     """The plan of ``geo`` (remembered: models call the same geometries every step).
 
     The layout is the one :func:`convscope.settings.force_path` forces (where the stride
-    allows it), else the plan's own choice.
+    allows it), else the plan's own choice. ``forward``: the plan of a forward pass, which
+    may be the direct one (:func:`use_direct_forward`).
     """
     threads = parallel.workers()
     layout = settings.forced("conv_layout")
     if layout is not None and layout != "strided" and any(s != 1 for s in geo.s):
         layout = "strided"  # flat and batch-last need stride 1
-    key = (geo, itemsize, get_workspace_budget(), _CHUNK_BYTES, _MIN_COLUMNS, threads, layout)
+    direct = forward and use_direct_forward(geo, itemsize)
+    key = (geo, itemsize, get_workspace_budget(), _CHUNK_BYTES, _MIN_COLUMNS, threads, layout, direct)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _PLANS.put(key, Plan(geo, itemsize, layout, threads=threads))
+        plan = _PLANS.put(key, Plan(geo, itemsize, "strided" if direct else layout, threads=threads, direct=direct))
     return plan
+
+
+def use_direct_forward(geo: ConvGeometry, itemsize: int) -> bool:
+    """Whether a forward runs one sample per matrix product, written straight into ``y``.
+
+    ``W (C_out x rows) @ V_n (rows x outputs)`` is, for one sample ``n``, already ``y[n]``'s
+    layout ``(C_out, *out)``: no copy out of the product's layout, and one sample's window
+    matrix is small enough to stay in the caches; the samples are still padded in groups.
+    Measured (forward, one thread, 2-vCPU Xeon, interleaved medians; see BENCHMARKS.md):
+    faster on the large 3x3 layers (suite shape D, the ResNet-8's 32x32 layers), 2.2x slower
+    on LeNet's first layer and shape A (6-8 filters of 25 rows: one sample's product is too
+    small to be worth a call) and 1.2x on the 1-D shape G (9 rows). Hence: at least
+    ``_DIRECT_MIN_OUTPUTS`` outputs per channel, ``_DIRECT_MIN_FILTERS`` filters,
+    ``_DIRECT_MIN_ROWS`` window rows per group, and one sample's window matrix within
+    ``_CHUNK_BYTES``; ``force_path(conv_direct=...)`` decides instead, and a forced
+    ``conv_layout`` turns it off.
+    """
+    forced = settings.forced("conv_direct")
+    if forced is not None:
+        return bool(forced)
+    if settings.forced("conv_layout") is not None:
+        return False
+    outputs = int(np.prod(geo.out, dtype=np.int64))
+    taps = int(np.prod(geo.k, dtype=np.int64))
+    window_bytes = (geo.c_in * taps + 1) * outputs * itemsize
+    return (outputs >= _DIRECT_MIN_OUTPUTS and geo.c_out >= _DIRECT_MIN_FILTERS
+            and (geo.c_in // geo.g) * taps >= _DIRECT_MIN_ROWS
+            and window_bytes <= min(_CHUNK_BYTES, get_workspace_budget()))
 
 
 def use_transposed_dx(geo: ConvGeometry) -> bool:
@@ -137,8 +174,10 @@ class Plan:
     ``_CHUNK_BYTES`` so it stays in the caches, and never above the workspace budget.
     """
 
-    def __init__(self, geo: ConvGeometry, itemsize: int, layout: str | None = None, threads: int = 1):
+    def __init__(self, geo: ConvGeometry, itemsize: int, layout: str | None = None, threads: int = 1,
+                 direct: bool = False):
         self.geo = geo
+        self.direct = direct  # one sample per block, the product written into y (strided)
         self.itemsize = itemsize
         self.threads = threads
         self.taps = list(kernel_taps(geo.k))
@@ -202,6 +241,12 @@ class Plan:
         """Choose the sample groups and row blocks (see the class docstring)."""
         geo = self.geo
         rows = geo.out[0]
+        if self.direct:  # groups padded together, one whole sample per product
+            padded_bytes = geo.c_in * int(np.prod(geo.padded, dtype=np.int64)) * self.itemsize
+            self.per = max(1, min(geo.batch, _CHUNK_BYTES // max(1, padded_bytes)))
+            self.step = rows
+            self.max_cols = self.length(rows)
+            return
         column_bytes = (self.rows_k + geo.c_out) * self.itemsize
         # Each of the threads builds its own window matrix: they share the budget.
         budget_cols = max(1, get_workspace_budget() // column_bytes // self.threads)
