@@ -407,7 +407,9 @@ class ProcessGroup:
 
     def step(self, loss: Any, x: np.ndarray, y: np.ndarray, cuts: list[slice], batch: int,
              local_step: Callable[[Any, Any, slice], tuple]) -> list[tuple[float, np.ndarray]]:
-        """One training step; the master's gradients get shard 0's, then worker 1's, ... added."""
+        """One training step; the master's gradients get shard 0's, then worker 1's, ... added
+        (shard 0's while the workers finish: a step that fails in a worker leaves the master's
+        gradients holding shard 0's share, as any failed step leaves them half done)."""
         modes = self._publish()
         for i in range(1, self.shards):
             s = cuts[i]
@@ -415,10 +417,11 @@ class ProcessGroup:
             self.send(i, ("step", modes, loss, rows, (s.stop - s.start) / batch))
         with parallel.serial_region():
             first = local_step(self.local, loss, cuts[0])
+        for p, local in zip(self.master_params, self.local_params):  # (while the workers finish)
+            p.accumulate(local.grad)
+            local.grad.fill(0)
         answers = self._collect(range(1, self.shards))
-        for j, p in enumerate(self.master_params):
-            p.accumulate(self.local_params[j].grad)
-            self.local_params[j].grad.fill(0)
+        for j, p in enumerate(self.master_params):  # then shard 1's, 2's, ...: the same order
             for i in range(1, self.shards):
                 p.accumulate(self.grads[i][j])
         return [first] + [(a[1], a[2]) for a in answers]
