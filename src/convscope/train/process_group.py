@@ -19,10 +19,12 @@ of shared memory (an anonymous ``mmap`` made before the fork, so only the two pr
 it), writes each worker's rows of the batch (and targets) into that worker's own exchange
 block, and sends it the loss, the modules' train/eval modes and where the rows lie through a
 pipe (arrays too large for the block, or of Python objects, travel in the message itself);
-a worker copies the weights into its model, runs forward, loss and backward on its rows,
-writes its parameter gradients into its own block of shared memory and its output into its
-exchange block, and answers with the loss value. The calling process adds the gradients in
-shard order, so a step repeats bit for bit for a thread count, and equals the threads'
+a worker's model reads its weights and buffers straight from that block (its parameters'
+arrays are views of it, set once after the fork) and adds its gradients straight into its
+own block of shared memory (its gradient arrays are views of that), runs forward, loss and
+backward on its rows, writes its output into its exchange block, and answers with the loss
+value. The calling process adds the gradients in shard order (its own shard's while the
+workers finish), so a step repeats bit for bit for a thread count, and equals the threads'
 step (the same shards, the same arithmetic).
 
 **Batch normalisation** stays synchronised (statistics of the whole batch): a worker's
