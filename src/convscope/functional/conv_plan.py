@@ -508,14 +508,16 @@ _INNER_BYTES = 16 << 10
 def _column_block(m: int, k: int, itemsize: int) -> int:
     """Columns per call of an ``(m x k) @ (k x n)`` product, or 0 for one call.
 
-    OpenBLAS runs a product with few rows or a short inner dimension well below its peak
+    OpenBLAS runs a product with few rows and a short inner dimension well below its peak
     when the columns are many: on the 2-vCPU Xeon (SkylakeX kernel, one thread; n = 32768)
-    products with m <= 8, or k <= 8, or both <= 32 ran 1.3-3.4x faster in blocks of columns
-    whose operand and result fit in about 256 KiB (LeNet's first layer, 6 x 26 by
-    26 x 28544: 0.26 -> 0.13 ms); wider products gained nothing or lost up to 15%, so they
-    stay one call. The blocks change no sum: every output is the same dot product.
+    products with m and k both <= 32 ran 1.3-3.4x faster in blocks of columns whose operand
+    and result fit in about 256 KiB (LeNet's first layer, 6 x 26 by 26 x 28544: 0.26 ->
+    0.13 ms). Wider products gained nothing or lost up to 15% alone, and inside a
+    convolution a long side lost (the 3-D suite shape's 8 x 109 forward and 108 x 8 input
+    gradient: fwd+bwd 7.2 -> 7.9 ms on one thread, 9.2 on two), so they stay one call. The
+    blocks change no sum: every output is the same dot product.
     """
-    if not (m <= 8 or k <= 8 or (m <= 32 and k <= 32)):
+    if not (m <= 32 and k <= 32):
         return 0
     c = _PANEL_BYTES // ((m + k) * itemsize)
     return max(_MIN_BLOCK, min(8192, 1 << (max(c, 1).bit_length() - 1)))
@@ -549,12 +551,14 @@ def group_matmul_nt(a: np.ndarray, b: np.ndarray, out_t: np.ndarray) -> np.ndarr
 
     The transposed product measured 1.1-1.8x faster than ``dy @ V^T`` on every filter
     gradient of the benchmarks (2-vCPU Xeon, OpenBLAS, one thread: shape B's 16 x 12544 by
-    12544 x 200, 1.56 -> 0.94 ms), and with few filters (m <= 8) a long inner dimension
-    runs 2x faster again in blocks of about 16 KiB per row (LeNet's first layer, 6 filters
-    over 28544 windows: 0.45 -> 0.16 ms), the blocks' products added in order.
+    12544 x 200, 1.56 -> 0.94 ms), and with few filters of few rows (m <= 8, k <= 32) a
+    long inner dimension runs 2x faster again in blocks of about 16 KiB per row (LeNet's
+    first layer, 6 filters of 25 rows over 28544 windows: 0.45 -> 0.16 ms), the blocks'
+    products added in order. (With more rows the blocks gained nothing on one thread and
+    lost on two: the 3-D suite shape, 8 filters of 108 rows, fwd+bwd 7.2 -> 9.1 ms.)
     """
     m, n = a.shape[1], a.shape[2]
-    c = _INNER_BYTES // out_t.itemsize if m <= 8 else 0
+    c = _INNER_BYTES // out_t.itemsize if m <= 8 and b.shape[1] <= 32 else 0
     for q in range(a.shape[0]):
         aq, bq, oq = a[q], b[q], out_t[q]
         if c and n >= 2 * c:
