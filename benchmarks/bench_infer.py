@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import _env
-from ._timing import CLOCKS, core_check, geometric_mean, measure_guarded, summarize, wait_quiet
-from .bench_train import TrainCase
+from ._timing import CLOCKS, geometric_mean, measure_guarded, summarize, wait_quiet
+from .bench_train import TrainCase, add_common_arguments, common_options, optional_torch, step_cell, thread_blocks
 
 __all__ = ["INFER_CASES", "make_forwards", "run_infer", "format_infer", "main"]
 
@@ -95,72 +94,56 @@ def run_infer(
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Time every case's forwards at every thread count; JSON-ready dict."""
-    from threadpoolctl import threadpool_limits
-
-    import convscope
     from convscope.train.data_parallel import _TRIALS, tuning
 
-    torch = None
-    if use_torch:
-        try:
-            import torch
-        except ImportError:
-            torch = None
+    torch = optional_torch(use_torch)
     say = log or (lambda msg: None)
     results: dict = {"benchmark": "bench_infer", "format": 1, "threads": {}, "core_check": {}}
-    if max(threads) >= 2 and (os.cpu_count() or 1) >= 2:
-        results["core_check"]["before"] = core_check()
-    for n in threads:
+    for n in thread_blocks(threads, torch, results):
         rows = []
-        with threadpool_limits(limits=n), convscope.num_threads(n):
-            if torch is not None:
-                torch.set_num_threads(n)
-            for case in cases:
-                fns = make_forwards(case, torch)
-                for _ in range(len(_TRIALS) + 2):  # the measured choice's trials: warm-up
-                    fns["convscope"]()
-                outs = {name: np.asarray(fn()) for name, fn in fns.items()}
-                ref = outs.get("torch", outs["plain"])
-                scale = float(np.abs(ref).max()) or 1.0
-                agree = max(float(np.abs(o - ref).max()) for o in outs.values()) / scale
-                if max_wait_s > 0:
-                    wait_quiet(quiet_threshold, max_wait_s)
-                samples, load = measure_guarded(
-                    fns, min_repeats, target_s, 500, rounds,
-                    settle_s=0.1 if n > 1 and len(fns) > 1 else 0.0,
-                    quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries, clock=CLOCKS["wall"],
-                )
-                row = {"case": case.name, "arch": case.arch, "batch": case.batch, "threads": n,
-                       "max_rel_difference": agree}
-                for name in fns:
-                    row[name] = summarize(samples[name])
-                if "torch" in row:
-                    row["ratio"] = row["convscope"]["median_ms"] / row["torch"]["median_ms"]
-                    row["plain_ratio"] = row["plain"]["median_ms"] / row["torch"]["median_ms"]
-                row.update(load)
-                choice = [t for t in tuning(fns["convscope"].model) if t["task"] == "infer"]  # type: ignore[attr-defined]
-                row["data_parallel"] = choice[0] if choice else {"choice": "serial"}
-                rows.append(row)
-                say("  " + _row_text(row))
+        for case in cases:
+            fns = make_forwards(case, torch)
+            for _ in range(len(_TRIALS) + 2):  # the measured choice's trials: warm-up
+                fns["convscope"]()
+            outs = {name: np.asarray(fn()) for name, fn in fns.items()}
+            ref = outs.get("torch", outs["plain"])
+            scale = float(np.abs(ref).max()) or 1.0
+            agree = max(float(np.abs(o - ref).max()) for o in outs.values()) / scale
+            if max_wait_s > 0:
+                wait_quiet(quiet_threshold, max_wait_s)
+            samples, load = measure_guarded(
+                fns, min_repeats, target_s, 500, rounds,
+                settle_s=0.1 if n > 1 and len(fns) > 1 else 0.0,
+                quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries, clock=CLOCKS["wall"],
+            )
+            row = {"case": case.name, "arch": case.arch, "batch": case.batch, "threads": n,
+                   "max_rel_difference": agree}
+            for name in fns:
+                row[name] = summarize(samples[name])
+            if "torch" in row:
+                row["ratio"] = row["convscope"]["median_ms"] / row["torch"]["median_ms"]
+                row["plain_ratio"] = row["plain"]["median_ms"] / row["torch"]["median_ms"]
+            row.update(load)
+            choice = [t for t in tuning(fns["convscope"].model) if t["task"] == "infer"]  # type: ignore[attr-defined]
+            row["data_parallel"] = choice[0] if choice else {"choice": "serial"}
+            rows.append(row)
+            say("  " + _row_text(row))
         block = {"rows": rows}
         if rows and "ratio" in rows[0]:
             block["geomean_ratio"] = geometric_mean(r["ratio"] for r in rows)
             block["geomean_plain_ratio"] = geometric_mean(r["plain_ratio"] for r in rows)
         results["threads"][str(n)] = block
-    if "before" in results["core_check"]:
-        results["core_check"]["after"] = core_check()
     return results
 
 
 def _row_text(row: dict) -> str:
-    dp = row["data_parallel"]
-    step = f"{dp['backend']} x{dp['shards']}" if dp.get("choice") == "sharded" else "serial"
     text = (f"threads={row['threads']} {row['case']:<12} convscope {row['convscope']['median_ms']:8.2f} ms "
             f"(plain {row['plain']['median_ms']:8.2f})")
     if "torch" in row:
         text += (f"  PyTorch {row['torch']['median_ms']:8.2f} ms  ratio {row['ratio']:.2f} "
                  f"(plain {row['plain_ratio']:.2f})")
-    return text + f"  max rel diff {row['max_rel_difference']:.1e}  other load {row.get('other_load') or 0:.2f}  {step}"
+    return (text + f"  max rel diff {row['max_rel_difference']:.1e}  other load {row.get('other_load') or 0:.2f}  "
+            f"{step_cell(row)}")
 
 
 def format_infer(results: dict) -> str:
@@ -170,14 +153,12 @@ def format_infer(results: dict) -> str:
            "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for n, block in results["threads"].items():
         for r in block["rows"]:
-            dp = r["data_parallel"]
-            step = f"{dp['backend']} x{dp['shards']}" if dp.get("choice") == "sharded" else "serial"
             pt = r.get("torch")
             out.append(
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | "
                 f"{r['plain']['median_ms']:.2f} | " + (f"{pt['median_ms']:.2f} | {r['ratio']:.2f} | "
                                                        f"{r['plain_ratio']:.2f}" if pt else "- | - | -")
-                + f" | {step} |")
+                + f" | {step_cell(r)} |")
         if block.get("geomean_ratio") is not None:
             out.append(f"| {n} | geomean | | | | | **{block['geomean_ratio']:.2f}** | "
                        f"{block['geomean_plain_ratio']:.2f} | |")
@@ -186,31 +167,14 @@ def format_infer(results: dict) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_infer", description=__doc__.split("\n")[0])
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--only", help="comma-separated case names, e.g. 'lenet b256,resnet b256'")
-    p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--max-wait", type=float, default=None, help="seconds to wait for a quiet machine")
-    p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--json", help="write results here")
+    add_common_arguments(p, "lenet b256,resnet b256")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    threads = [int(v) for v in args.threads.split(",") if v.strip()]
-    cases = list(INFER_CASES)
-    if args.only:
-        names = [n.strip() for n in args.only.split(",")]
-        cases = [c for c in INFER_CASES if c.name in names]
-    results = run_infer(
-        cases, threads,
-        min_repeats=3 if args.quick else 7,
-        target_s=0.5 if args.quick else 2.0,
-        rounds=2 if args.quick else 3,
-        use_torch=not args.no_torch,
-        max_wait_s=args.max_wait if args.max_wait is not None else (5.0 if args.quick else 30.0),
-        log=lambda m: print(m, flush=True),
-    )
+    threads, cases, kwargs = common_options(args, INFER_CASES)
+    results = run_infer(cases, threads, **kwargs)
     results["machine"] = _env.machine_info()
     results["removed_env"] = _env.removed_variables()
     print(f"CPU: {results['machine'].get('cpu_model')}; removed {results['removed_env']}")

@@ -28,7 +28,7 @@ import json
 import os
 import pstats
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,8 @@ import numpy as np
 from . import _env
 from ._timing import CLOCKS, core_check, measure_guarded, summarize, wait_quiet
 
-__all__ = ["TrainCase", "TRAIN_CASES", "make_steps", "torch_twin", "run_train", "format_train", "main"]
+__all__ = ["TrainCase", "TRAIN_CASES", "make_steps", "torch_twin", "optional_torch", "thread_blocks",
+           "add_common_arguments", "common_options", "step_cell", "run_train", "format_train", "main"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,64 @@ def make_steps(case: TrainCase, torch=None, seed: int = 0) -> tuple[Callable[[],
     return cs_step, pt_step
 
 
+def optional_torch(use_torch: bool):
+    """PyTorch, or None when it is not wanted or not installed (convscope's rows alone)."""
+    if not use_torch:
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def thread_blocks(threads: Sequence[int], torch, results: dict) -> Iterator[int]:
+    """Each thread count in turn, with BLAS, convscope and PyTorch held to it while the caller's
+    loop body runs; the two-core check before the first block and after the last goes into
+    ``results["core_check"]``."""
+    from threadpoolctl import threadpool_limits
+
+    import convscope
+
+    if max(threads) >= 2 and (os.cpu_count() or 1) >= 2:
+        results["core_check"]["before"] = core_check()
+    for n in threads:
+        with threadpool_limits(limits=n), convscope.num_threads(n):
+            if torch is not None:
+                torch.set_num_threads(n)
+            yield n
+    if "before" in results["core_check"]:
+        results["core_check"]["after"] = core_check()
+
+
+def add_common_arguments(p: argparse.ArgumentParser, only_example: str) -> None:
+    """The options every model benchmark takes (threads, cases, repeats, PyTorch, output)."""
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--only", help=f"comma-separated case names, e.g. '{only_example}'")
+    p.add_argument("--quick", action="store_true", help="fewer repeats")
+    p.add_argument("--max-wait", type=float, default=None, help="seconds to wait for a quiet machine")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--json", help="write results here")
+
+
+def common_options(args: argparse.Namespace, all_cases: Sequence[TrainCase]) -> tuple[list[int], list, dict]:
+    """``(threads, cases, keyword arguments of the run)`` from :func:`add_common_arguments`."""
+    threads = [int(v) for v in args.threads.split(",") if v.strip()]
+    cases = list(all_cases)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",")]
+        cases = [c for c in all_cases if c.name in names]
+    kwargs = dict(
+        min_repeats=3 if args.quick else 7,
+        target_s=0.5 if args.quick else 2.0,
+        rounds=2 if args.quick else 3,
+        use_torch=not args.no_torch,
+        max_wait_s=args.max_wait if args.max_wait is not None else (5.0 if args.quick else 30.0),
+        log=lambda m: print(m, flush=True),
+    )
+    return threads, cases, kwargs
+
+
 def run_train(
     cases: Sequence[TrainCase] = TRAIN_CASES,
     threads: Sequence[int] = (1, 2),
@@ -165,63 +224,48 @@ def run_train(
     ``clock`` is "wall" or "cpu" (this process's CPU time, used for the one-thread rows
     only: meaningful at one thread on a machine that other processes keep busy).
     """
-    from threadpoolctl import threadpool_limits
-
-    import convscope
     from convscope.train.data_parallel import _TRIALS, tuning
 
-    torch = None
-    if use_torch:
-        try:
-            import torch
-        except ImportError:
-            torch = None
+    torch = optional_torch(use_torch)
     say = log or (lambda msg: None)
     results: dict = {"benchmark": "bench_train", "format": 1, "clock": clock, "threads": {}, "core_check": {}}
-    if max(threads) >= 2 and (os.cpu_count() or 1) >= 2:
-        results["core_check"]["before"] = core_check()
-    for n in threads:
+    for n in thread_blocks(threads, torch, results):
         rows = []
-        with threadpool_limits(limits=n), convscope.num_threads(n):
-            if torch is not None:
-                torch.set_num_threads(n)
-            for case in cases:
-                cs_step, pt_step = make_steps(case, torch)
-                # a run's first steps choose between the serial and the sharded step by timing
-                # both (convscope.train.data_parallel.tuning); a training run does them once, so
-                # they are warm-up here, as the fork of the worker processes is
-                for _ in range(len(_TRIALS) + 2):
-                    cs_step()
-                fns = {"convscope": cs_step}
-                if pt_step is not None:
-                    fns["torch"] = pt_step
-                if max_wait_s > 0:
-                    wait_quiet(quiet_threshold, max_wait_s)
-                samples, load = measure_guarded(
-                    fns, min_repeats, target_s, 500, rounds,
-                    settle_s=0.1 if n > 1 and len(fns) > 1 else 0.0,
-                    quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries,
-                    clock=CLOCKS[clock if n == 1 else "wall"],
-                )
-                cs = summarize(samples["convscope"])
-                pt = summarize(samples["torch"]) if "torch" in samples else None
-                row = {
-                    "case": case.name, "arch": case.arch, "batch": case.batch, "threads": n,
-                    "clock": clock if n == 1 else "wall",
-                    "convscope": cs, "torch": pt,
-                    "convscope_images_s": case.batch / cs["median_ms"] * 1e3,
-                    "torch_images_s": case.batch / pt["median_ms"] * 1e3 if pt else None,
-                }
-                # images/s ratio convscope / PyTorch (>= 1: convscope is at least as fast)
-                row["ratio"] = row["convscope_images_s"] / row["torch_images_s"] if pt else None
-                row.update(load)
-                choice = [t for t in tuning(cs_step.model) if t["task"] == "train"]  # type: ignore[attr-defined]
-                row["data_parallel"] = choice[0] if choice else {"choice": "serial", "backend": "serial"}
-                rows.append(row)
-                say("  " + _row_text(row))
+        for case in cases:
+            cs_step, pt_step = make_steps(case, torch)
+            # a run's first steps choose between the serial and the sharded step by timing
+            # both (convscope.train.data_parallel.tuning); a training run does them once, so
+            # they are warm-up here, as the fork of the worker processes is
+            for _ in range(len(_TRIALS) + 2):
+                cs_step()
+            fns = {"convscope": cs_step}
+            if pt_step is not None:
+                fns["torch"] = pt_step
+            if max_wait_s > 0:
+                wait_quiet(quiet_threshold, max_wait_s)
+            samples, load = measure_guarded(
+                fns, min_repeats, target_s, 500, rounds,
+                settle_s=0.1 if n > 1 and len(fns) > 1 else 0.0,
+                quiet=quiet_threshold, max_wait_s=max_wait_s, retries=retries,
+                clock=CLOCKS[clock if n == 1 else "wall"],
+            )
+            cs = summarize(samples["convscope"])
+            pt = summarize(samples["torch"]) if "torch" in samples else None
+            row = {
+                "case": case.name, "arch": case.arch, "batch": case.batch, "threads": n,
+                "clock": clock if n == 1 else "wall",
+                "convscope": cs, "torch": pt,
+                "convscope_images_s": case.batch / cs["median_ms"] * 1e3,
+                "torch_images_s": case.batch / pt["median_ms"] * 1e3 if pt else None,
+            }
+            # images/s ratio convscope / PyTorch (>= 1: convscope is at least as fast)
+            row["ratio"] = row["convscope_images_s"] / row["torch_images_s"] if pt else None
+            row.update(load)
+            choice = [t for t in tuning(cs_step.model) if t["task"] == "train"]  # type: ignore[attr-defined]
+            row["data_parallel"] = choice[0] if choice else {"choice": "serial", "backend": "serial"}
+            rows.append(row)
+            say("  " + _row_text(row))
         results["threads"][str(n)] = {"rows": rows}
-    if "before" in results["core_check"]:
-        results["core_check"]["after"] = core_check()
     return results
 
 
@@ -236,7 +280,7 @@ def _row_text(row: dict) -> str:
     )
 
 
-def _step_cell(row: dict) -> str:
+def step_cell(row: dict) -> str:
     dp = row.get("data_parallel") or {}
     return f"{dp['backend']} x{dp['shards']}" if dp.get("choice") == "sharded" else "serial"
 
@@ -261,9 +305,9 @@ def format_train(results: dict) -> str:
             out.append(
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | "
                 f"{pt['median_ms']:.2f} | {r['convscope_images_s']:.0f} | {r['torch_images_s']:.0f} | "
-                f"{r['ratio']:.2f} | {r.get('clock', 'wall')} | {_step_cell(r)} |" if pt else
+                f"{r['ratio']:.2f} | {r.get('clock', 'wall')} | {step_cell(r)} |" if pt else
                 f"| {n} | {r['arch']} | {r['batch']} | {r['convscope']['median_ms']:.2f} | - | "
-                f"{r['convscope_images_s']:.0f} | - | - | {r.get('clock', 'wall')} | {_step_cell(r)} |"
+                f"{r['convscope_images_s']:.0f} | - | - | {r.get('clock', 'wall')} | {step_cell(r)} |"
             )
     return "\n".join(out) + "\n"
 
@@ -295,12 +339,7 @@ def profile_step(case: TrainCase, steps: int = 20, top: int = 25, profiler: str 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_train", description=__doc__.split("\n")[0])
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    p.add_argument("--only", help="comma-separated case names, e.g. 'lenet b64,cifar b128'")
-    p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--max-wait", type=float, default=None, help="seconds to wait for a quiet machine")
-    p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--json", help="write results here")
+    add_common_arguments(p, "lenet b64,cifar b128")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall clock, or process CPU time (meaningful at 1 thread on a busy machine)")
     p.add_argument("--profile", metavar="ARCH:BATCH", help="print a profile of convscope's step instead")
@@ -312,7 +351,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    threads = [int(v) for v in args.threads.split(",") if v.strip()]
+    threads, cases, kwargs = common_options(args, TRAIN_CASES)
     if args.profile:
         arch, _, batch = args.profile.partition(":")
         from threadpoolctl import threadpool_limits
@@ -321,20 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(profile_step(TrainCase(args.profile, arch, int(batch or 64)), steps=args.steps,
                                profiler=args.profiler))
         return 0
-    cases = list(TRAIN_CASES)
-    if args.only:
-        names = [n.strip() for n in args.only.split(",")]
-        cases = [c for c in TRAIN_CASES if c.name in names]
-    results = run_train(
-        cases, threads,
-        min_repeats=3 if args.quick else 7,
-        target_s=0.5 if args.quick else 2.0,
-        rounds=2 if args.quick else 3,
-        use_torch=not args.no_torch,
-        clock=args.clock,
-        max_wait_s=args.max_wait if args.max_wait is not None else (5.0 if args.quick else 30.0),
-        log=lambda m: print(m, flush=True),
-    )
+    results = run_train(cases, threads, clock=args.clock, **kwargs)
     results["removed_env"] = _env.removed_variables()
     print(format_train(results))
     if args.json:

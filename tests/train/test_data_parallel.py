@@ -85,6 +85,15 @@ def test_sharded_step_is_deterministic_and_batch_norm_differs_from_per_shard_sta
     assert max(np.abs(a - b).max() for a, b in zip(naive, runs[0][2])) > 1e-6
 
 
+def _sharded_and_serial_forward(model, x):
+    """``model`` in eval mode: its sharded forward on two threads, and its serial one."""
+    model.eval()
+    with convscope.num_threads(2):
+        sharded = sharded_forward(model, x)
+    with convscope.num_threads(1):
+        return sharded, model(x)
+
+
 def test_lenet_float32_sharded_step_and_inference_agree_with_serial():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)
@@ -95,11 +104,7 @@ def test_lenet_float32_sharded_step_and_inference_agree_with_serial():
     assert v2 == pytest.approx(v1, rel=1e-5)
     for got, want in zip(g2, g1):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
-    b.eval()
-    with convscope.num_threads(2):
-        p2 = sharded_forward(b, x)
-    with convscope.num_threads(1):
-        p1 = b(x)
+    p2, p1 = _sharded_and_serial_forward(b, x)
     np.testing.assert_allclose(p2, p1, rtol=1e-5, atol=1e-6)
 
 
@@ -365,11 +370,7 @@ def test_rows_and_outputs_travel_through_shared_memory_or_the_pipe_and_agree(mon
     rows = group.exchanges[1].pack([x[6:], y[6:]])
     # (256 bytes: the 6 targets fit, the rows do not)
     assert [type(r).__name__ for r in rows] == ["_Slot" if exchange_bytes > 256 else "ndarray", "_Slot"]
-    model.eval()
-    with convscope.num_threads(2):
-        got = sharded_forward(model, x)
-    with convscope.num_threads(1):
-        want = model(x)
+    got, want = _sharded_and_serial_forward(model, x)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
 
 

@@ -57,7 +57,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -91,33 +91,27 @@ def _arrived(conn: Any, spin_s: float = _SPIN_S) -> bool:
     return False
 
 
-class _Slot:
+class _Slot(NamedTuple):
     """Where one array of a message lies in an exchange block (picklable, a few bytes)."""
 
-    __slots__ = ("offset", "shape", "dtype")
-
-    def __init__(self, offset: int, shape: tuple[int, ...], dtype: str) -> None:
-        self.offset, self.shape, self.dtype = offset, shape, dtype
-
-    def __getstate__(self) -> tuple:
-        return self.offset, self.shape, self.dtype
-
-    def __setstate__(self, state: tuple) -> None:
-        self.offset, self.shape, self.dtype = state
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
 
 
 class _Exchange:
     """Arrays handed between the calling process and one worker through shared memory:
     :meth:`pack` writes them into the block and returns what the message carries instead
     (a :class:`_Slot` per array that fits, the array itself otherwise), :meth:`unpack`
-    turns that back into arrays (views of the block: valid until the next :meth:`pack`)."""
+    turns that back into arrays (views of the block: valid until the next :meth:`pack`). A
+    worker packs its answer over the rows it was sent: it no longer needs them."""
 
     def __init__(self, block: mmap.mmap) -> None:
         self.block = block
 
-    def pack(self, arrays: Sequence[Any], start: int = 0) -> list:
+    def pack(self, arrays: Sequence[Any]) -> list:
         items: list[Any] = []
-        offset = start
+        offset = 0
         for a in arrays:
             a = np.asarray(a)
             end = offset + a.nbytes
@@ -132,12 +126,6 @@ class _Exchange:
     def unpack(self, items: Sequence[Any]) -> list:
         return [np.ndarray(i.shape, dtype=np.dtype(i.dtype), buffer=self.block, offset=i.offset)
                 if isinstance(i, _Slot) else i for i in items]
-
-    def end(self, items: Sequence[Any]) -> int:
-        """The first free offset after ``items`` (where a reply can be packed)."""
-        ends = [-(-(i.offset + int(np.prod(i.shape, dtype=np.int64)) * np.dtype(i.dtype).itemsize) // _ALIGN)
-                * _ALIGN for i in items if isinstance(i, _Slot)]
-        return max(ends, default=0)
 
 
 class WorkerError(StateError):
@@ -266,11 +254,10 @@ def _worker_main(conn: Any, model: Any, weights: mmap.mmap, grads: mmap.mmap,
                 for p, view in zip(params, shared_g):
                     if p.grad is not view:  # a layer that replaced its gradient array
                         np.copyto(view, p.grad)
-                conn.send(("done", value, exchange.pack([out], exchange.end(rows))[0]))
+                conn.send(("done", value, exchange.pack([out])[0]))
             elif kind == "forward":
-                rows = msg[2]
-                out = model(exchange.unpack(rows)[0])
-                conn.send(("done", None, exchange.pack([out], exchange.end(rows))[0]))
+                out = model(exchange.unpack(msg[2])[0])
+                conn.send(("done", None, exchange.pack([out])[0]))
             else:
                 conn.send(("error", WorkerError(f"worker: unknown message {kind!r}")))
         except _Abandoned:
